@@ -1,0 +1,3 @@
+from lampi.cli.main import main
+
+main()

@@ -1,0 +1,361 @@
+"""``lampi`` command line: serve, openrc, project/user/role administration, fsck.
+
+Every setting is a flag, a ``LAMPI_*`` environment variable, or a key in the TOML
+file given with ``--config`` / ``LAMPI_CONFIG``. Admin commands work directly on the
+data dir, also while a server is running on it (SQLite WAL allows that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from lampi import __version__
+from lampi.config import Settings, load_settings
+from lampi.core import errors
+from lampi.core.models import ROLES
+
+T = TypeVar("T")
+
+DATA_DIR_HELP = "Data directory [env LAMPI_DATA_DIR; default ./lampi-data]."
+CONFIG_HELP = "TOML config file [env LAMPI_CONFIG]."
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    root = ctx.find_root()
+    config = overrides.pop("config", None) or root.params.get("config")
+    try:
+        return load_settings(overrides, config_file=config)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``fn(identity_service)`` against the data dir's stores."""
+    from lampi.identity.service import IdentityService
+    from lampi.store.meta.sqlite import SQLiteMetaStore
+
+    async def go() -> T:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        try:
+            ident = IdentityService(meta, settings)
+            await ident.bootstrap()
+            return await fn(ident)
+        finally:
+            await meta.close()
+
+    try:
+        return asyncio.run(go())
+    except errors.DomainError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers: list[str] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    if rows is None:
+        click.echo(data if isinstance(data, str) else json.dumps(data, indent=2))
+        return
+    table = Table(*(headers or []))
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+
+
+data_dir_option = click.option("--data-dir", envvar="LAMPI_DATA_DIR", default=None, help=DATA_DIR_HELP)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lampi")
+@click.option("--config", envvar="LAMPI_CONFIG", default=None, help=CONFIG_HELP)
+def cli(config: str | None) -> None:
+    """lampi — object storage speaking OpenStack Swift (Keystone v3 login) and S3.
+
+    Start a server with `lampi serve`, then load its credentials with
+    `eval "$(lampi openrc)"` and use swift, openstack, rclone or python-swiftclient.
+    """
+
+
+@cli.command()
+@click.option("--host", envvar="LAMPI_HOST", default=None, help="Address to listen on [env LAMPI_HOST; default 127.0.0.1].")
+@click.option("--port", envvar="LAMPI_PORT", type=int, default=None, help="TCP port [env LAMPI_PORT; default 8080].")
+@data_dir_option
+@click.option("--workers", envvar="LAMPI_WORKERS", type=int, default=None,
+              help="Worker processes sharing the port [env LAMPI_WORKERS; default 1].")
+@click.option("--public-url", envvar="LAMPI_PUBLIC_URL", default=None,
+              help="Public base URL when behind a proxy, e.g. https://objects.example.org [env LAMPI_PUBLIC_URL].")
+@click.option("--region", envvar="LAMPI_REGION", default=None, help="Region in the catalog [env LAMPI_REGION; default regionOne].")
+@click.option("--token-ttl", envvar="LAMPI_TOKEN_TTL", type=int, default=None,
+              help="Token lifetime in seconds [env LAMPI_TOKEN_TTL; default 28800 = 8 h].")
+@click.option("--log-level", envvar="LAMPI_LOG_LEVEL", default=None,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Log level [env LAMPI_LOG_LEVEL; default info].")
+@click.option("--log-format", envvar="LAMPI_LOG_FORMAT", default=None, type=click.Choice(["auto", "json", "console"]),
+              help="Log format [env LAMPI_LOG_FORMAT; default auto: console on a TTY, else JSON lines].")
+@click.pass_context
+def serve(ctx: click.Context, **flags: Any) -> None:
+    """Run the server (Keystone v3 + Swift API) on one port.
+
+    Zero config: SQLite metadata and files under the data dir. The first start
+    creates domain Default, project `admin` and user `admin` with a random password,
+    and writes an OpenStack RC file v3 (see `lampi openrc`).
+    """
+    from lampi.http.server import serve as run_server
+    from lampi.log import setup_logging
+
+    settings = _settings(ctx, **flags)
+    setup_logging(settings.log_level, settings.log_format)
+
+    def announce(s: Settings, boot: Any, took: float) -> None:
+        dd = str(s.data_path.resolve())
+        msg = [
+            f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
+            f"  Keystone v3:  {s.base_url()}/v3",
+            f"  Swift:        {s.base_url()}/v1/AUTH_{boot.project.id}",
+            f"  data dir:     {dd}",
+            f"  credentials:  eval \"$(lampi openrc --data-dir {dd})\"",
+        ]
+        if boot.created:
+            msg.append(f"  first start: created project '{boot.project.name}' and user '{boot.user.name}' "
+                       f"(password in {dd}/openrc.sh)")
+        click.echo("\n".join(msg), err=True)
+
+    sys.exit(run_server(settings, announce))
+
+
+@cli.command()
+@data_dir_option
+@click.pass_context
+def openrc(ctx: click.Context, data_dir: str | None) -> None:
+    """Print the admin's OpenStack RC file v3: eval "$(lampi openrc)"."""
+    settings = _settings(ctx, data_dir=data_dir)
+    path = settings.data_path / "openrc.sh"
+    if not path.exists():
+        raise click.ClickException(f"{path} not found: start the server once with `lampi serve`")
+    click.echo(path.read_text(), nl=False)
+
+
+# -- projects ---------------------------------------------------------------------------
+
+
+@cli.group()
+def project() -> None:
+    """Create, list and delete projects (accounts)."""
+
+
+@project.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="Free text.")
+@data_dir_option
+@json_option
+@click.pass_context
+def project_create(ctx: click.Context, name: str, description: str, data_dir: str | None, as_json: bool) -> None:
+    """Create project NAME in domain Default."""
+    p = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_project(name, description))
+    _emit(as_json, {"id": p.id, "name": p.name, "domain_id": p.domain_id}) if as_json else click.echo(p.id)
+
+
+@project.command("list")
+@data_dir_option
+@json_option
+@click.pass_context
+def project_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """List projects."""
+    ps = _run(_settings(ctx, data_dir=data_dir), lambda i: i.meta.list_projects())
+    data = [{"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description} for p in ps]
+    _emit(as_json, data, [[p.id, p.name, p.description] for p in ps], ["ID", "Name", "Description"])
+
+
+@project.command("delete")
+@click.argument("project_ref")
+@data_dir_option
+@click.pass_context
+def project_delete(ctx: click.Context, project_ref: str, data_dir: str | None) -> None:
+    """Delete a project (by name or id); it must have no containers."""
+
+    async def go(i: Any) -> None:
+        p = await i.find_project(project_ref)
+        await i.meta.delete_project(p.id)
+
+    _run(_settings(ctx, data_dir=data_dir), go)
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """Create, list and delete users; set passwords."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The user's password.")
+@click.option("--project", "project_ref", default=None, help="Grant a role on this project (name or id).")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True, help="Role on --project.")
+@data_dir_option
+@json_option
+@click.pass_context
+def user_create(ctx: click.Context, name: str, password: str, project_ref: str | None, role: str,
+                data_dir: str | None, as_json: bool) -> None:
+    """Create user NAME in domain Default."""
+
+    async def go(i: Any) -> Any:
+        pid = (await i.find_project(project_ref)).id if project_ref else None
+        return await i.create_user(name, password, pid, role)
+
+    u = _run(_settings(ctx, data_dir=data_dir), go)
+    _emit(as_json, {"id": u.id, "name": u.name, "default_project_id": u.default_project_id}) if as_json else click.echo(u.id)
+
+
+@user.command("list")
+@data_dir_option
+@json_option
+@click.pass_context
+def user_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """List users with their role assignments."""
+
+    async def go(i: Any) -> list[dict[str, Any]]:
+        out = []
+        for u in await i.meta.list_users():
+            roles = []
+            for p in await i.meta.projects_for_user(u.id):
+                for r in await i.meta.roles_for(u.id, p.id):
+                    roles.append({"project": p.name, "project_id": p.id, "role": r})
+            out.append({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "roles": roles})
+        return out
+
+    data = _run(_settings(ctx, data_dir=data_dir), go)
+    _emit(as_json, data, [[d["id"], d["name"], ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
+          ["ID", "Name", "Roles"])
+
+
+@user.command("delete")
+@click.argument("user_ref")
+@data_dir_option
+@click.pass_context
+def user_delete(ctx: click.Context, user_ref: str, data_dir: str | None) -> None:
+    """Delete a user (by name or id)."""
+
+    async def go(i: Any) -> None:
+        u = await i.find_user(user_ref)
+        await i.meta.delete_user(u.id)
+
+    _run(_settings(ctx, data_dir=data_dir), go)
+
+
+@user.command("set-password")
+@click.argument("user_ref")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+@data_dir_option
+@click.pass_context
+def user_set_password(ctx: click.Context, user_ref: str, password: str, data_dir: str | None) -> None:
+    """Set a user's password (existing tokens stay valid until they expire)."""
+
+    async def go(i: Any) -> None:
+        u = await i.find_user(user_ref)
+        await i.set_password(u.id, password)
+
+    _run(_settings(ctx, data_dir=data_dir), go)
+
+
+# -- roles -----------------------------------------------------------------------------
+
+
+@cli.group()
+def role() -> None:
+    """Grant and revoke roles (admin, member, reader) of users on projects."""
+
+
+def _role_cmd(grant: bool) -> Callable[..., None]:
+    @click.argument("user_ref")
+    @click.argument("project_ref")
+    @click.argument("role_name", type=click.Choice(ROLES))
+    @data_dir_option
+    @click.pass_context
+    def cmd(ctx: click.Context, user_ref: str, project_ref: str, role_name: str, data_dir: str | None) -> None:
+        async def go(i: Any) -> None:
+            u = await i.find_user(user_ref)
+            p = await i.find_project(project_ref)
+            if grant:
+                await i.meta.grant_role(u.id, p.id, role_name)
+            else:
+                await i.meta.revoke_role(u.id, p.id, role_name)
+
+        _run(_settings(ctx, data_dir=data_dir), go)
+
+    return cmd
+
+
+role.command("grant", help="Give USER the role ROLE on PROJECT.")(_role_cmd(True))
+role.command("revoke", help="Take the role ROLE on PROJECT from USER.")(_role_cmd(False))
+
+
+# -- fsck ------------------------------------------------------------------------------
+
+
+@cli.command()
+@data_dir_option
+@click.option("--dry-run", is_flag=True, help="Report only; remove nothing.")
+@click.option("--grace", type=float, default=60.0, show_default=True,
+              help="Leave files younger than this many seconds (uploads in flight on a running server).")
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool) -> None:
+    """Check metadata against blobs; remove orphaned blobs and partial uploads.
+
+    Exit status 0 when the store is clean (after removals), 1 when objects have a
+    missing or wrong-sized blob.
+    """
+    from rich.progress import Progress
+
+    from lampi.bg.fsck import fsck as run_fsck
+    from lampi.store.blob.fs import FSBlobStore
+    from lampi.store.meta.sqlite import SQLiteMetaStore
+
+    settings = _settings(ctx, data_dir=data_dir)
+    if not (settings.data_path / "meta.db").exists():
+        raise click.ClickException(f"no lampi data in {settings.data_path}")
+
+    async def go() -> Any:
+        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        try:
+            with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
+                return await run_fsck(meta, FSBlobStore(settings.data_path), repair=not dry_run, grace=grace,
+                                      progress=progress)
+        finally:
+            await meta.close()
+
+    rep = asyncio.run(go())
+    if as_json:
+        click.echo(json.dumps(rep.as_dict(), indent=2))
+    else:
+        click.echo(f"objects: {rep.objects}  blobs: {rep.blobs}")
+        click.echo(f"orphaned blobs: {len(rep.orphan_blobs)}  partial uploads: {len(rep.partials)}"
+                   f"  {'removed: ' + str(rep.removed) if not dry_run else '(dry run)'}")
+        for c, o, b in rep.missing_blobs:
+            click.echo(f"MISSING blob {b} for {c}/{o}")
+        for c, o, e, a in rep.size_mismatches:
+            click.echo(f"SIZE MISMATCH {c}/{o}: metadata {e} bytes, blob {a} bytes")
+        if rep.skipped_young:
+            click.echo(f"left {rep.skipped_young} file(s) younger than {grace:g}s alone")
+        click.echo("clean" if rep.clean else "NOT CLEAN")
+    sys.exit(0 if rep.clean else 1)
+
+
+def main() -> None:
+    cli(prog_name="lampi")
+
+
+if __name__ == "__main__":
+    main()

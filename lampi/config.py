@@ -1,0 +1,116 @@
+"""One settings object for lampi.
+
+Precedence: command-line flags > ``LAMPI_*`` environment variables > TOML config
+file (``--config`` / ``LAMPI_CONFIG``) > defaults. No other module reads
+``os.environ`` for lampi settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on."})
+    port: int = field(default=8080, metadata={"help": "TCP port to listen on."})
+    data_dir: str = field(
+        default="./lampi-data",
+        metadata={"help": "Directory holding metadata (SQLite), blobs, keys and the RC file."},
+    )
+    workers: int = field(
+        default=1, metadata={"help": "Worker processes sharing the listening port."}
+    )
+    public_url: str = field(
+        default="",
+        metadata={
+            "help": "Public base URL (e.g. https://objects.example.org) used in the "
+            "catalog and storage URLs; default http://HOST:PORT."
+        },
+    )
+    region: str = field(default="regionOne", metadata={"help": "Region name in the catalog."})
+    token_ttl: int = field(
+        default=8 * 3600, metadata={"help": "Keystone token lifetime in seconds (Allas: 8 h)."}
+    )
+    admin_project: str = field(
+        default="admin",
+        metadata={"help": "Project whose admin role reaches every account (the 'cloud admin')."},
+    )
+    admin_user: str = field(default="admin", metadata={"help": "Name of the bootstrap admin user."})
+    log_level: str = field(default="info", metadata={"help": "Log level: debug, info, warning, error."})
+    log_format: str = field(
+        default="auto", metadata={"help": "Log format: json, console or auto (console on a TTY)."}
+    )
+    shutdown_timeout: float = field(
+        default=30.0,
+        metadata={"help": "Seconds to let in-flight requests finish on SIGTERM/SIGINT."},
+    )
+    max_object_size: int = field(
+        default=5 * 1024**3, metadata={"help": "Largest single object in bytes (Swift: 5 GiB)."}
+    )
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+ENV_PREFIX = "LAMPI_"
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    typ = kind if isinstance(kind, type) else {"int": int, "float": float, "str": str}.get(str(kind), str)
+    try:
+        return typ(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name!r}: cannot use {value!r} ({exc})") from None
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build the settings from defaults, TOML, env and explicit overrides (flags)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG")
+    known = {f.name: f for f in fields(Settings)}
+    if config_file:
+        with open(config_file, "rb") as fh:
+            data = tomllib.load(fh)
+        data = data.get("lampi", data)
+        for key, value in data.items():
+            key = key.replace("-", "_")
+            if key not in known:
+                raise ValueError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, known[key].type, value)
+    for name, f in known.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, f.type, raw)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, known[name].type, value)
+    return dataclasses.replace(Settings(), **values)
+
+
+def settings_help() -> list[tuple[str, str, Any]]:
+    """(name, help, default) for docs and ``lampi --help``."""
+    return [(f.name, f.metadata.get("help", ""), f.default) for f in fields(Settings)]

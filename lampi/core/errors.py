@@ -1,0 +1,92 @@
+"""Domain errors raised by the storage core and identity layer.
+
+No HTTP in here: ``lampi.swift.errors`` and ``lampi.identity.errors`` map each
+class to their protocol's status code and body.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str = "", **detail: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
+        self.message = message or (self.__class__.__doc__ or "").strip()
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """The resource could not be found."""
+
+
+class AccountNotFound(NotFound):
+    """The account could not be found."""
+
+
+class ContainerNotFound(NotFound):
+    """The container could not be found."""
+
+
+class ObjectNotFound(NotFound):
+    """The object could not be found."""
+
+
+class ContainerExists(DomainError):
+    """The container already exists in this account."""
+
+
+class ContainerNameTaken(DomainError):
+    """The container name is in use by another project."""
+
+
+class ContainerNotEmpty(DomainError):
+    """There was a conflict when trying to complete your request."""
+
+
+class InvalidName(DomainError):
+    """The name is not valid."""
+
+
+class InvalidMetadata(DomainError):
+    """The metadata is not valid."""
+
+
+class InvalidArgument(DomainError):
+    """A request parameter is not valid."""
+
+
+class EntityTooLarge(DomainError):
+    """Your request is too large."""
+
+
+class ChecksumMismatch(DomainError):
+    """The given ETag does not match the MD5 of the received bytes."""
+
+
+class IncompleteBody(DomainError):
+    """The request body ended before its declared length."""
+
+
+class PreconditionFailed(DomainError):
+    """A precondition header did not match."""
+
+
+class NotModified(DomainError):
+    """The object was not modified since the given time / matches the given ETag."""
+
+
+class RangeNotSatisfiable(DomainError):
+    """The requested range is not satisfiable."""
+
+
+class Unauthorized(DomainError):
+    """The request could not be authenticated."""
+
+
+class Forbidden(DomainError):
+    """Access was denied to this resource."""
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state."""

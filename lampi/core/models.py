@@ -1,0 +1,99 @@
+"""Records of the storage core. Frozen value objects crossing layer boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    project_id: str
+    meta: dict[str, str]
+    created_at: float
+    container_count: int = 0
+    object_count: int = 0
+    bytes_used: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str
+    project_id: str
+    created_at: float
+    meta: dict[str, str]
+    object_count: int = 0
+    bytes_used: int = 0
+    put_timestamp: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    container: str
+    name: str
+    blob_id: str
+    size: int
+    etag: str
+    content_type: str
+    last_modified: float  # the X-Timestamp of the PUT/POST that made this version
+    meta: dict[str, str] = field(default_factory=dict)  # user metadata, lower-case keys without prefix
+    sysmeta: dict[str, str] = field(default_factory=dict)  # content-disposition, content-encoding, ...
+    delete_at: int | None = None
+    data_timestamp: float = 0.0  # when the bytes were written (unchanged by POST)
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEntry:
+    """One row of a container or account listing, or a subdir (name set, is_subdir)."""
+
+    name: str
+    is_subdir: bool = False
+    bytes: int = 0
+    count: int = 0
+    hash: str = ""
+    content_type: str = ""
+    last_modified: float = 0.0
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListParams:
+    prefix: str = ""
+    delimiter: str = ""
+    marker: str = ""
+    end_marker: str = ""
+    limit: int = 10000
+    reverse: bool = False
+
+
+# --- identity records (Keystone v3 subset) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    id: str
+    name: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    domain_id: str
+    description: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    domain_id: str
+    password_hash: str = field(default="", repr=False)
+    enabled: bool = True
+    default_project_id: str | None = None
+
+
+ROLES = ("admin", "member", "reader")

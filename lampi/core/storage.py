@@ -1,0 +1,208 @@
+"""The protocol-neutral storage core.
+
+Owns the commit order (blob durable → metadata transaction → caller acknowledges),
+streaming MD5 while writing, name checks shared by every protocol, expiry
+visibility and cleanup of replaced blobs. Swift and S3 adapters call this; it never
+imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
+
+from lampi.core import errors
+from lampi.core.models import Account, Container, ListingEntry, ListParams, ObjectRecord
+from lampi.store.blob.base import BlobStore
+from lampi.store.meta.base import MetaStore
+
+log = logging.getLogger("lampi.core")
+
+
+def check_name(kind: str, name: str, max_bytes: int) -> None:
+    """Names are non-empty valid UTF-8 without NUL, at most ``max_bytes`` bytes."""
+    if not name:
+        raise errors.InvalidName(f"{kind} name is empty")
+    if "\x00" in name:
+        raise errors.InvalidName(f"{kind} name contains a NUL character")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidName(f"{kind} name is not valid UTF-8") from None
+    if len(raw) > max_bytes:
+        raise errors.InvalidName(f"{kind} name length of {len(raw)} longer than {max_bytes}")
+
+
+class Storage:
+    def __init__(self, meta: MetaStore, blobs: BlobStore) -> None:
+        self.meta = meta
+        self.blobs = blobs
+
+    # -- accounts -------------------------------------------------------------------
+
+    async def account(self, project_id: str) -> Account:
+        return await self.meta.get_account(project_id)
+
+    async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
+        return await self.meta.list_containers(project_id, params)
+
+    async def update_account_meta(self, project_id: str, updates: dict[str, str | None]) -> None:
+        await self.meta.update_account_meta(project_id, updates)
+
+    # -- containers -----------------------------------------------------------------
+
+    async def create_container(
+        self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None
+    ) -> bool:
+        return await self.meta.create_container(project_id, name, meta, timestamp or time.time())
+
+    async def container(self, project_id: str, name: str) -> Container:
+        """The container ``name`` as seen from account ``project_id``."""
+        c = await self.meta.get_container(name)
+        if c is None or c.project_id != project_id:
+            raise errors.ContainerNotFound()
+        return c
+
+    async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None:
+        await self.meta.update_container_meta(name, updates)
+
+    async def delete_container(self, project_id: str, name: str) -> None:
+        await self.meta.delete_container(project_id, name)
+
+    async def list_objects(self, container: str, params: ListParams) -> list[ListingEntry]:
+        return await self.meta.list_objects(container, params, time.time())
+
+    # -- objects --------------------------------------------------------------------
+
+    async def put_object(
+        self,
+        container: str,
+        name: str,
+        body: AsyncIterable[bytes],
+        *,
+        content_type: str,
+        meta: dict[str, str],
+        sysmeta: dict[str, str],
+        delete_at: int | None = None,
+        expected_size: int | None = None,
+        expected_etag: str | None = None,
+        max_size: int | None = None,
+        timestamp: float | None = None,
+    ) -> ObjectRecord:
+        """Stream ``body`` into a new blob and make it the visible version of the object.
+
+        The blob is committed (fsynced) before the metadata transaction; the metadata
+        commit is the moment the object becomes visible. On any failure the blob is
+        aborted and the previous version stays untouched.
+        """
+        md5 = hashlib.md5(usedforsecurity=False)
+        writer = self.blobs.writer()
+        try:
+            async for chunk in body:
+                if max_size is not None and writer.size + len(chunk) > max_size:
+                    raise errors.EntityTooLarge()
+                md5.update(chunk)
+                await writer.write(chunk)
+            if expected_size is not None and writer.size != expected_size:
+                raise errors.IncompleteBody(
+                    f"received {writer.size} of {expected_size} bytes"
+                )
+            etag = md5.hexdigest()
+            if expected_etag is not None and expected_etag.strip('"').lower() != etag:
+                raise errors.ChecksumMismatch()
+            blob_id = await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        ts = timestamp or time.time()
+        record = ObjectRecord(
+            container=container,
+            name=name,
+            blob_id=blob_id,
+            size=writer.size,
+            etag=etag,
+            content_type=content_type,
+            last_modified=ts,
+            meta=meta,
+            sysmeta=sysmeta,
+            delete_at=delete_at,
+            data_timestamp=ts,
+        )
+        try:
+            old = await self.meta.put_object(record)
+        except BaseException:
+            await self.blobs.delete(blob_id)
+            raise
+        if old is not None and old != blob_id:
+            await self._release(old)
+        return record
+
+    async def _release(self, blob_id: str) -> None:
+        try:
+            await self.blobs.delete(blob_id)
+        except Exception:  # an orphan is harmless; fsck collects it
+            log.warning("could not delete replaced blob %s", blob_id, exc_info=True)
+
+    async def head_object(self, container: str, name: str) -> ObjectRecord:
+        rec = await self.meta.get_object(container, name, time.time())
+        if rec is None:
+            raise errors.ObjectNotFound()
+        return rec
+
+    def read_object(
+        self, record: ObjectRecord, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self.blobs.read(record.blob_id, offset, length)
+
+    async def update_object_meta(
+        self,
+        record: ObjectRecord,
+        meta: dict[str, str],
+        sysmeta: dict[str, str],
+        content_type: str,
+        delete_at: int | None,
+        timestamp: float | None = None,
+    ) -> ObjectRecord:
+        ts = timestamp or time.time()
+        await self.meta.update_object_meta(
+            record.container, record.name, meta, sysmeta, content_type, delete_at, ts
+        )
+        return replace(
+            record, meta=meta, sysmeta=sysmeta, content_type=content_type, delete_at=delete_at,
+            last_modified=ts,
+        )
+
+    async def delete_object(self, container: str, name: str) -> None:
+        rec = await self.meta.get_object(container, name, time.time())
+        blob_id = await self.meta.delete_object(container, name)
+        if blob_id is None or rec is None:
+            if blob_id is not None:
+                await self._release(blob_id)  # it had expired: reclaim, still a 404
+            raise errors.ObjectNotFound()
+        await self._release(blob_id)
+
+    async def copy_object(
+        self,
+        source: ObjectRecord,
+        container: str,
+        name: str,
+        *,
+        content_type: str,
+        meta: dict[str, str],
+        sysmeta: dict[str, str],
+        delete_at: int | None = None,
+    ) -> ObjectRecord:
+        """Server-side copy: stream the source blob into a new blob (never shared)."""
+        return await self.put_object(
+            container,
+            name,
+            self.blobs.read(source.blob_id),
+            content_type=content_type,
+            meta=meta,
+            sysmeta=sysmeta,
+            delete_at=delete_at,
+            expected_size=source.size,
+        )

@@ -1,0 +1,125 @@
+"""Application assembly: outer middleware, dispatch by path, health.
+
+Every request gets a transaction id in Swift's format, returned as ``X-Trans-Id``,
+``X-Openstack-Request-Id`` and ``x-amz-request-id``, bound to the log context, and
+logged in one access line. Dispatch:
+
+    /healthcheck          200 "OK" without auth
+    /, /v3/...            Keystone v3 identity (lampi.identity.keystone)
+    /auth/v1.0            Swift v1 auth
+    /info                 Swift capabilities
+    /v1/AUTH_<p>/...      Swift API (also under /swift/v1/..., as Allas serves it)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from lampi.config import Settings
+from lampi.core.storage import Storage
+from lampi.http.context import (
+    IDENTITY,
+    SETTINGS,
+    STORAGE,
+    TRANS_ID,
+    trans_id_var,
+)
+from lampi.identity import keystone
+from lampi.identity.service import IdentityService
+from lampi.log import access_log
+from lampi.store.blob.base import BlobStore
+from lampi.store.meta.base import MetaStore
+from lampi.swift import handlers as swift
+
+log = logging.getLogger("lampi.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def generate_trans_id() -> str:
+    # swift/common/utils: 'tx%s-%010x' % (uuid4().hex[:21], int(time()))
+    return "tx%s-%010x" % (uuid.uuid4().hex[:21], int(time.time()))
+
+
+def _stamp(resp: web.StreamResponse, tid: str) -> None:
+    resp.headers["X-Trans-Id"] = tid
+    resp.headers["X-Openstack-Request-Id"] = tid
+    resp.headers["x-amz-request-id"] = tid
+
+
+@web.middleware
+async def outer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tid = generate_trans_id()
+    request[TRANS_ID] = tid
+    token = trans_id_var.set(tid)
+    start = time.monotonic()
+    status = 500
+    resp: web.StreamResponse | None = None
+    try:
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = exc
+        except Exception:
+            log.exception("unhandled error")
+            resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
+        status = resp.status
+        if not resp.prepared:
+            _stamp(resp, tid)
+        return resp
+    finally:
+        access_log(request, status, time.monotonic() - start, resp)
+        trans_id_var.reset(token)
+
+
+def _is_swift(request: web.Request) -> bool:
+    p = request.path
+    return p.startswith("/v1/") or p.startswith("/swift/")
+
+
+async def healthcheck(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    path = request.raw_path.split("?", 1)[0]
+    if path.startswith("/v1/") or path.startswith("/swift/v1/") or path in ("/v1", "/swift/v1"):
+        return await swift.handle(request)
+    if path in ("/healthcheck", "/healthcheck/"):
+        return await healthcheck(request)
+    if path in ("/info", "/swift/info", "/info/"):
+        return await swift.info(request)
+    if path in ("/auth/v1.0", "/auth/v1.0/", "/v1.0", "/auth/v1", "/swift/auth/v1.0"):
+        return await keystone.v1_auth(request)
+    if path == "/" or path.startswith("/v3"):
+        return await keystone.handle(request)
+    return web.Response(status=404, text="Not Found\n", content_type="text/plain")
+
+
+def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Application:
+    app = web.Application(
+        middlewares=[outer_middleware],
+        client_max_size=1024 * 1024,  # only for bodies read whole (JSON); objects stream
+        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+    )
+    identity = IdentityService(meta, settings)
+    app[SETTINGS] = settings
+    app[STORAGE] = Storage(meta, blobs)
+    app[IDENTITY] = identity
+
+    async def on_startup(app: web.Application) -> None:
+        await identity.load_admin_project()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await meta.close()
+        await blobs.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

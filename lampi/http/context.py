@@ -1,0 +1,24 @@
+"""Typed keys for application and request state."""
+
+from __future__ import annotations
+
+import contextvars
+
+from aiohttp import web
+
+from lampi.config import Settings
+from lampi.core.authz import Principal
+from lampi.core.storage import Storage
+from lampi.identity.service import IdentityService
+
+SETTINGS = web.AppKey("settings", Settings)
+STORAGE = web.AppKey("storage", Storage)
+IDENTITY = web.AppKey("identity", IdentityService)
+
+TRANS_ID = "lampi.trans_id"
+PRINCIPAL = "lampi.principal"
+PROJECT = "lampi.project"  # project id of the request, for the access log
+
+trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
+
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "Principal", "trans_id_var"]

@@ -1,0 +1,150 @@
+"""Process model: one listening socket, N worker processes serving it.
+
+The parent binds the socket, bootstraps the data dir (domain, admin project and
+user, RC file), clears leftovers of interrupted uploads (no upload can be in flight
+before the workers start), then serves in-process (1 worker) or forks workers that
+share the socket. SIGTERM/SIGINT: stop accepting, let in-flight requests finish
+within ``shutdown_timeout``, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+
+from lampi.config import Settings
+from lampi.http.app import build_app
+from lampi.identity.service import Bootstrap, IdentityService
+from lampi.store.blob.fs import FSBlobStore
+from lampi.store.meta.sqlite import SQLiteMetaStore
+
+log = logging.getLogger("lampi.server")
+
+
+def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
+    root = settings.data_path
+    root.mkdir(parents=True, exist_ok=True)
+    return SQLiteMetaStore(root / "meta.db"), FSBlobStore(root)
+
+
+def bootstrap(settings: Settings) -> Bootstrap:
+    async def run() -> Bootstrap:
+        meta, _ = open_stores(settings)
+        try:
+            return await IdentityService(meta, settings).bootstrap()
+        finally:
+            await meta.close()
+
+    return asyncio.run(run())
+
+
+def clear_partials(settings: Settings) -> int:
+    blobs = FSBlobStore(settings.data_path)
+    n = 0
+    for ident, _mtime in list(blobs.iter_partials()):
+        blobs.remove_partial(ident)
+        n += 1
+    return n
+
+
+def bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # uvloop is an optional speed-up
+        return asyncio.new_event_loop()
+
+
+def serve_worker(settings: Settings, sock: socket.socket) -> None:
+    meta, blobs = open_stores(settings)
+    app = build_app(settings, meta, blobs)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    web.run_app(
+        app,
+        sock=sock,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=True,
+        loop=loop,
+    )
+
+
+def _worker_entry(settings: Settings, sock: socket.socket) -> None:
+    from lampi.log import setup_logging
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        serve_worker(settings, sock)
+    except KeyboardInterrupt:
+        pass
+
+
+def serve(settings: Settings, announce: Any = None) -> int:
+    start = time.monotonic()
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    boot = bootstrap(settings)
+    removed = clear_partials(settings)
+    if removed:
+        log.info("removed %d leftovers of interrupted uploads", removed)
+    if announce:
+        announce(settings, boot, time.monotonic() - start)
+    if settings.workers <= 1:
+        serve_worker(settings, sock)
+        return 0
+    ctx = multiprocessing.get_context("fork")
+    procs: list[multiprocessing.process.BaseProcess] = []
+    stopping = False
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        p = ctx.Process(target=_worker_entry, args=(settings, sock), daemon=False)
+        p.start()
+        return p
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs.extend(spawn() for _ in range(settings.workers))
+    while True:
+        for i, p in enumerate(procs):
+            p.join(timeout=0.2)
+            if not p.is_alive() and not stopping:
+                log.warning("worker %s exited with %s; restarting", p.pid, p.exitcode)
+                procs[i] = spawn()
+        if stopping and not any(p.is_alive() for p in procs):
+            break
+    sock.close()
+    return 0

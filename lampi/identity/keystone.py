@@ -1,0 +1,512 @@
+"""Keystone v3 identity API (the subset clients use) and Swift v1.0 auth.
+
+Reference: https://docs.openstack.org/api-ref/identity/v3/ . Shapes follow what
+keystoneauth1, python-keystoneclient and python-openstackclient read:
+version discovery at ``/`` and ``/v3``, ``POST /v3/auth/tokens`` (password and token
+methods, project or no scope), token validation/revocation, project listings.
+Errors use Keystone's ``{"error": {"code", "title", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.models import Project, User
+from lampi.http.context import IDENTITY, PROJECT, SETTINGS
+from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles
+from lampi.identity.tokens import TokenData
+
+MAX_AUTH_BODY = 64 * 1024
+API_VERSION = "v3.14"
+JSON_TYPE = "application/json"
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large"}
+
+
+def role_id(name: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"lampi:role:{name}").hex
+
+
+def fmt_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+def error(status: int, message: str, request: web.Request | None = None) -> web.Response:
+    body = {"error": {"code": status, "title": _TITLES.get(status, "Error"), "message": message}}
+    resp = web.json_response(body, status=status)
+    if status == 401 and request is not None:
+        resp.headers["WWW-Authenticate"] = f'Keystone uri="{base_url(request)}/v3"'
+    resp.headers["Vary"] = "X-Auth-Token"
+    return resp
+
+
+def base_url(request: web.Request) -> str:
+    s = request.app[SETTINGS]
+    if s.public_url:
+        return s.public_url.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def storage_url(request: web.Request, project_id: str) -> str:
+    return f"{base_url(request)}/v1/AUTH_{project_id}"
+
+
+def version_doc(request: web.Request) -> dict[str, Any]:
+    return {
+        "id": API_VERSION,
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": f"{base_url(request)}/v3/"}],
+        "media-types": [{"base": JSON_TYPE, "type": "application/vnd.openstack.identity-v3+json"}],
+    }
+
+
+# -- dispatch -----------------------------------------------------------------------
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    path = request.path.rstrip("/") or "/"
+    m = request.method
+    try:
+        if path == "/":
+            if m not in ("GET", "HEAD"):
+                return error(405, "Method Not Allowed")
+            return web.json_response({"versions": {"values": [version_doc(request)]}}, status=300)
+        if path == "/v3":
+            if m not in ("GET", "HEAD"):
+                return error(405, "Method Not Allowed")
+            return web.json_response({"version": version_doc(request)})
+        if path == "/v3/auth/tokens":
+            if m == "POST":
+                return await create_token(request)
+            if m in ("GET", "HEAD"):
+                return await validate_token(request, head=m == "HEAD")
+            if m == "DELETE":
+                return await revoke_token(request)
+            return error(405, "Method Not Allowed")
+        if path in ("/v3/auth/projects", "/v3/auth/catalog", "/v3/auth/domains", "/v3/projects",
+                    "/v3/users", "/v3/domains", "/v3/roles") or path.startswith(("/v3/users/", "/v3/projects/", "/v3/domains/")):
+            if m not in ("GET", "HEAD"):
+                return error(405, "Method Not Allowed")
+            return await read_api(request, path)
+        return error(404, "The resource could not be found.")
+    except errors.Unauthorized as exc:
+        return error(401, exc.message or "The request you have made requires authentication.", request)
+    except errors.Forbidden as exc:
+        return error(403, exc.message or "You are not authorized to perform the requested action.")
+    except errors.NotFound as exc:
+        return error(404, exc.message or "The resource could not be found.")
+    except (errors.InvalidArgument, errors.InvalidName) as exc:
+        return error(400, exc.message)
+
+
+# -- tokens -------------------------------------------------------------------------
+
+
+def _obj(d: Any, key: str, where: str) -> dict[str, Any]:
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, dict):
+        raise errors.InvalidArgument(f"'{key}' is a required property of {where}")
+    return v
+
+
+def _str(d: dict[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise errors.InvalidArgument(f"'{key}' must be a string")
+    return v
+
+
+async def _read_json(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > MAX_AUTH_BODY:
+        raise errors.InvalidArgument("request body too large")
+    raw = await request.content.read(MAX_AUTH_BODY + 1)
+    if len(raw) > MAX_AUTH_BODY:
+        raise errors.InvalidArgument("request body too large")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidArgument("Expecting to find valid JSON in request body.") from None
+
+
+async def _domain_ref(ident: IdentityService, ref: Any, must: bool) -> str | None:
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        raise errors.InvalidArgument("domain must be an object")
+    did, dname = _str(ref, "id"), _str(ref, "name")
+    d = await ident.meta.get_domain(did or dname or "")
+    if d is None or (did and d.id != did) or (dname and not did and d.name != dname):
+        if must:
+            raise errors.Unauthorized("The request you have made requires authentication.")
+        raise errors.NotFound(f"Could not find domain: {did or dname}.")
+    return d.id
+
+
+async def _password_user(ident: IdentityService, pw: dict[str, Any]) -> User:
+    user = _obj(pw, "user", "password")
+    password = _str(user, "password")
+    if password is None:
+        raise errors.InvalidArgument("'password' is a required property of user")
+    uid, uname = _str(user, "id"), _str(user, "name")
+    u: User | None = None
+    if uid:
+        u = await ident.meta.get_user(uid)
+        if u is None and not uname:
+            # Allas accepts the user *name* in user.id (allas_conf does this)
+            u = await ident.meta.find_user(uid, DEFAULT_DOMAIN.id)
+    elif uname:
+        if "domain" not in user:
+            raise errors.InvalidArgument("a user name requires a domain ('domain': {'id' or 'name'})")
+        dom = await _domain_ref(ident, user.get("domain"), must=True)
+        u = await ident.meta.find_user(uname, dom or DEFAULT_DOMAIN.id)
+    else:
+        raise errors.InvalidArgument("user requires 'id' or 'name'")
+    return await ident.check_password(u, password)
+
+
+async def _scope_project(ident: IdentityService, scope: Any) -> Project | None | str:
+    if scope is None:
+        return None
+    if scope == "unscoped":
+        return "unscoped"
+    if not isinstance(scope, dict):
+        raise errors.InvalidArgument("scope must be an object")
+    if "project" not in scope:
+        if "domain" in scope or "system" in scope or "OS-TRUST:trust" in scope:
+            raise errors.Unauthorized("lampi issues project-scoped or unscoped tokens only")
+        raise errors.InvalidArgument("scope requires 'project'")
+    proj = _obj(scope, "project", "scope")
+    pid, pname = _str(proj, "id"), _str(proj, "name")
+    p: Project | None
+    if pid:
+        p = await ident.meta.get_project(pid)
+    elif pname:
+        if "domain" not in proj:
+            raise errors.InvalidArgument("a project name requires a domain")
+        dom = await _domain_ref(ident, proj.get("domain"), must=False)
+        p = await ident.meta.find_project(pname, dom or DEFAULT_DOMAIN.id)
+    else:
+        raise errors.InvalidArgument("project requires 'id' or 'name'")
+    if p is None:
+        raise errors.NotFound(f"Could not find project: {pid or pname}.")
+    return p
+
+
+async def create_token(request: web.Request) -> web.Response:
+    ident = request.app[IDENTITY]
+    body = await _read_json(request)
+    auth = _obj(body, "auth", "the request")
+    identity = _obj(auth, "identity", "auth")
+    methods = identity.get("methods")
+    if not isinstance(methods, list) or not methods or not all(isinstance(x, str) for x in methods):
+        raise errors.InvalidArgument("'methods' must be a non-empty list of strings")
+    scope = await _scope_project(ident, auth.get("scope"))
+    expires_at: float | None = None
+    audit_chain: tuple[str, ...] = ()
+    if "password" in methods:
+        user = await _password_user(ident, _obj(identity, "password", "identity"))
+    elif "token" in methods:
+        tok = _obj(identity, "token", "identity")
+        tid = _str(tok, "id")
+        if not tid:
+            raise errors.InvalidArgument("'id' is a required property of token")
+        old = await ident.validate(tid)
+        u = await ident.meta.get_user(old.user_id)
+        if u is None or not u.enabled:
+            raise errors.Unauthorized("The request you have made requires authentication.")
+        user = u
+        # a re-scoped token keeps the original expiry (Keystone behaviour)
+        expires_at = old.expires_at
+        audit_chain = (old.audit_id, *old.audit_chain)[:2]
+        if scope is None and old.project_id:
+            raise errors.Forbidden("re-scoping a scoped token needs an explicit scope")
+    else:
+        raise errors.Unauthorized(f"Unsupported authentication method: {methods[0]}")
+    project: Project | None = None
+    roles: tuple[str, ...] = ()
+    if isinstance(scope, Project):
+        project = scope
+        roles = await ident.scope_roles(user, project)
+    elif scope is None and user.default_project_id:
+        p = await ident.meta.get_project(user.default_project_id)
+        if p is not None:
+            r = await ident.meta.roles_for(user.id, p.id)
+            if r and p.enabled:
+                project, roles = p, implied_roles(tuple(r))
+    token, data = ident.issue_token(
+        user, project, roles, tuple(m for m in methods if m in ("password", "token")) or ("password",),
+        expires_at=expires_at, audit_chain=audit_chain,
+    )
+    if project:
+        request[PROJECT] = project.id
+    body_out = await token_body(request, data, user, project, catalog=True)
+    resp = web.json_response(body_out, status=201)
+    resp.headers["X-Subject-Token"] = token
+    return resp
+
+
+async def token_body(
+    request: web.Request, data: TokenData, user: User, project: Project | None, catalog: bool
+) -> dict[str, Any]:
+    ident = request.app[IDENTITY]
+    udom = await ident.meta.get_domain(user.domain_id)
+    tok: dict[str, Any] = {
+        "methods": list(data.methods),
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "domain": {"id": user.domain_id, "name": udom.name if udom else user.domain_id},
+            "password_expires_at": None,
+        },
+        "audit_ids": [data.audit_id, *data.audit_chain],
+        "issued_at": fmt_time(data.issued_at),
+        "expires_at": fmt_time(data.expires_at),
+    }
+    if project is not None:
+        pdom = await ident.meta.get_domain(project.domain_id)
+        tok["project"] = {
+            "id": project.id,
+            "name": project.name,
+            "domain": {"id": project.domain_id, "name": pdom.name if pdom else project.domain_id},
+        }
+        tok["is_domain"] = False
+        tok["roles"] = [{"id": role_id(r), "name": r} for r in data.roles]
+        if catalog:
+            tok["catalog"] = build_catalog(request, project.id)
+    elif catalog:
+        tok["catalog"] = []
+    return {"token": tok}
+
+
+def build_catalog(request: web.Request, project_id: str) -> list[dict[str, Any]]:
+    s = request.app[SETTINGS]
+    base = base_url(request)
+
+    def endpoints(url: str, svc: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{svc}:{iface}").hex,
+                "interface": iface,
+                "region": s.region,
+                "region_id": s.region,
+                "url": url,
+            }
+            for iface in ("public", "internal", "admin")
+        ]
+
+    return [
+        {
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, "lampi:identity").hex,
+            "type": "identity",
+            "name": "keystone",
+            "endpoints": endpoints(f"{base}/v3", "identity"),
+        },
+        {
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, "lampi:object-store").hex,
+            "type": "object-store",
+            "name": "swift",
+            "endpoints": endpoints(f"{base}/v1/AUTH_{project_id}", "object-store"),
+        },
+    ]
+
+
+async def _caller(request: web.Request) -> TokenData:
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        raise errors.Unauthorized("The request you have made requires authentication.")
+    return await request.app[IDENTITY].validate(token)
+
+
+async def validate_token(request: web.Request, head: bool) -> web.Response:
+    ident = request.app[IDENTITY]
+    caller = await _caller(request)
+    subject_token = request.headers.get("X-Subject-Token")
+    if not subject_token:
+        raise errors.InvalidArgument("X-Subject-Token header is required")
+    try:
+        subject = await ident.validate(subject_token)
+    except errors.Unauthorized:
+        raise errors.NotFound("Could not find token.") from None
+    if subject.user_id != caller.user_id and not ident.is_cloud_admin(caller.project_id, caller.roles):
+        raise errors.Forbidden("You are not authorized to perform the requested action.")
+    user = await ident.meta.get_user(subject.user_id)
+    if user is None:
+        raise errors.NotFound("Could not find token.")
+    project = await ident.meta.get_project(subject.project_id) if subject.project_id else None
+    resp: web.Response
+    if head:
+        resp = web.Response(status=200)
+    else:
+        nocatalog = "nocatalog" in request.query
+        resp = web.json_response(await token_body(request, subject, user, project, not nocatalog))
+    resp.headers["X-Subject-Token"] = subject_token
+    return resp
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    ident = request.app[IDENTITY]
+    caller = await _caller(request)
+    subject_token = request.headers.get("X-Subject-Token")
+    if not subject_token:
+        raise errors.InvalidArgument("X-Subject-Token header is required")
+    try:
+        subject = await ident.validate(subject_token)
+    except errors.Unauthorized:
+        raise errors.NotFound("Could not find token.") from None
+    if subject.user_id != caller.user_id and not ident.is_cloud_admin(caller.project_id, caller.roles):
+        raise errors.Forbidden("You are not authorized to perform the requested action.")
+    await ident.revoke(subject)
+    return web.Response(status=204)
+
+
+# -- read-only resources --------------------------------------------------------------
+
+
+def project_json(request: web.Request, p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id,
+        "description": p.description,
+        "enabled": p.enabled,
+        "is_domain": False,
+        "parent_id": p.domain_id,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{base_url(request)}/v3/projects/{p.id}"},
+    }
+
+
+def user_json(request: web.Request, u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "name": u.name,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
+        "default_project_id": u.default_project_id,
+        "password_expires_at": None,
+        "options": {},
+        "links": {"self": f"{base_url(request)}/v3/users/{u.id}"},
+    }
+
+
+def _collection(request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
+    return web.json_response(
+        {key: items, "links": {"self": str(request.url), "previous": None, "next": None}}
+    )
+
+
+async def read_api(request: web.Request, path: str) -> web.Response:
+    ident = request.app[IDENTITY]
+    caller = await _caller(request)
+    admin = ident.is_cloud_admin(caller.project_id, caller.roles)
+    parts = path.split("/")[2:]  # after /v3
+    name_filter = request.query.get("name")
+
+    if parts == ["auth", "projects"]:
+        projects = await ident.meta.projects_for_user(caller.user_id)
+        return _collection(request, "projects", [project_json(request, p) for p in projects if p.enabled])
+    if parts == ["auth", "domains"]:
+        d = await ident.meta.get_domain(DEFAULT_DOMAIN.id)
+        return _collection(request, "domains", [{"id": d.id, "name": d.name, "enabled": True}] if d else [])
+    if parts == ["auth", "catalog"]:
+        if not caller.project_id:
+            raise errors.Forbidden("the catalog needs a project-scoped token")
+        return web.json_response({"catalog": build_catalog(request, caller.project_id),
+                                  "links": {"self": str(request.url)}})
+    if parts == ["projects"]:
+        if admin:
+            projects = await ident.meta.list_projects()
+        else:
+            projects = await ident.meta.projects_for_user(caller.user_id)
+            if not name_filter:
+                raise errors.Forbidden("You are not authorized to perform the requested action: identity:list_projects.")
+        if name_filter:
+            projects = [p for p in projects if p.name == name_filter]
+        return _collection(request, "projects", [project_json(request, p) for p in projects])
+    if len(parts) == 2 and parts[0] == "projects":
+        p = await ident.meta.get_project(parts[1])
+        if p is None or not (admin or p.id == caller.project_id):
+            if p is None:
+                raise errors.NotFound(f"Could not find project: {parts[1]}.")
+            raise errors.Forbidden("You are not authorized to perform the requested action: identity:get_project.")
+        return web.json_response({"project": project_json(request, p)})
+    if parts == ["users"]:
+        if not admin:
+            raise errors.Forbidden("You are not authorized to perform the requested action: identity:list_users.")
+        users = await ident.meta.list_users()
+        if name_filter:
+            users = [u for u in users if u.name == name_filter]
+        return _collection(request, "users", [user_json(request, u) for u in users])
+    if len(parts) >= 2 and parts[0] == "users":
+        if parts[1] != caller.user_id and not admin:
+            raise errors.Forbidden("You are not authorized to perform the requested action.")
+        u = await ident.meta.get_user(parts[1])
+        if u is None:
+            raise errors.NotFound(f"Could not find user: {parts[1]}.")
+        if len(parts) == 2:
+            return web.json_response({"user": user_json(request, u)})
+        if parts[2:] == ["projects"]:
+            projects = await ident.meta.projects_for_user(u.id)
+            return _collection(request, "projects", [project_json(request, p) for p in projects])
+    if parts == ["domains"] or (len(parts) == 2 and parts[0] == "domains"):
+        d = await ident.meta.get_domain(parts[1] if len(parts) == 2 else DEFAULT_DOMAIN.id)
+        if d is None:
+            raise errors.NotFound("Could not find domain.")
+        dj = {"id": d.id, "name": d.name, "enabled": d.enabled, "description": "",
+              "links": {"self": f"{base_url(request)}/v3/domains/{d.id}"}}
+        if len(parts) == 2:
+            return web.json_response({"domain": dj})
+        return _collection(request, "domains", [dj] if not name_filter or name_filter == d.name else [])
+    if parts == ["roles"]:
+        from lampi.core.models import ROLES
+
+        return _collection(request, "roles", [{"id": role_id(r), "name": r} for r in ROLES])
+    raise errors.NotFound("The resource could not be found.")
+
+
+# -- Swift v1.0 auth (tempauth-style) -----------------------------------------------------
+
+
+async def v1_auth(request: web.Request) -> web.Response:
+    """``GET /auth/v1.0`` with ``X-Auth-User: project:user`` and ``X-Auth-Key``."""
+    if request.method not in ("GET", "HEAD"):
+        return web.Response(status=405, text="Method Not Allowed\n")
+    ident = request.app[IDENTITY]
+    user_hdr = request.headers.get("X-Auth-User") or request.headers.get("X-Storage-User") or ""
+    key = request.headers.get("X-Auth-Key") or request.headers.get("X-Storage-Pass") or ""
+    if ":" not in user_hdr or not key:
+        return web.Response(status=401, text="Unauthorized\n")
+    project_name, user_name = user_hdr.split(":", 1)
+    user = await ident.meta.find_user(user_name, DEFAULT_DOMAIN.id)
+    try:
+        user = await ident.check_password(user, key)
+        project = await ident.meta.find_project(project_name, DEFAULT_DOMAIN.id) or await ident.meta.get_project(project_name)
+        if project is None:
+            raise errors.Unauthorized()
+        roles = await ident.scope_roles(user, project)
+    except errors.Unauthorized:
+        return web.Response(status=401, text="Unauthorized\n")
+    token, data = ident.issue_token(user, project, roles, ("password",))
+    request[PROJECT] = project.id
+    url = storage_url(request, project.id)
+    return web.Response(
+        status=200,
+        headers={
+            "X-Storage-Url": url,
+            "X-Auth-Token": token,
+            "X-Storage-Token": token,
+            "X-Auth-Token-Expires": str(int(data.expires_at - time.time())),
+        },
+    )

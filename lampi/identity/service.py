@@ -1,0 +1,252 @@
+"""Identity service: users, projects, roles, password checks, tokens, bootstrap.
+
+Protocol-neutral: the Keystone v3 and Swift v1 auth handlers translate HTTP into
+calls here; the CLI uses it to administer the data dir.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from lampi.config import Settings
+from lampi.core import errors
+from lampi.core.authz import Principal
+from lampi.core.models import ROLES, Domain, Project, User
+from lampi.identity.passwords import hash_password, verify_password
+from lampi.identity.tokens import TokenCodec, TokenData, TokenError, load_keys
+from lampi.store.meta.base import MetaStore
+
+DEFAULT_DOMAIN = Domain(id="default", name="Default")
+
+# A dummy hash so that an unknown user costs as much time as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    created: bool
+    project: Project
+    user: User
+    password: str | None
+
+
+class IdentityService:
+    def __init__(self, meta: MetaStore, settings: Settings) -> None:
+        self.meta = meta
+        self.settings = settings
+        self.codec = TokenCodec(load_keys(settings.data_path / "keys"))
+
+    # -- bootstrap ------------------------------------------------------------------
+
+    async def bootstrap(self) -> Bootstrap:
+        """First start: domain Default, the admin project and user, the RC file."""
+        s = self.settings
+        if await self.meta.get_domain(DEFAULT_DOMAIN.id) is None:
+            await self.meta.create_domain(DEFAULT_DOMAIN)
+        project = await self.meta.find_project(s.admin_project, DEFAULT_DOMAIN.id)
+        if project is None:
+            project = await self.create_project(s.admin_project, "lampi administrators")
+        user = await self.meta.find_user(s.admin_user, DEFAULT_DOMAIN.id)
+        password = None
+        created = False
+        if user is None:
+            password = secrets.token_urlsafe(18)
+            user = await self.create_user(s.admin_user, password, project.id, "admin")
+            created = True
+        rc = self.rc_path()
+        if created or not rc.exists():
+            if password is None:
+                # RC file lost: we cannot recover the password, so set a new one
+                password = secrets.token_urlsafe(18)
+                await self.set_password(user.id, password)
+            self.write_openrc(user.name, password, project.name)
+        return Bootstrap(created, project, user, password)
+
+    def rc_path(self) -> Path:
+        return self.settings.data_path / "openrc.sh"
+
+    def openrc_text(self, user: str, password: str, project: str) -> str:
+        s = self.settings
+
+        def q(v: str) -> str:
+            return "'" + v.replace("'", "'\"'\"'") + "'"
+
+        lines = [
+            "# OpenStack RC file v3 for lampi — load with: eval \"$(lampi openrc)\"",
+            f"export OS_AUTH_URL={q(s.base_url() + '/v3')}",
+            "export OS_IDENTITY_API_VERSION=3",
+            f"export OS_USERNAME={q(user)}",
+            f"export OS_PASSWORD={q(password)}",
+            f"export OS_USER_DOMAIN_NAME={q(DEFAULT_DOMAIN.name)}",
+            f"export OS_PROJECT_NAME={q(project)}",
+            f"export OS_PROJECT_DOMAIN_NAME={q(DEFAULT_DOMAIN.name)}",
+            f"export OS_REGION_NAME={q(s.region)}",
+            "export OS_INTERFACE=public",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write_openrc(self, user: str, password: str, project: str) -> None:
+        import os
+
+        path = self.rc_path()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.openrc_text(user, password, project))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    # -- administration -------------------------------------------------------------
+
+    async def domain(self, ref: str | None) -> Domain:
+        d = await self.meta.get_domain(ref or DEFAULT_DOMAIN.id)
+        if d is None:
+            raise errors.NotFound(f"Could not find domain: {ref}.")
+        return d
+
+    async def create_project(self, name: str, description: str = "", domain: str | None = None) -> Project:
+        if not name or len(name) > 64:
+            raise errors.InvalidArgument("project name must be 1 to 64 characters")
+        d = await self.domain(domain)
+        return await self.meta.create_project(Project(uuid.uuid4().hex, name, d.id, description))
+
+    async def find_project(self, ref: str, domain: str | None = None) -> Project:
+        p = await self.meta.get_project(ref)
+        if p is None:
+            d = await self.domain(domain)
+            p = await self.meta.find_project(ref, d.id)
+        if p is None:
+            raise errors.NotFound(f"Could not find project: {ref}.")
+        return p
+
+    async def create_user(
+        self,
+        name: str,
+        password: str,
+        project_id: str | None = None,
+        role: str = "member",
+        domain: str | None = None,
+    ) -> User:
+        if not name or len(name) > 255:
+            raise errors.InvalidArgument("user name must be 1 to 255 characters")
+        if not password:
+            raise errors.InvalidArgument("password must not be empty")
+        if role not in ROLES:
+            raise errors.InvalidArgument(f"role must be one of {', '.join(ROLES)}")
+        d = await self.domain(domain)
+        import asyncio
+
+        pw_hash = await asyncio.to_thread(hash_password, password)
+        user = await self.meta.create_user(
+            User(uuid.uuid4().hex, name, d.id, pw_hash, True, project_id)
+        )
+        if project_id:
+            await self.meta.grant_role(user.id, project_id, role)
+        return user
+
+    async def find_user(self, ref: str, domain: str | None = None) -> User:
+        u = await self.meta.get_user(ref)
+        if u is None:
+            d = await self.domain(domain)
+            u = await self.meta.find_user(ref, d.id)
+        if u is None:
+            raise errors.NotFound(f"Could not find user: {ref}.")
+        return u
+
+    async def set_password(self, user_id: str, password: str) -> None:
+        import asyncio
+
+        if not password:
+            raise errors.InvalidArgument("password must not be empty")
+        await self.meta.set_password_hash(user_id, await asyncio.to_thread(hash_password, password))
+
+    # -- authentication -------------------------------------------------------------
+
+    async def check_password(self, user: User | None, password: str) -> User:
+        """Verify ``password`` for ``user`` in constant-ish time; raise Unauthorized."""
+        ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        if user is None or not ok or not user.enabled:
+            raise errors.Unauthorized("The request you have made requires authentication.")
+        return user
+
+    async def scope_roles(self, user: User, project: Project) -> tuple[str, ...]:
+        roles = tuple(await self.meta.roles_for(user.id, project.id))
+        if not roles or not project.enabled:
+            raise errors.Unauthorized(
+                f"User {user.id} has no access to project {project.id}"
+            )
+        return implied_roles(roles)
+
+    def issue_token(
+        self,
+        user: User,
+        project: Project | None,
+        roles: tuple[str, ...],
+        methods: tuple[str, ...],
+        expires_at: float | None = None,
+        audit_chain: tuple[str, ...] = (),
+    ) -> tuple[str, TokenData]:
+        return self.codec.issue(
+            user.id,
+            project.id if project else None,
+            roles,
+            methods,
+            self.settings.token_ttl,
+            expires_at=expires_at,
+            audit_chain=audit_chain,
+        )
+
+    async def validate(self, token: str) -> TokenData:
+        try:
+            data = self.codec.decode(token)
+        except TokenError as exc:
+            raise errors.Unauthorized(str(exc)) from None
+        revoked = await self.meta.revoked_tokens()
+        if revoked and (data.audit_id in revoked or any(a in revoked for a in data.audit_chain)):
+            raise errors.Unauthorized("token revoked")
+        return data
+
+    async def revoke(self, data: TokenData) -> None:
+        await self.meta.revoke_token(data.audit_id, data.expires_at)
+
+    def principal(self, data: TokenData, user_name: str = "") -> Principal:
+        return Principal(
+            user_id=data.user_id,
+            user_name=user_name,
+            project_id=data.project_id,
+            roles=data.roles,
+            is_cloud_admin=self.is_cloud_admin(data.project_id, data.roles),
+            audit_id=data.audit_id,
+            expires_at=data.expires_at,
+        )
+
+    def is_cloud_admin(self, project_id: str | None, roles: tuple[str, ...]) -> bool:
+        return bool(project_id) and "admin" in roles and project_id == self._admin_project_id
+
+    _admin_project_id: str | None = None
+
+    async def load_admin_project(self) -> None:
+        p = await self.meta.find_project(self.settings.admin_project, DEFAULT_DOMAIN.id)
+        self._admin_project_id = p.id if p else None
+
+    async def principal_for_token(self, token: str) -> Principal:
+        return self.principal(await self.validate(token))
+
+
+def implied_roles(roles: tuple[str, ...]) -> tuple[str, ...]:
+    """Keystone's default role inference: admin implies member implies reader."""
+    out = set(roles)
+    if "admin" in out:
+        out.add("member")
+    if "member" in out:
+        out.add("reader")
+    return tuple(r for r in ROLES if r in out)
+
+
+def now() -> float:
+    return time.time()

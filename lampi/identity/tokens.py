@@ -1,0 +1,109 @@
+"""Self-contained Keystone tokens.
+
+A token is a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``) whose
+plaintext is a small JSON payload: user, project scope, roles, methods, issue and
+expiry times and an audit id. Every worker that shares the key file verifies a token
+without a lookup; revocation is by audit id (see ``MetaStore.revoke_token``).
+
+Keys live in ``<data-dir>/keys/fernet-*`` (mode 0600). The newest key signs; all
+keys verify, so keys can be rotated by adding a new file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+@dataclass(frozen=True, slots=True)
+class TokenData:
+    user_id: str
+    project_id: str | None
+    roles: tuple[str, ...]
+    methods: tuple[str, ...]
+    issued_at: float
+    expires_at: float
+    audit_id: str
+    audit_chain: tuple[str, ...] = ()
+
+
+def load_keys(key_dir: Path) -> MultiFernet:
+    """Load (creating on first use) the Fernet keys in ``key_dir``."""
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = sorted(key_dir.glob("fernet-*"))
+    if not files:
+        tmp = key_dir / f".fernet-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, key_dir / "fernet-0")  # atomic: the first process wins
+        except FileExistsError:
+            pass
+        os.unlink(tmp)
+        files = sorted(key_dir.glob("fernet-*"))
+    files.sort(key=lambda p: int(p.name.split("-", 1)[1]) if p.name.split("-", 1)[1].isdigit() else -1)
+    keys = [Fernet(p.read_bytes().strip()) for p in reversed(files)]
+    return MultiFernet(keys)
+
+
+class TokenError(Exception):
+    pass
+
+
+class TokenCodec:
+    def __init__(self, fernet: MultiFernet) -> None:
+        self._f = fernet
+
+    def issue(
+        self,
+        user_id: str,
+        project_id: str | None,
+        roles: tuple[str, ...],
+        methods: tuple[str, ...],
+        ttl: float,
+        expires_at: float | None = None,
+        audit_chain: tuple[str, ...] = (),
+    ) -> tuple[str, TokenData]:
+        now = time.time()
+        data = TokenData(
+            user_id=user_id,
+            project_id=project_id,
+            roles=roles,
+            methods=methods,
+            issued_at=now,
+            expires_at=expires_at if expires_at is not None else now + ttl,
+            audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode(),
+            audit_chain=audit_chain,
+        )
+        payload = json.dumps(
+            [data.user_id, data.project_id, list(data.roles), list(data.methods), data.issued_at,
+             data.expires_at, data.audit_id, list(data.audit_chain)],
+            separators=(",", ":"),
+        ).encode()
+        token = self._f.encrypt(payload).decode().rstrip("=")
+        return token, data
+
+    def decode(self, token: str) -> TokenData:
+        """Verify and decrypt; raise TokenError when forged, malformed or expired."""
+        if not token or len(token) > 4096:
+            raise TokenError("malformed token")
+        padded = token + "=" * (-len(token) % 4)
+        try:
+            raw = self._f.decrypt(padded.encode())
+            f = json.loads(raw)
+            data = TokenData(f[0], f[1], tuple(f[2]), tuple(f[3]), float(f[4]), float(f[5]), f[6], tuple(f[7]))
+        except (InvalidToken, ValueError, TypeError, IndexError, UnicodeError):
+            raise TokenError("invalid token") from None
+        if data.expires_at <= time.time():
+            raise TokenError("token expired")
+        return data

@@ -1,0 +1,45 @@
+"""The BlobStore protocol: object bytes, written once, read by range, deleted.
+
+A writer goes ``write(chunk)* → commit()`` (durable: data and directory fsynced
+before commit returns) or ``abort()``. Nothing a writer wrote is reachable until
+commit returns its blob id and the metadata store records it. Implementations:
+``fs.FSBlobStore`` (local files), ``memory.MemoryBlobStore`` (tests, ephemeral).
+``tests/unit/store/test_blob_contract.py`` is the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+READ_CHUNK = 256 * 1024
+
+
+class BlobWriter(Protocol):
+    blob_id: str
+    size: int
+
+    async def write(self, chunk: bytes) -> None: ...
+    async def commit(self) -> str: ...
+    async def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    def writer(self) -> BlobWriter: ...
+    def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
+    def local_path(self, blob_id: str) -> Path | None:
+        """A file holding the blob's bytes, for zero-copy sends; None if not file-backed."""
+        ...
+
+    async def delete(self, blob_id: str) -> None: ...
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        """(blob_id, size, mtime) of every committed blob, for fsck/GC."""
+        ...
+
+    def iter_partials(self) -> Iterator[tuple[str, float]]:
+        """(identifier, mtime) of uncommitted leftovers of interrupted writes."""
+        ...
+
+    def remove_partial(self, ident: str) -> None: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,42 @@
+"""Swift's limits, in one place; published by ``GET /info``.
+
+Values are OpenStack Swift's defaults (swift/common/constraints.py, swift.conf-sample).
+"""
+
+from __future__ import annotations
+
+MAX_FILE_SIZE = 5 * 1024 * 1024 * 1024  # 5 GiB, overridable by settings.max_object_size
+MAX_META_NAME_LENGTH = 128
+MAX_META_VALUE_LENGTH = 256
+MAX_META_COUNT = 90
+MAX_META_OVERALL_SIZE = 4096
+MAX_HEADER_SIZE = 8192
+MAX_OBJECT_NAME_LENGTH = 1024
+MAX_CONTAINER_NAME_LENGTH = 256
+MAX_ACCOUNT_NAME_LENGTH = 256
+CONTAINER_LISTING_LIMIT = 10000
+ACCOUNT_LISTING_LIMIT = 10000
+EXTRA_HEADER_COUNT = 0
+MAX_RANGES = 100  # more ranges than this in one request are ignored, as Swift does
+
+
+def swift_info(max_file_size: int) -> dict[str, object]:
+    return {
+        "max_file_size": max_file_size,
+        "max_meta_name_length": MAX_META_NAME_LENGTH,
+        "max_meta_value_length": MAX_META_VALUE_LENGTH,
+        "max_meta_count": MAX_META_COUNT,
+        "max_meta_overall_size": MAX_META_OVERALL_SIZE,
+        "max_header_size": MAX_HEADER_SIZE,
+        "max_object_name_length": MAX_OBJECT_NAME_LENGTH,
+        "max_container_name_length": MAX_CONTAINER_NAME_LENGTH,
+        "max_account_name_length": MAX_ACCOUNT_NAME_LENGTH,
+        "container_listing_limit": CONTAINER_LISTING_LIMIT,
+        "account_listing_limit": ACCOUNT_LISTING_LIMIT,
+        "extra_header_count": EXTRA_HEADER_COUNT,
+        "valid_api_versions": ["v1", "v1.0"],
+        "strict_cors_mode": True,
+        "policies": [{"name": "default-placement", "default": True}],
+        "allow_account_management": False,
+        "account_autocreate": False,
+    }

@@ -1,0 +1,231 @@
+"""Swift API: ``/v1/AUTH_<project_id>[/<container>[/<object>]]``.
+
+Reference: https://docs.openstack.org/api-ref/object-store/ . Behaviour follows
+OpenStack Swift's proxy: statuses, headers and plain-text error bodies.
+The same API is served under ``/swift/v1/...`` as Allas's URLs have it.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.authz import Principal, authorize_account
+from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
+from lampi.swift import constraints as C
+from lampi.swift import objects
+from lampi.swift.errors import swift_error, to_response
+from lampi.swift.http_util import check_total_meta, parse_meta, x_timestamp
+from lampi.swift.listing import list_params, listing_format, render_containers, render_objects
+
+WRITE_METHODS = frozenset({"PUT", "POST", "DELETE", "COPY"})
+
+
+def split_path(request: web.Request) -> tuple[str, str | None, str | None]:
+    """(account, container, object) from the raw path, decoded as Swift does."""
+    raw = request.raw_path.split("?", 1)[0]
+    if raw.startswith("/swift/"):
+        raw = raw[len("/swift"):]
+    try:
+        path = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.PreconditionFailed("Invalid UTF8 or contains NULL") from None
+    if "\x00" in path:
+        raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
+    parts = path.split("/", 4)  # '', 'v1', account, container, object
+    account = parts[2] if len(parts) > 2 else ""
+    container = parts[3] if len(parts) > 3 and parts[3] else None
+    obj = parts[4] if len(parts) > 4 and parts[4] else None
+    if not account or (obj is not None and container is None):
+        raise errors.NotFound()
+    if container is None and len(parts) > 4:
+        raise errors.NotFound()
+    return account, container, obj
+
+
+async def authenticate(request: web.Request) -> Principal | None:
+    token = request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token")
+    if not token:
+        return None
+    return await request.app[IDENTITY].principal_for_token(token)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    method = request.method
+    try:
+        account, container, obj = split_path(request)
+        if not account.startswith("AUTH_"):
+            raise errors.NotFound()
+        project_id = account[5:]
+        request[PROJECT] = project_id
+        principal = await authenticate(request)
+        request[PRINCIPAL] = principal
+        authorize_account(principal, project_id, write=method in WRITE_METHODS)
+        if container is not None:
+            cbytes = len(container.encode())
+            if cbytes > C.MAX_CONTAINER_NAME_LENGTH:
+                raise errors.InvalidName(
+                    f"Container name length of {cbytes} longer than {C.MAX_CONTAINER_NAME_LENGTH}"
+                )
+        if obj is not None:
+            obytes = len(obj.encode())
+            if obytes > C.MAX_OBJECT_NAME_LENGTH:
+                raise errors.InvalidName(
+                    f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}"
+                )
+            return await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
+        if container is not None:
+            return await handle_container(request, project_id, account, container)
+        return await handle_account(request, project_id, account)
+    except errors.DomainError as exc:
+        return to_response(exc, method)
+
+
+# -- account ----------------------------------------------------------------------------
+
+
+async def _account_headers(request: web.Request, project_id: str) -> dict[str, str]:
+    acct = await request.app[STORAGE].account(project_id)
+    h = {
+        "X-Account-Container-Count": str(acct.container_count),
+        "X-Account-Object-Count": str(acct.object_count),
+        "X-Account-Bytes-Used": str(acct.bytes_used),
+        "X-Timestamp": x_timestamp(acct.created_at),
+        "X-PUT-Timestamp": x_timestamp(acct.created_at),
+        "X-Account-Storage-Policy-Default-Placement-Container-Count": str(acct.container_count),
+        "X-Account-Storage-Policy-Default-Placement-Object-Count": str(acct.object_count),
+        "X-Account-Storage-Policy-Default-Placement-Bytes-Used": str(acct.bytes_used),
+    }
+    for k, v in acct.meta.items():
+        h[f"X-Account-Meta-{k}"] = v
+    return h
+
+
+async def handle_account(request: web.Request, project_id: str, account: str) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    m = request.method
+    if m in ("GET", "HEAD"):
+        params = list_params(request) if m == "GET" else None
+        headers = await _account_headers(request, project_id)
+        if m == "HEAD":
+            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
+        assert params is not None
+        rows = await storage.list_containers(project_id, params)
+        fmt = listing_format(request)
+        body, ctype = render_containers(fmt, account, rows)
+        if fmt == "plain" and not rows:
+            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
+        return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
+    if m == "POST":
+        updates = parse_meta(request.headers, "account")
+        acct = await storage.account(project_id)
+        merged = dict(acct.meta)
+        for k, v in updates.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        check_total_meta(merged)
+        await storage.update_account_meta(project_id, updates)
+        return web.Response(status=204, content_type="text/html", charset="UTF-8")
+    return swift_error(405, method=m)
+
+
+# -- container --------------------------------------------------------------------------
+
+# Container headers kept as system metadata (ACLs now; versioning, quotas, etc. later).
+CONTAINER_SYS_HEADERS = ("x-container-read", "x-container-write")
+
+
+def _container_sys_updates(request: web.Request) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for h in CONTAINER_SYS_HEADERS:
+        if h in request.headers:
+            out["sys:" + h] = request.headers[h].strip() or None
+        rh = "x-remove-" + h[2:]
+        if rh in request.headers:
+            out["sys:" + h] = None
+    return out
+
+
+async def _container_headers(request: web.Request, project_id: str, name: str) -> dict[str, str]:
+    c = await request.app[STORAGE].container(project_id, name)
+    h = {
+        "X-Container-Object-Count": str(c.object_count),
+        "X-Container-Bytes-Used": str(c.bytes_used),
+        "X-Timestamp": x_timestamp(c.created_at),
+        "X-PUT-Timestamp": x_timestamp(c.put_timestamp),
+        "X-Storage-Policy": "default-placement",
+        "Accept-Ranges": "bytes",
+    }
+    for k, v in c.meta.items():
+        if k.startswith("sys:"):
+            h[k[4:].title()] = v
+        else:
+            h[f"X-Container-Meta-{k}"] = v
+    return h
+
+
+async def handle_container(
+    request: web.Request, project_id: str, account: str, name: str
+) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    m = request.method
+    if m in ("GET", "HEAD"):
+        params = list_params(request) if m == "GET" else None
+        headers = await _container_headers(request, project_id, name)
+        if m == "HEAD":
+            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
+        assert params is not None
+        rows = await storage.list_objects(name, params)
+        fmt = listing_format(request)
+        body, ctype = render_objects(fmt, name, rows)
+        if fmt == "plain" and not rows:
+            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
+        return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
+    if m == "PUT":
+        meta = {k: v for k, v in parse_meta(request.headers, "container").items() if v is not None}
+        meta.update({k: v for k, v in _container_sys_updates(request).items() if v is not None})
+        try:
+            created = await storage.create_container(project_id, name, meta, time.time())
+        except errors.ContainerNameTaken:
+            return swift_error(409, "Container name is already in use by another project.\n")
+        if not created:
+            removals = {k: None for k, v in parse_meta(request.headers, "container").items() if v is None}
+            if removals:
+                await storage.update_container_meta(name, removals)
+        return web.Response(status=201 if created else 202, content_type="text/html", charset="UTF-8")
+    if m == "POST":
+        updates = parse_meta(request.headers, "container")
+        c = await storage.container(project_id, name)
+        merged = {k: v for k, v in c.meta.items() if not k.startswith("sys:")}
+        for k, v in updates.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        check_total_meta(merged)
+        updates.update(_container_sys_updates(request))
+        await storage.update_container_meta(name, updates)
+        return web.Response(status=204, content_type="text/html", charset="UTF-8")
+    if m == "DELETE":
+        await storage.delete_container(project_id, name)
+        return web.Response(status=204, content_type="text/html", charset="UTF-8")
+    return swift_error(405, method=m)
+
+
+async def info(request: web.Request) -> web.Response:
+    """``GET /info``: limits and enabled capabilities (``swift capabilities``)."""
+    if request.method not in ("GET", "HEAD"):
+        return swift_error(405, method=request.method)
+    s = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "swift": C.swift_info(s.max_object_size),
+            "tempauth": {"account_acls": False},
+            "keystoneauth": {},
+        }
+    )

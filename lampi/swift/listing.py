@@ -1,0 +1,115 @@
+"""Account and container listings in Swift's text, JSON and XML formats."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from xml.sax.saxutils import escape, quoteattr
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.models import ListingEntry, ListParams
+from lampi.swift.constraints import CONTAINER_LISTING_LIMIT
+
+
+def iso(ts: float) -> str:
+    """Swift's listing timestamp: ISO 8601 with microseconds, no zone."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def listing_format(request: web.Request) -> str:
+    fmt = request.query.get("format", "").lower()
+    if fmt in ("json", "xml", "plain"):
+        return fmt
+    accept = request.headers.get("Accept", "")
+    for part in accept.split(","):
+        mt = part.split(";")[0].strip().lower()
+        if mt == "application/json":
+            return "json"
+        if mt in ("application/xml", "text/xml"):
+            return "xml"
+        if mt in ("text/plain", "*/*", "text/*"):
+            return "plain"
+    return "plain"
+
+
+def list_params(request: web.Request) -> ListParams:
+    q = request.query
+    limit = CONTAINER_LISTING_LIMIT
+    given = q.get("limit")
+    if given and given.isdigit():
+        limit = int(given)
+        if limit > CONTAINER_LISTING_LIMIT:
+            raise errors.PreconditionFailed(f"Maximum limit is {CONTAINER_LISTING_LIMIT}")
+    delimiter = q.get("delimiter", "")
+    if delimiter and (len(delimiter) > 1 or ord(delimiter) > 254):
+        raise errors.PreconditionFailed("Bad delimiter")
+    for key in ("prefix", "marker", "end_marker", "delimiter", "path"):
+        v = q.get(key, "")
+        if "\x00" in v or "\ufffd" in v:
+            raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
+    reverse = q.get("reverse", "").lower() in ("true", "1", "yes", "on", "t", "y")
+    return ListParams(
+        prefix=q.get("prefix", ""),
+        delimiter=delimiter,
+        marker=q.get("marker", ""),
+        end_marker=q.get("end_marker", ""),
+        limit=limit,
+        reverse=reverse,
+    )
+
+
+def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple[str, str]:
+    if fmt == "json":
+        items = [
+            {"subdir": r.name}
+            if r.is_subdir
+            else {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified)}
+            for r in rows
+        ]
+        return json.dumps(items), "application/json"
+    if fmt == "xml":
+        out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<account name={quoteattr(account)}>"]
+        for r in rows:
+            if r.is_subdir:
+                out.append(f"<subdir name={quoteattr(r.name)}><name>{escape(r.name)}</name></subdir>")
+            else:
+                out.append(
+                    f"<container><name>{escape(r.name)}</name><count>{r.count}</count>"
+                    f"<bytes>{r.bytes}</bytes><last_modified>{iso(r.last_modified)}</last_modified></container>"
+                )
+        out.append("</account>")
+        return "\n".join(out), "application/xml"
+    return "".join(r.name + "\n" for r in rows), "text/plain"
+
+
+def render_objects(fmt: str, container: str, rows: list[ListingEntry]) -> tuple[str, str]:
+    if fmt == "json":
+        items = [
+            {"subdir": r.name}
+            if r.is_subdir
+            else {
+                "name": r.name,
+                "hash": r.hash,
+                "bytes": r.bytes,
+                "content_type": r.content_type,
+                "last_modified": iso(r.last_modified),
+            }
+            for r in rows
+        ]
+        return json.dumps(items), "application/json"
+    if fmt == "xml":
+        out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<container name={quoteattr(container)}>"]
+        for r in rows:
+            if r.is_subdir:
+                out.append(f"<subdir name={quoteattr(r.name)}><name>{escape(r.name)}</name></subdir>")
+            else:
+                out.append(
+                    f"<object><name>{escape(r.name)}</name><hash>{r.hash}</hash><bytes>{r.bytes}</bytes>"
+                    f"<content_type>{escape(r.content_type)}</content_type>"
+                    f"<last_modified>{iso(r.last_modified)}</last_modified></object>"
+                )
+        out.append("</container>")
+        return "\n".join(out), "application/xml"
+    return "".join(r.name + "\n" for r in rows), "text/plain"

@@ -1,0 +1,311 @@
+"""Swift object operations: PUT (streamed), GET/HEAD (ranges, conditionals), POST,
+DELETE, server-side COPY and PUT with X-Copy-From."""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.authz import authorize_account
+from lampi.core.models import ObjectRecord
+from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
+from lampi.swift.errors import swift_error
+from lampi.swift.http_util import (
+    check_conditionals,
+    http_date,
+    parse_meta,
+    parse_range,
+    x_timestamp,
+)
+
+# Object headers stored as system metadata and returned on GET/HEAD.
+SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
+
+
+async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
+    m = request.method
+    storage = request.app[STORAGE]
+    await storage.container(project_id, container)  # 404 unless it exists in this account
+    if m in ("GET", "HEAD"):
+        return await get_object(request, container, name)
+    if m == "PUT":
+        if "X-Copy-From" in request.headers:
+            return await copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
+                                     source_account=request.headers.get("X-Copy-From-Account"))
+        return await put_object(request, container, name)
+    if m == "POST":
+        return await post_object(request, container, name)
+    if m == "DELETE":
+        await storage.delete_object(container, name)
+        return web.Response(status=204, content_type="text/html", charset="UTF-8")
+    if m == "COPY":
+        dest = request.headers.get("Destination")
+        if not dest:
+            return swift_error(412, "You must provide a Destination header", method=m)
+        dest = unquote(dest)
+        dparts = dest.lstrip("/").split("/", 1)
+        if len(dparts) != 2 or not dparts[0] or not dparts[1]:
+            return swift_error(412, "Destination header must be of the form <container name>/<object name>", method=m)
+        dest_account = request.headers.get("Destination-Account")
+        dest_project = project_id
+        if dest_account:
+            dest_project = dest_account.removeprefix("AUTH_")
+            authorize_account(request[PRINCIPAL], dest_project, write=True)
+        await storage.container(dest_project, dparts[0])
+        return await copy_object(
+            request, dest_project, dparts[0], dparts[1], source=f"/{container}/{name}", source_account=None,
+            source_project=project_id,
+        )
+    return swift_error(405, method=m)
+
+
+def _delete_at(request: web.Request) -> int | None:
+    h = request.headers
+    now = time.time()
+    if "X-Delete-At" in h:
+        try:
+            at = int(h["X-Delete-At"])
+        except ValueError:
+            raise errors.InvalidArgument("Non-integer X-Delete-At") from None
+        if at <= now:
+            raise errors.InvalidArgument("X-Delete-At in past")
+        return at
+    if "X-Delete-After" in h:
+        try:
+            after = int(h["X-Delete-After"])
+        except ValueError:
+            raise errors.InvalidArgument("Non-integer X-Delete-After") from None
+        if after <= 0:
+            raise errors.InvalidArgument("X-Delete-After in past")
+        return int(now + after)
+    return None
+
+
+def _content_type(request: web.Request, name: str) -> str:
+    ctype = request.headers.get("Content-Type")
+    detect = request.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes", "on")
+    if not ctype or detect:
+        guessed = mimetypes.guess_type(name, strict=False)[0]
+        ctype = guessed or ctype or "application/octet-stream"
+    if ";" in ctype and "swift_bytes=" in ctype:
+        ctype = ";".join(p for p in ctype.split(";") if not p.strip().startswith("swift_bytes="))
+    return ctype
+
+
+def _user_meta(request: web.Request) -> dict[str, str]:
+    return {k: v for k, v in parse_meta(request.headers, "object", allow_remove=False).items() if v is not None}
+
+
+def _sysmeta(request: web.Request) -> dict[str, str]:
+    return {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_any():
+        yield chunk
+
+
+def _object_headers(rec: ObjectRecord) -> dict[str, str]:
+    h = {
+        "ETag": rec.etag,
+        "Last-Modified": http_date(rec.last_modified),
+        "X-Timestamp": x_timestamp(rec.last_modified),
+        "Accept-Ranges": "bytes",
+    }
+    for k, v in rec.meta.items():
+        h[f"X-Object-Meta-{k}"] = v
+    for k, v in rec.sysmeta.items():
+        h[k.title()] = v
+    if rec.delete_at is not None:
+        h["X-Delete-At"] = str(rec.delete_at)
+    return h
+
+
+async def put_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    settings = request.app[SETTINGS]
+    length = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if length is None and not chunked:
+        return swift_error(411, method="PUT")
+    if length is not None and length > settings.max_object_size:
+        return swift_error(413, "Your request is too large.")
+    meta = _user_meta(request)
+    sysmeta = _sysmeta(request)
+    delete_at = _delete_at(request)
+    ctype = _content_type(request, name)
+    etag = request.headers.get("ETag")
+    rec = await storage.put_object(
+        container,
+        name,
+        _body(request),
+        content_type=ctype,
+        meta=meta,
+        sysmeta=sysmeta,
+        delete_at=delete_at,
+        expected_size=length,
+        expected_etag=etag,
+        max_size=settings.max_object_size,
+    )
+    return web.Response(
+        status=201,
+        headers={"ETag": rec.etag, "Last-Modified": http_date(rec.last_modified),
+                 "X-Timestamp": x_timestamp(rec.last_modified)},
+        content_type="text/html",
+        charset="UTF-8",
+    )
+
+
+async def get_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    rec = await storage.head_object(container, name)
+    headers = _object_headers(rec)
+    try:
+        check_conditionals(request.headers, rec)
+    except errors.NotModified:
+        return web.Response(status=304, headers=headers)
+    except errors.PreconditionFailed:
+        resp = swift_error(412, method=request.method)
+        resp.headers.update(headers)
+        return resp
+    head = request.method == "HEAD"
+    try:
+        ranges = parse_range(request.headers.get("Range"), rec.size) if rec.size else None
+        if rec.size == 0 and request.headers.get("Range") and parse_range_syntax_ok(request.headers["Range"]):
+            raise errors.RangeNotSatisfiable()
+    except errors.RangeNotSatisfiable:
+        resp = swift_error(416, method=request.method)
+        resp.headers["Content-Range"] = f"bytes */{rec.size}"
+        resp.headers.update({k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "X-Timestamp")})
+        return resp
+    if not ranges:
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = rec.content_type
+        resp.content_length = rec.size
+        if head:
+            await resp.prepare(request)
+            return resp
+        await resp.prepare(request)
+        async for chunk in storage.read_object(rec):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        resp = web.StreamResponse(status=206, headers=headers)
+        resp.content_type = rec.content_type
+        resp.content_length = end - start
+        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
+        await resp.prepare(request)
+        if not head:
+            async for chunk in storage.read_object(rec, start, end - start):
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    boundary = uuid.uuid4().hex
+    parts_meta = [
+        (
+            f"--{boundary}\r\nContent-Type: {rec.content_type}\r\n"
+            f"Content-Range: bytes {s}-{e - 1}/{rec.size}\r\n\r\n"
+        ).encode()
+        for s, e in ranges
+    ]
+    closing = f"\r\n--{boundary}--".encode()
+    total = sum(len(p) for p in parts_meta) + sum(e - s for s, e in ranges) + 2 * (len(ranges) - 1) + len(closing)
+    resp = web.StreamResponse(status=206, headers=headers)
+    resp.headers["Content-Type"] = f"multipart/byteranges;boundary={boundary}"
+    resp.content_length = total
+    await resp.prepare(request)
+    if not head:
+        for i, ((s, e), pm) in enumerate(zip(ranges, parts_meta)):
+            if i:
+                await resp.write(b"\r\n")
+            await resp.write(pm)
+            async for chunk in storage.read_object(rec, s, e - s):
+                await resp.write(chunk)
+        await resp.write(closing)
+    await resp.write_eof()
+    return resp
+
+
+def parse_range_syntax_ok(header: str) -> bool:
+    try:
+        return parse_range(header, 1 << 62) is not None
+    except errors.RangeNotSatisfiable:
+        return True
+
+
+async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    rec = await storage.head_object(container, name)
+    meta = _user_meta(request)
+    sysmeta = _sysmeta(request)
+    delete_at = _delete_at(request)
+    ctype = request.headers.get("Content-Type") or rec.content_type
+    await storage.update_object_meta(rec, meta, sysmeta, ctype, delete_at)
+    return web.Response(status=202, content_type="text/html", charset="UTF-8")
+
+
+async def copy_object(
+    request: web.Request,
+    project_id: str,
+    container: str,
+    name: str,
+    source: str,
+    source_account: str | None,
+    source_project: str | None = None,
+) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    settings = request.app[SETTINGS]
+    if request.content_length:
+        return swift_error(400, "Copy requests require a zero byte body", method=request.method)
+    src = unquote(source).lstrip("/")
+    sparts = src.split("/", 1)
+    if len(sparts) != 2 or not sparts[0] or not sparts[1]:
+        return swift_error(412, "X-Copy-From header must be of the form <container name>/<object name>",
+                           method=request.method)
+    src_project = source_project or project_id
+    if source_account:
+        src_project = source_account.removeprefix("AUTH_")
+        authorize_account(request[PRINCIPAL], src_project, write=False)
+    await storage.container(src_project, sparts[0])
+    src_rec = await storage.head_object(sparts[0], sparts[1])
+    try:
+        check_conditionals(request.headers, src_rec)
+    except errors.NotModified:
+        raise errors.PreconditionFailed() from None
+    if src_rec.size > settings.max_object_size:
+        raise errors.EntityTooLarge()
+    fresh = request.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on", "t", "y")
+    if fresh:
+        meta = _user_meta(request)
+        sysmeta = _sysmeta(request)
+    else:
+        meta = dict(src_rec.meta)
+        meta.update(_user_meta(request))
+        sysmeta = dict(src_rec.sysmeta)
+        sysmeta.update(_sysmeta(request))
+    ctype = request.headers.get("Content-Type") or src_rec.content_type
+    rec = await storage.copy_object(
+        src_rec, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
+        delete_at=_delete_at(request),
+    )
+    return web.Response(
+        status=201,
+        headers={
+            "ETag": rec.etag,
+            "Last-Modified": http_date(rec.last_modified),
+            "X-Timestamp": x_timestamp(rec.last_modified),
+            "X-Copied-From": quote(f"{sparts[0]}/{sparts[1]}"),
+            "X-Copied-From-Last-Modified": http_date(src_rec.last_modified),
+            **({"X-Copied-From-Account": quote("AUTH_" + src_project)} if src_project != project_id else {}),
+        },
+        content_type="text/html",
+        charset="UTF-8",
+    )
