@@ -76,7 +76,15 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     if value is None:
         return None
     typ = kind if isinstance(kind, type) else {"int": int, "float": float, "str": str}.get(str(kind), str)
+    # Text (env, flags, quoted TOML) is converted; other TOML values must already have
+    # the setting's type: int(True) or int(80.5) would silently give 1 and 80.
+    ok = isinstance(value, str) or (
+        not isinstance(value, bool)
+        and (isinstance(value, typ) or (typ is float and isinstance(value, int)))
+    )
     try:
+        if not ok:
+            raise TypeError(f"expected {typ.__name__}, got {type(value).__name__}")
         return typ(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"setting {name!r}: cannot use {value!r} ({exc})") from None
@@ -106,6 +114,8 @@ def load_settings(
         if raw is not None and raw != "":
             values[name] = _coerce(name, f.type, raw)
     for name, value in (overrides or {}).items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r}")
         if value is not None:
             values[name] = _coerce(name, known[name].type, value)
     return dataclasses.replace(Settings(), **values)

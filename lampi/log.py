@@ -50,6 +50,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
             "trans_id": getattr(record, "trans_id", None) or trans_id_var.get(),
+            "pid": record.process,  # tells the worker processes apart
         }
         fields = getattr(record, "fields", None)
         if fields:

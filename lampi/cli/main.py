@@ -28,7 +28,7 @@ CONFIG_HELP = "TOML config file [env LAMPI_CONFIG]."
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     root = ctx.find_root()
-    config = overrides.pop("config", None) or root.params.get("config")
+    config = overrides.pop("config", None) or ctx.meta.get("lampi.config") or root.params.get("config")
     try:
         return load_settings(overrides, config_file=config)
     except (ValueError, OSError) as exc:
@@ -72,7 +72,23 @@ def _emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers
     Console().print(table)
 
 
-data_dir_option = click.option("--data-dir", envvar="LAMPI_DATA_DIR", default=None, help=DATA_DIR_HELP)
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["lampi.config"] = value  # ctx.meta is shared by the whole command chain
+    return value
+
+
+# `--config` is accepted after the subcommand too (`lampi serve --config lampi.toml`),
+# not only before it (`lampi --config lampi.toml serve`).
+_config_option = click.option("--config", default=None, expose_value=False, callback=_remember_config,
+                              help=CONFIG_HELP)
+_data_dir_option = click.option("--data-dir", envvar="LAMPI_DATA_DIR", default=None, help=DATA_DIR_HELP)
+
+
+def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _config_option(_data_dir_option(f))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 
@@ -185,7 +201,7 @@ def project_delete(ctx: click.Context, project_ref: str, data_dir: str | None) -
 
     async def go(i: Any) -> None:
         p = await i.find_project(project_ref)
-        await i.meta.delete_project(p.id)
+        await i.delete_project(p.id)  # also ends tokens scoped to it
 
     _run(_settings(ctx, data_dir=data_dir), go)
 
@@ -202,17 +218,20 @@ def user() -> None:
 @click.argument("name")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The user's password.")
 @click.option("--project", "project_ref", default=None, help="Grant a role on this project (name or id).")
-@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True, help="Role on --project.")
+@click.option("--role", type=click.Choice(ROLES), default=None, help="Role on --project [default: member].")
 @data_dir_option
 @json_option
 @click.pass_context
-def user_create(ctx: click.Context, name: str, password: str, project_ref: str | None, role: str,
+def user_create(ctx: click.Context, name: str, password: str, project_ref: str | None, role: str | None,
                 data_dir: str | None, as_json: bool) -> None:
     """Create user NAME in domain Default."""
+    if role and not project_ref:
+        # a role is always on a project; silently dropping it would leave a user without access
+        raise click.UsageError("--role needs --project")
 
     async def go(i: Any) -> Any:
         pid = (await i.find_project(project_ref)).id if project_ref else None
-        return await i.create_user(name, password, pid, role)
+        return await i.create_user(name, password, pid, role or "member")
 
     u = _run(_settings(ctx, data_dir=data_dir), go)
     _emit(as_json, {"id": u.id, "name": u.name, "default_project_id": u.default_project_id}) if as_json else click.echo(u.id)
@@ -249,7 +268,7 @@ def user_delete(ctx: click.Context, user_ref: str, data_dir: str | None) -> None
 
     async def go(i: Any) -> None:
         u = await i.find_user(user_ref)
-        await i.meta.delete_user(u.id)
+        await i.delete_user(u.id)  # also ends the user's tokens
 
     _run(_settings(ctx, data_dir=data_dir), go)
 
@@ -260,7 +279,7 @@ def user_delete(ctx: click.Context, user_ref: str, data_dir: str | None) -> None
 @data_dir_option
 @click.pass_context
 def user_set_password(ctx: click.Context, user_ref: str, password: str, data_dir: str | None) -> None:
-    """Set a user's password (existing tokens stay valid until they expire)."""
+    """Set a user's password (the user's existing tokens are revoked, as in Keystone)."""
 
     async def go(i: Any) -> None:
         u = await i.find_user(user_ref)
@@ -290,7 +309,7 @@ def _role_cmd(grant: bool) -> Callable[..., None]:
             if grant:
                 await i.meta.grant_role(u.id, p.id, role_name)
             else:
-                await i.meta.revoke_role(u.id, p.id, role_name)
+                await i.revoke_role(u.id, p.id, role_name)  # also ends tokens carrying it
 
         _run(_settings(ctx, data_dir=data_dir), go)
 
@@ -351,6 +370,145 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
             click.echo(f"left {rep.skipped_young} file(s) younger than {grace:g}s alone")
         click.echo("clean" if rep.clean else "NOT CLEAN")
     sys.exit(0 if rep.clean else 1)
+
+
+# -- EC2 credentials (S3 keys) ------------------------------------------------------------
+
+
+@cli.group()
+def credential() -> None:
+    """Create, list and delete S3 key pairs (Keystone EC2 credentials)."""
+
+
+@credential.command("create")
+@click.argument("user_ref")
+@click.argument("project_ref")
+@data_dir_option
+@json_option
+@click.pass_context
+def credential_create(ctx: click.Context, user_ref: str, project_ref: str, data_dir: str | None, as_json: bool) -> None:
+    """Make an S3 key pair acting as USER in PROJECT (names or ids)."""
+    from lampi.identity import ec2
+
+    async def go(i: Any) -> Any:
+        u = await i.find_user(user_ref)
+        p = await i.find_project(project_ref)
+        return await ec2.create(i, u.id, p.id)
+
+    c = _run(_settings(ctx, data_dir=data_dir), go)
+    data = {"access": c.access, "secret": c.secret, "user_id": c.user_id, "project_id": c.project_id}
+    _emit(as_json, data) if as_json else click.echo(f"access: {c.access}\nsecret: {c.secret}")
+
+
+@credential.command("list")
+@click.option("--user", "user_ref", default=None, help="Only this user's keys (name or id).")
+@data_dir_option
+@json_option
+@click.pass_context
+def credential_list(ctx: click.Context, user_ref: str | None, data_dir: str | None, as_json: bool) -> None:
+    """List S3 key pairs (secrets only with --json)."""
+
+    async def go(i: Any) -> list[dict[str, Any]]:
+        uid = (await i.find_user(user_ref)).id if user_ref else None
+        return [{"access": c.access, "secret": c.secret, "user_id": c.user_id, "project_id": c.project_id}
+                for c in await i.meta.list_credentials(uid)]
+
+    data = _run(_settings(ctx, data_dir=data_dir), go)
+    _emit(as_json, data, [[d["access"], d["user_id"], d["project_id"]] for d in data], ["Access", "User ID", "Project ID"])
+
+
+@credential.command("delete")
+@click.argument("access")
+@data_dir_option
+@click.pass_context
+def credential_delete(ctx: click.Context, access: str, data_dir: str | None) -> None:
+    """Delete the key pair with access key ACCESS (it stops working at once)."""
+
+    async def go(i: Any) -> None:
+        await i.meta.delete_credential(access)
+
+    _run(_settings(ctx, data_dir=data_dir), go)
+
+
+# -- bench -----------------------------------------------------------------------------
+
+
+def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
+    from lampi.bench.util import parse_size
+
+    try:
+        return parse_size(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@click.option("--compare", type=click.Choice(["swift"]), default=None,
+              help="Also start a single-node OpenStack Swift (installed from PyPI into a cache venv) and lampi, "
+                   "run every phase on both, alternating, and print lampi/Swift ratios.")
+@click.option("--limits", "with_limits", is_flag=True,
+              help="Measure sequential write+fsync, 4 KiB write+fsync rate and loopback TCP throughput too.")
+@click.option("-A", "--auth", default=None, help="v1 auth URL [env ST_AUTH], with -U/-K.")
+@click.option("-U", "--user", default=None, help="v1 user, e.g. project:user [env ST_USER].")
+@click.option("-K", "--key", default=None, help="v1 key (password) [env ST_KEY].")
+@click.option("--storage-url", default=None, help="Storage URL, with --token [env OS_STORAGE_URL].")
+@click.option("--token", default=None, help="Auth token [env OS_AUTH_TOKEN].")
+@click.option("--objects", type=int, default=5000, show_default=True, help="Small objects per concurrency level.")
+@click.option("--object-size", default="4KiB", show_default=True, callback=_sizes, help="Small object size.")
+@click.option("--concurrency", default="16,64", show_default=True,
+              help="Comma-separated concurrency levels for the small-object phases.")
+@click.option("--list-objects", type=int, default=10000, show_default=True, help="Objects in the listed container.")
+@click.option("--list-page", type=int, default=10000, show_default=True, help="limit= per listing request.")
+@click.option("--list-repeats", type=int, default=5, show_default=True, help="Full listings to time.")
+@click.option("--large-size", default="1GiB", show_default=True, callback=_sizes, help="Large object size.")
+@click.option("--large-count", type=int, default=1, show_default=True, help="Large objects (sequential).")
+@click.option("--phases", default="small,list,large", show_default=True, help="Which phase groups to run.")
+@click.option("--client-procs", type=int, default=1, show_default=True,
+              help="Client processes for the small-object phases (concurrency is split across them).")
+@click.option("--limits-size", default="1GiB", show_default=True, callback=_sizes,
+              help="Bytes written / sent for the --limits measurements.")
+@click.option("--limits-dir", default=None, help="Directory for the disk limits [default: the run's work dir or $TMPDIR].")
+@click.option("--workers", type=int, default=None, help="--compare: workers per server [default: CPU count].")
+@click.option("--work-dir", default=None, help="--compare: parent of the run's data dirs [default: $TMPDIR].")
+@click.option("--keep", is_flag=True, help="--compare: keep the data dirs and logs.")
+@click.option("--cache-dir", default=None, help="--compare: where Swift is installed [default ~/.cache/lampi-bench].")
+@click.option("--server-pid", "server_pids", type=int, multiple=True,
+              help="PID of the server under test (repeatable): its RSS (with children) is reported.")
+@click.option("--json", "json_file", default=None, help="Also write the results as JSON to this file.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
+          list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,
+          **opts: Any) -> None:
+    """Benchmark a Swift endpoint: small-object PUT/GET/HEAD/DELETE, listing, large objects.
+
+    The endpoint comes from -A/-U/-K (v1 auth), --storage-url/--token, or the OS_*
+    variables (Keystone v3, e.g. eval "$(lampi openrc)"). With --compare swift, lampi
+    and a local single-node Swift are started, benchmarked side by side and stopped.
+    Exit status 1 when any request failed.
+    """
+    from lampi.bench.command import bench as run_bench
+    from lampi.bench.runner import BenchConfig
+    from lampi.bench.util import BenchError
+
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of integers: {concurrency!r}", param_hint="--concurrency") from None
+    groups = [p.strip() for p in phases.split(",") if p.strip()]
+    bad = set(groups) - {"small", "list", "large"}
+    if bad or not groups:
+        raise click.BadParameter(f"choose from small, list, large (got {phases!r})", param_hint="--phases")
+    if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs) < 1:
+        raise click.UsageError("counts, sizes and concurrency levels must be positive")
+    cfg = BenchConfig(objects=objects, object_size=object_size, concurrency=levels, list_objects=list_objects,
+                      list_page=list_page, list_repeats=list_repeats, large_size=large_size,
+                      large_count=large_count, phases=groups, client_procs=client_procs)
+    try:
+        doc = run_bench(cfg, show_progress=not no_progress, **opts)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = sum(p["errors"] for p in doc["phases"]) + len(doc.get("setup_errors", []))
+    sys.exit(1 if failed or doc.get("leftover_processes") else 0)
 
 
 def main() -> None:

@@ -76,6 +76,10 @@ class NotModified(DomainError):
     """The object was not modified since the given time / matches the given ETag."""
 
 
+class NotAcceptable(DomainError):
+    """None of the representations offered is acceptable to the client."""
+
+
 class RangeNotSatisfiable(DomainError):
     """The requested range is not satisfiable."""
 

@@ -97,3 +97,14 @@ class User:
 
 
 ROLES = ("admin", "member", "reader")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A Keystone EC2 credential: an S3 key pair acting as ``user_id`` in ``project_id``."""
+
+    access: str
+    secret: str = field(repr=False)
+    user_id: str
+    project_id: str
+    created_at: float = 0.0

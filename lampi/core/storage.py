@@ -8,6 +8,7 @@ imports aiohttp.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -133,6 +134,11 @@ class Storage:
         )
         try:
             old = await self.meta.put_object(record)
+        except asyncio.CancelledError:
+            # Cancelled (e.g. at the end of the shutdown grace period) while the
+            # metadata transaction runs in its thread: it may still commit, so the
+            # blob must stay. At worst it is an orphan, which fsck removes.
+            raise
         except BaseException:
             await self.blobs.delete(blob_id)
             raise

@@ -9,6 +9,7 @@ logged in one access line. Dispatch:
     /auth/v1.0            Swift v1 auth
     /info                 Swift capabilities
     /v1/AUTH_<p>/...      Swift API (also under /swift/v1/..., as Allas serves it)
+    anything else         S3 API, path style (lampi.s3); ``/`` with S3 auth is ListBuckets
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from lampi.http.context import (
 from lampi.identity import keystone
 from lampi.identity.service import IdentityService
 from lampi.log import access_log
+from lampi.s3 import router as s3_router
+from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 from lampi.swift import handlers as swift
@@ -96,16 +99,20 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await swift.info(request)
     if path in ("/auth/v1.0", "/auth/v1.0/", "/v1.0", "/auth/v1", "/swift/auth/v1.0"):
         return await keystone.v1_auth(request)
-    if path == "/" or path.startswith("/v3"):
+    if path == "/" and not s3_sigv4.is_s3_auth(request):
+        return await keystone.handle(request)  # plain GET / is Keystone version discovery
+    if path.startswith("/v3/") or path == "/v3":
         return await keystone.handle(request)
-    return web.Response(status=404, text="Not Found\n", content_type="text/plain")
+    return await s3_router.handle(request)  # everything else is S3, path style
 
 
 def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Application:
     app = web.Application(
         middlewares=[outer_middleware],
         client_max_size=1024 * 1024,  # only for bodies read whole (JSON); objects stream
-        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+        # auto_decompress off: a Content-Encoding of an object body (gzip, ...) describes
+        # the stored bytes; Swift keeps them as sent, so aiohttp must not inflate them.
+        handler_args={"max_field_size": 16384, "max_line_size": 16384, "auto_decompress": False},
     )
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
@@ -119,7 +126,15 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
         await meta.close()
         await blobs.close()
 
+    async def on_response_prepare(request: web.Request, resp: web.StreamResponse) -> None:
+        # streamed responses (object GETs) are prepared inside the handler, before the
+        # middleware could stamp them: stamp every response here as it is sent
+        tid = request.get(TRANS_ID)
+        if tid and "X-Trans-Id" not in resp.headers:
+            _stamp(resp, tid)
+
+    app.on_response_prepare.append(on_response_prepare)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=swift.expect_handler)
     return app

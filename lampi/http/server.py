@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -40,11 +41,42 @@ def bootstrap(settings: Settings) -> Bootstrap:
     async def run() -> Bootstrap:
         meta, _ = open_stores(settings)
         try:
-            return await IdentityService(meta, settings).bootstrap()
+            ident = IdentityService(meta, settings)
+            boot = await ident.bootstrap()
+            refresh_openrc(ident)
+            return boot
         finally:
             await meta.close()
 
     return asyncio.run(run())
+
+
+def refresh_openrc(ident: IdentityService) -> None:
+    """Point an existing RC file at this server's endpoint and region.
+
+    The file is written once, by whichever command first touched the data dir (an
+    admin command uses the default port), and the server may be started on another
+    host, port or public URL later; the credentials in it stay as they are.
+    """
+    path = ident.rc_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line[len("export "):].partition("=")
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                return  # hand-edited beyond recognition: leave it alone
+            env[key] = words[0] if words else ""
+    user, password, project = env.get("OS_USERNAME"), env.get("OS_PASSWORD"), env.get("OS_PROJECT_NAME")
+    if not (user and password and project):
+        return
+    if ident.openrc_text(user, password, project) != text:
+        ident.write_openrc(user, password, project)
 
 
 def clear_partials(settings: Settings) -> int:

@@ -92,6 +92,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
             if m == "DELETE":
                 return await revoke_token(request)
             return error(405, "Method Not Allowed")
+        if path.startswith(("/v3/credentials", "/v3/users/")) and "/credentials" in path:
+            from lampi.identity import ec2  # EC2 credentials (S3 keys)
+
+            ec2_resp = await ec2.route(request, path)
+            if ec2_resp is not None:
+                return ec2_resp
         if path in ("/v3/auth/projects", "/v3/auth/catalog", "/v3/auth/domains", "/v3/projects",
                     "/v3/users", "/v3/domains", "/v3/roles") or path.startswith(("/v3/users/", "/v3/projects/", "/v3/domains/")):
             if m not in ("GET", "HEAD"):
@@ -175,7 +181,10 @@ async def _password_user(ident: IdentityService, pw: dict[str, Any]) -> User:
     return await ident.check_password(u, password)
 
 
-async def _scope_project(ident: IdentityService, scope: Any) -> Project | None | str:
+def _scope_ref(scope: Any) -> dict[str, Any] | None | str:
+    """Check the scope's shape (400s) without any lookup: the project is looked up only
+    after the caller has authenticated, so that unknown and known project names cannot
+    be told apart (404 vs 401) with wrong credentials."""
     if scope is None:
         return None
     if scope == "unscoped":
@@ -188,16 +197,27 @@ async def _scope_project(ident: IdentityService, scope: Any) -> Project | None |
         raise errors.InvalidArgument("scope requires 'project'")
     proj = _obj(scope, "project", "scope")
     pid, pname = _str(proj, "id"), _str(proj, "name")
+    if not pid:
+        if not pname:
+            raise errors.InvalidArgument("project requires 'id' or 'name'")
+        if "domain" not in proj:
+            raise errors.InvalidArgument("a project name requires a domain")
+        dom = proj.get("domain")
+        if not isinstance(dom, dict):
+            raise errors.InvalidArgument("domain must be an object")
+        for key in ("id", "name"):
+            _str(dom, key)
+    return proj
+
+
+async def _scope_project(ident: IdentityService, proj: dict[str, Any]) -> Project:
+    pid, pname = _str(proj, "id"), _str(proj, "name")
     p: Project | None
     if pid:
         p = await ident.meta.get_project(pid)
-    elif pname:
-        if "domain" not in proj:
-            raise errors.InvalidArgument("a project name requires a domain")
-        dom = await _domain_ref(ident, proj.get("domain"), must=False)
-        p = await ident.meta.find_project(pname, dom or DEFAULT_DOMAIN.id)
     else:
-        raise errors.InvalidArgument("project requires 'id' or 'name'")
+        dom = await _domain_ref(ident, proj.get("domain"), must=False)
+        p = await ident.meta.find_project(pname or "", dom or DEFAULT_DOMAIN.id)
     if p is None:
         raise errors.NotFound(f"Could not find project: {pid or pname}.")
     return p
@@ -211,7 +231,7 @@ async def create_token(request: web.Request) -> web.Response:
     methods = identity.get("methods")
     if not isinstance(methods, list) or not methods or not all(isinstance(x, str) for x in methods):
         raise errors.InvalidArgument("'methods' must be a non-empty list of strings")
-    scope = await _scope_project(ident, auth.get("scope"))
+    scope = _scope_ref(auth.get("scope"))
     expires_at: float | None = None
     audit_chain: tuple[str, ...] = ()
     if "password" in methods:
@@ -235,8 +255,8 @@ async def create_token(request: web.Request) -> web.Response:
         raise errors.Unauthorized(f"Unsupported authentication method: {methods[0]}")
     project: Project | None = None
     roles: tuple[str, ...] = ()
-    if isinstance(scope, Project):
-        project = scope
+    if isinstance(scope, dict):
+        project = await _scope_project(ident, scope)
         roles = await ident.scope_roles(user, project)
     elif scope is None and user.default_project_id:
         p = await ident.meta.get_project(user.default_project_id)
@@ -250,7 +270,8 @@ async def create_token(request: web.Request) -> web.Response:
     )
     if project:
         request[PROJECT] = project.id
-    body_out = await token_body(request, data, user, project, catalog=True)
+    # keystoneauth asks ?nocatalog when it does not need the catalog (include_catalog=False)
+    body_out = await token_body(request, data, user, project, catalog="nocatalog" not in request.query)
     resp = web.json_response(body_out, status=201)
     resp.headers["X-Subject-Token"] = token
     return resp

@@ -164,6 +164,21 @@ class IdentityService:
         if not password:
             raise errors.InvalidArgument("password must not be empty")
         await self.meta.set_password_hash(user_id, await asyncio.to_thread(hash_password, password))
+        # as Keystone does: a new password ends the sessions made with the old one
+        await self.revoke_tokens_of(user_id=user_id)
+
+    async def delete_user(self, user_id: str) -> None:
+        await self.meta.delete_user(user_id)
+        await self.revoke_tokens_of(user_id=user_id)
+
+    async def delete_project(self, project_id: str) -> None:
+        await self.meta.delete_project(project_id)
+        await self.revoke_tokens_of(project_id=project_id)
+
+    async def revoke_role(self, user_id: str, project_id: str, role: str) -> None:
+        await self.meta.revoke_role(user_id, project_id, role)
+        # tokens carry their roles: end the user's tokens on that project
+        await self.revoke_tokens_of(user_id=user_id, project_id=project_id)
 
     # -- authentication -------------------------------------------------------------
 
@@ -209,10 +224,49 @@ class IdentityService:
         revoked = await self.meta.revoked_tokens()
         if revoked and (data.audit_id in revoked or any(a in revoked for a in data.audit_chain)):
             raise errors.Unauthorized("token revoked")
+        if revoked:
+            cutoffs = self._revocation_events(revoked)
+            for key in ((data.user_id, "*"), (data.user_id, data.project_id or "-"), ("*", data.project_id or "-")):
+                cutoff = cutoffs.get(key)
+                if cutoff is not None and data.issued_at <= cutoff:
+                    raise errors.Unauthorized("token revoked")
         return data
 
     async def revoke(self, data: TokenData) -> None:
         await self.meta.revoke_token(data.audit_id, data.expires_at)
+
+    # Revocation events, as Keystone's: every token of a user (optionally only those
+    # scoped to one project), or every token scoped to a project, issued up to now.
+    # They share the revocation list with single tokens, under the key
+    # "event:<user_id|*>:<project_id|*>:<issued_before>", so every worker sees them
+    # without a lookup per request. Kept long enough to outlive any token issued
+    # before them, even if token_ttl is lowered later.
+    _EVENT_KEEP = 7 * 86400
+
+    async def revoke_tokens_of(self, user_id: str | None = None, project_id: str | None = None) -> None:
+        assert user_id or project_id
+        now = time.time()
+        key = f"event:{user_id or '*'}:{project_id or '*'}:{now!r}"
+        await self.meta.revoke_token(key, now + max(self.settings.token_ttl, self._EVENT_KEEP))
+
+    _events_src: set[str] | None = None
+    _events_len = -1
+    _events: dict[tuple[str, str], float] = {}
+
+    def _revocation_events(self, revoked: set[str]) -> dict[tuple[str, str], float]:
+        """{(user_id|"*", project_id|"*"): issued_before}; re-parsed only when the list changes."""
+        if revoked is not self._events_src or len(revoked) != self._events_len:
+            events: dict[tuple[str, str], float] = {}
+            for entry in revoked:
+                if entry.startswith("event:"):
+                    try:
+                        _, uid, pid, ts = entry.split(":", 3)
+                        key, cutoff = (uid, pid), float(ts)
+                    except ValueError:
+                        continue
+                    events[key] = max(cutoff, events.get(key, 0.0))
+            self._events, self._events_src, self._events_len = events, revoked, len(revoked)
+        return self._events
 
     def principal(self, data: TokenData, user_name: str = "") -> Principal:
         return Principal(

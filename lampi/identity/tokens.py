@@ -101,6 +101,8 @@ class TokenCodec:
         try:
             raw = self._f.decrypt(padded.encode())
             f = json.loads(raw)
+            if not isinstance(f, list):  # only our own key can get here, but never crash
+                raise ValueError("token payload is not a list")
             data = TokenData(f[0], f[1], tuple(f[2]), tuple(f[3]), float(f[4]), float(f[5]), f[6], tuple(f[7]))
         except (InvalidToken, ValueError, TypeError, IndexError, UnicodeError):
             raise TokenError("invalid token") from None

@@ -11,14 +11,15 @@ from lampi.core import errors
 
 # swift/common/swob.py RESPONSE_REASONS
 REASONS: dict[int, tuple[str, str]] = {
-    400: ("Bad Request", ""),
+    400: ("Bad Request", "The server could not comply with the request since it is either malformed or otherwise incorrect."),
     401: ("Unauthorized", "This server could not verify that you are authorized to access the document you requested."),
     403: ("Forbidden", "Access was denied to this resource."),
     404: ("Not Found", "The resource could not be found."),
     405: ("Method Not Allowed", "The method is not allowed for this resource."),
     408: ("Request Timeout", "The server has waited too long for the request to be sent by the client."),
     409: ("Conflict", "There was a conflict when trying to complete your request."),
-    411: ("Length Required", "Length Required"),
+    406: ("Not Acceptable", "The resource is not available in a format acceptable to your browser."),
+    411: ("Length Required", "Content-Length header required."),
     412: ("Precondition Failed", "A precondition for this request was not met."),
     413: ("Request Entity Too Large", "The body of your request was too large for this server."),
     416: ("Requested Range Not Satisfiable", "The Range requested is not available."),
@@ -68,6 +69,8 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
             return swift_error(412, None if exc.message == default else exc.message, method=method)
         case errors.NotModified():
             return web.Response(status=304)
+        case errors.NotAcceptable():
+            return swift_error(406, method=method)
         case errors.RangeNotSatisfiable():
             return swift_error(416, method=method)
     return swift_error(500, method=method)

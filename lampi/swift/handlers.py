@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from lampi.core import errors
 from lampi.core.authz import Principal, authorize_account
@@ -114,8 +114,8 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
         rows = await storage.list_containers(project_id, params)
-        fmt = listing_format(request)
-        body, ctype = render_containers(fmt, account, rows)
+        fmt, ctype = listing_format(request)
+        body, _ = render_containers(fmt, account, rows)
         if fmt == "plain" and not rows:
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
@@ -181,8 +181,8 @@ async def handle_container(
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
         rows = await storage.list_objects(name, params)
-        fmt = listing_format(request)
-        body, ctype = render_objects(fmt, name, rows)
+        fmt, ctype = listing_format(request)
+        body, _ = render_objects(fmt, name, rows)
         if fmt == "plain" and not rows:
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
@@ -215,6 +215,23 @@ async def handle_container(
         await storage.delete_container(project_id, name)
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     return swift_error(405, method=m)
+
+
+async def expect_handler(request: web.Request) -> None:
+    """``Expect: 100-continue``: Swift answers 100 only when it starts reading the body,
+    after auth and header checks, so a refused upload gets its final status at once.
+    For Swift paths the interim response is deferred to ``objects.send_continue``; elsewhere
+    it is sent now, as aiohttp does by default."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="Unknown Expect: " + request.headers.get("Expect", ""))
+    path = request.raw_path
+    if path.startswith("/v1/") or path.startswith("/swift/v1/"):
+        request["swift.expect_continue"] = True
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
 
 
 async def info(request: web.Request) -> web.Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
+from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
 
 from multidict import CIMultiDictProxy
@@ -34,28 +34,43 @@ def parse_meta(
     out: dict[str, str | None] = {}
     count = 0
     size = 0
+    # Swift's check_metadata: limits checked item by item, in header order, with
+    # Swift's messages (the key as swob title-cases header names).
     for name, value in headers.items():
         lname = name.lower()
         if lname.startswith(prefix):
             key = lname[len(prefix):]
+            shown = prefix + name.title()[len(prefix):]
             if not key:
                 raise errors.InvalidMetadata("Metadata name cannot be empty")
+            # aiohttp passes undecodable header bytes on as surrogate escapes; such
+            # metadata could be neither measured in bytes nor sent back (a 500 later)
+            if not (_is_utf8(key) and _is_utf8(value)):
+                raise errors.InvalidMetadata("Metadata must be valid UTF-8")
             count += 1
             size += len(key.encode()) + len(value.encode())
             if len(key.encode()) > C.MAX_META_NAME_LENGTH:
-                raise errors.InvalidMetadata(f"Metadata name too long; max {C.MAX_META_NAME_LENGTH}")
+                raise errors.InvalidMetadata(f"Metadata name too long: {shown}")
             if len(value.encode()) > C.MAX_META_VALUE_LENGTH:
-                raise errors.InvalidMetadata(f"Metadata value longer than {C.MAX_META_VALUE_LENGTH}: {key}")
+                raise errors.InvalidMetadata(f"Metadata value longer than {C.MAX_META_VALUE_LENGTH}: {shown}")
+            if count > C.MAX_META_COUNT:
+                raise errors.InvalidMetadata(f"Too many metadata items; max {C.MAX_META_COUNT}")
+            if size > C.MAX_META_OVERALL_SIZE:
+                raise errors.InvalidMetadata(f"Total metadata too large; max {C.MAX_META_OVERALL_SIZE}")
             out[key] = value if value != "" else None
         elif allow_remove and lname.startswith(rprefix):
             key = lname[len(rprefix):]
             if key:
                 out[key] = None
-    if count > C.MAX_META_COUNT:
-        raise errors.InvalidMetadata(f"Too many metadata items; max {C.MAX_META_COUNT}")
-    if size > C.MAX_META_OVERALL_SIZE:
-        raise errors.InvalidMetadata(f"Total metadata too large; max {C.MAX_META_OVERALL_SIZE}")
     return out
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_total_meta(meta: dict[str, str]) -> None:
@@ -66,30 +81,38 @@ def check_total_meta(meta: dict[str, str]) -> None:
         raise errors.InvalidMetadata(f"Total metadata too large; max {C.MAX_META_OVERALL_SIZE}")
 
 
-_RANGE_RE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# swob.Range's guard against egregious range requests (RFC 7233 section 6.1)
+MAX_RANGES = 50
+MAX_RANGE_OVERLAPS = 2
+MAX_NONASCENDING_RANGES = 8
 
 
 def parse_range(header: str | None, length: int) -> list[tuple[int, int]] | None:
-    """Byte ranges as (start, end-exclusive) clipped to ``length``.
+    """Byte ranges as (start, end-exclusive) clipped to ``length``, as swob.Range does.
 
     None: no usable Range header (serve the whole object, as Swift does for
-    syntactically invalid ones). Raises RangeNotSatisfiable when no range overlaps.
+    syntactically invalid ones). Raises RangeNotSatisfiable when no range overlaps
+    the object, or when the request is egregious (more than 50 ranges, more than 2
+    overlapping pairs, or 8 or more ranges out of order) — Swift answers 416 then.
+    For an empty object a suffix range yields ``[(0, 0)]``: Swift serves it whole (200).
     """
     if not header:
         return None
-    header = header.strip()
-    if not header.lower().startswith("bytes="):
-        return None
-    specs = header[6:].split(",")
-    if len(specs) > C.MAX_RANGES:
+    value = header.replace(" ", "")
+    if not value.lower().startswith("bytes="):
         return None
     parsed: list[tuple[int | None, int | None]] = []
-    for spec in specs:
-        m = _RANGE_RE.match(spec)
-        if not m or (m.group(1) == "" and m.group(2) == ""):
+    for spec in value[6:].split(","):
+        first_s, sep, last_s = spec.partition("-")
+        if not sep:
             return None
-        first = int(m.group(1)) if m.group(1) else None
-        last = int(m.group(2)) if m.group(2) else None
+        for part in (first_s, last_s):
+            if part and not (part.isascii() and part.isdigit()):
+                return None
+        first = int(first_s) if first_s else None
+        last = int(last_s) if last_s else None
+        if first is None and last is None:
+            return None
         if first is not None and last is not None and last < first:
             return None
         parsed.append((first, last))
@@ -100,41 +123,67 @@ def parse_range(header: str | None, length: int) -> list[tuple[int, int]] | None
             if last == 0:
                 continue
             out.append((max(0, length - last), length))
-        else:
-            if first >= length:
-                continue
-            end = length if last is None else min(last + 1, length)
-            out.append((first, end))
-    if not out:
+        elif first < length:
+            out.append((first, length if last is None else min(last + 1, length)))
+    if not out or len(out) > MAX_RANGES:
+        raise errors.RangeNotSatisfiable()
+    overlaps = 0
+    for i, (s1, e1) in enumerate(out):
+        for s2, e2 in out[i + 1 :]:
+            if s1 < s2 < e1 or s1 < e2 < e1 or s2 < s1 < e2 or s2 < e1 < e2:
+                overlaps += 1
+                if overlaps > MAX_RANGE_OVERLAPS:
+                    raise errors.RangeNotSatisfiable()
+    if len(out) >= MAX_NONASCENDING_RANGES and any(a > b for a, b in zip(out, out[1:])):
         raise errors.RangeNotSatisfiable()
     return out
 
 
-def _etags(header: str) -> list[str]:
-    return [t.strip().removeprefix("W/").strip('"') for t in header.split(",") if t.strip()]
+def _etag_matches(header: str, etag: str) -> bool:
+    """swob.Match: comma-separated tags, one pair of surrounding quotes removed; ``*``
+    matches anything. Weak tags (``W/"..."``) are compared as given, so never match."""
+    tags = set()
+    for tag in header.split(","):
+        tag = tag.strip()
+        if len(tag) >= 2 and tag[0] == '"' and tag[-1] == '"':
+            tag = tag[1:-1]
+        if tag:
+            tags.add(tag)
+    return "*" in tags or etag in tags
 
 
 def _http_ts(value: str) -> float | None:
     try:
-        return parsedate_to_datetime(value).timestamp()
+        dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if dt.tzinfo is None:  # "-0000" or no zone: HTTP dates are GMT
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
 
 
 def check_conditionals(headers: CIMultiDictProxy[str], rec: ObjectRecord) -> None:
-    """Swift's order: If-Match, If-None-Match, If-Unmodified-Since, If-Modified-Since."""
+    """swob's order: If-None-Match (304), If-Match (412), If-Modified-Since (304),
+    If-Unmodified-Since (412). Times compare in whole seconds: Last-Modified is the
+    ceiling of the object's timestamp. Unparseable dates are ignored."""
     etag = rec.etag
     last_modified = math.ceil(rec.last_modified)
-    im = headers.get("If-Match")
-    if im is not None:
-        tags = _etags(im)
-        if "*" not in tags and etag not in tags:
-            raise errors.PreconditionFailed()
     inm = headers.get("If-None-Match")
-    if inm is not None:
-        tags = _etags(inm)
-        if "*" in tags or etag in tags:
+    if inm is not None and _etag_matches(inm, etag):
+        raise errors.NotModified()
+    im = headers.get("If-Match")
+    if im is not None and not _etag_matches(im, etag):
+        raise errors.PreconditionFailed()
+    ims = headers.get("If-Modified-Since")
+    if ims is not None:
+        t = _http_ts(ims)
+        if t is not None and last_modified <= t:
             raise errors.NotModified()
+    ius = headers.get("If-Unmodified-Since")
+    if ius is not None:
+        t = _http_ts(ius)
+        if t is not None and last_modified > t:
+            raise errors.PreconditionFailed()
     ius = headers.get("If-Unmodified-Since")
     if ius is not None:
         t = _http_ts(ius)

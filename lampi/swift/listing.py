@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape, quoteattr
 
@@ -18,20 +19,61 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def listing_format(request: web.Request) -> str:
-    fmt = request.query.get("format", "").lower()
-    if fmt in ("json", "xml", "plain"):
-        return fmt
-    accept = request.headers.get("Accept", "")
+# swob's Accept grammar (RFC 2616 section 2.2), used to pick the listing format
+_TOKEN = r'[^()<>@,;:\"/\[\]?={}\x00-\x20\x7f]+'
+_QUOTED = r'"(?:[^"]|(?:\\.))*"'
+_EXT = r"(?:\s*;\s*(?:" + _TOKEN + r")\s*=\s*(?:" + _TOKEN + r"|" + _QUOTED + r"))"
+_ACCEPT_RE = re.compile(r"^\s*(" + _TOKEN + r")/(" + _TOKEN + r")(" + _EXT + r"*?\s*)$")
+_OFFERED = ("text/plain", "application/json", "application/xml", "text/xml")
+FORMAT2CONTENT_TYPE = {"plain": "text/plain", "json": "application/json", "xml": "application/xml"}
+CONTENT_TYPE2FORMAT = {"text/plain": "plain", "application/json": "json", "application/xml": "xml",
+                       "text/xml": "xml"}
+
+
+def _best_match(accept: str) -> str | None:
+    """swob.Accept.best_match over the listing types; ValueError when malformed."""
+    if not accept:
+        return _OFFERED[0]
+    types: list[tuple[str, float, bool]] = []
     for part in accept.split(","):
-        mt = part.split(";")[0].strip().lower()
-        if mt == "application/json":
-            return "json"
-        if mt in ("application/xml", "text/xml"):
-            return "xml"
-        if mt in ("text/plain", "*/*", "text/*"):
-            return "plain"
-    return "plain"
+        m = _ACCEPT_RE.findall(part)
+        if not m:
+            raise ValueError("Invalid accept header")
+        typ, subtype, params = m[0]
+        quality = 1.0
+        for param in (p.strip() for p in params.split(";") if p.strip()):
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                quality = float(value.strip())
+        pattern = "^" + (_TOKEN if typ == "*" else re.escape(typ)) + "/" + (
+            _TOKEN if subtype == "*" else re.escape(subtype)) + "$"
+        types.append((pattern, quality, "*" not in (typ, subtype)))
+    types.sort(reverse=True, key=lambda t: (t[1], t[2]))
+    for pattern, _, _ in types:
+        for option in _OFFERED:
+            if re.match(pattern, option):
+                return option
+    return None
+
+
+def listing_format(request: web.Request) -> tuple[str, str]:
+    """(format, media type) as Swift's get_listing_content_type picks them.
+
+    ``format=`` wins (an unknown value means text); otherwise the Accept header.
+    Raises InvalidArgument (400) for a malformed Accept, NotAcceptable (406) when
+    nothing offered is acceptable.
+    """
+    fmt = request.query.get("format")
+    accept = request.headers.get("Accept", "")
+    if fmt:
+        accept = FORMAT2CONTENT_TYPE.get(fmt.lower(), "text/plain")
+    try:
+        media = _best_match(accept)
+    except ValueError:
+        raise errors.InvalidArgument("Invalid Accept header") from None
+    if media is None:
+        raise errors.NotAcceptable()
+    return CONTENT_TYPE2FORMAT[media], media
 
 
 def list_params(request: web.Request) -> ListParams:

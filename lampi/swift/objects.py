@@ -69,6 +69,15 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
 def _delete_at(request: web.Request) -> int | None:
     h = request.headers
     now = time.time()
+    # X-Delete-After wins: Swift turns it into X-Delete-At, replacing a given one
+    if "X-Delete-After" in h:
+        try:
+            after = int(h["X-Delete-After"])
+        except ValueError:
+            raise errors.InvalidArgument("Non-integer X-Delete-After") from None
+        if int(now + after) <= now:
+            raise errors.InvalidArgument("X-Delete-After in past")
+        return int(now + after)
     if "X-Delete-At" in h:
         try:
             at = int(h["X-Delete-At"])
@@ -77,14 +86,6 @@ def _delete_at(request: web.Request) -> int | None:
         if at <= now:
             raise errors.InvalidArgument("X-Delete-At in past")
         return at
-    if "X-Delete-After" in h:
-        try:
-            after = int(h["X-Delete-After"])
-        except ValueError:
-            raise errors.InvalidArgument("Non-integer X-Delete-After") from None
-        if after <= 0:
-            raise errors.InvalidArgument("X-Delete-After in past")
-        return int(now + after)
     return None
 
 
@@ -107,9 +108,23 @@ def _sysmeta(request: web.Request) -> dict[str, str]:
     return {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
 
 
+async def send_continue(request: web.Request) -> None:
+    """Send the ``100 Continue`` deferred by ``handlers.expect_handler`` (once)."""
+    if request.get("swift.expect_continue"):
+        request["swift.expect_continue"] = False
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_any():
-        yield chunk
+    await send_continue(request)
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except (ConnectionResetError, web.RequestPayloadError) as exc:
+        # the client went away (or sent a broken chunked body) before the end:
+        # Swift's 499; the storage core aborts the blob, nothing becomes visible
+        raise errors.IncompleteBody(str(exc)) from None
 
 
 def _object_headers(rec: ObjectRecord) -> dict[str, str]:
@@ -134,7 +149,7 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     length = request.content_length
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if length is None and not chunked:
-        return swift_error(411, method="PUT")
+        return swift_error(411, "Missing Content-Length header.", method="PUT")
     if length is not None and length > settings.max_object_size:
         return swift_error(413, "Your request is too large.")
     meta = _user_meta(request)
@@ -165,21 +180,29 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
 
 async def get_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
-    rec = await storage.head_object(container, name)
+    try:
+        rec = await storage.head_object(container, name)
+    except errors.ObjectNotFound:
+        # swob: "If-Match: *" and no current entity → 412 (RFC 2616 14.24)
+        im = request.headers.get("If-Match")
+        if im is not None and "*" in (t.strip() for t in im.split(",")):
+            return web.Response(status=412)
+        raise
     headers = _object_headers(rec)
     try:
         check_conditionals(request.headers, rec)
-    except errors.NotModified:
-        return web.Response(status=304, headers=headers)
-    except errors.PreconditionFailed:
-        resp = swift_error(412, method=request.method)
-        resp.headers.update(headers)
+    except (errors.NotModified, errors.PreconditionFailed) as exc:
+        # swob answers a failed condition with an empty body and the object's headers
+        status = 304 if isinstance(exc, errors.NotModified) else 412
+        resp = web.Response(status=status, headers=headers)
+        if status == 412:
+            resp.content_type = rec.content_type
         return resp
     head = request.method == "HEAD"
     try:
-        ranges = parse_range(request.headers.get("Range"), rec.size) if rec.size else None
-        if rec.size == 0 and request.headers.get("Range") and parse_range_syntax_ok(request.headers["Range"]):
-            raise errors.RangeNotSatisfiable()
+        ranges = parse_range(request.headers.get("Range"), rec.size)
+        if rec.size == 0:
+            ranges = None  # a suffix range of an empty object: served whole (200), as swob does
     except errors.RangeNotSatisfiable:
         resp = swift_error(416, method=request.method)
         resp.headers["Content-Range"] = f"bytes */{rec.size}"
@@ -262,13 +285,6 @@ async def send_blob(
         await resp.write(chunk)
 
 
-def parse_range_syntax_ok(header: str) -> bool:
-    try:
-        return parse_range(header, 1 << 62) is not None
-    except errors.RangeNotSatisfiable:
-        return True
-
-
 async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
@@ -332,7 +348,7 @@ async def copy_object(
             "X-Timestamp": x_timestamp(rec.last_modified),
             "X-Copied-From": quote(f"{sparts[0]}/{sparts[1]}"),
             "X-Copied-From-Last-Modified": http_date(src_rec.last_modified),
-            **({"X-Copied-From-Account": quote("AUTH_" + src_project)} if src_project != project_id else {}),
+            "X-Copied-From-Account": quote("AUTH_" + src_project),
         },
         content_type="text/html",
         charset="UTF-8",

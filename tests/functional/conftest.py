@@ -168,3 +168,27 @@ def unique() -> str:
 def token_and_url(swift_conn) -> tuple[str, str]:  # noqa: ANN001
     url, token = swift_conn.get_auth()
     return token, url
+
+
+# -- S3 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ec2_keys(server: LampiServer) -> dict[str, str]:
+    """An S3 key pair of the admin user, made with `openstack ec2 credentials create`."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(server.openrc())
+    out = subprocess.run(["openstack", "ec2", "credentials", "create", "-f", "json"], env=env,
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def s3(server: LampiServer, ec2_keys: dict[str, str]):  # noqa: ANN201
+    """A boto3 S3 client at its default settings (path style to lampi)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=server.url, aws_access_key_id=ec2_keys["access"],
+                        aws_secret_access_key=ec2_keys["secret"], region_name="us-east-1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -39,13 +40,19 @@ class FSBlobWriter:
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         self._buf = bytearray()
         self._done = False
+        # Held by the worker thread for every fd operation. A cancelled await (client
+        # gone, shutdown grace period over) does not stop the thread, so abort() must
+        # wait for it instead of closing the fd under it (the number could be reused by
+        # another file by the time the thread writes).
+        self._lock = threading.Lock()
 
     def _flush_sync(self, data: bytes | bytearray) -> None:
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        with self._lock:
+            assert self._fd is not None
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -57,10 +64,11 @@ class FSBlobWriter:
     def _commit_sync(self, data: bytes | bytearray) -> None:
         if data:
             self._flush_sync(data)
-        assert self._fd is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        with self._lock:
+            assert self._fd is not None
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
         final = self.store.path_for(self.blob_id)
         parent = final.parent
         if not parent.is_dir():
@@ -81,10 +89,13 @@ class FSBlobWriter:
         return self.blob_id
 
     def _abort_sync(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
         try:
+            # after a cancelled commit the file may already be renamed into blobs/:
+            # then it stays as an unreferenced blob, which fsck removes
             os.unlink(self._tmp)
         except FileNotFoundError:
             pass

@@ -12,6 +12,7 @@ from typing import Protocol
 from lampi.core.models import (
     Account,
     Container,
+    Credential,
     Domain,
     ListingEntry,
     ListParams,
@@ -86,3 +87,9 @@ class MetaStore(Protocol):
     async def objects_with_blobs(self) -> list[tuple[str, str, str, int]]:
         """(container, name, blob_id, size) of every object (for fsck)."""
         ...
+
+    # EC2 credentials (S3 keys)
+    async def create_credential(self, cred: Credential) -> Credential: ...
+    async def get_credential(self, access: str) -> Credential | None: ...
+    async def list_credentials(self, user_id: str | None = None) -> list[Credential]: ...
+    async def delete_credential(self, access: str) -> None: ...

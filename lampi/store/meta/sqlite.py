@@ -26,6 +26,7 @@ from lampi.core import errors
 from lampi.core.models import (
     Account,
     Container,
+    Credential,
     Domain,
     ListingEntry,
     ListParams,
@@ -75,6 +76,13 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (container, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_blob ON objects (blob_id);
+CREATE TABLE IF NOT EXISTS credentials (
+    access TEXT PRIMARY KEY, secret TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user_id);
 """
 
 REVOKE_SCHEMA = """
@@ -84,9 +92,20 @@ CREATE TABLE IF NOT EXISTS revoked (audit_id TEXT PRIMARY KEY, expires_at REAL N
 _LIST_BATCH = 1000
 
 
-def _after(prefix: str) -> str:
-    """The smallest string greater than every string starting with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _after(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``.
+
+    None when there is none (``prefix`` is all U+10FFFF). Code points are stepped over
+    the surrogate block, which no (UTF-8) name can hold and sqlite3 cannot bind.
+    """
+    while prefix:
+        nxt = ord(prefix[-1]) + 1
+        if nxt <= 0x10FFFF:
+            if 0xD800 <= nxt <= 0xDFFF:
+                nxt = 0xE000
+            return prefix[:-1] + chr(nxt)
+        prefix = prefix[:-1]
+    return None
 
 
 def fold_listing(
@@ -105,25 +124,25 @@ def fold_listing(
     out: list[ListingEntry] = []
     if limit <= 0:
         return out
+    # Swift swaps the markers for a reverse listing and skips a subdir equal to the
+    # (swapped) marker, i.e. to the exclusive *lower* bound in both directions.
+    skip_subdir = params.end_marker if params.reverse else params.marker
+    pupper = _after(prefix) if prefix else None
     if not params.reverse:
         lower: str | None = prefix or None
         lower_inc = True
         if params.marker and (lower is None or params.marker >= lower):
             lower, lower_inc = params.marker, False
         upper: str | None = params.end_marker or None
-        if prefix:
-            pupper = _after(prefix)
-            if upper is None or pupper < upper:
-                upper = pupper
+        if pupper is not None and (upper is None or pupper < upper):
+            upper = pupper
         upper_inc = False
     else:
         # reverse: marker is the exclusive upper bound, end_marker the exclusive lower
         upper = params.marker or None
         upper_inc = False
-        if prefix:
-            pupper = _after(prefix)
-            if upper is None or pupper < upper:
-                upper = pupper
+        if pupper is not None and (upper is None or pupper < upper):
+            upper = pupper
         lower = params.end_marker or None
         lower_inc = False
         if prefix and (lower is None or prefix > lower):
@@ -142,10 +161,12 @@ def fold_listing(
                 idx = name.find(delim, len(prefix))
                 if idx >= 0:
                     subdir = name[: idx + len(delim)]
-                    if subdir != params.marker:
+                    if subdir != skip_subdir:
                         out.append(ListingEntry(name=subdir, is_subdir=True))
                     if not params.reverse:
                         lower, lower_inc = _after(subdir), True
+                        if lower is None:  # nothing sorts after this subdir
+                            return out
                     else:
                         upper, upper_inc = subdir, False
                     moved = True
@@ -753,3 +774,48 @@ class SQLiteMetaStore:
                 for r in c.execute("SELECT container, name, blob_id, size FROM objects ORDER BY container, name")
             ]
         )
+
+    # -- EC2 credentials (S3 keys) ------------------------------------------------
+    # Read on every S3 request (no cache), so a deleted key stops at once on every worker.
+
+    _CCOLS = "access, secret, user_id, project_id, created_at"
+
+    async def create_credential(self, cred: Credential) -> Credential:
+        def fn(c: sqlite3.Connection) -> Credential:
+            try:
+                c.execute(
+                    f"INSERT INTO credentials ({self._CCOLS}) VALUES (?, ?, ?, ?, ?)",
+                    (cred.access, cred.secret, cred.user_id, cred.project_id, cred.created_at or time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict("credential exists or refers to an unknown user/project") from None
+            return cred
+
+        return await self._tx(fn)
+
+    async def get_credential(self, access: str) -> Credential | None:
+        def fn(c: sqlite3.Connection) -> Credential | None:
+            row = c.execute(f"SELECT {self._CCOLS} FROM credentials WHERE access = ?", (access,)).fetchone()
+            return Credential(*row) if row else None
+
+        return await self._run(fn)
+
+    async def list_credentials(self, user_id: str | None = None) -> list[Credential]:
+        def fn(c: sqlite3.Connection) -> list[Credential]:
+            if user_id is None:
+                rows = c.execute(f"SELECT {self._CCOLS} FROM credentials ORDER BY created_at, access")
+            else:
+                rows = c.execute(
+                    f"SELECT {self._CCOLS} FROM credentials WHERE user_id = ? ORDER BY created_at, access",
+                    (user_id,),
+                )
+            return [Credential(*r) for r in rows.fetchall()]
+
+        return await self._run(fn)
+
+    async def delete_credential(self, access: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if not c.execute("DELETE FROM credentials WHERE access = ?", (access,)).rowcount:
+                raise errors.NotFound("credential not found")
+
+        await self._tx(fn)

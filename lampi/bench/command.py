@@ -1,0 +1,105 @@
+"""``lampi bench`` end to end: limits, servers, phases, report, teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lampi import __version__
+from lampi.bench import limits as limitsmod
+from lampi.bench import report
+from lampi.bench.auth import resolve
+from lampi.bench.runner import BenchConfig, Target, run
+from lampi.bench.servers import LampiNode, SwiftNode, leftovers
+from lampi.bench.util import BenchError, loadavg, machine_info
+
+MiB = 1024 * 1024
+
+
+def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = False,
+          limits_size: int = 1024**3, limits_dir: str | None = None, workers: int | None = None,
+          work_dir: str | None = None, keep: bool = False, cache_dir: str | None = None,
+          server_pids: tuple[int, ...] = (), auth: str | None = None, user: str | None = None,
+          key: str | None = None, storage_url: str | None = None, token: str | None = None,
+          json_file: str | None = None, show_progress: bool = True, quiet: bool = False) -> dict[str, Any]:
+    err = Console(stderr=True)
+    out = Console() if sys.stdout.isatty() else Console(width=160)  # files and pipes get full rows
+    work: Path | None = None
+    if compare:
+        if compare != "swift":
+            raise BenchError(f"--compare: only 'swift' is supported, not {compare!r}")
+        base = Path(work_dir) if work_dir else None
+        if base:
+            base.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="lampi-bench-", dir=base))
+        cfg.cleanup = False  # the servers' data is thrown away with the work dir
+    doc: dict[str, Any] = {
+        "lampi_version": __version__, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(["lampi", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
+        "machine": machine_info(work or limits_dir or tempfile.gettempdir()), "config": cfg.as_dict(),
+    }
+    nodes: list[Any] = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, disable=not (show_progress and err.is_terminal), transient=False)
+    try:
+        if with_limits:
+            d = limits_dir or (str(work) if work else tempfile.gettempdir())
+            err.print(f"measuring machine limits in {d} ({limits_size // MiB} MiB) ...")
+            doc["limits"] = limitsmod.measure(d, limits_size)
+        if compare:
+            assert work is not None
+            n = workers or os.cpu_count() or 1
+            cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lampi-bench"
+            err.print(f"starting single-node Swift ({n} workers per server) and lampi ({n} workers) in {work} ...")
+            swift = SwiftNode(work, n, cache)
+            nodes.append(swift)
+            swift.start()
+            lampi = LampiNode(work, n)
+            nodes.append(lampi)
+            lampi.start()
+            targets = [Target("lampi", lampi.credentials(), lampi.pids), Target("swift", swift.credentials(), swift.pids)]
+            doc["servers"] = {
+                "lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
+                          "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1)},
+                "swift": {"version": swift.version, "workers": n, "startup_s": round(swift.startup_s or 0, 3),
+                          "idle_rss_mib": round((swift.idle_rss or 0) / MiB, 1),
+                          "note": "proxy, account, container and object servers (each with workers) + memcached"},
+            }
+        else:
+            creds = resolve(auth, user, key, storage_url, token)
+            targets = [Target("target", creds, list(server_pids))]
+            doc["target"] = {"storage_url": creds.storage_url, "auth": creds.method}
+        with progress:
+            doc.update(asyncio.run(run(cfg, targets, progress)))
+        for t in targets:
+            if "rss_hwm_sum_mib" in t.info:
+                doc.setdefault("servers", {}).setdefault(t.name, {})["rss_hwm_sum_mib"] = t.info["rss_hwm_sum_mib"]
+    finally:
+        sessions: set[int] = set()
+        for node in nodes:
+            node.stop()
+            sessions |= node.sessions()
+        if compare:
+            doc["leftover_processes"] = leftovers(sessions)
+            if work is not None and not keep:
+                shutil.rmtree(work, ignore_errors=True)
+    doc["loadavg_end"] = loadavg()
+    if compare:
+        doc["ratios"] = report.ratios(doc["phases"])
+    doc["fractions"] = report.fractions(doc["phases"], doc.get("limits"))
+    doc["targets"] = report.check_targets(doc)
+    if json_file:
+        Path(json_file).write_text(json.dumps(doc, indent=2) + "\n")
+    if not quiet:
+        report.render(doc, out)
+    return doc

@@ -1,0 +1,305 @@
+"""The load generator: aiohttp client, N concurrent requests, one or more processes.
+
+A phase is one kind of request over a range of object names. In one process it runs
+on the caller's event loop; with ``procs > 1`` the name range is split across client
+processes (spawned, each with its own loop and connection pool) that first open
+their sessions, then start together on a shared event, so process start-up is not
+timed. Each process reports its own start and end on the system-wide monotonic clock;
+the phase lasts from the earliest start to the latest end.
+
+Every request's latency is recorded (seconds, from sending to the last body byte);
+any unexpected status, short body or exception is an error, with the first few kept
+as samples. Large objects are streamed from one generated 1 MiB block and read in
+chunks: nothing object-sized is held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+
+BLOCK = 1 << 20
+MAX_ERROR_SAMPLES = 5
+
+EXPECT = {"put": (201,), "get": (200,), "head": (200,), "delete": (204,), "list": (200, 204),
+          "put_large": (201,), "get_large": (200,)}
+
+
+@dataclass
+class PhaseSpec:
+    """What one phase does; picklable, so it can be sent to client processes."""
+
+    kind: str  # put | get | head | delete | list | put_large | get_large
+    storage_url: str
+    token: str
+    container: str
+    start: int = 0  # object index range [start, stop)
+    stop: int = 0
+    size: int = 0
+    concurrency: int = 1
+    prefix: str = "o"
+    list_page: int = 10000
+    list_expect: int = 0
+    list_repeats: int = 1
+
+    def name(self, i: int) -> str:
+        return f"{self.prefix}{i:07d}"
+
+    def url(self, name: str | None = None) -> str:
+        base = f"{self.storage_url}/{urllib.parse.quote(self.container)}"
+        return f"{base}/{urllib.parse.quote(name)}" if name is not None else base
+
+    @property
+    def count(self) -> int:
+        return self.list_repeats if self.kind == "list" else self.stop - self.start
+
+
+@dataclass
+class ChunkResult:
+    ops: int = 0
+    errors: int = 0
+    bytes: int = 0
+    t0: float = 0.0
+    t1: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+    def merge(self, other: ChunkResult) -> ChunkResult:
+        t0 = min(x for x in (self.t0, other.t0) if x) if (self.t0 or other.t0) else 0.0
+        return ChunkResult(
+            self.ops + other.ops, self.errors + other.errors, self.bytes + other.bytes, t0,
+            max(self.t1, other.t1), self.latencies + other.latencies,
+            (self.error_samples + other.error_samples)[:MAX_ERROR_SAMPLES],
+        )
+
+
+class Counter:
+    """Progress counter (ops, or bytes for large objects); a shared Value in client processes."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def session(concurrency: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max(1, concurrency), limit_per_host=0, ttl_dns_cache=None),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600),
+        auto_decompress=False,
+    )
+
+
+async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitable[None]] | None = None,
+                    sess: aiohttp.ClientSession | None = None) -> ChunkResult:
+    """Run ``spec`` with ``spec.concurrency`` requests in flight on this event loop."""
+    res = ChunkResult()
+    own = sess is None
+    sess = sess or session(spec.concurrency)
+    hdrs = {"X-Auth-Token": spec.token}
+    block = os.urandom(BLOCK)
+    small_body = (block * (spec.size // BLOCK + 1))[: spec.size] if spec.kind == "put" else b""
+    expect = EXPECT[spec.kind]
+
+    def error(what: str) -> None:
+        res.errors += 1
+        if len(res.error_samples) < MAX_ERROR_SAMPLES:
+            res.error_samples.append(what)
+
+    async def check(resp: aiohttp.ClientResponse, label: str) -> bool:
+        if resp.status in expect:
+            return True
+        body = (await resp.content.read(300)).decode("utf-8", "replace").strip()
+        error(f"{label}: {resp.status} {body[:200]}")
+        return False
+
+    async def full_listing() -> int:
+        """One full listing, paginated as python-swiftclient does: until an empty page."""
+        marker, total = "", 0
+        while True:
+            q = {"format": "json", "limit": str(spec.list_page)}
+            if marker:
+                q["marker"] = marker
+            async with sess.get(spec.url(), params=q, headers=hdrs) as resp:
+                if not await check(resp, f"GET {spec.container}?marker={marker}"):
+                    return -1
+                page = json.loads(await resp.read() or b"[]") if resp.status == 200 else []
+            if not page:
+                return total
+            total += len(page)
+            marker = page[-1]["name"]
+
+    async def put_large(name: str) -> None:
+        async def gen():  # noqa: ANN202
+            left = spec.size
+            view = memoryview(block)
+            while left > 0:
+                n = min(left, BLOCK)
+                yield view[:n]
+                left -= n
+                counter.value += n
+
+        h = dict(hdrs, **{"Content-Length": str(spec.size), "Content-Type": "application/octet-stream"})
+        async with sess.put(spec.url(name), data=gen(), headers=h) as resp:
+            if await check(resp, f"PUT {name}"):
+                res.bytes += spec.size
+
+    async def get_large(name: str) -> None:
+        async with sess.get(spec.url(name), headers=hdrs) as resp:
+            if not await check(resp, f"GET {name}"):
+                return
+            n = 0
+            while chunk := await resp.content.readany():
+                n += len(chunk)
+                counter.value += len(chunk)
+            res.bytes += n
+            if n != spec.size:
+                error(f"GET {name}: got {n} bytes, expected {spec.size}")
+
+    async def one(i: int) -> None:
+        name = spec.name(i)
+        k = spec.kind
+        if k == "put":
+            async with sess.put(spec.url(name), data=small_body,
+                                headers=dict(hdrs, **{"Content-Type": "application/octet-stream"})) as resp:
+                if await check(resp, f"PUT {name}"):
+                    res.bytes += spec.size
+        elif k == "get":
+            async with sess.get(spec.url(name), headers=hdrs) as resp:
+                if await check(resp, f"GET {name}"):
+                    body = await resp.read()
+                    res.bytes += len(body)
+                    if len(body) != spec.size:
+                        error(f"GET {name}: got {len(body)} bytes, expected {spec.size}")
+        elif k == "head":
+            async with sess.head(spec.url(name), headers=hdrs) as resp:
+                if await check(resp, f"HEAD {name}") and int(resp.headers.get("Content-Length", -1)) != spec.size:
+                    error(f"HEAD {name}: Content-Length {resp.headers.get('Content-Length')}, expected {spec.size}")
+        elif k == "delete":
+            async with sess.delete(spec.url(name), headers=hdrs) as resp:
+                await check(resp, f"DELETE {name}")
+        elif k == "list":
+            n = await full_listing()
+            if n >= 0 and n != spec.list_expect:
+                error(f"listing {spec.container}: {n} objects, expected {spec.list_expect}")
+        elif k == "put_large":
+            await put_large(name)
+        elif k == "get_large":
+            await get_large(name)
+        else:  # pragma: no cover
+            raise ValueError(k)
+
+    work = iter(range(spec.list_repeats) if spec.kind == "list" else range(spec.start, spec.stop))
+    large = spec.kind in ("put_large", "get_large")
+
+    async def worker() -> None:
+        for i in work:  # a shared iterator: each index is taken once
+            t = time.perf_counter()
+            try:
+                await one(i)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                error(f"{spec.kind} {i}: {type(exc).__name__}: {exc}")
+            res.latencies.append(time.perf_counter() - t)
+            res.ops += 1
+            if not large:
+                counter.value += 1
+
+    try:
+        if barrier is not None:
+            await barrier()
+        res.t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(max(1, min(spec.concurrency, spec.count)))))
+        res.t1 = time.monotonic()
+    finally:
+        if own:
+            await sess.close()
+    return res
+
+
+def _proc_main(spec: PhaseSpec, counter: Any, ready: Any, go: Any, results: Any) -> None:
+    async def main() -> ChunkResult:
+        async def barrier() -> None:
+            ready.release()
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+
+        return await run_chunk(spec, counter, barrier)
+
+    try:
+        results.put(asyncio.run(main()))
+    except BaseException as exc:  # report, so the parent does not wait forever
+        ready.release()  # in case it failed before the barrier (an extra release is harmless)
+        results.put(ChunkResult(errors=1, error_samples=[f"client process: {type(exc).__name__}: {exc}"]))
+
+
+def split(spec: PhaseSpec, procs: int) -> list[PhaseSpec]:
+    n = spec.stop - spec.start
+    procs = max(1, min(procs, n, spec.concurrency))
+    out, pos = [], spec.start
+    for p in range(procs):
+        share = n // procs + (1 if p < n % procs else 0)
+        conc = spec.concurrency // procs + (1 if p < spec.concurrency % procs else 0)
+        out.append(replace(spec, start=pos, stop=pos + share, concurrency=conc))
+        pos += share
+    return out
+
+
+async def run_phase(spec: PhaseSpec, procs: int = 1,
+                    on_progress: Callable[[int], None] | None = None) -> ChunkResult:
+    """Run a phase in this process (``procs == 1``, or lists and large objects) or across client processes."""
+    loop = asyncio.get_running_loop()
+    parts = split(spec, procs) if spec.kind in ("put", "get", "head", "delete") and procs > 1 else [spec]
+
+    async def poll(counters: list[Any]) -> None:
+        while True:
+            if on_progress:
+                on_progress(sum(c.value for c in counters))
+            await asyncio.sleep(0.1)
+
+    if len(parts) == 1:
+        counter = Counter()
+        poller = asyncio.ensure_future(poll([counter]))
+        try:
+            res = await run_chunk(spec, counter)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        if on_progress:
+            on_progress(counter.value)
+        return res
+
+    ctx = multiprocessing.get_context("spawn")
+    counters = [ctx.Value("q", 0, lock=False) for _ in parts]
+    ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    workers = [ctx.Process(target=_proc_main, args=(p, c, ready, go, results), daemon=True)
+               for p, c in zip(parts, counters)]
+    for w in workers:
+        w.start()
+    poller = asyncio.ensure_future(poll(counters))
+    try:
+        for _ in workers:  # every process has its session open
+            if not await loop.run_in_executor(None, ready.acquire, True, 120):
+                raise RuntimeError("a client process did not start")
+        go.set()
+        merged = ChunkResult()
+        for _ in workers:
+            merged = merged.merge(await loop.run_in_executor(None, results.get))
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        for w in workers:
+            w.join(5)
+            if w.is_alive():
+                w.kill()
+    if on_progress:
+        on_progress(sum(c.value for c in counters))
+    return merged

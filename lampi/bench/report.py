@@ -1,0 +1,143 @@
+"""Ratios, the targets of issue 5, and the rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# phase -> lampi/Swift ratio required
+RATIO_TARGETS = {"small-put": 2.0, "small-get": 3.0, "small-head": 3.0, "small-delete": 2.0, "list": 5.0}
+LIMIT_FRACTION = 0.70
+RSS_GROWTH_MIB = 64
+HEALTHCHECK_S = 1.0
+
+
+def metric(p: dict[str, Any]) -> tuple[str, float]:
+    """The figure a phase is judged by: MB/s for large objects, listings/s or ops/s otherwise."""
+    return ("mb_per_s", p["mb_per_s"]) if p["phase"].startswith("large") else ("ops_per_s", p["ops_per_s"])
+
+
+def ratios(phases: list[dict[str, Any]], a: str = "lampi", b: str = "swift") -> list[dict[str, Any]]:
+    by = {(p["phase"], p["concurrency"], p["target"]): p for p in phases}
+    out = []
+    for p in phases:
+        if p["target"] != a or (p["phase"], p["concurrency"], b) not in by:
+            continue
+        q = by[(p["phase"], p["concurrency"], b)]
+        unit, va = metric(p)
+        _, vb = metric(q)
+        out.append({"phase": p["phase"], "concurrency": p["concurrency"], "unit": unit, a: va, b: vb,
+                    "ratio": round(va / vb, 2) if vb else None,
+                    "p50_ratio": round(q["p50_ms"] / p["p50_ms"], 2) if p.get("p50_ms") and q.get("p50_ms") else None})
+    return out
+
+
+def fractions(phases: list[dict[str, Any]], limits: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not limits:
+        return []
+    out = []
+    for p in phases:
+        if p["phase"] == "large-put":
+            lim, name = limits["seq_write_fsync"]["mb_per_s"], "seq write+fsync"
+        elif p["phase"] == "large-get":
+            lim, name = limits["loopback_tcp"]["mb_per_s"], "loopback TCP"
+        else:
+            continue
+        out.append({"phase": p["phase"], "target": p["target"], "mb_per_s": p["mb_per_s"], "limit": name,
+                    "limit_mb_per_s": lim, "fraction": round(p["mb_per_s"] / lim, 2) if lim else None})
+    return out
+
+
+def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 5 with what this run measured; ``met`` is None when not measured."""
+    checks: list[dict[str, Any]] = []
+    for r in doc.get("ratios", []):
+        need = RATIO_TARGETS.get(r["phase"])
+        if need is not None and r["ratio"] is not None:
+            checks.append({"target": f"{r['phase']} c{r['concurrency']} >= {need:g}x Swift" if r["phase"] != "list"
+                           else f"full listing >= {need:g}x Swift",
+                           "measured": f"{r['ratio']:.2f}x", "met": r["ratio"] >= need})
+    for f in doc.get("fractions", []):
+        if f["target"] == "lampi":
+            checks.append({"target": f"{f['phase']} >= {LIMIT_FRACTION:.0%} of {f['limit']}",
+                           "measured": f"{f['fraction']:.0%} ({f['mb_per_s']} of {f['limit_mb_per_s']} MB/s)",
+                           "met": f["fraction"] >= LIMIT_FRACTION})
+    growth = [p["rss_peak_mib"] - p["rss_start_mib"] for p in doc.get("phases", [])
+              if p["target"] == "lampi" and p["phase"].startswith("large") and "rss_peak_mib" in p]
+    if growth:
+        size = doc["config"]["large_size"] / 1024**3
+        checks.append({"target": f"RSS growth < {RSS_GROWTH_MIB} MiB during large PUT+GET (target: 5 GiB object)",
+                       "measured": f"{max(growth):.1f} MiB with a {size:g} GiB object",
+                       "met": max(growth) < RSS_GROWTH_MIB})
+    lampi = doc.get("servers", {}).get("lampi")
+    if lampi and lampi.get("startup_s") is not None:
+        checks.append({"target": f"/healthcheck within {HEALTHCHECK_S:g} s of start",
+                       "measured": f"{lampi['startup_s']:.2f} s", "met": lampi["startup_s"] <= HEALTHCHECK_S})
+        checks.append({"target": "idle RSS reported", "measured": f"{lampi['idle_rss_mib']} MiB "
+                       f"({lampi['workers']} workers + parent)", "met": True})
+    return checks
+
+
+def _f(v: Any, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}"
+
+
+def render(doc: dict[str, Any], console: Console | None = None) -> None:
+    con = console or Console()
+    m = doc["machine"]
+    con.print(f"[bold]lampi bench[/] {doc['started_at']} — {m.get('cores')} cores ({m.get('cpu', '?')}), "
+              f"{m.get('memory_gib')} GiB RAM, disk {m['disk'].get('device', '?')} {m['disk'].get('fstype', '')}; "
+              f"load average {m.get('loadavg_start')} → {doc.get('loadavg_end')}")
+    t = Table(title="Phases", title_justify="left")
+    for h in ("Phase", "Target", "ops", "err", "sec", "ops/s", "MB/s", "p50 ms", "p99 ms", "RSS MiB start→peak"):
+        t.add_column(h, justify="left" if h in ("Phase", "Target") else "right")
+    for p in doc["phases"]:
+        rss = f"{p['rss_start_mib']:.0f}→{p['rss_peak_mib']:.0f}" if "rss_peak_mib" in p else "-"
+        t.add_row(p["label"], p["target"], _f(p["ops"]), _f(p["errors"]) if not p["errors"] else f"[red]{p['errors']}",
+                  _f(p["seconds"], 2), _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2),
+                  _f(p["p99_ms"], 2), rss)
+    con.print(t)
+    if doc.get("ratios"):
+        t = Table(title="lampi / Swift", title_justify="left")
+        for h in ("Phase", "c", "unit", "lampi", "Swift", "ratio", "p50 Swift/lampi"):
+            t.add_column(h, justify="left" if h in ("Phase", "unit") else "right")
+        for r in doc["ratios"]:
+            t.add_row(r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]),
+                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2))
+        con.print(t)
+    if doc.get("limits"):
+        lim = doc["limits"]
+        t = Table(title=f"Machine limits ({lim['directory']})", title_justify="left")
+        t.add_column("Limit")
+        t.add_column("Result", justify="right")
+        t.add_row("sequential write + fsync", f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s")
+        t.add_row("4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
+                  f"({lim['small_write_fsync_4k']['avg_ms']} ms each)")
+        t.add_row("loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s")
+        for f in doc.get("fractions", []):
+            t.add_row(f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}")
+        con.print(t)
+    if doc.get("servers"):
+        t = Table(title="Servers", title_justify="left")
+        for h in ("Server", "version", "workers", "ready after s", "idle RSS MiB", "peak RSS (Σ VmHWM) MiB"):
+            t.add_column(h)
+        for name, s in doc["servers"].items():
+            t.add_row(name, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
+                      _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib")))
+        con.print(t)
+    if doc.get("targets"):
+        t = Table(title="Targets (issue 5)", title_justify="left")
+        for h in ("Target", "Measured", "Met"):
+            t.add_column(h)
+        for c in doc["targets"]:
+            met = "-" if c["met"] is None else ("[green]yes" if c["met"] else "[red]no")
+            t.add_row(c["target"], c["measured"], met)
+        con.print(t)
+    for e in doc.get("setup_errors", []):
+        con.print(f"[red]setup/cleanup error:[/] {e}")
+    if doc.get("leftover_processes"):
+        con.print(f"[red]left running:[/] {doc['leftover_processes']}")

@@ -1,0 +1,106 @@
+"""Server memory: resident set size summed over a server's processes (workers included).
+
+Sampled a few times a second while a phase runs (the peak of the sum), plus the
+kernel's per-process high-water mark (VmHWM) at the end of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - psutil is a dependency; /proc is the fallback
+    psutil = None  # type: ignore[assignment]
+
+MiB = 1024 * 1024
+
+
+def _proc_children(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return out
+
+
+def tree(pids: Iterable[int]) -> list[int]:
+    """The processes and all their descendants (deduplicated)."""
+    seen: dict[int, None] = {}
+    for pid in pids:
+        if psutil is not None:
+            try:
+                p = psutil.Process(pid)
+                seen[pid] = None
+                for c in p.children(recursive=True):
+                    seen[c.pid] = None
+            except psutil.Error:
+                continue
+        else:
+            for c in _proc_children(pid):
+                seen[c] = None
+    return list(seen)
+
+
+def _status(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def rss(pids: Iterable[int]) -> int:
+    """Current RSS in bytes summed over the process trees."""
+    total = 0
+    for pid in tree(pids):
+        if psutil is not None:
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                pass
+        else:
+            total += _status(pid, "VmRSS")
+    return total
+
+
+def hwm(pids: Iterable[int]) -> int:
+    """Sum of the per-process peak RSS (VmHWM) — an upper bound of the peak of the sum."""
+    return sum(_status(pid, "VmHWM") for pid in tree(pids))
+
+
+class Sampler:
+    """``async with Sampler(pids) as s:`` ... ``s.start``, ``s.peak`` (bytes)."""
+
+    def __init__(self, pids: list[int], interval: float = 0.1) -> None:
+        self.pids, self.interval = pids, interval
+        self.start = self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.peak = max(self.peak, rss(self.pids))
+
+    async def __aenter__(self) -> Sampler:
+        if self.pids:
+            self.start = self.peak = rss(self.pids)
+            self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self.peak = max(self.peak, rss(self.pids))

@@ -1,0 +1,203 @@
+"""Phases, run on one or more targets, alternating, into one result document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lampi.bench import rss as rssmod
+from lampi.bench.auth import Credentials
+from lampi.bench.load import ChunkResult, PhaseSpec, run_phase, session
+from lampi.bench.util import MB, percentile
+
+MiB = 1024 * 1024
+SMALL_KINDS = ("put", "get", "head", "delete")
+
+
+@dataclass
+class BenchConfig:
+    objects: int = 5000
+    object_size: int = 4096
+    concurrency: list[int] = field(default_factory=lambda: [16, 64])
+    list_objects: int = 10000
+    list_page: int = 10000
+    list_repeats: int = 5
+    large_size: int = 1024**3
+    large_count: int = 1
+    phases: list[str] = field(default_factory=lambda: ["small", "list", "large"])
+    client_procs: int = 1
+    fill_concurrency: int = 32
+    cleanup: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Target:
+    name: str
+    creds: Credentials
+    pids: list[int] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Step:
+    phase: str  # small-put ... large-get; setup steps start with "setup-"
+    kind: str
+    container: str
+    count: int
+    size: int = 0
+    concurrency: int = 1
+    procs: int = 1
+    timed: bool = True
+    list_expect: int = 0
+    label: str = ""
+
+
+def plan(cfg: BenchConfig, run_id: str) -> tuple[list[Step], list[str]]:
+    """The steps of a run, and the containers they use."""
+    steps: list[Step] = []
+    containers: list[str] = []
+    if "small" in cfg.phases:
+        for c in cfg.concurrency:
+            cont = f"lampi-bench-{run_id}-small-c{c}"
+            containers.append(cont)
+            for kind in SMALL_KINDS:
+                steps.append(Step(f"small-{kind}", kind, cont, cfg.objects, cfg.object_size, c, cfg.client_procs,
+                                  label=f"{kind.upper()} {cfg.objects}×{_sz(cfg.object_size)} c{c}"))
+    if "list" in cfg.phases:
+        cont = f"lampi-bench-{run_id}-list"
+        containers.append(cont)
+        steps.append(Step("setup-list-fill", "put", cont, cfg.list_objects, 0, cfg.fill_concurrency,
+                          cfg.client_procs, timed=False, label=f"fill {cfg.list_objects} objects"))
+        steps.append(Step("list", "list", cont, cfg.list_repeats, list_expect=cfg.list_objects,
+                          label=f"full listing of {cfg.list_objects} ×{cfg.list_repeats}"))
+    if "large" in cfg.phases:
+        cont = f"lampi-bench-{run_id}-large"
+        containers.append(cont)
+        steps.append(Step("large-put", "put_large", cont, cfg.large_count, cfg.large_size,
+                          label=f"PUT {cfg.large_count}×{_sz(cfg.large_size)}"))
+        steps.append(Step("setup-large-head", "head", cont, cfg.large_count, cfg.large_size, timed=False,
+                          label="HEAD (verify size)"))
+        steps.append(Step("large-get", "get_large", cont, cfg.large_count, cfg.large_size,
+                          label=f"GET {cfg.large_count}×{_sz(cfg.large_size)}"))
+    return steps, containers
+
+
+def _sz(n: int) -> str:
+    from lampi.bench.util import human_size
+
+    return human_size(n).replace(" ", "")
+
+
+def summarize(step: Step, target: str, res: ChunkResult, rss_start: int, rss_peak: int) -> dict[str, Any]:
+    secs = max(res.t1 - res.t0, 1e-9)
+    lat = sorted(res.latencies)
+    d: dict[str, Any] = {
+        "phase": step.phase, "target": target, "label": step.label, "concurrency": step.concurrency,
+        "count": step.count, "size": step.size, "ops": res.ops, "errors": res.errors,
+        "seconds": round(secs, 3), "ops_per_s": round(res.ops / secs, 1),
+        "mb_per_s": round(res.bytes / secs / MB, 1),
+        "p50_ms": round(percentile(lat, 0.5) * 1000, 2) if lat else None,
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 2) if lat else None,
+    }
+    if step.kind == "list":
+        d["objects_per_s"] = round(step.list_expect * res.ops / secs, 1)
+    if rss_start:
+        d["rss_start_mib"] = round(rss_start / MiB, 1)
+        d["rss_peak_mib"] = round(rss_peak / MiB, 1)
+    if res.error_samples:
+        d["error_samples"] = res.error_samples
+    return d
+
+
+async def _request(sess: Any, method: str, url: str, token: str, **kw: Any) -> tuple[int, bytes]:
+    async with sess.request(method, url, headers={"X-Auth-Token": token}, **kw) as resp:
+        return resp.status, await resp.read()
+
+
+async def create_containers(t: Target, containers: list[str]) -> None:
+    async with session(4) as sess:
+        for c in containers:
+            status, body = await _request(sess, "PUT", f"{t.creds.storage_url}/{urllib.parse.quote(c)}",
+                                          t.creds.token)
+            if status not in (201, 202):
+                raise RuntimeError(f"{t.name}: PUT container {c}: {status} {body[:200]!r}")
+
+
+async def cleanup(t: Target, containers: list[str], concurrency: int = 16) -> int:
+    """Delete every object in ``containers``, then the containers; returns failures."""
+    failures = 0
+    async with session(concurrency) as sess:
+        for c in containers:
+            base = f"{t.creds.storage_url}/{urllib.parse.quote(c)}"
+            while True:
+                status, body = await _request(sess, "GET", base, t.creds.token,
+                                              params={"format": "json", "limit": "10000"})
+                names = [o["name"] for o in json.loads(body)] if status == 200 and body else []
+                if not names:
+                    break
+                sem = asyncio.Semaphore(concurrency)
+
+                async def rm(n: str) -> int:
+                    async with sem:
+                        return (await _request(sess, "DELETE", f"{base}/{urllib.parse.quote(n)}", t.creds.token))[0]
+
+                codes = await asyncio.gather(*(rm(n) for n in names))
+                bad = sum(1 for s in codes if s not in (204, 404))
+                failures += bad
+                if bad:
+                    break
+            status, _ = await _request(sess, "DELETE", base, t.creds.token)
+            failures += status not in (204, 404)
+    return failures
+
+
+async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> dict[str, Any]:
+    """Run every step on every target, alternating which target goes first."""
+    run_id = uuid.uuid4().hex[:8]
+    steps, containers = plan(cfg, run_id)
+    results: list[dict[str, Any]] = []
+    setup_errors: list[str] = []
+    for t in targets:
+        await create_containers(t, containers)
+    try:
+        for i, step in enumerate(steps):
+            order = targets if i % 2 == 0 else list(reversed(targets))
+            for t in order:
+                large = step.kind in ("put_large", "get_large")
+                total = step.count * step.size if large else step.count
+                task = progress.add_task(f"{t.name:<6} {step.label}", total=total) if progress else None
+
+                def on_progress(n: int, task: Any = task) -> None:
+                    if progress is not None:
+                        progress.update(task, completed=n)
+
+                spec = PhaseSpec(step.kind, t.creds.storage_url, t.creds.token, step.container, 0,
+                                 step.count, step.size, step.concurrency, list_page=cfg.list_page,
+                                 list_expect=step.list_expect, list_repeats=step.count)
+                async with rssmod.Sampler(t.pids) as sampler:
+                    res = await run_phase(spec, step.procs, on_progress)
+                if progress is not None and not step.timed:
+                    progress.remove_task(task)
+                if step.timed:
+                    results.append(summarize(step, t.name, res, sampler.start, sampler.peak))
+                elif res.errors:
+                    setup_errors.extend(f"{t.name} {step.phase}: {e}" for e in res.error_samples)
+    finally:
+        if cfg.cleanup:
+            for t in targets:
+                try:
+                    if await cleanup(t, containers):
+                        setup_errors.append(f"{t.name}: cleanup left objects or containers behind")
+                except Exception as exc:  # noqa: BLE001 - report, never mask the run's own error
+                    setup_errors.append(f"{t.name}: cleanup failed: {exc}")
+    for t in targets:
+        if t.pids:
+            t.info["rss_hwm_sum_mib"] = round(rssmod.hwm(t.pids) / MiB, 1)
+    return {"run_id": run_id, "phases": results, "setup_errors": setup_errors}

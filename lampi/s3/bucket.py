@@ -1,0 +1,117 @@
+"""Service and bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+GetBucketLocation, GetBucketVersioning. A bucket is a Swift container."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+
+from aiohttp import web
+
+from lampi.core.models import ListParams
+from lampi.s3.body import read_small
+from lampi.s3.errors import S3Error
+from lampi.s3.router import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_CONFIG_BODY = 64 * 1024
+
+
+def iso8601(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def xml_response(ctx: S3Request, body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/xml")
+
+
+def check_bucket_name(name: str) -> None:
+    """S3's naming rules for new buckets (existing Swift containers stay reachable by any name)."""
+    ok = bool(_BUCKET_RE.match(name)) and ".." not in name and ".-" not in name and "-." not in name
+    if ok:
+        try:
+            ipaddress.IPv4Address(name)
+            ok = False
+        except ValueError:
+            pass
+    if not ok:
+        raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=name)
+
+
+def owner(ctx: S3Request, project_id: str) -> str:
+    return element("Owner", [element("ID", project_id), element("DisplayName", project_id)])
+
+
+async def list_buckets(ctx: S3Request) -> web.StreamResponse:
+    p = ctx.principal
+    if not p.can_read or not p.project_id:
+        raise S3Error(403, "AccessDenied", "Access Denied")
+    entries = []
+    marker = ""
+    while True:  # every bucket of the project, in pages of the core's listing limit
+        page = await ctx.storage.list_containers(p.project_id, ListParams(marker=marker, limit=10000))
+        entries += page
+        if len(page) < 10000:
+            break
+        marker = page[-1].name
+    buckets = [element("Bucket", [element("Name", e.name), element("CreationDate", iso8601(e.last_modified))])
+               for e in entries]
+    body = xml_doc("ListAllMyBucketsResult", [owner(ctx, p.project_id), element("Buckets", buckets)])
+    return xml_response(ctx, body)
+
+
+async def create_bucket(ctx: S3Request) -> web.StreamResponse:
+    p = ctx.principal
+    if not p.can_write or not p.project_id:
+        raise S3Error(403, "AccessDenied", "Access Denied")
+    check_bucket_name(ctx.bucket)
+    raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
+    if raw.strip():
+        try:
+            root = parse(raw)
+        except XMLError:
+            raise S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
+                          "against our published schema") from None
+        if root.tag != "CreateBucketConfiguration":
+            raise S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
+                          "against our published schema")
+        loc = child_text(root, "LocationConstraint")
+        if loc and loc not in (ctx.settings.region, "us-east-1"):
+            raise S3Error(400, "InvalidLocationConstraint", "The specified location-constraint is not valid",
+                          LocationConstraint=loc)
+    existing = await ctx.storage.meta.get_container(ctx.bucket)
+    if existing is not None:
+        if existing.project_id == p.project_id:
+            raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
+                          "succeeded and you already own it.", BucketName=ctx.bucket)
+        raise S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
+                      "namespace is shared by all users of the system. Please select a different name and try "
+                      "again.", BucketName=ctx.bucket)
+    if not await ctx.storage.create_container(p.project_id, ctx.bucket, {}):
+        raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
+                      "succeeded and you already own it.", BucketName=ctx.bucket)
+    return web.Response(status=200, headers={"Location": "/" + ctx.bucket})
+
+
+async def head_bucket(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=False)
+    return web.Response(status=200, headers={"x-amz-bucket-region": ctx.settings.region})
+
+
+async def delete_bucket(ctx: S3Request) -> web.StreamResponse:
+    c = await ctx.get_bucket(write=True)
+    await ctx.storage.delete_container(c.project_id, c.name)
+    return web.Response(status=204)
+
+
+async def get_location(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=False)
+    return xml_response(ctx, xml_doc("LocationConstraint", []).replace(
+        b"></LocationConstraint>", b">" + ctx.settings.region.encode() + b"</LocationConstraint>"))
+
+
+async def get_versioning(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=False)
+    return xml_response(ctx, xml_doc("VersioningConfiguration", []))

@@ -1,0 +1,93 @@
+"""S3 error responses: ``<Error><Code/><Message/><Resource/><RequestId/></Error>``.
+
+``S3Error`` is raised anywhere in the S3 adapter; ``from_domain`` maps the storage
+core's errors to the code and status AWS answers with.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.s3.xml import element, xml_doc
+
+
+class S3Error(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra  # extra child elements, e.g. CanonicalRequest, StringToSign
+
+
+def access_denied(message: str = "Access Denied") -> S3Error:
+    return S3Error(403, "AccessDenied", message)
+
+
+def no_such_bucket(bucket: str) -> S3Error:
+    return S3Error(404, "NoSuchBucket", "The specified bucket does not exist", BucketName=bucket)
+
+
+def no_such_key(key: str) -> S3Error:
+    return S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+
+
+def invalid_argument(message: str, name: str = "", value: str = "") -> S3Error:
+    extra = {"ArgumentName": name, "ArgumentValue": value} if name else {}
+    return S3Error(400, "InvalidArgument", message, **extra)
+
+
+def invalid_request(message: str) -> S3Error:
+    return S3Error(400, "InvalidRequest", message)
+
+
+def not_implemented(operation: str) -> S3Error:
+    return S3Error(501, "NotImplemented", f"{operation} is not implemented by this server.")
+
+
+def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3Error:
+    match exc:
+        case errors.ContainerNotFound():
+            return no_such_bucket(bucket)
+        case errors.ObjectNotFound():
+            return no_such_key(key)
+        case errors.ContainerNotEmpty():
+            return S3Error(409, "BucketNotEmpty", "The bucket you tried to delete is not empty", BucketName=bucket)
+        case errors.ContainerNameTaken():
+            return S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
+                           "namespace is shared by all users of the system. Please select a different name "
+                           "and try again.", BucketName=bucket)
+        case errors.Unauthorized() | errors.Forbidden():
+            return access_denied()
+        case errors.EntityTooLarge():
+            return S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.")
+        case errors.ChecksumMismatch():
+            return S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
+        case errors.IncompleteBody():
+            return S3Error(400, "IncompleteBody", "You did not provide the number of bytes specified by the "
+                           "Content-Length HTTP header.")
+        case errors.PreconditionFailed():
+            return S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+        case errors.RangeNotSatisfiable():
+            return S3Error(416, "InvalidRange", "The requested range is not satisfiable")
+        case errors.InvalidName():
+            return S3Error(400, "KeyTooLongError" if "longer" in exc.message else "InvalidArgument", exc.message)
+        case errors.InvalidMetadata() | errors.InvalidArgument():
+            return invalid_argument(exc.message)
+        case errors.NotFound():
+            return S3Error(404, "NoSuchKey", exc.message)
+    return S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
+
+
+def error_response(request: web.Request, err: S3Error, resource: str, request_id: str) -> web.Response:
+    """The XML error; HEAD responses carry the status and headers only (as AWS)."""
+    children = [element("Code", err.code), element("Message", err.message)]
+    children += [element(k, v) for k, v in err.extra.items()]
+    children += [element("Resource", resource), element("RequestId", request_id),
+                 element("HostId", request_id)]
+    body = b"" if request.method == "HEAD" else xml_doc("Error", children, namespace=False)
+    resp = web.Response(status=err.status, body=body, content_type="application/xml")
+    if err.code in ("NoSuchBucket", "NoSuchKey", "AccessDenied") and request.method == "HEAD":
+        resp.headers["x-amz-error-code"] = err.code
+    return resp

@@ -1,0 +1,141 @@
+"""ListObjects (v1) and ListObjectsV2 over the core's Swift-style listing.
+
+The core folds keys into common prefixes (delimiter), honours prefix and an
+exclusive marker, and counts a common prefix as one entry, as S3 does for max-keys.
+We fetch one more entry than asked to know whether the result is truncated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+
+from aiohttp import web
+
+from lampi.core.models import ListingEntry, ListParams
+from lampi.s3.bucket import iso8601, owner, xml_response
+from lampi.s3.errors import S3Error, invalid_argument
+from lampi.s3.router import S3Request
+from lampi.s3.xml import element, xml_doc
+
+MAX_KEYS = 1000
+
+
+def _max_keys(ctx: S3Request) -> int:
+    raw = ctx.query.get("max-keys")
+    if raw is None:
+        return MAX_KEYS
+    try:
+        n = int(raw)
+    except ValueError:
+        raise invalid_argument("Provided max-keys not an integer or within integer range", "max-keys", raw) from None
+    if n < 0:
+        raise invalid_argument("Argument maxKeys must be an integer between 0 and 2147483647", "max-keys", raw)
+    return min(n, MAX_KEYS)
+
+
+def _encoder(ctx: S3Request):  # noqa: ANN202
+    et = ctx.query.get("encoding-type")
+    if et is None:
+        return lambda s: s
+    if et != "url":
+        raise invalid_argument("Invalid Encoding Method specified in Request", "encoding-type", et)
+    return lambda s: quote(s, safe="/")
+
+
+async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[ListingEntry], bool]:
+    await ctx.get_bucket(write=False)
+    if limit == 0:
+        return [], False
+    q = ctx.query
+    params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=marker,
+                        limit=limit + 1)
+    entries = await ctx.storage.list_objects(ctx.bucket, params)
+    return entries[:limit], len(entries) > limit
+
+
+def _contents(ctx: S3Request, entries: list[ListingEntry], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
+    out = []
+    for e in entries:
+        if e.is_subdir:
+            out.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
+            continue
+        kids = [element("Key", enc(e.name)), element("LastModified", iso8601(e.last_modified)),
+                element("ETag", f'"{e.hash}"'), element("Size", e.bytes)]
+        if with_owner:
+            kids.append(owner(ctx, project_id))
+        kids.append(element("StorageClass", "STANDARD"))
+        out.append(element("Contents", kids))
+    # S3 lists all Contents before the CommonPrefixes
+    return [x for x in out if x.startswith("<Contents>")] + [x for x in out if x.startswith("<CommonPrefixes>")]
+
+
+def _common(ctx: S3Request, enc, max_keys: int, truncated: bool) -> list[str]:  # noqa: ANN001
+    q = ctx.query
+    kids = [element("Name", ctx.bucket), element("Prefix", enc(q.get("prefix", "")))]
+    return kids
+
+
+async def list_objects(ctx: S3Request) -> web.StreamResponse:
+    q = ctx.query
+    enc = _encoder(ctx)
+    max_keys = _max_keys(ctx)
+    marker = q.get("marker", "")
+    entries, truncated = await _page(ctx, marker, max_keys)
+    c = await ctx.get_bucket(write=False)
+    kids = _common(ctx, enc, max_keys, truncated)
+    kids.append(element("Marker", enc(marker)))
+    if truncated and q.get("delimiter") and entries:
+        kids.append(element("NextMarker", enc(entries[-1].name)))
+    kids.append(element("MaxKeys", max_keys))
+    if q.get("delimiter"):
+        kids.append(element("Delimiter", enc(q["delimiter"])))
+    if "encoding-type" in q:
+        kids.append(element("EncodingType", q["encoding-type"]))
+    kids.append(element("IsTruncated", truncated))
+    kids += _contents(ctx, entries, enc, True, c.project_id)
+    return xml_response(ctx, xml_doc("ListBucketResult", kids))
+
+
+def _token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token) from None
+
+
+async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
+    q = ctx.query
+    enc = _encoder(ctx)
+    max_keys = _max_keys(ctx)
+    token = q.get("continuation-token")
+    if token is not None and token == "":
+        raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
+    start_after = q.get("start-after", "")
+    marker = _untoken(token) if token is not None else start_after
+    if token is not None and start_after > marker:
+        marker = start_after
+    entries, truncated = await _page(ctx, marker, max_keys)
+    c = await ctx.get_bucket(write=False)
+    kids = _common(ctx, enc, max_keys, truncated)
+    if token is not None:
+        kids.append(element("ContinuationToken", token))
+    if truncated and entries:
+        kids.append(element("NextContinuationToken", _token(entries[-1].name)))
+    if "start-after" in q:
+        kids.append(element("StartAfter", enc(start_after)))
+    kids.append(element("KeyCount", len(entries)))
+    kids.append(element("MaxKeys", max_keys))
+    if q.get("delimiter"):
+        kids.append(element("Delimiter", enc(q["delimiter"])))
+    if "encoding-type" in q:
+        kids.append(element("EncodingType", q["encoding-type"]))
+    kids.append(element("IsTruncated", truncated))
+    fetch_owner = q.get("fetch-owner", "").lower() == "true"
+    kids += _contents(ctx, entries, enc, fetch_owner, c.project_id)
+    return xml_response(ctx, xml_doc("ListBucketResult", kids))

@@ -1,0 +1,309 @@
+"""Object operations: PutObject, GetObject/HeadObject, DeleteObject, DeleteObjects, CopyObject.
+
+User metadata ``x-amz-meta-*`` is stored as the same lower-case ``meta`` dict Swift
+uses for ``X-Object-Meta-*``; Content-Disposition/-Encoding/-Language, Cache-Control
+and Expires as the same system metadata, so either API reads what the other wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.models import ObjectRecord
+from lampi.core.storage import check_name
+from lampi.s3 import body as s3body
+from lampi.s3.bucket import iso8601, xml_response
+from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, no_such_key
+from lampi.s3.router import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+
+SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
+MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
+MAX_KEY_BYTES = 1024
+MAX_DELETE_BODY = 2 * 1024 * 1024
+MAX_DELETE_KEYS = 1000
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type", "response-content-language": "Content-Language",
+    "response-expires": "Expires", "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
+}
+
+
+def http_date(ts: float) -> str:
+    return formatdate(math.ceil(ts), usegmt=True)
+
+
+def _check_key(key: str) -> None:
+    try:
+        check_name("object", key, MAX_KEY_BYTES)
+    except errors.InvalidName as exc:
+        if "longer" in exc.message:
+            raise S3Error(400, "KeyTooLongError", "Your key is too long") from None
+        raise invalid_argument(exc.message) from None
+
+
+def user_meta(request: web.Request) -> dict[str, str]:
+    meta = {}
+    size = 0
+    for name, value in request.headers.items():
+        ln = name.lower()
+        if ln.startswith("x-amz-meta-") and len(ln) > len("x-amz-meta-"):
+            k = ln[len("x-amz-meta-"):]
+            meta[k] = value if k not in meta else meta[k] + "," + value
+            size += len(k.encode()) + len(value.encode())
+    if size > MAX_META_SIZE:
+        raise S3Error(400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.",
+                      Size=str(size), MaxSizeAllowed=str(MAX_META_SIZE))
+    return meta
+
+
+def sys_meta(request: web.Request) -> dict[str, str]:
+    out = {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
+    if "content-encoding" in out:  # aws-chunked is transfer framing, not the object's encoding
+        enc = [e.strip() for e in out["content-encoding"].split(",") if e.strip() and e.strip() != "aws-chunked"]
+        if enc:
+            out["content-encoding"] = ",".join(enc)
+        else:
+            del out["content-encoding"]
+    return out
+
+
+def object_headers(rec: ObjectRecord) -> dict[str, str]:
+    h = {"ETag": f'"{rec.etag}"', "Last-Modified": http_date(rec.last_modified), "Accept-Ranges": "bytes"}
+    for k, v in rec.meta.items():
+        h[f"x-amz-meta-{k}"] = v
+    for k, v in rec.sysmeta.items():
+        if k in SYS_HEADERS:
+            h[k.title()] = v
+    return h
+
+
+async def put_object(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=True)
+    _check_key(ctx.key)
+    request = ctx.request
+    plan = s3body.plan(request, ctx.auth)
+    te_chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.content_length is None and not te_chunked:
+        raise S3Error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+    max_size = ctx.settings.max_object_size
+    if plan.decoded_length is not None and plan.decoded_length > max_size:
+        raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
+                      ProposedSize=str(plan.decoded_length), MaxSizeAllowed=str(max_size))
+    rec = await ctx.storage.put_object(
+        ctx.bucket, ctx.key, s3body.stream(request, ctx.auth, plan, max_size),
+        content_type=request.headers.get("Content-Type") or "binary/octet-stream",
+        meta=user_meta(request), sysmeta=sys_meta(request),
+        expected_size=plan.decoded_length, expected_etag=plan.content_md5, max_size=max_size,
+    )
+    return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum})
+
+
+def _ts(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _etags(v: str) -> list[str]:
+    return [t.strip().removeprefix("W/").strip('"') for t in v.split(",") if t.strip()]
+
+
+def check_conditionals(headers, rec: ObjectRecord, prefix: str = "") -> int | None:  # noqa: ANN001
+    """S3's rules: a true If-Match overrides a false If-Unmodified-Since, a false
+    If-None-Match overrides a true If-Modified-Since. Returns 412/304 or None."""
+    lm = math.ceil(rec.last_modified)
+    im, inm = headers.get(prefix + "If-Match"), headers.get(prefix + "If-None-Match")
+    ius, ims = headers.get(prefix + "If-Unmodified-Since"), headers.get(prefix + "If-Modified-Since")
+    if im is not None:
+        tags = _etags(im)
+        if "*" not in tags and rec.etag not in tags:
+            return 412
+    elif ius is not None:
+        t = _ts(ius)
+        if t is not None and lm > t:
+            return 412
+    if inm is not None:
+        tags = _etags(inm)
+        if "*" in tags or rec.etag in tags:
+            return 304
+    elif ims is not None:
+        t = _ts(ims)
+        if t is not None and lm <= t and t <= time.time():
+            return 304
+    return None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One byte range as (start, end-exclusive); None: serve the whole object (as S3
+    does for a syntactically invalid or multi-range header)."""
+    if not header or not header.strip().lower().startswith("bytes="):
+        return None
+    spec = header.strip()[6:]
+    if "," in spec:
+        return None
+    first, sep, last = spec.partition("-")
+    first, last = first.strip(), last.strip()
+    if not sep or (not first and not last) or not (first or "0").isdigit() or not (last or "0").isdigit():
+        return None
+    if not first:
+        n = int(last)
+        if n == 0:
+            raise errors.RangeNotSatisfiable()
+        return max(0, size - n), size
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise errors.RangeNotSatisfiable()
+    return start, end
+
+
+async def get_object(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=False)
+    request = ctx.request
+    head = request.method == "HEAD"
+    try:
+        rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
+    except errors.ObjectNotFound:
+        raise no_such_key(ctx.key) from None
+    if "partNumber" in ctx.query:
+        if ctx.query["partNumber"] != "1":
+            raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+    headers = object_headers(rec)
+    cond = check_conditionals(request.headers, rec)
+    if cond == 304:
+        resp = web.Response(status=304, headers={k: v for k, v in headers.items()
+                                                 if k in ("ETag", "Last-Modified")})
+        return ctx.stamp(resp)
+    if cond == 412:
+        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                      Condition="If-Match" if "If-Match" in request.headers else "If-Unmodified-Since")
+    for q, h in RESPONSE_OVERRIDES.items():
+        if q in ctx.query:
+            headers[h] = ctx.query[q]
+    ctype = headers.pop("Content-Type", rec.content_type)
+    try:
+        rng = parse_range(request.headers.get("Range"), rec.size)
+    except errors.RangeNotSatisfiable:
+        raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
+                      RangeRequested=request.headers.get("Range", ""), ActualObjectSize=str(rec.size)) from None
+    status, start, end = (200, 0, rec.size) if rng is None else (206, *rng)
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_type = ctype  # type: ignore[assignment]
+    if "; charset=" in ctype:
+        resp.headers["Content-Type"] = ctype
+    resp.content_length = end - start
+    if rng is not None:
+        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
+    ctx.stamp(resp)
+    await resp.prepare(request)
+    if not head and end > start:
+        from lampi.swift.objects import send_blob  # zero-copy sendfile when the blob is a local file
+
+        await send_blob(request, resp, rec, start, end - start)
+    await resp.write_eof()
+    return resp
+
+
+async def delete_object(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=True)
+    try:
+        await ctx.storage.delete_object(ctx.bucket, ctx.key)
+    except errors.ObjectNotFound:
+        pass  # S3 answers 204 for a missing key too
+    return web.Response(status=204)
+
+
+_MALFORMED = ("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+              "published schema")
+
+
+async def delete_objects(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=True)
+    raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
+    try:
+        root = parse(raw)
+    except XMLError:
+        raise S3Error(400, *_MALFORMED) from None
+    if root.tag != "Delete":
+        raise S3Error(400, *_MALFORMED)
+    quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
+    keys = []
+    for obj in root.findall("Object"):
+        k = child_text(obj, "Key")
+        if k is None:
+            raise S3Error(400, *_MALFORMED)
+        keys.append((k, child_text(obj, "VersionId")))
+    if not keys:
+        raise S3Error(400, *_MALFORMED)
+    if len(keys) > MAX_DELETE_KEYS:
+        raise S3Error(400, *_MALFORMED)
+    out = []
+    for k, vid in keys:
+        if vid not in (None, "", "null"):
+            out.append(element("Error", [element("Key", k), element("VersionId", vid), element("Code", "NoSuchVersion"),
+                                         element("Message", "The specified version does not exist.")]))
+            continue
+        try:
+            _check_key(k)
+            await ctx.storage.delete_object(ctx.bucket, k)
+        except errors.ObjectNotFound:
+            pass
+        except S3Error as err:
+            out.append(element("Error", [element("Key", k), element("Code", err.code), element("Message", err.message)]))
+            continue
+        except errors.DomainError as exc:
+            err = from_domain(exc, ctx.bucket, k)
+            out.append(element("Error", [element("Key", k), element("Code", err.code), element("Message", err.message)]))
+            continue
+        if not quiet:
+            out.append(element("Deleted", [element("Key", k)]))
+    return xml_response(ctx, xml_doc("DeleteResult", out))
+
+
+async def copy_object(ctx: S3Request) -> web.StreamResponse:
+    await ctx.get_bucket(write=True)
+    _check_key(ctx.key)
+    request = ctx.request
+    src = request.headers["x-amz-copy-source"]
+    src_path, _, src_query = src.partition("?")
+    src_path = unquote(src_path).lstrip("/")
+    sbucket, _, skey = src_path.partition("/")
+    if not sbucket or not skey:
+        raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
+    if "versionId=" in src_query and "versionId=null" not in src_query:
+        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
+    await ctx.get_bucket(write=False, name=sbucket)
+    try:
+        src_rec = await ctx.storage.head_object(sbucket, skey)
+    except errors.ObjectNotFound:
+        raise no_such_key(skey) from None
+    if check_conditionals(request.headers, src_rec, prefix="x-amz-copy-source-") is not None:
+        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
+    if directive == "REPLACE":
+        meta, sysmeta = user_meta(request), sys_meta(request)
+        ctype = request.headers.get("Content-Type") or "binary/octet-stream"
+    else:
+        if sbucket == ctx.bucket and skey == ctx.key:
+            raise invalid_request("This copy request is illegal because it is trying to copy an object to itself "
+                                  "without changing the object's metadata, storage class, website redirect "
+                                  "location or encryption attributes.")
+        meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
+    if src_rec.size > ctx.settings.max_object_size:
+        raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+    rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta, sysmeta=sysmeta)
+    body = xml_doc("CopyObjectResult", [element("LastModified", iso8601(rec.last_modified)),
+                                        element("ETag", f'"{rec.etag}"')])
+    return xml_response(ctx, body)

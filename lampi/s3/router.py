@@ -1,0 +1,211 @@
+"""S3 entry point (path style): authenticate, resolve the operation, run it.
+
+``resolve`` maps method + path + sub-resources to an ``Endpoint`` (operation name and
+handler); operations not built yet resolve to a 501 ``NotImplemented`` naming them, so
+the router is also the compatibility table (docs/s3-api.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.authz import Principal
+from lampi.core.models import Container
+from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE, TRANS_ID
+from lampi.s3 import sigv4
+from lampi.s3.errors import S3Error, access_denied, error_response, from_domain, no_such_bucket, not_implemented
+
+log = logging.getLogger("lampi.s3")
+
+
+@dataclass
+class S3Request:
+    request: web.Request
+    auth: sigv4.Auth
+    bucket: str
+    key: str
+    request_id: str
+
+    @property
+    def principal(self) -> Principal:
+        return self.auth.principal
+
+    @property
+    def storage(self):  # noqa: ANN201
+        return self.request.app[STORAGE]
+
+    @property
+    def settings(self):  # noqa: ANN201
+        return self.request.app[SETTINGS]
+
+    @property
+    def query(self):  # noqa: ANN201
+        return self.request.query
+
+    def stamp(self, resp: web.StreamResponse) -> web.StreamResponse:
+        stamp(resp, self.request_id)
+        return resp
+
+    async def get_bucket(self, write: bool, name: str | None = None) -> Container:
+        """The bucket, if the caller's project owns it (or the caller is the cloud admin)."""
+        name = self.bucket if name is None else name
+        c = await self.storage.meta.get_container(name)
+        if c is None:
+            raise no_such_bucket(name)
+        p = self.principal
+        if not p.is_cloud_admin and p.project_id != c.project_id:
+            raise access_denied()
+        if (write and not p.can_write) or not p.can_read:
+            raise access_denied()
+        return c
+
+
+Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    operation: str
+    handler: Handler | None  # None: not implemented (501 naming the operation)
+
+
+def stamp(resp: web.StreamResponse, request_id: str) -> None:
+    resp.headers["x-amz-request-id"] = request_id
+    resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()
+
+
+# Bucket sub-resources and the operation names they stand for (GET/PUT/DELETE prefix added).
+BUCKET_SUBRESOURCES = {
+    "acl": "BucketAcl", "cors": "BucketCors", "lifecycle": "BucketLifecycleConfiguration",
+    "policy": "BucketPolicy", "policyStatus": "BucketPolicyStatus", "tagging": "BucketTagging",
+    "website": "BucketWebsite", "logging": "BucketLogging", "notification": "BucketNotificationConfiguration",
+    "replication": "BucketReplication", "encryption": "BucketEncryption",
+    "ownershipControls": "BucketOwnershipControls", "object-lock": "ObjectLockConfiguration",
+    "requestPayment": "BucketRequestPayment", "accelerate": "BucketAccelerateConfiguration",
+    "publicAccessBlock": "PublicAccessBlock", "analytics": "BucketAnalyticsConfiguration",
+    "metrics": "BucketMetricsConfiguration", "inventory": "BucketInventoryConfiguration",
+    "intelligent-tiering": "BucketIntelligentTieringConfiguration",
+}
+OBJECT_SUBRESOURCES = {
+    "acl": "ObjectAcl", "tagging": "ObjectTagging", "retention": "ObjectRetention",
+    "legal-hold": "ObjectLegalHold", "torrent": "ObjectTorrent", "attributes": "ObjectAttributes",
+}
+
+
+def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) -> Endpoint:  # noqa: ANN001
+    from lampi.s3 import bucket as b
+    from lampi.s3 import listing, object as o
+
+    def ni(op: str) -> Endpoint:
+        return Endpoint(op, None)
+
+    verb = {"GET": "Get", "HEAD": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method, "")
+    if not bucket:
+        if method in ("GET", "HEAD"):
+            return Endpoint("ListBuckets", b.list_buckets)
+        raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+    if not key:
+        if method in ("GET", "HEAD", "PUT", "DELETE"):
+            for sub, name in BUCKET_SUBRESOURCES.items():
+                if sub in query:
+                    return ni(verb + name)
+        if method == "GET":
+            if "location" in query:
+                return Endpoint("GetBucketLocation", b.get_location)
+            if "versioning" in query:
+                return Endpoint("GetBucketVersioning", b.get_versioning)
+            if "versions" in query:
+                return ni("ListObjectVersions")
+            if "uploads" in query:
+                return ni("ListMultipartUploads")
+            if query.get("list-type") == "2":
+                return Endpoint("ListObjectsV2", listing.list_objects_v2)
+            return Endpoint("ListObjects", listing.list_objects)
+        if method == "HEAD":
+            return Endpoint("HeadBucket", b.head_bucket)
+        if method == "PUT":
+            if "versioning" in query:
+                return ni("PutBucketVersioning")
+            return Endpoint("CreateBucket", b.create_bucket)
+        if method == "DELETE":
+            return Endpoint("DeleteBucket", b.delete_bucket)
+        if method == "POST":
+            if "delete" in query:
+                return Endpoint("DeleteObjects", o.delete_objects)
+            return ni("PostObject")
+        raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+    if method in ("GET", "HEAD", "PUT", "DELETE"):
+        for sub, name in OBJECT_SUBRESOURCES.items():
+            if sub in query:
+                return ni(verb + name)
+    if method == "GET":
+        if "uploadId" in query:
+            return ni("ListParts")
+        return Endpoint("GetObject", o.get_object)
+    if method == "HEAD":
+        return Endpoint("HeadObject", o.get_object)
+    if method == "PUT":
+        if "uploadId" in query or "partNumber" in query:
+            return ni("UploadPartCopy" if "x-amz-copy-source" in headers else "UploadPart")
+        if "x-amz-copy-source" in headers:
+            return Endpoint("CopyObject", o.copy_object)
+        return Endpoint("PutObject", o.put_object)
+    if method == "DELETE":
+        if "uploadId" in query:
+            return ni("AbortMultipartUpload")
+        return Endpoint("DeleteObject", o.delete_object)
+    if method == "POST":
+        if "uploads" in query:
+            return ni("CreateMultipartUpload")
+        if "uploadId" in query:
+            return ni("CompleteMultipartUpload")
+        if "restore" in query:
+            return ni("RestoreObject")
+        if "select" in query:
+            return ni("SelectObjectContent")
+        return ni("PostObject")
+    raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+
+
+def split_path(raw_path: str) -> tuple[str, str]:
+    """``/bucket/key...`` → (bucket, key), percent-decoded (path style)."""
+    path = raw_path.split("?", 1)[0]
+    bucket, _, key = path.lstrip("/").partition("/")
+    return unquote(bucket), unquote(key)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    request_id = request.get(TRANS_ID, "")
+    bucket, key = split_path(request.raw_path)
+    resource = "/" + bucket + ("/" + key if key else "")
+    try:
+        try:
+            auth = await sigv4.authenticate(request)
+            if auth is None:
+                raise access_denied()
+            request[PRINCIPAL] = auth.principal
+            request[PROJECT] = auth.principal.project_id
+            ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
+            if ep.handler is None:
+                raise not_implemented(ep.operation)
+            ctx = S3Request(request, auth, bucket, key, request_id)
+            resp = await ep.handler(ctx)
+        except errors.DomainError as exc:
+            raise from_domain(exc, bucket, key) from None
+    except S3Error as err:
+        if err.status >= 500:
+            log.warning("S3 %s: %s", err.code, err.message)
+        resp = error_response(request, err, resource, request_id)
+        if err.status == 405:
+            resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE"
+    if not resp.prepared:
+        stamp(resp, request_id)
+    return resp

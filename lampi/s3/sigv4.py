@@ -1,0 +1,316 @@
+"""S3 request authentication: SigV4 (header and presigned query) and SigV2 (header and query).
+
+Keys are Keystone EC2 credentials, read from the metadata store on every request, so
+a deleted key stops working at once on every worker. A key acts as its user in its
+project with that user's current roles there.
+
+On a signature mismatch the error carries the canonical request and string to sign
+the server computed (as AWS does), so a proxy rewriting Host or the path shows up.
+The canonical URI is AWS's ``UriEncode`` of the decoded path; the path exactly as
+sent is tried as well, for clients that sign it unnormalised.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+
+from lampi.core.authz import Principal
+from lampi.core.models import Credential
+from lampi.http.context import IDENTITY
+from lampi.identity.service import implied_roles
+from lampi.s3.errors import S3Error, access_denied, invalid_argument
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_SKEW = 15 * 60
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+UNSIGNED = "UNSIGNED-PAYLOAD"
+
+# SigV2: sub-resources that are part of the canonicalized resource (botocore's list)
+V2_SUBRESOURCES = frozenset((
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber", "policy",
+    "requestPayment", "torrent", "versioning", "versionId", "versions", "website", "uploads", "uploadId",
+    "response-content-type", "response-content-language", "response-expires", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "delete", "lifecycle", "tagging",
+    "restore", "storageClass", "notification", "replication", "requestPayment", "analytics", "metrics",
+    "inventory", "select", "select-type", "object-lock",
+))
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    principal: Principal
+    credential: Credential
+    version: int  # 2 or 4
+    payload: str | None  # x-amz-content-sha256 as signed (v4), None for v2
+    signing_key: bytes = b""
+    scope: str = ""
+    amz_date: str = ""
+    signature: str = ""  # the seed signature for aws-chunked bodies
+
+
+def uri_encode(s: str, slash: bool = True) -> str:
+    return quote(s, safe="-_.~/" if slash else "-_.~")
+
+
+def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    out = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        out.append((unquote(k), unquote(v)))
+    return out
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
+    for part in (region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    return k
+
+
+def hmac_hex(key: bytes, msg: str) -> str:
+    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
+
+
+def _split_target(request: web.Request) -> tuple[str, str]:
+    raw = request.raw_path
+    path, _, query = raw.partition("?")
+    return path, query
+
+
+def _canonical_headers(request: web.Request, signed: list[str]) -> str:
+    lines = []
+    for name in signed:
+        values = request.headers.getall(name, [])
+        v = ",".join(" ".join(x.split()) for x in values)
+        lines.append(f"{name}:{v}\n")
+    return "".join(lines)
+
+
+def _parse_amz_date(value: str) -> float | None:
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        return None
+
+
+def _parse_http_date(value: str) -> float | None:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _check_skew(t: float) -> None:
+    now = time.time()
+    if abs(now - t) > MAX_SKEW:
+        raise S3Error(403, "RequestTimeTooSkewed",
+                      "The difference between the request time and the current time is too large.",
+                      RequestTime=_iso(t), ServerTime=_iso(now), MaxAllowedSkewMilliseconds="900000")
+
+
+def is_s3_auth(request: web.Request) -> bool:
+    """Does the request carry S3 credentials (header or query)?"""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith(ALGORITHM + " ") or auth.startswith("AWS "):
+        return True
+    q = request.query
+    return "X-Amz-Algorithm" in q or "AWSAccessKeyId" in q or "X-Amz-Credential" in q
+
+
+async def _principal(request: web.Request, access: str) -> tuple[Credential, Principal]:
+    ident = request.app[IDENTITY]
+    cred = await ident.meta.get_credential(access)
+    if cred is None:
+        raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
+                      AWSAccessKeyId=access)
+    user = await ident.meta.get_user(cred.user_id)
+    project = await ident.meta.get_project(cred.project_id)
+    if user is None or project is None or not user.enabled or not project.enabled:
+        raise access_denied()
+    roles = implied_roles(tuple(await ident.meta.roles_for(cred.user_id, cred.project_id)))
+    if not roles:
+        raise access_denied()
+    return cred, Principal(
+        user_id=user.id, user_name=user.name, project_id=cred.project_id, roles=roles,
+        is_cloud_admin=ident.is_cloud_admin(cred.project_id, roles), audit_id="ec2:" + access,
+    )
+
+
+def _mismatch(access: str, sts: str, provided: str, canonical: str | None) -> S3Error:
+    extra = {"AWSAccessKeyId": access, "StringToSign": sts, "SignatureProvided": provided,
+             "StringToSignBytes": " ".join(f"{b:02x}" for b in sts.encode())}
+    if canonical is not None:
+        extra["CanonicalRequest"] = canonical
+        extra["CanonicalRequestBytes"] = " ".join(f"{b:02x}" for b in canonical.encode())
+    return S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
+                   "signature you provided. Check your key and signing method.", **extra)
+
+
+async def authenticate(request: web.Request) -> Auth | None:
+    """Verify the request's S3 signature; None for an anonymous request."""
+    header = request.headers.get("Authorization", "")
+    q = request.query
+    if header.startswith(ALGORITHM + " "):
+        return await _v4(request, header=header)
+    if "X-Amz-Algorithm" in q or "X-Amz-Credential" in q:
+        return await _v4(request, header=None)
+    if header.startswith("AWS "):
+        return await _v2(request, header=header)
+    if "AWSAccessKeyId" in q:
+        return await _v2(request, header=None)
+    if header:
+        raise invalid_argument("Unsupported Authorization Type", "Authorization", header.split(" ", 1)[0])
+    return None
+
+
+_KV = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*,?")
+
+
+async def _v4(request: web.Request, header: str | None) -> Auth:
+    q = request.query
+    if header is not None:
+        fields = dict(_KV.findall(header[len(ALGORITHM):]))
+        credential, signed_headers, provided = (fields.get("Credential"), fields.get("SignedHeaders"),
+                                                fields.get("Signature"))
+        amz_date = request.headers.get("X-Amz-Date") or ""
+        if not amz_date and "Date" in request.headers:
+            d = _parse_http_date(request.headers["Date"])
+            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(d)) if d is not None else ""
+    else:
+        if q.get("X-Amz-Algorithm") != ALGORITHM:
+            raise S3Error(400, "AuthorizationQueryParametersError",
+                          "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
+        credential, signed_headers, provided = (q.get("X-Amz-Credential"), q.get("X-Amz-SignedHeaders"),
+                                                q.get("X-Amz-Signature"))
+        amz_date = q.get("X-Amz-Date", "")
+    if not credential or not signed_headers or not provided:
+        code = "AuthorizationHeaderMalformed" if header is not None else "AuthorizationQueryParametersError"
+        raise S3Error(400, code, "The authorization header is malformed; it must contain Credential, "
+                      "SignedHeaders and Signature." if header is not None else
+                      "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                      "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
+    cparts = credential.split("/")
+    if len(cparts) != 5 or cparts[4] != "aws4_request":
+        raise S3Error(400, "AuthorizationHeaderMalformed",
+                      f"The authorization header is malformed; the Credential is mal-formed; "
+                      f"expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    access, date, region, service = cparts[:4]
+    t = _parse_amz_date(amz_date) if amz_date else None
+    if t is None:
+        raise access_denied("AWS authentication requires a valid Date or x-amz-date header")
+    if date != amz_date[:8]:
+        raise S3Error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; Invalid "
+                      f"credential date \"{date}\". This date is not the same as X-Amz-Date: \"{amz_date[:8]}\".")
+    if header is not None:
+        _check_skew(t)
+        payload = request.headers.get("X-Amz-Content-SHA256")
+        if payload is None:
+            raise S3Error(400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+    else:
+        try:
+            expires = int(q.get("X-Amz-Expires", ""))
+        except ValueError:
+            raise S3Error(400, "AuthorizationQueryParametersError",
+                          "X-Amz-Expires should be a number") from None
+        if expires < 0:
+            raise S3Error(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+        if expires > MAX_PRESIGN_EXPIRES:
+            raise S3Error(400, "AuthorizationQueryParametersError",
+                          "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+        now = time.time()
+        if t - now > MAX_SKEW:
+            raise access_denied("Request is not valid yet")
+        if now > t + expires:
+            raise S3Error(403, "AccessDenied", "Request has expired", **{
+                "X-Amz-Expires": str(expires), "Expires": _iso(t + expires), "ServerTime": _iso(now)})
+        payload = request.headers.get("X-Amz-Content-SHA256") or UNSIGNED
+    cred, principal = await _principal(request, access)
+    signed = [h.strip().lower() for h in signed_headers.split(";") if h.strip()]
+    if "host" not in signed:
+        raise S3Error(400, "AuthorizationHeaderMalformed" if header is not None else
+                      "AuthorizationQueryParametersError", "The host header must be signed")
+    raw_path, raw_query = _split_target(request)
+    pairs = [(k, v) for k, v in _query_pairs(raw_query) if header is not None or k != "X-Amz-Signature"]
+    cquery = "&".join(f"{k}={v}" for k, v in sorted((uri_encode(k, False), uri_encode(v, False)) for k, v in pairs))
+    cheaders = _canonical_headers(request, signed)
+    scope = f"{date}/{region}/{service}/aws4_request"
+    key = signing_key(cred.secret, date, region, service)
+    first: tuple[str, str] | None = None
+    for cpath in dict.fromkeys((uri_encode(unquote(raw_path)), raw_path)):
+        canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
+        sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()))
+        sig = hmac_hex(key, sts)
+        if hmac.compare_digest(sig, provided.lower()):
+            return Auth(principal, cred, 4, payload, key, scope, amz_date, provided.lower())
+        first = first or (canonical, sts)
+    assert first is not None
+    raise _mismatch(access, first[1], provided, first[0])
+
+
+def _v2_string_to_sign(request: web.Request, date_value: str) -> str:
+    h = request.headers
+    amz = {}
+    for name in h:
+        ln = name.lower()
+        if ln.startswith("x-amz-"):
+            amz[ln] = ",".join(" ".join(v.split()) for v in h.getall(name))
+    raw_path, raw_query = _split_target(request)
+    sub = sorted((k, v) for k, v in _query_pairs(raw_query) if k in V2_SUBRESOURCES)
+    resource = raw_path
+    if sub:
+        resource += "?" + "&".join(f"{k}={v}" if v != "" else k for k, v in sub)
+    lines = [request.method, h.get("Content-MD5", ""), h.get("Content-Type", ""), date_value]
+    lines += [f"{k}:{v}" for k, v in sorted(amz.items())]
+    return "\n".join(lines) + "\n" + resource
+
+
+async def _v2(request: web.Request, header: str | None) -> Auth:
+    q = request.query
+    if header is not None:
+        access, sep, provided = header[4:].strip().rpartition(":")
+        if not sep or not access:
+            raise invalid_argument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                                   "Authorization", header)
+        ds = request.headers.get("X-Amz-Date") or request.headers.get("Date")
+        t = _parse_http_date(ds) if ds else None
+        if t is None:
+            raise access_denied("AWS authentication requires a valid Date or x-amz-date header")
+        _check_skew(t)
+        date_value = "" if "X-Amz-Date" in request.headers else request.headers.get("Date", "")
+    else:
+        access, provided, exp = q.get("AWSAccessKeyId", ""), q.get("Signature", ""), q.get("Expires", "")
+        if not provided or not exp:
+            raise access_denied("Query-string authentication requires the Signature, Expires and "
+                                "AWSAccessKeyId parameters")
+        try:
+            expires = int(exp)
+        except ValueError:
+            raise access_denied("Invalid date (should be seconds since epoch): " + exp) from None
+        now = time.time()
+        if now > expires:
+            raise S3Error(403, "AccessDenied", "Request has expired", Expires=_iso(expires), ServerTime=_iso(now))
+        date_value = exp
+    cred, principal = await _principal(request, access)
+    sts = _v2_string_to_sign(request, date_value)
+    sig = base64.b64encode(hmac.new(cred.secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(sig, provided):
+        raise _mismatch(access, sts, provided, None)
+    return Auth(principal, cred, 2, None)

@@ -1,0 +1,167 @@
+"""The BlobStore contract over every implementation (FSBlobStore, MemoryBlobStore)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lampi.store.blob.base import READ_CHUNK
+from lampi.store.blob.fs import WRITE_BUFFER, FSBlobStore
+from lampi.store.blob.memory import MemoryBlobStore
+
+
+@pytest.fixture(params=["fs", "memory"])
+def blobs(request, tmp_path: Path):
+    if request.param == "fs":
+        return FSBlobStore(tmp_path / "blobs-root")
+    return MemoryBlobStore()
+
+
+def payload(n: int, seed: int = 7) -> bytes:
+    return bytes((i * 31 + seed) % 251 for i in range(n))
+
+
+async def put(store, data: bytes, chunk: int = 1000) -> str:
+    w = store.writer()
+    for i in range(0, len(data), chunk):
+        await w.write(data[i : i + chunk])
+    assert w.size == len(data)
+    return await w.commit()
+
+
+async def read_all(store, blob_id: str, offset: int = 0, length: int | None = None) -> bytes:
+    return b"".join([c async for c in store.read(blob_id, offset, length)])
+
+
+def committed(store) -> dict[str, int]:
+    return {b: size for b, size, _mtime in store.iter_blobs()}
+
+
+def partials(store) -> set[str]:
+    return {p for p, _mtime in store.iter_partials()}
+
+
+async def test_write_commit_read(blobs):
+    data = payload(3 * READ_CHUNK + 17)
+    w = blobs.writer()
+    assert partials(blobs) == {w.blob_id}
+    await w.write(data[:10])
+    await w.write(b"")
+    await w.write(data[10:])
+    blob_id = await w.commit()
+    assert blob_id == w.blob_id
+    assert await read_all(blobs, blob_id) == data
+    assert committed(blobs) == {blob_id: len(data)}
+    assert partials(blobs) == set()
+    # chunks are bounded
+    assert max([len(c) async for c in blobs.read(blob_id)]) <= READ_CHUNK
+
+
+async def test_empty_blob(blobs):
+    blob_id = await put(blobs, b"")
+    assert await read_all(blobs, blob_id) == b""
+    assert committed(blobs) == {blob_id: 0}
+
+
+@pytest.mark.parametrize(
+    "offset,length",
+    [(0, 1), (5, 10), (0, None), (100, None), (READ_CHUNK - 1, 2), (1, READ_CHUNK + 5), (999, 1)],
+)
+async def test_ranged_reads(blobs, offset, length):
+    data = payload(READ_CHUNK + 1000)
+    blob_id = await put(blobs, data, chunk=4096)
+    end = None if length is None else offset + length
+    assert await read_all(blobs, blob_id, offset, length) == data[offset:end]
+
+
+async def test_range_past_the_end(blobs):
+    data = payload(100)
+    blob_id = await put(blobs, data)
+    assert await read_all(blobs, blob_id, 90, 50) == data[90:]
+    assert await read_all(blobs, blob_id, 100, 10) == b""
+    assert await read_all(blobs, blob_id, 500, None) == b""
+    assert await read_all(blobs, blob_id, 0, 0) == b""
+
+
+async def test_abort_leaves_nothing(blobs):
+    keep = await put(blobs, b"keep me")
+    w = blobs.writer()
+    await w.write(payload(WRITE_BUFFER + 10))  # past the FS buffer: bytes hit the tmp file
+    assert w.blob_id in partials(blobs)
+    await w.abort()
+    await w.abort()  # idempotent
+    assert partials(blobs) == set()
+    assert committed(blobs) == {keep: 7}
+    if isinstance(blobs, FSBlobStore):
+        assert os.listdir(blobs.tmp_dir) == []
+        assert not blobs.path_for(w.blob_id).exists()
+
+
+async def test_abort_before_any_write(blobs):
+    w = blobs.writer()
+    await w.abort()
+    assert partials(blobs) == set()
+    assert committed(blobs) == {}
+
+
+async def test_commit_is_in_place_and_durable(tmp_path):
+    store = FSBlobStore(tmp_path / "root")
+    data = payload(WRITE_BUFFER * 2 + 3)
+    blob_id = await put(store, data, chunk=65536)
+    path = store.path_for(blob_id)
+    assert path.is_file()
+    assert path.read_bytes() == data
+    assert store.local_path(blob_id) == path
+    assert os.listdir(store.tmp_dir) == []
+    # a new store on the same root (a restart) sees the committed blob
+    again = FSBlobStore(tmp_path / "root")
+    assert committed(again) == {blob_id: len(data)}
+    assert await read_all(again, blob_id, 5, 5) == data[5:10]
+
+
+async def test_interrupted_write_is_a_partial(tmp_path):
+    """A writer never committed nor aborted (a crash) shows up as a partial only."""
+    store = FSBlobStore(tmp_path / "root")
+    w = store.writer()
+    await w.write(payload(WRITE_BUFFER + 1))
+    restarted = FSBlobStore(tmp_path / "root")
+    assert partials(restarted) == {w.blob_id}
+    assert committed(restarted) == {}
+    restarted.remove_partial(w.blob_id)
+    restarted.remove_partial(w.blob_id)  # idempotent
+    assert partials(restarted) == set()
+    await w.abort()
+
+
+async def test_delete(blobs):
+    a = await put(blobs, b"aaa")
+    b = await put(blobs, b"bbbb")
+    assert a != b
+    await blobs.delete(a)
+    await blobs.delete(a)  # deleting twice is fine
+    await blobs.delete("0" * 32)  # so is deleting what never existed
+    assert committed(blobs) == {b: 4}
+    assert await read_all(blobs, b) == b"bbbb"
+    with pytest.raises((FileNotFoundError, KeyError)):
+        await read_all(blobs, a)
+
+
+async def test_iter_blobs_and_partials(blobs):
+    ids = {await put(blobs, payload(n, seed=n), chunk=7): n for n in (1, 10, 300)}
+    w = blobs.writer()
+    await w.write(b"x")
+    assert committed(blobs) == ids
+    assert w.blob_id in partials(blobs)
+    assert w.blob_id not in committed(blobs)
+    assert all(isinstance(m, float) for _b, _s, m in blobs.iter_blobs())
+    await w.abort()
+    assert partials(blobs) == set()
+    await blobs.close()
+
+
+async def test_memory_local_path_is_none():
+    store = MemoryBlobStore()
+    blob_id = await put(store, b"x")
+    assert store.local_path(blob_id) is None

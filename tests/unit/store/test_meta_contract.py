@@ -1,0 +1,401 @@
+"""The MetaStore contract: every implementation (``meta_backend`` params) must pass."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from lampi.core import errors
+from lampi.core.models import Domain, ListParams, ObjectRecord, Project, User
+
+
+def uid() -> str:
+    return uuid.uuid4().hex
+
+
+async def setup_project(meta, name: str = "p1", domain: Domain | None = None) -> Project:
+    if domain is None:
+        domain = await meta.get_domain("default") or await meta.create_domain(Domain("default", "Default"))
+    return await meta.create_project(Project(uid(), name, domain.id, f"{name} project"))
+
+
+def rec(container: str, name: str, size: int = 3, **kw) -> ObjectRecord:
+    now = time.time()
+    return ObjectRecord(
+        container=container,
+        name=name,
+        blob_id=kw.pop("blob_id", uid()),
+        size=size,
+        etag=kw.pop("etag", "d41d8cd98f00b204e9800998ecf8427e"),
+        content_type=kw.pop("content_type", "application/octet-stream"),
+        last_modified=kw.pop("last_modified", now),
+        data_timestamp=kw.pop("data_timestamp", now),
+        **kw,
+    )
+
+
+async def counters(meta, project_id: str, container: str) -> tuple[int, int, int, int, int]:
+    acct = await meta.get_account(project_id)
+    cont = await meta.get_container(container)
+    assert cont is not None
+    return (acct.container_count, acct.object_count, acct.bytes_used, cont.object_count, cont.bytes_used)
+
+
+# -- identity ---------------------------------------------------------------------
+
+
+async def test_domains(meta):
+    d = await meta.create_domain(Domain("default", "Default"))
+    assert await meta.get_domain("default") == d
+    assert await meta.get_domain("Default") == d
+    assert await meta.get_domain("nope") is None
+    with pytest.raises(errors.Conflict):
+        await meta.create_domain(Domain("other-id", "Default"))
+    # an id that equals another domain's name resolves to the domain with that id
+    d2 = await meta.create_domain(Domain("Default2", "x"))
+    d3 = await meta.create_domain(Domain("y", "Default2"))
+    assert await meta.get_domain("Default2") == d2
+    assert await meta.get_domain("y") == d3
+
+
+async def test_projects(meta):
+    p = await setup_project(meta, "alpha")
+    other = await meta.create_domain(Domain("d2", "Other"))
+    assert await meta.get_project(p.id) == p
+    assert await meta.find_project("alpha", "default") == p
+    assert await meta.find_project("alpha", "d2") is None
+    assert await meta.get_project(uid()) is None
+    with pytest.raises(errors.Conflict):
+        await meta.create_project(Project(uid(), "alpha", "default"))
+    # the same name in another domain is a different project
+    p2 = await meta.create_project(Project(uid(), "alpha", other.id))
+    p3 = await setup_project(meta, "beta")
+    assert {x.id for x in await meta.list_projects()} == {p.id, p2.id, p3.id}
+    assert [x.name for x in await meta.list_projects()] == ["alpha", "alpha", "beta"]
+
+    # every project has an (empty) account
+    acct = await meta.get_account(p.id)
+    assert (acct.project_id, acct.container_count, acct.object_count, acct.bytes_used) == (p.id, 0, 0, 0)
+
+    # a project with containers cannot be deleted
+    await meta.create_container(p.id, "c-" + uid(), {}, time.time())
+    with pytest.raises(errors.Conflict):
+        await meta.delete_project(p.id)
+    await meta.delete_project(p3.id)
+    assert await meta.get_project(p3.id) is None
+    with pytest.raises(errors.AccountNotFound):
+        await meta.get_account(p3.id)
+    with pytest.raises(errors.NotFound):
+        await meta.delete_project(p3.id)
+
+
+async def test_users_and_assignments(meta):
+    p1 = await setup_project(meta, "one")
+    p2 = await setup_project(meta, "two")
+    u = await meta.create_user(User(uid(), "alice", "default", "hash1", True, p1.id))
+    assert await meta.get_user(u.id) == u
+    assert (await meta.get_user(u.id)).password_hash == "hash1"
+    assert await meta.find_user("alice", "default") == u
+    assert await meta.find_user("alice", "elsewhere") is None
+    with pytest.raises(errors.Conflict):
+        await meta.create_user(User(uid(), "alice", "default", "h"))
+    bob = await meta.create_user(User(uid(), "bob", "default", "h", enabled=False))
+    assert (await meta.get_user(bob.id)).enabled is False
+    assert [x.name for x in await meta.list_users()] == ["alice", "bob"]
+
+    await meta.set_password_hash(u.id, "hash2")
+    assert (await meta.get_user(u.id)).password_hash == "hash2"
+    with pytest.raises(errors.NotFound):
+        await meta.set_password_hash(uid(), "x")
+
+    await meta.grant_role(u.id, p1.id, "member")
+    await meta.grant_role(u.id, p1.id, "member")  # idempotent
+    await meta.grant_role(u.id, p1.id, "admin")
+    await meta.grant_role(u.id, p2.id, "reader")
+    assert await meta.roles_for(u.id, p1.id) == ["admin", "member"]
+    assert await meta.roles_for(u.id, p2.id) == ["reader"]
+    assert await meta.roles_for(bob.id, p1.id) == []
+    assert [p.name for p in await meta.projects_for_user(u.id)] == ["one", "two"]
+    await meta.revoke_role(u.id, p1.id, "admin")
+    assert await meta.roles_for(u.id, p1.id) == ["member"]
+    with pytest.raises(errors.NotFound):
+        await meta.revoke_role(u.id, p1.id, "admin")
+
+    # deleting a project or user removes their assignments
+    await meta.delete_project(p2.id)
+    assert [p.name for p in await meta.projects_for_user(u.id)] == ["one"]
+    await meta.delete_user(u.id)
+    assert await meta.get_user(u.id) is None
+    assert await meta.roles_for(u.id, p1.id) == []
+    with pytest.raises(errors.NotFound):
+        await meta.delete_user(u.id)
+
+
+async def test_revocations_shared_between_instances(meta_backend):
+    a = meta_backend.open()
+    b = meta_backend.open()
+    later = time.time() + 3600
+    assert await a.revoked_tokens() == set()
+    assert await b.revoked_tokens() == set()  # b has now cached an empty set
+    await a.revoke_token("audit-1", later)
+    assert "audit-1" in await a.revoked_tokens()
+    assert await b.revoked_tokens() == {"audit-1"}
+    await b.revoke_token("audit-2", later)
+    assert await a.revoked_tokens() == {"audit-1", "audit-2"}
+    assert await b.revoked_tokens() == {"audit-1", "audit-2"}
+    # a third instance opened later (a worker started after the revocation) sees both
+    c = meta_backend.open()
+    assert await c.revoked_tokens() == {"audit-1", "audit-2"}
+
+
+async def test_revocation_seen_from_another_thread_and_loop(meta_backend):
+    """Worker processes each run their own loop: revocations cross loops too."""
+    a = meta_backend.open()
+    b = meta_backend.open()
+    assert await b.revoked_tokens() == set()
+
+    def other_loop() -> None:
+        asyncio.run(a.revoke_token("audit-x", time.time() + 60))
+
+    await asyncio.to_thread(other_loop)
+    assert await b.revoked_tokens() == {"audit-x"}
+
+
+# -- accounts and containers -------------------------------------------------------
+
+
+async def test_account_meta(meta):
+    p = await setup_project(meta)
+    await meta.update_account_meta(p.id, {"color": "blue", "size": "xl"})
+    assert (await meta.get_account(p.id)).meta == {"color": "blue", "size": "xl"}
+    await meta.update_account_meta(p.id, {"color": None, "size": "", "new": "1"})
+    assert (await meta.get_account(p.id)).meta == {"new": "1"}
+    with pytest.raises(errors.AccountNotFound):
+        await meta.update_account_meta(uid(), {"a": "b"})
+    with pytest.raises(errors.AccountNotFound):
+        await meta.get_account(uid())
+
+
+async def test_containers(meta):
+    p = await setup_project(meta, "one")
+    q = await setup_project(meta, "two")
+    t = time.time()
+    assert await meta.create_container(p.id, "Bucket_1", {"a": "1"}, t) is True
+    c = await meta.get_container("Bucket_1")
+    assert (c.name, c.project_id, c.meta, c.object_count, c.bytes_used) == ("Bucket_1", p.id, {"a": "1"}, 0, 0)
+    assert c.put_timestamp == pytest.approx(t)
+    # PUT again: not new, metadata merged, counters untouched
+    assert await meta.create_container(p.id, "Bucket_1", {"b": "2"}, t + 1) is False
+    assert (await meta.get_container("Bucket_1")).meta == {"a": "1", "b": "2"}
+    assert (await meta.get_account(p.id)).container_count == 1
+    # names are unique across the service
+    with pytest.raises(errors.ContainerNameTaken):
+        await meta.create_container(q.id, "Bucket_1", {}, t)
+    assert (await meta.get_container("Bucket_1")).project_id == p.id
+    assert (await meta.get_account(q.id)).container_count == 0
+    # case matters
+    assert await meta.create_container(q.id, "bucket_1", {}, t) is True
+    with pytest.raises(errors.AccountNotFound):
+        await meta.create_container(uid(), "orphan", {}, t)
+    assert await meta.get_container("orphan") is None
+
+    await meta.update_container_meta("Bucket_1", {"a": None, "c": "3"})
+    assert (await meta.get_container("Bucket_1")).meta == {"b": "2", "c": "3"}
+    with pytest.raises(errors.ContainerNotFound):
+        await meta.update_container_meta("nope", {"a": "b"})
+
+    listing = await meta.list_containers(p.id, ListParams())
+    assert [e.name for e in listing] == ["Bucket_1"]
+    assert [e.name for e in await meta.list_containers(q.id, ListParams())] == ["bucket_1"]
+
+    # another project cannot delete it
+    with pytest.raises(errors.ContainerNotFound):
+        await meta.delete_container(q.id, "Bucket_1")
+    with pytest.raises(errors.ContainerNotFound):
+        await meta.delete_container(p.id, "absent")
+    await meta.delete_container(p.id, "Bucket_1")
+    assert await meta.get_container("Bucket_1") is None
+    assert (await meta.get_account(p.id)).container_count == 0
+    # and the name is free for anyone again
+    assert await meta.create_container(q.id, "Bucket_1", {}, t) is True
+    assert (await meta.get_account(q.id)).container_count == 2
+
+
+async def test_container_not_empty(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    await meta.put_object(rec("c", "o"))
+    with pytest.raises(errors.ContainerNotEmpty):
+        await meta.delete_container(p.id, "c")
+    assert await meta.get_object("c", "o", time.time()) is not None
+    assert (await meta.get_account(p.id)).container_count == 1
+    await meta.delete_object("c", "o")
+    await meta.delete_container(p.id, "c")
+
+
+async def test_container_stats_in_listing(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "a", {}, 100.0)
+    await meta.create_container(p.id, "b", {}, 200.0)
+    await meta.put_object(rec("a", "x", size=10))
+    await meta.put_object(rec("a", "y", size=5))
+    rows = await meta.list_containers(p.id, ListParams())
+    assert [(r.name, r.count, r.bytes, r.is_subdir) for r in rows] == [("a", 2, 15, False), ("b", 0, 0, False)]
+    assert rows[1].last_modified == pytest.approx(200.0)
+
+
+# -- objects ------------------------------------------------------------------------
+
+
+async def test_object_roundtrip(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    r = rec(
+        "c", "dir/ö 名前.txt", size=7, etag="e" * 32, content_type="text/plain",
+        meta={"color": "blue"}, sysmeta={"content-disposition": "inline"},
+        delete_at=int(time.time()) + 3600, last_modified=1000.5, data_timestamp=999.25,
+    )
+    assert await meta.put_object(r) is None
+    got = await meta.get_object("c", r.name, time.time())
+    assert got == r
+    assert await meta.get_object("c", "other", time.time()) is None
+    assert await meta.get_object("other", r.name, time.time()) is None
+
+    await meta.update_object_meta("c", r.name, {"new": "1"}, {}, "text/csv", None, 2000.0)
+    got = await meta.get_object("c", r.name, time.time())
+    assert (got.meta, got.sysmeta, got.content_type, got.delete_at, got.last_modified) == (
+        {"new": "1"}, {}, "text/csv", None, 2000.0
+    )
+    # POST leaves the bytes and the data timestamp alone
+    assert (got.blob_id, got.size, got.etag, got.data_timestamp) == (r.blob_id, 7, "e" * 32, 999.25)
+    with pytest.raises(errors.ObjectNotFound):
+        await meta.update_object_meta("c", "absent", {}, {}, "text/plain", None, 1.0)
+
+    with pytest.raises(errors.ContainerNotFound):
+        await meta.put_object(rec("absent", "o"))
+
+
+async def test_counters_exact(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    await meta.create_container(p.id, "d", {}, time.time())
+    assert await counters(meta, p.id, "c") == (2, 0, 0, 0, 0)
+
+    first = rec("c", "a", size=100)
+    assert await meta.put_object(first) is None
+    assert await counters(meta, p.id, "c") == (2, 1, 100, 1, 100)
+    assert await meta.put_object(rec("c", "b", size=50)) is None
+    assert await counters(meta, p.id, "c") == (2, 2, 150, 2, 150)
+    await meta.put_object(rec("d", "a", size=7))
+    assert await counters(meta, p.id, "c") == (2, 3, 157, 2, 150)
+
+    # overwrite: count unchanged, bytes adjusted, the replaced blob returned
+    second = rec("c", "a", size=30)
+    assert await meta.put_object(second) == first.blob_id
+    assert await counters(meta, p.id, "c") == (2, 3, 87, 2, 80)
+    assert (await meta.get_object("c", "a", time.time())).blob_id == second.blob_id
+
+    assert await meta.delete_object("c", "a") == second.blob_id
+    assert await counters(meta, p.id, "c") == (2, 2, 57, 1, 50)
+    assert await meta.delete_object("c", "a") is None  # already gone: nothing changes
+    assert await counters(meta, p.id, "c") == (2, 2, 57, 1, 50)
+    assert await meta.get_object("c", "a", time.time()) is None
+
+    assert await meta.blob_refs() == {
+        (await meta.get_object("c", "b", time.time())).blob_id,
+        (await meta.get_object("d", "a", time.time())).blob_id,
+    }
+    assert [(c, n, s) for c, n, _b, s in await meta.objects_with_blobs()] == [("c", "b", 50), ("d", "a", 7)]
+
+
+async def test_counters_exact_under_concurrent_writers(meta_backend):
+    """Two store instances (two workers) writing the same container at once."""
+    a = meta_backend.open()
+    b = meta_backend.open()
+    p = await setup_project(a)
+    await a.create_container(p.id, "c", {}, time.time())
+
+    async def writer(store, tag: str) -> None:
+        for i in range(15):
+            await store.put_object(rec("c", f"{tag}-{i}", size=i + 1))
+            await store.put_object(rec("c", f"shared-{i % 5}", size=10))  # overwrites race
+            if i % 3 == 0:
+                await store.delete_object("c", f"{tag}-{i}")
+
+    await asyncio.gather(writer(a, "a"), writer(b, "b"))
+    names = await a.list_objects("c", ListParams(), time.time())
+    expected_bytes = sum(e.bytes for e in names)
+    assert len(names) == 2 * 10 + 5
+    for store in (a, b):
+        acct = await store.get_account(p.id)
+        cont = await store.get_container("c")
+        assert (cont.object_count, cont.bytes_used) == (len(names), expected_bytes)
+        assert (acct.object_count, acct.bytes_used) == (len(names), expected_bytes)
+
+
+async def test_expired_objects_invisible(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    now = time.time()
+    await meta.put_object(rec("c", "past", delete_at=int(now) - 10))
+    await meta.put_object(rec("c", "now", delete_at=int(now)))
+    await meta.put_object(rec("c", "future", delete_at=int(now) + 1000))
+    await meta.put_object(rec("c", "never"))
+    assert await meta.get_object("c", "past", now) is None
+    assert await meta.get_object("c", "now", float(int(now))) is None  # delete_at <= now
+    assert await meta.get_object("c", "future", now) is not None
+    assert await meta.get_object("c", "never", now) is not None
+    listing = await meta.list_objects("c", ListParams(), now)
+    assert [e.name for e in listing] == ["future", "never"]
+    # once its time comes, the future one disappears too
+    assert await meta.get_object("c", "future", now + 1000) is None
+    assert [e.name for e in await meta.list_objects("c", ListParams(), now + 1000)] == ["never"]
+    # expired ones are hidden from delimiter folding and markers as well
+    await meta.put_object(rec("c", "gone/x", delete_at=int(now) - 1))
+    assert [e.name for e in await meta.list_objects("c", ListParams(delimiter="/"), now)] == ["future", "never"]
+    # a new PUT over an expired object makes it visible again
+    await meta.put_object(rec("c", "past"))
+    assert await meta.get_object("c", "past", now) is not None
+
+
+async def test_object_listing_fields(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    await meta.put_object(rec("c", "x", size=12, etag="a" * 32, content_type="text/plain", last_modified=1234.5))
+    (e,) = await meta.list_objects("c", ListParams(), time.time())
+    assert (e.name, e.bytes, e.hash, e.content_type, e.last_modified, e.is_subdir) == (
+        "x", 12, "a" * 32, "text/plain", 1234.5, False
+    )
+
+
+# -- EC2 credentials (S3 keys) ---------------------------------------------------------
+
+
+async def test_credentials(meta):
+    from lampi.core.models import Credential
+
+    p = await setup_project(meta)
+    u = await meta.create_user(User(uid(), "carol", "default", "h"))
+    v = await meta.create_user(User(uid(), "dave", "default", "h"))
+    c1 = await meta.create_credential(Credential("AK1", "secret1", u.id, p.id, 10.0))
+    await meta.create_credential(Credential("AK2", "secret2", u.id, p.id, 20.0))
+    await meta.create_credential(Credential("AK3", "secret3", v.id, p.id, 30.0))
+    got = await meta.get_credential("AK1")
+    assert got == c1 and got.secret == "secret1"
+    assert await meta.get_credential("nope") is None
+    with pytest.raises(errors.Conflict):
+        await meta.create_credential(Credential("AK1", "x", u.id, p.id, 1.0))
+    with pytest.raises(errors.Conflict):  # unknown user
+        await meta.create_credential(Credential("AK9", "x", uid(), p.id, 1.0))
+    assert [c.access for c in await meta.list_credentials(u.id)] == ["AK1", "AK2"]
+    assert [c.access for c in await meta.list_credentials()] == ["AK1", "AK2", "AK3"]
+    await meta.delete_credential("AK2")
+    assert await meta.get_credential("AK2") is None
+    with pytest.raises(errors.NotFound):
+        await meta.delete_credential("AK2")
+    # a deleted user's keys go with them
+    await meta.delete_user(v.id)
+    assert await meta.get_credential("AK3") is None

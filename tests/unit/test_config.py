@@ -1,0 +1,104 @@
+"""Settings: defaults < TOML file < LAMPI_* environment < overrides (flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lampi.config import Settings, load_settings, settings_help
+
+
+def toml(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "lampi.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults():
+    s = load_settings(environ={})
+    assert s == Settings()
+    assert (s.host, s.port, s.data_dir, s.workers) == ("127.0.0.1", 8080, "./lampi-data", 1)
+    assert (s.region, s.token_ttl, s.admin_project, s.public_url) == ("regionOne", 8 * 3600, "admin", "")
+    assert s.max_object_size == 5 * 1024**3
+    assert s.base_url() == "http://127.0.0.1:8080"
+    assert {name for name, _h, _d in settings_help()} >= {"host", "port", "data_dir", "workers"}
+    assert all(h for _n, h, _d in settings_help())
+
+
+def test_base_url():
+    assert Settings(host="0.0.0.0", port=9000).base_url() == "http://127.0.0.1:9000"
+    assert Settings(host="::1", port=9000).base_url() == "http://[::1]:9000"
+    assert Settings(public_url="https://objects.example.org/").base_url() == "https://objects.example.org"
+
+
+def test_precedence(tmp_path):
+    cfg = toml(tmp_path, 'host = "0.0.0.0"\nport = 1111\nworkers = 3\nregion = "toml-region"\ntoken-ttl = 60\n')
+    s = load_settings(config_file=cfg, environ={})
+    assert (s.host, s.port, s.workers, s.region, s.token_ttl) == ("0.0.0.0", 1111, 3, "toml-region", 60)
+
+    env = {"LAMPI_PORT": "2222", "LAMPI_REGION": "env-region", "LAMPI_WORKERS": ""}
+    s = load_settings(config_file=cfg, environ=env)
+    assert (s.host, s.port, s.workers, s.region) == ("0.0.0.0", 2222, 3, "env-region")
+
+    s = load_settings({"port": 3333, "host": None}, config_file=cfg, environ=env)
+    assert (s.host, s.port, s.region) == ("0.0.0.0", 3333, "env-region")  # None = flag not given
+
+
+def test_config_file_from_env_and_lampi_table(tmp_path):
+    cfg = toml(tmp_path, '[lampi]\nport = 4444\nshutdown_timeout = 2\n')
+    s = load_settings(environ={"LAMPI_CONFIG": cfg})
+    assert s.port == 4444
+    assert s.shutdown_timeout == 2.0 and isinstance(s.shutdown_timeout, float)
+
+
+def test_env_values_are_converted():
+    s = load_settings(environ={"LAMPI_WORKERS": "4", "LAMPI_SHUTDOWN_TIMEOUT": "1.5", "LAMPI_DATA_DIR": "/srv/x"})
+    assert (s.workers, s.shutdown_timeout, s.data_dir) == (4, 1.5, "/srv/x")
+    # unrelated variables are ignored
+    assert load_settings(environ={"LAMPI_NOT_A_SETTING": "1", "PORT": "1"}) == Settings()
+
+
+def test_unknown_toml_key(tmp_path):
+    with pytest.raises(ValueError, match="unknown setting 'prot'"):
+        load_settings(config_file=toml(tmp_path, "prot = 1\n"), environ={})
+
+
+def test_invalid_toml(tmp_path):
+    with pytest.raises(ValueError):
+        load_settings(config_file=toml(tmp_path, "port = = 1\n"), environ={})
+
+
+@pytest.mark.parametrize("raw", ["abc", "8080.5", "", "0x10"])
+def test_bad_int_in_env(raw):
+    env = {"LAMPI_PORT": raw}
+    if raw == "":
+        assert load_settings(environ=env).port == 8080  # empty means unset
+        return
+    with pytest.raises(ValueError, match="port"):
+        load_settings(environ=env)
+
+
+@pytest.mark.parametrize("value", ['"abc"', "80.5", "true", "[1]", '"8080.0"'])
+def test_bad_int_in_toml(tmp_path, value):
+    with pytest.raises(ValueError, match="port"):
+        load_settings(config_file=toml(tmp_path, f"port = {value}\n"), environ={})
+
+
+@pytest.mark.parametrize("value", ["1", "true", "[1]"])
+def test_bad_str_in_toml(tmp_path, value):
+    with pytest.raises(ValueError, match="host"):
+        load_settings(config_file=toml(tmp_path, f"host = {value}\n"), environ={})
+
+
+def test_bad_override():
+    with pytest.raises(ValueError, match="workers"):
+        load_settings({"workers": "many"}, environ={})
+    with pytest.raises(ValueError, match="nonsense"):
+        load_settings({"nonsense": 1}, environ={})
+
+
+def test_int_from_string_toml_and_override(tmp_path):
+    # a quoted number in TOML and a flag given as text are accepted
+    assert load_settings(config_file=toml(tmp_path, 'port = "8081"\n'), environ={}).port == 8081
+    assert load_settings({"port": "8082"}, environ={}).port == 8082

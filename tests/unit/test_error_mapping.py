@@ -1,0 +1,90 @@
+"""Every core DomainError maps to a deliberate Swift status, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from lampi.core import errors
+from lampi.swift.errors import to_response
+
+
+def all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(all_subclasses(sub))
+    return out
+
+
+DOMAIN_ERRORS = sorted({errors.DomainError, *all_subclasses(errors.DomainError)}, key=lambda c: c.__name__)
+
+EXPECTED = {
+    "NotFound": 404,
+    "AccountNotFound": 404,
+    "ContainerNotFound": 404,
+    "ObjectNotFound": 404,
+    "ContainerExists": 409,
+    "ContainerNameTaken": 409,
+    "ContainerNotEmpty": 409,
+    "Conflict": 409,
+    "InvalidName": 400,
+    "InvalidMetadata": 400,
+    "InvalidArgument": 400,
+    "EntityTooLarge": 413,
+    "ChecksumMismatch": 422,
+    "IncompleteBody": 499,
+    "PreconditionFailed": 412,
+    "NotModified": 304,
+    "RangeNotSatisfiable": 416,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "NotAcceptable": 406,
+}
+
+
+@pytest.mark.parametrize("cls", [c for c in DOMAIN_ERRORS if c is not errors.DomainError], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT"])
+def test_every_domain_error_maps_to_a_client_status(cls, method):
+    resp = to_response(cls(), method)
+    assert 300 <= resp.status < 500, f"{cls.__name__} → {resp.status}"
+    # subclasses of NotFound are 404 even if not listed by name
+    if issubclass(cls, errors.NotFound):
+        assert resp.status == 404
+
+
+def test_every_domain_error_has_an_expected_status():
+    """A new DomainError must be added to EXPECTED (and to to_response) on purpose."""
+    missing = sorted(c.__name__ for c in DOMAIN_ERRORS if c is not errors.DomainError and c.__name__ not in EXPECTED)
+    assert not missing, f"add these to EXPECTED: {missing}"
+
+
+@pytest.mark.parametrize("name,status", sorted(EXPECTED.items()))
+def test_expected_table(name, status):
+    cls = getattr(errors, name, None)
+    if cls is None:
+        pytest.skip(f"{name} is not defined (any more)")
+    assert to_response(cls(), "GET").status == status
+
+
+def test_bodies_are_swift_shaped():
+    resp = to_response(errors.ContainerNotEmpty(), "DELETE")
+    assert resp.content_type == "text/html"
+    assert resp.text == "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>"
+    resp = to_response(errors.EntityTooLarge(), "PUT")
+    assert (resp.content_type, resp.text) == ("text/plain", "Your request is too large.")
+    resp = to_response(errors.InvalidMetadata("Metadata name cannot be empty"), "POST")
+    assert (resp.status, resp.content_type, resp.text) == (400, "text/plain", "Metadata name cannot be empty")
+    resp = to_response(errors.NotFound(), "GET")
+    assert resp.text == "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>"
+    assert to_response(errors.NotModified(), "GET").body in (None, b"")
+    resp = to_response(errors.PreconditionFailed("Bad delimiter"), "GET")
+    assert (resp.status, resp.text) == (412, "Bad delimiter")
+    resp = to_response(errors.PreconditionFailed(), "GET")
+    assert "A precondition for this request was not met." in resp.text
+
+
+def test_an_unmapped_error_is_a_500_not_a_crash():
+    class Surprise(errors.DomainError):
+        pass
+
+    assert to_response(Surprise(), "GET").status == 500
