@@ -31,7 +31,7 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
           work_dir: str | None = None, keep: bool = False, cache_dir: str | None = None,
           server_pids: tuple[int, ...] = (), auth: str | None = None, user: str | None = None,
           key: str | None = None, storage_url: str | None = None, token: str | None = None,
-          json_file: str | None = None, show_progress: bool = True, quiet: bool = False) -> dict[str, Any]:
+          json_file: str | None = None, markdown_file: str | None = None, show_progress: bool = True, quiet: bool = False) -> dict[str, Any]:
     err = Console(stderr=True)
     out = Console() if sys.stdout.isatty() else Console(width=160)  # files and pipes get full rows
     work: Path | None = None
@@ -100,6 +100,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     doc["targets"] = report.check_targets(doc)
     if json_file:
         Path(json_file).write_text(json.dumps(doc, indent=2) + "\n")
+    if markdown_file:
+        Path(markdown_file).write_text(report.markdown(doc))
     if not quiet:
         report.render(doc, out)
     return doc

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lampi.bench.util import human_size
+
 # phase -> lampi/Swift ratio required
 RATIO_TARGETS = {"small-put": 2.0, "small-get": 3.0, "small-head": 3.0, "small-delete": 2.0, "list": 5.0}
 LIMIT_FRACTION = 0.70
@@ -67,9 +69,9 @@ def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     growth = [p["rss_peak_mib"] - p["rss_start_mib"] for p in doc.get("phases", [])
               if p["target"] == "lampi" and p["phase"].startswith("large") and "rss_peak_mib" in p]
     if growth:
-        size = doc["config"]["large_size"] / 1024**3
+        size = human_size(doc["config"]["large_size"])
         checks.append({"target": f"RSS growth < {RSS_GROWTH_MIB} MiB during large PUT+GET (target: 5 GiB object)",
-                       "measured": f"{max(growth):.1f} MiB with a {size:g} GiB object",
+                       "measured": f"{max(growth):.1f} MiB with a {size} object",
                        "met": max(growth) < RSS_GROWTH_MIB})
     lampi = doc.get("servers", {}).get("lampi")
     if lampi and lampi.get("startup_s") is not None:
@@ -141,3 +143,48 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         con.print(f"[red]setup/cleanup error:[/] {e}")
     if doc.get("leftover_processes"):
         con.print(f"[red]left running:[/] {doc['leftover_processes']}")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The same tables as Markdown (for docs/benchmarks.md)."""
+    lines: list[str] = []
+
+    def table(headers: list[str], rows: list[list[str]]) -> None:
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
+        lines.extend("| " + " | ".join(r) + " |" for r in rows)
+        lines.append("")
+
+    m = doc["machine"]
+    lines += [f"Run {doc['started_at']}, `{doc.get('command') or 'lampi bench'}`", "",
+              f"Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), {m.get('memory_gib')} GiB RAM, "
+              f"disk {m['disk'].get('device', '?')} ({m['disk'].get('fstype', '?')}, {m['disk'].get('size_gib')} GiB); "
+              f"load average (1/5/15 min) at start {m.get('loadavg_start')}, at end {doc.get('loadavg_end')}.", ""]
+    rows = []
+    for p in doc["phases"]:
+        rss = f"{p['rss_start_mib']:.0f} → {p['rss_peak_mib']:.0f}" if "rss_peak_mib" in p else "-"
+        rows.append([p["label"], p["target"], _f(p["ops"]), _f(p["errors"]), _f(p["seconds"], 2),
+                     _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2), _f(p["p99_ms"], 2), rss])
+    table(["Phase", "Target", "ops", "errors", "s", "ops/s", "MB/s", "p50 ms", "p99 ms", "server RSS MiB start → peak"],
+          rows)
+    if doc.get("ratios"):
+        table(["Phase", "c", "unit", "lampi", "Swift", "lampi/Swift", "p50 Swift/lampi"],
+              [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]), _f(r["ratio"], 2),
+                _f(r["p50_ratio"], 2)] for r in doc["ratios"]])
+    if doc.get("limits"):
+        lim = doc["limits"]
+        rows = [["sequential write + fsync", f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s"],
+                ["4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
+                 f"({lim['small_write_fsync_4k']['avg_ms']} ms each)"],
+                ["loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s"]]
+        rows += [[f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}"] for f in doc.get("fractions", [])]
+        table(["Limit", "Result"], rows)
+    if doc.get("servers"):
+        table(["Server", "version", "workers", "ready after s", "idle RSS MiB", "Σ VmHWM MiB"],
+              [[n, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
+                _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib"))] for n, s in doc["servers"].items()])
+    if doc.get("targets"):
+        table(["Target (issue 5)", "Measured", "Met"],
+              [[c["target"], c["measured"], "-" if c["met"] is None else ("yes" if c["met"] else "**no**")]
+               for c in doc["targets"]])
+    return "\n".join(lines)

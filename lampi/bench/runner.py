@@ -12,7 +12,7 @@ from typing import Any
 from lampi.bench import rss as rssmod
 from lampi.bench.auth import Credentials
 from lampi.bench.load import ChunkResult, PhaseSpec, run_phase, session
-from lampi.bench.util import MB, percentile
+from lampi.bench.util import MB, BenchError, percentile
 
 MiB = 1024 * 1024
 SMALL_KINDS = ("put", "get", "head", "delete")
@@ -127,7 +127,7 @@ async def create_containers(t: Target, containers: list[str]) -> None:
             status, body = await _request(sess, "PUT", f"{t.creds.storage_url}/{urllib.parse.quote(c)}",
                                           t.creds.token)
             if status not in (201, 202):
-                raise RuntimeError(f"{t.name}: PUT container {c}: {status} {body[:200]!r}")
+                raise BenchError(f"{t.name}: PUT container {c}: {status} {body[:200].decode(errors='replace')}")
 
 
 async def cleanup(t: Target, containers: list[str], concurrency: int = 16) -> int:

@@ -475,6 +475,7 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--server-pid", "server_pids", type=int, multiple=True,
               help="PID of the server under test (repeatable): its RSS (with children) is reported.")
 @click.option("--json", "json_file", default=None, help="Also write the results as JSON to this file.")
+@click.option("--markdown", "markdown_file", default=None, help="Also write the tables as Markdown to this file.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
           list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,

@@ -107,32 +107,107 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def serve_worker(settings: Settings, sock: socket.socket) -> None:
+class _InFlight:
+    """Requests whose handler runs (an upload's body is read inside the handler)."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.stopping = False
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        self.idle.clear()
+        try:
+            resp = await handler(request)
+            if self.stopping:
+                resp.force_close()  # no keep-alive once shutting down
+            return resp
+        finally:
+            self.tasks.discard(task)
+            if not self.tasks:
+                self.idle.set()
+
+
+async def _serve(settings: Settings, sock: socket.socket, signals: tuple[int, ...]) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully.
+
+    Not ``web.run_app``: its shutdown first marks every connection closing, and from
+    then on aiohttp drops the bytes still arriving on it (``data_received``), so an
+    upload in flight could never finish — it would stall until the grace period
+    ran out. Here the listening socket is closed first, in-flight handlers get up to
+    ``shutdown_timeout`` seconds to finish, the ones still running (a stalled client)
+    are cancelled — their partial blob is removed, the previous version stays — and
+    only then does aiohttp close the connections (letting responses already being
+    sent, e.g. a download, finish within ``shutdown_timeout``).
+    """
+    loop = asyncio.get_running_loop()
     meta, blobs = open_stores(settings)
     app = build_app(settings, meta, blobs)
+    inflight = _InFlight()
+    app.middlewares.insert(0, inflight.middleware)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            hurry.set()  # a second Ctrl-C: do not wait for in-flight requests
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        site = web.SockSite(runner, sock)
+        await site.start()
+        await stop.wait()
+        inflight.stopping = True
+        await site.stop()  # closes the listening socket: no new connections
+        if inflight.tasks:
+            log.info("shutting down: waiting for %d request(s) in flight", len(inflight.tasks))
+            waiters = [asyncio.ensure_future(inflight.idle.wait()), asyncio.ensure_future(hurry.wait())]
+            await asyncio.wait(waiters, timeout=settings.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+        if inflight.tasks:
+            log.warning("shutting down: aborting %d request(s) still in flight", len(inflight.tasks))
+            for task in list(inflight.tasks):
+                task.cancel()
+            await asyncio.wait([asyncio.ensure_future(inflight.idle.wait())], timeout=5)
+    finally:
+        await runner.cleanup()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def serve_worker(
+    settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
     loop = _new_loop()
     asyncio.set_event_loop(loop)
-    web.run_app(
-        app,
-        sock=sock,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_timeout,
-        handle_signals=True,
-        loop=loop,
-    )
+    try:
+        loop.run_until_complete(_serve(settings, sock, signals))
+        # blob writes run in threads: let them finish before the process exits
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _worker_entry(settings: Settings, sock: socket.socket) -> None:
     from lampi.log import setup_logging
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C reaches the whole process group; the parent relays it as SIGTERM, so a
+    # worker must not count it as a second ("hurry up") signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(settings.log_level, settings.log_format)
-    try:
-        serve_worker(settings, sock)
-    except KeyboardInterrupt:
-        pass
+    serve_worker(settings, sock, signals=(signal.SIGTERM,))
 
 
 def serve(settings: Settings, announce: Any = None) -> int:
@@ -163,6 +238,9 @@ def serve(settings: Settings, announce: Any = None) -> int:
     def stop(signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
+        # The workers close their copies of the listening socket; close the parent's
+        # too, or the kernel would keep queueing connections nobody will accept.
+        sock.close()
         for p in procs:
             if p.is_alive() and p.pid:
                 os.kill(p.pid, signal.SIGTERM)

@@ -265,14 +265,14 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
     raise _mismatch(access, first[1], provided, first[0])
 
 
-def _v2_string_to_sign(request: web.Request, date_value: str) -> str:
+def _v2_string_to_sign(request: web.Request, date_value: str, raw_path: str) -> str:
     h = request.headers
     amz = {}
     for name in h:
         ln = name.lower()
         if ln.startswith("x-amz-"):
             amz[ln] = ",".join(" ".join(v.split()) for v in h.getall(name))
-    raw_path, raw_query = _split_target(request)
+    _, raw_query = _split_target(request)
     sub = sorted((k, v) for k, v in _query_pairs(raw_query) if k in V2_SUBRESOURCES)
     resource = raw_path
     if sub:
@@ -309,8 +309,13 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
             raise S3Error(403, "AccessDenied", "Request has expired", Expires=_iso(expires), ServerTime=_iso(now))
         date_value = exp
     cred, principal = await _principal(request, access)
-    sts = _v2_string_to_sign(request, date_value)
-    sig = base64.b64encode(hmac.new(cred.secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
-    if not hmac.compare_digest(sig, provided):
-        raise _mismatch(access, sts, provided, None)
-    return Auth(principal, cred, 2, None)
+    raw_path = _split_target(request)[0]
+    paths = [raw_path]
+    if raw_path.count("/") == 1 and raw_path != "/":
+        paths.append(raw_path + "/")  # a bucket's resource is "/bucket/" (botocore signs it so)
+    for path in paths:
+        sts = _v2_string_to_sign(request, date_value, path)
+        sig = base64.b64encode(hmac.new(cred.secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
+        if hmac.compare_digest(sig, provided):
+            return Auth(principal, cred, 2, None)
+    raise _mismatch(access, _v2_string_to_sign(request, date_value, raw_path), provided, None)

@@ -17,7 +17,10 @@ MAX_ACCOUNT_NAME_LENGTH = 256
 CONTAINER_LISTING_LIMIT = 10000
 ACCOUNT_LISTING_LIMIT = 10000
 EXTRA_HEADER_COUNT = 0
-MAX_RANGES = 100  # more ranges than this in one request are ignored, as Swift does
+# swob.Range's guard against egregious range requests (RFC 7233 section 6.1): 416
+MAX_RANGES = 50
+MAX_RANGE_OVERLAPS = 2
+MAX_NONASCENDING_RANGES = 8
 
 
 def swift_info(max_file_size: int) -> dict[str, object]:

@@ -157,6 +157,17 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     delete_at = _delete_at(request)
     ctype = _content_type(request, name)
     etag = request.headers.get("ETag")
+    inm = request.headers.get("If-None-Match")
+    if inm is not None:
+        # Swift: a conditional PUT creates only ("*"); checked before the body is read
+        if inm.strip() != "*":
+            return swift_error(400, "If-None-Match only supports *", method="PUT")
+        try:
+            await storage.head_object(container, name)
+        except errors.ObjectNotFound:
+            pass
+        else:
+            return swift_error(412, method="PUT")
     rec = await storage.put_object(
         container,
         name,

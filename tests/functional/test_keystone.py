@@ -167,8 +167,8 @@ def test_keystoneauth_password_forms(server: LampiServer, alice: Account, form: 
     assert url == f"{server.url}/v1/AUTH_{alice.project_id}"
     # and the token works for Swift through swiftclient's session support
     conn = swiftclient.Connection(session=sess, retries=0)
-    assert conn.url == url
     assert int(conn.head_account()["x-account-container-count"]) >= 0
+    assert conn.url == url
 
 
 def test_scope_by_project_name_and_domain(server: LampiServer, alice: Account) -> None:

@@ -217,13 +217,12 @@ def test_raw_bad_requests(server, s3, unique, ec2_keys) -> None:  # noqa: ANN001
              when: float | None = None) -> requests.Response:
         req = AWSRequest(method=method, url=server.url + path, data=sign_body if sign_body is not None else body,
                          headers=dict(headers or {}))
-        if when is not None:
+        if when is not None:  # a client whose clock is off (the client's clock, not lampi's)
             import datetime
             from unittest import mock
 
-            with mock.patch("botocore.auth.datetime") as dt:
-                dt.datetime.now.return_value = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
-                dt.datetime.utcnow.return_value = datetime.datetime.utcfromtimestamp(when)
+            skewed = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).replace(tzinfo=None)
+            with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
                 S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
         else:
             S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)

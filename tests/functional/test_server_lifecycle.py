@@ -371,9 +371,8 @@ def test_sigterm_aborts_stalled_upload_cleanly(fresh_server: LampiServer, unique
 
 def test_trans_id_in_json_log_lines(server: LampiServer, swift_conn: swiftclient.Connection, unique: str) -> None:
     swift_conn.put_container(unique)
-    resp: dict[str, str] = {}
-    swift_conn.head_container(unique, response_dict=resp)
-    tid = resp["headers"]["x-trans-id"]
+    url, token = swift_conn.get_auth()
+    tid = requests.head(f"{url}/{unique}", headers={"X-Auth-Token": token}).headers["X-Trans-Id"]
     assert tid.startswith("tx")
     r = requests.get(f"{server.url}/v1/AUTH_nope/{unique}")
     bad_tid = r.headers["X-Trans-Id"]

@@ -1,0 +1,128 @@
+"""``lampi bench`` smoke runs against a real ``lampi serve`` (tiny sizes, seconds).
+
+Never timed: the assertions are about the result document (every phase present,
+counts right, no errors, memory reported, nothing left behind), not about speed.
+The ``--compare swift`` run is not part of CI (it installs Swift and needs
+memcached); see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import LampiServer, lampi_cmd
+
+SMALL, LIST_N, LARGE = 50, 200, 2 * 1024 * 1024
+
+
+def bench(server: LampiServer, tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+          check: bool = True) -> tuple[subprocess.CompletedProcess[str], dict | None]:
+    out = tmp_path / "bench.json"
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+        env.update(server.openrc())
+    proc = subprocess.run([*lampi_cmd(), "bench", "--json", str(out), "--no-progress", *args],
+                          capture_output=True, text=True, env=env, timeout=180)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, json.loads(out.read_text()) if out.exists() else None
+
+
+def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn) -> None:  # noqa: ANN001
+    assert server.proc is not None
+    proc, doc = bench(server, tmp_path, "--objects", str(SMALL), "--concurrency", "4,16",
+                      "--list-objects", str(LIST_N), "--list-page", "64", "--list-repeats", "2",
+                      "--large-size", "2MiB", "--server-pid", str(server.proc.pid))
+    assert doc is not None
+    phases = {(p["phase"], p["concurrency"]): p for p in doc["phases"]}
+    expected = {(f"small-{k}", c) for k in ("put", "get", "head", "delete") for c in (4, 16)}
+    expected |= {("list", 1), ("large-put", 1), ("large-get", 1)}
+    assert set(phases) == expected
+    for key, p in phases.items():
+        assert p["errors"] == 0, (key, p.get("error_samples"))
+        assert p["ops"] == p["count"], key
+        assert p["seconds"] > 0 and p["ops_per_s"] > 0, key
+        assert 0 < p["p50_ms"] <= p["p99_ms"], key
+        # the server's PID was given: its memory (parent + children) is sampled
+        assert 0 < p["rss_start_mib"] <= p["rss_peak_mib"] < 4096, key
+    for c in (4, 16):
+        assert phases[("small-put", c)]["count"] == SMALL
+        # bytes moved are counted exactly: SMALL objects of 4 KiB each way
+        assert phases[("small-get", c)]["mb_per_s"] > 0
+    assert phases[("list", 1)]["count"] == 2
+    assert phases[("list", 1)]["objects_per_s"] > 0
+    for ph in ("large-put", "large-get"):
+        assert phases[(ph, 1)]["size"] == LARGE and phases[(ph, 1)]["mb_per_s"] > 0
+    assert doc["target"]["auth"] == "v3"
+    assert doc["setup_errors"] == []
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["memory_gib"] > 0
+    assert doc["servers"]["target"]["rss_hwm_sum_mib"] > 0
+    # the table is printed too
+    assert "Phases" in proc.stdout and "full listing of 200" in proc.stdout
+    # everything the run created is gone again
+    names = [c["name"] for c in swift_conn.get_account(full_listing=True)[1]]
+    assert not [n for n in names if n.startswith(f"lampi-bench-{doc['run_id']}")]
+
+
+def test_bench_v1_auth_and_token(server: LampiServer, tmp_path: Path, token_and_url) -> None:  # noqa: ANN001
+    rc = server.openrc()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    _, doc = bench(server, tmp_path, "-A", f"{server.url}/auth/v1.0",
+                   "-U", f"{rc['OS_PROJECT_NAME']}:{rc['OS_USERNAME']}", "-K", rc["OS_PASSWORD"],
+                   "--phases", "small", "--objects", "20", "--concurrency", "8", "--client-procs", "2", env=base)
+    assert doc is not None and doc["target"]["auth"] == "v1"
+    assert [p["phase"] for p in doc["phases"]] == ["small-put", "small-get", "small-head", "small-delete"]
+    assert all(p["errors"] == 0 and p["ops"] == 20 for p in doc["phases"])
+
+    token, url = token_and_url
+    _, doc = bench(server, tmp_path, "--storage-url", url, "--token", token, "--phases", "list",
+                   "--list-objects", "30", "--list-page", "7", env=base)
+    assert doc is not None and doc["target"]["auth"] == "token"
+    (p,) = doc["phases"]
+    assert p["phase"] == "list" and p["errors"] == 0 and p["ops"] == 5
+
+
+def test_bench_reports_failures(server: LampiServer, tmp_path: Path, unique: str) -> None:
+    """A read-only user cannot create the containers: a clear message and exit status 1."""
+    server.cli("user", "create", unique, "--password", "pw-" + unique, "--project", "admin", "--role", "reader")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    proc, _ = bench(server, tmp_path, "-A", f"{server.url}/auth/v1.0", "-U", f"admin:{unique}", "-K",
+                    "pw-" + unique, "--phases", "small", "--objects", "5", env=base, check=False)
+    assert proc.returncode == 1
+    assert "PUT container" in proc.stderr and "403" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc, _ = bench(server, tmp_path, "-A", f"{server.url}/auth/v1.0", "-U", f"admin:{unique}", "-K", "wrong",
+                    "--phases", "small", env=base, check=False)
+    assert proc.returncode == 1 and "v1 auth" in proc.stderr and "401" in proc.stderr
+
+
+def test_bench_lampi_node_leaves_nothing_running(tmp_path: Path) -> None:
+    """The server start/stop used by --compare: workers included, nothing survives stop()."""
+    from lampi.bench import rss
+    from lampi.bench.servers import LampiNode, leftovers
+
+    node = LampiNode(tmp_path, workers=2)
+    try:
+        node.start()
+        assert node.startup_s is not None and node.idle_rss
+        assert len(rss.tree(node.pids)) >= 3  # parent + 2 workers
+        creds = node.credentials()
+        assert creds.method == "v3" and "/v1/AUTH_" in creds.storage_url
+        assert leftovers(node.sessions())
+    finally:
+        node.stop()
+    assert leftovers(node.sessions()) == []
+
+
+@pytest.mark.parametrize("text,value", [("4096", 4096), ("4K", 4096), ("4KiB", 4096), ("4KB", 4000),
+                                        ("2MiB", 2 << 20), ("1G", 1 << 30), ("1.5M", 1572864)])
+def test_bench_sizes(text: str, value: int) -> None:
+    from lampi.bench.util import parse_size
+
+    assert parse_size(text) == value
