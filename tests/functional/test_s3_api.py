@@ -288,3 +288,26 @@ def test_other_project_bucket(server, s3, unique) -> None:  # noqa: ANN001
     with pytest.raises(ClientError) as exc:
         o.list_buckets()
     assert code(exc) == (403, "InvalidAccessKeyId")
+
+
+def test_v3_credentials_api(server, token_and_url, ec2_keys) -> None:  # noqa: ANN001
+    """Allas's allas_project_s3 reads GET /v3/credentials?type=ec2; POST/DELETE of type ec2 work too."""
+    token, _ = token_and_url
+    h = {"X-Auth-Token": token}
+    creds = requests.get(f"{server.url}/v3/credentials?type=ec2", headers=h, timeout=10).json()["credentials"]
+    mine = [c for c in creds if json.loads(c["blob"])["access"] == ec2_keys["access"]]
+    assert mine and mine[0]["type"] == "ec2" and json.loads(mine[0]["blob"])["secret"] == ec2_keys["secret"]
+    assert mine[0]["id"] == hashlib.sha256(ec2_keys["access"].encode()).hexdigest()
+    body = {"credential": {"type": "ec2", "user_id": mine[0]["user_id"], "project_id": mine[0]["project_id"],
+                           "blob": json.dumps({"access": "a" * 32, "secret": "b" * 32})}}
+    r = requests.post(f"{server.url}/v3/credentials", json=body, headers=h, timeout=10)
+    assert r.status_code == 201, r.text
+    assert requests.post(f"{server.url}/v3/credentials", json=body, headers=h, timeout=10).status_code == 409
+    cid = r.json()["credential"]["id"]
+    c = client(server, "a" * 32, "b" * 32)
+    c.list_buckets()
+    assert requests.delete(f"{server.url}/v3/credentials/{cid}", headers=h, timeout=10).status_code == 204
+    with pytest.raises(ClientError) as exc:
+        c.list_buckets()
+    assert code(exc) == (403, "InvalidAccessKeyId")
+    assert requests.get(f"{server.url}/v3/credentials", timeout=10).status_code == 401
