@@ -53,6 +53,19 @@ class Settings:
     max_object_size: int = field(
         default=5 * 1024**3, metadata={"help": "Largest single object in bytes (Swift: 5 GiB)."}
     )
+    s3_domain: str = field(
+        default="",
+        metadata={"help": "Domain for S3 virtual-hosted-style requests: <bucket>.<s3_domain> (e.g. "
+                  "s3.example.org); empty: path style only."},
+    )
+    s3_port: int = field(
+        default=0, metadata={"help": "Extra TCP port serving only S3 (every path is a bucket); 0: none."}
+    )
+    trusted_proxies: str = field(
+        default="",
+        metadata={"help": "Comma-separated proxy addresses/networks (e.g. 127.0.0.1,10.0.0.0/8) whose "
+                  "X-Forwarded-Host is used as the request's host (S3 signatures, virtual hosts)."},
+    )
 
     @property
     def data_path(self) -> Path:

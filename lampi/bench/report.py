@@ -67,7 +67,7 @@ def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
                            "measured": f"{f['fraction']:.0%} ({f['mb_per_s']} of {f['limit_mb_per_s']} MB/s)",
                            "met": f["fraction"] >= LIMIT_FRACTION})
     growth = [p["rss_peak_mib"] - p["rss_start_mib"] for p in doc.get("phases", [])
-              if p["target"] == "lampi" and p["phase"].startswith("large") and "rss_peak_mib" in p]
+              if p["target"] in ("lampi", "target") and p["phase"].startswith("large") and "rss_peak_mib" in p]
     if growth:
         size = human_size(doc["config"]["large_size"])
         checks.append({"target": f"RSS growth < {RSS_GROWTH_MIB} MiB during large PUT+GET (target: 5 GiB object)",

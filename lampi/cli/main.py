@@ -118,6 +118,12 @@ def cli(config: str | None) -> None:
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level [env LAMPI_LOG_LEVEL; default info].")
 @click.option("--log-format", envvar="LAMPI_LOG_FORMAT", default=None, type=click.Choice(["auto", "json", "console"]),
               help="Log format [env LAMPI_LOG_FORMAT; default auto: console on a TTY, else JSON lines].")
+@click.option("--s3-domain", envvar="LAMPI_S3_DOMAIN", default=None,
+              help="Serve S3 virtual-hosted style at <bucket>.DOMAIN [env LAMPI_S3_DOMAIN; default: path style only].")
+@click.option("--s3-port", envvar="LAMPI_S3_PORT", type=int, default=None,
+              help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
+@click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
+              help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server (Keystone v3 + Swift API) on one port.
@@ -138,6 +144,8 @@ def serve(ctx: click.Context, **flags: Any) -> None:
             f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
             f"  Keystone v3:  {s.base_url()}/v3",
             f"  Swift:        {s.base_url()}/v1/AUTH_{boot.project.id}",
+            f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
+            + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
             f"  data dir:     {dd}",
             f"  credentials:  eval \"$(lampi openrc --data-dir {dd})\"",
         ]
@@ -334,7 +342,7 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     """Check metadata against blobs; remove orphaned blobs and partial uploads.
 
     Exit status 0 when the store is clean (after removals), 1 when objects have a
-    missing or wrong-sized blob.
+    missing or wrong-sized blob, 2 when there is no data dir to check.
     """
     from rich.progress import Progress
 
@@ -344,7 +352,9 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
 
     settings = _settings(ctx, data_dir=data_dir)
     if not (settings.data_path / "meta.db").exists():
-        raise click.ClickException(f"no lampi data in {settings.data_path}")
+        err = click.ClickException(f"no lampi data in {settings.data_path}")
+        err.exit_code = 2  # not 1, which means "damage found"
+        raise err
 
     async def go() -> Any:
         meta = SQLiteMetaStore(settings.data_path / "meta.db")

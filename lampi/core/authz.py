@@ -39,3 +39,110 @@ def authorize_account(principal: Principal | None, project_id: str, write: bool)
         raise errors.Forbidden()
     if not principal.can_read:
         raise errors.Forbidden()
+
+
+# -- ACLs: one model, seen by Swift (X-Container-Read/Write, X-Account-Access-Control)
+# -- and, later, by S3 (canned ACLs / grants map onto the same grantee strings) -------
+#
+# Container ACLs are Swift's strings, stored cleaned in container metadata under
+# ``sys:x-container-read`` / ``sys:x-container-write``: referrer items ``.r:<host>``
+# / ``.r:-<host>``, the ``.rlistings`` flag and grantees ``<project>:<user>`` where
+# either side is an id, a name or ``*`` (keystoneauth's cross-tenant form).
+
+READ_ACL_KEY = "sys:x-container-read"
+WRITE_ACL_KEY = "sys:x-container-write"
+ACCOUNT_ACL_KEY = "sys:access-control"  # account metadata: X-Account-Access-Control JSON
+ACCOUNT_ACL_LEVELS = ("admin", "read-write", "read-only")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A principal's ids and names, as ACL grantees name them."""
+
+    user_id: str
+    user_name: str
+    project_id: str
+    project_name: str
+
+
+def parse_acl(acl: str | None) -> tuple[list[str], list[str]]:
+    """A cleaned ACL string → (referrer designations without ``.r:``, other items)."""
+    referrers: list[str] = []
+    groups: list[str] = []
+    for item in (acl or "").split(","):
+        if item.startswith(".r:"):
+            referrers.append(item[3:])
+        elif item:
+            groups.append(item)
+    return referrers, groups
+
+
+def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
+    """swift.common.middleware.acl.referrer_allowed: items apply in order, ``-`` denies."""
+    from urllib.parse import urlparse
+
+    allow = False
+    if referrers:
+        try:
+            rhost = urlparse(referrer or "").hostname or "unknown"
+        except ValueError:
+            rhost = "unknown"
+        for mhost in referrers:
+            if not mhost:
+                continue
+            if mhost[0] == "-":
+                mhost = mhost[1:]
+                if mhost and (mhost == rhost or (mhost[0] == "." and rhost.endswith(mhost))):
+                    allow = False
+            elif mhost == "*" or mhost == rhost or (mhost[0] == "." and rhost.endswith(mhost)):
+                allow = True
+    return allow
+
+
+def grantee_matches(groups: list[str], ident: Identity, allow_names: bool = True) -> bool:
+    """keystoneauth's _authorize_cross_tenant: ``<project>:<user>`` by id, name or ``*``."""
+    projects = [ident.project_id, "*"] + ([ident.project_name] if allow_names and ident.project_name else [])
+    users = [ident.user_id, "*"] + ([ident.user_name] if allow_names and ident.user_name else [])
+    wanted = set(groups)
+    return any(f"{p}:{u}" in wanted for p in projects for u in users)
+
+
+def anonymous_read(meta: dict[str, str], referrer: str | None, listing: bool) -> bool:
+    """May a request without credentials read this container's objects (or, with
+    ``listing``, list it)? The one decision for public access, used by the Swift
+    adapter (``/v1/AUTH_p/c/o`` and the ``/<c>/<o>`` public links) and meant for S3's
+    anonymous requests too."""
+    referrers, groups = parse_acl(meta.get(READ_ACL_KEY))
+    if not referrer_allowed(referrer, referrers):
+        return False
+    return not listing or ".rlistings" in groups
+
+
+def is_public(meta: dict[str, str]) -> bool:
+    """Readable by anyone, whatever the Referer (``.r:*`` and no denial of the
+    unknown host): what S3 would show as ``public-read``."""
+    return anonymous_read(meta, None, listing=False)
+
+
+def parse_account_acl(text: str | None) -> dict[str, list[str]]:
+    """Stored X-Account-Access-Control JSON → {level: [grantee, ...]} (bad → empty)."""
+    import json
+
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: [g for g in v if isinstance(g, str)] for k, v in data.items()
+            if k in ACCOUNT_ACL_LEVELS and isinstance(v, list)}
+
+
+def account_access(acl: dict[str, list[str]], ident: Identity) -> str | None:
+    """The highest level ``acl`` grants ``ident``: admin, read-write, read-only or None."""
+    for level in ACCOUNT_ACL_LEVELS:
+        if grantee_matches(acl.get(level, []), ident):
+            return level
+    return None

@@ -29,6 +29,22 @@ class Container:
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestInfo:
+    """An object whose bytes are the concatenation of other stored bytes.
+
+    The object's blob holds the manifest *body* (the segment list; for ``slo`` it is
+    Swift's stored JSON, served by ``?multipart-manifest=get``); ``ObjectRecord.size``
+    and ``etag`` describe the whole large object as clients see it. See
+    ``lampi/core/manifest.py`` and docs/architecture.md "Manifests".
+    """
+
+    kind: str  # "slo" (Swift SLO over named segment objects); "mpu" reserved for S3 multipart
+    body_size: int = 0  # bytes of the manifest body in the blob (what fsck and bytes-used count)
+    body_etag: str = ""  # MD5 of the manifest body (Swift's X-Manifest-Etag, SLO listing hash)
+    parts: int = 0  # number of top-level segments
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectRecord:
     container: str
     name: str
@@ -41,6 +57,12 @@ class ObjectRecord:
     sysmeta: dict[str, str] = field(default_factory=dict)  # content-disposition, content-encoding, ...
     delete_at: int | None = None
     data_timestamp: float = 0.0  # when the bytes were written (unchanged by POST)
+    manifest: ManifestInfo | None = None  # set for stored manifests (SLO, later S3 multipart)
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes of the object's own blob: the manifest body for a manifest, else ``size``."""
+        return self.manifest.body_size if self.manifest is not None else self.size
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ logged in one access line. Dispatch:
     /info                 Swift capabilities
     /v1/AUTH_<p>/...      Swift API (also under /swift/v1/..., as Allas serves it)
     anything else         S3 API, path style (lampi.s3); ``/`` with S3 auth is ListBuckets
+
+S3 takes precedence over all of these on the S3-only port, for virtual-hosted-style
+hosts and for any request with S3 credentials (see ``api_of``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from lampi.config import Settings
 from lampi.core.storage import Storage
@@ -33,6 +36,8 @@ from lampi.http.context import (
 from lampi.identity import keystone
 from lampi.identity.service import IdentityService
 from lampi.log import access_log
+from lampi.s3 import errors as s3_errors
+from lampi.s3 import host as s3_host
 from lampi.s3 import router as s3_router
 from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
@@ -70,7 +75,10 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
             resp = exc
         except Exception:
             log.exception("unhandled error")
-            resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
+            if request.get(API) == "s3":  # S3 clients expect an XML error with a RequestId
+                resp = s3_errors.internal_error(request, tid)
+            else:
+                resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
         status = resp.status
         if not resp.prepared:
             _stamp(resp, tid)
@@ -89,21 +97,63 @@ async def healthcheck(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
+API = "lampi.api"
+
+
+def api_of(request: web.Request) -> str:
+    """Which API serves the request (remembered on it): s3, swift, health, info, v1auth, keystone.
+
+    S3 first for the S3-only port, a virtual-hosted ``<bucket>.<s3_domain>`` and any
+    request carrying S3 credentials (no Swift or Keystone client sends those), so
+    buckets named ``v1``, ``v3``, ``info``, ``auth`` or ``healthcheck`` stay reachable."""
+    api = request.get(API)
+    if api is None:
+        api = _route(request)
+        request[API] = api
+    return api
+
+
+def _route(request: web.Request) -> str:
+    if s3_host.on_s3_port(request) or s3_host.virtual_bucket(request) is not None or s3_sigv4.is_s3_auth(request):
+        return "s3"
     path = request.raw_path.split("?", 1)[0]
     if path.startswith("/v1/") or path.startswith("/swift/v1/") or path in ("/v1", "/swift/v1"):
-        return await swift.handle(request)
+        return "swift"
     if path in ("/healthcheck", "/healthcheck/"):
-        return await healthcheck(request)
+        return "health"
     if path in ("/info", "/swift/info", "/info/"):
-        return await swift.info(request)
+        return "info"
     if path in ("/auth/v1.0", "/auth/v1.0/", "/v1.0", "/auth/v1", "/swift/auth/v1.0"):
+        return "v1auth"
+    if path == "/" or path.startswith("/v3/") or path == "/v3":
+        return "keystone"  # plain GET / is Keystone version discovery
+    return "s3"  # everything else is S3, path style (anonymous: AccessDenied)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    api = api_of(request)
+    if api == "s3":
+        return await s3_router.handle(request)
+    if api == "swift":
+        return await swift.handle(request)
+    if api == "health":
+        return await healthcheck(request)
+    if api == "info":
+        return await swift.info(request)
+    if api == "v1auth":
         return await keystone.v1_auth(request)
-    if path == "/" and not s3_sigv4.is_s3_auth(request):
-        return await keystone.handle(request)  # plain GET / is Keystone version discovery
-    if path.startswith("/v3/") or path == "/v3":
-        return await keystone.handle(request)
-    return await s3_router.handle(request)  # everything else is S3, path style
+    return await keystone.handle(request)
+
+
+async def expect_handler(request: web.Request) -> None:
+    """``Expect: 100-continue``: for S3 the interim response waits until the signature
+    and the request's headers were checked (``lampi.s3.body.stream`` sends it, through
+    Swift's ``send_continue``), so a refused upload is not sent; the rest as Swift does."""
+    if (api_of(request) == "s3" and request.version == HttpVersion11
+            and request.headers.get("Expect", "").lower() == "100-continue"):
+        request["swift.expect_continue"] = True
+        return
+    await swift.expect_handler(request)
 
 
 def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Application:
@@ -136,5 +186,5 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     app.on_response_prepare.append(on_response_prepare)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=swift.expect_handler)
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
     return app

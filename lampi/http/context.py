@@ -18,7 +18,10 @@ IDENTITY = web.AppKey("identity", IdentityService)
 TRANS_ID = "lampi.trans_id"
 PRINCIPAL = "lampi.principal"
 PROJECT = "lampi.project"  # project id of the request, for the access log
+# callables(response) run just before a response's headers are sent (streamed ones
+# too): middleware-like response headers (CORS, TempURL's Content-Disposition)
+ON_PREPARE = "lampi.on_prepare"
 
 trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
 
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "Principal", "trans_id_var"]

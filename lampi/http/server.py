@@ -88,11 +88,11 @@ def clear_partials(settings: Settings) -> int:
     return n
 
 
-def bind(settings: Settings) -> socket.socket:
+def bind(settings: Settings, port: int | None = None) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
+    sock.bind((settings.host, settings.port if port is None else port))
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -133,7 +133,9 @@ class _InFlight:
                 self.idle.set()
 
 
-async def _serve(settings: Settings, sock: socket.socket, signals: tuple[int, ...]) -> None:
+async def _serve(
+    settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully.
 
     Not ``web.run_app``: its shutdown first marks every connection closing, and from
@@ -165,9 +167,15 @@ async def _serve(settings: Settings, sock: socket.socket, signals: tuple[int, ..
     try:
         site = web.SockSite(runner, sock)
         await site.start()
+        # the S3-only port (setting s3_port): same app; dispatch tells the port apart
+        s3_site = web.SockSite(runner, s3_sock) if s3_sock is not None else None
+        if s3_site is not None:
+            await s3_site.start()
         await stop.wait()
         inflight.stopping = True
         await site.stop()  # closes the listening socket: no new connections
+        if s3_site is not None:
+            await s3_site.stop()
         if inflight.tasks:
             log.info("shutting down: waiting for %d request(s) in flight", len(inflight.tasks))
             waiters = [asyncio.ensure_future(inflight.idle.wait()), asyncio.ensure_future(hurry.wait())]
@@ -186,12 +194,13 @@ async def _serve(settings: Settings, sock: socket.socket, signals: tuple[int, ..
 
 
 def serve_worker(
-    settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+    settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+    s3_sock: socket.socket | None = None,
 ) -> None:
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, sock, signals))
+        loop.run_until_complete(_serve(settings, sock, signals, s3_sock))
         # blob writes run in threads: let them finish before the process exits
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -199,7 +208,7 @@ def serve_worker(
         loop.close()
 
 
-def _worker_entry(settings: Settings, sock: socket.socket) -> None:
+def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None) -> None:
     from lampi.log import setup_logging
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -207,7 +216,7 @@ def _worker_entry(settings: Settings, sock: socket.socket) -> None:
     # worker must not count it as a second ("hurry up") signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(settings.log_level, settings.log_format)
-    serve_worker(settings, sock, signals=(signal.SIGTERM,))
+    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock)
 
 
 def serve(settings: Settings, announce: Any = None) -> int:
@@ -217,6 +226,13 @@ def serve(settings: Settings, announce: Any = None) -> int:
     except OSError as exc:
         print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    s3_sock = None
+    if settings.s3_port:
+        try:
+            s3_sock = bind(settings, settings.s3_port)
+        except OSError as exc:
+            print(f"lampi: cannot listen on {settings.host}:{settings.s3_port}: {exc.strerror}", file=sys.stderr)
+            return 1
     boot = bootstrap(settings)
     removed = clear_partials(settings)
     if removed:
@@ -224,14 +240,14 @@ def serve(settings: Settings, announce: Any = None) -> int:
     if announce:
         announce(settings, boot, time.monotonic() - start)
     if settings.workers <= 1:
-        serve_worker(settings, sock)
+        serve_worker(settings, sock, s3_sock=s3_sock)
         return 0
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
     stopping = False
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_worker_entry, args=(settings, sock), daemon=False)
+        p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock), daemon=False)
         p.start()
         return p
 
@@ -241,6 +257,8 @@ def serve(settings: Settings, announce: Any = None) -> int:
         # The workers close their copies of the listening socket; close the parent's
         # too, or the kernel would keep queueing connections nobody will accept.
         sock.close()
+        if s3_sock is not None:
+            s3_sock.close()
         for p in procs:
             if p.is_alive() and p.pid:
                 os.kill(p.pid, signal.SIGTERM)

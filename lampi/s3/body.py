@@ -114,6 +114,11 @@ def _bad_digest(alg: str) -> S3Error:
 
 async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) -> AsyncIterator[bytes]:
     """The decoded, verified body bytes."""
+    from lampi.swift.objects import send_continue
+
+    # a deferred "100 Continue" (Expect: 100-continue) goes out only now that the
+    # signature and the headers were accepted: see lampi.http.app.expect_handler
+    await send_continue(request)
     hasher = checksums.new(body.checksum_alg) if body.checksum_alg else None
     total = 0
 

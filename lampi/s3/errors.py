@@ -91,3 +91,13 @@ def error_response(request: web.Request, err: S3Error, resource: str, request_id
     if err.code in ("NoSuchBucket", "NoSuchKey", "AccessDenied") and request.method == "HEAD":
         resp.headers["x-amz-error-code"] = err.code
     return resp
+
+
+def internal_error(request: web.Request, request_id: str) -> web.Response:
+    """The 500 for an unexpected exception in S3 code (built by the outer middleware)."""
+    from lampi.s3.router import stamp
+
+    err = S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
+    resp = error_response(request, err, request.path, request_id)
+    stamp(resp, request_id)
+    return resp

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -21,9 +22,11 @@ from lampi.core.authz import Principal
 from lampi.core.models import Container
 from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE, TRANS_ID
 from lampi.s3 import sigv4
+from lampi.s3.host import VHOST_BUCKET, virtual_bucket
 from lampi.s3.errors import S3Error, access_denied, error_response, from_domain, no_such_bucket, not_implemented
 
 log = logging.getLogger("lampi.s3")
+_VHOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # a DNS name (S3 bucket rules are checked on create)
 
 
 @dataclass
@@ -184,10 +187,17 @@ def split_path(raw_path: str) -> tuple[str, str]:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     request_id = request.get(TRANS_ID, "")
-    bucket, key = split_path(request.raw_path)
+    vbucket = virtual_bucket(request)
+    if vbucket is not None:  # <bucket>.<s3_domain>: the whole path is the key
+        bucket, key = vbucket, unquote(request.raw_path.split("?", 1)[0][1:])
+        request[VHOST_BUCKET] = bucket  # SigV2 signs "/<bucket>/<key>"
+    else:
+        bucket, key = split_path(request.raw_path)
     resource = "/" + bucket + ("/" + key if key else "")
     try:
         try:
+            if vbucket is not None and not _VHOST_RE.match(vbucket):
+                raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=vbucket)
             auth = await sigv4.authenticate(request)
             if auth is None:
                 raise access_denied()

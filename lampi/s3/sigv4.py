@@ -28,6 +28,7 @@ from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
 from lampi.identity.service import implied_roles
 from lampi.s3.errors import S3Error, access_denied, invalid_argument
+from lampi.s3.host import VHOST_BUCKET, host_candidates
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -89,10 +90,10 @@ def _split_target(request: web.Request) -> tuple[str, str]:
     return path, query
 
 
-def _canonical_headers(request: web.Request, signed: list[str]) -> str:
+def _canonical_headers(request: web.Request, signed: list[str], host: str | None = None) -> str:
     lines = []
     for name in signed:
-        values = request.headers.getall(name, [])
+        values = [host] if name == "host" and host is not None else request.headers.getall(name, [])
         v = ",".join(" ".join(x.split()) for x in values)
         lines.append(f"{name}:{v}\n")
     return "".join(lines)
@@ -250,17 +251,20 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
     raw_path, raw_query = _split_target(request)
     pairs = [(k, v) for k, v in _query_pairs(raw_query) if header is not None or k != "X-Amz-Signature"]
     cquery = "&".join(f"{k}={v}" for k, v in sorted((uri_encode(k, False), uri_encode(v, False)) for k, v in pairs))
-    cheaders = _canonical_headers(request, signed)
     scope = f"{date}/{region}/{service}/aws4_request"
     key = signing_key(cred.secret, date, region, service)
     first: tuple[str, str] | None = None
-    for cpath in dict.fromkeys((uri_encode(unquote(raw_path)), raw_path)):
-        canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
-        sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()))
-        sig = hmac_hex(key, sts)
-        if hmac.compare_digest(sig, provided.lower()):
-            return Auth(principal, cred, 4, payload, key, scope, amz_date, provided.lower())
-        first = first or (canonical, sts)
+    # the host the client signed: Host, or X-Forwarded-Host from a trusted proxy, or
+    # the public URL's host (a proxy rewriting Host without telling), see lampi.s3.host
+    for host in host_candidates(request) or [""]:
+        cheaders = _canonical_headers(request, signed, host)
+        for cpath in dict.fromkeys((uri_encode(unquote(raw_path)), raw_path)):
+            canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
+            sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()))
+            sig = hmac_hex(key, sts)
+            if hmac.compare_digest(sig, provided.lower()):
+                return Auth(principal, cred, 4, payload, key, scope, amz_date, provided.lower())
+            first = first or (canonical, sts)
     assert first is not None
     raise _mismatch(access, first[1], provided, first[0])
 
@@ -310,9 +314,14 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
         date_value = exp
     cred, principal = await _principal(request, access)
     raw_path = _split_target(request)[0]
+    vbucket = request.get(VHOST_BUCKET)
+    if vbucket:  # virtual-hosted style: the resource still names the bucket
+        raw_path = "/" + quote(vbucket) + raw_path
     paths = [raw_path]
     if raw_path.count("/") == 1 and raw_path != "/":
         paths.append(raw_path + "/")  # a bucket's resource is "/bucket/" (botocore signs it so)
+    elif vbucket and raw_path.endswith("/") and raw_path.count("/") == 2:
+        paths.append(raw_path[:-1])
     for path in paths:
         sts = _v2_string_to_sign(request, date_value, path)
         sig = base64.b64encode(hmac.new(cred.secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()

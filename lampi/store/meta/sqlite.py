@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from lampi.core.models import (
     Domain,
     ListingEntry,
     ListParams,
+    ManifestInfo,
     ObjectRecord,
     Project,
     User,
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS objects (
     container TEXT NOT NULL, name TEXT NOT NULL, blob_id TEXT NOT NULL, size INTEGER NOT NULL,
     etag TEXT NOT NULL, content_type TEXT NOT NULL, last_modified REAL NOT NULL,
     data_timestamp REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
-    sysmeta TEXT NOT NULL DEFAULT '{}', delete_at INTEGER,
+    sysmeta TEXT NOT NULL DEFAULT '{}', delete_at INTEGER, manifest TEXT,
     PRIMARY KEY (container, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_blob ON objects (blob_id);
@@ -83,6 +85,13 @@ CREATE TABLE IF NOT EXISTS credentials (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user_id);
+-- the background expirer's scan (lampi/bg/expirer.py)
+CREATE INDEX IF NOT EXISTS objects_by_delete_at ON objects (delete_at) WHERE delete_at IS NOT NULL;
+-- per-project quota overrides (lampi project set-quota); NULL = the configured default
+CREATE TABLE IF NOT EXISTS project_quotas (
+    project_id TEXT PRIMARY KEY, max_bytes INTEGER, max_containers INTEGER,
+    max_objects_per_container INTEGER
+);
 """
 
 REVOKE_SCHEMA = """
@@ -196,9 +205,26 @@ class SQLiteMetaStore:
         self._revoke_conn = self._open(self._revoke_path, REVOKE_SCHEMA, check_same_thread=False)
         # create the schema once, synchronously, so start-up errors surface at once
         conn = self._open(self.path, SCHEMA)
+        self._migrate(conn)
         conn.close()
 
     # -- plumbing ---------------------------------------------------------------
+
+    # Columns added after the first release: (table, column, definition). Data dirs
+    # created before them get the column by a guarded ALTER TABLE at start-up.
+    _ADDED_COLUMNS = (("objects", "manifest", "TEXT"),)
+
+    @classmethod
+    def _migrate(cls, conn: sqlite3.Connection) -> None:
+        for table, column, decl in cls._ADDED_COLUMNS:
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column in have:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     @staticmethod
     def _open(path: Path, schema: str, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -620,8 +646,14 @@ class SQLiteMetaStore:
 
     _OCOLS = (
         "container, name, blob_id, size, etag, content_type, last_modified, meta, sysmeta, "
-        "delete_at, data_timestamp"
+        "delete_at, data_timestamp, manifest"
     )
+
+    @staticmethod
+    def _stored_size(size: int, manifest: str | None) -> int:
+        """Bytes of an object's own blob (the manifest body for a manifest). Container
+        and account bytes-used count these, as Swift counts an SLO's JSON, not its total."""
+        return int(json.loads(manifest)["body_size"]) if manifest else size
 
     @staticmethod
     def _object(row: tuple[Any, ...] | None) -> ObjectRecord | None:
@@ -639,6 +671,7 @@ class SQLiteMetaStore:
             sysmeta=json.loads(row[8]),
             delete_at=row[9],
             data_timestamp=row[10],
+            manifest=ManifestInfo(**json.loads(row[11])) if row[11] else None,
         )
 
     @staticmethod
@@ -659,13 +692,13 @@ class SQLiteMetaStore:
     async def put_object(self, record: ObjectRecord) -> str | None:
         def fn(c: sqlite3.Connection) -> str | None:
             old = c.execute(
-                "SELECT blob_id, size FROM objects WHERE container = ? AND name = ?",
+                "SELECT blob_id, size, manifest FROM objects WHERE container = ? AND name = ?",
                 (record.container, record.name),
             ).fetchone()
             if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
                 raise errors.ContainerNotFound()
             c.execute(
-                f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.container,
                     record.name,
@@ -678,12 +711,13 @@ class SQLiteMetaStore:
                     json.dumps(record.sysmeta),
                     record.delete_at,
                     record.data_timestamp or record.last_modified,
+                    json.dumps(asdict(record.manifest)) if record.manifest else None,
                 ),
             )
             if old is None:
-                self._adjust(c, record.container, 1, record.size)
+                self._adjust(c, record.container, 1, record.stored_size)
                 return None
-            self._adjust(c, record.container, 0, record.size - old[1])
+            self._adjust(c, record.container, 0, record.stored_size - self._stored_size(old[1], old[2]))
             return str(old[0])
 
         return await self._tx(fn)
@@ -725,12 +759,12 @@ class SQLiteMetaStore:
     async def delete_object(self, container: str, name: str) -> str | None:
         def fn(c: sqlite3.Connection) -> str | None:
             row = c.execute(
-                "DELETE FROM objects WHERE container = ? AND name = ? RETURNING blob_id, size",
+                "DELETE FROM objects WHERE container = ? AND name = ? RETURNING blob_id, size, manifest",
                 (container, name),
             ).fetchone()
             if row is None:
                 return None
-            self._adjust(c, container, -1, -row[1])
+            self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
             return str(row[0])
 
         return await self._tx(fn)
@@ -739,7 +773,7 @@ class SQLiteMetaStore:
         def fn(c: sqlite3.Connection) -> list[ListingEntry]:
             def fetch(lo: str | None, lo_inc: bool, hi: str | None, hi_inc: bool, n: int) -> list[Any]:
                 sql = (
-                    "SELECT name, size, etag, content_type, last_modified, sysmeta FROM objects "
+                    "SELECT name, size, etag, content_type, last_modified, sysmeta, manifest FROM objects "
                     "WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)"
                 )
                 args: list[Any] = [container, now]
@@ -758,7 +792,10 @@ class SQLiteMetaStore:
                 fetch,
                 params,
                 lambda r: ListingEntry(
-                    name=r[0], bytes=r[1], hash=r[2], content_type=r[3], last_modified=r[4]
+                    name=r[0], bytes=r[1], hash=r[2], content_type=r[3], last_modified=r[4],
+                    # a manifest's listing carries its kind and body MD5 (Swift lists an SLO
+                    # with the JSON's MD5 as hash and the SLO ETag as slo_etag)
+                    extra={"manifest": json.loads(r[6])} if r[6] else None,
                 ),
             )
 
@@ -771,9 +808,67 @@ class SQLiteMetaStore:
         return await self._run(
             lambda c: [
                 tuple(r)  # type: ignore[misc]
-                for r in c.execute("SELECT container, name, blob_id, size FROM objects ORDER BY container, name")
+                for r in c.execute(
+                    "SELECT container, name, blob_id, "
+                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    "FROM objects ORDER BY container, name"
+                )
             ]
         )
+
+    async def reap_expired(self, now: float, limit: int) -> list[str]:
+        """Remove up to ``limit`` objects whose delete_at has passed; return their blob ids.
+
+        One write transaction: each row is deleted only if it is still expired (a PUT
+        or POST may have replaced it since), so several workers reaping at once never
+        count a row twice and a retry is harmless.
+        """
+
+        def fn(c: sqlite3.Connection) -> list[str]:
+            rows = c.execute(
+                "SELECT container, name FROM objects WHERE delete_at IS NOT NULL AND delete_at <= ? "
+                "ORDER BY delete_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            blobs: list[str] = []
+            for container, name in rows:
+                row = c.execute(
+                    "DELETE FROM objects WHERE container = ? AND name = ? AND delete_at IS NOT NULL "
+                    "AND delete_at <= ? RETURNING blob_id, size",
+                    (container, name, now),
+                ).fetchone()
+                if row is not None:
+                    self._adjust(c, container, -1, -row[1])
+                    blobs.append(str(row[0]))
+            return blobs
+
+        return await self._tx(fn)
+
+    async def get_project_quota(self, project_id: str) -> dict[str, int | None]:
+        def fn(c: sqlite3.Connection) -> dict[str, int | None]:
+            row = c.execute(
+                "SELECT max_bytes, max_containers, max_objects_per_container FROM project_quotas "
+                "WHERE project_id = ?",
+                (project_id,),
+            ).fetchone()
+            row = row or (None, None, None)
+            return {"bytes": row[0], "containers": row[1], "objects_per_container": row[2]}
+
+        return await self._run(fn)
+
+    async def set_project_quota(self, project_id: str, updates: dict[str, int | None]) -> None:
+        """Set (int) or reset to the default (None) the given quota keys of a project."""
+        cols = {"bytes": "max_bytes", "containers": "max_containers",
+                "objects_per_container": "max_objects_per_container"}
+
+        def fn(c: sqlite3.Connection) -> None:
+            if c.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone() is None:
+                raise errors.NotFound("project not found")
+            c.execute("INSERT OR IGNORE INTO project_quotas (project_id) VALUES (?)", (project_id,))
+            for key, value in updates.items():
+                c.execute(f"UPDATE project_quotas SET {cols[key]} = ? WHERE project_id = ?", (value, project_id))
+
+        await self._tx(fn)
 
     # -- EC2 credentials (S3 keys) ------------------------------------------------
     # Read on every S3 request (no cache), so a deleted key stops at once on every worker.

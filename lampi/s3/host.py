@@ -1,0 +1,93 @@
+"""Which host a request was sent to, and what that means for S3.
+
+- ``request_host``: the ``Host`` header, or the first ``X-Forwarded-Host`` when the
+  peer is one of the ``trusted_proxies`` (never otherwise: anyone could send it).
+  SigV4 signs the host the *client* used, so behind a proxy that rewrites ``Host``
+  this is what the signature check must see. ``X-Forwarded-Proto`` is not needed:
+  the scheme is not part of any S3 signature.
+- ``host_candidates``: the hosts a signature may have been made for — the request
+  host, the raw ``Host`` and the ``public_url``'s host (for proxies that rewrite
+  ``Host`` without sending ``X-Forwarded-Host``).
+- ``virtual_bucket``: the bucket of a virtual-hosted-style request
+  (``<bucket>.<s3_domain>``), or None.
+- ``on_s3_port``: the request came in on the S3-only port (``s3_port``).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from lampi.http.context import SETTINGS
+
+VHOST_BUCKET = "lampi.s3.vhost_bucket"
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part:
+            nets.append(ipaddress.ip_network(part, strict=False))
+    return tuple(nets)
+
+
+def _trusted_peer(request: web.Request) -> bool:
+    spec = request.app[SETTINGS].trusted_proxies
+    if not spec or not request.remote:
+        return False
+    try:
+        addr = ipaddress.ip_address(request.remote)
+        return any(addr in net for net in _networks(spec))
+    except ValueError:
+        return False
+
+
+def request_host(request: web.Request) -> str:
+    if _trusted_peer(request):
+        fwd = request.headers.get("X-Forwarded-Host", "")
+        first = fwd.split(",", 1)[0].strip()
+        if first:
+            return first
+    return request.headers.get("Host", "")
+
+
+def host_candidates(request: web.Request) -> list[str]:
+    hosts = [request_host(request), request.headers.get("Host", "")]
+    public = request.app[SETTINGS].public_url
+    if public:
+        hosts.append(urlsplit(public).netloc)
+    return [h for h in dict.fromkeys(hosts) if h]
+
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def virtual_bucket(request: web.Request) -> str | None:
+    """``<bucket>`` of ``<bucket>.<s3_domain>[:port]``; None for any other host.
+    The name is returned as sent (lower-cased, as DNS is case-insensitive); the
+    S3 layer rejects names that are not valid buckets."""
+    domain = request.app[SETTINGS].s3_domain.strip().lower().strip(".")
+    if not domain:
+        return None
+    name = _hostname(request_host(request))
+    suffix = "." + domain
+    if name.endswith(suffix):
+        return name[: -len(suffix)]
+    return None
+
+
+def on_s3_port(request: web.Request) -> bool:
+    port = request.app[SETTINGS].s3_port
+    if not port or request.transport is None:
+        return False
+    sockname = request.transport.get_extra_info("sockname")
+    return bool(sockname) and sockname[1] == port

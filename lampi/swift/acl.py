@@ -1,0 +1,198 @@
+"""Swift access control: container ACLs, account ACLs, privileged headers.
+
+Syntax and decisions follow OpenStack Swift's keystoneauth + tempauth middlewares
+(swift/common/middleware/acl.py ``clean_acl``/``referrer_allowed``, keystoneauth
+``authorize``, tempauth's ``X-Account-Access-Control``). The protocol-neutral parts
+(parsing cleaned ACLs, matching grantees, the anonymous-read decision) live in
+``lampi.core.authz`` so S3 can see the same model.
+
+Order of the decision (``authorize``), once the container record is known:
+  1. owner: a member/admin of the account's project, or the cloud admin → all;
+     a reader of the project → read-only;
+  2. account ACL (``X-Account-Access-Control``): admin → owner, read-write,
+     read-only;
+  3. container ACL: read ACL for GET/HEAD, write ACL for object PUT/POST/DELETE;
+     grantees ``<project>:<user>`` (id, name or ``*``), referrers ``.r:`` for
+     GET/HEAD of objects (and of the listing with ``.rlistings``).
+Denied: 401 without credentials, 403 with.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.authz import (
+    ACCOUNT_ACL_KEY,
+    ACCOUNT_ACL_LEVELS,
+    READ_ACL_KEY,
+    WRITE_ACL_KEY,
+    Identity,
+    Principal,
+    account_access,
+    grantee_matches,
+    parse_account_acl,
+    parse_acl,
+    referrer_allowed,
+)
+from lampi.http.context import STORAGE
+
+OWNER = "lampi.swift_owner"  # request key: True when the caller has swift_owner rights
+
+# Swift's swift_owner_headers: hidden from (and ignored when sent by) non-owners.
+PRIVILEGED_HEADERS = frozenset({
+    "x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to",
+    "x-account-meta-temp-url-key", "x-account-meta-temp-url-key-2",
+    "x-container-meta-temp-url-key", "x-container-meta-temp-url-key-2",
+    "x-account-access-control",
+})
+# the same as metadata keys (lower-case, without the X-<kind>-Meta- prefix)
+PRIVILEGED_META = frozenset({"temp-url-key", "temp-url-key-2"})
+
+DEFAULT_DOMAIN_ID = "default"
+
+
+def clean_acl(name: str, value: str) -> str:
+    """swift.common.middleware.acl.clean_acl; a bad ACL → InvalidArgument (400) with
+    Swift's message."""
+    name = name.lower()
+    values = []
+    for raw in value.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        if ":" not in raw:
+            values.append(raw)
+            continue
+        first, second = (v.strip() for v in raw.split(":", 1))
+        if not first or first[0] != ".":
+            values.append(raw)
+        elif first in (".r", ".ref", ".referer", ".referrer"):
+            if "write" in name:
+                raise errors.InvalidArgument(f"Referrers not allowed in write ACL: {raw!r}")
+            negate = False
+            if second and second[0] == "-":
+                negate = True
+                second = second[1:].strip()
+            if second and second != "*" and second[0] == "*":
+                second = second[1:].strip()
+            if not second or second == ".":
+                raise errors.InvalidArgument(
+                    f"No host/domain value after referrer designation in ACL: {raw!r}")
+            values.append(".r:%s%s" % ("-" if negate else "", second))
+        else:
+            raise errors.InvalidArgument(f"Unknown designator {first!r} in ACL: {raw!r}")
+    return ",".join(values)
+
+
+def clean_account_acl(value: str) -> str | None:
+    """tempauth's checks of X-Account-Access-Control; the JSON to store (None: remove)."""
+    if not value.strip():
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise errors.InvalidArgument(f"Syntax error in input ({value!r})") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidArgument(f"Syntax error in input ({value!r})")
+    for key, grantees in data.items():
+        if key not in ACCOUNT_ACL_LEVELS:
+            raise errors.InvalidArgument(f"Key {key!r} not recognized")
+        if not isinstance(grantees, list):
+            raise errors.InvalidArgument(f"Value for key {key!r} must be a list")
+        if not all(isinstance(g, str) for g in grantees):
+            raise errors.InvalidArgument(f"Elements of {key!r} list must be strings")
+    # format_acl(version=2): compact, empty levels dropped
+    return json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
+
+
+def container_acl_updates(request: web.Request) -> dict[str, str | None]:
+    """X-Container-Read/-Write (and X-Remove-Container-Read/-Write) of a container
+    PUT/POST, cleaned (400 on a bad ACL)."""
+    out: dict[str, str | None] = {}
+    for h, key in (("x-container-read", READ_ACL_KEY), ("x-container-write", WRITE_ACL_KEY)):
+        if h in request.headers:
+            out[key] = clean_acl(h, request.headers[h]) or None
+        if "x-remove-" + h[2:] in request.headers:
+            out[key] = None
+    return out
+
+
+async def identity_of(request: web.Request, principal: Principal) -> Identity:
+    """Ids and names of the caller; names only when user and project are in the
+    default domain (keystoneauth's _is_name_allowed_in_acl)."""
+    meta = request.app[STORAGE].meta
+    user = await meta.get_user(principal.user_id)
+    project = await meta.get_project(principal.project_id) if principal.project_id else None
+    names_ok = (user is not None and user.domain_id == DEFAULT_DOMAIN_ID
+                and project is not None and project.domain_id == DEFAULT_DOMAIN_ID)
+    return Identity(
+        user_id=principal.user_id,
+        user_name=user.name if names_ok and user else "",
+        project_id=principal.project_id or "",
+        project_name=project.name if names_ok and project else "",
+    )
+
+
+def _deny(principal: Principal | None) -> errors.DomainError:
+    return errors.Unauthorized() if principal is None else errors.Forbidden()
+
+
+async def authorize(
+    request: web.Request, principal: Principal | None, project_id: str,
+    container: str | None, obj: str | None,
+) -> None:
+    """Raise Unauthorized/Forbidden unless the request is allowed; sets
+    ``request[OWNER]``."""
+    m = request.method
+    read = m in ("GET", "HEAD")
+    request[OWNER] = False
+    if principal is not None:
+        if principal.is_cloud_admin or (principal.project_id == project_id and principal.can_write):
+            request[OWNER] = True
+            return
+        if principal.project_id == project_id and principal.can_read and read:
+            return  # the reader role: read-only in its own project
+    ident: Identity | None = None
+    if principal is not None and principal.project_id:
+        acct = await request.app[STORAGE].account(project_id)
+        acl = parse_account_acl(acct.meta.get(ACCOUNT_ACL_KEY))
+        if acl:
+            ident = await identity_of(request, principal)
+            level = account_access(acl, ident)
+            if level == "admin":
+                request[OWNER] = True
+                return
+            if level == "read-write" and (read or container is not None):
+                return  # tempauth: read-write may not change the account itself
+            if level == "read-only" and read:
+                return
+    if container is None:
+        raise _deny(principal)
+    c = await request.app[STORAGE].meta.get_container(container)
+    if c is None or c.project_id != project_id:
+        raise _deny(principal)  # as Swift: no container info → no ACL → denied
+    if obj is None and not read:
+        raise _deny(principal)  # container PUT/POST/DELETE: owners only
+    referrers, groups = parse_acl(c.meta.get(READ_ACL_KEY if read else WRITE_ACL_KEY))
+    if principal is not None and groups and principal.project_id:
+        if ident is None:
+            ident = await identity_of(request, principal)
+        if grantee_matches(groups, ident):
+            return
+        # keystoneauth: in its own project, a user whose role is named in the ACL
+        if principal.project_id == project_id and set(principal.roles) & set(groups):
+            return
+    if read and referrer_allowed(request.headers.get("Referer"), referrers):
+        if obj is not None or ".rlistings" in groups:
+            return
+    raise _deny(principal)
+
+
+def strip_privileged(headers: dict[str, str], owner: bool) -> dict[str, str]:
+    """Remove swift_owner headers from a response for non-owners."""
+    if owner:
+        return headers
+    return {k: v for k, v in headers.items() if k.lower() not in PRIVILEGED_HEADERS}
