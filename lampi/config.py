@@ -66,6 +66,22 @@ class Settings:
         metadata={"help": "Comma-separated proxy addresses/networks (e.g. 127.0.0.1,10.0.0.0/8) whose "
                   "X-Forwarded-Host is used as the request's host (S3 signatures, virtual hosts)."},
     )
+    expirer_interval: float = field(
+        default=60.0,
+        metadata={"help": "Seconds between background expirer passes reclaiming expired objects "
+                  "(X-Delete-At); 0 disables the expirer."},
+    )
+    quota_bytes: int = field(
+        default=10 * 1024**4,
+        metadata={"help": "Default storage quota of a project in bytes (Allas: 10 TiB); 0 = unlimited."},
+    )
+    quota_containers: int = field(
+        default=1000, metadata={"help": "Default maximum number of containers of a project; 0 = unlimited."}
+    )
+    quota_objects_per_container: int = field(
+        default=500_000,
+        metadata={"help": "Default maximum number of objects in one container; 0 = unlimited."},
+    )
 
     @property
     def data_path(self) -> Path:

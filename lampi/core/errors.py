@@ -94,3 +94,11 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     """The request conflicts with the current state."""
+
+
+class QuotaExceeded(EntityTooLarge):
+    """Upload exceeds quota."""
+
+
+class TooManyContainers(Forbidden):
+    """The project has reached its container limit."""

@@ -12,6 +12,7 @@ keys verify, so keys can be rotated by adding a new file.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import secrets
@@ -99,12 +100,17 @@ class TokenCodec:
             raise TokenError("malformed token")
         padded = token + "=" * (-len(token) % 4)
         try:
+            # Only the canonical base64 form is accepted: base64 decoding ignores the
+            # unused low bits of the last character, so without this check several
+            # spellings of one token would all verify.
+            if base64.urlsafe_b64encode(base64.urlsafe_b64decode(padded)).decode() != padded:
+                raise ValueError("non-canonical token encoding")
             raw = self._f.decrypt(padded.encode())
             f = json.loads(raw)
             if not isinstance(f, list):  # only our own key can get here, but never crash
                 raise ValueError("token payload is not a list")
             data = TokenData(f[0], f[1], tuple(f[2]), tuple(f[3]), float(f[4]), float(f[5]), f[6], tuple(f[7]))
-        except (InvalidToken, ValueError, TypeError, IndexError, UnicodeError):
+        except (InvalidToken, ValueError, TypeError, IndexError, UnicodeError, binascii.Error):
             raise TokenError("invalid token") from None
         if data.expires_at <= time.time():
             raise TokenError("token expired")

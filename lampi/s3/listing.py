@@ -139,3 +139,46 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
     kids += _contents(ctx, entries, enc, fetch_owner, c.project_id)
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
+
+
+async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
+    """ListObjectVersions of an unversioned bucket: every object is its single version,
+    ``null``, and the latest. ``version-id-marker`` can only be ``null`` (or empty)."""
+    q = ctx.query
+    enc = _encoder(ctx)
+    max_keys = _max_keys(ctx)
+    key_marker = q.get("key-marker", "")
+    vid_marker = q.get("version-id-marker")
+    if vid_marker is not None:
+        if not key_marker:
+            raise invalid_argument("A version-id marker cannot be specified without a key marker.",
+                                   "version-id-marker", vid_marker)
+        if vid_marker not in ("", "null"):
+            raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker)
+    entries, truncated = await _page(ctx, key_marker, max_keys)
+    c = await ctx.get_bucket(write=False)
+    kids = _common(ctx, enc, max_keys, truncated)
+    kids.append(element("KeyMarker", enc(key_marker)))
+    kids.append(element("VersionIdMarker", vid_marker or ""))
+    if truncated and entries:
+        kids.append(element("NextKeyMarker", enc(entries[-1].name)))
+        if not entries[-1].is_subdir:
+            kids.append(element("NextVersionIdMarker", "null"))
+    kids.append(element("MaxKeys", max_keys))
+    if q.get("delimiter"):
+        kids.append(element("Delimiter", enc(q["delimiter"])))
+    if "encoding-type" in q:
+        kids.append(element("EncodingType", q["encoding-type"]))
+    kids.append(element("IsTruncated", truncated))
+    versions, prefixes = [], []
+    for e in entries:
+        if e.is_subdir:
+            prefixes.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
+            continue
+        versions.append(element("Version", [
+            element("Key", enc(e.name)), element("VersionId", "null"), element("IsLatest", True),
+            element("LastModified", iso8601(e.last_modified)), element("ETag", f'"{e.hash}"'),
+            element("Size", e.bytes), owner(ctx, c.project_id), element("StorageClass", "STANDARD"),
+        ]))
+    kids += versions + prefixes
+    return xml_response(ctx, xml_doc("ListVersionsResult", kids))

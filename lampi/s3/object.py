@@ -18,6 +18,7 @@ from lampi.core import errors
 from lampi.core.models import ObjectRecord
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
+from lampi.s3 import tagging
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, no_such_key
 from lampi.s3.router import S3Request
@@ -96,13 +97,37 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     if plan.decoded_length is not None and plan.decoded_length > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
                       ProposedSize=str(plan.decoded_length), MaxSizeAllowed=str(max_size))
+    sysmeta = sys_meta(request)
+    if "x-amz-tagging" in request.headers:
+        sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
+
+    async def body():  # noqa: ANN202
+        async for data in s3body.stream(request, ctx.auth, plan, max_size):
+            yield data
+        # The verified checksum is kept with the object (x-amz-checksum-mode: ENABLED).
+        # The core builds the object record after the body is consumed, from this dict.
+        sysmeta.update(checksum_sysmeta(plan.checksum))
+
     rec = await ctx.storage.put_object(
-        ctx.bucket, ctx.key, s3body.stream(request, ctx.auth, plan, max_size),
+        ctx.bucket, ctx.key, body(),
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
-        meta=user_meta(request), sysmeta=sys_meta(request),
+        meta=user_meta(request), sysmeta=sysmeta,
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, max_size=max_size,
     )
     return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum})
+
+
+CHECKSUM_PREFIX = "s3-checksum-"
+
+
+def checksum_sysmeta(verified: dict[str, str]) -> dict[str, str]:
+    """``{"x-amz-checksum-crc32": v}`` → ``{"s3-checksum-crc32": v}``."""
+    return {CHECKSUM_PREFIX + k.removeprefix("x-amz-checksum-"): v for k, v in verified.items()}
+
+
+def checksum_headers(sysmeta: dict[str, str]) -> dict[str, str]:
+    return {"x-amz-checksum-" + k[len(CHECKSUM_PREFIX):]: v for k, v in sysmeta.items()
+            if k.startswith(CHECKSUM_PREFIX)}
 
 
 def _ts(value: str) -> float | None:
@@ -179,6 +204,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
         if ctx.query["partNumber"] != "1":
             raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable")
     headers = object_headers(rec)
+    headers.update(tagging.count_header(rec.sysmeta))
     cond = check_conditionals(request.headers, rec)
     if cond == 304:
         resp = web.Response(status=304, headers={k: v for k, v in headers.items()
@@ -204,6 +230,8 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     resp.content_length = end - start
     if rng is not None:
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
+    elif request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        resp.headers.update(checksum_headers(rec.sysmeta))  # whole-object checksums only, as S3
     ctx.stamp(resp)
     await resp.prepare(request)
     if not head and end > start:
@@ -292,8 +320,13 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
+    tag_directive = request.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tag_directive not in ("COPY", "REPLACE"):
+        raise invalid_argument("Unknown tagging directive.", "x-amz-tagging-directive", tag_directive)
     if directive == "REPLACE":
         meta, sysmeta = user_meta(request), sys_meta(request)
+        sysmeta.update({k: v for k, v in src_rec.sysmeta.items()  # same bytes: same checksum and,
+                        if k.startswith(CHECKSUM_PREFIX) or k == tagging.SYSMETA_KEY})  # unless replaced, tags
         ctype = request.headers.get("Content-Type") or "binary/octet-stream"
     else:
         if sbucket == ctx.bucket and skey == ctx.key:
@@ -301,6 +334,8 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                                   "without changing the object's metadata, storage class, website redirect "
                                   "location or encryption attributes.")
         meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
+    if tag_directive == "REPLACE":
+        sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
     if src_rec.size > ctx.settings.max_object_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta, sysmeta=sysmeta)

@@ -105,7 +105,7 @@ OBJECT_SUBRESOURCES = {
 
 def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) -> Endpoint:  # noqa: ANN001
     from lampi.s3 import bucket as b
-    from lampi.s3 import listing, object as o
+    from lampi.s3 import listing, object as o, tagging
 
     def ni(op: str) -> Endpoint:
         return Endpoint(op, None)
@@ -126,7 +126,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
             if "versioning" in query:
                 return Endpoint("GetBucketVersioning", b.get_versioning)
             if "versions" in query:
-                return ni("ListObjectVersions")
+                return Endpoint("ListObjectVersions", listing.list_object_versions)
             if "uploads" in query:
                 return ni("ListMultipartUploads")
             if query.get("list-type") == "2":
@@ -145,6 +145,13 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
                 return Endpoint("DeleteObjects", o.delete_objects)
             return ni("PostObject")
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+    if "tagging" in query:
+        if method == "GET":
+            return Endpoint("GetObjectTagging", tagging.get_object_tagging)
+        if method == "PUT":
+            return Endpoint("PutObjectTagging", tagging.put_object_tagging)
+        if method == "DELETE":
+            return Endpoint("DeleteObjectTagging", tagging.delete_object_tagging)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
             if sub in query:

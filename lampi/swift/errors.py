@@ -50,6 +50,8 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
     match exc:
         case errors.Unauthorized():
             return swift_error(401, method=method)
+        case errors.TooManyContainers():
+            return swift_error(403, exc.message, method=method)  # proxy: "Reached container limit of N"
         case errors.Forbidden():
             return swift_error(403, method=method)
         case errors.NotFound():
@@ -58,6 +60,8 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
             return swift_error(409, method=method)
         case errors.InvalidName() | errors.InvalidMetadata() | errors.InvalidArgument():
             return swift_error(400, exc.message, method=method)
+        case errors.QuotaExceeded():
+            return swift_error(413, "Upload exceeds quota.", method=method)  # container/account_quotas
         case errors.EntityTooLarge():
             return swift_error(413, "Your request is too large.", method=method)
         case errors.ChecksumMismatch():

@@ -98,6 +98,10 @@ async def _translate_form(request: web.Request, account: str, project_id: str, c
                 if keys is None:
                     keys = await _keys(request, project_id, container)
                 _check(request, attributes, keys)
+                c = await storage.meta.get_container(container)
+                if c is None or c.project_id != project_id:
+                    status, message = "404 Not Found", ""
+                    break
                 status, message = await _store(request, storage, container, prefix, part, attributes)
                 if not status.startswith("2"):
                     break
@@ -199,6 +203,4 @@ async def _store(request: web.Request, storage, container: str, prefix: str,  # 
         )
     except errors.EntityTooLarge:
         raise FormInvalid("max_file_size exceeded") from None
-    except errors.ContainerNotFound:
-        return "404 Not Found", ""
     return "201 Created", ""

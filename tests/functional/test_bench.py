@@ -37,7 +37,8 @@ def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn)
     assert server.proc is not None
     proc, doc = bench(server, tmp_path, "--objects", str(SMALL), "--concurrency", "4,16",
                       "--list-objects", str(LIST_N), "--list-page", "64", "--list-repeats", "2",
-                      "--large-size", "2MiB", "--server-pid", str(server.proc.pid))
+                      "--large-size", "2MiB", "--server-pid", str(server.proc.pid),
+                      "--markdown", str(tmp_path / "bench.md"))
     assert doc is not None
     phases = {(p["phase"], p["concurrency"]): p for p in doc["phases"]}
     expected = {(f"small-{k}", c) for k in ("put", "get", "head", "delete") for c in (4, 16)}
@@ -64,6 +65,8 @@ def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn)
     assert doc["servers"]["target"]["rss_hwm_sum_mib"] > 0
     # the table is printed too
     assert "Phases" in proc.stdout and "full listing of 200" in proc.stdout
+    md = (tmp_path / "bench.md").read_text()
+    assert "| PUT 50×4KiB c16 | target | 50 | 0 |" in md
     # everything the run created is gone again
     names = [c["name"] for c in swift_conn.get_account(full_listing=True)[1]]
     assert not [n for n in names if n.startswith(f"lampi-bench-{doc['run_id']}")]

@@ -31,6 +31,8 @@ EXPECTED = {
     "InvalidMetadata": 400,
     "InvalidArgument": 400,
     "EntityTooLarge": 413,
+    "QuotaExceeded": 413,
+    "TooManyContainers": 403,
     "ChecksumMismatch": 422,
     "IncompleteBody": 499,
     "PreconditionFailed": 412,

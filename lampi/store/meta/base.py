@@ -85,7 +85,10 @@ class MetaStore(Protocol):
         ...
 
     async def objects_with_blobs(self) -> list[tuple[str, str, str, int]]:
-        """(container, name, blob_id, size) of every object (for fsck)."""
+        """(container, name, blob_id, stored size) of every object (for fsck).
+
+        The stored size is the size of the object's own blob: for a manifest (SLO) the
+        manifest body's size, not the large object's total."""
         ...
 
     async def reap_expired(self, now: float, limit: int) -> list[str]:

@@ -399,3 +399,43 @@ async def test_credentials(meta):
     # a deleted user's keys go with them
     await meta.delete_user(v.id)
     assert await meta.get_credential("AK3") is None
+
+
+async def test_reap_expired(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    now = time.time()
+    await meta.put_object(rec("c", "old1", size=5, blob_id="b1", delete_at=int(now) - 10))
+    await meta.put_object(rec("c", "old2", size=7, blob_id="b2", delete_at=int(now) - 5))
+    await meta.put_object(rec("c", "later", size=11, delete_at=int(now) + 1000))
+    await meta.put_object(rec("c", "never", size=13))
+    assert await counters(meta, p.id, "c") == (1, 4, 36, 4, 36)
+    assert await meta.reap_expired(now, 1) == ["b1"]  # oldest first, at most `limit`
+    assert await meta.reap_expired(now, 100) == ["b2"]
+    assert await meta.reap_expired(now, 100) == []  # idempotent
+    assert await counters(meta, p.id, "c") == (1, 2, 24, 2, 24)
+    assert [e.name for e in await meta.list_objects("c", ListParams(), now)] == ["later", "never"]
+
+
+async def test_reap_expired_concurrent_reapers_count_once(meta_backend):
+    a, b = meta_backend.open(), meta_backend.open()
+    p = await setup_project(a)
+    await a.create_container(p.id, "c", {}, time.time())
+    now = time.time()
+    for i in range(40):
+        await a.put_object(rec("c", f"o{i}", size=2, delete_at=int(now) - 1))
+    got = await asyncio.gather(*[m.reap_expired(now, 7) for m in (a, b) for _ in range(5)])
+    assert sum(len(g) for g in got) == 40
+    assert len({x for g in got for x in g}) == 40
+    assert await counters(a, p.id, "c") == (1, 0, 0, 0, 0)
+
+
+async def test_project_quota(meta):
+    p = await setup_project(meta)
+    assert await meta.get_project_quota(p.id) == {"bytes": None, "containers": None, "objects_per_container": None}
+    await meta.set_project_quota(p.id, {"bytes": 100, "containers": 3})
+    assert await meta.get_project_quota(p.id) == {"bytes": 100, "containers": 3, "objects_per_container": None}
+    await meta.set_project_quota(p.id, {"bytes": None, "objects_per_container": 9})
+    assert await meta.get_project_quota(p.id) == {"bytes": None, "containers": 3, "objects_per_container": 9}
+    with pytest.raises(errors.NotFound):
+        await meta.set_project_quota("nope", {"bytes": 1})
