@@ -17,9 +17,16 @@ from lampi.bench.util import BenchError
 
 @dataclass
 class Credentials:
-    storage_url: str
+    storage_url: str  # for "s3": the S3 endpoint (path-style buckets under it)
     token: str
-    method: str  # "v3", "v1" or "token"
+    method: str  # "v3", "v1", "token" or "s3"
+    access: str = ""  # S3 (SigV4) key pair
+    secret: str = ""
+    region: str = "us-east-1"
+
+    @property
+    def api(self) -> str:
+        return "s3" if self.method == "s3" else "swift"
 
 
 def _request(url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
@@ -116,3 +123,44 @@ def parse_openrc(text: str) -> dict[str, str]:
             parts = shlex.split(v) if v else [""]
             env[k.strip()] = parts[0] if parts else ""
     return env
+
+
+def s3_credentials(endpoint: str | None, access: str | None, secret: str | None, region: str | None = None,
+                   env: Mapping[str, str] | None = None) -> Credentials:
+    """S3 endpoint and SigV4 keys from options, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
+    env = os.environ if env is None else env
+    access = access or env.get("AWS_ACCESS_KEY_ID")
+    secret = secret or env.get("AWS_SECRET_ACCESS_KEY")
+    if not endpoint:
+        raise BenchError("S3 needs --s3-endpoint")
+    if not (access and secret):
+        raise BenchError("S3 needs --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY)")
+    region = region or env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1"
+    return Credentials(endpoint.rstrip("/"), "", "s3", access, secret, region)
+
+
+def ec2_keys(env: Mapping[str, str]) -> tuple[str, str]:
+    """Make an S3 key pair for the OS_* user in its project (Keystone's OS-EC2 API, as
+    ``openstack ec2 credentials create`` does); returns (access, secret)."""
+    auth_url = env["OS_AUTH_URL"].rstrip("/")
+    if not auth_url.endswith("/v3"):
+        auth_url += "/v3"
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": env.get("OS_USERNAME", ""), "password": env.get("OS_PASSWORD", ""),
+        "domain": {"name": env.get("OS_USER_DOMAIN_NAME", "Default")}}}},
+        "scope": {"project": {"name": env.get("OS_PROJECT_NAME", ""),
+                              "domain": {"name": env.get("OS_PROJECT_DOMAIN_NAME", "Default")}}}}}
+    status, headers, raw = _request(f"{auth_url}/auth/tokens", "POST", {"Content-Type": "application/json"},
+                                    json.dumps(body).encode())
+    token = {k.lower(): v for k, v in headers.items()}.get("x-subject-token")
+    if status != 201 or not token:
+        raise BenchError(f"Keystone v3 login at {auth_url} failed: {status} {raw[:300]!r}")
+    tok = json.loads(raw)["token"]
+    status, _, raw = _request(f"{auth_url}/users/{tok['user']['id']}/credentials/OS-EC2", "POST",
+                              {"Content-Type": "application/json", "X-Auth-Token": token},
+                              json.dumps({"tenant_id": tok["project"]["id"]}).encode())
+    if status != 201:
+        raise BenchError(f"creating EC2 credentials failed: {status} {raw[:300]!r}")
+    cred = json.loads(raw)["credential"]
+    return cred["access"], cred["secret"]

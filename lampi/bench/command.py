@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lampi import __version__
 from lampi.bench import limits as limitsmod
 from lampi.bench import report
-from lampi.bench.auth import resolve
+from lampi.bench.auth import resolve, s3_credentials
 from lampi.bench.runner import BenchConfig, Target, run
 from lampi.bench.servers import LampiNode, SwiftNode, leftovers
 from lampi.bench.util import BenchError, loadavg, machine_info
@@ -31,7 +31,9 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
           work_dir: str | None = None, keep: bool = False, cache_dir: str | None = None,
           server_pids: tuple[int, ...] = (), auth: str | None = None, user: str | None = None,
           key: str | None = None, storage_url: str | None = None, token: str | None = None,
-          json_file: str | None = None, markdown_file: str | None = None, show_progress: bool = True, quiet: bool = False) -> dict[str, Any]:
+          json_file: str | None = None, markdown_file: str | None = None, show_progress: bool = True, quiet: bool = False,
+          s3: bool = False, s3_endpoint: str | None = None, s3_access_key: str | None = None,
+          s3_secret_key: str | None = None, s3_region: str | None = None) -> dict[str, Any]:
     err = Console(stderr=True)
     out = Console() if sys.stdout.isatty() else Console(width=160)  # files and pipes get full rows
     work: Path | None = None
@@ -67,7 +69,10 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
             lampi = LampiNode(work, n)
             nodes.append(lampi)
             lampi.start()
-            targets = [Target("lampi", lampi.credentials(), lampi.pids), Target("swift", swift.credentials(), swift.pids)]
+            targets = [Target("lampi", lampi.credentials(), lampi.pids)]
+            if s3:  # the same lampi server through its S3 API (SigV4, an EC2 key pair of the same user)
+                targets.append(Target("lampi-s3", lampi.s3_credentials(), lampi.pids))
+            targets.append(Target("swift", swift.credentials(), swift.pids))
             doc["servers"] = {
                 "lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
                           "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1)},
@@ -75,6 +80,10 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
                           "idle_rss_mib": round((swift.idle_rss or 0) / MiB, 1),
                           "note": "proxy, account, container and object servers (each with workers) + memcached"},
             }
+        elif s3_endpoint:
+            creds = s3_credentials(s3_endpoint, s3_access_key, s3_secret_key, s3_region)
+            targets = [Target("target", creds, list(server_pids))]
+            doc["target"] = {"storage_url": creds.storage_url, "auth": "s3"}
         else:
             creds = resolve(auth, user, key, storage_url, token)
             targets = [Target("target", creds, list(server_pids))]
@@ -96,6 +105,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     doc["loadavg_end"] = loadavg()
     if compare:
         doc["ratios"] = report.ratios(doc["phases"])
+        if s3:
+            doc["s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "lampi")
     doc["fractions"] = report.fractions(doc["phases"], doc.get("limits"))
     doc["targets"] = report.check_targets(doc)
     if json_file:

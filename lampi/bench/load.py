@@ -7,6 +7,11 @@ their sessions, then start together on a shared event, so process start-up is no
 timed. Each process reports its own start and end on the system-wide monotonic clock;
 the phase lasts from the earliest start to the latest end.
 
+Swift requests carry ``X-Auth-Token``; S3 requests (``spec.api == "s3"``) are signed
+with SigV4 per request (:mod:`lampi.bench.s3sign`), large bodies as
+``UNSIGNED-PAYLOAD`` so they stream. An S3 full listing is ListObjectsV2 pages of at
+most 1,000 keys (S3's cap) followed by continuation tokens, as boto3's paginator does.
+
 Every request's latency is recorded (seconds, from sending to the last body byte);
 any unexpected status, short body or exception is an error, with the first few kept
 as samples. Large objects are streamed from one generated 1 MiB block and read in
@@ -17,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import html
 import json
 import multiprocessing
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -28,11 +36,17 @@ from typing import Any
 
 import aiohttp
 
+from lampi.bench.s3sign import EMPTY_SHA256, UNSIGNED, Signer
+
 BLOCK = 1 << 20
 MAX_ERROR_SAMPLES = 5
 
 EXPECT = {"put": (201,), "get": (200,), "head": (200,), "delete": (204,), "list": (200, 204),
           "put_large": (201,), "get_large": (200,)}
+EXPECT_S3 = dict(EXPECT, put=(200,), list=(200,), put_large=(200,))
+S3_MAX_KEYS = 1000
+_S3_KEY = re.compile(rb"<Key>")
+_S3_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 
 
 @dataclass
@@ -51,6 +65,10 @@ class PhaseSpec:
     list_page: int = 10000
     list_expect: int = 0
     list_repeats: int = 1
+    api: str = "swift"  # or "s3": storage_url is then the S3 endpoint, container the bucket
+    access: str = ""
+    secret: str = ""
+    region: str = "us-east-1"
 
     def name(self, i: int) -> str:
         return f"{self.prefix}{i:07d}"
@@ -104,10 +122,17 @@ async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitab
     res = ChunkResult()
     own = sess is None
     sess = sess or session(spec.concurrency)
-    hdrs = {"X-Auth-Token": spec.token}
     block = os.urandom(BLOCK)
     small_body = (block * (spec.size // BLOCK + 1))[: spec.size] if spec.kind == "put" else b""
-    expect = EXPECT[spec.kind]
+    signer = Signer(spec.access, spec.secret, spec.region) if spec.api == "s3" else None
+    expect = (EXPECT_S3 if signer else EXPECT)[spec.kind]
+    small_sha = hashlib.sha256(small_body).hexdigest() if signer else ""
+
+    def auth(method: str, url: str, query: dict[str, str] | None = None,
+             payload: str = EMPTY_SHA256) -> dict[str, str]:
+        if signer is None:
+            return {"X-Auth-Token": spec.token}
+        return signer.headers(method, url, query, payload)
 
     def error(what: str) -> None:
         res.errors += 1
@@ -121,8 +146,28 @@ async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitab
         error(f"{label}: {resp.status} {body[:200]}")
         return False
 
+    async def full_listing_s3() -> int:
+        """One full ListObjectsV2 listing, following continuation tokens."""
+        token, total = "", 0
+        while True:
+            q = {"list-type": "2", "max-keys": str(min(spec.list_page, S3_MAX_KEYS))}
+            if token:
+                q["continuation-token"] = token
+            async with sess.get(spec.url(), params=q, headers=auth("GET", spec.url(), q)) as resp:
+                if not await check(resp, f"ListObjectsV2 {spec.container}"):
+                    return -1
+                body = await resp.read()
+            total += len(_S3_KEY.findall(body))
+            m = _S3_TOKEN.search(body)
+            if b"<IsTruncated>true</IsTruncated>" not in body or not m:
+                return total
+            token = html.unescape(m.group(1).decode())
+
     async def full_listing() -> int:
         """One full listing, paginated as python-swiftclient does: until an empty page."""
+        if signer is not None:
+            return await full_listing_s3()
+        hdrs = auth("GET", spec.url())
         marker, total = "", 0
         while True:
             q = {"format": "json", "limit": str(spec.list_page)}
@@ -147,13 +192,14 @@ async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitab
                 left -= n
                 counter.value += n
 
-        h = dict(hdrs, **{"Content-Length": str(spec.size), "Content-Type": "application/octet-stream"})
+        h = dict(auth("PUT", spec.url(name), payload=UNSIGNED),
+                 **{"Content-Length": str(spec.size), "Content-Type": "application/octet-stream"})
         async with sess.put(spec.url(name), data=gen(), headers=h) as resp:
             if await check(resp, f"PUT {name}"):
                 res.bytes += spec.size
 
     async def get_large(name: str) -> None:
-        async with sess.get(spec.url(name), headers=hdrs) as resp:
+        async with sess.get(spec.url(name), headers=auth("GET", spec.url(name))) as resp:
             if not await check(resp, f"GET {name}"):
                 return
             n = 0
@@ -168,23 +214,24 @@ async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitab
         name = spec.name(i)
         k = spec.kind
         if k == "put":
+            h = auth("PUT", spec.url(name), payload=small_sha)
             async with sess.put(spec.url(name), data=small_body,
-                                headers=dict(hdrs, **{"Content-Type": "application/octet-stream"})) as resp:
+                                headers=dict(h, **{"Content-Type": "application/octet-stream"})) as resp:
                 if await check(resp, f"PUT {name}"):
                     res.bytes += spec.size
         elif k == "get":
-            async with sess.get(spec.url(name), headers=hdrs) as resp:
+            async with sess.get(spec.url(name), headers=auth("GET", spec.url(name))) as resp:
                 if await check(resp, f"GET {name}"):
                     body = await resp.read()
                     res.bytes += len(body)
                     if len(body) != spec.size:
                         error(f"GET {name}: got {len(body)} bytes, expected {spec.size}")
         elif k == "head":
-            async with sess.head(spec.url(name), headers=hdrs) as resp:
+            async with sess.head(spec.url(name), headers=auth("HEAD", spec.url(name))) as resp:
                 if await check(resp, f"HEAD {name}") and int(resp.headers.get("Content-Length", -1)) != spec.size:
                     error(f"HEAD {name}: Content-Length {resp.headers.get('Content-Length')}, expected {spec.size}")
         elif k == "delete":
-            async with sess.delete(spec.url(name), headers=hdrs) as resp:
+            async with sess.delete(spec.url(name), headers=auth("DELETE", spec.url(name))) as resp:
                 await check(resp, f"DELETE {name}")
         elif k == "list":
             n = await full_listing()

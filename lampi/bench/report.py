@@ -14,6 +14,7 @@ RATIO_TARGETS = {"small-put": 2.0, "small-get": 3.0, "small-head": 3.0, "small-d
 LIMIT_FRACTION = 0.70
 RSS_GROWTH_MIB = 64
 HEALTHCHECK_S = 1.0
+S3_WITHIN = 0.15  # lampi's S3 figures within 15% of its Swift figures
 
 
 def metric(p: dict[str, Any]) -> tuple[str, float]:
@@ -61,6 +62,11 @@ def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             checks.append({"target": f"{r['phase']} c{r['concurrency']} >= {need:g}x Swift" if r["phase"] != "list"
                            else f"full listing >= {need:g}x Swift",
                            "measured": f"{r['ratio']:.2f}x", "met": r["ratio"] >= need})
+    for r in doc.get("s3_ratios", []):
+        if r["ratio"] is not None:
+            name = r["phase"] + (f" c{r['concurrency']}" if r["phase"].startswith("small") else "")
+            checks.append({"target": f"lampi S3 {name} within {S3_WITHIN:.0%} of its Swift figure",
+                           "measured": f"{r['ratio']:.2f}x", "met": r["ratio"] >= 1 - S3_WITHIN})
     for f in doc.get("fractions", []):
         if f["target"] == "lampi":
             checks.append({"target": f"{f['phase']} >= {LIMIT_FRACTION:.0%} of {f['limit']}",
@@ -109,6 +115,14 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
             t.add_column(h, justify="left" if h in ("Phase", "unit") else "right")
         for r in doc["ratios"]:
             t.add_row(r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]),
+                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2))
+        con.print(t)
+    if doc.get("s3_ratios"):
+        t = Table(title="lampi S3 / lampi Swift", title_justify="left")
+        for h in ("Phase", "c", "unit", "S3", "Swift", "ratio", "p50 Swift/S3"):
+            t.add_column(h, justify="left" if h in ("Phase", "unit") else "right")
+        for r in doc["s3_ratios"]:
+            t.add_row(r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi-s3"]), _f(r["lampi"]),
                       _f(r["ratio"], 2), _f(r["p50_ratio"], 2))
         con.print(t)
     if doc.get("limits"):
@@ -171,6 +185,10 @@ def markdown(doc: dict[str, Any]) -> str:
         table(["Phase", "c", "unit", "lampi", "Swift", "lampi/Swift", "p50 Swift/lampi"],
               [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]), _f(r["ratio"], 2),
                 _f(r["p50_ratio"], 2)] for r in doc["ratios"]])
+    if doc.get("s3_ratios"):
+        table(["Phase", "c", "unit", "lampi S3", "lampi Swift", "S3/Swift", "p50 Swift/S3"],
+              [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi-s3"]), _f(r["lampi"]), _f(r["ratio"], 2),
+                _f(r["p50_ratio"], 2)] for r in doc["s3_ratios"]])
     if doc.get("limits"):
         lim = doc["limits"]
         rows = [["sequential write + fsync", f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s"],

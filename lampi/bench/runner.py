@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -11,7 +13,8 @@ from typing import Any
 
 from lampi.bench import rss as rssmod
 from lampi.bench.auth import Credentials
-from lampi.bench.load import ChunkResult, PhaseSpec, run_phase, session
+from lampi.bench.load import S3_MAX_KEYS, ChunkResult, PhaseSpec, run_phase, session
+from lampi.bench.s3sign import Signer
 from lampi.bench.util import MB, BenchError, percentile
 
 MiB = 1024 * 1024
@@ -116,17 +119,37 @@ def summarize(step: Step, target: str, res: ChunkResult, rss_start: int, rss_pea
     return d
 
 
-async def _request(sess: Any, method: str, url: str, token: str, **kw: Any) -> tuple[int, bytes]:
-    async with sess.request(method, url, headers={"X-Auth-Token": token}, **kw) as resp:
+def bucket(t: Target, container: str) -> str:
+    """The container a target uses: S3 targets get their own (``-s3``), so a run on
+    lampi's Swift and S3 APIs in the same project never shares objects."""
+    return f"{container}-s3" if t.creds.api == "s3" else container
+
+
+async def _request(sess: Any, method: str, url: str, creds: Credentials, params: dict[str, str] | None = None,
+                   **kw: Any) -> tuple[int, bytes]:
+    if creds.api == "s3":
+        headers = Signer(creds.access, creds.secret, creds.region).headers(method, url, params)
+    else:
+        headers = {"X-Auth-Token": creds.token}
+    async with sess.request(method, url, headers=headers, params=params, **kw) as resp:
         return resp.status, await resp.read()
+
+
+async def _names(sess: Any, base: str, creds: Credentials) -> tuple[int, list[str]]:
+    """Up to a page of object names in the container at ``base``."""
+    if creds.api == "s3":
+        status, body = await _request(sess, "GET", base, creds, {"list-type": "2", "max-keys": str(S3_MAX_KEYS)})
+        return status, [html.unescape(k.decode()) for k in re.findall(rb"<Key>([^<]*)</Key>", body)]
+    status, body = await _request(sess, "GET", base, creds, {"format": "json", "limit": "10000"})
+    return status, [o["name"] for o in json.loads(body)] if status == 200 and body else []
 
 
 async def create_containers(t: Target, containers: list[str]) -> None:
     async with session(4) as sess:
         for c in containers:
-            status, body = await _request(sess, "PUT", f"{t.creds.storage_url}/{urllib.parse.quote(c)}",
-                                          t.creds.token)
-            if status not in (201, 202):
+            c = bucket(t, c)
+            status, body = await _request(sess, "PUT", f"{t.creds.storage_url}/{urllib.parse.quote(c)}", t.creds)
+            if status not in (200, 201, 202):
                 raise BenchError(f"{t.name}: PUT container {c}: {status} {body[:200].decode(errors='replace')}")
 
 
@@ -135,25 +158,23 @@ async def cleanup(t: Target, containers: list[str], concurrency: int = 16) -> in
     failures = 0
     async with session(concurrency) as sess:
         for c in containers:
-            base = f"{t.creds.storage_url}/{urllib.parse.quote(c)}"
+            base = f"{t.creds.storage_url}/{urllib.parse.quote(bucket(t, c))}"
             while True:
-                status, body = await _request(sess, "GET", base, t.creds.token,
-                                              params={"format": "json", "limit": "10000"})
-                names = [o["name"] for o in json.loads(body)] if status == 200 and body else []
+                status, names = await _names(sess, base, t.creds)
                 if not names:
                     break
                 sem = asyncio.Semaphore(concurrency)
 
                 async def rm(n: str) -> int:
                     async with sem:
-                        return (await _request(sess, "DELETE", f"{base}/{urllib.parse.quote(n)}", t.creds.token))[0]
+                        return (await _request(sess, "DELETE", f"{base}/{urllib.parse.quote(n)}", t.creds))[0]
 
                 codes = await asyncio.gather(*(rm(n) for n in names))
                 bad = sum(1 for s in codes if s not in (204, 404))
                 failures += bad
                 if bad:
                     break
-            status, _ = await _request(sess, "DELETE", base, t.creds.token)
+            status, _ = await _request(sess, "DELETE", base, t.creds)
             failures += status not in (204, 404)
     return failures
 
@@ -178,9 +199,11 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                     if progress is not None:
                         progress.update(task, completed=n)
 
-                spec = PhaseSpec(step.kind, t.creds.storage_url, t.creds.token, step.container, 0,
+                c = t.creds
+                spec = PhaseSpec(step.kind, c.storage_url, c.token, bucket(t, step.container), 0,
                                  step.count, step.size, step.concurrency, list_page=cfg.list_page,
-                                 list_expect=step.list_expect, list_repeats=step.count)
+                                 list_expect=step.list_expect, list_repeats=step.count,
+                                 api=c.api, access=c.access, secret=c.secret, region=c.region)
                 async with rssmod.Sampler(t.pids) as sampler:
                     res = await run_phase(spec, step.procs, on_progress)
                 if progress is not None and not step.timed:

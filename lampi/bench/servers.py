@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from lampi.bench import rss as rssmod
-from lampi.bench.auth import Credentials, parse_openrc, v1_auth, v3_auth
+from lampi.bench.auth import Credentials, ec2_keys, parse_openrc, v1_auth, v3_auth
 from lampi.bench.util import BenchError
 
 
@@ -143,6 +143,11 @@ class LampiNode(Node):
 
     def credentials(self) -> Credentials:
         return v3_auth(parse_openrc((self.data_dir / "openrc.sh").read_text()))
+
+    def s3_credentials(self) -> Credentials:
+        """The S3 endpoint (same port, path style) with a fresh EC2 key pair of the openrc user."""
+        access, secret = ec2_keys(parse_openrc((self.data_dir / "openrc.sh").read_text()))
+        return Credentials(f"http://127.0.0.1:{self.port}", "", "s3", access, secret)
 
 
 WRAPPER = textwrap.dedent("""\

@@ -463,6 +463,14 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("-K", "--key", default=None, help="v1 key (password) [env ST_KEY].")
 @click.option("--storage-url", default=None, help="Storage URL, with --token [env OS_STORAGE_URL].")
 @click.option("--token", default=None, help="Auth token [env OS_AUTH_TOKEN].")
+@click.option("--s3-endpoint", default=None,
+              help="Benchmark this S3 endpoint (path style, SigV4) instead of a Swift one.")
+@click.option("--s3-access-key", default=None, help="S3 access key [env AWS_ACCESS_KEY_ID].")
+@click.option("--s3-secret-key", default=None, help="S3 secret key [env AWS_SECRET_ACCESS_KEY].")
+@click.option("--s3-region", default=None, help="SigV4 region [env AWS_DEFAULT_REGION; default us-east-1].")
+@click.option("--s3", is_flag=True,
+              help="--compare: also run every phase on lampi's S3 API (an EC2 key pair is made) and "
+                   "report lampi S3/Swift ratios.")
 @click.option("--objects", type=int, default=5000, show_default=True, help="Small objects per concurrency level.")
 @click.option("--object-size", default="4KiB", show_default=True, callback=_sizes, help="Small object size.")
 @click.option("--concurrency", default="16,64", show_default=True,
@@ -490,10 +498,11 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
           list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,
           **opts: Any) -> None:
-    """Benchmark a Swift endpoint: small-object PUT/GET/HEAD/DELETE, listing, large objects.
+    """Benchmark a Swift or S3 endpoint: small-object PUT/GET/HEAD/DELETE, listing, large objects.
 
     The endpoint comes from -A/-U/-K (v1 auth), --storage-url/--token, or the OS_*
-    variables (Keystone v3, e.g. eval "$(lampi openrc)"). With --compare swift, lampi
+    variables (Keystone v3, e.g. eval "$(lampi openrc)"); or --s3-endpoint with SigV4
+    keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift, lampi
     and a local single-node Swift are started, benchmarked side by side and stopped.
     Exit status 1 when any request failed.
     """
@@ -520,6 +529,68 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
         raise click.ClickException(str(exc)) from None
     failed = sum(p["errors"] for p in doc["phases"]) + len(doc.get("setup_errors", []))
     sys.exit(1 if failed or doc.get("leftover_processes") else 0)
+
+
+# -- project quotas (lampi/core/quotas.py) -----------------------------------------------
+
+
+def _quota_value(text: str | None) -> tuple[bool, int | None]:
+    """(given, value): a number of bytes/items, 0 or "unlimited" (no limit), or
+    "default" (back to the configured default)."""
+    if text is None:
+        return False, None
+    t = text.strip().lower()
+    if t == "default":
+        return True, None
+    if t == "unlimited":
+        return True, 0
+    if not t.isdigit():
+        raise click.BadParameter(f"{text!r}: expected a whole number, 'unlimited' or 'default'")
+    return True, int(t)
+
+
+@project.command("set-quota")
+@click.argument("project_ref")
+@click.option("--bytes", "qbytes", default=None, metavar="N",
+              help="Storage quota in bytes [default: setting quota_bytes, 10 TiB].")
+@click.option("--containers", default=None, metavar="N",
+              help="Maximum number of containers [default: setting quota_containers, 1000].")
+@click.option("--objects-per-container", default=None, metavar="N",
+              help="Maximum objects in one container [default: setting quota_objects_per_container, 500000].")
+@data_dir_option
+@json_option
+@click.pass_context
+def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, containers: str | None,
+                      objects_per_container: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Set the quotas of a project (by name or id); show them when no option is given.
+
+    Each value is a number, 0 or 'unlimited' for no limit, or 'default' to follow the
+    server's settings again. Takes effect at once, also on a running server.
+    """
+    from lampi.core.quotas import QuotaDefaults, project_limits
+
+    updates: dict[str, int | None] = {}
+    for key, text in (("bytes", qbytes), ("containers", containers),
+                      ("objects_per_container", objects_per_container)):
+        given, value = _quota_value(text)
+        if given:
+            updates[key] = value
+    settings = _settings(ctx, data_dir=data_dir)
+
+    async def go(i: Any) -> dict[str, Any]:
+        p = await i.find_project(project_ref)
+        if updates:
+            await i.meta.set_project_quota(p.id, updates)
+        lim = await project_limits(i.meta, QuotaDefaults.from_settings(settings), p.id)
+        acct = await i.meta.get_account(p.id)
+        return {"project_id": p.id, "bytes": lim.bytes, "containers": lim.containers,
+                "objects_per_container": lim.objects_per_container, "bytes_used": acct.bytes_used,
+                "container_count": acct.container_count}
+
+    data = _run(settings, go)
+    shown = {k: ("unlimited" if v == 0 and k in ("bytes", "containers", "objects_per_container") else str(v))
+             for k, v in data.items()}
+    _emit(as_json, data, [[k, v] for k, v in shown.items()], ["Quota", "Value"])
 
 
 def main() -> None:

@@ -102,3 +102,7 @@ class QuotaExceeded(EntityTooLarge):
 
 class TooManyContainers(Forbidden):
     """The project has reached its container limit."""
+
+
+class SegmentError(Conflict):
+    """A segment of a large object is missing or no longer matches its manifest."""

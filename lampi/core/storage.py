@@ -14,9 +14,11 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import Account, Container, ListingEntry, ListParams, ObjectRecord
+from lampi.core import manifest as manifest_mod
+from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 
@@ -76,6 +78,11 @@ class Storage:
     async def list_objects(self, container: str, params: ListParams) -> list[ListingEntry]:
         return await self.meta.list_objects(container, params, time.time())
 
+    async def list_object_rows(self, container: str, params: ListParams) -> list[Any]:
+        """``list_objects`` with objects as plain row tuples (see MetaStore.list_objects
+        ``raw``): the JSON listing's fast path, no per-row object."""
+        return await self.meta.list_objects(container, params, time.time(), raw=True)
+
     # -- objects --------------------------------------------------------------------
 
     async def put_object(
@@ -92,12 +99,19 @@ class Storage:
         expected_etag: str | None = None,
         max_size: int | None = None,
         timestamp: float | None = None,
+        manifest: ManifestInfo | None = None,
+        total_size: int | None = None,
+        total_etag: str | None = None,
     ) -> ObjectRecord:
         """Stream ``body`` into a new blob and make it the visible version of the object.
 
         The blob is committed (fsynced) before the metadata transaction; the metadata
         commit is the moment the object becomes visible. On any failure the blob is
         aborted and the previous version stays untouched.
+
+        With ``manifest`` the body is a manifest body (``lampi.core.manifest``): the
+        record's size and ETag are the large object's (``total_size``, ``total_etag``)
+        and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
         """
         md5 = hashlib.md5(usedforsecurity=False)
         writer = self.blobs.writer()
@@ -119,11 +133,16 @@ class Storage:
             await writer.abort()
             raise
         ts = timestamp or time.time()
+        size = writer.size
+        if manifest is not None:
+            manifest = replace(manifest, body_size=writer.size, body_etag=etag)
+            size = total_size if total_size is not None else writer.size
+            etag = total_etag or etag
         record = ObjectRecord(
             container=container,
             name=name,
             blob_id=blob_id,
-            size=writer.size,
+            size=size,
             etag=etag,
             content_type=content_type,
             last_modified=ts,
@@ -131,6 +150,7 @@ class Storage:
             sysmeta=sysmeta,
             delete_at=delete_at,
             data_timestamp=ts,
+            manifest=manifest,
         )
         try:
             old = await self.meta.put_object(record)
@@ -161,6 +181,22 @@ class Storage:
     def read_object(
         self, record: ObjectRecord, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
+        """The object's bytes; for a manifest, the concatenated segments (streamed)."""
+        if record.manifest is not None:
+            return self._read_manifest(record, offset, length)
+        return self.blobs.read(record.blob_id, offset, length)
+
+    async def _read_manifest(self, record: ObjectRecord, offset: int, length: int | None) -> AsyncIterator[bytes]:
+        # segments are named relative to the manifest's account
+        c = await self.meta.get_container(record.container)
+        if c is None:
+            raise errors.ContainerNotFound()
+        project_id = c.project_id
+        async for chunk in manifest_mod.read(self, record, project_id, offset, length):
+            yield chunk
+
+    def read_stored(self, record: ObjectRecord, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """The object's own blob: for a manifest, the manifest body."""
         return self.blobs.read(record.blob_id, offset, length)
 
     async def update_object_meta(
@@ -201,11 +237,12 @@ class Storage:
         sysmeta: dict[str, str],
         delete_at: int | None = None,
     ) -> ObjectRecord:
-        """Server-side copy: stream the source blob into a new blob (never shared)."""
+        """Server-side copy: stream the source's bytes into a new blob (never shared).
+        A manifest source is copied as its concatenated data into a plain object."""
         return await self.put_object(
             container,
             name,
-            self.blobs.read(source.blob_id),
+            self.read_object(source),
             content_type=content_type,
             meta=meta,
             sysmeta=sysmeta,

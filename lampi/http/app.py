@@ -24,10 +24,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import HttpVersion11, web
 
+from lampi.bg import expirer
 from lampi.config import Settings
 from lampi.core.storage import Storage
 from lampi.http.context import (
     IDENTITY,
+    ON_PREPARE,
     SETTINGS,
     STORAGE,
     TRANS_ID,
@@ -130,9 +132,21 @@ def _route(request: web.Request) -> str:
     return "s3"  # everything else is S3, path style (anonymous: AccessDenied)
 
 
+def _public_link_candidate(request: web.Request) -> bool:
+    return (request.method in ("GET", "HEAD") and not s3_sigv4.is_s3_auth(request)
+            and "X-Auth-Token" not in request.headers and "X-Storage-Token" not in request.headers)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     api = api_of(request)
     if api == "s3":
+        if _public_link_candidate(request):
+            # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>):
+            # anonymous reads decided by the Swift container ACL (lampi.core.authz.
+            # anonymous_read); anything not public falls through to S3's answer
+            resp = await swift.public_link(request, s3_host.virtual_bucket(request))
+            if resp is not None:
+                return resp
         return await s3_router.handle(request)
     if api == "swift":
         return await swift.handle(request)
@@ -182,9 +196,13 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
         tid = request.get(TRANS_ID)
         if tid and "X-Trans-Id" not in resp.headers:
             _stamp(resp, tid)
+        for fn in request.get(ON_PREPARE, ()):  # per-request response headers (CORS, TempURL)
+            fn(resp)
 
     app.on_response_prepare.append(on_response_prepare)
     app.on_startup.append(on_startup)
+    # background expirer in every worker (lampi/bg/expirer.py); stops before the stores close
+    app.cleanup_ctx.append(expirer.context(app[STORAGE], settings.expirer_interval))
     app.on_cleanup.append(on_cleanup)
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
     return app

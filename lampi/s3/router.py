@@ -225,4 +225,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE"
     if not resp.prepared:
         stamp(resp, request_id)
+    if request.get("swift.expect_continue") and request.body_exists:
+        # refused before "100 Continue": the client may or may not send the body now,
+        # so the connection cannot be reused safely
+        resp.force_close()
     return resp

@@ -13,13 +13,15 @@ from urllib.parse import unquote
 from aiohttp import HttpVersion11, web
 
 from lampi.core import errors
-from lampi.core.authz import Principal, authorize_account
+from lampi.core.authz import ACCOUNT_ACL_KEY, Principal
 from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
-from lampi.swift import objects
+from lampi.swift import large_objects
+from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
+from lampi.swift import bulk, quotas, versioning
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_total_meta, parse_meta, x_timestamp
-from lampi.swift.listing import list_params, listing_format, render_containers, render_objects
+from lampi.swift.listing import list_params, listing_format, render_containers, render_object_rows, render_objects
 
 WRITE_METHODS = frozenset({"PUT", "POST", "DELETE", "COPY"})
 
@@ -61,15 +63,37 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise errors.NotFound()
         project_id = account[5:]
         request[PROJECT] = project_id
-        principal = await authenticate(request)
-        request[PRINCIPAL] = principal
-        authorize_account(principal, project_id, write=method in WRITE_METHODS)
+        # access control (lampi/swift/acl.py): CORS preflight and FormPost need no
+        # token, a TempURL replaces it; otherwise owner first, then account and
+        # container ACLs, decided once the container record is known
+        if method == "OPTIONS":
+            return await cors.preflight(request, project_id, container, obj)
+        await cors.on_actual(request, project_id, container)
+        if formpost.applies(request, container):
+            return await formpost.handle(request, account, project_id, container, obj)  # type: ignore[arg-type]
+        if tempurl.applies(request):
+            try:
+                await tempurl.authorize(request, account, project_id, container, obj)
+            except tempurl.Invalid as exc:
+                return tempurl.invalid_response(request, str(exc))
+            request[PRINCIPAL] = None
+            request[acl.OWNER] = False
+        else:
+            principal = await authenticate(request)
+            request[PRINCIPAL] = principal
+            if container is not None and staticweb.applies(request, principal):
+                resp = await staticweb.maybe_handle(request, principal, account, project_id, container, obj)
+                if resp is not None:
+                    return resp
+            await acl.authorize(request, principal, project_id, container, obj)
         if container is not None:
             cbytes = len(container.encode())
             if cbytes > C.MAX_CONTAINER_NAME_LENGTH:
                 raise errors.InvalidName(
                     f"Container name length of {cbytes} longer than {C.MAX_CONTAINER_NAME_LENGTH}"
                 )
+        if bulk.applies(request):  # ?bulk-delete, ?extract-archive (lampi/swift/bulk.py)
+            return await bulk.handle(request, project_id, container, obj)
         if obj is not None:
             obytes = len(obj.encode())
             if obytes > C.MAX_OBJECT_NAME_LENGTH:
@@ -100,8 +124,11 @@ async def _account_headers(request: web.Request, project_id: str) -> dict[str, s
         "X-Account-Storage-Policy-Default-Placement-Bytes-Used": str(acct.bytes_used),
     }
     for k, v in acct.meta.items():
-        h[f"X-Account-Meta-{k}"] = v
-    return h
+        if k == ACCOUNT_ACL_KEY:
+            h["X-Account-Access-Control"] = v
+        elif not k.startswith("sys:"):
+            h[f"X-Account-Meta-{k}"] = v
+    return acl.strip_privileged(h, request.get(acl.OWNER, False))
 
 
 async def handle_account(request: web.Request, project_id: str, account: str) -> web.StreamResponse:
@@ -120,10 +147,15 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
     if m == "POST":
+        quotas.check_account_headers(request)  # account_quotas: quota set by cloud admins only
         updates = parse_meta(request.headers, "account")
+        if "X-Account-Access-Control" in request.headers:  # owners only reach a POST here
+            updates[ACCOUNT_ACL_KEY] = acl.clean_account_acl(request.headers["X-Account-Access-Control"])
         acct = await storage.account(project_id)
-        merged = dict(acct.meta)
+        merged = {k: v for k, v in acct.meta.items() if not k.startswith("sys:")}
         for k, v in updates.items():
+            if k.startswith("sys:"):
+                continue
             if v is None:
                 merged.pop(k, None)
             else:
@@ -144,11 +176,25 @@ def _container_sys_updates(request: web.Request) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for h in CONTAINER_SYS_HEADERS:
         if h in request.headers:
-            out["sys:" + h] = request.headers[h].strip() or None
+            value = request.headers[h].strip()
+            if h in ("x-container-read", "x-container-write"):
+                value = acl.clean_acl(h, value)  # Swift's clean_acl: 400 on a bad ACL
+            out["sys:" + h] = value or None
         rh = "x-remove-" + h[2:]
         if rh in request.headers:
             out["sys:" + h] = None
+    out.update(versioning.container_sys_updates(request.headers))  # X-Versions/History-Location
+    quotas.check_container_headers(request.headers)  # container_quotas: 400 on a bad value
+    if not request.get(acl.OWNER, True):  # Swift ignores privileged headers of non-owners
+        out = {k: v for k, v in out.items() if k[4:] not in acl.PRIVILEGED_HEADERS}
     return out
+
+
+def _container_meta_updates(request: web.Request) -> dict[str, str | None]:
+    updates = parse_meta(request.headers, "container")
+    if not request.get(acl.OWNER, True):
+        updates = {k: v for k, v in updates.items() if k not in acl.PRIVILEGED_META}
+    return updates
 
 
 async def _container_headers(request: web.Request, project_id: str, name: str) -> dict[str, str]:
@@ -166,7 +212,7 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
             h[k[4:].title()] = v
         else:
             h[f"X-Container-Meta-{k}"] = v
-    return h
+    return acl.strip_privileged(h, request.get(acl.OWNER, False))
 
 
 async def handle_container(
@@ -180,26 +226,34 @@ async def handle_container(
         if m == "HEAD":
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
-        rows = await storage.list_objects(name, params)
         fmt, ctype = listing_format(request)
+        if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
+            raw = render_object_rows(await storage.list_object_rows(name, params))
+            return web.Response(status=200, body=raw, headers=headers, content_type=ctype, charset="utf-8")
+        rows = await storage.list_objects(name, params)
         body, _ = render_objects(fmt, name, rows)
         if fmt == "plain" and not rows:
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
     if m == "PUT":
-        meta = {k: v for k, v in parse_meta(request.headers, "container").items() if v is not None}
-        meta.update({k: v for k, v in _container_sys_updates(request).items() if v is not None})
+        meta_updates = _container_meta_updates(request)
+        sys_updates = _container_sys_updates(request)
+        meta = {k: v for k, v in meta_updates.items() if v is not None}
+        meta.update({k: v for k, v in sys_updates.items() if v is not None})
+        await quotas.check_container_create(request, project_id, name)  # project's container limit
         try:
             created = await storage.create_container(project_id, name, meta, time.time())
         except errors.ContainerNameTaken:
             return swift_error(409, "Container name is already in use by another project.\n")
         if not created:
-            removals = {k: None for k, v in parse_meta(request.headers, "container").items() if v is None}
+            removals = {k: None for k, v in meta_updates.items() if v is None}
+            # a PUT on an existing container updates its ACLs too, as Swift's does
+            removals.update(sys_updates)
             if removals:
                 await storage.update_container_meta(name, removals)
         return web.Response(status=201 if created else 202, content_type="text/html", charset="UTF-8")
     if m == "POST":
-        updates = parse_meta(request.headers, "container")
+        updates = _container_meta_updates(request)
         c = await storage.container(project_id, name)
         merged = {k: v for k, v in c.meta.items() if not k.startswith("sys:")}
         for k, v in updates.items():
@@ -242,7 +296,62 @@ async def info(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "swift": C.swift_info(s.max_object_size),
-            "tempauth": {"account_acls": False},
+            "tempauth": {"account_acls": True},
             "keystoneauth": {},
+            "tempurl": tempurl.info(),
+            "formpost": formpost.info(),
+            "staticweb": {},
+            **_c_slice_info(),
+            **large_objects.info(),  # slo, dlo
         }
     )
+
+
+def _c_slice_info() -> dict[str, object]:
+    """Versioning, bulk, quotas, symlinks (lampi/swift/{versioning,bulk,quotas,symlink}.py)."""
+    from lampi.swift import symlink
+
+    return {
+        "versioned_writes": {"allowed_flags": versioning.ALLOWED_FLAGS},
+        "bulk_delete": {"max_deletes_per_request": bulk.MAX_DELETES_PER_REQUEST,
+                        "max_failed_deletes": bulk.MAX_FAILED_DELETES},
+        "bulk_upload": {"max_containers_per_extraction": bulk.MAX_CONTAINERS_PER_EXTRACTION,
+                        "max_failed_extractions": bulk.MAX_FAILED_EXTRACTIONS},
+        "container_quotas": {},
+        "account_quotas": {},
+        "symlink": {"symloop_max": symlink.SYMLOOP_MAX},
+    }
+
+
+async def public_link(request: web.Request, vbucket: str | None = None) -> web.StreamResponse | None:
+    """Anonymous GET/HEAD of ``/<container>/<object>`` (Allas's public links: bucket
+    names are unique service-wide, so the container names its account). Served as
+    the same request at ``/v1/AUTH_<p>/<c>/<o>`` when the container's read ACL lets
+    anyone read (``lampi.core.authz.anonymous_read``); None otherwise, so the caller
+    falls back to S3's answer for an anonymous request."""
+    from urllib.parse import unquote as _unquote
+
+    from lampi.core.authz import anonymous_read
+
+    path = request.raw_path.split("?", 1)[0]
+    if vbucket is not None:  # virtual-hosted: <bucket>.<s3_domain>/<object>
+        container, obj = vbucket, path.lstrip("/")
+    else:
+        container, _, obj = path.lstrip("/").partition("/")
+    try:
+        container, obj = _unquote(container, errors="strict"), _unquote(obj, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if not container or not obj or "\x00" in container + obj:
+        return None
+    c = await request.app[STORAGE].meta.get_container(container)
+    if c is None or not anonymous_read(c.meta, request.headers.get("Referer"), listing=False):
+        return None
+    request[PROJECT] = c.project_id
+    request[PRINCIPAL] = None
+    request[acl.OWNER] = False
+    try:
+        await cors.on_actual(request, c.project_id, container)
+        return await objects.handle(request, c.project_id, container, obj)
+    except errors.DomainError as exc:
+        return to_response(exc, request.method)

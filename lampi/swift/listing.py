@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape, quoteattr
 
+import orjson
 from aiohttp import web
 
 from lampi.core import errors
@@ -14,9 +17,29 @@ from lampi.core.models import ListingEntry, ListParams
 from lampi.swift.constraints import CONTAINER_LISTING_LIMIT
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(secs: int) -> str:
+    return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso(ts: float) -> str:
-    """Swift's listing timestamp: ISO 8601 with microseconds, no zone."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """Swift's listing timestamp: ISO 8601 with microseconds, no zone.
+
+    Speed: formatting a datetime per row was a third of a 10,000-object JSON listing.
+    The date and time of day are cached per whole second (objects listed together
+    were mostly written in the same few seconds) and the microseconds appended; they
+    are rounded exactly as ``datetime.fromtimestamp`` rounds (half to even, carrying
+    into the next second), so the text is the same as before.
+    """
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1000000:
+        whole += 1
+        us -= 1000000
+    elif us < 0:
+        whole -= 1
+        us += 1000000
+    return f"{_iso_seconds(int(whole))}.{us:06d}"
 
 
 # swob's Accept grammar (RFC 2616 section 2.2), used to pick the listing format
@@ -126,20 +149,66 @@ def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple
     return "".join(r.name + "\n" for r in rows), "text/plain"
 
 
+def _slo_hash(r: ListingEntry) -> tuple[str, str | None]:
+    """(hash, slo_etag): Swift lists an SLO with its manifest JSON's MD5 as ``hash`` and
+    the large object's ETag, quoted, as ``slo_etag`` (JSON listings only)."""
+    m = (r.extra or {}).get("manifest")
+    if m and m.get("kind") == "slo":
+        return m.get("body_etag", r.hash), f'"{r.hash}"'
+    return r.hash, None
+
+
+def _object_item(r: ListingEntry) -> dict[str, object]:
+    h, slo_etag = _slo_hash(r)
+    item: dict[str, object] = {
+        "name": r.name,
+        "hash": h,
+        "bytes": r.bytes,
+        "content_type": r.content_type,
+        "last_modified": iso(r.last_modified),
+    }
+    if slo_etag:
+        item["slo_etag"] = slo_etag
+    return item
+
+
+def dumps_ascii(items: object) -> bytes:
+    """JSON as Swift sends it: ASCII, non-ASCII characters as ``\\u`` escapes.
+
+    Speed: orjson serialises a 10,000-entry listing about ten times faster than
+    ``json.dumps``. It writes non-ASCII characters as UTF-8 and has no ``ensure_ascii``,
+    so such a body (rare) is made again with ``json.dumps``, which escapes them as Swift
+    does. orjson writes no space after ``:`` and ``,``; JSON clients do not care.
+    """
+    try:
+        body = orjson.dumps(items)
+    except TypeError:  # orjson.JSONEncodeError: e.g. a surrogate; json.dumps escapes it
+        body = b"\xff"
+    return body if body.isascii() else json.dumps(items).encode("ascii")
+
+
+def render_object_rows(rows: list[object]) -> bytes:
+    """A JSON object listing from ``Storage.list_object_rows`` (row tuples, subdir entries):
+    the same items as ``render_objects("json", ...)`` without a ListingEntry per row."""
+    items: list[dict[str, object]] = []
+    append = items.append
+    for r in rows:
+        if isinstance(r, ListingEntry):
+            append({"subdir": r.name} if r.is_subdir else _object_item(r))
+            continue
+        name, size, etag, ctype, mtime, manifest = r  # type: ignore[misc]
+        if manifest:  # rare: an SLO lists its manifest's MD5 and the SLO ETag
+            append(_object_item(ListingEntry(name=name, bytes=size, hash=etag, content_type=ctype,
+                                             last_modified=mtime, extra={"manifest": json.loads(manifest)})))
+        else:
+            append({"name": name, "hash": etag, "bytes": size, "content_type": ctype,
+                    "last_modified": iso(mtime)})
+    return dumps_ascii(items)
+
+
 def render_objects(fmt: str, container: str, rows: list[ListingEntry]) -> tuple[str, str]:
     if fmt == "json":
-        items = [
-            {"subdir": r.name}
-            if r.is_subdir
-            else {
-                "name": r.name,
-                "hash": r.hash,
-                "bytes": r.bytes,
-                "content_type": r.content_type,
-                "last_modified": iso(r.last_modified),
-            }
-            for r in rows
-        ]
+        items = [{"subdir": r.name} if r.is_subdir else _object_item(r) for r in rows]
         return json.dumps(items), "application/json"
     if fmt == "xml":
         out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<container name={quoteattr(container)}>"]
@@ -148,7 +217,7 @@ def render_objects(fmt: str, container: str, rows: list[ListingEntry]) -> tuple[
                 out.append(f"<subdir name={quoteattr(r.name)}><name>{escape(r.name)}</name></subdir>")
             else:
                 out.append(
-                    f"<object><name>{escape(r.name)}</name><hash>{r.hash}</hash><bytes>{r.bytes}</bytes>"
+                    f"<object><name>{escape(r.name)}</name><hash>{_slo_hash(r)[0]}</hash><bytes>{r.bytes}</bytes>"
                     f"<content_type>{escape(r.content_type)}</content_type>"
                     f"<last_modified>{iso(r.last_modified)}</last_modified></object>"
                 )

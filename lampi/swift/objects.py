@@ -15,7 +15,8 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core.authz import authorize_account
 from lampi.core.models import ObjectRecord
-from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
+from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE
+from lampi.swift import large_objects, quotas, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
@@ -26,7 +27,8 @@ from lampi.swift.http_util import (
 )
 
 # Object headers stored as system metadata and returned on GET/HEAD.
-SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
+SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
+               "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
 
 
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
@@ -34,7 +36,22 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     storage = request.app[STORAGE]
     await storage.container(project_id, container)  # 404 unless it exists in this account
     if m in ("GET", "HEAD"):
+        target = await symlink.resolve(request, project_id, container, name)  # follow symlinks
+        if isinstance(target, web.StreamResponse):
+            return target
+        if target is not None:
+            container, name, location = target
+            request[symlink.EXTRA_HEADERS] = {"Content-Location": location}
         return await get_object(request, container, name)
+    # large objects (lampi/swift/large_objects.py): SLO manifest PUT/DELETE, reserved headers
+    if m == "PUT" and request.query.get("multipart-manifest") == "put":
+        return await large_objects.put_manifest(request, project_id, container, name)
+    if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
+        return await large_objects.delete_manifest(request, project_id, container, name)
+    if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
+        return refused
+    if m == "PUT" and "X-Symlink-Target" in request.headers:
+        return await symlink.put(request, project_id, container, name)
     if m == "PUT":
         if "X-Copy-From" in request.headers:
             return await copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
@@ -43,7 +60,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     if m == "POST":
         return await post_object(request, container, name)
     if m == "DELETE":
-        await storage.delete_object(container, name)
+        await versioning.delete_object(storage, project_id, container, name)  # versioned_writes
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "COPY":
         dest = request.headers.get("Destination")
@@ -137,6 +154,8 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     for k, v in rec.meta.items():
         h[f"X-Object-Meta-{k}"] = v
     for k, v in rec.sysmeta.items():
+        if k.startswith("s3-"):
+            continue  # S3's own (tags, checksums): internal, as Swift's x-object-sysmeta-*
         h[k.title()] = v
     if rec.delete_at is not None:
         h["X-Delete-At"] = str(rec.delete_at)
@@ -168,10 +187,13 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
             pass
         else:
             return swift_error(412, method="PUT")
+    project_id = request[PROJECT]
+    allowance = await quotas.check_upload(request, project_id, container, length)  # 413 over quota
+    await versioning.before_write(storage, project_id, container, name)  # archive the current version
     rec = await storage.put_object(
         container,
         name,
-        _body(request),
+        quotas.limit(_body(request), allowance),
         content_type=ctype,
         meta=meta,
         sysmeta=sysmeta,
@@ -200,6 +222,9 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
             return web.Response(status=412)
         raise
     headers = _object_headers(rec)
+    headers.update(request.get(symlink.EXTRA_HEADERS, {}))
+    if large_objects.is_slo(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
+        return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
         check_conditionals(request.headers, rec)
     except (errors.NotModified, errors.PreconditionFailed) as exc:
@@ -301,6 +326,9 @@ async def post_object(request: web.Request, container: str, name: str) -> web.St
     rec = await storage.head_object(container, name)
     meta = _user_meta(request)
     sysmeta = _sysmeta(request)
+    # S3 tags and checksums survive a POST, as object sysmeta does in Swift
+    sysmeta.update({k: v for k, v in rec.sysmeta.items() if k.startswith("s3-")})
+    sysmeta.update({k: v for k, v in rec.sysmeta.items() if k.startswith("x-symlink-")})  # a link stays one
     delete_at = _delete_at(request)
     ctype = request.headers.get("Content-Type") or rec.content_type
     await storage.update_object_meta(rec, meta, sysmeta, ctype, delete_at)
@@ -347,8 +375,10 @@ async def copy_object(
         sysmeta = dict(src_rec.sysmeta)
         sysmeta.update(_sysmeta(request))
     ctype = request.headers.get("Content-Type") or src_rec.content_type
-    rec = await storage.copy_object(
-        src_rec, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
+    await quotas.check_upload(request, project_id, container, src_rec.size)  # 413 over quota
+    await versioning.before_write(storage, project_id, container, name)  # archive the current version
+    rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
+        request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
         delete_at=_delete_at(request),
     )
     return web.Response(

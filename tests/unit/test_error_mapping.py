@@ -27,6 +27,7 @@ EXPECTED = {
     "ContainerNameTaken": 409,
     "ContainerNotEmpty": 409,
     "Conflict": 409,
+    "SegmentError": 409,
     "InvalidName": 400,
     "InvalidMetadata": 400,
     "InvalidArgument": 400,

@@ -78,8 +78,12 @@ class MetaStore(Protocol):
         ...
 
     async def list_objects(
-        self, container: str, params: ListParams, now: float
-    ) -> list[ListingEntry]: ...
+        self, container: str, params: ListParams, now: float, raw: bool = False
+    ) -> list[ListingEntry]:
+        """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
+        last_modified, manifest JSON or None)`` tuples (subdirs stay ListingEntry)."""
+        ...
+
     async def blob_refs(self) -> set[str]:
         """Every blob id metadata refers to (for fsck / garbage collection)."""
         ...

@@ -769,11 +769,19 @@ class SQLiteMetaStore:
 
         return await self._tx(fn)
 
-    async def list_objects(self, container: str, params: ListParams, now: float) -> list[ListingEntry]:
-        def fn(c: sqlite3.Connection) -> list[ListingEntry]:
+    async def list_objects(self, container: str, params: ListParams, now: float,
+                           raw: bool = False) -> list[Any]:
+        """Listing entries; with ``raw``, each object is the row tuple as SQLite returns it,
+        ``(name, size, etag, content_type, last_modified, manifest JSON or None)`` (subdirs
+        stay ListingEntry). Speed: building a frozen dataclass per row was a fifth of a
+        10,000-object JSON listing; the JSON fast path renders the tuples directly
+        (lampi.swift.listing.render_object_rows). The scan is a range scan of the
+        (container, name) primary key either way."""
+
+        def fn(c: sqlite3.Connection) -> list[Any]:
             def fetch(lo: str | None, lo_inc: bool, hi: str | None, hi_inc: bool, n: int) -> list[Any]:
                 sql = (
-                    "SELECT name, size, etag, content_type, last_modified, sysmeta, manifest FROM objects "
+                    "SELECT name, size, etag, content_type, last_modified, manifest FROM objects "
                     "WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)"
                 )
                 args: list[Any] = [container, now]
@@ -791,11 +799,11 @@ class SQLiteMetaStore:
             return fold_listing(
                 fetch,
                 params,
-                lambda r: ListingEntry(
+                (lambda r: r) if raw else lambda r: ListingEntry(
                     name=r[0], bytes=r[1], hash=r[2], content_type=r[3], last_modified=r[4],
                     # a manifest's listing carries its kind and body MD5 (Swift lists an SLO
                     # with the JSON's MD5 as hash and the SLO ETag as slo_etag)
-                    extra={"manifest": json.loads(r[6])} if r[6] else None,
+                    extra={"manifest": json.loads(r[5])} if r[5] else None,
                 ),
             )
 

@@ -311,6 +311,27 @@ async def test_counters_exact(meta):
     assert [(c, n, s) for c, n, _b, s in await meta.objects_with_blobs()] == [("c", "b", 50), ("d", "a", 7)]
 
 
+async def test_manifest_record_counts_its_stored_body(meta):
+    """A manifest (SLO) lists its total size but counts, and fsck checks, its body's."""
+    from lampi.core.models import ManifestInfo, ListParams
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    m = rec("c", "m", size=5000, manifest=ManifestInfo("slo", body_size=120, body_etag="e" * 32, parts=3))
+    assert await meta.put_object(m) is None
+    got = await meta.get_object("c", "m", time.time())
+    assert got.manifest == m.manifest and got.size == 5000 and got.stored_size == 120
+    assert await counters(meta, p.id, "c") == (1, 1, 120, 1, 120)
+    [entry] = await meta.list_objects("c", ListParams(), time.time())
+    assert entry.bytes == 5000 and entry.extra["manifest"]["body_etag"] == "e" * 32
+    assert [(n, s) for _c, n, _b, s in await meta.objects_with_blobs()] == [("m", 120)]
+    # overwritten by a plain object, then deleted: counters stay exact
+    assert await meta.put_object(rec("c", "m", size=7)) == m.blob_id
+    assert await counters(meta, p.id, "c") == (1, 1, 7, 1, 7)
+    await meta.delete_object("c", "m")
+    assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)
+
+
 async def test_counters_exact_under_concurrent_writers(meta_backend):
     """Two store instances (two workers) writing the same container at once."""
     a = meta_backend.open()

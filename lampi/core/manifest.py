@@ -1,0 +1,228 @@
+"""Manifests: objects whose bytes are the concatenation of other stored bytes.
+
+One model serves Swift's Static Large Objects now and S3 multipart uploads later
+(DESIGN: "S3 multipart uploads and Swift SLOs are the same kind of manifest"):
+
+* the manifest object is an ordinary ``ObjectRecord`` whose blob holds the manifest
+  *body* (the segment list) and whose ``manifest`` field (``ManifestInfo``) says so;
+  ``size``/``etag`` describe the whole large object, ``manifest.body_size`` the blob;
+* a body parses into ``Segment`` s. An SLO segment names an object of the same account
+  (``/container/object``, resolved and checked against its recorded ETag and size at
+  read time, as Swift does); a future S3 part segment names a blob directly.
+* ``read`` streams a byte range of the whole, segment after segment, touching only
+  the segments (and nested manifests) the range overlaps; memory is one parsed
+  segment list per nesting level (bodies are capped).
+
+Dynamic Large Objects (a header naming ``container/prefix``) are read here too
+(``dlo_*``): their segments are the container listing at read time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lampi.core import errors
+from lampi.core.models import ListParams, ObjectRecord
+
+if TYPE_CHECKING:
+    from lampi.core.storage import Storage
+
+SLO = "slo"
+MPU = "mpu"
+MAX_DEPTH = 10  # Swift's max_slo_recursion_depth
+MAX_BODY = 32 * 1024 * 1024  # cap when loading a stored manifest body (Swift caps the PUT at 8 MiB)
+DLO_PAGE = 10000
+
+# An async check run before a segment container is read: raises to refuse.
+SegmentAccess = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of a manifest: ``length`` bytes from ``start`` of a backing object."""
+
+    container: str
+    name: str
+    etag: str  # ETag of the whole backing object when the manifest was made
+    size: int  # size of the whole backing object
+    start: int = 0
+    length: int = 0
+    nested: bool = False  # the backing object is itself a manifest (Swift's sub_slo)
+
+
+def slo_segments(body: bytes) -> list[Segment]:
+    """Parse a stored SLO body (Swift's JSON: name, bytes, hash, [range], [sub_slo])."""
+    try:
+        items = json.loads(body)
+        out = []
+        for it in items:
+            cont, _, obj = it["name"].lstrip("/").partition("/")
+            size = int(it["bytes"])
+            start, length = 0, size
+            if it.get("range"):
+                a, b = (int(x) for x in it["range"].split("-"))
+                start, length = a, b - a + 1
+            out.append(Segment(cont, obj, it["hash"], size, start, length, bool(it.get("sub_slo"))))
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise errors.SegmentError(f"unreadable manifest: {exc}") from None
+
+
+def slo_etag(stored: list[dict]) -> str:
+    """The SLO ETag: MD5 of the segments' ETags (``etag:range;`` for ranged ones)."""
+    h = hashlib.md5(usedforsecurity=False)
+    for it in stored:
+        r = f"{it['hash']}:{it['range']};" if it.get("range") else it["hash"]
+        h.update(r.encode("ascii", "replace"))
+    return h.hexdigest()
+
+
+async def load_body(storage: Storage, rec: ObjectRecord) -> bytes:
+    """The manifest body of ``rec`` (capped; a body is small by construction)."""
+    if rec.stored_size > MAX_BODY:
+        raise errors.SegmentError("manifest body too large")
+    parts = [c async for c in storage.blobs.read(rec.blob_id, 0, rec.stored_size)]
+    return b"".join(parts)
+
+
+async def segments_of(storage: Storage, rec: ObjectRecord) -> list[Segment]:
+    if rec.manifest is None or rec.manifest.kind != SLO:
+        raise errors.SegmentError("not a static large object")
+    return slo_segments(await load_body(storage, rec))
+
+
+class _Resolver:
+    def __init__(self, storage: Storage, project_id: str, access: SegmentAccess | None) -> None:
+        self.storage = storage
+        self.project_id = project_id
+        self.access = access
+        self.checked: set[str] = set()
+
+    async def record(self, seg: Segment) -> ObjectRecord:
+        """The current record of a segment's backing object; it must be the one the
+        manifest recorded (same ETag and size), else the read is cut (Swift: 409)."""
+        if seg.container not in self.checked:
+            c = await self.storage.meta.get_container(seg.container)
+            if c is None or c.project_id != self.project_id:
+                raise errors.SegmentError(f"segment container {seg.container} not found")
+            if self.access is not None:
+                await self.access(seg.container)
+            self.checked.add(seg.container)
+        rec = await self.storage.meta.get_object(seg.container, seg.name, time.time())
+        if rec is None:
+            raise errors.SegmentError(f"segment /{seg.container}/{seg.name} not found")
+        if rec.etag != seg.etag or rec.size != seg.size:
+            raise errors.SegmentError(f"segment /{seg.container}/{seg.name} no longer valid")
+        return rec
+
+    async def pieces(
+        self, segments: list[Segment], first: int, end: int, depth: int = 1
+    ) -> AsyncIterator[tuple[ObjectRecord, int, int]]:
+        """(plain record, offset in its blob, length) covering bytes [first, end)."""
+        pos = 0
+        for seg in segments:
+            s_lo, s_hi = pos, pos + seg.length
+            pos = s_hi
+            if s_hi <= first:
+                continue
+            if s_lo >= end:
+                break
+            lo = max(first, s_lo) - s_lo + seg.start
+            hi = min(end, s_hi) - s_lo + seg.start
+            rec = await self.record(seg)
+            if seg.nested or rec.manifest is not None:
+                if depth >= MAX_DEPTH:
+                    raise errors.SegmentError("max recursion depth exceeded")
+                subs = await segments_of(self.storage, rec)
+                async for p in self.pieces(subs, lo, hi, depth + 1):
+                    yield p
+            else:
+                yield rec, lo, hi - lo
+
+
+async def read(
+    storage: Storage,
+    rec: ObjectRecord,
+    project_id: str,
+    offset: int = 0,
+    length: int | None = None,
+    access: SegmentAccess | None = None,
+) -> AsyncIterator[bytes]:
+    """Stream ``length`` bytes from ``offset`` of the large object ``rec`` (SLO).
+
+    Raises SegmentError when a segment is missing or changed — before the first byte
+    if it is the first segment, otherwise mid-stream (the caller then cuts the
+    connection, as Swift does)."""
+    end = rec.size if length is None else min(rec.size, offset + length)
+    if end <= offset:
+        return
+    res = _Resolver(storage, project_id, access)
+    async for seg_rec, off, n in res.pieces(await segments_of(storage, rec), offset, end):
+        async for chunk in storage.blobs.read(seg_rec.blob_id, off, n):
+            yield chunk
+
+
+# -- dynamic large objects -----------------------------------------------------------
+
+
+def parse_dlo(value: str) -> tuple[str, str]:
+    """``X-Object-Manifest: <container>/<prefix>`` (URL-quoted parts) → (container, prefix)."""
+    from urllib.parse import unquote
+
+    container, _, prefix = value.partition("/")
+    return unquote(container), unquote(prefix)
+
+
+async def dlo_listing(storage: Storage, project_id: str, container: str, prefix: str) -> AsyncIterator[ObjectRecord]:
+    """The DLO's segments: objects under ``prefix`` in listing order, paged."""
+    c = await storage.meta.get_container(container)
+    if c is None or c.project_id != project_id:
+        raise errors.ContainerNotFound()
+    marker = ""
+    while True:
+        rows = await storage.list_objects(container, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
+        for r in rows:
+            rec = await storage.meta.get_object(container, r.name, time.time())
+            if rec is not None:
+                yield rec
+        if len(rows) < DLO_PAGE:
+            return
+        marker = rows[-1].name
+
+
+async def dlo_totals(storage: Storage, project_id: str, container: str, prefix: str) -> tuple[int, str]:
+    """(total size, ETag) of a DLO: sum of segment sizes; MD5 of their ETags."""
+    total = 0
+    h = hashlib.md5(usedforsecurity=False)
+    async for rec in dlo_listing(storage, project_id, container, prefix):
+        total += rec.size
+        h.update(rec.etag.strip('"').encode("ascii", "replace"))
+    return total, h.hexdigest()
+
+
+async def dlo_read(
+    storage: Storage, project_id: str, container: str, prefix: str, offset: int, length: int
+) -> AsyncIterator[bytes]:
+    """Stream ``length`` bytes from ``offset`` of the concatenated segments."""
+    pos = 0
+    end = offset + length
+    async for rec in dlo_listing(storage, project_id, container, prefix):
+        lo, hi = pos, pos + rec.size
+        pos = hi
+        if hi <= offset or rec.size == 0:
+            continue
+        if lo >= end:
+            return
+        a = max(offset, lo) - lo
+        b = min(end, hi) - lo
+        if rec.manifest is not None:
+            source = read(storage, rec, project_id, a, b - a)
+        else:
+            source = storage.blobs.read(rec.blob_id, a, b - a)
+        async for chunk in source:
+            yield chunk

@@ -1,0 +1,128 @@
+"""Quotas, protocol-neutral: every write path (Swift PUT, copy, SLO, extract-archive,
+S3 uploads) asks here before accepting bytes.
+
+Three layers apply at once, each as the product it models:
+
+- container quotas (Swift's ``container_quotas``): the container's metadata
+  ``quota-bytes`` / ``quota-count`` (``X-Container-Meta-Quota-Bytes`` / ``-Count``),
+  set by anyone who may write the container;
+- the account quota (Swift's ``account_quotas``): account metadata ``quota-bytes``
+  (``X-Account-Meta-Quota-Bytes``), settable by cloud admins only;
+- per-project limits modelled on Allas (10 TiB, 1,000 containers, 500,000 objects per
+  container): the settings' defaults, overridden per project by
+  ``lampi project set-quota`` (``MetaStore.set_project_quota``). 0 means unlimited.
+
+As Swift's middlewares do, a check compares the current usage plus the incoming size
+(and one more object) with the limit: an overwrite is counted as a new object. When
+the size is not known up front (chunked transfer), ``check_quota`` returns how many
+bytes may still come and ``limit_body`` stops the upload there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from lampi.core import errors
+from lampi.store.meta.base import MetaStore
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDefaults:
+    bytes: int = 10 * 1024**4
+    containers: int = 1000
+    objects_per_container: int = 500_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> QuotaDefaults:
+        return cls(settings.quota_bytes, settings.quota_containers, settings.quota_objects_per_container)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectLimits:
+    bytes: int  # 0 = unlimited
+    containers: int
+    objects_per_container: int
+
+
+async def project_limits(meta: MetaStore, defaults: QuotaDefaults, project_id: str) -> ProjectLimits:
+    over = await meta.get_project_quota(project_id)
+
+    def pick(key: str, default: int) -> int:
+        v = over.get(key)
+        return default if v is None else int(v)
+
+    return ProjectLimits(
+        pick("bytes", defaults.bytes),
+        pick("containers", defaults.containers),
+        pick("objects_per_container", defaults.objects_per_container),
+    )
+
+
+def _meta_int(meta: dict[str, str], key: str) -> int | None:
+    """A quota from metadata: only an all-digit value counts (as Swift's isdigit())."""
+    v = meta.get(key)
+    return int(v) if v is not None and v.isdigit() else None
+
+
+async def check_quota(
+    meta: MetaStore,
+    defaults: QuotaDefaults,
+    project_id: str,
+    container: str,
+    add_bytes: int | None,
+    add_objects: int = 1,
+) -> int | None:
+    """Raise ``QuotaExceeded`` if writing ``add_bytes`` (None: not known yet) and
+    ``add_objects`` objects into ``container`` of ``project_id`` would pass a quota.
+
+    Returns the number of bytes that may still be written under the tightest byte
+    quota (None: unlimited), for streams of unknown length (see ``limit_body``).
+    """
+    nbytes = add_bytes or 0
+    c = await meta.get_container(container)
+    acct = await meta.get_account(project_id)
+    limits = await project_limits(meta, defaults, project_id)
+    remaining: list[int] = []
+    if c is not None:
+        qb = _meta_int(c.meta, "quota-bytes")
+        if qb is not None:
+            remaining.append(qb - c.bytes_used)
+        qc = _meta_int(c.meta, "quota-count")
+        if qc is not None and c.object_count + add_objects > qc:
+            raise errors.QuotaExceeded()
+        if limits.objects_per_container and c.object_count + add_objects > limits.objects_per_container:
+            raise errors.QuotaExceeded()
+    ab = _meta_int(acct.meta, "quota-bytes")
+    if ab is not None:
+        remaining.append(ab - acct.bytes_used)
+    if limits.bytes:
+        remaining.append(limits.bytes - acct.bytes_used)
+    if not remaining:
+        return None
+    left = min(remaining)
+    if nbytes > left or left < 0:
+        raise errors.QuotaExceeded()
+    return left
+
+
+async def check_container_limit(meta: MetaStore, defaults: QuotaDefaults, project_id: str) -> None:
+    """Raise ``TooManyContainers`` when the project may not create another container."""
+    limits = await project_limits(meta, defaults, project_id)
+    if not limits.containers:
+        return
+    acct = await meta.get_account(project_id)
+    if acct.container_count >= limits.containers:
+        raise errors.TooManyContainers(f"Reached container limit of {limits.containers}")
+
+
+async def limit_body(body: AsyncIterable[bytes], remaining: int | None) -> AsyncIterator[bytes]:
+    """Pass ``body`` through, raising ``QuotaExceeded`` as soon as more than
+    ``remaining`` bytes came (chunked uploads, whose size is not known up front)."""
+    seen = 0
+    async for chunk in body:
+        seen += len(chunk)
+        if remaining is not None and seen > remaining:
+            raise errors.QuotaExceeded()
+        yield chunk

@@ -1,0 +1,189 @@
+"""Swift's ``symlink`` middleware.
+
+A symlink is a zero-byte object whose sysmeta names a target
+(``X-Symlink-Target: <container>/<object>``, optionally ``X-Symlink-Target-Account``).
+GET/HEAD follow it (at most ``SYMLOOP_MAX`` links; a dangling link is 404), adding
+``Content-Location`` with the target's path; ``?symlink=get`` returns the link itself
+with its ``X-Symlink-Target*`` headers. A static link (``X-Symlink-Target-Etag``) is
+validated at creation (409 if the target is missing or its ETag differs) and on
+every read.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+
+from lampi.core import errors
+from lampi.core.authz import authorize_account
+from lampi.http.context import PRINCIPAL, STORAGE
+from lampi.swift.errors import swift_error
+
+SYMLOOP_MAX = 2
+TARGET = "x-symlink-target"
+TARGET_ACCOUNT = "x-symlink-target-account"
+TARGET_ETAG = "x-symlink-target-etag"
+TARGET_BYTES = "x-symlink-target-bytes"
+# Response headers the caller may add to the object response (see objects.get_object).
+EXTRA_HEADERS = "lampi.swift.extra_headers"
+
+_FORMAT = "X-Symlink-Target header must be of the form <container name>/<object name>"
+
+
+def is_link(sysmeta: dict[str, str]) -> bool:
+    return TARGET in sysmeta
+
+
+def _target_path(project_id: str, target: str) -> str:
+    return quote(f"/v1/AUTH_{project_id}/{target}")
+
+
+async def put_sysmeta(request: web.Request, project_id: str, container: str, name: str) -> dict[str, str]:
+    """Validate a symlink PUT; return the sysmeta (and Content-Type) to store.
+
+    Raises PreconditionFailed / InvalidArgument / Conflict with Swift's bodies.
+    """
+    h = request.headers
+    if request.content_length != 0:
+        raise errors.InvalidArgument("Symlink requests require a zero byte body")
+    raw = unquote(h["X-Symlink-Target"])
+    parts = raw.split("/", 1)
+    if raw.startswith("/") or len(parts) != 2 or not parts[0] or not parts[1]:
+        raise errors.PreconditionFailed(_FORMAT)
+    tcontainer, tobj = parts
+    sys: dict[str, str] = {TARGET: quote(f"{tcontainer}/{tobj}")}
+    tproject = project_id
+    if "X-Symlink-Target-Account" in h:
+        acct = unquote(h["X-Symlink-Target-Account"])
+        if not acct or "/" in acct:
+            raise errors.PreconditionFailed("Account name cannot contain slashes")
+        sys[TARGET_ACCOUNT] = quote(acct)
+        tproject = acct.removeprefix("AUTH_")
+    if (tproject, tcontainer, tobj) == (project_id, container, name):
+        raise errors.InvalidArgument("Symlink cannot target itself")
+    etag = h.get("X-Symlink-Target-Etag")
+    if etag is not None:
+        etag = etag.strip()
+        if len(etag) >= 2 and etag[0] == etag[-1] == '"':
+            etag = etag[1:-1]
+        if any(ch in etag for ch in ';"\\'):
+            raise errors.InvalidArgument("Bad X-Symlink-Target-Etag format")
+    if etag:
+        storage = request.app[STORAGE]
+        rec = None
+        try:
+            authorize_account(request[PRINCIPAL], tproject, write=False)
+            await storage.container(tproject, tcontainer)
+            rec = await storage.head_object(tcontainer, tobj)
+        except errors.NotFound:
+            pass
+        if rec is None:
+            raise _conflict("X-Symlink-Target does not exist", tproject, sys[TARGET])
+        if rec.etag != etag:
+            raise _conflict(f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {etag!r}",
+                            tproject, sys[TARGET])
+        sys[TARGET_ETAG] = etag
+        sys[TARGET_BYTES] = str(rec.size)
+        sys["content-type"] = h.get("Content-Type") or rec.content_type
+    else:
+        sys["content-type"] = h.get("Content-Type") or "application/symlink"
+    return sys
+
+
+class _LinkConflict(errors.Conflict):
+    """A symlink validation conflict (409 with a text body and Content-Location)."""
+
+
+def _conflict(message: str, project_id: str, target: str) -> _LinkConflict:
+    return _LinkConflict(message, location=f"/v1/AUTH_{project_id}/{target}")
+
+
+def conflict_response(exc: errors.Conflict, method: str) -> web.Response | None:
+    if not isinstance(exc, _LinkConflict):
+        return None
+    resp = swift_error(409, exc.message, method=method)
+    resp.headers["Content-Location"] = str(exc.detail.get("location", ""))
+    return resp
+
+
+async def resolve(
+    request: web.Request, project_id: str, container: str, name: str
+) -> tuple[str, str, str] | web.Response | None:
+    """For a GET/HEAD without ``?symlink=get``: follow links from ``container/name``.
+
+    Returns None when it is not a link (serve it as usual), (container, object,
+    Content-Location) of the final target, or an error response (dangling link 404,
+    loop 409, static link whose target changed 409).
+    """
+    if request.query.get("symlink") == "get":
+        return None
+    storage = request.app[STORAGE]
+    try:
+        rec = await storage.head_object(container, name)
+    except errors.ObjectNotFound:
+        return None
+    if not is_link(rec.sysmeta):
+        return None
+    hops = 0
+    location = ""
+    while is_link(rec.sysmeta):
+        if hops >= SYMLOOP_MAX:
+            return swift_error(409, f"Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}",
+                               method=request.method)
+        hops += 1
+        target = rec.sysmeta[TARGET]
+        if TARGET_ACCOUNT in rec.sysmeta:
+            project_id = unquote(rec.sysmeta[TARGET_ACCOUNT]).removeprefix("AUTH_")
+        location = f"/v1/AUTH_{project_id}/{target}"
+        want_etag = rec.sysmeta.get(TARGET_ETAG)
+        tcontainer, _, tobj = unquote(target).partition("/")
+        try:
+            authorize_account(request[PRINCIPAL], project_id, write=False)
+            await storage.container(project_id, tcontainer)
+            rec = await storage.head_object(tcontainer, tobj)
+        except errors.NotFound:
+            resp = swift_error(404, method=request.method)
+            resp.headers["Content-Location"] = location
+            return resp
+        except errors.DomainError as exc:
+            from lampi.swift.errors import to_response
+
+            return to_response(exc, request.method)
+        if want_etag and rec.etag != want_etag:
+            resp = swift_error(
+                409, f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
+                method=request.method)
+            resp.headers["Content-Location"] = location
+            return resp
+        container, name = tcontainer, tobj
+    return container, name, location
+
+
+async def put(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
+    """PUT with ``X-Symlink-Target``: store the zero-byte link object."""
+    from lampi.swift import objects, quotas, versioning  # objects imports this module
+    from lampi.swift.http_util import http_date, x_timestamp
+
+    storage = request.app[STORAGE]
+    try:
+        sys = await put_sysmeta(request, project_id, container, name)
+    except _LinkConflict as exc:
+        resp = conflict_response(exc, request.method)
+        assert resp is not None
+        return resp
+    ctype = sys.pop("content-type")
+    sysmeta = objects._sysmeta(request)
+    sysmeta.update(sys)
+    meta = objects._user_meta(request)
+    delete_at = objects._delete_at(request)
+    await quotas.check_upload(request, project_id, container, 0)
+    await versioning.before_write(storage, project_id, container, name)
+    rec = await storage.put_object(container, name, objects._body(request), content_type=ctype, meta=meta,
+                                   sysmeta=sysmeta, delete_at=delete_at, expected_size=0, max_size=0)
+    return web.Response(
+        status=201,
+        headers={"ETag": rec.etag, "Last-Modified": http_date(rec.last_modified),
+                 "X-Timestamp": x_timestamp(rec.last_modified)},
+        content_type="text/html", charset="UTF-8",
+    )

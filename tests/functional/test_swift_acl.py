@@ -1,0 +1,257 @@
+"""Container and account ACLs, public (anonymous) access and cross-project sharing,
+with the real swift CLI, python-swiftclient and raw HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+import swiftclient
+
+from tests.functional.conftest import LampiServer
+from tests.functional.swift_helpers import Raw, new_account
+
+
+def swift_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["swift", *args], env=env, capture_output=True, text=True, timeout=60, check=check)
+
+
+def account_env(server: LampiServer, acct) -> dict[str, str]:  # noqa: ANN001
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update({
+        "OS_AUTH_URL": server.auth_url, "OS_IDENTITY_API_VERSION": "3", "OS_AUTH_TYPE": "password",
+        "OS_USERNAME": acct.user, "OS_PASSWORD": acct.password, "OS_PROJECT_NAME": acct.project,
+        "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+    })
+    return env
+
+
+@pytest.fixture(scope="module")
+def owner(server: LampiServer):  # noqa: ANN201
+    return new_account(server)
+
+
+@pytest.fixture(scope="module")
+def other(server: LampiServer):  # noqa: ANN201
+    return new_account(server)
+
+
+def test_public_container_and_segments_anonymous_download(server: LampiServer, owner, unique: str,  # noqa: ANN001
+                                                          tmp_path) -> None:
+    """`swift post -r '.r:*,.rlistings'` on a container and its _segments, then anonymous
+    curl download (by the storage URL and by Allas's /<bucket>/<object> link) and listing."""
+    env = account_env(server, owner)
+    data = os.urandom(300_000)
+    f = tmp_path / "big.bin"
+    f.write_bytes(data)
+    swift_cli(env, "upload", unique, str(f), "--object-name", "big.bin", "-S", "100000")
+    url = f"{owner.url}/{unique}/big.bin"
+    # private: anonymous gets 401 (no credentials), listing too
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(f"{server.url}/{unique}/big.bin", timeout=10).status_code == 403  # S3 AccessDenied
+    swift_cli(env, "post", "-r", ".r:*,.rlistings", unique)
+    swift_cli(env, "post", "-r", ".r:*,.rlistings", unique + "_segments")
+    stat = swift_cli(env, "stat", unique).stdout
+    assert ".r:*,.rlistings" in stat
+    # anonymous: the segments are readable; the manifest too (large-object assembly is
+    # engineer A's; here each object is fetched as stored)
+    listing = requests.get(f"{owner.url}/{unique}_segments", timeout=10)
+    assert listing.status_code == 200 and listing.text.strip()
+    seg_names = listing.text.split()
+    out = b"".join(
+        subprocess.run(["curl", "-sf", f"{owner.url}/{unique}_segments/{n}"], capture_output=True,
+                       check=True, timeout=30).stdout
+        for n in sorted(seg_names)
+    )
+    assert hashlib.md5(out).hexdigest() == hashlib.md5(data).hexdigest()
+    # the large object itself, by curl, at the storage URL and at the public link
+    for u in (url, f"{server.url}/{unique}/big.bin"):
+        got = subprocess.run(["curl", "-sf", u], capture_output=True, check=True, timeout=30).stdout
+        assert hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest(), u
+    # Allas's public link form
+    for n in seg_names[:1]:
+        r = requests.get(f"{server.url}/{unique}_segments/{n}", timeout=10)
+        assert r.status_code == 200 and r.content == data[:100000]
+        assert requests.head(f"{server.url}/{unique}_segments/{n}", timeout=10).status_code == 200
+    r = requests.get(f"{owner.url}/{unique}?format=json", timeout=10)
+    assert r.status_code == 200 and [o["name"] for o in r.json()] == ["big.bin"]
+    # anonymous writes stay refused and nothing is stored
+    assert requests.put(f"{owner.url}/{unique}/x", data=b"x", timeout=10).status_code == 401
+    assert requests.delete(url, timeout=10).status_code == 401
+    assert requests.post(f"{owner.url}/{unique}", headers={"X-Container-Read": ""}, timeout=10).status_code == 401
+    names = [o["name"] for o in owner.conn.get_container(unique)[1]]
+    assert names == ["big.bin"]
+    # privileged headers are hidden from non-owners
+    h = requests.head(f"{owner.url}/{unique}", timeout=10)
+    assert h.status_code == 204 and "X-Container-Read" not in h.headers
+    assert owner.conn.head_container(unique)["x-container-read"] == ".r:*,.rlistings"
+
+
+def test_read_without_rlistings_and_private_again(owner, unique: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique, headers={"X-Container-Read": ".r:*"})
+    owner.conn.put_object(unique, "o", b"hello")
+    assert requests.get(f"{owner.url}/{unique}/o", timeout=10).content == b"hello"
+    assert requests.get(f"{owner.url}/{unique}", timeout=10).status_code == 401  # no .rlistings
+    owner.conn.post_container(unique, {"X-Remove-Container-Read": "x"})
+    assert requests.get(f"{owner.url}/{unique}/o", timeout=10).status_code == 401
+    assert "x-container-read" not in owner.conn.head_container(unique)
+
+
+def test_referrer_allow_and_deny(owner, unique: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique, headers={"X-Container-Read": ".r:.example.com,.r:-bad.example.com"})
+    owner.conn.put_object(unique, "o", b"ref")
+    url = f"{owner.url}/{unique}/o"
+    assert requests.get(url, headers={"Referer": "http://www.example.com/page"}, timeout=10).status_code == 200
+    assert requests.get(url, headers={"Referer": "http://bad.example.com/"}, timeout=10).status_code == 401
+    assert requests.get(url, headers={"Referer": "http://other.org/"}, timeout=10).status_code == 401
+    assert requests.get(url, timeout=10).status_code == 401
+    # and not at the public-link form either
+    assert requests.get(f"{owner.url.rsplit('/v1/', 1)[0]}/{unique}/o",
+                        headers={"Referer": "http://other.org/"}, timeout=10).status_code == 403
+
+
+@pytest.mark.parametrize("header,value,message", [
+    ("X-Container-Read", ".r:", "No host/domain value after referrer designation in ACL: '.r:'"),
+    ("X-Container-Read", ".r:-", "No host/domain value after referrer designation in ACL: '.r:-'"),
+    ("X-Container-Read", ".bogus:x", "Unknown designator '.bogus' in ACL: '.bogus:x'"),
+    ("X-Container-Write", ".r:*", "Referrers not allowed in write ACL: '.r:*'"),
+])
+def test_bad_acl_strings_400(owner, unique: str, header: str, value: str, message: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique, headers={"X-Container-Read": "a:b"})
+    raw = Raw(owner.token, owner.url)
+    r = raw("POST", f"/{unique}", headers={header: value})
+    assert r.status_code == 400 and r.text == message
+    r = raw("PUT", f"/{unique}x", headers={header: value})
+    assert r.status_code == 400 and r.text == message
+    assert raw("HEAD", f"/{unique}x").status_code == 404  # not created
+    assert owner.conn.head_container(unique)["x-container-read"] == "a:b"  # unchanged
+
+
+def test_acl_is_cleaned(owner, unique: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique, headers={"X-Container-Read": ".referrer : * , ,.rlistings, p:u"})
+    assert owner.conn.head_container(unique)["x-container-read"] == ".r:*,.rlistings,p:u"
+
+
+def test_cross_project_share_with_swift_cli(server: LampiServer, owner, other, unique: str,  # noqa: ANN001
+                                            tmp_path) -> None:
+    """`<project>:*` read then write share, used by the grantee's swift CLI with
+    --os-storage-url and their own token."""
+    owner.conn.put_container(unique)
+    owner.conn.put_object(unique, "shared.txt", b"from owner")
+    genv = account_env(server, other)
+    args = ("--os-storage-url", owner.url)
+    r = swift_cli(genv, *args, "list", unique, check=False)
+    assert r.returncode != 0 and "403" in r.stderr
+    owner.conn.post_container(unique, {"X-Container-Read": f"{other.project}:*"})  # by project name
+    assert swift_cli(genv, *args, "list", unique).stdout.split() == ["shared.txt"]
+    out = tmp_path / "dl.txt"
+    swift_cli(genv, *args, "download", unique, "shared.txt", "-o", str(out))
+    assert out.read_bytes() == b"from owner"
+    # read grant does not allow writes, nor container metadata changes
+    up = tmp_path / "up.txt"
+    up.write_bytes(b"from grantee")
+    r = swift_cli(genv, *args, "upload", unique, str(up), "--object-name", "up.txt", check=False)
+    assert r.returncode != 0
+    raw = Raw(other.token, owner.url)
+    assert raw("POST", f"/{unique}", headers={"X-Container-Meta-X": "y"}).status_code == 403
+    assert raw("HEAD", f"/{unique}").headers.get("X-Container-Read") is None  # privileged: hidden
+    # write grant by project id: upload and delete, but still no container changes
+    owner.conn.post_container(unique, {"X-Container-Read": f"{other.project_id}:*",
+                                       "X-Container-Write": f"{other.project_id}:*"})
+    swift_cli(genv, *args, "upload", unique, str(up), "--object-name", "up.txt")
+    assert owner.conn.get_object(unique, "up.txt")[1] == b"from grantee"
+    assert raw("DELETE", f"/{unique}/up.txt").status_code == 204
+    assert raw("POST", f"/{unique}", headers={"X-Container-Write": "*:*"}).status_code == 403
+    assert raw("DELETE", f"/{unique}").status_code == 403
+    assert owner.conn.head_container(unique)["x-container-write"] == f"{other.project_id}:*"
+    # the grantee's own account does not list the shared container
+    assert unique not in [c["name"] for c in other.conn.get_account()[1]]
+
+
+def test_user_grants_by_name_and_id(server: LampiServer, owner, unique: str) -> None:  # noqa: ANN001
+    g = new_account(server)
+    owner.conn.put_container(unique)
+    owner.conn.put_object(unique, "o", b"x")
+    raw = Raw(g.token, owner.url)
+    for acl in (f"{g.project}:someone-else", f"{g.project_id}:nobody"):
+        owner.conn.post_container(unique, {"X-Container-Read": acl})
+        assert raw("GET", f"/{unique}/o").status_code == 403
+    user_id = server.cli("user", "list", "--json").stdout
+    uid = next(u["id"] for u in json.loads(user_id) if u["name"] == g.user)
+    for acl in (f"{g.project}:{g.user}", f"{g.project_id}:{uid}", f"*:{g.user}", "*:*"):
+        owner.conn.post_container(unique, {"X-Container-Read": acl})
+        assert raw("GET", f"/{unique}/o").status_code == 200, acl
+        assert raw("GET", f"/{unique}").status_code == 200, acl  # project grants imply listing
+
+
+def test_only_owner_sets_acls_and_reader_is_read_only(server: LampiServer, owner, unique: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique)
+    reader = new_account(server, role="reader")
+    # a reader in another project, granted read, still cannot set ACLs
+    owner.conn.post_container(unique, {"X-Container-Read": f"{reader.project_id}:*"})
+    raw = Raw(reader.token, owner.url)
+    assert raw("POST", f"/{unique}", headers={"X-Container-Read": ".r:*"}).status_code == 403
+    assert raw("PUT", f"/{unique}/o", data=b"x").status_code == 403
+    assert owner.conn.head_container(unique)["x-container-read"] == f"{reader.project_id}:*"
+
+
+def test_account_acls(server: LampiServer, owner) -> None:  # noqa: ANN001
+    ro, rw, adm = new_account(server), new_account(server), new_account(server)
+    c = "acct" + os.urandom(4).hex()
+    owner.conn.put_container(c)
+    owner.conn.put_object(c, "o", b"data")
+    raw_owner = Raw(owner.token, owner.url)
+    acl = {"read-only": [f"{ro.project_id}:*"], "read-write": [f"{rw.project}:{rw.user}"],
+           "admin": [f"{adm.project_id}:*"]}
+    r = raw_owner("POST", "", headers={"X-Account-Access-Control": json.dumps(acl)})
+    assert r.status_code == 204
+    shown = json.loads(raw_owner("HEAD", "").headers["X-Account-Access-Control"])
+    assert shown == acl
+    # read-only: list and read everything, write nothing, see no privileged headers
+    r_ro = Raw(ro.token, owner.url)
+    assert c in r_ro("GET", "").text.split()
+    assert "X-Account-Access-Control" not in r_ro("HEAD", "").headers
+    assert r_ro("GET", f"/{c}/o").content == b"data"
+    assert r_ro("PUT", f"/{c}/n", data=b"x").status_code == 403
+    # read-write: objects and containers, not the account
+    r_rw = Raw(rw.token, owner.url)
+    assert r_rw("PUT", f"/{c}/n", data=b"x").status_code == 201
+    assert r_rw("PUT", f"/{c}rw").status_code == 201
+    assert r_rw("DELETE", f"/{c}rw").status_code == 204
+    assert r_rw("POST", "", headers={"X-Account-Meta-A": "b"}).status_code == 403
+    assert "X-Account-Access-Control" not in r_rw("HEAD", "").headers
+    # admin: owner rights, sees and changes the ACL
+    r_adm = Raw(adm.token, owner.url)
+    assert "X-Account-Access-Control" in r_adm("HEAD", "").headers
+    assert r_adm("POST", "", headers={"X-Account-Access-Control": json.dumps({"read-only": []})}).status_code == 204
+    assert "X-Account-Access-Control" not in raw_owner("HEAD", "").headers or \
+        json.loads(raw_owner("HEAD", "").headers["X-Account-Access-Control"]) == {}
+    assert r_ro("GET", f"/{c}/o").status_code == 403
+
+
+@pytest.mark.parametrize("value,message", [
+    ("{not json", "Syntax error in input ('{not json')"),
+    ('{"owner": []}', "Key 'owner' not recognized"),
+    ('{"admin": "p:*"}', "Value for key 'admin' must be a list"),
+    ('{"admin": [1]}', "Elements of 'admin' list must be strings"),
+])
+def test_bad_account_acl_400(owner, value: str, message: str) -> None:  # noqa: ANN001
+    raw = Raw(owner.token, owner.url)
+    before = raw("HEAD", "").headers.get("X-Account-Access-Control")
+    r = raw("POST", "", headers={"X-Account-Access-Control": value})
+    assert r.status_code == 400 and r.text == message
+    assert raw("HEAD", "").headers.get("X-Account-Access-Control") == before
+
+
+def test_info_advertises(server: LampiServer) -> None:
+    info = swiftclient.Connection(preauthurl=server.url + "/v1/AUTH_x", preauthtoken="x").get_capabilities(
+        server.url + "/info")
+    assert info["tempauth"]["account_acls"] is True
+    assert info["tempurl"]["methods"] == ["GET", "HEAD", "PUT", "POST", "DELETE"]
+    assert set(info["tempurl"]["allowed_digests"]) == {"sha1", "sha256", "sha512"}
+    assert info["tempurl"]["outgoing_remove_headers"] == ["x-object-meta-*"]
+    assert "formpost" in info and "staticweb" in info
