@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import swiftclient
 from swiftclient.exceptions import ClientException
 
 
@@ -425,4 +424,3 @@ def test_rclone_swift_remote(openrc_env, swift_conn, unique, tmp_path) -> None: 
     assert swift_conn.get_container(unique + "_segments")[1] == []
     with pytest.raises(ClientException):
         swift_conn.head_object(unique, "big.bin")
-    _ = swiftclient
