@@ -71,6 +71,11 @@ class Settings:
         metadata={"help": "Seconds between background expirer passes reclaiming expired objects "
                   "(X-Delete-At); 0 disables the expirer."},
     )
+    lifecycle_day_seconds: float = field(
+        default=86400.0,
+        metadata={"help": "For tests only: the length in seconds of a 'day' in S3 lifecycle rules "
+                  "(Expiration Days, DaysAfterInitiation)."},
+    )
     quota_bytes: int = field(
         default=10 * 1024**4,
         metadata={"help": "Default storage quota of a project in bytes (Allas: 10 TiB); 0 = unlimited."},

@@ -33,10 +33,7 @@ async def run_once(storage: Storage, now: float | None = None) -> int:
     while True:
         blob_ids = await storage.meta.reap_expired(now, BATCH)
         for blob_id in blob_ids:
-            try:
-                await storage.blobs.delete(blob_id)
-            except Exception:  # an orphan is harmless; fsck collects it
-                log.warning("could not delete expired blob %s", blob_id, exc_info=True)
+            await storage.release_blob(blob_id)  # (an S3 multipart object's parts too)
         total += len(blob_ids)
         if len(blob_ids) < BATCH:
             return total

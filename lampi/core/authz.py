@@ -146,3 +146,50 @@ def account_access(acl: dict[str, list[str]], ident: Identity) -> str | None:
         if grantee_matches(acl.get(level, []), ident):
             return level
     return None
+
+
+# -- S3 object ACLs -------------------------------------------------------------------
+#
+# An object's S3 ACL lives in its system metadata under ``s3-acl`` (hidden from Swift,
+# kept by a Swift POST, dropped by a new PUT, as every ``s3-`` key): JSON
+# ``{"READ": [grantee, ...], "READ_ACP": [...], "WRITE_ACP": [...], "FULL_CONTROL": [...]}``
+# with grantees spelled as in container ACLs, so the two are one model: ``.r:*`` is
+# S3's AllUsers, ``*:*`` AuthenticatedUsers, ``<project_id>:*`` a CanonicalUser (a
+# project). The container's X-Container-Read/-Write are the bucket's ACL.
+
+OBJECT_ACL_KEY = "s3-acl"
+ALL_USERS = ".r:*"
+AUTHENTICATED_USERS = "*:*"
+S3_PERMISSIONS = ("FULL_CONTROL", "WRITE", "WRITE_ACP", "READ", "READ_ACP")
+
+
+def parse_object_acl(sysmeta: dict[str, str]) -> dict[str, list[str]]:
+    """The stored object ACL → {permission: [grantee, ...]} (absent or bad → empty)."""
+    import json
+
+    raw = sysmeta.get(OBJECT_ACL_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: [g for g in v if isinstance(g, str)] for k, v in data.items()
+            if k in S3_PERMISSIONS and isinstance(v, list)}
+
+
+def acl_grants(acl: dict[str, list[str]], ident: Identity | None, permission: str) -> bool:
+    """Does ``acl`` give ``permission`` (or FULL_CONTROL) to ``ident`` (None: anonymous)?"""
+    groups = acl.get(permission, []) + acl.get("FULL_CONTROL", [])
+    if ALL_USERS in groups:
+        return True
+    return ident is not None and grantee_matches(groups, ident)
+
+
+def object_read_allowed(sysmeta: dict[str, str], ident: Identity | None) -> bool:
+    """May ``ident`` (None: a request without credentials) read this object by its own
+    ACL? Checked after the container's ACL said no, by Swift (``/v1/...`` and the
+    ``/<bucket>/<key>`` public links) and S3 alike (``lampi.swift.acl.decide``)."""
+    return acl_grants(parse_object_acl(sysmeta), ident, "READ")

@@ -1,6 +1,6 @@
 """Manifests: objects whose bytes are the concatenation of other stored bytes.
 
-One model serves Swift's Static Large Objects now and S3 multipart uploads later
+One model serves Swift's Static Large Objects and S3 multipart uploads
 (DESIGN: "S3 multipart uploads and Swift SLOs are the same kind of manifest"):
 
 * the manifest object is an ordinary ``ObjectRecord`` whose blob holds the manifest
@@ -8,7 +8,8 @@ One model serves Swift's Static Large Objects now and S3 multipart uploads later
   ``size``/``etag`` describe the whole large object, ``manifest.body_size`` the blob;
 * a body parses into ``Segment`` s. An SLO segment names an object of the same account
   (``/container/object``, resolved and checked against its recorded ETag and size at
-  read time, as Swift does); a future S3 part segment names a blob directly.
+  read time, as Swift does); an S3 part (``mpu``) names a blob directly, owned by the
+  manifest (``MetaStore.complete_upload`` / ``release_manifest``).
 * ``read`` streams a byte range of the whole, segment after segment, touching only
   the segments (and nested manifests) the range overlaps; memory is one parsed
   segment list per nesting level (bodies are capped).
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,50 @@ async def load_body(storage: Storage, rec: ObjectRecord) -> bytes:
     return b"".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of an S3 multipart object (``mpu``): a whole blob."""
+
+    blob_id: str
+    size: int
+    etag: str  # MD5 hex of the part
+    checksum: str | None = None
+
+
+def mpu_body(parts: list[Part]) -> bytes:
+    """The stored body of an ``mpu`` manifest: its parts in order."""
+    items = [{"blob": p.blob_id, "bytes": p.size, "hash": p.etag, **({"checksum": p.checksum} if p.checksum else {})}
+             for p in parts]
+    return json.dumps(items, separators=(",", ":")).encode("ascii")
+
+
+def mpu_parts(body: bytes) -> list[Part]:
+    try:
+        return [Part(str(it["blob"]), int(it["bytes"]), str(it["hash"]), it.get("checksum")) for it in json.loads(body)]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise errors.SegmentError(f"unreadable manifest: {exc}") from None
+
+
+async def parts_of(storage: Storage, rec: ObjectRecord) -> list[Part]:
+    if rec.manifest is None or rec.manifest.kind != MPU:
+        raise errors.SegmentError("not a multipart object")
+    return mpu_parts(await load_body(storage, rec))
+
+
+def part_pieces(parts: list[Part], first: int, end: int) -> Iterator[tuple[str, int, int]]:
+    """(blob id, offset, length) of the parts covering bytes [first, end)."""
+    pos = 0
+    for p in parts:
+        lo, hi = pos, pos + p.size
+        pos = hi
+        if hi <= first:
+            continue
+        if lo >= end:
+            break
+        a = max(first, lo) - lo
+        yield p.blob_id, a, min(end, hi) - lo - a
+
+
 async def segments_of(storage: Storage, rec: ObjectRecord) -> list[Segment]:
     if rec.manifest is None or rec.manifest.kind != SLO:
         raise errors.SegmentError("not a static large object")
@@ -122,8 +167,8 @@ class _Resolver:
 
     async def pieces(
         self, segments: list[Segment], first: int, end: int, depth: int = 1
-    ) -> AsyncIterator[tuple[ObjectRecord, int, int]]:
-        """(plain record, offset in its blob, length) covering bytes [first, end)."""
+    ) -> AsyncIterator[tuple[str, int, int]]:
+        """(blob id, offset in the blob, length) covering bytes [first, end)."""
         pos = 0
         for seg in segments:
             s_lo, s_hi = pos, pos + seg.length
@@ -135,14 +180,17 @@ class _Resolver:
             lo = max(first, s_lo) - s_lo + seg.start
             hi = min(end, s_hi) - s_lo + seg.start
             rec = await self.record(seg)
-            if seg.nested or rec.manifest is not None:
+            if rec.manifest is not None and rec.manifest.kind == MPU:  # an S3 multipart object as a segment
+                for p in part_pieces(await parts_of(self.storage, rec), lo, hi):
+                    yield p
+            elif seg.nested or rec.manifest is not None:
                 if depth >= MAX_DEPTH:
                     raise errors.SegmentError("max recursion depth exceeded")
                 subs = await segments_of(self.storage, rec)
                 async for p in self.pieces(subs, lo, hi, depth + 1):
                     yield p
             else:
-                yield rec, lo, hi - lo
+                yield rec.blob_id, lo, hi - lo
 
 
 async def read(
@@ -153,7 +201,7 @@ async def read(
     length: int | None = None,
     access: SegmentAccess | None = None,
 ) -> AsyncIterator[bytes]:
-    """Stream ``length`` bytes from ``offset`` of the large object ``rec`` (SLO).
+    """Stream ``length`` bytes from ``offset`` of the large object ``rec`` (SLO or mpu).
 
     Raises SegmentError when a segment is missing or changed — before the first byte
     if it is the first segment, otherwise mid-stream (the caller then cuts the
@@ -161,9 +209,17 @@ async def read(
     end = rec.size if length is None else min(rec.size, offset + length)
     if end <= offset:
         return
+    if rec.manifest is not None and rec.manifest.kind == MPU:
+        for blob_id, off, n in part_pieces(await parts_of(storage, rec), offset, end):
+            try:
+                async for chunk in storage.blobs.read(blob_id, off, n):
+                    yield chunk
+            except FileNotFoundError:
+                raise errors.SegmentError(f"part blob {blob_id} missing") from None
+        return
     res = _Resolver(storage, project_id, access)
-    async for seg_rec, off, n in res.pieces(await segments_of(storage, rec), offset, end):
-        async for chunk in storage.blobs.read(seg_rec.blob_id, off, n):
+    async for blob_id, off, n in res.pieces(await segments_of(storage, rec), offset, end):
+        async for chunk in storage.blobs.read(blob_id, off, n):
             yield chunk
 
 
@@ -206,7 +262,8 @@ async def dlo_totals(storage: Storage, project_id: str, container: str, prefix: 
 
 
 async def dlo_read(
-    storage: Storage, project_id: str, container: str, prefix: str, offset: int, length: int
+    storage: Storage, project_id: str, container: str, prefix: str, offset: int, length: int,
+    access: SegmentAccess | None = None,
 ) -> AsyncIterator[bytes]:
     """Stream ``length`` bytes from ``offset`` of the concatenated segments."""
     pos = 0
@@ -221,7 +278,7 @@ async def dlo_read(
         a = max(offset, lo) - lo
         b = min(end, hi) - lo
         if rec.manifest is not None:
-            source = read(storage, rec, project_id, a, b - a)
+            source = read(storage, rec, project_id, a, b - a, access)  # a nested SLO
         else:
             source = storage.blobs.read(rec.blob_id, a, b - a)
         async for chunk in source:

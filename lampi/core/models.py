@@ -38,7 +38,7 @@ class ManifestInfo:
     ``lampi/core/manifest.py`` and docs/architecture.md "Manifests".
     """
 
-    kind: str  # "slo" (Swift SLO over named segment objects); "mpu" reserved for S3 multipart
+    kind: str  # "slo" (Swift SLO over named segment objects); "mpu" (S3 multipart: part blobs it owns)
     body_size: int = 0  # bytes of the manifest body in the blob (what fsck and bytes-used count)
     body_etag: str = ""  # MD5 of the manifest body (Swift's X-Manifest-Etag, SLO listing hash)
     parts: int = 0  # number of top-level segments
@@ -130,3 +130,37 @@ class Credential:
     user_id: str
     project_id: str
     created_at: float = 0.0
+
+
+# --- S3 multipart uploads (lampi/core/multipart.py) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An S3 multipart upload in progress: what CreateMultipartUpload said about the
+    object to be (its key, content type, metadata, tags, checksum algorithm)."""
+
+    upload_id: str
+    container: str
+    name: str
+    project_id: str
+    initiated: float
+    content_type: str = "binary/octet-stream"
+    meta: dict[str, str] = field(default_factory=dict)
+    sysmeta: dict[str, str] = field(default_factory=dict)
+    checksum_alg: str | None = None
+    checksum_type: str | None = None  # "COMPOSITE" / "FULL_OBJECT" as the client asked
+    owner: str = ""  # user id of the initiator
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPart:
+    """One uploaded part: its own committed blob, owned by the upload until Complete."""
+
+    upload_id: str
+    part_number: int
+    blob_id: str
+    size: int
+    etag: str  # MD5 hex of the part's bytes
+    last_modified: float
+    checksum: str | None = None  # the verified x-amz-checksum-<alg> value (base64), if any

@@ -167,7 +167,14 @@ class Storage:
         return record
 
     async def _release(self, blob_id: str) -> None:
+        await self.release_blob(blob_id)
+
+    async def release_blob(self, blob_id: str) -> None:
+        """Delete a blob no object refers to any more (replaced, deleted, expired) and,
+        when it was an S3 multipart manifest's body, the part blobs it owned."""
         try:
+            for part in await self.meta.release_manifest(blob_id):
+                await self.blobs.delete(part)
             await self.blobs.delete(blob_id)
         except Exception:  # an orphan is harmless; fsck collects it
             log.warning("could not delete replaced blob %s", blob_id, exc_info=True)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import HttpVersion11, web
 
-from lampi.bg import expirer
+from lampi.bg import expirer, lifecycle
 from lampi.config import Settings
 from lampi.core.storage import Storage
 from lampi.http.context import (
@@ -38,6 +38,7 @@ from lampi.http.context import (
 from lampi.identity import keystone
 from lampi.identity.service import IdentityService
 from lampi.log import access_log
+from lampi.s3 import cors as s3_cors
 from lampi.s3 import errors as s3_errors
 from lampi.s3 import host as s3_host
 from lampi.s3 import router as s3_router
@@ -140,6 +141,9 @@ def _public_link_candidate(request: web.Request) -> bool:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     api = api_of(request)
     if api == "s3":
+        if request.method != "OPTIONS" and "Origin" in request.headers:
+            # CORS headers from the bucket's S3 rules, on public links and S3 answers alike
+            await s3_cors.on_actual(request, s3_router.bucket_of(request))
         if _public_link_candidate(request):
             # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>):
             # anonymous reads decided by the Swift container ACL (lampi.core.authz.
@@ -203,6 +207,9 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     app.on_startup.append(on_startup)
     # background expirer in every worker (lampi/bg/expirer.py); stops before the stores close
     app.cleanup_ctx.append(expirer.context(app[STORAGE], settings.expirer_interval))
+    # S3 bucket lifecycle rules, on the same schedule (lampi/bg/lifecycle.py)
+    app.cleanup_ctx.append(lifecycle.context(app[STORAGE], settings.expirer_interval,
+                                             settings.lifecycle_day_seconds))
     app.on_cleanup.append(on_cleanup)
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
     return app

@@ -67,6 +67,9 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     if not p.can_write or not p.project_id:
         raise S3Error(403, "AccessDenied", "Access Denied")
     check_bucket_name(ctx.bucket)
+    from lampi.s3 import acl
+
+    acl_meta = await acl.create_bucket_meta(ctx, p.project_id)  # x-amz-acl / x-amz-grant-*: 400 before anything
     raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
     if raw.strip():
         try:
@@ -89,7 +92,7 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
         raise S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
                       "namespace is shared by all users of the system. Please select a different name and try "
                       "again.", BucketName=ctx.bucket)
-    if not await ctx.storage.create_container(p.project_id, ctx.bucket, {}):
+    if not await ctx.storage.create_container(p.project_id, ctx.bucket, acl_meta):
         raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
                       "succeeded and you already own it.", BucketName=ctx.bucket)
     return web.Response(status=200, headers={"Location": "/" + ctx.bucket})

@@ -60,6 +60,10 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
                            "and try again.", BucketName=bucket)
         case errors.Unauthorized() | errors.Forbidden():
             return access_denied()
+        case errors.QuotaExceeded():
+            return S3Error(403, "QuotaExceeded", "The quota of this project or bucket would be exceeded.")
+        case errors.DomainError() if (mapped := _multipart(exc)) is not None:
+            return mapped
         case errors.EntityTooLarge():
             return S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.")
         case errors.ChecksumMismatch():
@@ -78,6 +82,30 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
         case errors.NotFound():
             return S3Error(404, "NoSuchKey", exc.message)
     return S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
+
+
+def _multipart(exc: errors.DomainError) -> S3Error | None:
+    """The multipart errors of ``lampi.core.multipart``, as S3 words them."""
+    from lampi.core import multipart as mp
+
+    d = {k: str(v) for k, v in exc.detail.items()}
+    match exc:
+        case mp.NoSuchUpload():
+            return S3Error(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, "
+                           "or the upload may have been aborted or completed.")
+        case mp.InvalidPart():
+            extra = {"PartNumber": d["part_number"], "ETag": d["etag"]} if "part_number" in d else {}
+            return S3Error(400, "InvalidPart", "One or more of the specified parts could not be found.  The part "
+                           "may not have been uploaded, or the specified entity tag may not match the part's "
+                           "entity tag.", **extra)
+        case mp.InvalidPartOrder():
+            return S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order. Parts must be "
+                           "ordered by part number.")
+        case mp.EntityTooSmall():
+            return S3Error(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object "
+                           "size.", ProposedSize=d.get("size", ""), MinSizeAllowed=d.get("min_size", ""),
+                           PartNumber=d.get("part_number", ""))
+    return None
 
 
 def error_response(request: web.Request, err: S3Error, resource: str, request_id: str) -> web.Response:

@@ -55,6 +55,12 @@ async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[ListingEn
     return entries[:limit], len(entries) > limit
 
 
+def _etag(e: ListingEntry) -> str:
+    """A Swift SLO lists with ``-<segments>`` after its ETag, as on GET (``multipart.s3_etag``)."""
+    m = (e.extra or {}).get("manifest")
+    return f"{e.hash}-{m.get('parts', 0)}" if m and m.get("kind") == "slo" else e.hash
+
+
 def _contents(ctx: S3Request, entries: list[ListingEntry], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
     out = []
     for e in entries:
@@ -62,7 +68,7 @@ def _contents(ctx: S3Request, entries: list[ListingEntry], enc, with_owner: bool
             out.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
             continue
         kids = [element("Key", enc(e.name)), element("LastModified", iso8601(e.last_modified)),
-                element("ETag", f'"{e.hash}"'), element("Size", e.bytes)]
+                element("ETag", f'"{_etag(e)}"'), element("Size", e.bytes)]
         if with_owner:
             kids.append(owner(ctx, project_id))
         kids.append(element("StorageClass", "STANDARD"))
@@ -177,7 +183,7 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
             continue
         versions.append(element("Version", [
             element("Key", enc(e.name)), element("VersionId", "null"), element("IsLatest", True),
-            element("LastModified", iso8601(e.last_modified)), element("ETag", f'"{e.hash}"'),
+            element("LastModified", iso8601(e.last_modified)), element("ETag", f'"{_etag(e)}"'),
             element("Size", e.bytes), owner(ctx, c.project_id), element("StorageClass", "STANDARD"),
         ]))
     kids += versions + prefixes

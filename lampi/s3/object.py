@@ -18,7 +18,8 @@ from lampi.core import errors
 from lampi.core.models import ObjectRecord
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
-from lampi.s3 import tagging
+from lampi.s3 import acl as s3acl
+from lampi.s3 import lifecycle, tagging
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, no_such_key
 from lampi.s3.router import S3Request
@@ -86,7 +87,7 @@ def object_headers(rec: ObjectRecord) -> dict[str, str]:
 
 
 async def put_object(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=True)
+    bucket = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     request = ctx.request
     plan = s3body.plan(request, ctx.auth)
@@ -100,6 +101,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     sysmeta = sys_meta(request)
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
 
     async def body():  # noqa: ANN202
         async for data in s3body.stream(request, ctx.auth, plan, max_size):
@@ -193,18 +195,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def get_object(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=False)
+    bucket = await ctx.get_bucket(write=False)
     request = ctx.request
     head = request.method == "HEAD"
     try:
         rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
     except errors.ObjectNotFound:
         raise no_such_key(ctx.key) from None
-    if "partNumber" in ctx.query:
-        if ctx.query["partNumber"] != "1":
-            raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+    from lampi.s3 import multipart as mpu
+
+    # large objects (S3 multipart, Swift SLO/DLO): real size and ETag, bytes read through
+    rec, reader = await mpu.large_view(ctx, rec)
+    part = await mpu.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
     headers = object_headers(rec)
     headers.update(tagging.count_header(rec.sysmeta))
+    headers.update(lifecycle.expiration_header(bucket.meta, rec, ctx.settings.lifecycle_day_seconds))
     cond = check_conditionals(request.headers, rec)
     if cond == 304:
         resp = web.Response(status=304, headers={k: v for k, v in headers.items()
@@ -219,6 +224,8 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     ctype = headers.pop("Content-Type", rec.content_type)
     try:
         rng = parse_range(request.headers.get("Range"), rec.size)
+        if part is not None:  # a multipart object's part; a plain object is its own part 1
+            rng = part[:2] if rec.manifest is not None and rec.manifest.kind == "mpu" else None
     except errors.RangeNotSatisfiable:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
                       RangeRequested=request.headers.get("Range", ""), ActualObjectSize=str(rec.size)) from None
@@ -228,13 +235,18 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     if "; charset=" in ctype:
         resp.headers["Content-Type"] = ctype
     resp.content_length = end - start
+    if part is not None and rec.manifest is not None and rec.manifest.kind == "mpu":
+        resp.headers["x-amz-mp-parts-count"] = str(part[2])
     if rng is not None:
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
     elif request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         resp.headers.update(checksum_headers(rec.sysmeta))  # whole-object checksums only, as S3
     ctx.stamp(resp)
-    await resp.prepare(request)
-    if not head and end > start:
+    if reader is not None and not head and end > start:
+        await mpu.send_large(request, resp, reader, start, end - start)
+    else:
+        await resp.prepare(request)
+    if not head and end > start and reader is None:
         from lampi.swift.objects import send_blob  # zero-copy sendfile when the blob is a local file
 
         await send_blob(request, resp, rec, start, end - start)
@@ -299,7 +311,7 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
 
 
 async def copy_object(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=True)
+    bucket = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     request = ctx.request
     src = request.headers["x-amz-copy-source"]
@@ -336,6 +348,8 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
         meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
     if tag_directive == "REPLACE":
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
+    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
     if src_rec.size > ctx.settings.max_object_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta, sysmeta=sysmeta)

@@ -58,16 +58,15 @@ class S3Request:
         return resp
 
     async def get_bucket(self, write: bool, name: str | None = None) -> Container:
-        """The bucket, if the caller's project owns it (or the caller is the cloud admin)."""
+        """The bucket, if the caller may read (or write) it: its own project's roles,
+        or the ACLs Swift and S3 share (``lampi.s3.acl.check``)."""
+        from lampi.s3 import acl
+
         name = self.bucket if name is None else name
         c = await self.storage.meta.get_container(name)
         if c is None:
             raise no_such_bucket(name)
-        p = self.principal
-        if not p.is_cloud_admin and p.project_id != c.project_id:
-            raise access_denied()
-        if (write and not p.can_write) or not p.can_read:
-            raise access_denied()
+        await acl.check(self, c, write)
         return c
 
 
@@ -78,6 +77,10 @@ Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
 class Endpoint:
     operation: str
     handler: Handler | None  # None: not implemented (501 naming the operation)
+
+
+# what a request without credentials may try (lampi.s3.acl.check decides per bucket)
+_ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetObject", "HeadObject"})
 
 
 def stamp(resp: web.StreamResponse, request_id: str) -> None:
@@ -106,6 +109,7 @@ OBJECT_SUBRESOURCES = {
 def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) -> Endpoint:  # noqa: ANN001
     from lampi.s3 import bucket as b
     from lampi.s3 import listing, object as o, tagging
+    from lampi.s3 import multipart as mpu
 
     def ni(op: str) -> Endpoint:
         return Endpoint(op, None)
@@ -117,6 +121,9 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
     if not key:
         if method in ("GET", "HEAD", "PUT", "DELETE"):
+            built = _bucket_config(method, query)  # ACL, CORS, lifecycle (lampi/s3/acl|cors|lifecycle.py)
+            if built is not None:
+                return built
             for sub, name in BUCKET_SUBRESOURCES.items():
                 if sub in query:
                     return ni(verb + name)
@@ -128,7 +135,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
             if "versions" in query:
                 return Endpoint("ListObjectVersions", listing.list_object_versions)
             if "uploads" in query:
-                return ni("ListMultipartUploads")
+                return Endpoint("ListMultipartUploads", mpu.list_uploads)
             if query.get("list-type") == "2":
                 return Endpoint("ListObjectsV2", listing.list_objects_v2)
             return Endpoint("ListObjects", listing.list_objects)
@@ -152,31 +159,39 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
             return Endpoint("PutObjectTagging", tagging.put_object_tagging)
         if method == "DELETE":
             return Endpoint("DeleteObjectTagging", tagging.delete_object_tagging)
+    if "acl" in query and method in ("GET", "HEAD", "PUT"):
+        from lampi.s3 import acl
+
+        if method == "PUT":
+            return Endpoint("PutObjectAcl", acl.put_object_acl)
+        return Endpoint("GetObjectAcl", acl.get_object_acl)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
             if sub in query:
                 return ni(verb + name)
     if method == "GET":
         if "uploadId" in query:
-            return ni("ListParts")
+            return Endpoint("ListParts", mpu.list_parts)
         return Endpoint("GetObject", o.get_object)
     if method == "HEAD":
         return Endpoint("HeadObject", o.get_object)
     if method == "PUT":
         if "uploadId" in query or "partNumber" in query:
-            return ni("UploadPartCopy" if "x-amz-copy-source" in headers else "UploadPart")
+            if "x-amz-copy-source" in headers:
+                return Endpoint("UploadPartCopy", mpu.upload_part_copy)
+            return Endpoint("UploadPart", mpu.upload_part)
         if "x-amz-copy-source" in headers:
             return Endpoint("CopyObject", o.copy_object)
         return Endpoint("PutObject", o.put_object)
     if method == "DELETE":
         if "uploadId" in query:
-            return ni("AbortMultipartUpload")
+            return Endpoint("AbortMultipartUpload", mpu.abort)
         return Endpoint("DeleteObject", o.delete_object)
     if method == "POST":
         if "uploads" in query:
-            return ni("CreateMultipartUpload")
+            return Endpoint("CreateMultipartUpload", mpu.create)
         if "uploadId" in query:
-            return ni("CompleteMultipartUpload")
+            return Endpoint("CompleteMultipartUpload", mpu.complete)
         if "restore" in query:
             return ni("RestoreObject")
         if "select" in query:
@@ -185,11 +200,35 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
     raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 
 
+def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
+    from lampi.s3 import acl, cors, lifecycle
+
+    ops = {
+        "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
+        "cors": {"GET": ("GetBucketCors", cors.get_bucket_cors), "PUT": ("PutBucketCors", cors.put_bucket_cors),
+                 "DELETE": ("DeleteBucketCors", cors.delete_bucket_cors)},
+        "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
+                      "PUT": ("PutBucketLifecycleConfiguration", lifecycle.put_config),
+                      "DELETE": ("DeleteBucketLifecycle", lifecycle.delete_config)},
+    }
+    for sub, by_method in ops.items():
+        if sub in query:
+            op = by_method.get("GET" if method == "HEAD" else method)
+            return Endpoint(*op) if op is not None else None
+    return None
+
+
 def split_path(raw_path: str) -> tuple[str, str]:
     """``/bucket/key...`` → (bucket, key), percent-decoded (path style)."""
     path = raw_path.split("?", 1)[0]
     bucket, _, key = path.lstrip("/").partition("/")
     return unquote(bucket), unquote(key)
+
+
+def bucket_of(request: web.Request) -> str:
+    """The bucket an S3 request is about ("" for the service), path or virtual-hosted style."""
+    vbucket = virtual_bucket(request)
+    return vbucket if vbucket is not None else split_path(request.raw_path)[0]
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -205,12 +244,24 @@ async def handle(request: web.Request) -> web.StreamResponse:
         try:
             if vbucket is not None and not _VHOST_RE.match(vbucket):
                 raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=vbucket)
+            if request.method == "OPTIONS":  # CORS preflight: no auth, the bucket's CORS rules
+                from lampi.s3 import cors
+
+                resp = await cors.preflight(request, bucket, resource, request_id)
+                stamp(resp, request_id)
+                return resp
             auth = await sigv4.authenticate(request)
             if auth is None:
-                raise access_denied()
+                if request.method not in ("GET", "HEAD"):
+                    raise access_denied()
+                from lampi.s3 import acl
+
+                auth = acl.anonymous_auth()  # public buckets only (lampi.s3.acl.check)
             request[PRINCIPAL] = auth.principal
             request[PROJECT] = auth.principal.project_id
             ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
+            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS:
+                raise access_denied()
             if ep.handler is None:
                 raise not_implemented(ep.operation)
             ctx = S3Request(request, auth, bucket, key, request_id)

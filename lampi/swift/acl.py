@@ -27,12 +27,14 @@ from lampi.core import errors
 from lampi.core.authz import (
     ACCOUNT_ACL_KEY,
     ACCOUNT_ACL_LEVELS,
+    OBJECT_ACL_KEY,
     READ_ACL_KEY,
     WRITE_ACL_KEY,
     Identity,
     Principal,
     account_access,
     grantee_matches,
+    object_read_allowed,
     parse_account_acl,
     parse_acl,
     referrer_allowed,
@@ -146,15 +148,28 @@ async def authorize(
 ) -> None:
     """Raise Unauthorized/Forbidden unless the request is allowed; sets
     ``request[OWNER]``."""
-    m = request.method
-    read = m in ("GET", "HEAD")
     request[OWNER] = False
+    # COPY reads its source here; the destination is checked as a write where the
+    # copy is made (lampi.swift.objects), as Swift's copy middleware splits it into a
+    # GET of the source and a PUT of the destination, each authorized
+    request[OWNER] = await decide(request, principal, project_id, container, obj,
+                                  read=request.method in ("GET", "HEAD") or (request.method == "COPY" and bool(obj)))
+
+
+async def decide(
+    request: web.Request, principal: Principal | None, project_id: str,
+    container: str | None, obj: str | None, *, read: bool,
+) -> bool:
+    """The ACL decision for ``principal`` reading (``read``) or writing ``container``
+    (or its object ``obj``) of account ``project_id``: True with swift_owner rights,
+    False when merely allowed; raises Unauthorized/Forbidden when denied. Also used
+    for the sub-requests Swift makes with the caller's authority: large-object
+    segment containers, copy sources and destinations in other accounts."""
     if principal is not None:
         if principal.is_cloud_admin or (principal.project_id == project_id and principal.can_write):
-            request[OWNER] = True
-            return
+            return True
         if principal.project_id == project_id and principal.can_read and read:
-            return  # the reader role: read-only in its own project
+            return False  # the reader role: read-only in its own project
     ident: Identity | None = None
     if principal is not None and principal.project_id:
         acct = await request.app[STORAGE].account(project_id)
@@ -163,12 +178,11 @@ async def authorize(
             ident = await identity_of(request, principal)
             level = account_access(acl, ident)
             if level == "admin":
-                request[OWNER] = True
-                return
+                return True
             if level == "read-write" and (read or container is not None):
-                return  # tempauth: read-write may not change the account itself
+                return False  # tempauth: read-write may not change the account itself
             if level == "read-only" and read:
-                return
+                return False
     if container is None:
         raise _deny(principal)
     c = await request.app[STORAGE].meta.get_container(container)
@@ -181,14 +195,45 @@ async def authorize(
         if ident is None:
             ident = await identity_of(request, principal)
         if grantee_matches(groups, ident):
-            return
+            return False
         # keystoneauth: in its own project, a user whose role is named in the ACL
         if principal.project_id == project_id and set(principal.roles) & set(groups):
-            return
+            return False
     if read and referrer_allowed(request.headers.get("Referer"), referrers):
         if obj is not None or ".rlistings" in groups:
-            return
+            return False
+    if read and obj:
+        # the object's own S3 ACL (public-read, a grant to a project): one model for
+        # Swift, the /<bucket>/<key> public links and S3 (lampi.core.authz)
+        import time
+
+        rec = await request.app[STORAGE].meta.get_object(container, obj, time.time())
+        if rec is not None and OBJECT_ACL_KEY in rec.sysmeta:
+            if ident is None and principal is not None and principal.project_id:
+                ident = await identity_of(request, principal)
+            if object_read_allowed(rec.sysmeta, ident):
+                return False
     raise _deny(principal)
+
+
+async def check_subrequest(
+    request: web.Request, project_id: str, container: str, obj: str | None, *, read: bool = True,
+) -> None:
+    """Allow or refuse (401/403) what Swift does in a sub-request carrying the caller's
+    authority: reading a large object's segments or a DLO's listing (``obj`` None),
+    following a symlink, reading a copy's source, writing a copy's destination in
+    another account. A temp URL allows its own account (account key) or only its own
+    container (container key), as tempurl's authorize_same_account /
+    authorize_same_container."""
+    from lampi.http.context import PRINCIPAL, PROJECT
+    from lampi.swift.tempurl import SCOPE
+
+    scope = request.get(SCOPE)
+    if scope is not None:
+        if (scope[0] == "account" and project_id == request.get(PROJECT)) or container == scope[1]:
+            return
+        raise errors.Unauthorized()
+    await decide(request, request.get(PRINCIPAL), project_id, container, obj, read=read)
 
 
 def strip_privileged(headers: dict[str, str], owner: bool) -> dict[str, str]:

@@ -18,7 +18,7 @@ from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
-from lampi.swift import bulk, quotas, versioning
+from lampi.swift import bulk, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_total_meta, parse_meta, x_timestamp
 from lampi.swift.listing import list_params, listing_format, render_containers, render_object_rows, render_objects
@@ -208,6 +208,8 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
         "Accept-Ranges": "bytes",
     }
     for k, v in c.meta.items():
+        if k.startswith("sys:s3-"):
+            continue  # S3's bucket configuration (CORS, lifecycle, ACP grants): not Swift headers
         if k.startswith("sys:"):
             h[k[4:].title()] = v
         else:
@@ -228,7 +230,9 @@ async def handle_container(
         assert params is not None
         fmt, ctype = listing_format(request)
         if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
-            raw = render_object_rows(await storage.list_object_rows(name, params))
+            obj_rows = await storage.list_object_rows(name, params)
+            raw = render_object_rows(obj_rows)
+            raw = await symlink.annotate_listing(storage, project_id, name, obj_rows, raw)  # symlink_path
             return web.Response(status=200, body=raw, headers=headers, content_type=ctype, charset="utf-8")
         rows = await storage.list_objects(name, params)
         body, _ = render_objects(fmt, name, rows)
@@ -326,12 +330,11 @@ def _c_slice_info() -> dict[str, object]:
 async def public_link(request: web.Request, vbucket: str | None = None) -> web.StreamResponse | None:
     """Anonymous GET/HEAD of ``/<container>/<object>`` (Allas's public links: bucket
     names are unique service-wide, so the container names its account). Served as
-    the same request at ``/v1/AUTH_<p>/<c>/<o>`` when the container's read ACL lets
-    anyone read (``lampi.core.authz.anonymous_read``); None otherwise, so the caller
+    the same request at ``/v1/AUTH_<p>/<c>/<o>`` when the container's read ACL or the
+    object's S3 ACL lets anyone read (``lampi.swift.acl.decide``, the decision Swift
+    and S3 share); None otherwise, so the caller
     falls back to S3's answer for an anonymous request."""
     from urllib.parse import unquote as _unquote
-
-    from lampi.core.authz import anonymous_read
 
     path = request.raw_path.split("?", 1)[0]
     if vbucket is not None:  # virtual-hosted: <bucket>.<s3_domain>/<object>
@@ -345,13 +348,17 @@ async def public_link(request: web.Request, vbucket: str | None = None) -> web.S
     if not container or not obj or "\x00" in container + obj:
         return None
     c = await request.app[STORAGE].meta.get_container(container)
-    if c is None or not anonymous_read(c.meta, request.headers.get("Referer"), listing=False):
+    if c is None:
+        return None
+    try:  # the one decision: container read ACL (referrers), then the object's S3 ACL
+        await acl.decide(request, None, c.project_id, container, obj, read=True)
+    except errors.DomainError:
         return None
     request[PROJECT] = c.project_id
     request[PRINCIPAL] = None
     request[acl.OWNER] = False
     try:
-        await cors.on_actual(request, c.project_id, container)
+        # CORS on an S3 URL: the bucket's S3 CORS rules (lampi.s3.cors), set by the caller
         return await objects.handle(request, c.project_id, container, obj)
     except errors.DomainError as exc:
         return to_response(exc, request.method)

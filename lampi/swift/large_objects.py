@@ -121,6 +121,12 @@ def is_slo(rec: ObjectRecord) -> bool:
     return rec.manifest is not None and rec.manifest.kind == M.SLO
 
 
+def is_mpu(rec: ObjectRecord) -> bool:
+    """An S3 multipart object: served as a large object (real size, ``X-Static-Large-Object``,
+    the S3 ETag ``<md5>-N``), deleted as one object with its parts."""
+    return rec.manifest is not None and rec.manifest.kind == M.MPU
+
+
 def check_put_headers(request: web.Request) -> web.Response | None:
     """PUT/POST checks of the two middlewares on a plain (non-manifest) write."""
     if "X-Static-Large-Object" in request.headers:
@@ -276,9 +282,17 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     # header checks first, so a refused manifest stores nothing
     meta, sysmeta, delete_at = _user_meta(request), _sysmeta(request), _delete_at(request)
     sysmeta.pop("x-object-manifest", None)
+    from lampi.swift import quotas
+
+    # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
+    # the manifest PUT's own Content-Length (the manifest JSON, which is also what
+    # bytes-used counts), not the segments, and one more object
+    await quotas.check_upload(request, project_id, container, length)
     raw = await _read_capped(request, MAX_MANIFEST_SIZE)
     if raw is None:
         return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
+    if length is None:  # chunked: checked once its size is known
+        await quotas.check_upload(request, project_id, container, len(raw))
     try:
         parsed = _validate_input(raw, container, name)
     except _BadManifest as exc:
@@ -407,11 +421,33 @@ async def _head_segment(storage: Any, project_id: str, path: str) -> ObjectRecor
 # -- GET / HEAD ---------------------------------------------------------------------------
 
 
+def segment_access(request: web.Request, project_id: str, listing: bool = False) -> M.SegmentAccess:
+    """The check run before a segment container is read (``listing``: listed, for a
+    DLO). Swift's slo/dlo fetch segments in sub-requests carrying the caller's
+    authority, so the caller must be allowed to read each segment container (owner,
+    account ACL, container ACL incl. ``.r:`` referrers for anonymous callers): a public
+    manifest over a private ``_segments`` container gets 401/403, not the data
+    (``acl.check_subrequest``, which also applies a temp URL's scope)."""
+    from lampi.swift import acl
+
+    async def check(container: str) -> None:
+        await acl.check_subrequest(request, project_id, container, None if listing else "")
+
+    return check
+
+
 async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> web.StreamResponse:
     """GET/HEAD of an SLO or DLO manifest object (``headers``: the object's own)."""
     storage = request.app[STORAGE]
     project_id = request[PROJECT]
     manifest_get = request.query.get("multipart-manifest") == "get"
+    if is_mpu(rec):
+        headers = dict(headers, **{"ETag": f'"{rec.etag}"', "X-Static-Large-Object": "True"})
+
+        def mpu_reader(off: int, n: int) -> AsyncIterator[bytes]:
+            return M.read(storage, rec, project_id, off, n)
+
+        return await serve(request, rec, headers, rec.size, rec.etag, mpu_reader)
     if is_slo(rec):
         assert rec.manifest is not None
         if manifest_get:
@@ -419,17 +455,23 @@ async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) 
         headers = dict(headers, **{"ETag": f'"{rec.etag}"', "X-Static-Large-Object": "True",
                                   "X-Manifest-Etag": rec.manifest.body_etag})
 
+        access = segment_access(request, project_id)
+
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.read(storage, rec, project_id, off, n)
+            return M.read(storage, rec, project_id, off, n, access)
 
         return await serve(request, rec, headers, rec.size, rec.etag, reader)
     # DLO
     cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
+    # Swift lists the segment container with the caller's authority: a DLO needs read
+    # with listing (.rlistings for anonymous callers) on it, else its 401/403
+    await segment_access(request, project_id, listing=True)(cont)
     total, etag = await M.dlo_totals(storage, project_id, cont, prefix)
     headers = dict(headers, ETag=f'"{etag}"')
+    access = segment_access(request, project_id)
 
     def dlo_reader(off: int, n: int) -> AsyncIterator[bytes]:
-        return M.dlo_read(storage, project_id, cont, prefix, off, n)
+        return M.dlo_read(storage, project_id, cont, prefix, off, n, access)
 
     return await serve(request, rec, headers, total, etag, dlo_reader)
 
@@ -526,6 +568,11 @@ async def serve(
     except errors.SegmentError as exc:
         log.warning("large object %s/%s: %s", rec.container, rec.name, exc)
         return swift_error(409, method=request.method)
+    except (errors.Unauthorized, errors.Forbidden) as exc:
+        # the caller may not read the first segment's container: its 401/403
+        from lampi.swift.errors import to_response
+
+        return to_response(exc, request.method)
     await resp.prepare(request)
     try:
         for i, (s, e) in enumerate(spans):
@@ -545,8 +592,9 @@ async def serve(
                 raise errors.SegmentError(f"segments changed while reading ({sent} of {e - s} bytes)")
         if ranges and len(ranges) > 1:
             await resp.write(closing)
-    except errors.SegmentError as exc:
-        # Swift drops the connection mid-body when a later segment is missing or changed
+    except (errors.SegmentError, errors.Unauthorized, errors.Forbidden) as exc:
+        # Swift drops the connection mid-body when a later segment is missing, changed
+        # or not readable by the caller
         log.warning("large object %s/%s cut: %s", rec.container, rec.name, exc)
         if request.transport is not None:
             request.transport.close()
@@ -585,6 +633,8 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
             head = await _head_segment(storage, project_id, seg["name"])
             if isinstance(head, int):
                 seg["error"] = {"code": 404, "message": "SLO manifest not found"}
+            elif is_mpu(head):
+                pass  # an S3 multipart object: deleted as one object, its parts with it
             elif not is_slo(head):
                 seg["error"] = {"code": 400, "message": "Not an SLO manifest"}
             else:
@@ -625,6 +675,21 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
 # -- COPY -----------------------------------------------------------------------------------
 
 
+async def copy_size(request: web.Request, src: ObjectRecord, src_project: str) -> int:
+    """Bytes a copy of ``src`` writes: a large object's data, its manifest body with
+    ``?multipart-manifest=get`` (a DLO's manifest: 0 bytes); what quotas count."""
+    manifest_get = request.query.get("multipart-manifest") == "get"
+    if is_slo(src):
+        return src.stored_size if manifest_get else src.size
+    if is_dlo(src) and not manifest_get:
+        cont, prefix = M.parse_dlo(src.sysmeta["x-object-manifest"])
+        try:
+            return (await M.dlo_totals(request.app[STORAGE], src_project, cont, prefix))[0]
+        except errors.ContainerNotFound:
+            return 0
+    return src.stored_size
+
+
 async def copy(
     request: web.Request,
     src: ObjectRecord,
@@ -649,14 +714,21 @@ async def copy(
             delete_at=delete_at, expected_size=src.stored_size, manifest=ManifestInfo(M.SLO, parts=src.manifest.parts),
             total_size=src.size, total_etag=src.etag,
         )
+    if is_slo(src):  # the data, its segments read with the caller's authority
+        return await storage.put_object(
+            container, name, M.read(storage, src, src_project, access=segment_access(request, src_project)),
+            content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at, expected_size=src.size,
+        )
     if is_dlo(src) and not manifest_get:
         cont, prefix = M.parse_dlo(src.sysmeta["x-object-manifest"])
+        await segment_access(request, src_project, listing=True)(cont)
         total, _ = await M.dlo_totals(storage, src_project, cont, prefix)
         if total > settings.max_object_size:
             raise errors.EntityTooLarge()
         sysmeta = {k: v for k, v in sysmeta.items() if k != "x-object-manifest"}
         return await storage.put_object(
-            container, name, M.dlo_read(storage, src_project, cont, prefix, 0, total), content_type=content_type,
+            container, name, M.dlo_read(storage, src_project, cont, prefix, 0, total,
+                                        segment_access(request, src_project)), content_type=content_type,
             meta=meta, sysmeta=sysmeta, delete_at=delete_at, expected_size=total, max_size=settings.max_object_size,
         )
     return await storage.copy_object(

@@ -13,11 +13,10 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.authz import authorize_account
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
-from lampi.swift import large_objects, quotas, symlink, versioning
+from lampi.swift import acl, large_objects, quotas, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
@@ -75,7 +74,9 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
         dest_project = project_id
         if dest_account:
             dest_project = dest_account.removeprefix("AUTH_")
-            authorize_account(request[PRINCIPAL], dest_project, write=True)
+        # the destination is written with the caller's authority: owner, account ACL
+        # or the destination container's write ACL (also in another account)
+        await acl.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
         await storage.container(dest_project, dparts[0])
         return await copy_object(
             request, dest_project, dparts[0], dparts[1], source=f"/{container}/{name}", source_account=None,
@@ -224,7 +225,7 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         raise
     headers = _object_headers(rec)
     headers.update(request.get(symlink.EXTRA_HEADERS, {}))
-    if large_objects.is_slo(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
+    if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
         check_conditionals(request.headers, rec)
@@ -333,7 +334,11 @@ async def post_object(request: web.Request, container: str, name: str) -> web.St
     sysmeta.update({k: v for k, v in rec.sysmeta.items() if k.startswith("x-symlink-")})  # a link stays one
     delete_at = _delete_at(request)
     ctype = request.headers.get("Content-Type") or rec.content_type
+    if "X-Symlink-Target" in request.headers:
+        return swift_error(400, "A PUT request is required to set a symlink target", method="POST")
     await storage.update_object_meta(rec, meta, sysmeta, ctype, delete_at)
+    if symlink.is_link(rec.sysmeta):
+        return symlink.post_redirect(request, rec)  # applied to the link; 307 to its target
     return web.Response(status=202, content_type="text/html", charset="UTF-8")
 
 
@@ -358,9 +363,20 @@ async def copy_object(
     src_project = source_project or project_id
     if source_account:
         src_project = source_account.removeprefix("AUTH_")
-        authorize_account(request[PRINCIPAL], src_project, write=False)
+    if source_project is None:  # X-Copy-From: the source is read with the caller's authority
+        await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
     await storage.container(src_project, sparts[0])
     src_rec = await storage.head_object(sparts[0], sparts[1])
+    if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
+        # Swift's copy GETs the source through the symlink middleware: a link is
+        # followed and its target copied (the link itself with ?symlink=get)
+        target = await symlink.resolve(request, src_project, sparts[0], sparts[1])
+        if isinstance(target, web.StreamResponse):
+            return target
+        if target is not None:
+            sparts = [target[0], target[1]]
+            src_project = (await storage.meta.get_container(target[0])).project_id  # type: ignore[union-attr]
+            src_rec = await storage.head_object(sparts[0], sparts[1])
     try:
         check_conditionals(request.headers, src_rec)
     except errors.NotModified:
@@ -377,7 +393,10 @@ async def copy_object(
         sysmeta = dict(src_rec.sysmeta)
         sysmeta.update(_sysmeta(request))
     ctype = request.headers.get("Content-Type") or src_rec.content_type
-    await quotas.check_upload(request, project_id, container, src_rec.size)  # 413 over quota
+    # 413 over quota, counting the bytes the copy writes (a large object's data, or
+    # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT
+    await quotas.check_upload(request, project_id, container,
+                              await large_objects.copy_size(request, src_rec, src_project))
     await versioning.before_write(storage, project_id, container, name)  # archive the current version
     rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
         request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,

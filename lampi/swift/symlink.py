@@ -11,14 +11,20 @@ every read.
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.authz import authorize_account
-from lampi.http.context import PRINCIPAL, STORAGE
+from lampi.http.context import STORAGE
+from lampi.swift import acl
 from lampi.swift.errors import swift_error
+
+if TYPE_CHECKING:
+    from lampi.core.models import ObjectRecord
+    from lampi.core.storage import Storage
 
 SYMLOOP_MAX = 2
 TARGET = "x-symlink-target"
@@ -73,7 +79,7 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
         storage = request.app[STORAGE]
         rec = None
         try:
-            authorize_account(request[PRINCIPAL], tproject, write=False)
+            await acl.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
             await storage.container(tproject, tcontainer)
             rec = await storage.head_object(tcontainer, tobj)
         except errors.NotFound:
@@ -139,7 +145,8 @@ async def resolve(
         want_etag = rec.sysmeta.get(TARGET_ETAG)
         tcontainer, _, tobj = unquote(target).partition("/")
         try:
-            authorize_account(request[PRINCIPAL], project_id, write=False)
+            # the target is read with the caller's authority (ACLs of the target container)
+            await acl.check_subrequest(request, project_id, tcontainer, tobj)
             await storage.container(project_id, tcontainer)
             rec = await storage.head_object(tcontainer, tobj)
         except errors.NotFound:
@@ -187,3 +194,53 @@ async def put(request: web.Request, project_id: str, container: str, name: str) 
                  "X-Timestamp": x_timestamp(rec.last_modified)},
         content_type="text/html", charset="UTF-8",
     )
+
+
+def post_redirect(request: web.Request, rec: ObjectRecord) -> web.Response:
+    """A POST to a link: applied to the link itself, then 307 with the target as
+    ``Location`` (relative, as Swift leaves it), its ETag for a static link, and
+    Swift's body."""
+    from lampi.http.context import PROJECT
+
+    account = unquote(rec.sysmeta.get(TARGET_ACCOUNT, "")) or f"AUTH_{request[PROJECT]}"
+    headers = {"Location": f"/v1/{quote(account)}/{rec.sysmeta[TARGET]}"}
+    if TARGET_ETAG in rec.sysmeta:
+        headers["X-Symlink-Target-Etag"] = rec.sysmeta[TARGET_ETAG]
+    body = ("The requested POST was applied to a symlink. POST directly to the target to apply "
+            "requested metadata.")
+    return web.Response(status=307, text=None if request.method == "HEAD" else body, headers=headers,
+                        content_type="text/html", charset="UTF-8")
+
+
+def listing_item(sysmeta: dict[str, str], project_id: str) -> dict[str, object]:
+    """The keys Swift's symlink middleware adds to a link's JSON listing entry."""
+    account = unquote(sysmeta.get(TARGET_ACCOUNT, "")) or f"AUTH_{project_id}"
+    out: dict[str, object] = {"symlink_path": f"/v1/{account}/{unquote(sysmeta[TARGET])}"}
+    if TARGET_ETAG in sysmeta:
+        out["symlink_etag"] = sysmeta[TARGET_ETAG]
+        out["symlink_bytes"] = int(sysmeta.get(TARGET_BYTES, "0"))
+    return out
+
+
+async def annotate_listing(storage: Storage, project_id: str, container: str, rows: list[Any],
+                           body: bytes) -> bytes:
+    """Add ``symlink_path`` (and a static link's ``symlink_etag``/``symlink_bytes``) to
+    the links of a rendered JSON object listing. Links are zero-byte objects, so only
+    those rows are looked at; a listing without links is returned as it was."""
+    import orjson
+
+    from lampi.swift.listing import dumps_ascii
+
+    names = [r[0] for r in rows if isinstance(r, tuple) and len(r) > 5 and r[1] == 0 and not r[5]]
+    if not names:
+        return body
+    found = await storage.meta.objects_sysmeta(container, names, time.time())
+    links = {n: listing_item(sm, project_id) for n, sm in found.items() if is_link(sm)}
+    if not links:
+        return body
+    items = orjson.loads(body)
+    for it in items:
+        extra = links.get(it.get("name"))  # type: ignore[arg-type]
+        if extra:
+            it.update(extra)
+    return dumps_ascii(items)

@@ -92,6 +92,9 @@ def signature(key: str, method: str, expires: int, path: str, alg: str, ip_range
     return hmac.new(key.encode(), body.encode(), getattr(hashlib, alg)).hexdigest()
 
 
+SCOPE = "lampi.tempurl_scope"  # request key: ("account" | "container", container) of the key used
+
+
 def keys_from_meta(meta: dict[str, str]) -> list[str]:
     return [meta[k] for k in ("temp-url-key", "temp-url-key-2") if meta.get(k)]
 
@@ -145,6 +148,9 @@ async def authorize(
         for m in methods:
             if hmac.compare_digest(signature(key, m, expires, path, alg, ip_range), sig_hex):
                 valid = True
+                # Swift's authorize_same_account / authorize_same_container: what the
+                # URL's sub-requests (large-object segments) may read
+                request.setdefault(SCOPE, (_scope, container))
     if not valid:
         raise Invalid("signature does not match")
     if request.method not in ("GET", "HEAD", "OPTIONS"):

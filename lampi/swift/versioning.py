@@ -93,6 +93,16 @@ async def _archive_container(storage: Storage, project_id: str, archive: str) ->
 
 
 async def _copy(storage: Storage, src: ObjectRecord, container: str, name: str) -> ObjectRecord:
+    if src.manifest is not None and src.manifest.kind == "slo":
+        # an SLO is archived and restored as its manifest, not its data (Swift's
+        # versioned_writes copies with ?multipart-manifest=get); a DLO's manifest is
+        # its X-Object-Manifest sysmeta, which the plain copy keeps. (Manifests whose
+        # parts the record owns, S3 multipart, are copied as data below.)
+        return await storage.put_object(
+            container, name, storage.read_stored(src), content_type=src.content_type, meta=dict(src.meta),
+            sysmeta=dict(src.sysmeta), delete_at=src.delete_at, expected_size=src.stored_size,
+            manifest=src.manifest, total_size=src.size, total_etag=src.etag,
+        )
     return await storage.copy_object(
         src, container, name, content_type=src.content_type, meta=dict(src.meta),
         sysmeta=dict(src.sysmeta), delete_at=src.delete_at,

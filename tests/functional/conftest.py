@@ -104,10 +104,13 @@ class LampiServer:
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin ``lampi`` command on this server's data dir."""
-        return subprocess.run(
+        res = subprocess.run(
             [*lampi_cmd(), *args, "--data-dir", str(self.data_dir)],
-            capture_output=True, text=True, input=input, check=check, timeout=60,
+            capture_output=True, text=True, input=input, check=False, timeout=60,
         )
+        if check and res.returncode != 0:
+            raise AssertionError(f"lampi {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+        return res
 
 
 @pytest.fixture(scope="session")

@@ -254,8 +254,8 @@ def test_raw_bad_requests(server, s3, unique, ec2_keys) -> None:  # noqa: ANN001
     r = send("GET", f"/{unique}", when=time.time() - 3600)
     assert r.status_code == 403 and "<Code>RequestTimeTooSkewed</Code>" in r.text
     # unknown operation
-    r = send("GET", f"/{unique}?cors")
-    assert r.status_code == 501 and "<Code>NotImplemented</Code>" in r.text and "GetBucketCors" in r.text
+    r = send("GET", f"/{unique}?policy")
+    assert r.status_code == 501 and "<Code>NotImplemented</Code>" in r.text and "GetBucketPolicy" in r.text
     assert r.headers["x-amz-request-id"] and r.headers["x-amz-id-2"]
     # anonymous
     r = requests.get(f"{server.url}/{unique}")

@@ -16,8 +16,10 @@ from lampi.core.models import (
     Domain,
     ListingEntry,
     ListParams,
+    MultipartUpload,
     ObjectRecord,
     Project,
+    UploadPart,
     User,
 )
 
@@ -55,6 +57,10 @@ class MetaStore(Protocol):
     ) -> bool: ...
     async def get_container(self, name: str) -> Container | None: ...
     async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None: ...
+    async def containers_with_meta(self, key: str) -> list[Container]:
+        """Every container whose metadata has ``key`` (S3 lifecycle configuration)."""
+        ...
+
     async def delete_container(self, project_id: str, name: str) -> None: ...
 
     # objects
@@ -63,6 +69,7 @@ class MetaStore(Protocol):
         ...
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None: ...
+    async def objects_sysmeta(self, container: str, names: list[str], now: float) -> dict[str, dict[str, str]]: ...
     async def update_object_meta(
         self,
         container: str,
@@ -112,3 +119,38 @@ class MetaStore(Protocol):
     async def get_credential(self, access: str) -> Credential | None: ...
     async def list_credentials(self, user_id: str | None = None) -> list[Credential]: ...
     async def delete_credential(self, access: str) -> None: ...
+
+    # S3 multipart uploads (lampi/core/multipart.py). Part blobs are committed before
+    # their row; an in-progress upload's parts and a completed upload's manifest parts
+    # count in ``blob_refs``.
+    async def create_upload(self, upload: MultipartUpload) -> None: ...
+    async def get_upload(self, upload_id: str) -> MultipartUpload | None: ...
+    async def list_uploads(
+        self, container: str, prefix: str, key_marker: str, upload_id_marker: str, limit: int
+    ) -> list[MultipartUpload]:
+        """Uploads of ``container`` under ``prefix`` ordered by (key, initiated, id), after
+        (``key_marker``, ``upload_id_marker``) as S3 pages them."""
+        ...
+
+    async def put_part(self, part: UploadPart) -> str | None:
+        """Record a part (replacing one with the same number); return the replaced part's
+        blob id. Raises NotFound when the upload is gone (then the caller deletes the blob)."""
+        ...
+
+    async def list_parts(self, upload_id: str, marker: int = 0, limit: int = 10000) -> list[UploadPart]: ...
+    async def complete_upload(
+        self, upload_id: str, record: ObjectRecord, part_blobs: list[str]
+    ) -> tuple[str | None, list[str]]:
+        """One transaction: the upload (NotFound if gone) becomes the object ``record``
+        (an ``mpu`` manifest owning ``part_blobs``). Returns (the replaced object's blob id,
+        blob ids of the upload's parts not used, for the caller to delete)."""
+        ...
+
+    async def abort_upload(self, upload_id: str) -> list[str] | None:
+        """Drop the upload; return its part blob ids (None when it did not exist)."""
+        ...
+
+    async def release_manifest(self, owner_blob_id: str) -> list[str]:
+        """Forget the part blobs owned by a manifest body blob no object refers to any
+        more (replaced, deleted or expired); return them for the caller to delete."""
+        ...

@@ -32,8 +32,10 @@ from lampi.core.models import (
     ListingEntry,
     ListParams,
     ManifestInfo,
+    MultipartUpload,
     ObjectRecord,
     Project,
+    UploadPart,
     User,
 )
 
@@ -92,6 +94,25 @@ CREATE TABLE IF NOT EXISTS project_quotas (
     project_id TEXT PRIMARY KEY, max_bytes INTEGER, max_containers INTEGER,
     max_objects_per_container INTEGER
 );
+-- S3 multipart uploads in progress and their parts (lampi/core/multipart.py). Upload
+-- ids sort by creation time, so (container, name, upload_id) is S3's listing order.
+CREATE TABLE IF NOT EXISTS mpu_uploads (
+    upload_id TEXT PRIMARY KEY, container TEXT NOT NULL, name TEXT NOT NULL,
+    project_id TEXT NOT NULL, initiated REAL NOT NULL, content_type TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}', sysmeta TEXT NOT NULL DEFAULT '{}',
+    checksum_alg TEXT, checksum_type TEXT, owner TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS mpu_uploads_by_key ON mpu_uploads (container, name, upload_id);
+CREATE TABLE IF NOT EXISTS mpu_parts (
+    upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, checksum TEXT,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+-- part blobs owned by a completed upload's manifest (its body blob is ``owner``); they
+-- count as referenced only while an object still refers to the owner
+CREATE TABLE IF NOT EXISTS manifest_parts (
+    owner TEXT NOT NULL, blob_id TEXT NOT NULL, PRIMARY KEY (owner, blob_id)
+) WITHOUT ROWID;
 """
 
 REVOKE_SCHEMA = """
@@ -613,6 +634,19 @@ class SQLiteMetaStore:
 
         return await self._run(fn)
 
+    async def containers_with_meta(self, key: str) -> list[Container]:
+        """Every container whose metadata has ``key`` (the S3 lifecycle pass's scan)."""
+
+        def fn(c: sqlite3.Connection) -> list[Container]:
+            rows = c.execute(
+                "SELECT name, project_id, created_at, meta, object_count, bytes_used, put_timestamp, "
+                "updated_at FROM containers WHERE json_extract(meta, ?) IS NOT NULL ORDER BY name",
+                ('$."' + key.replace('"', '') + '"',),
+            ).fetchall()
+            return [Container(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+        return await self._run(fn)
+
     async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None:
         def fn(c: sqlite3.Connection) -> None:
             row = c.execute("SELECT meta FROM containers WHERE name = ?", (name,)).fetchone()
@@ -635,6 +669,11 @@ class SQLiteMetaStore:
             if c.execute("SELECT 1 FROM objects WHERE container = ? LIMIT 1", (name,)).fetchone():
                 raise errors.ContainerNotEmpty()
             c.execute("DELETE FROM containers WHERE name = ?", (name,))
+            # multipart uploads in progress go with the bucket; their part blobs are
+            # then unreferenced and fsck collects them
+            c.execute("DELETE FROM mpu_parts WHERE upload_id IN "
+                      "(SELECT upload_id FROM mpu_uploads WHERE container = ?)", (name,))
+            c.execute("DELETE FROM mpu_uploads WHERE container = ?", (name,))
             c.execute(
                 "UPDATE accounts SET container_count = container_count - 1 WHERE project_id = ?",
                 (project_id,),
@@ -651,9 +690,13 @@ class SQLiteMetaStore:
 
     @staticmethod
     def _stored_size(size: int, manifest: str | None) -> int:
-        """Bytes of an object's own blob (the manifest body for a manifest). Container
-        and account bytes-used count these, as Swift counts an SLO's JSON, not its total."""
-        return int(json.loads(manifest)["body_size"]) if manifest else size
+        """Bytes an object adds to bytes-used: its own blob (the manifest body for an
+        SLO, as Swift counts an SLO's JSON, not its total). An S3 multipart object owns
+        its part blobs, so it counts its whole size (as its segments count in Swift)."""
+        if not manifest:
+            return size
+        m = json.loads(manifest)
+        return size if m.get("kind") == "mpu" else int(m["body_size"])
 
     @staticmethod
     def _object(row: tuple[Any, ...] | None) -> ObjectRecord | None:
@@ -690,37 +733,39 @@ class SQLiteMetaStore:
         )
 
     async def put_object(self, record: ObjectRecord) -> str | None:
-        def fn(c: sqlite3.Connection) -> str | None:
-            old = c.execute(
-                "SELECT blob_id, size, manifest FROM objects WHERE container = ? AND name = ?",
-                (record.container, record.name),
-            ).fetchone()
-            if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
-                raise errors.ContainerNotFound()
-            c.execute(
-                f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.container,
-                    record.name,
-                    record.blob_id,
-                    record.size,
-                    record.etag,
-                    record.content_type,
-                    record.last_modified,
-                    json.dumps(record.meta),
-                    json.dumps(record.sysmeta),
-                    record.delete_at,
-                    record.data_timestamp or record.last_modified,
-                    json.dumps(asdict(record.manifest)) if record.manifest else None,
-                ),
-            )
-            if old is None:
-                self._adjust(c, record.container, 1, record.stored_size)
-                return None
-            self._adjust(c, record.container, 0, record.stored_size - self._stored_size(old[1], old[2]))
-            return str(old[0])
+        return await self._tx(lambda c: self._put_row(c, record))
 
-        return await self._tx(fn)
+    def _put_row(self, c: sqlite3.Connection, record: ObjectRecord) -> str | None:
+        """put_object's transaction body (shared with complete_upload)."""
+        old = c.execute(
+            "SELECT blob_id, size, manifest FROM objects WHERE container = ? AND name = ?",
+            (record.container, record.name),
+        ).fetchone()
+        if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
+            raise errors.ContainerNotFound()
+        c.execute(
+            f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.container,
+                record.name,
+                record.blob_id,
+                record.size,
+                record.etag,
+                record.content_type,
+                record.last_modified,
+                json.dumps(record.meta),
+                json.dumps(record.sysmeta),
+                record.delete_at,
+                record.data_timestamp or record.last_modified,
+                json.dumps(asdict(record.manifest)) if record.manifest else None,
+            ),
+        )
+        used = self._stored_size(record.size, json.dumps(asdict(record.manifest)) if record.manifest else None)
+        if old is None:
+            self._adjust(c, record.container, 1, used)
+            return None
+        self._adjust(c, record.container, 0, used - self._stored_size(old[1], old[2]))
+        return str(old[0])
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None:
         def fn(c: sqlite3.Connection) -> ObjectRecord | None:
@@ -733,6 +778,22 @@ class SQLiteMetaStore:
             if rec is not None and rec.delete_at is not None and rec.delete_at <= now:
                 return None
             return rec
+
+        return await self._run(fn)
+
+    async def objects_sysmeta(self, container: str, names: list[str], now: float) -> dict[str, dict[str, str]]:
+        """System metadata of those of ``names`` that exist (and have not expired) in
+        ``container``: one query per 500 names (symlink targets in JSON listings)."""
+
+        def fn(c: sqlite3.Connection) -> dict[str, dict[str, str]]:
+            out: dict[str, dict[str, str]] = {}
+            for i in range(0, len(names), 500):
+                chunk = names[i:i + 500]
+                sql = ("SELECT name, sysmeta FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?) "
+                       "AND name IN (" + ",".join("?" * len(chunk)) + ")")
+                for name, sysmeta in c.execute(sql, [container, now, *chunk]):
+                    out[name] = json.loads(sysmeta)
+            return out
 
         return await self._run(fn)
 
@@ -810,7 +871,15 @@ class SQLiteMetaStore:
         return await self._run(fn)
 
     async def blob_refs(self) -> set[str]:
-        return await self._run(lambda c: {r[0] for r in c.execute("SELECT blob_id FROM objects")})
+        def fn(c: sqlite3.Connection) -> set[str]:
+            refs = {r[0] for r in c.execute("SELECT blob_id FROM objects")}
+            refs.update(r[0] for r in c.execute("SELECT blob_id FROM mpu_parts"))
+            refs.update(r[0] for r in c.execute(
+                "SELECT m.blob_id FROM manifest_parts m WHERE EXISTS "
+                "(SELECT 1 FROM objects o WHERE o.blob_id = m.owner)"))
+            return refs
+
+        return await self._run(fn)
 
     async def objects_with_blobs(self) -> list[tuple[str, str, str, int]]:
         return await self._run(
@@ -842,11 +911,11 @@ class SQLiteMetaStore:
             for container, name in rows:
                 row = c.execute(
                     "DELETE FROM objects WHERE container = ? AND name = ? AND delete_at IS NOT NULL "
-                    "AND delete_at <= ? RETURNING blob_id, size",
+                    "AND delete_at <= ? RETURNING blob_id, size, manifest",
                     (container, name, now),
                 ).fetchone()
                 if row is not None:
-                    self._adjust(c, container, -1, -row[1])
+                    self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
                     blobs.append(str(row[0]))
             return blobs
 
@@ -922,3 +991,127 @@ class SQLiteMetaStore:
                 raise errors.NotFound("credential not found")
 
         await self._tx(fn)
+
+    # -- S3 multipart uploads -----------------------------------------------------
+
+    _MUCOLS = ("upload_id, container, name, project_id, initiated, content_type, meta, sysmeta, "
+              "checksum_alg, checksum_type, owner")
+    _MPCOLS = "upload_id, part_number, blob_id, size, etag, last_modified, checksum"
+
+    @staticmethod
+    def _upload(row: tuple[Any, ...]) -> MultipartUpload:
+        return MultipartUpload(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]),
+                               json.loads(row[7]), row[8], row[9], row[10])
+
+    async def create_upload(self, upload: MultipartUpload) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if c.execute("SELECT 1 FROM containers WHERE name = ?", (upload.container,)).fetchone() is None:
+                raise errors.ContainerNotFound()
+            c.execute(
+                f"INSERT INTO mpu_uploads ({self._MUCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (upload.upload_id, upload.container, upload.name, upload.project_id, upload.initiated,
+                 upload.content_type, json.dumps(upload.meta), json.dumps(upload.sysmeta),
+                 upload.checksum_alg, upload.checksum_type, upload.owner),
+            )
+
+        await self._tx(fn)
+
+    async def get_upload(self, upload_id: str) -> MultipartUpload | None:
+        def fn(c: sqlite3.Connection) -> MultipartUpload | None:
+            row = c.execute(f"SELECT {self._MUCOLS} FROM mpu_uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+            return self._upload(row) if row else None
+
+        return await self._run(fn)
+
+    async def list_uploads(
+        self, container: str, prefix: str, key_marker: str, upload_id_marker: str, limit: int
+    ) -> list[MultipartUpload]:
+        def fn(c: sqlite3.Connection) -> list[MultipartUpload]:
+            sql = f"SELECT {self._MUCOLS} FROM mpu_uploads WHERE container = ?"
+            args: list[Any] = [container]
+            if prefix:
+                sql += " AND name >= ?"
+                args.append(prefix)
+                upper = _after(prefix)
+                if upper is not None:
+                    sql += " AND name < ?"
+                    args.append(upper)
+            if key_marker and upload_id_marker:
+                sql += " AND (name > ? OR (name = ? AND upload_id > ?))"
+                args += [key_marker, key_marker, upload_id_marker]
+            elif key_marker:
+                sql += " AND name > ?"
+                args.append(key_marker)
+            sql += " ORDER BY name, upload_id LIMIT ?"
+            args.append(limit)
+            return [self._upload(r) for r in c.execute(sql, args).fetchall()]
+
+        return await self._run(fn)
+
+    async def put_part(self, part: UploadPart) -> str | None:
+        def fn(c: sqlite3.Connection) -> str | None:
+            if c.execute("SELECT 1 FROM mpu_uploads WHERE upload_id = ?", (part.upload_id,)).fetchone() is None:
+                raise errors.NotFound("upload not found")
+            old = c.execute("SELECT blob_id FROM mpu_parts WHERE upload_id = ? AND part_number = ?",
+                            (part.upload_id, part.part_number)).fetchone()
+            c.execute(
+                f"INSERT OR REPLACE INTO mpu_parts ({self._MPCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (part.upload_id, part.part_number, part.blob_id, part.size, part.etag, part.last_modified,
+                 part.checksum),
+            )
+            return str(old[0]) if old and old[0] != part.blob_id else None
+
+        return await self._tx(fn)
+
+    async def list_parts(self, upload_id: str, marker: int = 0, limit: int = 10000) -> list[UploadPart]:
+        def fn(c: sqlite3.Connection) -> list[UploadPart]:
+            rows = c.execute(
+                f"SELECT {self._MPCOLS} FROM mpu_parts WHERE upload_id = ? AND part_number > ? "
+                "ORDER BY part_number LIMIT ?",
+                (upload_id, marker, limit),
+            ).fetchall()
+            return [UploadPart(*r) for r in rows]
+
+        return await self._run(fn)
+
+    async def complete_upload(
+        self, upload_id: str, record: ObjectRecord, part_blobs: list[str]
+    ) -> tuple[str | None, list[str]]:
+        def fn(c: sqlite3.Connection) -> tuple[str | None, list[str]]:
+            if c.execute("SELECT 1 FROM mpu_uploads WHERE upload_id = ?", (upload_id,)).fetchone() is None:
+                raise errors.NotFound("upload not found")
+            have = {r[0] for r in c.execute("SELECT blob_id FROM mpu_parts WHERE upload_id = ?", (upload_id,))}
+            used = set(part_blobs)
+            if not used <= have:  # a part was replaced or the upload completed meanwhile
+                raise errors.Conflict("a part changed while completing")
+            c.execute("DELETE FROM mpu_parts WHERE upload_id = ?", (upload_id,))
+            c.execute("DELETE FROM mpu_uploads WHERE upload_id = ?", (upload_id,))
+            c.executemany("INSERT OR IGNORE INTO manifest_parts (owner, blob_id) VALUES (?, ?)",
+                          [(record.blob_id, b) for b in part_blobs])
+            old = self._put_row(c, record)
+            return old, sorted(have - used)
+
+        return await self._tx(fn)
+
+    async def abort_upload(self, upload_id: str) -> list[str] | None:
+        def fn(c: sqlite3.Connection) -> list[str] | None:
+            if not c.execute("DELETE FROM mpu_uploads WHERE upload_id = ?", (upload_id,)).rowcount:
+                return None
+            return [r[0] for r in c.execute(
+                "DELETE FROM mpu_parts WHERE upload_id = ? RETURNING blob_id", (upload_id,)).fetchall()]
+
+        return await self._tx(fn)
+
+    async def release_manifest(self, owner_blob_id: str) -> list[str]:
+        # called for every released blob: a read first, a write only for an S3 manifest
+        if not await self._run(lambda c: c.execute(
+                "SELECT 1 FROM manifest_parts WHERE owner = ? LIMIT 1", (owner_blob_id,)).fetchone()):
+            return []
+
+        def fn(c: sqlite3.Connection) -> list[str]:
+            if c.execute("SELECT 1 FROM objects WHERE blob_id = ? LIMIT 1", (owner_blob_id,)).fetchone():
+                return []  # still in use
+            return [r[0] for r in c.execute(
+                "DELETE FROM manifest_parts WHERE owner = ? RETURNING blob_id", (owner_blob_id,)).fetchall()]
+
+        return await self._tx(fn)

@@ -250,6 +250,17 @@ async def test_container_stats_in_listing(meta):
 # -- objects ------------------------------------------------------------------------
 
 
+async def test_objects_sysmeta(meta):
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    await meta.put_object(rec("c", "a", 0, sysmeta={"x-symlink-target": "c/b"}))
+    await meta.put_object(rec("c", "b", 0))
+    await meta.put_object(rec("c", "gone", 0, sysmeta={"k": "v"}, delete_at=int(time.time()) - 1))
+    names = ["a", "b", "gone", "absent"] + [f"n{i}" for i in range(600)]
+    assert await meta.objects_sysmeta("c", names, time.time()) == {"a": {"x-symlink-target": "c/b"}, "b": {}}
+    assert await meta.objects_sysmeta("other", ["a"], time.time()) == {}
+
+
 async def test_object_roundtrip(meta):
     p = await setup_project(meta)
     await meta.create_container(p.id, "c", {}, time.time())
@@ -460,3 +471,77 @@ async def test_project_quota(meta):
     assert await meta.get_project_quota(p.id) == {"bytes": None, "containers": 3, "objects_per_container": 9}
     with pytest.raises(errors.NotFound):
         await meta.set_project_quota("nope", {"bytes": 1})
+
+
+# -- S3 multipart uploads -------------------------------------------------------------
+
+
+async def test_multipart_uploads_parts_complete_abort(meta):
+    from lampi.core.models import ManifestInfo, MultipartUpload, UploadPart
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "mpu", {}, time.time())
+    ups = [MultipartUpload(f"{i:04d}" + uid(), "mpu", name, p.id, time.time(), "text/plain", {"a": "1"},
+                           {"s3-tags": "t=v"}, "crc32", "COMPOSITE", "u1")
+           for i, name in enumerate(["k", "k", "a/x", "b"])]
+    for u in ups:
+        await meta.create_upload(u)
+    assert await meta.get_upload(ups[0].upload_id) == ups[0]
+    assert await meta.get_upload("nope") is None
+    with pytest.raises(errors.ContainerNotFound):
+        await meta.create_upload(MultipartUpload(uid(), "nope", "k", p.id, time.time()))
+    # S3's order: by key, then upload id (creation order); markers page through it
+    order = [(u.name, u.upload_id) for u in await meta.list_uploads("mpu", "", "", "", 100)]
+    assert order == sorted((u.name, u.upload_id) for u in ups)
+    assert [u.name for u in await meta.list_uploads("mpu", "a/", "", "", 100)] == ["a/x"]
+    assert [u.upload_id for u in await meta.list_uploads("mpu", "", "k", ups[0].upload_id, 100)] == [ups[1].upload_id]
+    assert [u.name for u in await meta.list_uploads("mpu", "", "b", "", 100)] == ["k", "k"]
+    assert len(await meta.list_uploads("mpu", "", "", "", 2)) == 2
+    # parts: replacing one returns the old blob; a part of a missing upload is refused
+    u = ups[0]
+    parts = [UploadPart(u.upload_id, n, uid(), 10 * n, f"{n:032x}", time.time(), None) for n in (1, 2, 3)]
+    for part in parts:
+        assert await meta.put_part(part) is None
+    newer = UploadPart(u.upload_id, 2, uid(), 20, "f" * 32, time.time(), "AAAAAA==")
+    assert await meta.put_part(newer) == parts[1].blob_id
+    parts[1] = newer
+    with pytest.raises(errors.NotFound):
+        await meta.put_part(UploadPart("nope", 1, uid(), 1, "0" * 32, time.time()))
+    assert await meta.list_parts(u.upload_id) == parts
+    assert await meta.list_parts(u.upload_id, 1, 1) == [parts[1]]
+    refs = await meta.blob_refs()
+    assert {x.blob_id for x in parts} <= refs  # in-progress parts count as referenced
+    # complete with parts 1 and 3: part 2 is handed back unused; the manifest owns 1 and 3
+    body = uid()
+    record = rec("mpu", "k", size=40, blob_id=body, etag="e" * 32 + "-2",
+                 manifest=ManifestInfo("mpu", body_size=100, body_etag="b" * 32, parts=2))
+    before = await counters(meta, p.id, "mpu")
+    old, unused = await meta.complete_upload(u.upload_id, record, [parts[0].blob_id, parts[2].blob_id])
+    assert old is None and unused == [parts[1].blob_id]
+    after = await counters(meta, p.id, "mpu")
+    assert after[1] - before[1] == 1 and after[2] - before[2] == 40  # a multipart object counts its whole size
+    assert await meta.get_upload(u.upload_id) is None and await meta.list_parts(u.upload_id) == []
+    assert (await meta.get_object("mpu", "k", time.time())).manifest.kind == "mpu"
+    refs = await meta.blob_refs()
+    assert {body, parts[0].blob_id, parts[2].blob_id} <= refs and parts[1].blob_id not in refs
+    assert ("mpu", "k", body, 100) in await meta.objects_with_blobs()  # fsck checks the body's size
+    with pytest.raises(errors.NotFound):
+        await meta.complete_upload(u.upload_id, record, [])
+    # the owner is still an object: nothing to release
+    assert await meta.release_manifest(body) == []
+    # replaced: the manifest's parts are released once, and no longer referenced
+    assert await meta.put_object(rec("mpu", "k", size=5)) == body
+    assert sorted(await meta.release_manifest(body)) == sorted([parts[0].blob_id, parts[2].blob_id])
+    assert await meta.release_manifest(body) == []
+    assert parts[0].blob_id not in await meta.blob_refs()
+    assert (await counters(meta, p.id, "mpu"))[2] == before[2] + 5
+    # abort hands back the part blobs; a second abort finds nothing
+    pb = UploadPart(ups[1].upload_id, 1, uid(), 1, "0" * 32, time.time())
+    await meta.put_part(pb)
+    assert await meta.abort_upload(ups[1].upload_id) == [pb.blob_id]
+    assert await meta.abort_upload(ups[1].upload_id) is None
+    assert pb.blob_id not in await meta.blob_refs()
+    # deleting the (object-empty) bucket drops its uploads in progress
+    await meta.delete_object("mpu", "k")
+    await meta.delete_container(p.id, "mpu")
+    assert await meta.get_upload(ups[2].upload_id) is None

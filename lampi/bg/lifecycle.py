@@ -1,0 +1,121 @@
+"""The S3 lifecycle pass: applies buckets' lifecycle rules (``lampi.s3.lifecycle``).
+
+Started like the object expirer, in every worker, every ``expirer_interval`` seconds
+(jittered). Each pass reads the buckets that have a lifecycle configuration, lists the
+objects under each enabled rule's prefix and deletes those past their expiry (after
+re-reading the object, so one replaced since the listing is left alone); incomplete
+multipart uploads older than AbortIncompleteMultipartUpload's DaysAfterInitiation are
+aborted. Workers need no coordination: deleting an object twice is a harmless 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+
+from lampi.core import errors
+from lampi.core.models import Container, ListParams
+from lampi.core.storage import Storage
+
+log = logging.getLogger("lampi.lifecycle")
+
+PAGE = 1000
+
+
+async def _expire_rule(storage: Storage, c: Container, rule: dict, day_seconds: float, now: float) -> int:
+    from lampi.s3 import lifecycle as lc
+    from lampi.s3 import tagging
+
+    n = 0
+    marker = ""
+    prefix = lc.prefix_of(rule)
+    while True:
+        page = await storage.list_objects(c.name, ListParams(prefix=prefix, marker=marker, limit=PAGE))
+        for e in page:
+            if e.is_subdir:
+                continue
+            t = lc.expires_at(rule, e.last_modified, day_seconds)
+            if t is None or t > now or not lc.matches(rule, e.name, e.bytes, None):
+                continue
+            try:
+                rec = await storage.head_object(c.name, e.name)
+            except errors.ObjectNotFound:
+                continue
+            t = lc.expires_at(rule, rec.last_modified, day_seconds)
+            if t is None or t > now or not lc.matches(rule, rec.name, rec.size, tagging.stored(rec.sysmeta)):
+                continue  # replaced since the listing, or its tags don't match
+            try:
+                await storage.delete_object(c.name, rec.name)
+                n += 1
+            except errors.ObjectNotFound:
+                pass
+        if len(page) < PAGE:
+            return n
+        marker = page[-1].name
+
+
+async def _abort_uploads(storage: Storage, c: Container, rule: dict, day_seconds: float, now: float) -> int:
+    from lampi.core import multipart
+    from lampi.s3 import lifecycle as lc
+
+    cutoff = now - rule["abort_days"] * day_seconds
+    n = 0
+    key_marker = upload_marker = ""
+    while True:
+        ups = await storage.meta.list_uploads(c.name, lc.prefix_of(rule), key_marker, upload_marker, PAGE)
+        for up in ups:
+            if up.initiated <= cutoff and await multipart.abort_upload(storage, up.upload_id):
+                n += 1
+        if len(ups) < PAGE:
+            return n
+        key_marker, upload_marker = ups[-1].name, ups[-1].upload_id
+
+
+async def run_once(storage: Storage, day_seconds: float, now: float | None = None) -> int:
+    """Apply every bucket's lifecycle rules at ``now``; return objects deleted + uploads aborted."""
+    from lampi.s3 import lifecycle as lc
+
+    now = time.time() if now is None else now
+    total = 0
+    for c in await storage.meta.containers_with_meta(lc.LIFECYCLE_KEY):
+        for rule in lc.rules_of(c.meta) or []:
+            if rule.get("status") != "Enabled":
+                continue
+            try:
+                if rule.get("days") is not None or rule.get("date") is not None:
+                    total += await _expire_rule(storage, c, rule, day_seconds, now)
+                if rule.get("abort_days") is not None:
+                    total += await _abort_uploads(storage, c, rule, day_seconds, now)
+            except errors.ContainerNotFound:
+                break  # deleted meanwhile
+    return total
+
+
+async def run_forever(storage: Storage, interval: float, day_seconds: float) -> None:
+    await asyncio.sleep(interval * random.uniform(0.1, 1.0))
+    while True:
+        try:
+            n = await run_once(storage, day_seconds)
+            if n:
+                log.info("lifecycle removed %d object(s) / upload(s)", n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("lifecycle pass failed")
+        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+
+
+def context(storage: Storage, interval: float, day_seconds: float):  # type: ignore[no-untyped-def]
+    """An aiohttp ``cleanup_ctx`` running the lifecycle pass while the app runs (0: off)."""
+
+    async def ctx(_app: object) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(run_forever(storage, interval, day_seconds)) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return ctx
