@@ -85,6 +85,9 @@ async def create(ctx: S3Request) -> web.StreamResponse:
     sysmeta = sys_meta(request)
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
+    from lampi.s3 import acl as s3acl
+
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, c.project_id))  # x-amz-acl: the completed object's ACL
     alg = request.headers.get("x-amz-checksum-algorithm")
     if alg is not None:
         alg = alg.strip().lower()

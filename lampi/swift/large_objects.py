@@ -687,7 +687,9 @@ async def copy_size(request: web.Request, src: ObjectRecord, src_project: str) -
             return (await M.dlo_totals(request.app[STORAGE], src_project, cont, prefix))[0]
         except errors.ContainerNotFound:
             return 0
-    return src.stored_size
+    if is_dlo(src):
+        return src.stored_size  # the manifest object itself
+    return src.size  # a plain object; other manifests (S3 multipart) are copied as data
 
 
 async def copy(

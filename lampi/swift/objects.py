@@ -14,7 +14,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.models import ObjectRecord
-from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE
+from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 from lampi.swift import acl, large_objects, quotas, symlink, versioning
 from lampi.swift.errors import swift_error

@@ -188,6 +188,15 @@ def test_object_acls(server, s3, swift_conn, other, unique) -> None:  # noqa: AN
     assert requests.get(f"{server.url}/{unique}/copy", timeout=10).status_code == 403
     s3.copy_object(Bucket=unique, Key="copy2", CopySource={"Bucket": unique, "Key": "pub"}, ACL="public-read")
     assert requests.get(f"{server.url}/{unique}/copy2", timeout=10).content == b"new"
+    # a multipart upload's x-amz-acl is the completed object's ACL
+    up = s3.create_multipart_upload(Bucket=unique, Key="mpu", ACL="public-read")["UploadId"]
+    etag = s3.upload_part(Bucket=unique, Key="mpu", UploadId=up, PartNumber=1, Body=b"multi")["ETag"]
+    s3.complete_multipart_upload(Bucket=unique, Key="mpu", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert requests.get(f"{server.url}/{unique}/mpu", timeout=10).content == b"multi"
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket=unique, Key="mpu2", ACL="nonsense")  # type: ignore[arg-type]
+    assert code(exc) == (400, "InvalidArgument")
 
 
 def test_other_project_denied_then_allowed_by_grant(server, s3, swift_conn, other, unique) -> None:  # noqa: ANN001
