@@ -110,8 +110,8 @@ def grantee_matches(groups: list[str], ident: Identity, allow_names: bool = True
 def anonymous_read(meta: dict[str, str], referrer: str | None, listing: bool) -> bool:
     """May a request without credentials read this container's objects (or, with
     ``listing``, list it)? The one decision for public access, used by the Swift
-    adapter (``/v1/AUTH_p/c/o`` and the ``/<c>/<o>`` public links) and meant for S3's
-    anonymous requests too."""
+    adapter (``/v1/AUTH_p/c/o``) and S3's anonymous requests (the ``/<c>/<o>``
+    public links, public-list buckets)."""
     referrers, groups = parse_acl(meta.get(READ_ACL_KEY))
     if not referrer_allowed(referrer, referrers):
         return False

@@ -58,6 +58,10 @@ class ObjectRecord:
     delete_at: int | None = None
     data_timestamp: float = 0.0  # when the bytes were written (unchanged by POST)
     manifest: ManifestInfo | None = None  # set for stored manifests (SLO, later S3 multipart)
+    # object versioning (lampi/core/versions.py): the id of this version; None for an
+    # unversioned ("null") object. A current object with an id shares its blob with its
+    # version record, which owns it.
+    version_id: str | None = None
 
     @property
     def stored_size(self) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
+from lampi.core import versions
 from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
@@ -153,7 +154,7 @@ class Storage:
             manifest=manifest,
         )
         try:
-            old = await self.meta.put_object(record)
+            record, old = await self._put_record(record)
         except asyncio.CancelledError:
             # Cancelled (e.g. at the end of the shutdown grace period) while the
             # metadata transaction runs in its thread: it may still commit, so the
@@ -166,12 +167,31 @@ class Storage:
             await self._release(old)
         return record
 
+    async def _put_record(self, record: ObjectRecord) -> tuple[ObjectRecord, str | None]:
+        """``meta.put_object``; in a container with object versioning enabled the record
+        is written as a new version (id = its timestamp, moved on if taken)."""
+        c = await self.meta.get_container(record.container)
+        if c is None or not versions.enabled(c.meta):
+            return record, await self.meta.put_object(record)
+        ts = record.last_modified
+        for _ in range(100):
+            rec = replace(record, last_modified=ts, data_timestamp=ts, version_id=versions.version_id(ts))
+            try:
+                return rec, await self.meta.put_object(rec)
+            except errors.Conflict as exc:
+                if exc.message != "version exists":
+                    raise
+                ts += 0.00001
+        raise errors.Conflict("version exists")
+
     async def _release(self, blob_id: str) -> None:
         await self.release_blob(blob_id)
 
     async def release_blob(self, blob_id: str) -> None:
         """Delete a blob no object refers to any more (replaced, deleted, expired) and,
         when it was an S3 multipart manifest's body, the part blobs it owned."""
+        if not blob_id:  # a delete marker or a current object pointing at a version
+            return
         try:
             for part in await self.meta.release_manifest(blob_id):
                 await self.blobs.delete(part)
@@ -226,12 +246,42 @@ class Storage:
 
     async def delete_object(self, container: str, name: str) -> None:
         rec = await self.meta.get_object(container, name, time.time())
-        blob_id = await self.meta.delete_object(container, name)
+        blob_id = await self.meta.delete_object(container, name)  # "" when a version keeps the blob
         if blob_id is None or rec is None:
-            if blob_id is not None:
+            if blob_id:
                 await self._release(blob_id)  # it had expired: reclaim, still a 404
             raise errors.ObjectNotFound()
         await self._release(blob_id)
+
+    # -- object versions (lampi/core/versions.py) --------------------------------------
+
+    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+        return await self.meta.get_version(container, name, vid)
+
+    async def delete_current(self, container: str, name: str) -> tuple[bool, str]:
+        """DELETE with versioning enabled: a delete marker (its id returned) replaces the
+        current object, which is kept as a version. (existed, marker version id)."""
+        now = time.time()
+        existed, vid, released = await self.meta.delete_current(container, name, now, now)
+        if released:
+            await self._release(released)
+        return existed, vid
+
+    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str]:
+        """Delete one version and its blob; (found, current version id after)."""
+        found, blob_id, current = await self.meta.delete_version(container, name, vid)
+        if blob_id:
+            await self._release(blob_id)
+        return found, current
+
+    async def restore_version(self, container: str, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
+        rec, released = await self.meta.restore_version(container, name, vid, keep_current)
+        if released:
+            await self._release(released)
+        return rec
+
+    async def list_versions(self, container: str, params: ListParams, version_marker: str | None) -> list[ListingEntry]:
+        return await self.meta.list_versions(container, params, version_marker, time.time())
 
     async def copy_object(
         self,

@@ -133,24 +133,15 @@ def _route(request: web.Request) -> str:
     return "s3"  # everything else is S3, path style (anonymous: AccessDenied)
 
 
-def _public_link_candidate(request: web.Request) -> bool:
-    return (request.method in ("GET", "HEAD") and not s3_sigv4.is_s3_auth(request)
-            and "X-Auth-Token" not in request.headers and "X-Storage-Token" not in request.headers)
-
-
 async def dispatch(request: web.Request) -> web.StreamResponse:
     api = api_of(request)
     if api == "s3":
         if request.method != "OPTIONS" and "Origin" in request.headers:
             # CORS headers from the bucket's S3 rules, on public links and S3 answers alike
             await s3_cors.on_actual(request, s3_router.bucket_of(request))
-        if _public_link_candidate(request):
-            # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>):
-            # anonymous reads decided by the Swift container ACL (lampi.core.authz.
-            # anonymous_read); anything not public falls through to S3's answer
-            resp = await swift.public_link(request, s3_host.virtual_bucket(request))
-            if resp is not None:
-                return resp
+        # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>) are
+        # anonymous S3 GetObject/HeadObject: S3 headers (x-amz-meta-*), the one access
+        # decision (lampi.s3.acl.check → lampi.swift.acl.decide), as Allas's RGW answers
         return await s3_router.handle(request)
     if api == "swift":
         return await swift.handle(request)

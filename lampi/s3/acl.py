@@ -94,9 +94,18 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
     p = ctx.principal
     request = ctx.request
     if is_anonymous(p):
-        # anonymous reads of public objects are served by the public-link hook
-        # (lampi.http.app.dispatch) before S3; here only the listing of a public bucket
-        if write or ctx.key or not anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
+        if write:
+            raise access_denied()
+        if ctx.key and c.name == ctx.bucket:
+            # GetObject/HeadObject, Allas's public links: the container's read ACL
+            # (referrers) or the object's own ACL, decided as for Swift
+            try:
+                await decide(request, None, c.project_id, c.name, ctx.key, read=True)
+            except errors.DomainError:
+                raise access_denied() from None
+            return
+        # ListObjects / HeadBucket of a public bucket (.rlistings)
+        if ctx.key or not anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
             raise access_denied()
         return
     obj: str | None = None

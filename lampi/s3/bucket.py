@@ -82,8 +82,10 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
                           "against our published schema")
         loc = child_text(root, "LocationConstraint")
         if loc and loc not in (ctx.settings.region, "us-east-1"):
-            raise S3Error(400, "InvalidLocationConstraint", "The specified location-constraint is not valid",
-                          LocationConstraint=loc)
+            # as AWS for a region other than the endpoint's (us-east-1, the default of
+            # clients with no region set, is accepted as "no constraint")
+            raise S3Error(400, "IllegalLocationConstraintException", f"The {loc} location constraint is "
+                          "incompatible for the region specific endpoint this request was sent to.")
     existing = await ctx.storage.meta.get_container(ctx.bucket)
     if existing is not None:
         if existing.project_id == p.project_id:

@@ -45,14 +45,43 @@ def _encoder(ctx: S3Request):  # noqa: ANN202
 
 
 async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[ListingEntry], bool]:
-    await ctx.get_bucket(write=False)
+    c = await ctx.get_bucket(write=False)
     if limit == 0:
         return [], False
     q = ctx.query
     params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=marker,
                         limit=limit + 1)
     entries = await ctx.storage.list_objects(ctx.bucket, params)
-    return entries[:limit], len(entries) > limit
+    return await _dlo_sizes(ctx, c.project_id, entries[:limit]), len(entries) > limit
+
+
+async def _dlo_sizes(ctx: S3Request, project_id: str, entries: list[ListingEntry]) -> list[ListingEntry]:
+    """Swift DLOs (0-byte manifest objects) list with their real size and the ``-N``
+    ETag GetObject shows (Swift lists the manifest's 0 bytes, and so does Allas): a
+    sync tool comparing sizes would otherwise see a mismatch. Only 0-byte entries are
+    looked at; the segment container is summed only if the caller may list it."""
+    import time
+    from dataclasses import replace
+
+    from lampi.core import errors
+    from lampi.core import manifest as M
+    from lampi.swift.large_objects import segment_access
+
+    out = []
+    for e in entries:
+        if not e.is_subdir and e.bytes == 0 and not e.extra:
+            rec = await ctx.storage.meta.get_object(ctx.bucket, e.name, time.time())
+            if rec is not None and "x-object-manifest" in rec.sysmeta:
+                cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
+                try:
+                    await segment_access(ctx.request, project_id, listing=True)(cont)
+                    total, etag = await M.dlo_totals(ctx.storage, project_id, cont, prefix)
+                except errors.DomainError:
+                    total, etag = 0, e.hash
+                if total:
+                    e = replace(e, bytes=total, hash=f"{etag}-N")
+        out.append(e)
+    return out
 
 
 def _etag(e: ListingEntry) -> str:

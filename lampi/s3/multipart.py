@@ -184,15 +184,17 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
         src_rec = await ctx.storage.head_object(sbucket, skey)
     except errors.ObjectNotFound:
         raise no_such_key(skey) from None
+    # large sources (multipart, SLO, DLO): their real size, segments read with the caller's authority
+    src_rec, reader = await large_view(ctx, src_rec)
     if check_conditionals(request.headers, src_rec, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
     offset, length = _copy_range(request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0)
-    # read through manifests (SLO, multipart): the part gets the data, never shared blobs
-    part = await mp.upload_part(ctx.storage, up, number, ctx.storage.read_object(src_rec, offset, length),
-                                expected_size=length)
+    # read through manifests (SLO, DLO, multipart): the part gets the data, never shared blobs
+    data = reader(offset, length) if reader is not None else ctx.storage.read_object(src_rec, offset, length)
+    part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length)
     body = xml_doc("CopyPartResult", [element("LastModified", iso8601(part.last_modified)),
                                       element("ETag", f'"{part.etag}"')])
     return xml_response(ctx, body)
@@ -396,25 +398,35 @@ def s3_etag(rec: ObjectRecord) -> str:
 async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, Reader | None]:
     """For a large object (S3 multipart, Swift SLO or DLO): the record as S3 shows it
     (real size, ETag) and a reader of its bytes; (rec, None) for a plain object."""
+    from lampi.swift.large_objects import segment_access
+
     storage = ctx.storage
     if rec.manifest is not None:
         view = replace(rec, etag=s3_etag(rec))
+        c = await storage.meta.get_container(rec.container)
+        project_id = c.project_id if c is not None else ""
+        # a Swift SLO's segments are read with the caller's authority, as Swift does: a
+        # public manifest over a private segment container does not leak the segments
+        access = segment_access(ctx.request, project_id) if rec.manifest.kind == M.SLO else None
 
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return storage.read_object(rec, off, n)
+            return M.read(storage, rec, project_id, off, n, access)
 
         return view, reader
     if "x-object-manifest" in rec.sysmeta:  # Swift DLO: segments listed at read time
         c = await storage.meta.get_container(rec.container)
         project_id = c.project_id if c is not None else ""
         cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
+        # Swift lists the segment container with the caller's authority (AccessDenied)
+        await segment_access(ctx.request, project_id, listing=True)(cont)
         try:
             total, etag = await M.dlo_totals(storage, project_id, cont, prefix)
         except errors.ContainerNotFound:
             total, etag = 0, rec.etag
+        access = segment_access(ctx.request, project_id)
 
         def dlo_reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.dlo_read(storage, project_id, cont, prefix, off, n)
+            return M.dlo_read(storage, project_id, cont, prefix, off, n, access)
 
         return replace(rec, size=total, etag=f"{etag}-N" if total else rec.etag), dlo_reader
     return rec, None

@@ -220,6 +220,9 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
                       Condition="If-Match" if "If-Match" in request.headers else "If-Unmodified-Since")
     for q, h in RESPONSE_OVERRIDES.items():
         if q in ctx.query:
+            if s3acl.is_anonymous(ctx.principal):  # as S3: only signed requests may override
+                raise invalid_request("Request specific response headers cannot be used for anonymous GET "
+                                      "requests.")
             headers[h] = ctx.query[q]
     ctype = headers.pop("Content-Type", rec.content_type)
     try:
@@ -327,7 +330,12 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
         src_rec = await ctx.storage.head_object(sbucket, skey)
     except errors.ObjectNotFound:
         raise no_such_key(skey) from None
-    if check_conditionals(request.headers, src_rec, prefix="x-amz-copy-source-") is not None:
+    from lampi.s3 import multipart as mpu
+
+    # a large source (S3 multipart, Swift SLO or DLO) is copied as its data: its real
+    # size and ETag, segments read with the caller's authority
+    src_view, reader = await mpu.large_view(ctx, src_rec)
+    if check_conditionals(request.headers, src_view, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
@@ -349,10 +357,18 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     if tag_directive == "REPLACE":
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
     sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private
+    sysmeta.pop("x-object-manifest", None)  # a DLO's copy is its data, not another manifest
     sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
-    if src_rec.size > ctx.settings.max_object_size:
+    max_size = ctx.settings.max_object_size
+    if src_view.size > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-    rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta, sysmeta=sysmeta)
+    if reader is None:
+        rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta,
+                                            sysmeta=sysmeta)
+    else:
+        rec = await ctx.storage.put_object(ctx.bucket, ctx.key, reader(0, src_view.size), content_type=ctype,
+                                           meta=meta, sysmeta=sysmeta, expected_size=src_view.size,
+                                           max_size=max_size)
     body = xml_doc("CopyObjectResult", [element("LastModified", iso8601(rec.last_modified)),
                                         element("ETag", f'"{rec.etag}"')])
     return xml_response(ctx, body)

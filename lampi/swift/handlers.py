@@ -14,11 +14,12 @@ from aiohttp import HttpVersion11, web
 
 from lampi.core import errors
 from lampi.core.authz import ACCOUNT_ACL_KEY, Principal
+from lampi.core.versions import VERSIONED_KEY
 from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
-from lampi.swift import bulk, quotas, symlink, versioning
+from lampi.swift import bulk, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_total_meta, parse_meta, x_timestamp
 from lampi.swift.listing import list_params, listing_format, render_containers, render_object_rows, render_objects
@@ -100,7 +101,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise errors.InvalidName(
                     f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}"
                 )
-            return await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
+            resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
+            return await object_versioning.finish(request, resp, container, obj)  # type: ignore[arg-type]
         if container is not None:
             return await handle_container(request, project_id, account, container)
         return await handle_account(request, project_id, account)
@@ -208,7 +210,7 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
         "Accept-Ranges": "bytes",
     }
     for k, v in c.meta.items():
-        if k.startswith("sys:s3-"):
+        if k.startswith("sys:s3-") or k == VERSIONED_KEY:
             continue  # S3's bucket configuration (CORS, lifecycle, ACP grants): not Swift headers
         if k.startswith("sys:"):
             h[k[4:].title()] = v
@@ -228,6 +230,8 @@ async def handle_container(
         if m == "HEAD":
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
+        if "versions" in request.query:  # object_versioning's listing of every version
+            return await object_versioning.list_versions(request, name, headers)
         fmt, ctype = listing_format(request)
         if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
             obj_rows = await storage.list_object_rows(name, params)
@@ -242,6 +246,7 @@ async def handle_container(
     if m == "PUT":
         meta_updates = _container_meta_updates(request)
         sys_updates = _container_sys_updates(request)
+        sys_updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
         meta = {k: v for k, v in meta_updates.items() if v is not None}
         meta.update({k: v for k, v in sys_updates.items() if v is not None})
         await quotas.check_container_create(request, project_id, name)  # project's container limit
@@ -267,6 +272,7 @@ async def handle_container(
                 merged[k] = v
         check_total_meta(merged)
         updates.update(_container_sys_updates(request))
+        updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
         await storage.update_container_meta(name, updates)
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "DELETE":
@@ -307,6 +313,7 @@ async def info(request: web.Request) -> web.Response:
             "staticweb": {},
             **_c_slice_info(),
             **large_objects.info(),  # slo, dlo
+            **object_versioning.info(),  # X-Versions-Enabled
         }
     )
 
@@ -325,40 +332,3 @@ def _c_slice_info() -> dict[str, object]:
         "account_quotas": {},
         "symlink": {"symloop_max": symlink.SYMLOOP_MAX},
     }
-
-
-async def public_link(request: web.Request, vbucket: str | None = None) -> web.StreamResponse | None:
-    """Anonymous GET/HEAD of ``/<container>/<object>`` (Allas's public links: bucket
-    names are unique service-wide, so the container names its account). Served as
-    the same request at ``/v1/AUTH_<p>/<c>/<o>`` when the container's read ACL or the
-    object's S3 ACL lets anyone read (``lampi.swift.acl.decide``, the decision Swift
-    and S3 share); None otherwise, so the caller
-    falls back to S3's answer for an anonymous request."""
-    from urllib.parse import unquote as _unquote
-
-    path = request.raw_path.split("?", 1)[0]
-    if vbucket is not None:  # virtual-hosted: <bucket>.<s3_domain>/<object>
-        container, obj = vbucket, path.lstrip("/")
-    else:
-        container, _, obj = path.lstrip("/").partition("/")
-    try:
-        container, obj = _unquote(container, errors="strict"), _unquote(obj, errors="strict")
-    except UnicodeDecodeError:
-        return None
-    if not container or not obj or "\x00" in container + obj:
-        return None
-    c = await request.app[STORAGE].meta.get_container(container)
-    if c is None:
-        return None
-    try:  # the one decision: container read ACL (referrers), then the object's S3 ACL
-        await acl.decide(request, None, c.project_id, container, obj, read=True)
-    except errors.DomainError:
-        return None
-    request[PROJECT] = c.project_id
-    request[PRINCIPAL] = None
-    request[acl.OWNER] = False
-    try:
-        # CORS on an S3 URL: the bucket's S3 CORS rules (lampi.s3.cors), set by the caller
-        return await objects.handle(request, c.project_id, container, obj)
-    except errors.DomainError as exc:
-        return to_response(exc, request.method)

@@ -13,10 +13,11 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
-from lampi.swift import acl, large_objects, quotas, symlink, versioning
+from lampi.swift import acl, large_objects, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
@@ -29,12 +30,17 @@ from lampi.swift.http_util import (
 # Object headers stored as system metadata and returned on GET/HEAD.
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
                "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
+RECORD = "lampi.swift.objects.record"  # a record get_object serves instead of looking up the name (a version)
 
 
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     m = request.method
     storage = request.app[STORAGE]
-    await storage.container(project_id, container)  # 404 unless it exists in this account
+    cont = await storage.container(project_id, container)  # 404 unless it exists in this account
+    if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
+        resp = await object_versioning.handle(request, project_id, cont, name)
+        if resp is not None:
+            return resp
     if m in ("GET", "HEAD"):
         target = await symlink.resolve(request, project_id, container, name)  # follow symlinks
         if isinstance(target, web.StreamResponse):
@@ -216,7 +222,7 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
 async def get_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     try:
-        rec = await storage.head_object(container, name)
+        rec = request.get(RECORD) or await storage.head_object(container, name)
     except errors.ObjectNotFound:
         # swob: "If-Match: *" and no current entity → 412 (RFC 2616 14.24)
         im = request.headers.get("If-Match")
@@ -392,6 +398,9 @@ async def copy_object(
         meta.update(_user_meta(request))
         sysmeta = dict(src_rec.sysmeta)
         sysmeta.update(_sysmeta(request))
+    # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
+    # private (as S3's CopyObject), so a copy of a public-read object is not public
+    sysmeta.pop(OBJECT_ACL_KEY, None)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT

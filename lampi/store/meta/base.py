@@ -154,3 +154,41 @@ class MetaStore(Protocol):
         """Forget the part blobs owned by a manifest body blob no object refers to any
         more (replaced, deleted or expired); return them for the caller to delete."""
         ...
+
+    # Object versioning (lampi/core/versions.py). ``put_object`` with ``record.version_id``
+    # writes a version: the record also becomes a version row owning its blob, and an
+    # unversioned current object is kept as a version (id = its timestamp). Version rows
+    # count in bytes-used (not in object counts); a current object that points at a
+    # version (``version_id`` set) counts one object and no bytes, and ``delete_object`` /
+    # ``reap_expired`` of one release no blob (``delete_object`` returns "").
+    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+        """A version row (a delete marker has content type ``DELETE_MARKER``, no blob)."""
+        ...
+
+    async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
+        """DELETE in a versioning-enabled container, one transaction: keep an unversioned
+        current object as a version, remove the current object, write a delete marker at
+        ``ts``. Returns (a current object existed, the marker's version id, a blob to
+        release (an expired unversioned object's) or None)."""
+        ...
+
+    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str | None, str]:
+        """Remove one version (and the current object when it pointed at it). Returns
+        (found, its blob to release or None, the current version id after: "null" when
+        there is none or it is unversioned)."""
+        ...
+
+    async def restore_version(
+        self, container: str, name: str, vid: str, keep_current: bool
+    ) -> tuple[ObjectRecord | None, str | None]:
+        """Make the current object point at version ``vid`` (None, None when it does not
+        exist or is a delete marker). An unversioned current object is kept as a version
+        when ``keep_current``, else its blob is returned for release."""
+        ...
+
+    async def list_versions(
+        self, container: str, params: ListParams, version_marker: str | None, now: float
+    ) -> list[ListingEntry]:
+        """Swift's ``?versions`` listing (prefix, delimiter, marker + version_marker,
+        limit, reverse); ``extra`` has ``version_id``, ``is_latest`` and ``manifest``."""
+        ...

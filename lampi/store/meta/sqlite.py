@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lampi.core import errors
+from lampi.core.versions import DELETE_MARKER, EMPTY_MD5, version_id
 from lampi.core.models import (
     Account,
     Container,
@@ -113,6 +114,17 @@ CREATE TABLE IF NOT EXISTS mpu_parts (
 CREATE TABLE IF NOT EXISTS manifest_parts (
     owner TEXT NOT NULL, blob_id TEXT NOT NULL, PRIMARY KEY (owner, blob_id)
 ) WITHOUT ROWID;
+-- object versioning (lampi/core/versions.py): every version of an object of a versioned
+-- container, each owning its blob ('' for a delete marker); objects.version_id set means
+-- the current object points at (shares the blob of) that version
+CREATE TABLE IF NOT EXISTS object_versions (
+    container TEXT NOT NULL, name TEXT NOT NULL, version_id TEXT NOT NULL, blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, content_type TEXT NOT NULL, last_modified REAL NOT NULL,
+    data_timestamp REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}', sysmeta TEXT NOT NULL DEFAULT '{}',
+    delete_at INTEGER, manifest TEXT,
+    PRIMARY KEY (container, name, version_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_versions_by_blob ON object_versions (blob_id);
 """
 
 REVOKE_SCHEMA = """
@@ -233,7 +245,7 @@ class SQLiteMetaStore:
 
     # Columns added after the first release: (table, column, definition). Data dirs
     # created before them get the column by a guarded ALTER TABLE at start-up.
-    _ADDED_COLUMNS = (("objects", "manifest", "TEXT"),)
+    _ADDED_COLUMNS = (("objects", "manifest", "TEXT"), ("objects", "version_id", "TEXT"))
 
     @classmethod
     def _migrate(cls, conn: sqlite3.Connection) -> None:
@@ -668,6 +680,8 @@ class SQLiteMetaStore:
                 raise errors.ContainerNotFound()
             if c.execute("SELECT 1 FROM objects WHERE container = ? LIMIT 1", (name,)).fetchone():
                 raise errors.ContainerNotEmpty()
+            if c.execute("SELECT 1 FROM object_versions WHERE container = ? LIMIT 1", (name,)).fetchone():
+                raise errors.ContainerNotEmpty("Delete all versions before deleting container.")
             c.execute("DELETE FROM containers WHERE name = ?", (name,))
             # multipart uploads in progress go with the bucket; their part blobs are
             # then unreferenced and fsck collects them
@@ -685,7 +699,7 @@ class SQLiteMetaStore:
 
     _OCOLS = (
         "container, name, blob_id, size, etag, content_type, last_modified, meta, sysmeta, "
-        "delete_at, data_timestamp, manifest"
+        "delete_at, data_timestamp, manifest, version_id"
     )
 
     @staticmethod
@@ -715,6 +729,7 @@ class SQLiteMetaStore:
             delete_at=row[9],
             data_timestamp=row[10],
             manifest=ManifestInfo(**json.loads(row[11])) if row[11] else None,
+            version_id=row[12],
         )
 
     @staticmethod
@@ -735,37 +750,84 @@ class SQLiteMetaStore:
     async def put_object(self, record: ObjectRecord) -> str | None:
         return await self._tx(lambda c: self._put_row(c, record))
 
+    @staticmethod
+    def _values(record: ObjectRecord) -> tuple[Any, ...]:
+        """``record`` as the ``_OCOLS`` values."""
+        return (
+            record.container,
+            record.name,
+            record.blob_id,
+            record.size,
+            record.etag,
+            record.content_type,
+            record.last_modified,
+            json.dumps(record.meta),
+            json.dumps(record.sysmeta),
+            record.delete_at,
+            record.data_timestamp or record.last_modified,
+            json.dumps(asdict(record.manifest)) if record.manifest else None,
+            record.version_id,
+        )
+
     def _put_row(self, c: sqlite3.Connection, record: ObjectRecord) -> str | None:
-        """put_object's transaction body (shared with complete_upload)."""
+        """put_object's transaction body (shared with complete_upload).
+
+        With ``record.version_id`` (a versioned write, lampi/core/versions.py) the record
+        also becomes a version row owning the blob, an unversioned current object is kept
+        as a version (Swift's _copy_current) and nothing is released. A current object
+        pointing at a version never owns its blob: replacing it releases nothing.
+        Bytes-used counts each blob once: version rows and unversioned objects."""
         old = c.execute(
-            "SELECT blob_id, size, manifest FROM objects WHERE container = ? AND name = ?",
+            "SELECT blob_id, size, manifest, version_id FROM objects WHERE container = ? AND name = ?",
             (record.container, record.name),
         ).fetchone()
         if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
             raise errors.ContainerNotFound()
+        released: str | None = None
+        old_used = 0
+        if old is not None and old[3] is None:
+            old_used = self._stored_size(old[1], old[2])
+            if record.version_id is not None:
+                self._keep_as_version(c, record.container, record.name)
+            else:
+                released = str(old[0])
+        if record.version_id is not None:
+            self._insert_version(c, replace(record, delete_at=None))  # expiry applies to the current only
         c.execute(
-            f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.container,
-                record.name,
-                record.blob_id,
-                record.size,
-                record.etag,
-                record.content_type,
-                record.last_modified,
-                json.dumps(record.meta),
-                json.dumps(record.sysmeta),
-                record.delete_at,
-                record.data_timestamp or record.last_modified,
-                json.dumps(asdict(record.manifest)) if record.manifest else None,
-            ),
+            f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES ({', '.join('?' * 13)})",
+            self._values(record),
         )
-        used = self._stored_size(record.size, json.dumps(asdict(record.manifest)) if record.manifest else None)
-        if old is None:
-            self._adjust(c, record.container, 1, used)
-            return None
-        self._adjust(c, record.container, 0, used - self._stored_size(old[1], old[2]))
-        return str(old[0])
+        used = 0 if record.version_id is not None else self._stored_size(
+            record.size, json.dumps(asdict(record.manifest)) if record.manifest else None)
+        self._adjust(c, record.container, 1 if old is None else 0, used - old_used)
+        return released
+
+    # -- object versions (lampi/core/versions.py) ----------------------------------
+
+    def _insert_version(self, c: sqlite3.Connection, record: ObjectRecord) -> None:
+        """A new version row (Conflict when the id exists); counts its blob's bytes."""
+        try:
+            c.execute(f"INSERT INTO object_versions ({self._OCOLS}) VALUES ({', '.join('?' * 13)})",
+                      self._values(record))
+        except sqlite3.IntegrityError:
+            raise errors.Conflict("version exists") from None
+        if record.blob_id:
+            used = self._stored_size(record.size, json.dumps(asdict(record.manifest)) if record.manifest else None)
+            self._adjust(c, record.container, 0, used)
+
+    def _keep_as_version(self, c: sqlite3.Connection, container: str, name: str) -> None:
+        """Copy the unversioned current object into a version row (id = its timestamp,
+        moved on past a taken id); the caller replaces or deletes the current row."""
+        rec = self._object(c.execute(f"SELECT {self._OCOLS} FROM objects WHERE container = ? AND name = ?",
+                                     (container, name)).fetchone())
+        assert rec is not None and rec.version_id is None
+        ts = rec.last_modified
+        while True:
+            try:
+                self._insert_version(c, replace(rec, version_id=version_id(ts), delete_at=None))
+                return
+            except errors.Conflict:
+                ts += 0.00001
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None:
         def fn(c: sqlite3.Connection) -> ObjectRecord | None:
@@ -814,17 +876,28 @@ class SQLiteMetaStore:
                 (json.dumps(meta), json.dumps(sysmeta), content_type, delete_at, timestamp, container, name),
             ).rowcount:
                 raise errors.ObjectNotFound()
+            # a current object pointing at a version: the POST updates that version too
+            # (Swift follows the versions symlink); expiry stays the current's own
+            c.execute(
+                "UPDATE object_versions SET meta = ?, sysmeta = ?, content_type = ?, last_modified = ? "
+                "WHERE container = ? AND name = ? AND version_id = "
+                "(SELECT version_id FROM objects WHERE container = ? AND name = ?)",
+                (json.dumps(meta), json.dumps(sysmeta), content_type, timestamp, container, name, container, name),
+            )
 
         await self._tx(fn)
 
     async def delete_object(self, container: str, name: str) -> str | None:
         def fn(c: sqlite3.Connection) -> str | None:
             row = c.execute(
-                "DELETE FROM objects WHERE container = ? AND name = ? RETURNING blob_id, size, manifest",
+                "DELETE FROM objects WHERE container = ? AND name = ? RETURNING blob_id, size, manifest, version_id",
                 (container, name),
             ).fetchone()
             if row is None:
                 return None
+            if row[3] is not None:  # pointed at a version, which keeps the blob
+                self._adjust(c, container, -1, 0)
+                return ""
             self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
             return str(row[0])
 
@@ -876,7 +949,9 @@ class SQLiteMetaStore:
             refs.update(r[0] for r in c.execute("SELECT blob_id FROM mpu_parts"))
             refs.update(r[0] for r in c.execute(
                 "SELECT m.blob_id FROM manifest_parts m WHERE EXISTS "
-                "(SELECT 1 FROM objects o WHERE o.blob_id = m.owner)"))
+                "(SELECT 1 FROM objects o WHERE o.blob_id = m.owner) "
+                "OR EXISTS (SELECT 1 FROM object_versions v WHERE v.blob_id = m.owner)"))
+            refs.update(r[0] for r in c.execute("SELECT blob_id FROM object_versions WHERE blob_id != ''"))
             return refs
 
         return await self._run(fn)
@@ -888,7 +963,11 @@ class SQLiteMetaStore:
                 for r in c.execute(
                     "SELECT container, name, blob_id, "
                     "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
-                    "FROM objects ORDER BY container, name"
+                    "FROM objects WHERE version_id IS NULL UNION ALL "
+                    # object versions (delete markers have no blob), named as their URL
+                    "SELECT container, name || '?version-id=' || version_id, blob_id, "
+                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    "FROM object_versions WHERE blob_id != '' ORDER BY 1, 2"
                 )
             ]
         )
@@ -911,10 +990,12 @@ class SQLiteMetaStore:
             for container, name in rows:
                 row = c.execute(
                     "DELETE FROM objects WHERE container = ? AND name = ? AND delete_at IS NOT NULL "
-                    "AND delete_at <= ? RETURNING blob_id, size, manifest",
+                    "AND delete_at <= ? RETURNING blob_id, size, manifest, version_id",
                     (container, name, now),
                 ).fetchone()
-                if row is not None:
+                if row is not None and row[3] is not None:  # pointed at a version: it keeps the blob
+                    self._adjust(c, container, -1, 0)
+                elif row is not None:
                     self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
                     blobs.append(str(row[0]))
             return blobs
@@ -1109,9 +1190,215 @@ class SQLiteMetaStore:
             return []
 
         def fn(c: sqlite3.Connection) -> list[str]:
-            if c.execute("SELECT 1 FROM objects WHERE blob_id = ? LIMIT 1", (owner_blob_id,)).fetchone():
+            if c.execute("SELECT 1 FROM objects WHERE blob_id = ? LIMIT 1", (owner_blob_id,)).fetchone() or \
+                    c.execute("SELECT 1 FROM object_versions WHERE blob_id = ? LIMIT 1", (owner_blob_id,)).fetchone():
                 return []  # still in use
             return [r[0] for r in c.execute(
                 "DELETE FROM manifest_parts WHERE owner = ? RETURNING blob_id", (owner_blob_id,)).fetchall()]
 
         return await self._tx(fn)
+
+    # -- object versions (lampi/core/versions.py) ------------------------------------
+
+    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+        return await self._run(lambda c: self._object(c.execute(
+            f"SELECT {self._OCOLS} FROM object_versions WHERE container = ? AND name = ? AND version_id = ?",
+            (container, name, vid)).fetchone()))
+
+    def _insert_marker(self, c: sqlite3.Connection, container: str, name: str, ts: float) -> str:
+        while True:
+            vid = version_id(ts)
+            try:
+                self._insert_version(c, ObjectRecord(
+                    container=container, name=name, blob_id="", size=0, etag=EMPTY_MD5,
+                    content_type=DELETE_MARKER, last_modified=ts, data_timestamp=ts, version_id=vid))
+                return vid
+            except errors.Conflict:
+                ts += 0.00001
+
+    async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
+        def fn(c: sqlite3.Connection) -> tuple[bool, str, str | None]:
+            if c.execute("SELECT 1 FROM containers WHERE name = ?", (container,)).fetchone() is None:
+                raise errors.ContainerNotFound()
+            old = c.execute("SELECT version_id, delete_at, blob_id FROM objects WHERE container = ? AND name = ?",
+                            (container, name)).fetchone()
+            existed, released = False, None
+            if old is not None:
+                expired = old[1] is not None and old[1] <= now
+                existed = not expired
+                if old[0] is None:
+                    if expired:
+                        released = str(old[2])
+                    else:
+                        self._keep_as_version(c, container, name)
+                row = c.execute("DELETE FROM objects WHERE container = ? AND name = ? "
+                                "RETURNING size, manifest, version_id", (container, name)).fetchone()
+                self._adjust(c, container, -1, 0 if row[2] is not None else -self._stored_size(row[0], row[1]))
+            return existed, self._insert_marker(c, container, name, ts), released
+
+        return await self._tx(fn)
+
+    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str | None, str]:
+        def fn(c: sqlite3.Connection) -> tuple[bool, str | None, str]:
+            row = c.execute("DELETE FROM object_versions WHERE container = ? AND name = ? AND version_id = ? "
+                            "RETURNING blob_id, size, manifest", (container, name, vid)).fetchone()
+            cur = c.execute("SELECT version_id FROM objects WHERE container = ? AND name = ?",
+                            (container, name)).fetchone()
+            if row is None:
+                return False, None, (cur[0] or "null") if cur else "null"
+            if row[0]:
+                self._adjust(c, container, 0, -self._stored_size(row[1], row[2]))
+            if cur is not None and cur[0] == vid:  # it was current: the link goes too, as in Swift
+                c.execute("DELETE FROM objects WHERE container = ? AND name = ?", (container, name))
+                self._adjust(c, container, -1, 0)
+                cur = None
+            return True, (str(row[0]) or None), (cur[0] or "null") if cur else "null"
+
+        return await self._tx(fn)
+
+    async def restore_version(
+        self, container: str, name: str, vid: str, keep_current: bool
+    ) -> tuple[ObjectRecord | None, str | None]:
+        def fn(c: sqlite3.Connection) -> tuple[ObjectRecord | None, str | None]:
+            v = self._object(c.execute(
+                f"SELECT {self._OCOLS} FROM object_versions WHERE container = ? AND name = ? AND version_id = ?",
+                (container, name, vid)).fetchone())
+            if v is None or v.content_type == DELETE_MARKER:
+                return None, None
+            old = c.execute("SELECT blob_id, size, manifest, version_id FROM objects WHERE container = ? AND name = ?",
+                            (container, name)).fetchone()
+            released, old_used = None, 0
+            if old is not None and old[3] is None:
+                old_used = self._stored_size(old[1], old[2])
+                if keep_current:
+                    self._keep_as_version(c, container, name)
+                else:
+                    released = str(old[0])
+            c.execute(f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES ({', '.join('?' * 13)})",
+                      self._values(v))
+            self._adjust(c, container, 1 if old is None else 0, -old_used)
+            return v, released
+
+        return await self._tx(fn)
+
+    async def list_versions(
+        self, container: str, params: ListParams, version_marker: str | None, now: float
+    ) -> list[ListingEntry]:
+        """Swift's ``?versions`` listing: unversioned current objects (``null``) and
+        version rows, by name, each name's ``null`` first, then its versions newest first
+        (oldest first when reversed, as Swift's merge gives). Two paged range scans merged
+        (never more than a batch of each in memory); delimiter subdirs skip both scans past
+        the subdir. ``extra`` carries version_id, is_latest and the manifest."""
+        rev = params.reverse
+        prefix, delim, marker = params.prefix, params.delimiter, params.marker
+        after, before = (">", "<") if not rev else ("<", ">")
+
+        def fn(c: sqlite3.Connection) -> list[ListingEntry]:
+            a_base = ("SELECT name, size, etag, content_type, last_modified, manifest FROM objects "
+                      "WHERE container = ? AND version_id IS NULL AND (delete_at IS NULL OR delete_at > ?)")
+            b_base = ("SELECT v.name, v.size, v.etag, v.content_type, v.last_modified, v.manifest, v.version_id, "
+                      "(SELECT COALESCE(o.version_id, 'null') FROM objects o WHERE o.container = v.container "
+                      "AND o.name = v.name AND (o.delete_at IS NULL OR o.delete_at > ?)), "
+                      "(SELECT MAX(w.version_id) FROM object_versions w WHERE w.container = v.container "
+                      "AND w.name = v.name) FROM object_versions v WHERE v.container = ?")
+            a_args: list[Any] = [container, now]
+            b_args: list[Any] = [now, container]
+            if prefix:
+                a_base += " AND name >= ?"
+                b_base += " AND v.name >= ?"
+                a_args.append(prefix)
+                b_args.append(prefix)
+                pupper = _after(prefix)
+                if pupper is not None:
+                    a_base += " AND name < ?"
+                    b_base += " AND v.name < ?"
+                    a_args.append(pupper)
+                    b_args.append(pupper)
+            a_order = " ORDER BY name" + (" DESC" if rev else "")
+            b_order = " ORDER BY v.name DESC, v.version_id" if rev else " ORDER BY v.name, v.version_id DESC"
+
+            def b_after(n: str, vid: str) -> tuple[str, list[Any]]:
+                return f"(v.name {after} ? OR (v.name = ? AND v.version_id {before} ?))", [n, n, vid]
+
+            a = _Scan(c, a_base, a_args, a_order, lambda r: (f"name {after} ?", [r[0]]))
+            b = _Scan(c, b_base, b_args, b_order, lambda r: b_after(r[0], r[6]))
+            if marker:
+                a.seek((f"name {after} ?", [marker]))
+                if version_marker is None:
+                    b.seek((f"v.name {after} ?", [marker]))
+                elif version_marker == "null":
+                    b.seek((f"v.name {after}= ?", [marker]))
+                else:
+                    b.seek(b_after(marker, version_marker))
+            out: list[ListingEntry] = []
+            while len(out) < params.limit:
+                ra, rb = a.peek(), b.peek()
+                if ra is None and rb is None:
+                    break
+                take_a = rb is None or (ra is not None and (ra[0] <= rb[0] if not rev else ra[0] >= rb[0]))
+                row = (a if take_a else b).pop()
+                name = row[0]
+                if delim:
+                    idx = name.find(delim, len(prefix))
+                    if idx >= 0:
+                        subdir = name[: idx + len(delim)]
+                        if subdir != marker:
+                            out.append(ListingEntry(name=subdir, is_subdir=True))
+                        if rev:
+                            cond: tuple[str, list[Any]] = ("name < ?", [subdir])
+                        else:
+                            nxt = _after(subdir)
+                            if nxt is None:
+                                break
+                            cond = ("name >= ?", [nxt])
+                        a.seek(cond)
+                        b.seek(("v." + cond[0], cond[1]))
+                        continue
+                extra: dict[str, Any] = {}
+                if row[5]:
+                    extra["manifest"] = json.loads(row[5])
+                if take_a:
+                    extra.update(version_id="null", is_latest=True)
+                else:
+                    vid, cur, newest = row[6], row[7], row[8]
+                    extra.update(version_id=vid, is_latest=cur == vid or (
+                        cur is None and row[3] == DELETE_MARKER and vid == newest))
+                out.append(ListingEntry(name=name, bytes=row[1], hash=row[2], content_type=row[3],
+                                        last_modified=row[4], extra=extra))
+            return out
+
+        return await self._run(fn)
+
+
+class _Scan:
+    """A paged range scan: rows after the current position, ``_LIST_BATCH`` at a time;
+    ``seek`` moves the position (dropping what was buffered)."""
+
+    def __init__(self, c: sqlite3.Connection, base: str, args: list[Any], order: str,
+                 after: Callable[[tuple[Any, ...]], tuple[str, list[Any]]]) -> None:
+        self.c, self.base, self.args, self.order, self.after = c, base, args, order, after
+        self.cond: tuple[str, list[Any]] | None = None
+        self.buf: list[tuple[Any, ...]] = []
+        self.pos = 0
+        self.done = False
+
+    def seek(self, cond: tuple[str, list[Any]]) -> None:
+        self.cond, self.buf, self.pos, self.done = cond, [], 0, False
+
+    def peek(self) -> tuple[Any, ...] | None:
+        if self.pos >= len(self.buf) and not self.done:
+            sql, args = self.base, list(self.args)
+            if self.cond is not None:
+                sql += " AND " + self.cond[0]
+                args += self.cond[1]
+            self.buf = self.c.execute(sql + self.order + " LIMIT ?", [*args, _LIST_BATCH]).fetchall()
+            self.pos = 0
+            self.done = len(self.buf) < _LIST_BATCH
+            if self.buf:
+                self.cond = self.after(self.buf[-1])
+        return self.buf[self.pos] if self.pos < len(self.buf) else None
+
+    def pop(self) -> tuple[Any, ...]:
+        row = self.buf[self.pos]
+        self.pos += 1
+        return row

@@ -545,3 +545,129 @@ async def test_multipart_uploads_parts_complete_abort(meta):
     await meta.delete_object("mpu", "k")
     await meta.delete_container(p.id, "mpu")
     assert await meta.get_upload(ups[2].upload_id) is None
+
+
+# -- object versions (lampi/core/versions.py) --------------------------------------------
+
+
+async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
+    from lampi.core.versions import DELETE_MARKER, version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    t = 1700000000.0
+    null = rec("c", "o", size=10, last_modified=t, data_timestamp=t)
+    assert await meta.put_object(null) is None
+    # a versioned write keeps the unversioned object as a version (id = its timestamp)
+    v1 = rec("c", "o", size=20, last_modified=t + 1, data_timestamp=t + 1, version_id=version_id(t + 1),
+             delete_at=int(t + 10**9))
+    assert await meta.put_object(v1) is None  # nothing released
+    assert await counters(meta, p.id, "c") == (1, 1, 30, 1, 30)
+    cur = await meta.get_object("c", "o", time.time())
+    assert cur.version_id == version_id(t + 1) and cur.blob_id == v1.blob_id and cur.delete_at == v1.delete_at
+    kept = await meta.get_version("c", "o", version_id(t))
+    assert kept.blob_id == null.blob_id and kept.size == 10
+    assert (await meta.get_version("c", "o", version_id(t + 1))).delete_at is None  # expiry: the current's own
+    with pytest.raises(errors.Conflict):  # a taken version id
+        await meta.put_object(rec("c", "o", last_modified=t + 1, version_id=version_id(t + 1)))
+    v2 = rec("c", "o", size=5, last_modified=t + 2, data_timestamp=t + 2, version_id=version_id(t + 2))
+    assert await meta.put_object(v2) is None
+    assert await counters(meta, p.id, "c") == (1, 1, 35, 1, 35)
+    assert await meta.blob_refs() >= {null.blob_id, v1.blob_id, v2.blob_id}
+    assert sorted(s for _c, _n, _b, s in await meta.objects_with_blobs()) == [5, 10, 20]
+
+    # a POST to the current object updates its version too
+    await meta.update_object_meta("c", "o", {"k": "v"}, {}, "text/plain", None, t + 3)
+    assert (await meta.get_version("c", "o", version_id(t + 2))).meta == {"k": "v"}
+
+    # DELETE: a delete marker; the versions stay
+    existed, marker, released = await meta.delete_current("c", "o", t + 4, time.time())
+    assert existed and marker == version_id(t + 4) and released is None
+    assert await meta.get_object("c", "o", time.time()) is None
+    assert (await meta.get_version("c", "o", marker)).content_type == DELETE_MARKER
+    assert await counters(meta, p.id, "c") == (1, 0, 35, 0, 35)
+    rows = await meta.list_versions("c", ListParams(), None, time.time())
+    assert [(r.extra["version_id"], r.extra["is_latest"]) for r in rows] == [
+        (marker, True), (version_id(t + 2), False), (version_id(t + 1), False), (version_id(t), False)]
+
+    # restore an old version: it becomes current (shares the blob)
+    got, released = await meta.restore_version("c", "o", version_id(t + 1), keep_current=True)
+    assert got.blob_id == v1.blob_id and released is None
+    assert (await meta.get_object("c", "o", time.time())).version_id == version_id(t + 1)
+    assert await counters(meta, p.id, "c") == (1, 1, 35, 1, 35)
+    assert await meta.restore_version("c", "o", marker, keep_current=True) == (None, None)  # a marker
+    assert await meta.restore_version("c", "o", version_id(t + 9), keep_current=True) == (None, None)
+
+    # deleting a non-current version releases its blob only
+    assert await meta.delete_version("c", "o", version_id(t)) == (True, null.blob_id, version_id(t + 1))
+    assert await counters(meta, p.id, "c") == (1, 1, 25, 1, 25)
+    assert await meta.delete_version("c", "o", version_id(t)) == (False, None, version_id(t + 1))
+    # deleting the current version removes the current object too (as Swift)
+    assert await meta.delete_version("c", "o", version_id(t + 1)) == (True, v1.blob_id, "null")
+    assert await meta.get_object("c", "o", time.time()) is None
+    assert await counters(meta, p.id, "c") == (1, 0, 5, 0, 5)
+
+    # an unversioned write over a pointer (suspended) releases nothing; the version stays
+    await meta.restore_version("c", "o", version_id(t + 2), keep_current=True)
+    assert await meta.put_object(rec("c", "o", size=3)) is None
+    assert await counters(meta, p.id, "c") == (1, 1, 8, 1, 8)
+    # a delete of a pointer releases nothing ("" = present, no blob of its own)
+    null2 = (await meta.get_object("c", "o", time.time())).blob_id
+    assert (await meta.restore_version("c", "o", version_id(t + 2), keep_current=False))[1] == null2
+    assert await counters(meta, p.id, "c") == (1, 1, 5, 1, 5)  # suspended: the null one is released
+    assert await meta.delete_object("c", "o") == ""
+    assert await counters(meta, p.id, "c") == (1, 0, 5, 0, 5)
+
+    # the container cannot go while versions remain
+    with pytest.raises(errors.ContainerNotEmpty):
+        await meta.delete_container(p.id, "c")
+    for r in await meta.list_versions("c", ListParams(), None, time.time()):
+        await meta.delete_version("c", "o", r.extra["version_id"])
+    assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)
+    assert await meta.blob_refs() == set()
+    await meta.delete_container(p.id, "c")
+
+
+async def test_version_listing_order_markers_and_delimiter(meta):
+    from lampi.core.versions import version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    t = 1700000000.0
+    for i, name in enumerate(["a", "b", "d/x", "d/y", "e"]):
+        await meta.put_object(rec("c", name, last_modified=t + i, version_id=version_id(t + i)))
+        await meta.put_object(rec("c", name, last_modified=t + 10 + i, version_id=version_id(t + 10 + i)))
+    await meta.put_object(rec("c", "c0", last_modified=t + 30))  # an unversioned object
+    now = time.time()
+
+    def keys(rows):
+        return [(r.name, r.extra["version_id"]) if not r.is_subdir else r.name for r in rows]
+
+    rows = await meta.list_versions("c", ListParams(), None, now)
+    assert keys(rows)[:5] == [("a", version_id(t + 10)), ("a", version_id(t)), ("b", version_id(t + 11)),
+                              ("b", version_id(t + 1)), ("c0", "null")]
+    assert len(rows) == 11 and all(r.extra["is_latest"] == (r.extra["version_id"] in (
+        "null", *(version_id(t + 10 + i) for i in range(5)))) for r in rows)
+    # limit + marker/version_marker pages through, as swiftclient's full listing does
+    got, marker, vm = [], "", None
+    while True:
+        page = await meta.list_versions("c", ListParams(limit=3, marker=marker), vm, now)
+        if not page:
+            break
+        got += keys(page)
+        marker, vm = page[-1].name, page[-1].extra["version_id"]
+    assert got == keys(rows)
+    # version_marker "null": from the marker's versions; a marker alone skips all of them
+    assert keys(await meta.list_versions("c", ListParams(marker="b"), "null", now))[:2] == [
+        ("b", version_id(t + 11)), ("b", version_id(t + 1))]
+    assert keys(await meta.list_versions("c", ListParams(marker="b"), None, now))[0] == ("c0", "null")
+    # prefix and delimiter
+    assert keys(await meta.list_versions("c", ListParams(prefix="d/"), None, now)) == [
+        ("d/x", version_id(t + 12)), ("d/x", version_id(t + 2)), ("d/y", version_id(t + 13)),
+        ("d/y", version_id(t + 3))]
+    assert keys(await meta.list_versions("c", ListParams(delimiter="/"), None, now)) == [
+        ("a", version_id(t + 10)), ("a", version_id(t)), ("b", version_id(t + 11)), ("b", version_id(t + 1)),
+        ("c0", "null"), "d/", ("e", version_id(t + 14)), ("e", version_id(t + 4))]
+    # reverse: names descending, each name's versions oldest first (Swift's merge)
+    assert keys(await meta.list_versions("c", ListParams(reverse=True, limit=3), None, now)) == [
+        ("e", version_id(t + 4)), ("e", version_id(t + 14)), ("d/y", version_id(t + 3))]
