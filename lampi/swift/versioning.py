@@ -10,7 +10,8 @@ marker (``application/x-deleted;swift_versions_deleted=1``) and nothing is resto
 An archive container that is missing (or not in this account) makes the write
 412, as in Swift; a name with "/" is refused when the location is set.
 
-The newer ``object_versioning`` API (``X-Versions-Enabled``) is not implemented.
+The newer ``object_versioning`` API (``X-Versions-Enabled``) is in object_versioning.py;
+a container uses one mode or the other.
 """
 
 from __future__ import annotations

@@ -166,4 +166,4 @@ def test_swift_cli_versioned_overwrite_and_restore(openrc_env, tmp_path, unique:
 def test_info_advertises_versioned_writes(server: LampiServer) -> None:
     info = requests.get(f"{server.url}/info").json()
     assert info["versioned_writes"] == {"allowed_flags": ["x-versions-location", "x-history-location"]}
-    assert "object_versioning" not in info  # not implemented; not advertised
+    assert info["object_versioning"] == {}  # the newer API: test_swift_object_versioning.py
