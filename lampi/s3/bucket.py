@@ -3,7 +3,9 @@ GetBucketLocation, GetBucketVersioning. A bucket is a Swift container."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import math
 import re
 import time
 
@@ -20,7 +22,14 @@ MAX_CONFIG_BODY = 64 * 1024
 
 
 def iso8601(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    # listings call this once per key: the whole-second text is cached (gmtime floors a
+    # float, so gmtime(floor(ts)) is the same second), the milliseconds appended as before
+    return _iso_second(math.floor(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
 def xml_response(ctx: S3Request, body: bytes, status: int = 200) -> web.Response:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.core.models import ListingEntry, ListParams
+from lampi.core.models import Container, ListingEntry, ListParams
 from lampi.s3.bucket import iso8601, owner, xml_response
 from lampi.s3.errors import S3Error, invalid_argument
 from lampi.s3.router import S3Request
@@ -44,15 +44,16 @@ def _encoder(ctx: S3Request):  # noqa: ANN202
     return lambda s: quote(s, safe="/")
 
 
-async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[ListingEntry], bool]:
+async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[ListingEntry], bool, Container]:
+    """A page of entries, whether there are more, and the bucket (checked once per page)."""
     c = await ctx.get_bucket(write=False)
     if limit == 0:
-        return [], False
+        return [], False, c
     q = ctx.query
     params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=marker,
                         limit=limit + 1)
     entries = await ctx.storage.list_objects(ctx.bucket, params)
-    return await _dlo_sizes(ctx, c.project_id, entries[:limit]), len(entries) > limit
+    return await _dlo_sizes(ctx, c.project_id, entries[:limit]), len(entries) > limit, c
 
 
 async def _dlo_sizes(ctx: S3Request, project_id: str, entries: list[ListingEntry]) -> list[ListingEntry]:
@@ -60,6 +61,9 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, entries: list[ListingEntry
     ETag GetObject shows (Swift lists the manifest's 0 bytes, and so does Allas): a
     sync tool comparing sizes would otherwise see a mismatch. Only 0-byte entries are
     looked at; the segment container is summed only if the caller may list it."""
+    # only 0-byte entries can be DLOs: a page without any is returned as it is
+    if not any(e.bytes == 0 and not e.is_subdir and not e.extra for e in entries):
+        return entries
     import time
     from dataclasses import replace
 
@@ -90,20 +94,28 @@ def _etag(e: ListingEntry) -> str:
     return f"{e.hash}-{m.get('parts', 0)}" if m and m.get("kind") == "slo" else e.hash
 
 
+def _esc(s: str) -> str:
+    """``xml.sax.saxutils.escape`` (``&``, ``<``, ``>``) without its function-call layers."""
+    return s.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
 def _contents(ctx: S3Request, entries: list[ListingEntry], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
-    out = []
+    # The same bytes as element("Contents", [element("Key", ...), ...]), written as one
+    # f-string per key: the nested element()/escape() calls were ~40% of a 1,000-key
+    # page's server time (py-spy). An ETag or a key can hold any character, so both are
+    # still escaped; the size is an int, the owner the same for every key.
+    own = owner(ctx, project_id) if with_owner else ""
+    contents, prefixes = [], []
     for e in entries:
         if e.is_subdir:
-            out.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
+            prefixes.append(f"<CommonPrefixes><Prefix>{_esc(enc(e.name))}</Prefix></CommonPrefixes>")
             continue
-        kids = [element("Key", enc(e.name)), element("LastModified", iso8601(e.last_modified)),
-                element("ETag", f'"{_etag(e)}"'), element("Size", e.bytes)]
-        if with_owner:
-            kids.append(owner(ctx, project_id))
-        kids.append(element("StorageClass", "STANDARD"))
-        out.append(element("Contents", kids))
+        etag = e.hash if e.extra is None else _etag(e)
+        contents.append(f"<Contents><Key>{_esc(enc(e.name))}</Key><LastModified>{iso8601(e.last_modified)}"
+                        f"</LastModified><ETag>\"{_esc(etag)}\"</ETag><Size>{int(e.bytes)}</Size>{own}"
+                        "<StorageClass>STANDARD</StorageClass></Contents>")
     # S3 lists all Contents before the CommonPrefixes
-    return [x for x in out if x.startswith("<Contents>")] + [x for x in out if x.startswith("<CommonPrefixes>")]
+    return contents + prefixes
 
 
 def _common(ctx: S3Request, enc, max_keys: int, truncated: bool) -> list[str]:  # noqa: ANN001
@@ -117,8 +129,7 @@ async def list_objects(ctx: S3Request) -> web.StreamResponse:
     enc = _encoder(ctx)
     max_keys = _max_keys(ctx)
     marker = q.get("marker", "")
-    entries, truncated = await _page(ctx, marker, max_keys)
-    c = await ctx.get_bucket(write=False)
+    entries, truncated, c = await _page(ctx, marker, max_keys)
     kids = _common(ctx, enc, max_keys, truncated)
     kids.append(element("Marker", enc(marker)))
     if truncated and q.get("delimiter") and entries:
@@ -155,8 +166,7 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     marker = _untoken(token) if token is not None else start_after
     if token is not None and start_after > marker:
         marker = start_after
-    entries, truncated = await _page(ctx, marker, max_keys)
-    c = await ctx.get_bucket(write=False)
+    entries, truncated, c = await _page(ctx, marker, max_keys)
     kids = _common(ctx, enc, max_keys, truncated)
     if token is not None:
         kids.append(element("ContinuationToken", token))
@@ -190,8 +200,7 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
                                    "version-id-marker", vid_marker)
         if vid_marker not in ("", "null"):
             raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker)
-    entries, truncated = await _page(ctx, key_marker, max_keys)
-    c = await ctx.get_bucket(write=False)
+    entries, truncated, c = await _page(ctx, key_marker, max_keys)
     kids = _common(ctx, enc, max_keys, truncated)
     kids.append(element("KeyMarker", enc(key_marker)))
     kids.append(element("VersionIdMarker", vid_marker or ""))
