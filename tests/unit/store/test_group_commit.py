@@ -1,0 +1,54 @@
+"""SQLite group commit (``SQLiteMetaStore._tx``): write transactions queued while one
+commits share the next COMMIT, each in its own savepoint. A failing one must leave no
+trace and must not disturb the others; nobody hears back before the COMMIT."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+
+from lampi.core import errors
+from lampi.core.models import Domain, Project
+from lampi.store.meta.sqlite import SQLiteMetaStore
+
+
+async def test_grouped_writes_are_isolated_and_committed(tmp_path) -> None:  # noqa: ANN001
+    meta = SQLiteMetaStore(tmp_path / "meta.db")
+    other = SQLiteMetaStore(tmp_path / "meta.db")  # another worker's view of the same file
+    try:
+        await meta.create_domain(Domain("default", "Default"))
+        gate, entered = threading.Event(), threading.Event()
+
+        def hold(c: sqlite3.Connection) -> None:  # keeps the writer busy while the rest queue up
+            entered.set()
+            assert gate.wait(10)
+
+        def failing(c: sqlite3.Connection) -> None:  # writes, then fails: must be undone alone
+            c.execute("INSERT INTO project_quotas (project_id, max_bytes) VALUES ('ghost', 1)")
+            raise errors.Conflict("boom")
+
+        first = asyncio.ensure_future(meta._tx(hold))
+        assert await asyncio.to_thread(entered.wait, 10)
+        projects = [Project(f"p{i}", f"name{i}", "default", "") for i in range(20)]
+        writes = [asyncio.ensure_future(meta.create_project(p)) for p in projects[:10]]
+        writes.append(asyncio.ensure_future(meta._tx(failing)))
+        writes.append(asyncio.ensure_future(meta.create_project(Project("dup", "name0", "default", ""))))  # name taken
+        writes += [asyncio.ensure_future(meta.create_project(p)) for p in projects[10:]]
+        await asyncio.sleep(0.05)
+        assert meta._wq.qsize() == len(writes)  # all queued behind ``hold``: one group
+        assert not any(w.done() for w in writes)  # nobody answered before a commit
+        gate.set()
+        await first
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert isinstance(results[10], errors.Conflict) and results[10].message == "boom"
+        assert isinstance(results[11], errors.Conflict)
+        assert [r.id for r in results[:10] + results[12:]] == [p.id for p in projects]
+        # committed, as seen through another connection; the failed ones left nothing
+        assert sorted(p.id for p in await other.list_projects()) == sorted(p.id for p in projects)
+        assert await other.get_project("dup") is None
+        quotas = await other._run(lambda c: c.execute("SELECT COUNT(*) FROM project_quotas").fetchone()[0])
+        assert quotas == 0
+    finally:
+        await meta.close()
+        await other.close()
