@@ -13,12 +13,10 @@ an orphan that ``lampi fsck`` collects.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from collections.abc import AsyncIterator
 
+from lampi.bg import periodic
 from lampi.core.storage import Storage
 
 log = logging.getLogger("lampi.expirer")
@@ -39,28 +37,7 @@ async def run_once(storage: Storage, now: float | None = None) -> int:
             return total
 
 
-async def run_forever(storage: Storage, interval: float) -> None:
-    await asyncio.sleep(interval * random.uniform(0.1, 1.0))
-    while True:
-        try:
-            n = await run_once(storage)
-            if n:
-                log.info("expirer reclaimed %d expired object(s)", n)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("expirer pass failed")
-        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
-
-
 def context(storage: Storage, interval: float):  # type: ignore[no-untyped-def]
     """An aiohttp ``cleanup_ctx`` running the expirer while the app runs (0: off)."""
-
-    async def ctx(_app: object) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run_forever(storage, interval)) if interval > 0 else None
-        yield
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    return ctx
+    return periodic.context(lambda: run_once(storage), interval, log, "expirer reclaimed %d expired object(s)",
+                            "expirer pass failed")

@@ -10,12 +10,10 @@ aborted. Workers need no coordination: deleting an object twice is a harmless 40
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from collections.abc import AsyncIterator
 
+from lampi.bg import periodic
 from lampi.core import errors
 from lampi.core.models import Container, ListParams
 from lampi.core.storage import Storage
@@ -94,28 +92,7 @@ async def run_once(storage: Storage, day_seconds: float, now: float | None = Non
     return total
 
 
-async def run_forever(storage: Storage, interval: float, day_seconds: float) -> None:
-    await asyncio.sleep(interval * random.uniform(0.1, 1.0))
-    while True:
-        try:
-            n = await run_once(storage, day_seconds)
-            if n:
-                log.info("lifecycle removed %d object(s) / upload(s)", n)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("lifecycle pass failed")
-        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
-
-
 def context(storage: Storage, interval: float, day_seconds: float):  # type: ignore[no-untyped-def]
     """An aiohttp ``cleanup_ctx`` running the lifecycle pass while the app runs (0: off)."""
-
-    async def ctx(_app: object) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run_forever(storage, interval, day_seconds)) if interval > 0 else None
-        yield
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    return ctx
+    return periodic.context(lambda: run_once(storage, day_seconds), interval, log,
+                            "lifecycle removed %d object(s) / upload(s)", "lifecycle pass failed")

@@ -23,9 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lampi.core import errors
 from lampi.core.models import ListParams, ObjectRecord
@@ -38,6 +38,7 @@ MPU = "mpu"
 MAX_DEPTH = 10  # Swift's max_slo_recursion_depth
 MAX_BODY = 32 * 1024 * 1024  # cap when loading a stored manifest body (Swift caps the PUT at 8 MiB)
 DLO_PAGE = 10000
+T = TypeVar("T")
 
 # An async check run before a segment container is read: raises to refuse.
 SegmentAccess = Callable[[str], Awaitable[None]]
@@ -121,18 +122,24 @@ async def parts_of(storage: Storage, rec: ObjectRecord) -> list[Part]:
     return mpu_parts(await load_body(storage, rec))
 
 
-def part_pieces(parts: list[Part], first: int, end: int) -> Iterator[tuple[str, int, int]]:
-    """(blob id, offset, length) of the parts covering bytes [first, end)."""
+def overlapping(items: Iterable[tuple[T, int]], first: int, end: int) -> Iterator[tuple[T, int, int]]:
+    """Of ``(item, size)`` laid end to end, those overlapping bytes [first, end), each
+    with the overlap's (start, stop) inside the item; stops at the first one past ``end``."""
     pos = 0
-    for p in parts:
-        lo, hi = pos, pos + p.size
+    for item, size in items:
+        lo, hi = pos, pos + size
         pos = hi
         if hi <= first:
             continue
         if lo >= end:
             break
-        a = max(first, lo) - lo
-        yield p.blob_id, a, min(end, hi) - lo - a
+        yield item, max(first, lo) - lo, min(end, hi) - lo
+
+
+def part_pieces(parts: list[Part], first: int, end: int) -> Iterator[tuple[str, int, int]]:
+    """(blob id, offset, length) of the parts covering bytes [first, end)."""
+    for p, a, b in overlapping(((p, p.size) for p in parts), first, end):
+        yield p.blob_id, a, b - a
 
 
 async def segments_of(storage: Storage, rec: ObjectRecord) -> list[Segment]:
@@ -169,16 +176,8 @@ class _Resolver:
         self, segments: list[Segment], first: int, end: int, depth: int = 1
     ) -> AsyncIterator[tuple[str, int, int]]:
         """(blob id, offset in the blob, length) covering bytes [first, end)."""
-        pos = 0
-        for seg in segments:
-            s_lo, s_hi = pos, pos + seg.length
-            pos = s_hi
-            if s_hi <= first:
-                continue
-            if s_lo >= end:
-                break
-            lo = max(first, s_lo) - s_lo + seg.start
-            hi = min(end, s_hi) - s_lo + seg.start
+        for seg, a, b in overlapping(((seg, seg.length) for seg in segments), first, end):
+            lo, hi = a + seg.start, b + seg.start
             rec = await self.record(seg)
             if rec.manifest is not None and rec.manifest.kind == MPU:  # an S3 multipart object as a segment
                 for p in part_pieces(await parts_of(self.storage, rec), lo, hi):

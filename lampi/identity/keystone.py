@@ -349,7 +349,9 @@ async def _caller(request: web.Request) -> TokenData:
     return await request.app[IDENTITY].validate(token)
 
 
-async def validate_token(request: web.Request, head: bool) -> web.Response:
+async def _subject(request: web.Request) -> tuple[str, TokenData]:
+    """The ``X-Subject-Token`` of a GET/HEAD/DELETE /v3/auth/tokens and its data, once
+    the caller is checked: its owner or a cloud admin (403 otherwise); 404 when invalid."""
     ident = request.app[IDENTITY]
     caller = await _caller(request)
     subject_token = request.headers.get("X-Subject-Token")
@@ -361,6 +363,12 @@ async def validate_token(request: web.Request, head: bool) -> web.Response:
         raise errors.NotFound("Could not find token.") from None
     if subject.user_id != caller.user_id and not ident.is_cloud_admin(caller.project_id, caller.roles):
         raise errors.Forbidden("You are not authorized to perform the requested action.")
+    return subject_token, subject
+
+
+async def validate_token(request: web.Request, head: bool) -> web.Response:
+    ident = request.app[IDENTITY]
+    subject_token, subject = await _subject(request)
     user = await ident.meta.get_user(subject.user_id)
     if user is None:
         raise errors.NotFound("Could not find token.")
@@ -376,18 +384,8 @@ async def validate_token(request: web.Request, head: bool) -> web.Response:
 
 
 async def revoke_token(request: web.Request) -> web.Response:
-    ident = request.app[IDENTITY]
-    caller = await _caller(request)
-    subject_token = request.headers.get("X-Subject-Token")
-    if not subject_token:
-        raise errors.InvalidArgument("X-Subject-Token header is required")
-    try:
-        subject = await ident.validate(subject_token)
-    except errors.Unauthorized:
-        raise errors.NotFound("Could not find token.") from None
-    if subject.user_id != caller.user_id and not ident.is_cloud_admin(caller.project_id, caller.roles):
-        raise errors.Forbidden("You are not authorized to perform the requested action.")
-    await ident.revoke(subject)
+    _, subject = await _subject(request)
+    await request.app[IDENTITY].revoke(subject)
     return web.Response(status=204)
 
 

@@ -45,7 +45,7 @@ from lampi.core.authz import (
 from lampi.core.models import Container, Credential, ObjectRecord
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, access_denied, invalid_argument, no_such_key
+from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
 from lampi.s3.sigv4 import Auth
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
@@ -213,8 +213,7 @@ async def xml_grants(ctx: S3Request, raw: bytes) -> Grants:
     try:
         root = parse(raw)
     except XMLError:
-        raise S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
-                      "against our published schema") from None
+        raise malformed_xml() from None
     acl_el = root.find("AccessControlList")
     if root.tag != "AccessControlPolicy" or acl_el is None:
         raise _malformed_acl()

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from lampi.core.models import ListParams
 from lampi.s3.body import read_small
-from lampi.s3.errors import S3Error
+from lampi.s3.errors import S3Error, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
@@ -82,13 +82,9 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
     if raw.strip():
         try:
-            root = parse(raw)
+            root = parse(raw, "CreateBucketConfiguration")
         except XMLError:
-            raise S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
-                          "against our published schema") from None
-        if root.tag != "CreateBucketConfiguration":
-            raise S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
-                          "against our published schema")
+            raise malformed_xml() from None
         loc = child_text(root, "LocationConstraint")
         if loc and loc not in (ctx.settings.region, "us-east-1"):
             # as AWS for a region other than the endpoint's (us-east-1, the default of

@@ -24,7 +24,7 @@ from lampi.core.models import Container
 from lampi.http.context import ON_PREPARE, STORAGE
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, error_response
+from lampi.s3.errors import S3Error, error_response, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
 
@@ -37,23 +37,16 @@ SWIFT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
 Rule = dict  # {"id", "origins", "methods", "headers", "expose", "max_age"}
 
 
-def _malformed() -> S3Error:
-    return S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against "
-                   "our published schema")
-
-
 def parse_config(raw: bytes) -> list[Rule]:
     """A CORSConfiguration document → rules; MalformedXML / InvalidRequest when invalid."""
     try:
-        root = parse(raw)
+        root = parse(raw, "CORSConfiguration")
     except XMLError:
-        raise _malformed() from None
-    if root.tag != "CORSConfiguration":
-        raise _malformed()
+        raise malformed_xml() from None
     rules: list[Rule] = []
     for r in root:
         if r.tag != "CORSRule":
-            raise _malformed()
+            raise malformed_xml()
         rule: Rule = {"id": None, "origins": [], "methods": [], "headers": [], "expose": [], "max_age": None}
         for el in r:
             text = (el.text or "").strip()
@@ -76,19 +69,19 @@ def parse_config(raw: bytes) -> list[Rule]:
                 rule["expose"].append(text)
             elif el.tag == "MaxAgeSeconds":
                 if not re.fullmatch(r"-?\d{1,10}", text):
-                    raise _malformed()
+                    raise malformed_xml()
                 rule["max_age"] = int(text)
             elif el.tag == "ID":
                 if rule["id"] is not None or len(text) > 255:
-                    raise _malformed()
+                    raise malformed_xml()
                 rule["id"] = text
             else:
-                raise _malformed()
+                raise malformed_xml()
         if not rule["origins"] or not rule["methods"]:
-            raise _malformed()
+            raise malformed_xml()
         rules.append(rule)
     if not rules or len(rules) > MAX_RULES:
-        raise _malformed()
+        raise malformed_xml()
     return rules
 
 

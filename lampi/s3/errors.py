@@ -38,6 +38,12 @@ def invalid_argument(message: str, name: str = "", value: str = "") -> S3Error:
     return S3Error(400, "InvalidArgument", message, **extra)
 
 
+def malformed_xml() -> S3Error:
+    """A request body that is not the XML document the operation takes."""
+    return S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against "
+                   "our published schema")
+
+
 def invalid_request(message: str) -> S3Error:
     return S3Error(400, "InvalidRequest", message)
 

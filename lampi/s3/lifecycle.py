@@ -28,7 +28,7 @@ from lampi.core.models import ObjectRecord
 from lampi.s3 import body as s3body
 from lampi.s3 import tagging
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, invalid_argument
+from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
 
@@ -40,15 +40,10 @@ DAY = 86400
 Rule = dict[str, Any]
 
 
-def _malformed() -> S3Error:
-    return S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against "
-                   "our published schema")
-
-
 def _int(text: str | None, what: str) -> int:
     t = (text or "").strip()
     if not t.lstrip("-").isdigit() or len(t) > 12:
-        raise _malformed()
+        raise malformed_xml()
     n = int(t)
     if n <= 0:
         raise invalid_argument(f"'{what}' must be a positive integer", what, t)
@@ -58,7 +53,7 @@ def _int(text: str | None, what: str) -> int:
 def _tag(el) -> list[str]:  # noqa: ANN001
     k, v = el.find("Key"), el.find("Value")
     if k is None or v is None or len(el) != 2:
-        raise _malformed()
+        raise malformed_xml()
     return [k.text or "", v.text or ""]
 
 
@@ -66,13 +61,13 @@ def _filter(el) -> dict[str, Any]:  # noqa: ANN001
     """<Filter>: at most one of Prefix, Tag, ObjectSize*, And (of those)."""
     f: dict[str, Any] = {"prefix": None, "tags": [], "gt": None, "lt": None, "and": False}
     if len(el) > 1:
-        raise _malformed()
+        raise malformed_xml()
     kids = list(el)
     if kids and kids[0].tag == "And":
         f["and"] = True
         kids = list(kids[0])
         if not kids:
-            raise _malformed()
+            raise malformed_xml()
     for k in kids:
         if k.tag == "Prefix" and f["prefix"] is None:
             f["prefix"] = k.text or ""
@@ -83,7 +78,7 @@ def _filter(el) -> dict[str, Any]:  # noqa: ANN001
         elif k.tag == "ObjectSizeLessThan" and f["lt"] is None:
             f["lt"] = _size(k.text)
         else:
-            raise _malformed()
+            raise malformed_xml()
     if f["tags"]:
         tagging.validate([(k, v) for k, v in f["tags"]])  # S3's tag rules (InvalidTag)
     return f
@@ -92,7 +87,7 @@ def _filter(el) -> dict[str, Any]:  # noqa: ANN001
 def _size(text: str | None) -> int:
     t = (text or "").strip()
     if not t.isdigit() or len(t) > 20:
-        raise _malformed()
+        raise malformed_xml()
     return int(t)
 
 
@@ -112,15 +107,13 @@ def _date(text: str | None) -> float:
 
 def parse_config(raw: bytes) -> list[Rule]:
     try:
-        root = parse(raw)
+        root = parse(raw, "LifecycleConfiguration")
     except XMLError:
-        raise _malformed() from None
-    if root.tag != "LifecycleConfiguration":
-        raise _malformed()
+        raise malformed_xml() from None
     rules: list[Rule] = []
     for r in root:
         if r.tag != "Rule":
-            raise _malformed()
+            raise malformed_xml()
         rule: Rule = {"id": None, "status": None, "filter": None, "legacy_prefix": None, "days": None,
                       "date": None, "delete_marker": None, "abort_days": None, "noncurrent_days": None}
         for el in r:
@@ -143,32 +136,32 @@ def parse_config(raw: bytes) -> list[Rule]:
                     elif e.tag == "ExpiredObjectDeleteMarker" and rule["delete_marker"] is None:
                         v = (e.text or "").strip().lower()
                         if v not in ("true", "false"):
-                            raise _malformed()
+                            raise malformed_xml()
                         rule["delete_marker"] = v == "true"
                     else:
-                        raise _malformed()
+                        raise malformed_xml()
                 found = [k for k in ("days", "date", "delete_marker") if rule[k] is not None]
                 if len(found) != 1:
-                    raise _malformed()
+                    raise malformed_xml()
             elif el.tag == "AbortIncompleteMultipartUpload" and rule["abort_days"] is None:
                 d = el.find("DaysAfterInitiation")
                 if d is None or len(el) != 1:
-                    raise _malformed()
+                    raise malformed_xml()
                 rule["abort_days"] = _int(d.text, "DaysAfterInitiation")
             elif el.tag == "NoncurrentVersionExpiration" and rule["noncurrent_days"] is None:
                 d = el.find("NoncurrentDays")
                 if d is None:
-                    raise _malformed()
+                    raise malformed_xml()
                 rule["noncurrent_days"] = _int(d.text, "NoncurrentDays")
             elif el.tag in ("Transition", "NoncurrentVersionTransition"):
                 raise S3Error(501, "NotImplemented", "Lifecycle transitions (storage classes) are not "
                               "implemented by this server.")
             else:
-                raise _malformed()
+                raise malformed_xml()
         if rule["status"] not in ("Enabled", "Disabled"):
-            raise _malformed()
+            raise malformed_xml()
         if (rule["filter"] is None) == (rule["legacy_prefix"] is None):
-            raise _malformed()  # exactly one of Filter and the legacy Prefix
+            raise malformed_xml()  # exactly one of Filter and the legacy Prefix
         if all(rule[k] is None for k in ("days", "date", "delete_marker", "abort_days", "noncurrent_days")):
             raise S3Error(400, "InvalidRequest", "At least one action needs to be specified in a rule")
         f = rule["filter"]
@@ -179,7 +172,7 @@ def parse_config(raw: bytes) -> list[Rule]:
             rule["id"] = base64.b32encode(os.urandom(30)).decode().rstrip("=")  # S3 names unnamed rules
         rules.append(rule)
     if not rules or len(rules) > MAX_RULES:
-        raise _malformed()
+        raise malformed_xml()
     if len({r["id"] for r in rules}) != len(rules):
         raise invalid_argument("Rule ID must be unique. Found same ID for more than one rule", "ID")
     return rules

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from lampi.core.models import Container, ListingEntry, ListParams
 from lampi.s3.bucket import iso8601, owner, xml_response
-from lampi.s3.errors import S3Error, invalid_argument
+from lampi.s3.errors import invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
 
@@ -62,7 +62,8 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, entries: list[ListingEntry
     sync tool comparing sizes would otherwise see a mismatch. Only 0-byte entries are
     looked at; the segment container is summed only if the caller may list it."""
     # only 0-byte entries can be DLOs: a page without any is returned as it is
-    if not any(e.bytes == 0 and not e.is_subdir and not e.extra for e in entries):
+    zero = [e.name for e in entries if e.bytes == 0 and not e.is_subdir and not e.extra]
+    if not zero:
         return entries
     import time
     from dataclasses import replace
@@ -71,12 +72,15 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, entries: list[ListingEntry
     from lampi.core import manifest as M
     from lampi.swift.large_objects import segment_access
 
+    # one query for the page's 0-byte objects (a read per entry made a page of 1,000
+    # empty objects take ~80 ms)
+    sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.bucket, zero, time.time())
     out = []
     for e in entries:
         if not e.is_subdir and e.bytes == 0 and not e.extra:
-            rec = await ctx.storage.meta.get_object(ctx.bucket, e.name, time.time())
-            if rec is not None and "x-object-manifest" in rec.sysmeta:
-                cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
+            sysmeta = sysmetas.get(e.name)
+            if sysmeta is not None and "x-object-manifest" in sysmeta:
+                cont, prefix = M.parse_dlo(sysmeta["x-object-manifest"])
                 try:
                     await segment_access(ctx.request, project_id, listing=True)(cont)
                     total, etag = await M.dlo_totals(ctx.storage, project_id, cont, prefix)
@@ -118,9 +122,21 @@ def _contents(ctx: S3Request, entries: list[ListingEntry], enc, with_owner: bool
     return contents + prefixes
 
 
-def _common(ctx: S3Request, enc, max_keys: int, truncated: bool) -> list[str]:  # noqa: ANN001
+def _head(ctx: S3Request, enc) -> list[str]:  # noqa: ANN001
+    """The first elements of every listing result: Name, Prefix."""
+    return [element("Name", ctx.bucket), element("Prefix", enc(ctx.query.get("prefix", "")))]
+
+
+def _tail(ctx: S3Request, enc, max_keys: int, truncated: bool) -> list[str]:  # noqa: ANN001
+    """The elements every listing result has after its markers: MaxKeys, Delimiter,
+    EncodingType, IsTruncated."""
     q = ctx.query
-    kids = [element("Name", ctx.bucket), element("Prefix", enc(q.get("prefix", "")))]
+    kids = [element("MaxKeys", max_keys)]
+    if q.get("delimiter"):
+        kids.append(element("Delimiter", enc(q["delimiter"])))
+    if "encoding-type" in q:
+        kids.append(element("EncodingType", q["encoding-type"]))
+    kids.append(element("IsTruncated", truncated))
     return kids
 
 
@@ -130,16 +146,11 @@ async def list_objects(ctx: S3Request) -> web.StreamResponse:
     max_keys = _max_keys(ctx)
     marker = q.get("marker", "")
     entries, truncated, c = await _page(ctx, marker, max_keys)
-    kids = _common(ctx, enc, max_keys, truncated)
+    kids = _head(ctx, enc)
     kids.append(element("Marker", enc(marker)))
     if truncated and q.get("delimiter") and entries:
         kids.append(element("NextMarker", enc(entries[-1].name)))
-    kids.append(element("MaxKeys", max_keys))
-    if q.get("delimiter"):
-        kids.append(element("Delimiter", enc(q["delimiter"])))
-    if "encoding-type" in q:
-        kids.append(element("EncodingType", q["encoding-type"]))
-    kids.append(element("IsTruncated", truncated))
+    kids += _tail(ctx, enc, max_keys, truncated)
     kids += _contents(ctx, entries, enc, True, c.project_id)
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
@@ -167,7 +178,7 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     if token is not None and start_after > marker:
         marker = start_after
     entries, truncated, c = await _page(ctx, marker, max_keys)
-    kids = _common(ctx, enc, max_keys, truncated)
+    kids = _head(ctx, enc)
     if token is not None:
         kids.append(element("ContinuationToken", token))
     if truncated and entries:
@@ -175,12 +186,7 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     if "start-after" in q:
         kids.append(element("StartAfter", enc(start_after)))
     kids.append(element("KeyCount", len(entries)))
-    kids.append(element("MaxKeys", max_keys))
-    if q.get("delimiter"):
-        kids.append(element("Delimiter", enc(q["delimiter"])))
-    if "encoding-type" in q:
-        kids.append(element("EncodingType", q["encoding-type"]))
-    kids.append(element("IsTruncated", truncated))
+    kids += _tail(ctx, enc, max_keys, truncated)
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
     kids += _contents(ctx, entries, enc, fetch_owner, c.project_id)
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
@@ -201,19 +207,14 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
         if vid_marker not in ("", "null"):
             raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker)
     entries, truncated, c = await _page(ctx, key_marker, max_keys)
-    kids = _common(ctx, enc, max_keys, truncated)
+    kids = _head(ctx, enc)
     kids.append(element("KeyMarker", enc(key_marker)))
     kids.append(element("VersionIdMarker", vid_marker or ""))
     if truncated and entries:
         kids.append(element("NextKeyMarker", enc(entries[-1].name)))
         if not entries[-1].is_subdir:
             kids.append(element("NextVersionIdMarker", "null"))
-    kids.append(element("MaxKeys", max_keys))
-    if q.get("delimiter"):
-        kids.append(element("Delimiter", enc(q["delimiter"])))
-    if "encoding-type" in q:
-        kids.append(element("EncodingType", q["encoding-type"]))
-    kids.append(element("IsTruncated", truncated))
+    kids += _tail(ctx, enc, max_keys, truncated)
     versions, prefixes = [], []
     for e in entries:
         if e.is_subdir:

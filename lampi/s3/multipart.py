@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -23,11 +23,11 @@ from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
 from lampi.s3.bucket import iso8601, owner, xml_response
-from lampi.s3.errors import S3Error, invalid_argument, no_such_key
+from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.object import (
     CHECKSUM_PREFIX,
     _check_key,
-    check_conditionals,
+    copy_source,
     sys_meta,
     user_meta,
 )
@@ -39,8 +39,6 @@ MAX_LIST = 1000
 CHECKSUM_ELEMENTS = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "crc64nvme": "ChecksumCRC64NVME",
                      "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
 Reader = Callable[[int, int], AsyncIterator[bytes]]
-_MALFORMED = ("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
-              "published schema")
 
 
 def no_such_upload(upload_id: str) -> S3Error:
@@ -171,24 +169,9 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     number = _part_number(ctx)
     up = await _upload(ctx)
-    request = ctx.request
-    src = request.headers["x-amz-copy-source"]
-    src_path, _, src_query = src.partition("?")
-    sbucket, _, skey = unquote(src_path).lstrip("/").partition("/")
-    if not sbucket or not skey:
-        raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
-    if "versionId=" in src_query and "versionId=null" not in src_query:
-        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
-    await ctx.get_bucket(write=False, name=sbucket)
-    try:
-        src_rec = await ctx.storage.head_object(sbucket, skey)
-    except errors.ObjectNotFound:
-        raise no_such_key(skey) from None
-    # large sources (multipart, SLO, DLO): their real size, segments read with the caller's authority
-    src_rec, reader = await large_view(ctx, src_rec)
-    if check_conditionals(request.headers, src_rec, prefix="x-amz-copy-source-") is not None:
-        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
-    offset, length = _copy_range(request.headers.get("x-amz-copy-source-range"), src_rec.size)
+    src = await copy_source(ctx)
+    src_rec, reader = src.view, src.reader
+    offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0)
@@ -205,21 +188,19 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
 
 def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     try:
-        root = parse(raw)
+        root = parse(raw, "CompleteMultipartUpload")
     except XMLError:
-        raise S3Error(400, *_MALFORMED) from None
-    if root.tag != "CompleteMultipartUpload":
-        raise S3Error(400, *_MALFORMED)
+        raise malformed_xml() from None
     out = []
     for el in root.findall("Part"):
         num, etag = child_text(el, "PartNumber"), child_text(el, "ETag")
         if num is None or etag is None or not num.strip().isdigit():
-            raise S3Error(400, *_MALFORMED)
+            raise malformed_xml()
         sums = {alg: (child_text(el, name) or "").strip() for alg, name in CHECKSUM_ELEMENTS.items()
                 if el.find(name) is not None}
         out.append(mp.RequestedPart(int(num), etag.strip(), sums))
     if not out or len(out) > mp.MAX_PARTS:
-        raise S3Error(400, *_MALFORMED)
+        raise malformed_xml()
     return out
 
 

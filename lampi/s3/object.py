@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate, parsedate_to_datetime
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -21,7 +23,7 @@ from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
 from lampi.s3 import lifecycle, tagging
 from lampi.s3.bucket import iso8601, xml_response
-from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, no_such_key
+from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
@@ -266,30 +268,24 @@ async def delete_object(ctx: S3Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-_MALFORMED = ("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
-              "published schema")
-
-
 async def delete_objects(ctx: S3Request) -> web.StreamResponse:
     await ctx.get_bucket(write=True)
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
     try:
-        root = parse(raw)
+        root = parse(raw, "Delete")
     except XMLError:
-        raise S3Error(400, *_MALFORMED) from None
-    if root.tag != "Delete":
-        raise S3Error(400, *_MALFORMED)
+        raise malformed_xml() from None
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     keys = []
     for obj in root.findall("Object"):
         k = child_text(obj, "Key")
         if k is None:
-            raise S3Error(400, *_MALFORMED)
+            raise malformed_xml()
         keys.append((k, child_text(obj, "VersionId")))
     if not keys:
-        raise S3Error(400, *_MALFORMED)
+        raise malformed_xml()
     if len(keys) > MAX_DELETE_KEYS:
-        raise S3Error(400, *_MALFORMED)
+        raise malformed_xml()
     out = []
     for k, vid in keys:
         if vid not in (None, "", "null"):
@@ -313,14 +309,21 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, xml_doc("DeleteResult", out))
 
 
-async def copy_object(ctx: S3Request) -> web.StreamResponse:
-    bucket = await ctx.get_bucket(write=True)
-    _check_key(ctx.key)
+class CopySource(NamedTuple):
+    bucket: str
+    key: str
+    rec: ObjectRecord  # as stored
+    view: ObjectRecord  # as S3 shows it: a large object's real size and ETag
+    reader: Callable[[int, int], AsyncIterator[bytes]] | None  # a large object's bytes; None: plain
+
+
+async def copy_source(ctx: S3Request) -> CopySource:
+    """The ``x-amz-copy-source`` of CopyObject and UploadPartCopy: the caller may read it
+    and its ``x-amz-copy-source-if-*`` conditions hold (412 otherwise)."""
     request = ctx.request
     src = request.headers["x-amz-copy-source"]
     src_path, _, src_query = src.partition("?")
-    src_path = unquote(src_path).lstrip("/")
-    sbucket, _, skey = src_path.partition("/")
+    sbucket, _, skey = unquote(src_path).lstrip("/").partition("/")
     if not sbucket or not skey:
         raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
     if "versionId=" in src_query and "versionId=null" not in src_query:
@@ -337,6 +340,14 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     src_view, reader = await mpu.large_view(ctx, src_rec)
     if check_conditionals(request.headers, src_view, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    return CopySource(sbucket, skey, src_rec, src_view, reader)
+
+
+async def copy_object(ctx: S3Request) -> web.StreamResponse:
+    bucket = await ctx.get_bucket(write=True)
+    _check_key(ctx.key)
+    request = ctx.request
+    sbucket, skey, src_rec, src_view, reader = await copy_source(ctx)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)

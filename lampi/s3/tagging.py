@@ -15,7 +15,7 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, no_such_key
+from lampi.s3.errors import S3Error, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
@@ -88,27 +88,22 @@ def count_header(sysmeta: dict[str, str]) -> dict[str, str]:
     return {"x-amz-tagging-count": str(n)} if n else {}
 
 
-def _malformed() -> S3Error:
-    return S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against "
-                   "our published schema")
-
-
 def from_xml(raw: bytes) -> Tags:
     try:
-        root = parse(raw)
+        root = parse(raw, "Tagging")
     except XMLError:
-        raise _malformed() from None
+        raise malformed_xml() from None
     tagset = root.find("TagSet")
-    if root.tag != "Tagging" or tagset is None:
-        raise _malformed()
+    if tagset is None:
+        raise malformed_xml()
     tags = []
     for tag in tagset.findall("Tag"):
         k, v = child_text(tag, "Key"), child_text(tag, "Value")
         if k is None or v is None:
-            raise _malformed()
+            raise malformed_xml()
         tags.append((k, v))
     if len(tagset) != len(tags):
-        raise _malformed()  # something other than <Tag> inside <TagSet>
+        raise malformed_xml()  # something other than <Tag> inside <TagSet>
     return validate(tags)
 
 

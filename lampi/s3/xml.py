@@ -40,8 +40,9 @@ def xml_doc(root: str, children: Iterable[str], namespace: bool = True) -> bytes
     ).encode("utf-8")
 
 
-def parse(body: bytes) -> Element:
-    """Parse ``body``; namespaces are stripped from tags so callers match local names."""
+def parse(body: bytes, root_tag: str | None = None) -> Element:
+    """Parse ``body``; namespaces are stripped from tags so callers match local names.
+    With ``root_tag``, a document with another root element is an ``XMLError`` too."""
     try:
         root = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (DefusedXmlException, SyntaxError, ValueError) as exc:
@@ -49,6 +50,8 @@ def parse(body: bytes) -> Element:
     for el in root.iter():
         if isinstance(el.tag, str) and "}" in el.tag:
             el.tag = el.tag.split("}", 1)[1]
+    if root_tag is not None and root.tag != root_tag:
+        raise XMLError(f"root element is <{root.tag}>, not <{root_tag}>")
     return root
 
 

@@ -40,7 +40,7 @@ MAX_FAILED_EXTRACTIONS = 1000
 YIELD_FREQUENCY = 10.0
 # a delete line longer than this is refused (Swift: max_path_length * 2)
 MAX_PATH_LENGTH = C.MAX_CONTAINER_NAME_LENGTH + C.MAX_OBJECT_NAME_LENGTH + 2
-ACCEPTABLE = ("text/plain", "application/json", "application/xml", "text/xml")
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 ARCHIVE_TYPES = {"tar": "", "tar.gz": "gz", "tar.bz2": "bz2"}
 _CHUNK = 256 * 1024
 
@@ -76,8 +76,9 @@ class BulkError(Exception):
         self.body = _default_body(code) if body is None else body
 
 
-def _out_format(request: web.Request) -> str | None:
-    """swob's Accept.best_match over the bulk formats; an invalid header is ignored."""
+def out_format(request: web.Request) -> str | None:
+    """swob's Accept.best_match over the bulk formats (text/plain when absent); None when
+    nothing is acceptable or the header is invalid (bulk and SLO then answer 406)."""
     from lampi.swift.listing import _best_match  # the same swob grammar as listings
 
     try:
@@ -87,13 +88,12 @@ def _out_format(request: web.Request) -> str | None:
 
 
 def response_body(fmt: str | None, data: dict[str, Any], errs: list[list[str]], root: str) -> bytes:
-    """bulk.get_response_body."""
+    """bulk.get_response_body: text/plain "Key: value" lines then "Errors:", or json/xml
+    (bulk delete and SLO PUT/DELETE answer with it too)."""
     if fmt == "application/json":
-        data = dict(data)
-        data["Errors"] = errs
-        return json.dumps(data).encode("ascii")
+        return json.dumps({**data, "Errors": errs}).encode("ascii")
     if fmt and fmt.endswith("/xml"):
-        out = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f"<{root}>\n"]
+        out = [f"<{root}>\n"]
         for key in sorted(data):
             k = key.replace(" ", "_").lower()
             out.append(f"<{k}>{escape(str(data[key]))}</{k}>\n")
@@ -106,6 +106,11 @@ def response_body(fmt: str | None, data: dict[str, Any], errs: list[list[str]], 
     lines.append("Errors:\n")
     lines.extend(f"{name}, {status}\n" for name, status in errs)
     return "".join(lines).encode("utf-8")
+
+
+def _result(fmt: str | None, data: dict[str, Any], errs: list[list[str]], root: str) -> bytes:
+    """The final body of a bulk delete or extract; an XML one opens with its declaration."""
+    return (XML_DECLARATION if fmt and fmt.endswith("/xml") else b"") + response_body(fmt, data, errs, root)
 
 
 async def _respond(request: web.Request, fmt: str | None, work: Any) -> web.StreamResponse:
@@ -137,7 +142,7 @@ async def _respond(request: web.Request, fmt: str | None, work: Any) -> web.Stre
 
 
 async def handle(request: web.Request, project_id: str, container: str | None, obj: str | None) -> web.StreamResponse:
-    fmt = _out_format(request)
+    fmt = out_format(request)
     if "bulk-delete" in request.query:
         return await _respond(request, fmt, bulk_delete(request, project_id, fmt))
     kind = request.query.get("extract-archive", "").lower().strip(".")
@@ -234,7 +239,7 @@ async def bulk_delete(request: web.Request, project_id: str, fmt: str | None) ->
     except BulkError as exc:
         data["Response Status"] = status_line(exc.code)
         data["Response Body"] = exc.body
-    return response_body(fmt, data, failed, "delete")
+    return _result(fmt, data, failed, "delete")
 
 
 # -- extract archive --------------------------------------------------------------------------
@@ -344,7 +349,7 @@ async def extract_archive(request: web.Request, project_id: str, base: str, fmt:
     except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
         data["Response Status"] = status_line(400)
         data["Response Body"] = f"Invalid Tar File: {exc}"
-    return response_body(fmt, data, failed, "extract")
+    return _result(fmt, data, failed, "extract")
 
 
 async def _extract(

@@ -3,7 +3,6 @@ DELETE, server-side COPY and PUT with X-Copy-From."""
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 import time
 import uuid
@@ -17,7 +16,7 @@ from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
-from lampi.swift import acl, large_objects, object_versioning, quotas, symlink, versioning
+from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
@@ -49,11 +48,11 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
             container, name, location = target
             request[symlink.EXTRA_HEADERS] = {"Content-Location": location}
         return await get_object(request, container, name)
-    # large objects (lampi/swift/large_objects.py): SLO manifest PUT/DELETE, reserved headers
+    # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
     if m == "PUT" and request.query.get("multipart-manifest") == "put":
-        return await large_objects.put_manifest(request, project_id, container, name)
+        return await slo.put_manifest(request, project_id, container, name)
     if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
-        return await large_objects.delete_manifest(request, project_id, container, name)
+        return await slo.delete_manifest(request, project_id, container, name)
     if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
         return refused
     if m == "PUT" and "X-Symlink-Target" in request.headers:

@@ -2,9 +2,11 @@
 
 WAL journal with ``synchronous=FULL``: a committed transaction is on disk before the
 client hears 2xx. Several worker processes share one database file; writes take
-``BEGIN IMMEDIATE`` so counters stay exact under concurrent writers. Every call runs
-on one dedicated thread per process (a sqlite3 connection belongs to its thread), so
-the event loop never blocks on the database.
+``BEGIN IMMEDIATE`` so counters stay exact under concurrent writers. Reads run on one
+dedicated thread per process and write transactions on another (each with its own
+connection; a sqlite3 connection belongs to its thread), so the event loop never blocks
+on the database and reads never wait for a commit's fsync. Concurrent write
+transactions are group-committed (see ``_tx``).
 
 Token revocations live in a second small database file so that workers can notice a
 new revocation with ``PRAGMA data_version`` (no query on the hot path).

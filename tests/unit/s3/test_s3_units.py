@@ -35,6 +35,10 @@ def test_xml_refuses_entities_and_strips_namespaces() -> None:
         parse(b"<Delete><Object>")
     root = parse(b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>k</Key></Object></Delete>')
     assert root.tag == "Delete" and root.find("Object/Key").text == "k"
+    # with the root element an operation takes: another root is refused (→ MalformedXML)
+    assert parse(b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>', "Delete").tag == "Delete"
+    with pytest.raises(XMLError):
+        parse(b"<Tagging><TagSet/></Tagging>", "Delete")
 
 
 @pytest.mark.parametrize("name", ["abc", "a.b-c", "x" * 63, "1bucket"])
