@@ -14,8 +14,11 @@ One model with Swift's (``lampi.core.authz``, ``lampi.swift.acl``):
 * READ_ACP / WRITE_ACP / FULL_CONTROL on a bucket, which Swift cannot express, are
   kept in hidden container metadata ``sys:s3-acp``; FULL_CONTROL also puts the
   grantee in both Swift ACLs.
-* AllUsers WRITE (``public-read-write``) is stored as ``*:*`` in the write ACL: any
-  authenticated user may write, anonymous writes are not accepted.
+* AllUsers WRITE (``public-read-write``) is stored as ``*:*`` in the write ACL (any
+  authenticated user may write, through Swift too) plus ``{"WRITE": [".r:*"]}`` in
+  ``sys:s3-acp``: with both, S3 requests without credentials may put and delete objects
+  (and upload parts), as AWS and Ceph RGW allow; Swift's write ACL has no anonymous
+  form, so Swift keeps refusing them, and removing ``*:*`` through Swift ends it.
 * An object's ACL is in its system metadata (``s3-acl``, hidden from Swift); it is
   consulted for reads when the bucket's ACL says no (``lampi.swift.acl.decide``), for
   Swift, S3 and the anonymous ``/<bucket>/<key>`` links alike.
@@ -72,7 +75,8 @@ ANONYMOUS = Principal(user_id="", user_name="", project_id=None)
 
 
 def anonymous_auth() -> Auth:
-    """The Auth of a request without credentials (only reads of public buckets pass)."""
+    """The Auth of a request without credentials (reads of public buckets, object writes
+    into public-read-write ones: ``check``)."""
     return Auth(principal=ANONYMOUS, credential=Credential(access="", secret="", user_id="", project_id=""),
                 version=0, payload=None)
 
@@ -95,7 +99,11 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
     request = ctx.request
     if is_anonymous(p):
         if write:
-            raise access_denied()
+            # object writes (the router lets only PutObject, DeleteObject and multipart
+            # uploads through) into a public-read-write bucket, as AWS
+            if not (ctx.key and c.name == ctx.bucket and anonymous_write(c.meta)):
+                raise access_denied()
+            return
         if ctx.key and c.name == ctx.bucket:
             # GetObject/HeadObject, Allas's public links: the container's read ACL
             # (referrers) or the object's own ACL, decided as for Swift
@@ -279,7 +287,9 @@ def bucket_meta(grants: Grants, owner_project: str) -> dict[str, str | None]:
         if perm in ("READ", "FULL_CONTROL"):
             read += [ALL_USERS, ".rlistings"] if g == ALL_USERS else [g]
         if perm in ("WRITE", "FULL_CONTROL"):
-            write.append(AUTHENTICATED_USERS if g == ALL_USERS else g)  # no anonymous writes
+            write.append(AUTHENTICATED_USERS if g == ALL_USERS else g)  # Swift: no anonymous writes
+        if perm == "WRITE" and g == ALL_USERS:
+            acp.setdefault(perm, []).append(g)  # S3's anonymous writes (anonymous_write)
         if perm in ("READ_ACP", "WRITE_ACP", "FULL_CONTROL"):
             acp.setdefault(perm, []).append(g)
     return {
@@ -300,6 +310,8 @@ def bucket_grants(meta: dict[str, str]) -> Grants:
     read = [ALL_USERS] if is_public(meta) else []
     read += [g for g in rgroups if ":" in g and not g.startswith(".")]
     write = [g for g in wgroups if ":" in g and not g.startswith(".")]
+    if anonymous_write(meta):  # AllUsers WRITE: its ``*:*`` is part of it
+        write = [ALL_USERS if g == AUTHENTICATED_USERS else g for g in write]
     full = [g for g in acp.get("FULL_CONTROL", []) if g in read and (g in write or g == ALL_USERS)]
     grants: Grants = [(g, "FULL_CONTROL") for g in full]
     grants += [(g, "READ") for g in read if g not in full]
@@ -307,6 +319,15 @@ def bucket_grants(meta: dict[str, str]) -> Grants:
     for perm in ("READ_ACP", "WRITE_ACP"):
         grants += [(g, perm) for g in acp.get(perm, []) if isinstance(g, str)]
     return grants
+
+
+def anonymous_write(meta: dict[str, str]) -> bool:
+    """May S3 requests without credentials write this bucket's objects? AllUsers WRITE
+    (or FULL_CONTROL) in ``sys:s3-acp`` *and* ``*:*`` still in the Swift write ACL."""
+    acp = _acp_of(meta)
+    if not any(isinstance(v, list) and ALL_USERS in v for v in (acp.get("WRITE"), acp.get("FULL_CONTROL"))):
+        return False
+    return AUTHENTICATED_USERS in parse_acl(meta.get(WRITE_ACL_KEY))[1]
 
 
 def object_sysmeta(grants: Grants, owner_project: str) -> str | None:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, quotas
 from lampi.core.models import ObjectRecord
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
@@ -104,9 +104,13 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
     sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
+    # of unknown length is stopped where it would pass them
+    allowance = await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
+                                         bucket.project_id, ctx.bucket, plan.decoded_length)
 
     async def body():  # noqa: ANN202
-        async for data in s3body.stream(request, ctx.auth, plan, max_size):
+        async for data in quotas.limit_body(s3body.stream(request, ctx.auth, plan, max_size), allowance):
             yield data
         # The verified checksum is kept with the object (x-amz-checksum-mode: ENABLED).
         # The core builds the object record after the body is consumed, from this dict.
@@ -373,6 +377,8 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     max_size = ctx.settings.max_object_size
     if src_view.size > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+    await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
+                             bucket.project_id, ctx.bucket, src_view.size)
     if reader is None:
         rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta,
                                             sysmeta=sysmeta)

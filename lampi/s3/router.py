@@ -80,7 +80,10 @@ class Endpoint:
 
 
 # what a request without credentials may try (lampi.s3.acl.check decides per bucket)
-_ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetObject", "HeadObject"})
+_ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetObject", "HeadObject",
+                            # object writes into a public-read-write bucket, as AWS and Ceph RGW
+                            "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
+                            "CompleteMultipartUpload", "AbortMultipartUpload"})
 
 
 def stamp(resp: web.StreamResponse, request_id: str) -> None:
@@ -252,14 +255,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return resp
             auth = await sigv4.authenticate(request)
             if auth is None:
-                if request.method not in ("GET", "HEAD"):
-                    raise access_denied()
                 from lampi.s3 import acl
 
                 auth = acl.anonymous_auth()  # public buckets only (lampi.s3.acl.check)
             request[PRINCIPAL] = auth.principal
             request[PROJECT] = auth.principal.project_id
-            ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
+            try:
+                ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
+            except S3Error:
+                if auth.version == 0 and request.method not in ("GET", "HEAD"):
+                    raise access_denied() from None  # no credentials: nothing more to learn
+                raise
             if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS:
                 raise access_denied()
             if ep.handler is None:

@@ -109,12 +109,21 @@ def response_body(fmt: str | None, data: dict[str, Any], errs: list[list[str]], 
 
 
 def _result(fmt: str | None, data: dict[str, Any], errs: list[list[str]], root: str) -> bytes:
-    """The final body of a bulk delete or extract; an XML one opens with its declaration."""
-    return (XML_DECLARATION if fmt and fmt.endswith("/xml") else b"") + response_body(fmt, data, errs, root)
+    """The final body of a bulk delete or extract (``_respond`` adds the XML declaration)."""
+    return response_body(fmt, data, errs, root)
+
+
+def declaration(fmt: str | None) -> bytes:
+    """What bulk's ``handle_delete_iter`` / ``handle_extract_iter`` send first, before
+    any keep-alive space: the XML declaration for an XML answer (SLO's
+    ``?multipart-manifest=delete`` answers through the same iterator)."""
+    return XML_DECLARATION if fmt and fmt.endswith("/xml") else b""
 
 
 async def _respond(request: web.Request, fmt: str | None, work: Any) -> web.StreamResponse:
-    """Send 200 at once, keep-alive spaces while ``work`` runs, then its body."""
+    """Send 200, keep-alive spaces while ``work`` runs, then its body — in Swift's
+    order: the XML declaration first (the spaces after it keep the document valid),
+    and ``\r\n\r\n`` before the result once a space was sent."""
     resp = web.StreamResponse(status=200)
     resp.content_type = fmt or "text/plain"
     resp.charset = "utf-8"
@@ -127,13 +136,17 @@ async def _respond(request: web.Request, fmt: str | None, work: Any) -> web.Stre
                 break
             if not prepared:
                 await resp.prepare(request)
+                await resp.write(declaration(fmt))
                 prepared = True
             await resp.write(b" ")
     except BaseException:
         task.cancel()
         raise
     body = task.result()
-    if not prepared:
+    if prepared:
+        body = b"\r\n\r\n" + body
+    else:
+        body = declaration(fmt) + body
         resp.content_length = len(body)
         await resp.prepare(request)
     await resp.write(body)

@@ -23,7 +23,7 @@ from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.models import ManifestInfo, ObjectRecord
 from lampi.http.context import SETTINGS, STORAGE
-from lampi.swift.bulk import out_format, response_body, status_line
+from lampi.swift.bulk import declaration, out_format, response_body, status_line
 from lampi.swift.errors import REASONS, swift_error
 from lampi.swift.http_util import http_date, x_timestamp
 from lampi.swift.large_objects import (
@@ -378,4 +378,6 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
     elif not (data["Number Deleted"] or data["Number Not Found"]) and data["Response Status"] == "200 OK":
         data["Response Status"] = status_line(400)
         data["Response Body"] = "Invalid bulk delete."
-    return web.Response(status=200, body=response_body(fmt, data, failed, "delete"), content_type=fmt)
+    # bulk's delete iterator answers: an XML body opens with its declaration
+    return web.Response(status=200, body=declaration(fmt) + response_body(fmt, data, failed, "delete"),
+                        content_type=fmt)

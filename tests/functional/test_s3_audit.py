@@ -367,21 +367,85 @@ def test_not_implemented_names_the_operation(s3, unique) -> None:  # noqa: ANN00
     assert s3.get_bucket_versioning(Bucket=unique).get("Status") is None
 
 
-def test_public_read_write_bucket(server, s3, unique) -> None:  # noqa: ANN001
-    """AllUsers WRITE is Swift's write ACL ``*:*``: any project's key may write; an
-    anonymous write is refused (AWS accepts it; documented in docs/s3-api.md)."""
-    from tests.functional.test_s3_acl import new_project_keys
+def test_public_read_write_bucket(server, s3, swift_conn, unique) -> None:  # noqa: ANN001
+    """AllUsers WRITE: any project's key may write (Swift's write ACL ``*:*``) and, as
+    AWS and Ceph RGW, so may S3 requests without credentials — objects, parts and
+    deletes, under the quotas; Swift keeps refusing anonymous writes."""
+    from tests.functional.test_s3_acl import ALL_USERS, AUTH_USERS, grants, new_project_keys
 
+    pid = admin_project_id(swift_conn)
     _, _, other, _ = new_project_keys(server)
     s3.create_bucket(Bucket=unique, ACL="public-read-write")
+    assert grants(s3.get_bucket_acl(Bucket=unique)) == {(pid, "FULL_CONTROL"), (ALL_USERS, "READ"),
+                                                        (ALL_USERS, "WRITE")}
     other.put_object(Bucket=unique, Key="by-other", Body=b"o")
     assert s3.get_object(Bucket=unique, Key="by-other")["Body"].read() == b"o"
+    r = requests.put(f"{server.url}/{unique}/anon", data=b"anonymous bytes", timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5(b"anonymous bytes").hexdigest()
+    got = s3.get_object(Bucket=unique, Key="anon")
+    assert got["Body"].read() == b"anonymous bytes" and got["ContentLength"] == 15
+    # multipart without credentials
+    r = requests.post(f"{server.url}/{unique}/mp?uploads", timeout=10)
+    assert r.status_code == 200, r.text
+    uid = r.text.split("<UploadId>")[1].split("</UploadId>")[0]
+    r = requests.put(f"{server.url}/{unique}/mp", params={"partNumber": "1", "uploadId": uid}, data=b"part",
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    done = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{r.headers['ETag']}</ETag>"
+            "</Part></CompleteMultipartUpload>")
+    r = requests.post(f"{server.url}/{unique}/mp", params={"uploadId": uid}, data=done, timeout=10)
+    assert r.status_code == 200 and "<CompleteMultipartUploadResult" in r.text, r.text
+    assert s3.get_object(Bucket=unique, Key="mp")["Body"].read() == b"part"
+    # delete without credentials; bucket operations and copies stay the owner's
+    r = requests.delete(f"{server.url}/{unique}/by-other", timeout=10)
+    assert r.status_code == 204, r.text
+    for method, path, headers in (("PUT", f"/{unique}/copy", {"x-amz-copy-source": f"/{unique}/anon"}),
+                                  ("DELETE", f"/{unique}", {}), ("PUT", f"/{unique}?acl", {}),
+                                  ("POST", f"/{unique}?delete", {})):
+        r = requests.request(method, server.url + path, headers=headers, timeout=10)
+        assert r.status_code == 403 and xml_code(r) == "AccessDenied", (method, path, r.text)
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]) == ["anon", "mp"]
+    assert requests.get(f"{server.url}/{unique}/anon", timeout=10).content == b"anonymous bytes"
+    # quotas apply to anonymous writes too
+    swift_conn.post_container(unique, {"X-Container-Meta-Quota-Bytes": "40"})
+    r = requests.put(f"{server.url}/{unique}/big", data=b"x" * 100, timeout=10)
+    assert r.status_code == 403 and xml_code(r) == "QuotaExceeded", r.text
+    with pytest.raises(ClientError) as exc:  # signed PutObject and CopyObject too
+        s3.put_object(Bucket=unique, Key="big", Body=b"x" * 100)
+    assert code(exc) == (403, "QuotaExceeded")
+    swift_conn.post_container(unique, {"X-Container-Meta-Quota-Bytes": "20"})
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=unique, Key="copy", CopySource={"Bucket": unique, "Key": "anon"})
+    assert code(exc) == (403, "QuotaExceeded")
+    # Swift: no anonymous form of its write ACL
+    url = swift_conn.get_auth()[0]
+    assert requests.put(f"{url}/{unique}/swift-anon", data=b"s", timeout=10).status_code == 401
+    # removing Swift's *:* ends public writes; AuthenticatedUsers shows no AllUsers WRITE
+    swift_conn.post_container(unique, {"X-Container-Write": "*:*"})
+    swift_conn.post_container(unique, {"X-Remove-Container-Write": "x"})
+    r = requests.put(f"{server.url}/{unique}/anon2", data=b"a", timeout=10)
+    assert r.status_code == 403 and xml_code(r) == "AccessDenied"
+    assert (ALL_USERS, "WRITE") not in grants(s3.get_bucket_acl(Bucket=unique))
+    s3.put_bucket_acl(Bucket=unique, ACL="authenticated-read")
+    swift_conn.post_container(unique, {"X-Container-Write": "*:*"})
+    assert (AUTH_USERS, "WRITE") in grants(s3.get_bucket_acl(Bucket=unique))
+    r = requests.put(f"{server.url}/{unique}/anon3", data=b"a", timeout=10)
+    assert r.status_code == 403 and xml_code(r) == "AccessDenied"
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]) == ["anon", "mp"]
+
+
+def test_public_read_bucket_refuses_anonymous_writes(server, s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique, ACL="public-read")
+    s3.put_object(Bucket=unique, Key="keep", Body=b"k")
     r = requests.put(f"{server.url}/{unique}/anon", data=b"a", timeout=10)
     assert r.status_code == 403 and xml_code(r) == "AccessDenied"
-    r = requests.delete(f"{server.url}/{unique}/by-other", timeout=10)
+    r = requests.post(f"{server.url}/{unique}/anon?uploads", timeout=10)
     assert r.status_code == 403 and xml_code(r) == "AccessDenied"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]] == ["by-other"]
-    assert requests.get(f"{server.url}/{unique}/by-other", timeout=10).content == b"o"  # public-read part
+    r = requests.delete(f"{server.url}/{unique}/keep", timeout=10)
+    assert r.status_code == 403 and xml_code(r) == "AccessDenied"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]] == ["keep"]
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=unique)
 
 
 def test_crc64nvme_checksum(server, s3, ec2_keys, unique) -> None:  # noqa: ANN001

@@ -81,6 +81,57 @@ def test_bulk_delete_text_and_xml(token_and_url, swift_conn, unique: str) -> Non
     assert "<response_status>200 OK</response_status>" in r.text and r.text.rstrip().endswith("</delete>")
 
 
+def test_bulk_xml_answers_parse_with_and_without_heartbeat(token_and_url, swift_conn, unique) -> None:  # noqa: ANN001
+    """Swift's bulk sends the XML declaration first, keep-alive spaces after it and
+    ``\r\n\r\n`` before the result: the body stays a valid XML document when a slow
+    request (here: a request body paused past the 10 s heartbeat) gets heartbeats."""
+    import threading
+    import time
+    import xml.etree.ElementTree as ET
+
+    token, url = token_and_url
+    decl = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    swift_conn.put_container(unique)
+    for i in range(3):
+        swift_conn.put_object(unique, f"o{i}", b"x")
+    h = {"X-Auth-Token": token, "Accept": "application/xml"}
+    # fast: the declaration, then the document
+    r = requests.post(f"{url}?bulk-delete", headers={**h, "Content-Type": "text/plain"}, data=f"/{unique}/o0\n")
+    assert r.status_code == 200 and r.content.startswith(decl + b"<delete>"), r.content
+    assert ET.fromstring(r.content).findtext("number_deleted") == "1"
+
+    def slow(first: bytes, rest: bytes):  # noqa: ANN202
+        yield first
+        time.sleep(10.8)  # past bulk's YIELD_FREQUENCY (10 s): at least one heartbeat space
+        yield rest
+
+    out: dict[str, requests.Response] = {}
+
+    def delete() -> None:
+        out["delete"] = requests.post(f"{url}?bulk-delete", headers={**h, "Content-Type": "text/plain"},
+                                      data=slow(f"/{unique}/o1\n".encode(), f"/{unique}/o2\n".encode()), timeout=60)
+
+    def extract() -> None:
+        archive = _tar({"a.txt": b"a", "b.txt": b"b"})
+        out["extract"] = requests.put(f"{url}/{unique}?extract-archive=tar", headers=h,
+                                      data=slow(archive[:512], archive[512:]), timeout=60)
+
+    threads = [threading.Thread(target=delete), threading.Thread(target=extract)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for kind, root_tag, counter, want in (("delete", "delete", "number_deleted", "2"),
+                                          ("extract", "extract", "number_files_created", "2")):
+        r = out[kind]
+        assert r.status_code == 200, (kind, r.text)
+        assert r.content.startswith(decl + b" "), (kind, r.content)  # heartbeat after the declaration
+        assert b"\r\n\r\n<" + root_tag.encode() + b">" in r.content, (kind, r.content)
+        root = ET.fromstring(r.content)
+        assert root.tag == root_tag and root.findtext(counter) == want, (kind, r.content)
+    assert sorted(o["name"] for o in swift_conn.get_container(unique)[1]) == ["a.txt", "b.txt"]
+
+
 def test_bulk_delete_too_many_and_bad_input(token_and_url, swift_conn, unique: str) -> None:  # noqa: ANN001
     token, url = token_and_url
     swift_conn.put_container(unique)

@@ -250,6 +250,22 @@ def test_slo_delete_overwrite_and_multipart_delete(swift_conn, cont, token_and_u
     assert swift_conn.get_object(cont, "plain")[1] == b"x"
 
 
+def test_slo_multipart_delete_xml_has_declaration(swift_conn, cont, token_and_url) -> None:  # noqa: ANN001
+    """SLO answers ?multipart-manifest=delete through bulk's delete iterator: an XML
+    answer opens with the XML declaration, and parses."""
+    import xml.etree.ElementTree as ET
+
+    segs = _segments(swift_conn, cont, [10, 10])
+    _put_slo(swift_conn, cont, "m", segs)
+    r = _raw(token_and_url, "DELETE", f"{cont}/m?multipart-manifest=delete", headers={"Accept": "application/xml"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/xml")
+    assert r.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<delete>'), r.content
+    root = ET.fromstring(r.content)
+    assert root.tag == "delete" and root.findtext("number_deleted") == "3"
+    assert root.findtext("response_status") == "200 OK" and list(root.find("errors")) == []
+    assert swift_conn.get_container(cont + "_segments")[1] == []
+
+
 def test_slo_missing_segment_at_read(swift_conn, cont, token_and_url) -> None:  # noqa: ANN001
     segs = _segments(swift_conn, cont, [300_000, 300_000])
     _put_slo(swift_conn, cont, "m", segs)

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from lampi.core.models import Domain, ListParams, ObjectRecord, Project
-from lampi.store.meta import sqlite as sqlite_meta
+from lampi.store.meta.sqlite import listing as sqlite_meta
 
 
 def reference(names: list[str], p: ListParams) -> list[tuple[str, bool]]:

@@ -1,0 +1,201 @@
+"""Connections and threads of the SQLite MetaStore: the read thread, the writer thread
+and its group commit (``_tx``), the revocations database and the identity-generation
+reader. The record-family mixins build on ``SQLiteBase``."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lampi.store.meta.sqlite.schema import REVOKE_SCHEMA, SCHEMA, migrate
+
+T = TypeVar("T")
+
+
+class SQLiteBase:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._local = threading.local()
+        self._revoke_path = self.path.with_name("revocations.db")
+        self._revoked: set[str] = set()
+        self._revoke_version: int | None = None
+        self._revoke_lock = threading.Lock()
+        self._revoke_conn = self._open(self._revoke_path, REVOKE_SCHEMA, check_same_thread=False)
+        # create the schema once, synchronously, so start-up errors surface at once
+        conn = self._open(self.path, SCHEMA)
+        migrate(conn)
+        conn.close()
+        # read on the event loop (see identity_generation): a plain read, short busy wait
+        self._gen_lock = threading.Lock()
+        self._gen_conn = sqlite3.connect(str(self.path), timeout=1, isolation_level=None, check_same_thread=False)
+        # write transactions: one writer thread per process, started on first use
+        self._wq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
+        self._writer_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @staticmethod
+    def _open(path: Path, schema: str, check_same_thread: bool = True) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(path), timeout=60, isolation_level=None, check_same_thread=check_same_thread
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=60000")
+        for attempt in range(50):
+            try:
+                conn.executescript(schema)
+                break
+            except sqlite3.OperationalError as exc:  # concurrent first start of workers
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.05)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open(self.path, SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._conn()))
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the store's thread from synchronous code (CLI)."""
+        return self._executor.submit(lambda: fn(self._conn())).result()
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a write transaction; returns once it is committed (durable).
+
+        Group commit: write transactions run on their own thread and connection. Each
+        WAL commit costs an fsync (``synchronous=FULL``); under concurrent writes the
+        thread takes every transaction already queued (up to ``_GROUP_MAX``) and runs them
+        in one ``BEGIN IMMEDIATE ... COMMIT``, each inside its own SAVEPOINT, so a failing
+        one is rolled back alone, exactly as if it had run by itself. No caller hears
+        back before that COMMIT has returned, so acknowledged still means durable; no
+        delay is added to wait for company (a lone write commits at once). Reads stay on
+        the other thread and connection, so they no longer queue behind a commit's fsync
+        (WAL readers see the last committed state).
+        """
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._start_writer()
+        self._wq.put((fn, fut))
+        return await asyncio.wrap_future(fut)
+
+    _GROUP_MAX = 64
+
+    def _start_writer(self) -> None:
+        if self._writer is not None and self._writer_pid == os.getpid():
+            return
+        with self._writer_lock:
+            if self._writer is None or self._writer_pid != os.getpid():  # none yet, or forked
+                self._wq = queue.SimpleQueue()
+                self._writer = threading.Thread(target=self._writer_loop, args=(self._wq,),
+                                                name="sqlite-writer", daemon=True)
+                self._writer_pid = os.getpid()
+                self._writer.start()
+
+    def _writer_loop(self, wq: queue.SimpleQueue[Any]) -> None:
+        conn: sqlite3.Connection | None = None
+        stop = False
+        while not stop:
+            job = wq.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < self._GROUP_MAX:
+                try:
+                    job = wq.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            # a caller cancelled before its turn: skip it (as a not yet started executor job)
+            batch = [(fn, fut) for fn, fut in batch if fut.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            results: list[tuple[bool, Any]] = []
+            try:
+                if conn is None:
+                    conn = self._open(self.path, SCHEMA)
+                if len(batch) == 1:  # the common case at low concurrency: no savepoint
+                    results.append((True, self._write(conn, batch[0][0])))
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for fn, _fut in batch:
+                        conn.execute("SAVEPOINT grouped")
+                        try:
+                            r = fn(conn)
+                        except Exception as exc:
+                            conn.execute("ROLLBACK TO grouped")
+                            conn.execute("RELEASE grouped")
+                            results.append((False, exc))
+                        else:
+                            conn.execute("RELEASE grouped")
+                            results.append((True, r))
+                    conn.execute("COMMIT")
+            except BaseException as exc:  # BEGIN/COMMIT failed, or a lone write raised
+                if conn is not None and conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                for _fn, fut in batch:
+                    fut.set_exception(exc)
+                continue
+            for (_fn, fut), (ok, value) in zip(batch, results):
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+        if conn is not None:
+            conn.close()
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None and self._writer_pid == os.getpid():
+            self._wq.put(None)
+            self._writer.join()
+            self._writer = None
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._local.conn = None
+
+        try:
+            await self._run(_close)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._stop_writer()
+            self._revoke_conn.close()
+            self._gen_conn.close()

@@ -1,0 +1,293 @@
+"""Identity records of the SQLite MetaStore: domains, projects, users, role
+assignments, token revocations, the identity generation and EC2 credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any
+
+from lampi.core import errors
+from lampi.core.models import Credential, Domain, Project, User
+from lampi.store.meta.sqlite.conn import SQLiteBase
+
+
+class IdentityMixin(SQLiteBase):
+    # -- identity ---------------------------------------------------------------
+
+    @staticmethod
+    def _domain(row: tuple[Any, ...] | None) -> Domain | None:
+        return Domain(row[0], row[1], bool(row[2])) if row else None
+
+    @staticmethod
+    def _project(row: tuple[Any, ...] | None) -> Project | None:
+        return Project(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    @staticmethod
+    def _user(row: tuple[Any, ...] | None) -> User | None:
+        return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) if row else None
+
+    async def create_domain(self, domain: Domain) -> Domain:
+        def fn(c: sqlite3.Connection) -> Domain:
+            try:
+                c.execute(
+                    "INSERT INTO domains (id, name, enabled) VALUES (?, ?, ?)",
+                    (domain.id, domain.name, int(domain.enabled)),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict(f"domain {domain.name!r} exists") from None
+            return domain
+
+        return await self._tx(fn)
+
+    async def get_domain(self, id_or_name: str) -> Domain | None:
+        return await self._run(
+            lambda c: self._domain(
+                c.execute(
+                    "SELECT id, name, enabled FROM domains WHERE id = ? OR name = ? "
+                    "ORDER BY id = ? DESC LIMIT 1",
+                    (id_or_name, id_or_name, id_or_name),
+                ).fetchone()
+            )
+        )
+
+    _PCOLS = "id, name, domain_id, description, enabled"
+    _UCOLS = "id, name, domain_id, password_hash, enabled, default_project_id"
+
+    async def create_project(self, project: Project) -> Project:
+        def fn(c: sqlite3.Connection) -> Project:
+            try:
+                c.execute(
+                    f"INSERT INTO projects ({self._PCOLS}) VALUES (?, ?, ?, ?, ?)",
+                    (project.id, project.name, project.domain_id, project.description, int(project.enabled)),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict(f"project {project.name!r} exists") from None
+            c.execute(
+                "INSERT OR IGNORE INTO accounts (project_id, created_at) VALUES (?, ?)",
+                (project.id, time.time()),
+            )
+            return project
+
+        return await self._tx(fn)
+
+    async def get_project(self, project_id: str) -> Project | None:
+        return await self._run(
+            lambda c: self._project(
+                c.execute(f"SELECT {self._PCOLS} FROM projects WHERE id = ?", (project_id,)).fetchone()
+            )
+        )
+
+    async def find_project(self, name: str, domain_id: str) -> Project | None:
+        return await self._run(
+            lambda c: self._project(
+                c.execute(
+                    f"SELECT {self._PCOLS} FROM projects WHERE name = ? AND domain_id = ?",
+                    (name, domain_id),
+                ).fetchone()
+            )
+        )
+
+    async def list_projects(self) -> list[Project]:
+        return await self._run(
+            lambda c: [
+                self._project(r)  # type: ignore[misc]
+                for r in c.execute(f"SELECT {self._PCOLS} FROM projects ORDER BY name").fetchall()
+            ]
+        )
+
+    async def delete_project(self, project_id: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            n = c.execute(
+                "SELECT COUNT(*) FROM containers WHERE project_id = ?", (project_id,)
+            ).fetchone()[0]
+            if n:
+                raise errors.Conflict(f"project still has {n} container(s); delete them first")
+            if not c.execute("DELETE FROM projects WHERE id = ?", (project_id,)).rowcount:
+                raise errors.NotFound("project not found")
+            c.execute("DELETE FROM accounts WHERE project_id = ?", (project_id,))
+
+        await self._tx(fn)
+
+    async def create_user(self, user: User) -> User:
+        def fn(c: sqlite3.Connection) -> User:
+            try:
+                c.execute(
+                    f"INSERT INTO users ({self._UCOLS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        user.id,
+                        user.name,
+                        user.domain_id,
+                        user.password_hash,
+                        int(user.enabled),
+                        user.default_project_id,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict(f"user {user.name!r} exists") from None
+            return user
+
+        return await self._tx(fn)
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._run(
+            lambda c: self._user(
+                c.execute(f"SELECT {self._UCOLS} FROM users WHERE id = ?", (user_id,)).fetchone()
+            )
+        )
+
+    async def find_user(self, name: str, domain_id: str) -> User | None:
+        return await self._run(
+            lambda c: self._user(
+                c.execute(
+                    f"SELECT {self._UCOLS} FROM users WHERE name = ? AND domain_id = ?",
+                    (name, domain_id),
+                ).fetchone()
+            )
+        )
+
+    async def list_users(self) -> list[User]:
+        return await self._run(
+            lambda c: [
+                self._user(r)  # type: ignore[misc]
+                for r in c.execute(f"SELECT {self._UCOLS} FROM users ORDER BY name").fetchall()
+            ]
+        )
+
+    async def delete_user(self, user_id: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if not c.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount:
+                raise errors.NotFound("user not found")
+
+        await self._tx(fn)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if not c.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            ).rowcount:
+                raise errors.NotFound("user not found")
+
+        await self._tx(fn)
+
+    async def grant_role(self, user_id: str, project_id: str, role: str) -> None:
+        await self._tx(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO assignments (user_id, project_id, role) VALUES (?, ?, ?)",
+                (user_id, project_id, role),
+            )
+        )
+
+    async def revoke_role(self, user_id: str, project_id: str, role: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if not c.execute(
+                "DELETE FROM assignments WHERE user_id = ? AND project_id = ? AND role = ?",
+                (user_id, project_id, role),
+            ).rowcount:
+                raise errors.NotFound("role assignment not found")
+
+        await self._tx(fn)
+
+    async def roles_for(self, user_id: str, project_id: str) -> list[str]:
+        return await self._run(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "SELECT role FROM assignments WHERE user_id = ? AND project_id = ? ORDER BY role",
+                    (user_id, project_id),
+                ).fetchall()
+            ]
+        )
+
+    async def projects_for_user(self, user_id: str) -> list[Project]:
+        return await self._run(
+            lambda c: [
+                self._project(r)  # type: ignore[misc]
+                for r in c.execute(
+                    f"SELECT DISTINCT {', '.join('p.' + x.strip() for x in self._PCOLS.split(','))} "
+                    "FROM projects p JOIN assignments a ON a.project_id = p.id "
+                    "WHERE a.user_id = ? ORDER BY p.name",
+                    (user_id,),
+                ).fetchall()
+            ]
+        )
+
+    async def revoke_token(self, audit_id: str, expires_at: float) -> None:
+        def fn() -> None:
+            with self._revoke_lock:
+                c = self._revoke_conn
+                c.execute("BEGIN IMMEDIATE")
+                c.execute(
+                    "INSERT OR REPLACE INTO revoked (audit_id, expires_at) VALUES (?, ?)",
+                    (audit_id, expires_at),
+                )
+                c.execute("DELETE FROM revoked WHERE expires_at < ?", (time.time() - 3600,))
+                c.execute("COMMIT")
+                # data_version only moves for other connections' commits: reload ours now
+                self._revoke_version = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def revoked_tokens(self) -> set[str]:
+        """The revoked token audit ids; re-read only when another connection wrote."""
+        with self._revoke_lock:
+            version = self._revoke_conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._revoke_version:
+                rows = self._revoke_conn.execute("SELECT audit_id FROM revoked").fetchall()
+                self._revoked = {r[0] for r in rows}
+                self._revoke_version = version
+            return self._revoked
+
+    def identity_generation(self) -> int:
+        """The identity generation (see ``identity_gen`` in the schema), read synchronously:
+        one indexed row on a WAL database, a few microseconds, cheaper than a thread hop.
+        Raises sqlite3.Error if the database is busy; callers then skip their cache."""
+        with self._gen_lock:
+            row = self._gen_conn.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()
+        return row[0] if row else 0
+
+    # -- EC2 credentials (S3 keys) ------------------------------------------------
+    # Read on every S3 request (no cache), so a deleted key stops at once on every worker.
+
+    _CCOLS = "access, secret, user_id, project_id, created_at"
+
+    async def create_credential(self, cred: Credential) -> Credential:
+        def fn(c: sqlite3.Connection) -> Credential:
+            try:
+                c.execute(
+                    f"INSERT INTO credentials ({self._CCOLS}) VALUES (?, ?, ?, ?, ?)",
+                    (cred.access, cred.secret, cred.user_id, cred.project_id, cred.created_at or time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict("credential exists or refers to an unknown user/project") from None
+            return cred
+
+        return await self._tx(fn)
+
+    async def get_credential(self, access: str) -> Credential | None:
+        def fn(c: sqlite3.Connection) -> Credential | None:
+            row = c.execute(f"SELECT {self._CCOLS} FROM credentials WHERE access = ?", (access,)).fetchone()
+            return Credential(*row) if row else None
+
+        return await self._run(fn)
+
+    async def list_credentials(self, user_id: str | None = None) -> list[Credential]:
+        def fn(c: sqlite3.Connection) -> list[Credential]:
+            if user_id is None:
+                rows = c.execute(f"SELECT {self._CCOLS} FROM credentials ORDER BY created_at, access")
+            else:
+                rows = c.execute(
+                    f"SELECT {self._CCOLS} FROM credentials WHERE user_id = ? ORDER BY created_at, access",
+                    (user_id,),
+                )
+            return [Credential(*r) for r in rows.fetchall()]
+
+        return await self._run(fn)
+
+    async def delete_credential(self, access: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            if not c.execute("DELETE FROM credentials WHERE access = ?", (access,)).rowcount:
+                raise errors.NotFound("credential not found")
+
+        await self._tx(fn)

@@ -1,0 +1,125 @@
+"""The SQLite MetaStore's schema: tables, indexes, the identity-generation triggers, the
+revocations database, and the guarded ALTERs that bring older data dirs up to date."""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS domains (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL REFERENCES domains(id),
+    description TEXT NOT NULL DEFAULT '', enabled INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL REFERENCES domains(id),
+    password_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, default_project_id TEXT,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE IF NOT EXISTS assignments (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    PRIMARY KEY (user_id, project_id, role)
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    project_id TEXT PRIMARY KEY, meta TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL,
+    container_count INTEGER NOT NULL DEFAULT 0, object_count INTEGER NOT NULL DEFAULT 0,
+    bytes_used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS containers (
+    name TEXT PRIMARY KEY, project_id TEXT NOT NULL, created_at REAL NOT NULL,
+    put_timestamp REAL NOT NULL, updated_at REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    object_count INTEGER NOT NULL DEFAULT 0, bytes_used INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS containers_by_project ON containers (project_id, name);
+CREATE TABLE IF NOT EXISTS objects (
+    container TEXT NOT NULL, name TEXT NOT NULL, blob_id TEXT NOT NULL, size INTEGER NOT NULL,
+    etag TEXT NOT NULL, content_type TEXT NOT NULL, last_modified REAL NOT NULL,
+    data_timestamp REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    sysmeta TEXT NOT NULL DEFAULT '{}', delete_at INTEGER, manifest TEXT,
+    PRIMARY KEY (container, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_blob ON objects (blob_id);
+CREATE TABLE IF NOT EXISTS credentials (
+    access TEXT PRIMARY KEY, secret TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user_id);
+-- the background expirer's scan (lampi/bg/expirer.py)
+CREATE INDEX IF NOT EXISTS objects_by_delete_at ON objects (delete_at) WHERE delete_at IS NOT NULL;
+-- per-project quota overrides (lampi project set-quota); NULL = the configured default
+CREATE TABLE IF NOT EXISTS project_quotas (
+    project_id TEXT PRIMARY KEY, max_bytes INTEGER, max_containers INTEGER,
+    max_objects_per_container INTEGER
+);
+-- S3 multipart uploads in progress and their parts (lampi/core/multipart.py). Upload
+-- ids sort by creation time, so (container, name, upload_id) is S3's listing order.
+CREATE TABLE IF NOT EXISTS mpu_uploads (
+    upload_id TEXT PRIMARY KEY, container TEXT NOT NULL, name TEXT NOT NULL,
+    project_id TEXT NOT NULL, initiated REAL NOT NULL, content_type TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}', sysmeta TEXT NOT NULL DEFAULT '{}',
+    checksum_alg TEXT, checksum_type TEXT, owner TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS mpu_uploads_by_key ON mpu_uploads (container, name, upload_id);
+CREATE TABLE IF NOT EXISTS mpu_parts (
+    upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, checksum TEXT,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+-- part blobs owned by a completed upload's manifest (its body blob is ``owner``); they
+-- count as referenced only while an object still refers to the owner
+CREATE TABLE IF NOT EXISTS manifest_parts (
+    owner TEXT NOT NULL, blob_id TEXT NOT NULL, PRIMARY KEY (owner, blob_id)
+) WITHOUT ROWID;
+-- object versioning (lampi/core/versions.py): every version of an object of a versioned
+-- container, each owning its blob ('' for a delete marker); objects.version_id set means
+-- the current object points at (shares the blob of) that version
+CREATE TABLE IF NOT EXISTS object_versions (
+    container TEXT NOT NULL, name TEXT NOT NULL, version_id TEXT NOT NULL, blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, content_type TEXT NOT NULL, last_modified REAL NOT NULL,
+    data_timestamp REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}', sysmeta TEXT NOT NULL DEFAULT '{}',
+    delete_at INTEGER, manifest TEXT,
+    PRIMARY KEY (container, name, version_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_versions_by_blob ON object_versions (blob_id);
+"""
+
+# Identity generation: a counter that moves, in the same transaction, whenever a
+# credential, user, project or role assignment is written (cascades included). Workers
+# cache what an S3 access key resolves to (lampi.s3.sigv4) and read this counter per
+# request on a dedicated connection, without a thread hop (``identity_generation``): a
+# deleted key, disabled user or revoked role is refused at once on every worker. No row
+# means 0, so opening a connection (which runs this schema) never writes.
+SCHEMA += "CREATE TABLE IF NOT EXISTS identity_gen (id INTEGER PRIMARY KEY CHECK (id = 0), gen INTEGER NOT NULL);\n"
+SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS identity_gen_{_t}_{_op.lower()} AFTER {_op} ON {_t} BEGIN "
+    "INSERT OR REPLACE INTO identity_gen (id, gen) "
+    "VALUES (0, COALESCE((SELECT gen FROM identity_gen WHERE id = 0), 0) + 1); END;\n"
+    for _t in ("credentials", "users", "projects", "assignments") for _op in ("INSERT", "UPDATE", "DELETE")
+)
+
+REVOKE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revoked (audit_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+"""
+
+# Columns added after the first release: (table, column, definition). Data dirs
+# created before them get the column by a guarded ALTER TABLE at start-up.
+ADDED_COLUMNS = (("objects", "manifest", "TEXT"), ("objects", "version_id", "TEXT"))
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    for table, column, decl in ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        except sqlite3.OperationalError as exc:  # another worker added it first
+            if "duplicate column" not in str(exc):
+                raise
