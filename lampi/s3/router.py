@@ -156,6 +156,8 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
             return ni("PostObject")
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
     if "tagging" in query:
+        if method == "HEAD":  # as Ceph RGW (Allas): a HEAD on ?tagging is HeadObject
+            return Endpoint("HeadObject", o.get_object)
         if method == "GET":
             return Endpoint("GetObjectTagging", tagging.get_object_tagging)
         if method == "PUT":

@@ -66,6 +66,7 @@ def test_invalid_bucket_names(name: str) -> None:
     ("POST", "b", "k", {"uploads": ""}, {}, "CreateMultipartUpload"),
     ("GET", "b", "k", {"tagging": ""}, {}, "GetObjectTagging"),
     ("HEAD", "b", "k", {}, {}, "HeadObject"),
+    ("HEAD", "b", "k", {"tagging": ""}, {}, "HeadObject"),
 ])
 def test_routing(method: str, bucket: str, key: str, query: dict, headers: dict, op: str) -> None:
     assert resolve(method, bucket, key, query, headers).operation == op
