@@ -22,8 +22,7 @@ from aiohttp import web
 
 from lampi.core.models import Container
 from lampi.http.context import ON_PREPARE, STORAGE
-from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import subconfig
 from lampi.s3.errors import S3Error, error_response, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
@@ -219,28 +218,13 @@ async def on_actual(request: web.Request, bucket: str) -> None:
 
 
 async def get_bucket_cors(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=False)
-    rules = stored_rules(c.meta)
-    if rules is None:
-        raise S3Error(404, "NoSuchCORSConfiguration", "The CORS configuration does not exist",
-                      BucketName=ctx.bucket)
-    return xml_response(ctx, render_config(rules))
+    return await subconfig.get(ctx, stored_rules, render_config, "NoSuchCORSConfiguration",
+                               "The CORS configuration does not exist")
 
 
 async def put_bucket_cors(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
-    rules = parse_config(await s3body.read_small(ctx.request, ctx.auth, MAX_CORS_BODY))
-    await ctx.storage.update_container_meta(c.name, {CORS_KEY: json.dumps(rules, separators=(",", ":"))})
-    return web.Response(status=200)
+    return await subconfig.put(ctx, CORS_KEY, parse_config, MAX_CORS_BODY)
 
 
 async def delete_bucket_cors(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
-    await ctx.storage.update_container_meta(c.name, {CORS_KEY: None})
-    return web.Response(status=204)
+    return await subconfig.delete(ctx, CORS_KEY)

@@ -25,9 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core.models import ObjectRecord
-from lampi.s3 import body as s3body
-from lampi.s3 import tagging
-from lampi.s3.bucket import xml_response
+from lampi.s3 import subconfig, tagging
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
@@ -285,28 +283,13 @@ def expiration_header(meta: dict[str, str], rec: ObjectRecord, day_seconds: floa
 
 
 async def get_config(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=False)
-    rules = rules_of(c.meta)
-    if rules is None:
-        raise S3Error(404, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist",
-                      BucketName=ctx.bucket)
-    return xml_response(ctx, render_config(rules))
+    return await subconfig.get(ctx, rules_of, render_config, "NoSuchLifecycleConfiguration",
+                               "The lifecycle configuration does not exist")
 
 
 async def put_config(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
-    rules = parse_config(await s3body.read_small(ctx.request, ctx.auth, MAX_LIFECYCLE_BODY))
-    await ctx.storage.update_container_meta(c.name, {LIFECYCLE_KEY: json.dumps(rules, separators=(",", ":"))})
-    return web.Response(status=200)
+    return await subconfig.put(ctx, LIFECYCLE_KEY, parse_config, MAX_LIFECYCLE_BODY)
 
 
 async def delete_config(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
-    await ctx.storage.update_container_meta(c.name, {LIFECYCLE_KEY: None})
-    return web.Response(status=204)
+    return await subconfig.delete(ctx, LIFECYCLE_KEY)
