@@ -268,8 +268,8 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
     cparts = credential.split("/")
     if len(cparts) != 5 or cparts[4] != "aws4_request":
         raise S3Error(400, "AuthorizationHeaderMalformed",
-                      f"The authorization header is malformed; the Credential is mal-formed; "
-                      f"expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+                      "The authorization header is malformed; the Credential is mal-formed; "
+                      "expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
     access, date, region, service = cparts[:4]
     t = _parse_amz_date(amz_date) if amz_date else None
     if t is None:

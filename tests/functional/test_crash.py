@@ -168,7 +168,7 @@ def test_fsck_reports_missing_and_truncated_blobs(fresh_server: LampiServer, uni
         {"container": unique, "object": "short", "expected": len(short), "actual": 10}]
     proc = fresh_server.cli("fsck", check=False)
     assert proc.returncode == 1
-    assert f"MISSING blob" in proc.stdout and f"{unique}/dir/lost" in proc.stdout
+    assert "MISSING blob" in proc.stdout and f"{unique}/dir/lost" in proc.stdout
     assert f"SIZE MISMATCH {unique}/short: metadata {len(short)} bytes, blob 10 bytes" in proc.stdout
     assert "NOT CLEAN" in proc.stdout
     # damage is reported, never "repaired" by deleting metadata; the good object is untouched

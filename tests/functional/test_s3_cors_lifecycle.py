@@ -193,7 +193,7 @@ def test_lifecycle_configuration_and_expiration_header(server, s3, ec2_keys, uni
            "</Expiration>"): "InvalidArgument",
         lc(f"<ID>x</ID>{ok_filter}<Status>Maybe</Status><Expiration><Days>1</Days></Expiration>"): "MalformedXML",
         lc(f"<ID>x</ID>{ok_filter}<Status>Enabled</Status>"): "InvalidRequest",
-        lc(f"<ID>x</ID><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>"): "MalformedXML",
+        lc("<ID>x</ID><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>"): "MalformedXML",
         lc(f"<ID>x</ID>{ok_filter}<Status>Enabled</Status><Expiration><Days>1</Days><Date>2030-01-01T00:00:00Z"
            "</Date></Expiration>"): "MalformedXML",
         lc(f"<ID>x</ID>{ok_filter}<Status>Enabled</Status><Expiration><Days>x</Days></Expiration>"): "MalformedXML",

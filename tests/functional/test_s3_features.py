@@ -5,11 +5,9 @@ APIs, 100-continue after the signature check, and XML 500s."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3

@@ -291,7 +291,6 @@ def _restart_and_check(srv: LampiServer, cont: str, name: str, body: bytes) -> i
     """Restart on the same data dir; the object is whole or absent. Returns GET status."""
     srv.start()
     conn = connect(srv)
-    _, url = None, None
     try:
         headers, data = conn.get_object(cont, name)
     except swiftclient.ClientException as exc:
