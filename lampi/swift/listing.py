@@ -42,6 +42,9 @@ def iso(ts: float) -> str:
     return f"{_iso_seconds(int(whole))}.{us:06d}"
 
 
+_DIGITS3 = [f"{i:03d}" for i in range(1000)]
+
+
 # swob's Accept grammar (RFC 2616 section 2.2), used to pick the listing format
 _TOKEN = r'[^()<>@,;:\"/\[\]?={}\x00-\x20\x7f]+'
 _QUOTED = r'"(?:[^"]|(?:\\.))*"'
@@ -192,17 +195,34 @@ def render_object_rows(rows: list[object]) -> bytes:
     the same items as ``render_objects("json", ...)`` without a ListingEntry per row."""
     items: list[dict[str, object]] = []
     append = items.append
+    # Speed: ``iso`` inlined (it was two fifths of rendering a 10,000-object listing):
+    # the date and time of day once per whole second, the microseconds from a table of
+    # three-digit strings. Same arithmetic as ``iso``: for a float, ``ts - int(ts)`` is
+    # exactly ``math.modf``'s fraction.
+    seconds: dict[int, str] = {}
+    digits = _DIGITS3
     for r in rows:
         if isinstance(r, ListingEntry):
             append({"subdir": r.name} if r.is_subdir else _object_item(r))
             continue
-        name, size, etag, ctype, mtime, manifest = r  # type: ignore[misc]
+        name, size, etag, ctype, mtime, manifest, _ = r  # type: ignore[misc]
         if manifest:  # rare: an SLO lists its manifest's MD5 and the SLO ETag
             append(_object_item(ListingEntry(name=name, bytes=size, hash=etag, content_type=ctype,
                                              last_modified=mtime, extra={"manifest": json.loads(manifest)})))
-        else:
-            append({"name": name, "hash": etag, "bytes": size, "content_type": ctype,
-                    "last_modified": iso(mtime)})
+            continue
+        whole = int(mtime)
+        us = round((mtime - whole) * 1e6)
+        if us >= 1000000:
+            whole += 1
+            us -= 1000000
+        elif us < 0:
+            whole -= 1
+            us += 1000000
+        day = seconds.get(whole)
+        if day is None:
+            day = seconds[whole] = _iso_seconds(whole) + "."
+        append({"name": name, "hash": etag, "bytes": size, "content_type": ctype,
+                "last_modified": day + digits[us // 1000] + digits[us % 1000]})
     return dumps_ascii(items)
 
 

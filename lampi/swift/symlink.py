@@ -226,12 +226,13 @@ async def annotate_listing(storage: Storage, project_id: str, container: str, ro
                            body: bytes) -> bytes:
     """Add ``symlink_path`` (and a static link's ``symlink_etag``/``symlink_bytes``) to
     the links of a rendered JSON object listing. Links are zero-byte objects, so only
-    those rows are looked at; a listing without links is returned as it was."""
+    those rows whose sysmeta mentions a target (``may_link``, see MetaStore.list_objects)
+    are looked at; a listing without links is returned as it was."""
     import orjson
 
     from lampi.swift.listing import dumps_ascii
 
-    names = [r[0] for r in rows if isinstance(r, tuple) and len(r) > 5 and r[1] == 0 and not r[5]]
+    names = [r[0] for r in rows if isinstance(r, tuple) and r[6]]
     if not names:
         return body
     found = await storage.meta.objects_sysmeta(container, names, time.time())

@@ -88,7 +88,8 @@ class MetaStore(Protocol):
         self, container: str, params: ListParams, now: float, raw: bool = False
     ) -> list[ListingEntry]:
         """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
-        last_modified, manifest JSON or None)`` tuples (subdirs stay ListingEntry)."""
+        last_modified, manifest JSON or None, may_link)`` tuples (subdirs stay ListingEntry;
+        ``may_link``: a zero-byte object whose sysmeta may name a symlink target)."""
         ...
 
     async def blob_refs(self) -> set[str]:

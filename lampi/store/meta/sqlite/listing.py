@@ -28,6 +28,11 @@ def _after(prefix: str) -> str | None:
     return None
 
 
+def raw_row(row: tuple[Any, ...]) -> Any:
+    """``make`` for raw rows (fold_listing then returns the fetched list as it is)."""
+    return row
+
+
 def fold_listing(
     fetch: Callable[[str | None, bool, str | None, bool, int], list[tuple[Any, ...]]],
     params: ListParams,
@@ -67,6 +72,15 @@ def fold_listing(
         lower_inc = False
         if prefix and (lower is None or prefix > lower):
             lower, lower_inc = prefix, True
+    if not delim:
+        # No subdirs to fold: the listing is the first ``limit`` rows of one range scan
+        # (the prefix is a range too), in one query. Speed: paging by _LIST_BATCH and
+        # checking each row in Python was a fifth of a 10,000-object listing. It holds no
+        # more rows than the listing returns anyway (``limit``, 10,000 from a client).
+        rows = fetch(lower, lower_inc, upper, upper_inc, limit)
+        # sorted by name, so all rows have the prefix when the first and last do
+        if not rows or not prefix or (rows[0][0].startswith(prefix) and rows[-1][0].startswith(prefix)):
+            return rows if make is raw_row else [make(r) for r in rows]
     while len(out) < limit:
         want = min(_LIST_BATCH, limit - len(out))
         rows = fetch(lower, lower_inc, upper, upper_inc, want)

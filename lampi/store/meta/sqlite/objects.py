@@ -12,7 +12,7 @@ from lampi.core import errors
 from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.core.versions import version_id
 from lampi.store.meta.sqlite.conn import SQLiteBase
-from lampi.store.meta.sqlite.listing import fold_listing, range_fetch
+from lampi.store.meta.sqlite.listing import fold_listing, range_fetch, raw_row
 
 
 class ObjectsMixin(SQLiteBase):
@@ -227,24 +227,30 @@ class ObjectsMixin(SQLiteBase):
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
         """Listing entries; with ``raw``, each object is the row tuple as SQLite returns it,
-        ``(name, size, etag, content_type, last_modified, manifest JSON or None)`` (subdirs
-        stay ListingEntry). Speed: building a frozen dataclass per row was a fifth of a
-        10,000-object JSON listing; the JSON fast path renders the tuples directly
+        ``(name, size, etag, content_type, last_modified, manifest JSON or None, may_link)``
+        (subdirs stay ListingEntry). Speed: building a frozen dataclass per row was a fifth
+        of a 10,000-object JSON listing; the JSON fast path renders the tuples directly
         (lampi.swift.listing.render_object_rows). The scan is a range scan of the
-        (container, name) primary key either way."""
+        (container, name) primary key either way.
+
+        ``may_link`` is true for a zero-byte, non-manifest object whose sysmeta mentions
+        the symlink target key: only those can be symlinks, whose sysmeta the JSON listing
+        then looks up (lampi.swift.symlink.annotate_listing). Looking up every zero-byte
+        object instead was half of a listing of 10,000 empty objects."""
 
         def fn(c: sqlite3.Connection) -> list[Any]:
             fetch = range_fetch(
                 c,
-                "SELECT name, size, etag, content_type, last_modified, manifest FROM objects "
-                "WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)",
+                "SELECT name, size, etag, content_type, last_modified, manifest, "
+                "size = 0 AND manifest IS NULL AND instr(sysmeta, '\"x-symlink-target\"') > 0 "
+                "FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)",
                 [container, now],
                 params.reverse,
             )
             return fold_listing(
                 fetch,
                 params,
-                (lambda r: r) if raw else lambda r: ListingEntry(
+                raw_row if raw else lambda r: ListingEntry(
                     name=r[0], bytes=r[1], hash=r[2], content_type=r[3], last_modified=r[4],
                     # a manifest's listing carries its kind and body MD5 (Swift lists an SLO
                     # with the JSON's MD5 as hash and the SLO ETag as slo_etag)
