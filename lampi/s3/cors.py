@@ -15,7 +15,6 @@ Swift's ``X-Container-Meta-Access-Control-*`` (``lampi.swift.cors``):
 
 from __future__ import annotations
 
-import json
 import re
 
 from aiohttp import web
@@ -99,14 +98,7 @@ def render_config(rules: list[Rule]) -> bytes:
 
 
 def stored_rules(meta: dict[str, str]) -> list[Rule] | None:
-    raw = meta.get(CORS_KEY)
-    if not raw:
-        return None
-    try:
-        rules = json.loads(raw)
-    except ValueError:
-        return None
-    return rules if isinstance(rules, list) else None
+    return subconfig.stored(meta, CORS_KEY)
 
 
 def rules_of(meta: dict[str, str]) -> list[Rule]:

@@ -15,7 +15,6 @@ then no rounding is done.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 from datetime import datetime, timezone
@@ -214,14 +213,7 @@ def render_config(rules: list[Rule]) -> bytes:
 
 
 def rules_of(meta: dict[str, str]) -> list[Rule] | None:
-    raw = meta.get(LIFECYCLE_KEY)
-    if not raw:
-        return None
-    try:
-        rules = json.loads(raw)
-    except ValueError:
-        return None
-    return rules if isinstance(rules, list) else None
+    return subconfig.stored(meta, LIFECYCLE_KEY)
 
 
 def prefix_of(rule: Rule) -> str:

@@ -19,6 +19,18 @@ from lampi.s3.errors import S3Error
 from lampi.s3.router import S3Request
 
 
+def stored(meta: dict[str, str], key: str) -> list[Any] | None:
+    """The rule list stored under ``key`` in container metadata; None when absent or unreadable."""
+    raw = meta.get(key)
+    if not raw:
+        return None
+    try:
+        rules = json.loads(raw)
+    except ValueError:
+        return None
+    return rules if isinstance(rules, list) else None
+
+
 async def get(
     ctx: S3Request,
     rules_of: Callable[[dict[str, str]], Any],
