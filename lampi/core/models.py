@@ -69,6 +69,12 @@ class ObjectRecord:
         return self.manifest.body_size if self.manifest is not None else self.size
 
 
+# flags of a raw listing row (MetaStore.list_objects(raw=True)): a zero-byte object
+# whose sysmeta may make it a symlink, or a DLO manifest
+MAY_LINK = 1
+MAY_DLO = 2
+
+
 @dataclass(frozen=True, slots=True)
 class ListingEntry:
     """One row of a container or account listing, or a subdir (name set, is_subdir)."""

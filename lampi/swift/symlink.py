@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.models import MAY_LINK
 from lampi.http.context import STORAGE
 from lampi.swift import acl
 from lampi.swift.errors import swift_error
@@ -226,13 +227,13 @@ async def annotate_listing(storage: Storage, project_id: str, container: str, ro
                            body: bytes) -> bytes:
     """Add ``symlink_path`` (and a static link's ``symlink_etag``/``symlink_bytes``) to
     the links of a rendered JSON object listing. Links are zero-byte objects, so only
-    those rows whose sysmeta mentions a target (``may_link``, see MetaStore.list_objects)
+    those rows whose sysmeta mentions a target (``MAY_LINK``, see MetaStore.list_objects)
     are looked at; a listing without links is returned as it was."""
     import orjson
 
     from lampi.swift.listing import dumps_ascii
 
-    names = [r[0] for r in rows if isinstance(r, tuple) and r[6]]
+    names = [r[0] for r in rows if isinstance(r, tuple) and r[6] & MAY_LINK]
     if not names:
         return body
     found = await storage.meta.objects_sysmeta(container, names, time.time())

@@ -227,6 +227,10 @@ def test_listing_encoding_type_and_fetch_owner(server, s3, ec2_keys, swift_conn,
     # on the wire: percent-encoded
     raw = signed_request("GET", f"{server.url}/{unique}?list-type=2&encoding-type=url", ec2_keys)
     assert "<Key>a%20b/%C3%BC%2B%25%26%3C.txt</Key>" in raw.text and "<EncodingType>url</EncodingType>" in raw.text
+    # without encoding-type: the key XML-escaped, the ETag and size of each key its own
+    raw = signed_request("GET", f"{server.url}/{unique}?list-type=2", ec2_keys)
+    assert "<Key>a b/ü+%&amp;&lt;.txt</Key>" in raw.text and raw.text.count("<Size>1</Size>") == 3
+    assert raw.text.count('<ETag>"9dd4e461268c8034f5c8564e155c67a6"</ETag>') == 3  # md5(b"x")
     raw = signed_request("GET", f"{server.url}/{unique}?encoding-type=bogus", ec2_keys)
     assert raw.status_code == 400 and xml_code(raw) == "InvalidArgument"
     # fetch-owner: V2 shows owners only when asked; V1 always

@@ -88,8 +88,9 @@ class MetaStore(Protocol):
         self, container: str, params: ListParams, now: float, raw: bool = False
     ) -> list[ListingEntry]:
         """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
-        last_modified, manifest JSON or None, may_link)`` tuples (subdirs stay ListingEntry;
-        ``may_link``: a zero-byte object whose sysmeta may name a symlink target)."""
+        last_modified, manifest JSON or None, flags)`` tuples (subdirs stay ListingEntry;
+        ``flags``: ``MAY_LINK`` | ``MAY_DLO`` (lampi.core.models) for a zero-byte object
+        whose sysmeta may name a symlink target or a DLO segment prefix, else 0)."""
         ...
 
     async def blob_refs(self) -> set[str]:

@@ -227,22 +227,26 @@ class ObjectsMixin(SQLiteBase):
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
         """Listing entries; with ``raw``, each object is the row tuple as SQLite returns it,
-        ``(name, size, etag, content_type, last_modified, manifest JSON or None, may_link)``
+        ``(name, size, etag, content_type, last_modified, manifest JSON or None, flags)``
         (subdirs stay ListingEntry). Speed: building a frozen dataclass per row was a fifth
         of a 10,000-object JSON listing; the JSON fast path renders the tuples directly
         (lampi.swift.listing.render_object_rows). The scan is a range scan of the
         (container, name) primary key either way.
 
-        ``may_link`` is true for a zero-byte, non-manifest object whose sysmeta mentions
-        the symlink target key: only those can be symlinks, whose sysmeta the JSON listing
-        then looks up (lampi.swift.symlink.annotate_listing). Looking up every zero-byte
-        object instead was half of a listing of 10,000 empty objects."""
+        ``flags`` is 0 except for a zero-byte, non-manifest object whose sysmeta mentions
+        the symlink target key (``MAY_LINK``) or a DLO manifest (``MAY_DLO``): only those
+        can be symlinks or DLOs, whose sysmeta the Swift JSON listing
+        (lampi.swift.symlink.annotate_listing) and the S3 listing (real DLO sizes) then
+        look up. Looking up every zero-byte object instead was half of a listing of
+        10,000 empty objects."""
 
         def fn(c: sqlite3.Connection) -> list[Any]:
             fetch = range_fetch(
                 c,
                 "SELECT name, size, etag, content_type, last_modified, manifest, "
-                "size = 0 AND manifest IS NULL AND instr(sysmeta, '\"x-symlink-target\"') > 0 "
+                "CASE WHEN size = 0 AND manifest IS NULL THEN "
+                "(instr(sysmeta, '\"x-symlink-target\"') > 0) | (instr(sysmeta, '\"x-object-manifest\"') > 0) * 2 "
+                "ELSE 0 END "
                 "FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)",
                 [container, now],
                 params.reverse,
