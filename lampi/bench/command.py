@@ -27,7 +27,7 @@ MiB = 1024 * 1024
 
 
 def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = False,
-          limits_size: int = 1024**3, limits_dir: str | None = None, workers: int | None = None,
+          limits_size: int | None = None, limits_dir: str | None = None, workers: int | None = None,
           work_dir: str | None = None, keep: bool = False, cache_dir: str | None = None,
           server_pids: tuple[int, ...] = (), auth: str | None = None, user: str | None = None,
           key: str | None = None, storage_url: str | None = None, token: str | None = None,
@@ -56,6 +56,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     try:
         if with_limits:
             d = limits_dir or (str(work) if work else tempfile.gettempdir())
+            if limits_size is None:  # like for like: the large objects' size (see --limits-size)
+                limits_size = cfg.large_size if "large" in cfg.phases else 1024**3
             err.print(f"measuring machine limits in {d} ({limits_size // MiB} MiB) ...")
             doc["limits"] = limitsmod.measure(d, limits_size)
         if compare:

@@ -17,6 +17,16 @@ HEALTHCHECK_S = 1.0
 S3_WITHIN = 0.15  # lampi's S3 figures within 15% of its Swift figures
 
 
+
+def _seq_label(lim: dict[str, Any]) -> str:
+    """``sequential write + fsync (5 GiB, median of 755 / 913 / 3,064 MB/s)``."""
+    seq = lim["seq_write_fsync"]
+    runs = seq.get("runs")
+    size = f"{seq['bytes'] / 1024**3:g} GiB" if seq["bytes"] >= 1024**3 else f"{seq['bytes'] // 1024**2} MiB"
+    if not runs:
+        return f"sequential write + fsync ({size})"
+    return f"sequential write + fsync ({size}, median of {' / '.join(f'{r:,.0f}' for r in runs)} MB/s)"
+
 def metric(p: dict[str, Any]) -> tuple[str, float]:
     """The figure a phase is judged by: MB/s for large objects, listings/s or ops/s otherwise."""
     return ("mb_per_s", p["mb_per_s"]) if p["phase"].startswith("large") else ("ops_per_s", p["ops_per_s"])
@@ -130,9 +140,11 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         t = Table(title=f"Machine limits ({lim['directory']})", title_justify="left")
         t.add_column("Limit")
         t.add_column("Result", justify="right")
-        t.add_row("sequential write + fsync", f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s")
+        t.add_row(_seq_label(lim), f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s")
         t.add_row("4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
                   f"({lim['small_write_fsync_4k']['avg_ms']} ms each)")
+        if "md5_one_core" in lim:
+            t.add_row("MD5, one core (an ETag's cost)", f"{lim['md5_one_core']['mb_per_s']:,.1f} MB/s")
         t.add_row("loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s")
         for f in doc.get("fractions", []):
             t.add_row(f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}")
@@ -191,10 +203,12 @@ def markdown(doc: dict[str, Any]) -> str:
                 _f(r["p50_ratio"], 2)] for r in doc["s3_ratios"]])
     if doc.get("limits"):
         lim = doc["limits"]
-        rows = [["sequential write + fsync", f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s"],
+        rows = [[_seq_label(lim), f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s"],
                 ["4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
                  f"({lim['small_write_fsync_4k']['avg_ms']} ms each)"],
                 ["loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s"]]
+        if "md5_one_core" in lim:
+            rows.insert(2, ["MD5, one core (an ETag's cost)", f"{lim['md5_one_core']['mb_per_s']:,.1f} MB/s"])
         rows += [[f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}"] for f in doc.get("fractions", [])]
         table(["Limit", "Result"], rows)
     if doc.get("servers"):

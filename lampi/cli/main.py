@@ -483,8 +483,10 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--phases", default="small,list,large", show_default=True, help="Which phase groups to run.")
 @click.option("--client-procs", type=int, default=1, show_default=True,
               help="Client processes for the small-object phases (concurrency is split across them).")
-@click.option("--limits-size", default="1GiB", show_default=True, callback=_sizes,
-              help="Bytes written / sent for the --limits measurements.")
+@click.option("--limits-size", default=None, callback=_sizes,
+              help="Bytes written / sent for the --limits measurements [default: the large object size "
+                   "when the large phase runs, else 1GiB]: a file that fits in the page cache's dirty "
+                   "limit writes faster than one that does not, so the sizes should match.")
 @click.option("--limits-dir", default=None, help="Directory for the disk limits [default: the run's work dir or $TMPDIR].")
 @click.option("--workers", type=int, default=None, help="--compare: workers per server [default: CPU count].")
 @click.option("--work-dir", default=None, help="--compare: parent of the run's data dirs [default: $TMPDIR].")

@@ -29,6 +29,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core import manifest as M
+from lampi.core.blobwrite import stream_to_blob
 from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.storage import Storage
 
@@ -99,24 +100,9 @@ async def upload_part(
 
     ``checksum`` is called after the body was consumed (and verified) for the part's
     flexible checksum value, kept for ListParts and the composite checksum."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    writer = storage.blobs.writer()
-    try:
-        async for chunk in body:
-            if writer.size + len(chunk) > max_size:
-                raise errors.EntityTooLarge()
-            md5.update(chunk)
-            await writer.write(chunk)
-        if expected_size is not None and writer.size != expected_size:
-            raise errors.IncompleteBody(f"received {writer.size} of {expected_size} bytes")
-        etag = md5.hexdigest()
-        if expected_etag is not None and expected_etag.strip('"').lower() != etag:
-            raise errors.ChecksumMismatch()
-        blob_id = await writer.commit()
-    except BaseException:
-        await writer.abort()
-        raise
-    part = UploadPart(upload.upload_id, part_number, blob_id, writer.size, etag, time.time(),
+    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size,
+                                               expected_size=expected_size, expected_etag=expected_etag)
+    part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
                       checksum() if checksum is not None else None)
     try:
         old = await storage.meta.put_part(part)

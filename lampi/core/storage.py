@@ -9,7 +9,6 @@ imports aiohttp.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -19,6 +18,7 @@ from typing import Any
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
 from lampi.core import versions
+from lampi.core.blobwrite import stream_to_blob
 from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
@@ -114,30 +114,13 @@ class Storage:
         record's size and ETag are the large object's (``total_size``, ``total_etag``)
         and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
         """
-        md5 = hashlib.md5(usedforsecurity=False)
-        writer = self.blobs.writer()
-        try:
-            async for chunk in body:
-                if max_size is not None and writer.size + len(chunk) > max_size:
-                    raise errors.EntityTooLarge()
-                md5.update(chunk)
-                await writer.write(chunk)
-            if expected_size is not None and writer.size != expected_size:
-                raise errors.IncompleteBody(
-                    f"received {writer.size} of {expected_size} bytes"
-                )
-            etag = md5.hexdigest()
-            if expected_etag is not None and expected_etag.strip('"').lower() != etag:
-                raise errors.ChecksumMismatch()
-            blob_id = await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
+        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size,
+                                                     expected_size=expected_size, expected_etag=expected_etag)
         ts = timestamp or time.time()
-        size = writer.size
+        size = written
         if manifest is not None:
-            manifest = replace(manifest, body_size=writer.size, body_etag=etag)
-            size = total_size if total_size is not None else writer.size
+            manifest = replace(manifest, body_size=written, body_etag=etag)
+            size = total_size if total_size is not None else written
             etag = total_etag or etag
         record = ObjectRecord(
             container=container,

@@ -29,6 +29,7 @@ from lampi.store.blob.fs import FSBlobStore
 from lampi.store.meta.sqlite import SQLiteMetaStore
 
 log = logging.getLogger("lampi.server")
+READ_BUFSIZE = 1024 * 1024
 
 
 def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
@@ -152,7 +153,11 @@ async def _serve(
     app = build_app(settings, meta, blobs)
     inflight = _InFlight()
     app.middlewares.insert(0, inflight.middleware)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    # read_bufsize: how much request body aiohttp buffers before pausing the socket
+    # (default 64 KiB). A large upload paused and resumed reading (two epoll_ctl calls)
+    # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
+                           read_bufsize=READ_BUFSIZE)
     await runner.setup()
     stop = asyncio.Event()
     hurry = asyncio.Event()

@@ -58,17 +58,23 @@ class FSBlobWriter:
                 n = os.write(self._fd, view)
                 view = view[n:]
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | bytearray) -> None:
+        """Buffer ``chunk`` (not to be changed by the caller afterwards); a full buffer
+        handed over whole is written as it is, without a copy."""
         self.size += len(chunk)
-        self._buf += chunk
-        if len(self._buf) >= WRITE_BUFFER:
+        if not self._buf and len(chunk) >= WRITE_BUFFER:
+            data = chunk
+        else:
+            self._buf += chunk
+            if len(self._buf) < WRITE_BUFFER:
+                return
             data, self._buf = self._buf, bytearray()
-            # Pipelined: wait for the previous buffer's write (errors surface here), then
-            # start this one and return at once. Awaiting every write left the event
-            # loop idle during each 1 MiB write (large PUT: ~67% of the disk's
-            # write+fsync rate). Writes stay in order: one in flight at a time.
-            await self._wait_inflight()
-            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._flush_sync, data))
+        # Pipelined: wait for the previous buffer's write (errors surface here), then
+        # start this one and return at once. Awaiting every write left the event loop
+        # idle during each 1 MiB write (large PUT: ~67% of the disk's write+fsync
+        # rate). Writes stay in order: one in flight at a time.
+        await self._wait_inflight()
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._flush_sync, data))
 
     async def _wait_inflight(self) -> None:
         fut, self._inflight = self._inflight, None

@@ -1,0 +1,102 @@
+"""Streaming a request body into a new, committed blob, with its MD5 (the ETag).
+
+Shared by object PUTs (``Storage.put_object``) and S3 part uploads
+(``lampi.core.multipart.upload_part``).
+
+Speed: MD5 is the most expensive thing a large upload does in Python's process
+(~900 MB/s on one core here). Hashed on the event loop it took the loop's time from
+receiving, so a large PUT ran below the disk's write rate. Here bodies are gathered
+into 1 MiB buffers, each hashed in a thread (hashlib drops the GIL for large
+buffers), one in flight while the loop receives the next, and handed to the blob
+writer, which pipelines its writes the same way; the buffer is not copied again.
+Bodies under a MiB (small objects) are hashed inline: no thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterable
+
+from lampi.core import errors
+from lampi.store.blob.base import BlobStore
+
+HASH_BUFFER = 1024 * 1024
+
+
+class PipelinedMD5:
+    """``hashlib.md5`` of buffers handed over in order, hashed in a thread, one in flight."""
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._inflight: asyncio.Future[None] | None = None
+
+    async def update(self, data: bytes | bytearray) -> None:
+        """Hash ``data`` (not to be changed afterwards): inline when small, else in a
+        thread, after the previous buffer's hash finished."""
+        await self._wait()
+        if len(data) < HASH_BUFFER:
+            self._md5.update(data)
+        else:
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._md5.update, data))
+
+    async def _wait(self) -> None:
+        fut, self._inflight = self._inflight, None
+        if fut is not None:
+            await fut
+
+    async def hexdigest(self) -> str:
+        await self._wait()
+        return self._md5.hexdigest()
+
+    async def close(self) -> None:
+        """Let a hash still running in its thread finish (after a failed upload)."""
+        fut, self._inflight = self._inflight, None
+        if fut is not None:
+            await asyncio.wait([fut])
+
+
+async def stream_to_blob(
+    blobs: BlobStore,
+    body: AsyncIterable[bytes],
+    *,
+    max_size: int | None = None,
+    expected_size: int | None = None,
+    expected_etag: str | None = None,
+) -> tuple[str, int, str]:
+    """Write ``body`` to a new blob and commit it (durable); ``(blob_id, size, md5 hex)``.
+
+    ``EntityTooLarge`` past ``max_size``, ``IncompleteBody`` when the size is not
+    ``expected_size``, ``ChecksumMismatch`` when the MD5 is not ``expected_etag``; on
+    any failure the blob is aborted and nothing is left behind.
+    """
+    md5 = PipelinedMD5()
+    writer = blobs.writer()
+    size = 0
+    buf = bytearray()
+    try:
+        # chunks are gathered into 1 MiB buffers, each hashed and written without
+        # another copy (the blob writer takes a full buffer as it is)
+        async for chunk in body:
+            size += len(chunk)
+            if max_size is not None and size > max_size:
+                raise errors.EntityTooLarge()
+            buf += chunk
+            if len(buf) >= HASH_BUFFER:
+                data, buf = buf, bytearray()
+                await md5.update(data)
+                await writer.write(data)
+        if buf:
+            await md5.update(buf)
+            await writer.write(buf)
+        if expected_size is not None and size != expected_size:
+            raise errors.IncompleteBody(f"received {size} of {expected_size} bytes")
+        etag = await md5.hexdigest()
+        if expected_etag is not None and expected_etag.strip('"').lower() != etag:
+            raise errors.ChecksumMismatch()
+        blob_id = await writer.commit()
+    except BaseException:
+        await md5.close()
+        await writer.abort()
+        raise
+    return blob_id, writer.size, etag
