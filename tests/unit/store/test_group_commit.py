@@ -52,3 +52,39 @@ async def test_grouped_writes_are_isolated_and_committed(tmp_path) -> None:  # n
     finally:
         await meta.close()
         await other.close()
+
+
+async def test_point_reads_on_the_loop_see_commits_and_fall_back_when_busy(tmp_path) -> None:  # noqa: ANN001
+    """``_read`` runs a lookup on the event loop and sees every commit at once; when the
+    database answers busy (a checkpoint restarting the WAL, say) the read goes to the
+    store's thread, which waits for the lock there instead of on the loop."""
+    meta = SQLiteMetaStore(tmp_path / "meta.db")
+    try:
+        await meta.create_domain(Domain("default", "Default"))
+        await meta.create_project(Project("p1", "one", "default", ""))
+        await meta.set_project_quota("p1", {"bytes": 5})
+        assert (await meta.get_project_quota("p1"))["bytes"] == 5
+        await meta.set_project_quota("p1", {"bytes": 7})
+        assert (await meta.get_project_quota("p1"))["bytes"] == 7  # a commit is seen at once
+        assert meta._local.rconn is not None  # ... by the loop's own connection
+
+        class Busy:  # what sqlite3 raises when the lock cannot be had at once
+            def execute(self, *_a: object) -> None:
+                raise sqlite3.OperationalError("database is locked")
+
+        real = meta._local.rconn
+        meta._local.rconn = Busy()
+        on_thread = []
+        run = meta._run
+
+        async def spy(fn):  # noqa: ANN001, ANN202
+            on_thread.append(fn)
+            return await run(fn)
+
+        meta._run = spy
+        assert (await meta.get_project_quota("p1"))["bytes"] == 7
+        assert len(on_thread) == 1
+        meta._local.rconn = real
+        assert (await meta.get_project_quota("p1"))["bytes"] == 7 and len(on_thread) == 1
+    finally:
+        await meta.close()

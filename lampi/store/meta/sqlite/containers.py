@@ -26,7 +26,7 @@ class ContainersMixin(SQLiteBase):
                 raise errors.AccountNotFound()
             return Account(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5])
 
-        return await self._run(fn)
+        return await self._read(fn)
 
     @staticmethod
     def _merge_meta(current: str, updates: dict[str, str | None]) -> str:
@@ -106,7 +106,7 @@ class ContainersMixin(SQLiteBase):
                 return None
             return Container(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
 
-        return await self._run(fn)
+        return await self._read(fn)
 
     async def containers_with_meta(self, key: str) -> list[Container]:
         """Every container whose metadata has ``key`` (the S3 lifecycle pass's scan)."""

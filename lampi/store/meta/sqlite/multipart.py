@@ -126,7 +126,7 @@ class MultipartMixin(ObjectsMixin):
 
     async def release_manifest(self, owner_blob_id: str) -> list[str]:
         # called for every released blob: a read first, a write only for an S3 manifest
-        if not await self._run(lambda c: c.execute(
+        if not await self._read(lambda c: c.execute(
                 "SELECT 1 FROM manifest_parts WHERE owner = ? LIMIT 1", (owner_blob_id,)).fetchone()):
             return []
 

@@ -162,7 +162,7 @@ class ObjectsMixin(SQLiteBase):
                 return None
             return rec
 
-        return await self._run(fn)
+        return await self._read(fn)
 
     async def objects_sysmeta(self, container: str, names: list[str], now: float) -> dict[str, dict[str, str]]:
         """System metadata of those of ``names`` that exist (and have not expired) in

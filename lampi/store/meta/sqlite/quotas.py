@@ -19,7 +19,7 @@ class QuotasMixin(SQLiteBase):
             row = row or (None, None, None)
             return {"bytes": row[0], "containers": row[1], "objects_per_container": row[2]}
 
-        return await self._run(fn)
+        return await self._read(fn)
 
     async def set_project_quota(self, project_id: str, updates: dict[str, int | None]) -> None:
         """Set (int) or reset to the default (None) the given quota keys of a project."""
