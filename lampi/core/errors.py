@@ -106,3 +106,7 @@ class TooManyContainers(Forbidden):
 
 class SegmentError(Conflict):
     """A segment of a large object is missing or no longer matches its manifest."""
+
+
+class DataUnavailable(DomainError):
+    """The object's data is not available (its blob is missing: see ``lampi fsck``)."""

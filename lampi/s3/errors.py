@@ -81,6 +81,8 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
             return S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
         case errors.RangeNotSatisfiable():
             return S3Error(416, "InvalidRange", "The requested range is not satisfiable")
+        case errors.DataUnavailable():
+            return S3Error(503, "ServiceUnavailable", "The object's data is not available. Please try again later.")
         case errors.InvalidName():
             return S3Error(400, "KeyTooLongError" if "longer" in exc.message else "InvalidArgument", exc.message)
         case errors.InvalidMetadata() | errors.InvalidArgument():

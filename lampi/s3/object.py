@@ -253,12 +253,14 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     ctx.stamp(resp)
     if reader is not None and not head and end > start:
         await mpu.send_large(request, resp, reader, start, end - start)
+    elif not head and end > start:
+        from lampi.swift.objects import open_blob, send_blob  # zero-copy sendfile from a local file
+
+        fh = open_blob(request, rec)  # a missing blob: 503 before any header
+        await resp.prepare(request)
+        await send_blob(request, resp, rec, start, end - start, fh)
     else:
         await resp.prepare(request)
-    if not head and end > start and reader is None:
-        from lampi.swift.objects import send_blob  # zero-copy sendfile when the blob is a local file
-
-        await send_blob(request, resp, rec, start, end - start)
     await resp.write_eof()
     return resp
 

@@ -27,6 +27,7 @@ REASONS: dict[int, tuple[str, str]] = {
     499: ("Client Disconnect", "The client was disconnected during request."),
     500: ("Internal Error", "The server has either erred or is incapable of performing the requested operation."),
     501: ("Not Implemented", "The requested method is not implemented by this server."),
+    503: ("Service Unavailable", "The server is currently unavailable. Please try again at a later time."),
 }
 
 
@@ -77,4 +78,6 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
             return swift_error(406, method=method)
         case errors.RangeNotSatisfiable():
             return swift_error(416, method=method)
+        case errors.DataUnavailable():
+            return swift_error(503, method=method)
     return swift_error(500, method=method)

@@ -3,10 +3,12 @@ DELETE, server-side COPY and PUT with X-Copy-From."""
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import IO
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -30,6 +32,8 @@ from lampi.swift.http_util import (
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
                "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
 RECORD = "lampi.swift.objects.record"  # a record get_object serves instead of looking up the name (a version)
+
+log = logging.getLogger("lampi.swift")
 
 
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
@@ -258,8 +262,9 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         if head:
             await resp.prepare(request)
             return resp
+        fh = open_blob(request, rec)
         await resp.prepare(request)
-        await send_blob(request, resp, rec, 0, rec.size)
+        await send_blob(request, resp, rec, 0, rec.size, fh)
         await resp.write_eof()
         return resp
     if len(ranges) == 1:
@@ -268,9 +273,10 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         resp.content_type = rec.content_type
         resp.content_length = end - start
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
+        fh = None if head else open_blob(request, rec)
         await resp.prepare(request)
         if not head:
-            await send_blob(request, resp, rec, start, end - start)
+            await send_blob(request, resp, rec, start, end - start, fh)
         await resp.write_eof()
         return resp
     boundary = uuid.uuid4().hex
@@ -299,28 +305,40 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
     return resp
 
 
-async def send_blob(
-    request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int
-) -> None:
-    """Send ``length`` bytes of the object's blob from ``offset``.
+def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
+    """The object's blob file, opened *before* any header is sent (None when the store
+    is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
+    fsck`` reports it) is a 503 rather than a 200 cut short."""
+    path = request.app[STORAGE].blobs.local_path(rec.blob_id)
+    if path is None or rec.size == 0:
+        return None
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+        raise errors.DataUnavailable() from None
 
-    Zero-copy when the blob is a local file: ``loop.sendfile`` on asyncio's default
-    loop, ``os.sendfile`` from a thread on uvloop (lampi.http.sendfile; uvloop has no
-    sendfile and the chunked fallback reached only ~46% of loopback throughput), else
-    streamed in chunks. Headers were already sent by ``prepare()``.
+
+async def send_blob(
+    request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int,
+    fh: IO[bytes] | None = None,
+) -> None:
+    """Send ``length`` bytes of the object's blob from ``offset``; closes ``fh``.
+
+    Zero-copy when the blob is a local file (``fh`` from ``open_blob``):
+    ``loop.sendfile`` on asyncio's default loop, ``os.sendfile`` from a thread on
+    uvloop (lampi.http.sendfile; uvloop has no sendfile and the chunked fallback
+    reached only ~46% of loopback throughput), else streamed in chunks. Headers were
+    already sent by ``prepare()``.
     """
     storage = request.app[STORAGE]
-    path = storage.blobs.local_path(rec.blob_id)
     transport = request.transport
-    if path is not None and transport is not None and length > 0:
+    if fh is not None:
         try:
-            fh = open(path, "rb")
-        except FileNotFoundError:
-            raise ConnectionResetError("blob vanished") from None
-        try:
-            await resp.drain()
-            await zero_copy_sendfile(transport, fh, offset, length)
-            return
+            if transport is not None and length > 0:
+                await resp.drain()
+                await zero_copy_sendfile(transport, fh, offset, length)
+                return
         except NotImplementedError:
             pass
         finally:

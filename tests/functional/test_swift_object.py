@@ -509,3 +509,38 @@ def test_reader_role_cannot_write(server: LampiServer) -> None:
         acct.conn.put_container("nope-" + acct.project)
     assert ei.value.http_status == 403
     assert acct.conn.get_account()[1] == []
+
+
+def test_missing_blob_is_a_503_before_any_byte(server: LampiServer, swift_conn: swiftclient.Connection,
+                                               s3, box: str) -> None:  # noqa: ANN001
+    """Metadata without its data (a lost disk, a blob deleted by hand): GET answers 503
+    in each protocol's format, before any header of a 200, and says what fsck finds;
+    HEAD still answers from the metadata, other objects are untouched."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    blobs = Path(server.data_dir) / "blobs"
+    before = {p for p in blobs.rglob("*") if p.is_file()}
+    swift_conn.put_object(box, "lost", b"data that will go missing")
+    swift_conn.put_object(box, "kept", b"still here")
+    lost = [p for p in {p for p in blobs.rglob("*") if p.is_file()} - before
+            if p.read_bytes() == b"data that will go missing"]
+    assert len(lost) == 1
+    lost[0].unlink()
+    for headers in ({}, {"Range": "bytes=0-3"}):
+        with pytest.raises(ClientException) as ei:
+            swift_conn.get_object(box, "lost", headers=headers)
+        assert ei.value.http_status == 503 and "Service Unavailable" in ei.value.http_response_content.decode()
+    assert swift_conn.head_object(box, "lost")["content-length"] == str(len(b"data that will go missing"))
+    assert swift_conn.get_object(box, "kept")[1] == b"still here"
+    once = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                        aws_access_key_id=s3._request_signer._credentials.access_key,
+                        aws_secret_access_key=s3._request_signer._credentials.secret_key,
+                        config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    with pytest.raises(ClientError) as ce:
+        once.get_object(Bucket=box, Key="lost")
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert ce.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert once.get_object(Bucket=box, Key="kept")["Body"].read() == b"still here"
+    assert f"{box}/lost is missing" in server.log()
