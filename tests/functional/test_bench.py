@@ -179,3 +179,31 @@ def test_bench_sizes(text: str, value: int) -> None:
     from lampi.bench.util import parse_size
 
     assert parse_size(text) == value
+
+
+def test_runner_two_targets_pools_large_objects_over_both_orders(server: LampiServer, token_and_url,
+                                                                  ec2_keys: dict[str, str]) -> None:  # noqa: ANN001
+    """Several targets (as --compare runs them: here lampi's Swift and S3 APIs): every
+    phase once per target, large objects once per position (order rotated) and pooled
+    (2 targets: 2 passes, 2 ops each)."""
+    import asyncio
+
+    from lampi.bench.auth import Credentials
+    from lampi.bench.runner import BenchConfig, Target, run
+
+    token, url = token_and_url
+    targets = [Target("swift-api", Credentials(url, token, "token")),
+               Target("s3-api", Credentials(server.url, "", "s3", ec2_keys["access"], ec2_keys["secret"]))]
+    cfg = BenchConfig(objects=6, concurrency=[2], list_objects=5, list_repeats=2, large_size=3 * 1024 * 1024,
+                      large_count=1)
+    doc = asyncio.run(run(cfg, targets))
+    assert doc["setup_errors"] == []
+    got = {(p["phase"], p["target"]): p for p in doc["phases"]}
+    for t in ("swift-api", "s3-api"):
+        for ph in ("small-put", "small-get", "small-head", "small-delete", "list"):
+            assert got[(ph, t)]["errors"] == 0 and got[(ph, t)]["ops"] == got[(ph, t)]["count"], (ph, t)
+        for ph in ("large-put", "large-get"):
+            p = got[(ph, t)]
+            assert p["errors"] == 0 and p["ops"] == 2 and p["mb_per_s"] > 0, (ph, t, p)
+            # the MB/s is the bytes of both passes over the time of both (not the pause between)
+            assert abs(p["mb_per_s"] - 2 * 3 * 1024 * 1024 / p["seconds"] / 1e6) < 0.05 * p["mb_per_s"], p
