@@ -234,6 +234,7 @@ async def create_token(request: web.Request) -> web.Response:
     scope = _scope_ref(auth.get("scope"))
     expires_at: float | None = None
     audit_chain: tuple[str, ...] = ()
+    inherited: tuple[str, ...] = ()  # the methods of a token being re-scoped
     if "password" in methods:
         user = await _password_user(ident, _obj(identity, "password", "identity"))
     elif "token" in methods:
@@ -249,6 +250,10 @@ async def create_token(request: web.Request) -> web.Response:
         # a re-scoped token keeps the original expiry (Keystone behaviour)
         expires_at = old.expires_at
         audit_chain = (old.audit_id, *old.audit_chain)[:2]
+        # Keystone's token method carries the old token's methods over (its token
+        # plugin: ``method_names.extend(token.methods)``): a token re-scoped from a
+        # password token lists ["password", "token"]
+        inherited = old.methods
         if scope is None and old.project_id:
             raise errors.Forbidden("re-scoping a scoped token needs an explicit scope")
     else:
@@ -264,8 +269,9 @@ async def create_token(request: web.Request) -> web.Response:
             r = await ident.meta.roles_for(user.id, p.id)
             if r and p.enabled:
                 project, roles = p, implied_roles(tuple(r))
+    used = tuple(dict.fromkeys((*inherited, *(m for m in methods if m in ("password", "token")))))
     token, data = ident.issue_token(
-        user, project, roles, tuple(m for m in methods if m in ("password", "token")) or ("password",),
+        user, project, roles, used or ("password",),
         expires_at=expires_at, audit_chain=audit_chain,
     )
     if project:
