@@ -3,7 +3,8 @@
 Started like the object expirer, in every worker, every ``expirer_interval`` seconds
 (jittered). Each pass reads the buckets that have a lifecycle configuration, lists the
 objects under each enabled rule's prefix and deletes those past their expiry (after
-re-reading the object, so one replaced since the listing is left alone); incomplete
+re-reading the object, and only if it is still that version when the delete commits,
+so one replaced since is left alone); incomplete
 multipart uploads older than AbortIncompleteMultipartUpload's DaysAfterInitiation are
 aborted. Workers need no coordination: deleting an object twice is a harmless 404.
 """
@@ -45,10 +46,10 @@ async def _expire_rule(storage: Storage, c: Container, rule: dict, day_seconds: 
             t = lc.expires_at(rule, rec.last_modified, day_seconds)
             if t is None or t > now or not lc.matches(rule, rec.name, rec.size, tagging.stored(rec.sysmeta)):
                 continue  # replaced since the listing, or its tags don't match
-            try:
-                await storage.delete_object(c.name, rec.name)
+            try:  # only the version judged here: not an upload that replaced it since
+                await storage.delete_object(c.name, rec.name, if_record=rec)
                 n += 1
-            except errors.ObjectNotFound:
+            except (errors.ObjectNotFound, errors.PreconditionFailed):
                 pass
         if len(page) < PAGE:
             return n

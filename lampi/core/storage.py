@@ -227,9 +227,15 @@ class Storage:
             last_modified=ts,
         )
 
-    async def delete_object(self, container: str, name: str) -> None:
+    async def delete_object(self, container: str, name: str, if_record: ObjectRecord | None = None) -> None:
+        """Delete the object. With ``if_record``, only if it is still that version (same
+        blob), atomically: otherwise PreconditionFailed and nothing changes (a pass that
+        decided on a record must not delete an upload that replaced it meanwhile)."""
         rec = await self.meta.get_object(container, name, time.time())
-        blob_id = await self.meta.delete_object(container, name)  # "" when a version keeps the blob
+        blob_id = await self.meta.delete_object(container, name,
+                                                if_blob=if_record.blob_id if if_record is not None else None)
+        if blob_id is None and if_record is not None and rec is not None:
+            raise errors.PreconditionFailed("the object was replaced")
         if blob_id is None or rec is None:
             if blob_id:
                 await self._release(blob_id)  # it had expired: reclaim, still a 404

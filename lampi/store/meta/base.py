@@ -80,8 +80,9 @@ class MetaStore(Protocol):
         delete_at: int | None,
         timestamp: float,
     ) -> None: ...
-    async def delete_object(self, container: str, name: str) -> str | None:
-        """Remove the object; return its blob id (None when it was absent)."""
+    async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
+        """Remove the object; return its blob id (None when it was absent, or, with
+        ``if_blob``, when its current version is not that blob: replaced meanwhile)."""
         ...
 
     async def list_objects(

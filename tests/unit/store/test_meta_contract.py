@@ -671,3 +671,18 @@ async def test_version_listing_order_markers_and_delimiter(meta):
     # reverse: names descending, each name's versions oldest first (Swift's merge)
     assert keys(await meta.list_versions("c", ListParams(reverse=True, limit=3), None, now)) == [
         ("e", version_id(t + 4)), ("e", version_id(t + 14)), ("d/y", version_id(t + 3))]
+
+
+async def test_conditional_delete(meta):
+    """delete_object(if_blob=...): only the version that was judged, atomically."""
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    first = rec("c", "o")
+    await meta.put_object(first)
+    second = rec("c", "o", size=5)
+    assert await meta.put_object(second) == first.blob_id  # replaced
+    assert await meta.delete_object("c", "o", if_blob=first.blob_id) is None  # not that version any more
+    assert (await meta.get_object("c", "o", time.time())).blob_id == second.blob_id
+    assert await meta.delete_object("c", "o", if_blob=second.blob_id) == second.blob_id
+    assert await meta.get_object("c", "o", time.time()) is None
+    assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)  # counted once, no more

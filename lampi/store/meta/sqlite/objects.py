@@ -208,11 +208,12 @@ class ObjectsMixin(SQLiteBase):
 
         await self._tx(fn)
 
-    async def delete_object(self, container: str, name: str) -> str | None:
+    async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
         def fn(c: sqlite3.Connection) -> str | None:
             row = c.execute(
-                "DELETE FROM objects WHERE container = ? AND name = ? RETURNING blob_id, size, manifest, version_id",
-                (container, name),
+                "DELETE FROM objects WHERE container = ? AND name = ? AND (? IS NULL OR blob_id = ?) "
+                "RETURNING blob_id, size, manifest, version_id",
+                (container, name, if_blob, if_blob),
             ).fetchone()
             if row is None:
                 return None
