@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from aiohttp import web
 
 REDACT_PARAMS = {
@@ -57,7 +58,10 @@ class JSONFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        try:  # orjson: a fifth of json.dumps's time, one line per request adds up
+            return orjson.dumps(out, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+            return json.dumps(out, default=str)
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
@@ -14,7 +15,12 @@ from lampi.swift import constraints as C
 
 
 def http_date(ts: float) -> str:
-    return formatdate(math.ceil(ts), usegmt=True)
+    return _http_date(math.ceil(ts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _http_date(secs: int) -> str:  # formatdate builds a datetime each call
+    return formatdate(secs, usegmt=True)
 
 
 def x_timestamp(ts: float) -> str:

@@ -206,4 +206,6 @@ def test_runner_two_targets_pools_large_objects_over_both_orders(server: LampiSe
             p = got[(ph, t)]
             assert p["errors"] == 0 and p["ops"] == 2 and p["mb_per_s"] > 0, (ph, t, p)
             # the MB/s is the bytes of both passes over the time of both (not the pause between)
-            assert abs(p["mb_per_s"] - 2 * 3 * 1024 * 1024 / p["seconds"] / 1e6) < 0.05 * p["mb_per_s"], p
+            # (``seconds`` is rounded to the millisecond: allow for that)
+            moved = p["mb_per_s"] * p["seconds"]  # MB
+            assert abs(moved - 2 * 3 * 1024 * 1024 / 1e6) <= p["mb_per_s"] * 0.0006 + 0.01, p

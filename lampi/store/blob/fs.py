@@ -141,9 +141,14 @@ class FSBlobStore:
         self.tmp_dir = self.root / "tmp"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._blob_prefix = str(self.blob_dir) + "/"
 
     def path_for(self, blob_id: str) -> Path:
-        return self.blob_dir / blob_id[:2] / blob_id[2:4] / blob_id
+        return Path(self.blob_path(blob_id))
+
+    def blob_path(self, blob_id: str) -> str:
+        """``path_for`` as a string, built without pathlib (a few µs less per request)."""
+        return f"{self._blob_prefix}{blob_id[:2]}/{blob_id[2:4]}/{blob_id}"
 
     def writer(self) -> FSBlobWriter:
         return FSBlobWriter(self)
@@ -172,7 +177,7 @@ class FSBlobStore:
 
     async def delete(self, blob_id: str) -> None:
         try:
-            await asyncio.to_thread(os.unlink, self.path_for(blob_id))
+            await asyncio.to_thread(os.unlink, self.blob_path(blob_id))
         except FileNotFoundError:
             pass
 

@@ -131,3 +131,25 @@ def test_rotation(key_dir):
     (key_dir / "fernet-10").write_bytes(k10 + b"\n")
     t, d = issue(TokenCodec(load_keys(key_dir)))
     assert TokenCodec(MultiFernet([Fernet(k10)])).decode(t) == d
+
+
+def test_a_verified_token_expires_on_time_and_forgeries_never_enter(key_dir, monkeypatch):
+    """decode() keeps tokens that verified (no crypto on later uses); expiry is still
+    checked on every use, and a tampered spelling is never answered from the cache."""
+    codec = TokenCodec(load_keys(key_dir))
+    token, data = issue(codec, ttl=60)
+    assert codec.decode(token) == data and codec.decode(token) == data
+    assert token in codec._verified
+    for i in (0, len(token) // 2, len(token) - 1):
+        with pytest.raises(TokenError):
+            codec.decode(flip(token, i))
+    assert list(codec._verified) == [token]
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(TokenError, match="expired"):
+        codec.decode(token)
+    # bounded: the oldest entries make room
+    monkeypatch.undo()
+    for _ in range(TokenCodec._VERIFIED_MAX + 5):
+        codec.decode(issue(codec, ttl=60)[0])
+    assert len(codec._verified) == TokenCodec._VERIFIED_MAX and token not in codec._verified
