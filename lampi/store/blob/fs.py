@@ -25,7 +25,7 @@ from lampi.store.blob.base import READ_CHUNK
 WRITE_BUFFER = 1024 * 1024
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -89,14 +89,38 @@ class FSBlobWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-        final = self.store.path_for(self.blob_id)
-        parent = final.parent
-        if not parent.is_dir():
-            parent.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(parent.parent)
-            _fsync_dir(parent.parent.parent)
-        os.rename(self._tmp, final)
-        _fsync_dir(parent)
+        final = self.store.blob_path(self.blob_id)
+        leaf = final.rpartition("/")[0]
+        try:
+            os.rename(self._tmp, final)
+        except FileNotFoundError:  # the first blob of its directory
+            self._make_dirs(leaf)
+            os.rename(self._tmp, final)
+        _fsync_dir(leaf)
+
+    @staticmethod
+    def _make_dirs(leaf: str) -> None:
+        """Create ``blobs/<aa>/<bb>`` and make each new entry durable: fsync the parent
+        a directory was made in (one fsync for a new leaf, two when ``<aa>`` is new too,
+        where ``mkdir(parents=True)`` + two fsyncs every time was the rule before). A
+        directory another worker made just now is fsynced too: its maker may not have
+        done so yet, and this blob must not be lost with it."""
+        top = leaf.rpartition("/")[0]
+        try:
+            os.mkdir(leaf)
+        except FileNotFoundError:
+            try:
+                os.mkdir(top)
+            except FileExistsError:
+                pass
+            _fsync_dir(top.rpartition("/")[0])
+            try:
+                os.mkdir(leaf)
+            except FileExistsError:
+                pass
+        except FileExistsError:
+            pass
+        _fsync_dir(top)
 
     async def commit(self) -> str:
         data, self._buf = self._buf, bytearray()
