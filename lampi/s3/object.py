@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import unquote
 
@@ -26,6 +26,7 @@ from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.swift.http_util import http_date  # cached per second
 
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
 MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
@@ -37,10 +38,6 @@ RESPONSE_OVERRIDES = {
     "response-expires": "Expires", "response-cache-control": "Cache-Control",
     "response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
 }
-
-
-def http_date(ts: float) -> str:
-    return formatdate(math.ceil(ts), usegmt=True)
 
 
 def _check_key(key: str) -> None:
