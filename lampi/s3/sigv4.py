@@ -90,7 +90,20 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def hmac_hex(key: bytes, msg: str) -> str:
-    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, without hmac.new's Python object
+    return hmac.digest(key, msg.encode(), "sha256").hex()
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
+
+
+def _canonical_paths(raw_path: str) -> tuple[str, ...]:
+    """The canonical URIs to try: AWS's ``UriEncode`` of the decoded path, then the
+    path as sent. A path of unreserved characters only is its own encoding (the common
+    case: one candidate, no quote/unquote)."""
+    if _PLAIN_PATH.fullmatch(raw_path):
+        return (raw_path,)
+    return tuple(dict.fromkeys((uri_encode(unquote(raw_path)), raw_path)))
 
 
 def _split_target(request: web.Request) -> tuple[str, str]:
@@ -315,7 +328,7 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
     # the public URL's host (a proxy rewriting Host without telling), see lampi.s3.host
     for host in host_candidates(request) or [""]:
         cheaders = _canonical_headers(request, signed, host)
-        for cpath in dict.fromkeys((uri_encode(unquote(raw_path)), raw_path)):
+        for cpath in _canonical_paths(raw_path):
             canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
             sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()))
             sig = hmac_hex(key, sts)
