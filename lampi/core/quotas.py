@@ -73,9 +73,13 @@ async def check_quota(
     container: str,
     add_bytes: int | None,
     add_objects: int = 1,
+    with_parts: bool = False,
 ) -> int | None:
     """Raise ``QuotaExceeded`` if writing ``add_bytes`` (None: not known yet) and
     ``add_objects`` objects into ``container`` of ``project_id`` would pass a quota.
+
+    ``with_parts`` (S3 UploadPart): the parts of multipart uploads still in progress
+    count as used too, so parts uploaded and never completed cannot pass a quota.
 
     Returns the number of bytes that may still be written under the tightest byte
     quota (None: unlimited), for streams of unknown length (see ``limit_body``).
@@ -84,11 +88,12 @@ async def check_quota(
     c = await meta.get_container(container)
     acct = await meta.get_account(project_id)
     limits = await project_limits(meta, defaults, project_id)
+    in_container, in_project = await meta.pending_part_bytes(project_id, container) if with_parts else (0, 0)
     remaining: list[int] = []
     if c is not None:
         qb = _meta_int(c.meta, "quota-bytes")
         if qb is not None:
-            remaining.append(qb - c.bytes_used)
+            remaining.append(qb - c.bytes_used - in_container)
         qc = _meta_int(c.meta, "quota-count")
         if qc is not None and c.object_count + add_objects > qc:
             raise errors.QuotaExceeded()
@@ -96,9 +101,9 @@ async def check_quota(
             raise errors.QuotaExceeded()
     ab = _meta_int(acct.meta, "quota-bytes")
     if ab is not None:
-        remaining.append(ab - acct.bytes_used)
+        remaining.append(ab - acct.bytes_used - in_project)
     if limits.bytes:
-        remaining.append(limits.bytes - acct.bytes_used)
+        remaining.append(limits.bytes - acct.bytes_used - in_project)
     if not remaining:
         return None
     left = min(remaining)

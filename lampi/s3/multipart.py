@@ -133,7 +133,7 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
                       ProposedSize=str(plan.decoded_length), MaxSizeAllowed=str(mp.MAX_PART_SIZE))
     # the part's bytes count against the quotas now (no new object yet): QuotaExceeded
     allowance = await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket,
-                                         plan.decoded_length, add_objects=0)
+                                         plan.decoded_length, add_objects=0, with_parts=True)
 
     def verified() -> str | None:
         return plan.checksum.get(f"x-amz-checksum-{up.checksum_alg}") if up.checksum_alg else None
@@ -174,7 +174,8 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-    await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0)
+    await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0,
+                             with_parts=True)
     # read through manifests (SLO, DLO, multipart): the part gets the data, never shared blobs
     data = reader(offset, length) if reader is not None else ctx.storage.read_object(src_rec, offset, length)
     part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length)

@@ -286,6 +286,39 @@ def test_quota_exceeded_on_upload_part(s3, swift_conn, unique) -> None:  # noqa:
     s3.abort_multipart_upload(Bucket=unique, Key="q", UploadId=uid)
 
 
+def test_parts_of_uploads_in_progress_count_against_quotas(s3, swift_conn, unique) -> None:  # noqa: ANN001
+    """Parts uploaded and never completed use the quota (else abandoned uploads could
+    store any amount): each part fits alone, not with the parts already there, in this
+    upload or another one; aborting gives the room back; completing keeps it used."""
+    s3.create_bucket(Bucket=unique)
+    swift_conn.post_container(unique, {"X-Container-Meta-Quota-Bytes": str(10 * 1024 * 1024 + 1024)})
+    s3.put_object(Bucket=unique, Key="src", Body=b"s" * 1024)
+    five = b"x" * (5 * 1024 * 1024)
+    a = s3.create_multipart_upload(Bucket=unique, Key="a")["UploadId"]
+    b = s3.create_multipart_upload(Bucket=unique, Key="b")["UploadId"]
+    e1 = s3.upload_part(Bucket=unique, Key="a", UploadId=a, PartNumber=1, Body=five)["ETag"]
+    s3.upload_part(Bucket=unique, Key="b", UploadId=b, PartNumber=1, Body=five)
+    for key, uid in (("a", a), ("b", b)):  # 10 MiB of parts in progress: no room for a third
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part(Bucket=unique, Key=key, UploadId=uid, PartNumber=2, Body=b"x" * 1024)
+        assert code(exc) == (403, "QuotaExceeded")
+    with pytest.raises(ClientError) as exc:  # copied parts too
+        s3.upload_part_copy(Bucket=unique, Key="a", UploadId=a, PartNumber=2,
+                            CopySource={"Bucket": unique, "Key": "src"})
+    assert code(exc) == (403, "QuotaExceeded")
+    s3.abort_multipart_upload(Bucket=unique, Key="b", UploadId=b)  # gives 5 MiB back
+    s3.upload_part(Bucket=unique, Key="a", UploadId=a, PartNumber=2, Body=b"y" * 1024)
+    e2 = s3.list_parts(Bucket=unique, Key="a", UploadId=a)["Parts"][1]["ETag"]
+    s3.complete_multipart_upload(Bucket=unique, Key="a", UploadId=a, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    assert s3.head_object(Bucket=unique, Key="a")["ContentLength"] == len(five) + 1024
+    assert int(swift_conn.head_container(unique)["x-container-bytes-used"]) == len(five) + 2048
+    with pytest.raises(ClientError) as exc:  # the object now holds its room: 5 MiB - 1 KiB left
+        s3.put_object(Bucket=unique, Key="c", Body=five)
+    assert code(exc) == (403, "QuotaExceeded")
+    s3.put_object(Bucket=unique, Key="c", Body=five[:-1024])
+
+
 # -- one namespace: Swift large objects through S3 -----------------------------------------
 
 

@@ -80,6 +80,11 @@ class MetaStore(Protocol):
         delete_at: int | None,
         timestamp: float,
     ) -> None: ...
+    async def pending_part_bytes(self, project_id: str, container: str) -> tuple[int, int]:
+        """Bytes in the parts of multipart uploads in progress: (in ``container``, in the
+        whole project). They count against byte quotas while the uploads run."""
+        ...
+
     async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
         """Remove the object; return its blob id (None when it was absent, or, with
         ``if_blob``, when its current version is not that blob: replaced meanwhile)."""

@@ -124,6 +124,17 @@ class MultipartMixin(ObjectsMixin):
 
         return await self._tx(fn)
 
+    async def pending_part_bytes(self, project_id: str, container: str) -> tuple[int, int]:
+        """Bytes in the parts of uploads in progress: (in ``container``, in the project)."""
+        def fn(c: sqlite3.Connection) -> tuple[int, int]:
+            row = c.execute(
+                "SELECT COALESCE(SUM(CASE WHEN u.container = ? THEN p.size END), 0), COALESCE(SUM(p.size), 0) "
+                "FROM mpu_uploads u JOIN mpu_parts p ON p.upload_id = u.upload_id WHERE u.project_id = ?",
+                (container, project_id)).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._run(fn)
+
     async def release_manifest(self, owner_blob_id: str) -> list[str]:
         # called for every released blob: a read first, a write only for an S3 manifest
         if not await self._read(lambda c: c.execute(

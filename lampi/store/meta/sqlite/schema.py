@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS mpu_uploads (
     checksum_alg TEXT, checksum_type TEXT, owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS mpu_uploads_by_key ON mpu_uploads (container, name, upload_id);
+CREATE INDEX IF NOT EXISTS mpu_uploads_by_project ON mpu_uploads (project_id);
 CREATE TABLE IF NOT EXISTS mpu_parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, checksum TEXT,
