@@ -88,6 +88,20 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     logging.getLogger("aiohttp.access").disabled = True
 
 
+def _body_bytes(request: web.Request, status: int, resp: web.StreamResponse | None) -> int | None:
+    """Body bytes sent. aiohttp's ``body_length`` counts the status line and headers
+    too; a response with a Content-Length sent at most that many body bytes (fewer
+    when the client went away: then ``body_length`` is the closer bound)."""
+    if resp is None:
+        return None
+    if request.method == "HEAD" or status in (204, 304):
+        return 0
+    sent = getattr(resp, "body_length", None)
+    if resp.content_length is not None and sent is not None:
+        return min(resp.content_length, sent)
+    return sent
+
+
 def access_log(
     request: web.Request, status: int, duration: float, resp: web.StreamResponse | None
 ) -> None:
@@ -95,7 +109,7 @@ def access_log(
         return
     from lampi.http.context import PROJECT
 
-    body_out = getattr(resp, "body_length", None) if resp is not None else None
+    body_out = _body_bytes(request, status, resp)
     access.info(
         "%s %s %s",
         request.method,

@@ -403,3 +403,29 @@ def test_json_log_has_no_secrets(server: LampiServer) -> None:
     assert password not in log
     assert "sekrit-value" not in log
     assert sys.executable  # keep imports honest
+
+
+def test_access_log_counts_body_bytes(server: LampiServer, swift_conn, unique: str) -> None:  # noqa: ANN001
+    """One JSON access line per request, with the transaction id the client got back and
+    ``bytes_out`` the body bytes (not the headers): 4,096 for a 4 KiB GET, 0 for a HEAD."""
+    swift_conn.put_container(unique)
+    swift_conn.put_object(unique, "four-k", b"k" * 4096)
+    got_headers, body = swift_conn.get_object(unique, "four-k")
+    head = swift_conn.head_object(unique, "four-k")
+    assert len(body) == 4096
+    deadline = time.monotonic() + 5
+    lines: dict[str, dict] = {}
+    want = {got_headers["x-trans-id"], head["x-trans-id"]}
+    while time.monotonic() < deadline and not want <= set(lines):
+        for raw in server.log().splitlines():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if rec.get("logger") == "lampi.access" and rec.get("path", "").endswith(f"/{unique}/four-k"):
+                lines[rec["trans_id"]] = rec
+        time.sleep(0.1)
+    get_line = lines[got_headers["x-trans-id"]]
+    head_line = lines[head["x-trans-id"]]
+    assert (get_line["method"], get_line["status"], get_line["bytes_out"]) == ("GET", 200, 4096)
+    assert (head_line["method"], head_line["status"], head_line["bytes_out"]) == ("HEAD", 200, 0)
