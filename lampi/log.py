@@ -89,16 +89,20 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
 
 
 def _body_bytes(request: web.Request, status: int, resp: web.StreamResponse | None) -> int | None:
-    """Body bytes sent. aiohttp's ``body_length`` counts the status line and headers
-    too; a response with a Content-Length sent at most that many body bytes (fewer
-    when the client went away: then ``body_length`` is the closer bound)."""
+    """Body bytes sent. A plain ``web.Response`` is sent by aiohttp after this line is
+    logged: its Content-Length is what goes out. A streamed response was sent already;
+    aiohttp's ``body_length`` then counts the status line and headers too, so with a
+    Content-Length the body is at most that (less when the client went away)."""
     if resp is None:
         return None
     if request.method == "HEAD" or status in (204, 304):
         return 0
+    length = resp.content_length
+    if not resp.prepared:
+        return length
     sent = getattr(resp, "body_length", None)
-    if resp.content_length is not None and sent is not None:
-        return min(resp.content_length, sent)
+    if length is not None and sent is not None:
+        return min(length, sent)
     return sent
 
 

@@ -429,3 +429,12 @@ def test_access_log_counts_body_bytes(server: LampiServer, swift_conn, unique: s
     head_line = lines[head["x-trans-id"]]
     assert (get_line["method"], get_line["status"], get_line["bytes_out"]) == ("GET", 200, 4096)
     assert (head_line["method"], head_line["status"], head_line["bytes_out"]) == ("HEAD", 200, 0)
+    # a plain (not streamed) response: the healthcheck's body
+    r = requests.get(f"{server.url}/healthcheck", timeout=10)
+    tid = r.headers["X-Trans-Id"]
+    deadline = time.monotonic() + 5
+    line = None
+    while line is None and time.monotonic() < deadline:
+        line = next((json.loads(x) for x in server.log().splitlines() if tid in x and '"lampi.access"' in x), None)
+        time.sleep(0.05)
+    assert line is not None and line["bytes_out"] == len(r.content) > 0
