@@ -7,7 +7,7 @@ one, every ``expirer_interval`` seconds (with some jitter so workers spread out)
 They need no other coordination: each pass is one write transaction that removes a
 row only while it is still expired (``MetaStore.reap_expired``), so two workers
 never reclaim the same row twice and a pass interrupted anywhere is simply redone by
-the next. A blob whose row was removed but which a crash kept from being deleted is
+the next. Only the worker holding the ``expirer`` lease runs passes (lampi.bg.periodic). A blob whose row was removed but which a crash kept from being deleted is
 an orphan that ``lampi fsck`` collects.
 """
 
@@ -40,4 +40,4 @@ async def run_once(storage: Storage, now: float | None = None) -> int:
 def context(storage: Storage, interval: float):  # type: ignore[no-untyped-def]
     """An aiohttp ``cleanup_ctx`` running the expirer while the app runs (0: off)."""
     return periodic.context(lambda: run_once(storage), interval, log, "expirer reclaimed %d expired object(s)",
-                            "expirer pass failed")
+                            "expirer pass failed", storage.meta, "expirer")

@@ -1,12 +1,13 @@
 """The S3 lifecycle pass: applies buckets' lifecycle rules (``lampi.s3.lifecycle``).
 
-Started like the object expirer, in every worker, every ``expirer_interval`` seconds
-(jittered). Each pass reads the buckets that have a lifecycle configuration, lists the
+Started like the object expirer, every ``expirer_interval`` seconds (jittered), by
+the worker holding the ``s3-lifecycle`` lease (lampi.bg.periodic). Each pass reads the buckets that have a lifecycle configuration, lists the
 objects under each enabled rule's prefix and deletes those past their expiry (after
 re-reading the object, and only if it is still that version when the delete commits,
 so one replaced since is left alone); incomplete
 multipart uploads older than AbortIncompleteMultipartUpload's DaysAfterInitiation are
-aborted. Workers need no coordination: deleting an object twice is a harmless 404.
+aborted. A pass that overlaps another (a lease taken over) is still safe: deleting an
+object twice is a harmless 404, and the delete is conditional on the version judged.
 """
 
 from __future__ import annotations
@@ -96,4 +97,5 @@ async def run_once(storage: Storage, day_seconds: float, now: float | None = Non
 def context(storage: Storage, interval: float, day_seconds: float):  # type: ignore[no-untyped-def]
     """An aiohttp ``cleanup_ctx`` running the lifecycle pass while the app runs (0: off)."""
     return periodic.context(lambda: run_once(storage, day_seconds), interval, log,
-                            "lifecycle removed %d object(s) / upload(s)", "lifecycle pass failed")
+                            "lifecycle removed %d object(s) / upload(s)", "lifecycle pass failed",
+                            storage.meta, "s3-lifecycle")

@@ -1,27 +1,53 @@
-"""Background passes run in every worker while the app runs (the expirer, S3 lifecycle).
+"""Background passes (the expirer, S3 lifecycle), one worker at a time.
 
-Each worker runs its own loop: the first pass after a random part of ``interval``,
-then every ``interval`` seconds ±20 %, so workers spread out. A pass that fails is
-logged and the next one runs as usual.
+Every worker runs a loop: the first try after a random part of ``interval``, then
+every ``interval`` seconds ±20 %. Before each pass it takes the pass's lease in the
+metadata store (``MetaStore.take_lease``, valid ``LEASE_INTERVALS`` intervals and
+renewed by every pass of its holder): only the holder runs the pass, so N workers
+(or, with a shared metadata store, N gateways) do the work once, and when the holder
+stops another worker takes over within a few intervals. A pass that fails is logged
+and the next one runs as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import secrets
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+
+LEASE_INTERVALS = 3
+
+# this process, as a lease holder (host, pid and a random part: pids are reused)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _holder() -> str:
+    global HOLDER
+    if HOLDER.split(":")[1] != str(os.getpid()):  # a forked worker: its own name
+        HOLDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return HOLDER
 
 
 async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger,
-                      done: str, failed: str) -> None:
-    """Call ``run_once`` for ever; log ``done % n`` when it did something, ``failed`` when it raised."""
+                      done: str, failed: str, lease: Callable[[str, float], Awaitable[bool]] | None = None,
+                      ) -> None:
+    """Call ``run_once`` for ever; log ``done % n`` when it did something, ``failed`` when it raised.
+    With ``lease`` (``take_lease`` bound to the store and a lease name), only while
+    this process holds that lease."""
     await asyncio.sleep(interval * random.uniform(0.1, 1.0))
     while True:
         try:
-            n = await run_once()
-            if n:
-                log.info(done, n)
+            if lease is None or await lease(_holder(), interval * LEASE_INTERVALS):
+                n = await run_once()
+                if n:
+                    log.info(done, n)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -30,11 +56,17 @@ async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, l
 
 
 def context(run_once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger,
-            done: str, failed: str):  # type: ignore[no-untyped-def]
-    """An aiohttp ``cleanup_ctx`` running ``run_forever`` while the app runs (interval 0: off)."""
+            done: str, failed: str, meta: Any = None, name: str = ""):  # type: ignore[no-untyped-def]
+    """An aiohttp ``cleanup_ctx`` running ``run_forever`` while the app runs (interval 0:
+    off); with ``meta``, under the lease ``name`` in that metadata store."""
+    lease = None
+    if meta is not None and name:
+        async def lease(holder: str, ttl: float) -> bool:
+            return await meta.take_lease(name, holder, ttl, time.time())
 
     async def ctx(_app: object) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run_forever(run_once, interval, log, done, failed)) if interval > 0 else None
+        task = asyncio.ensure_future(run_forever(run_once, interval, log, done, failed, lease)) \
+            if interval > 0 else None
         yield
         if task is not None:
             task.cancel()

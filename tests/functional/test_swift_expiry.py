@@ -3,6 +3,7 @@ expirer that runs in every worker."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +16,20 @@ from tests.functional.conftest import LampiServer
 
 def _blob_files(data_dir: Path) -> set[Path]:
     return {p for p in (data_dir / "blobs").rglob("*") if p.is_file()}
+
+
+def _meta_db(srv: LampiServer) -> str:
+    """The metadata database of a data dir (the SQLite file holding the objects table)."""
+    import sqlite3
+
+    for path in sorted(srv.data_dir.rglob("*.db")):
+        c = sqlite3.connect(str(path))
+        try:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'leases'").fetchone():
+                return str(path)
+        finally:
+            c.close()
+    raise AssertionError("no metadata database")
 
 
 def _conn(srv: LampiServer) -> swiftclient.Connection:
@@ -62,6 +77,15 @@ def test_expired_object_disappears_and_is_reclaimed(fresh_server: LampiServer, m
     conn.post_object("c", "saved", headers={"X-Delete-After": "3600"})
     time.sleep(3)
     assert conn.get_object("c", "saved")[1] == b"s"
+    # the passes ran under the "expirer" lease, held by one of the workers
+    import sqlite3
+
+    db = sqlite3.connect(_meta_db(fresh_server))
+    holder, expires_at = db.execute("SELECT holder, expires_at FROM leases WHERE name = 'expirer'").fetchone()
+    db.close()
+    workers_pids = {int(p) for p in subprocess.run(["pgrep", "-P", str(fresh_server.proc.pid)], capture_output=True,
+                                                   text=True).stdout.split()}
+    assert int(holder.split(":")[1]) in workers_pids and expires_at > time.time() - 5
 
 
 def test_expirer_disabled_keeps_rows_until_reclaimed(fresh_server: LampiServer, monkeypatch) -> None:  # noqa: ANN001

@@ -80,6 +80,12 @@ class MetaStore(Protocol):
         delete_at: int | None,
         timestamp: float,
     ) -> None: ...
+    async def take_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        """Hold (or renew) the lease ``name`` until ``now + ttl`` when it is free, expired
+        or already ``holder``'s; False while another holder has it (background passes:
+        one worker of all the service's processes runs each)."""
+        ...
+
     async def pending_part_bytes(self, project_id: str, container: str) -> tuple[int, int]:
         """Bytes in the parts of multipart uploads in progress: (in ``container``, in the
         whole project). They count against byte quotas while the uploads run."""

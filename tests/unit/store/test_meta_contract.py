@@ -686,3 +686,14 @@ async def test_conditional_delete(meta):
     assert await meta.delete_object("c", "o", if_blob=second.blob_id) == second.blob_id
     assert await meta.get_object("c", "o", time.time()) is None
     assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)  # counted once, no more
+
+
+async def test_leases(meta):
+    """take_lease: one holder at a time; renewable by its holder; free once expired."""
+    assert await meta.take_lease("expirer", "a", 10, 100.0)
+    assert not await meta.take_lease("expirer", "b", 10, 105.0)  # a holds it until 110
+    assert await meta.take_lease("other-pass", "b", 10, 105.0)  # leases are by name
+    assert await meta.take_lease("expirer", "a", 10, 108.0)  # renewed: now until 118
+    assert not await meta.take_lease("expirer", "b", 10, 115.0)
+    assert await meta.take_lease("expirer", "b", 10, 118.5)  # a stopped renewing: b takes over
+    assert not await meta.take_lease("expirer", "a", 10, 119.0)

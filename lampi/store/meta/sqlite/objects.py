@@ -294,6 +294,19 @@ class ObjectsMixin(SQLiteBase):
             ]
         )
 
+    async def take_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        """Hold (or renew) lease ``name`` until ``now + ttl`` if it is free, expired or
+        already ``holder``'s; False when another holder has it. One transaction."""
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT holder, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            c.execute("INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)",
+                      (name, holder, now + ttl))
+            return True
+
+        return await self._tx(fn)
+
     async def reap_expired(self, now: float, limit: int) -> list[str]:
         """Remove up to ``limit`` objects whose delete_at has passed; return their blob ids.
 

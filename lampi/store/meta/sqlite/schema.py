@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS mpu_uploads (
 );
 CREATE INDEX IF NOT EXISTS mpu_uploads_by_key ON mpu_uploads (container, name, upload_id);
 CREATE INDEX IF NOT EXISTS mpu_uploads_by_project ON mpu_uploads (project_id);
+-- background passes (expirer, S3 lifecycle): the worker holding a pass's lease runs it
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mpu_parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, checksum TEXT,
