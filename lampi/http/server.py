@@ -213,10 +213,29 @@ def serve_worker(
         loop.close()
 
 
-def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``), so
+    workers never outlive a supervisor killed with SIGKILL (OOM killer, ``kill -9``) and
+    keep serving the port unsupervised; SIGTERM is the usual graceful stop. A parent
+    already gone before the request was made is caught by the ``getppid`` check."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
+                  parent_pid: int | None = None) -> None:
     from lampi.log import setup_logging
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the parent relays it as SIGTERM, so a
     # worker must not count it as a second ("hurry up") signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -252,7 +271,7 @@ def serve(settings: Settings, announce: Any = None) -> int:
     stopping = False
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock), daemon=False)
+        p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid()), daemon=False)
         p.start()
         return p
 

@@ -438,3 +438,27 @@ def test_access_log_counts_body_bytes(server: LampiServer, swift_conn, unique: s
         line = next((json.loads(x) for x in server.log().splitlines() if tid in x and '"lampi.access"' in x), None)
         time.sleep(0.05)
     assert line is not None and line["bytes_out"] == len(r.content) > 0
+
+
+def test_workers_stop_when_the_parent_is_killed(fresh_server: LampiServer) -> None:
+    """A supervisor killed with SIGKILL (OOM killer, kill -9) takes its workers with it:
+    they get SIGTERM from the kernel (PR_SET_PDEATHSIG), stop gracefully and free the
+    port, instead of serving it unsupervised."""
+    fresh_server.workers = 2
+    fresh_server.start()
+    parent = fresh_server.proc.pid
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(parent)], capture_output=True,
+                                              text=True).stdout.split()]
+    assert len(workers) == 2
+    os.kill(parent, signal.SIGKILL)
+    fresh_server.proc.wait(10)
+    deadline = time.monotonic() + 20
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and
+                 open(f"/proc/{w}/stat").read().split(")")[1].split()[0] != "Z"]
+        time.sleep(0.1)
+    assert not alive, f"workers outlived their parent: {alive}"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{fresh_server.url}/healthcheck", timeout=2)
+    fresh_server.proc = None  # nothing left to stop
