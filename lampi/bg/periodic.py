@@ -24,15 +24,15 @@ from typing import Any
 
 LEASE_INTERVALS = 3
 
-# this process, as a lease holder (host, pid and a random part: pids are reused)
-HOLDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+_holder_of: tuple[int, str] = (0, "")  # (pid, name): a forked worker names itself anew
 
 
 def _holder() -> str:
-    global HOLDER
-    if HOLDER.split(":")[1] != str(os.getpid()):  # a forked worker: its own name
-        HOLDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    return HOLDER
+    """This process as a lease holder: host, pid and a random part (pids are reused)."""
+    global _holder_of
+    if _holder_of[0] != os.getpid():
+        _holder_of = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+    return _holder_of[1]
 
 
 async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger,

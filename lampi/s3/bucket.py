@@ -24,11 +24,11 @@ MAX_CONFIG_BODY = 64 * 1024
 def iso8601(ts: float) -> str:
     # listings call this once per key: the whole-second text is cached (gmtime floors a
     # float, so gmtime(floor(ts)) is the same second), the milliseconds appended as before
-    return _iso_second(math.floor(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return iso_second(math.floor(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 @functools.lru_cache(maxsize=4096)
-def _iso_second(sec: int) -> str:
+def iso_second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 

@@ -17,10 +17,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from lampi.core.models import MAY_DLO, Container, ListParams
-from lampi.s3.bucket import iso8601, owner, xml_response
+from lampi.s3.bucket import iso_second, iso8601, owner, xml_response
 from lampi.s3.errors import invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
+from lampi.swift.listing import DIGITS3
 
 MAX_KEYS = 1000
 
@@ -129,9 +130,6 @@ def _esc_all(texts: list[str]) -> list[str]:
     return _esc(joined).split("\x00")
 
 
-_DIGITS3 = [f"{i:03d}" for i in range(1000)]
-
-
 def _contents(ctx: S3Request, rows: list[Row], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
     # The same bytes as element("Contents", [element("Key", ...), ...]), written as one
     # f-string per key: the nested element()/escape() calls were ~40% of a 1,000-key
@@ -146,7 +144,7 @@ def _contents(ctx: S3Request, rows: list[Row], enc, with_owner: bool, project_id
     keys = _esc_all(names if enc is _plain else [enc(n) for n in names])
     etags = _esc_all([r[2] if r[5] is None else _etag(r) for r in objs])
     seconds: dict[int, str] = {}
-    digits = _DIGITS3
+    digits = DIGITS3
     contents = []
     append = contents.append
     for r, key, etag in zip(objs, keys, etags):
@@ -154,7 +152,7 @@ def _contents(ctx: S3Request, rows: list[Row], enc, with_owner: bool, project_id
         whole = math.floor(ts)
         day = seconds.get(whole)
         if day is None:
-            day = seconds[whole] = iso8601(whole)[:-4]
+            day = seconds[whole] = iso_second(whole) + "."
         append(f"<Contents><Key>{key}</Key><LastModified>{day}{digits[int(ts % 1 * 1000)]}Z"
                f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{own}"
                "<StorageClass>STANDARD</StorageClass></Contents>")

@@ -42,7 +42,7 @@ def iso(ts: float) -> str:
     return f"{_iso_seconds(int(whole))}.{us:06d}"
 
 
-_DIGITS3 = [f"{i:03d}" for i in range(1000)]
+DIGITS3 = [f"{i:03d}" for i in range(1000)]  # "000".."999": microsecond/millisecond text
 
 
 # swob's Accept grammar (RFC 2616 section 2.2), used to pick the listing format
@@ -200,7 +200,7 @@ def render_object_rows(rows: list[object]) -> bytes:
     # three-digit strings. Same arithmetic as ``iso``: for a float, ``ts - int(ts)`` is
     # exactly ``math.modf``'s fraction.
     seconds: dict[int, str] = {}
-    digits = _DIGITS3
+    digits = DIGITS3
     for r in rows:
         if isinstance(r, ListingEntry):
             append({"subdir": r.name} if r.is_subdir else _object_item(r))

@@ -14,6 +14,7 @@ and disk overlap; at most two buffers per upload are held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
@@ -106,20 +107,12 @@ class FSBlobWriter:
         directory another worker made just now is fsynced too: its maker may not have
         done so yet, and this blob must not be lost with it."""
         top = leaf.rpartition("/")[0]
-        try:
-            os.mkdir(leaf)
-        except FileNotFoundError:
-            try:
+        if not os.path.isdir(top):
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(top)
-            except FileExistsError:
-                pass
             _fsync_dir(top.rpartition("/")[0])
-            try:
-                os.mkdir(leaf)
-            except FileExistsError:
-                pass
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(leaf)
         _fsync_dir(top)
 
     async def commit(self) -> str:
