@@ -18,20 +18,6 @@ def _blob_files(data_dir: Path) -> set[Path]:
     return {p for p in (data_dir / "blobs").rglob("*") if p.is_file()}
 
 
-def _meta_db(srv: LampiServer) -> str:
-    """The metadata database of a data dir (the SQLite file holding the objects table)."""
-    import sqlite3
-
-    for path in sorted(srv.data_dir.rglob("*.db")):
-        c = sqlite3.connect(str(path))
-        try:
-            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'leases'").fetchone():
-                return str(path)
-        finally:
-            c.close()
-    raise AssertionError("no metadata database")
-
-
 def _conn(srv: LampiServer) -> swiftclient.Connection:
     rc = srv.openrc()
     return swiftclient.Connection(
@@ -80,7 +66,7 @@ def test_expired_object_disappears_and_is_reclaimed(fresh_server: LampiServer, m
     # the passes ran under the "expirer" lease, held by one of the workers
     import sqlite3
 
-    db = sqlite3.connect(_meta_db(fresh_server))
+    db = sqlite3.connect(str(fresh_server.data_dir / "meta.db"))
     holder, expires_at = db.execute("SELECT holder, expires_at FROM leases WHERE name = 'expirer'").fetchone()
     db.close()
     workers_pids = {int(p) for p in subprocess.run(["pgrep", "-P", str(fresh_server.proc.pid)], capture_output=True,

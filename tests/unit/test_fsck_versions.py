@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from lampi.bg.fsck import fsck
+from lampi.core import errors
 from lampi.core.storage import Storage
 from lampi.core.versions import ENABLED_KEY, VERSIONED_KEY
 from lampi.store.blob.fs import FSBlobStore
@@ -17,14 +20,19 @@ async def _body(data: bytes):  # noqa: ANN202
     yield data
 
 
-async def test_fsck_keeps_version_blobs(tmp_path) -> None:  # noqa: ANN001
+async def _storage(tmp_path, container_meta: dict[str, str]) -> tuple[Storage, SQLiteMetaStore, FSBlobStore]:  # noqa: ANN001
+    """Real SQLite metadata and filesystem blobs, project ``p1`` and its container ``c``."""
     meta = SQLiteMetaStore(tmp_path / "meta" / "lampi.db")
     blobs = FSBlobStore(tmp_path / "blobs")
-    storage = Storage(meta, blobs)
+    d = await meta.create_domain(Domain("default", "Default"))
+    p = await meta.create_project(Project("p1", "p1", d.id))
+    await meta.create_container(p.id, "c", container_meta, time.time())
+    return Storage(meta, blobs), meta, blobs
+
+
+async def test_fsck_keeps_version_blobs(tmp_path) -> None:  # noqa: ANN001
+    storage, meta, blobs = await _storage(tmp_path, {ENABLED_KEY: "True", VERSIONED_KEY: "1"})
     try:
-        d = await meta.create_domain(Domain("default", "Default"))
-        p = await meta.create_project(Project("p1", "p1", d.id))
-        await meta.create_container(p.id, "c", {ENABLED_KEY: "True", VERSIONED_KEY: "1"}, time.time())
         recs = []
         for data in (b"first", b"second!", b"third"):
             recs.append(await storage.put_object("c", "o", _body(data), content_type="text/plain", meta={},
@@ -52,17 +60,8 @@ async def test_fsck_keeps_version_blobs(tmp_path) -> None:  # noqa: ANN001
 async def test_conditional_delete_spares_a_replacement(tmp_path) -> None:  # noqa: ANN001
     """Storage.delete_object(if_record=...) (the lifecycle pass): an upload that replaced
     the judged version between the read and the delete is left alone, with its blob."""
-    import pytest
-
-    from lampi.core import errors
-
-    meta = SQLiteMetaStore(tmp_path / "meta" / "lampi.db")
-    blobs = FSBlobStore(tmp_path / "blobs")
-    storage = Storage(meta, blobs)
+    storage, meta, blobs = await _storage(tmp_path, {})
     try:
-        d = await meta.create_domain(Domain("default", "Default"))
-        p = await meta.create_project(Project("p1", "p1", d.id))
-        await meta.create_container(p.id, "c", {}, time.time())
         old = await storage.put_object("c", "o", _body(b"old"), content_type="text/plain", meta={}, sysmeta={})
         new = await storage.put_object("c", "o", _body(b"new!"), content_type="text/plain", meta={}, sysmeta={})
         with pytest.raises(errors.PreconditionFailed):
