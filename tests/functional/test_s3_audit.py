@@ -92,17 +92,22 @@ def test_public_link_virtual_hosted(vserver, unique) -> None:  # noqa: ANN001, F
     _s3_headers_only(r)
 
 
+def _swift_dlo(s3, swift_conn, bucket: str, segs: str, name: str, parts: list[bytes]) -> bytes:  # noqa: ANN001
+    """Segments ``<name>/000``... in container ``segs``, bucket ``bucket`` made with S3 and
+    the DLO ``<name>`` in it made with Swift; returns the large object's bytes."""
+    swift_conn.put_container(segs)
+    for i, p in enumerate(parts):
+        swift_conn.put_object(segs, f"{name}/{i:03d}", p)
+    s3.create_bucket(Bucket=bucket)
+    swift_conn.put_object(bucket, name, b"", headers={"X-Object-Manifest": f"{segs}/{name}/"})
+    return b"".join(parts)
+
+
 def test_public_large_objects_over_private_segments(server, s3, swift_conn, unique) -> None:  # noqa: ANN001
     """At the public link (now S3), segments are read with the caller's authority, as in
     Swift: a public SLO/DLO over a private segment container leaks nothing."""
     segs = unique + "-segs"
-    swift_conn.put_container(segs)
-    parts = [b"a" * 1000, b"b" * 1000, b"c" * 7]
-    data = b"".join(parts)
-    for i, p in enumerate(parts):
-        swift_conn.put_object(segs, f"dlo/{i:03d}", p)
-    s3.create_bucket(Bucket=unique)
-    swift_conn.put_object(unique, "dlo", b"", headers={"X-Object-Manifest": f"{segs}/dlo/"})
+    data = _swift_dlo(s3, swift_conn, unique, segs, "dlo", [b"a" * 1000, b"b" * 1000, b"c" * 7])
     manifest = [{"path": f"/{segs}/dlo/{i:03d}"} for i in range(3)]
     swift_conn.put_object(unique, "slo", json.dumps(manifest), query_string="multipart-manifest=put")
     swift_conn.post_container(unique, {"X-Container-Read": ".r:*,.rlistings"})
@@ -122,13 +127,8 @@ def test_public_large_objects_over_private_segments(server, s3, swift_conn, uniq
 
 def test_dlo_lists_with_real_size_and_copies_as_data(s3, swift_conn, unique) -> None:  # noqa: ANN001
     segs = unique + "_segments"
-    swift_conn.put_container(segs)
     parts = [b"1" * 300, b"2" * 300, b"3" * 11]
-    data = b"".join(parts)
-    for i, p in enumerate(parts):
-        swift_conn.put_object(segs, f"big/{i:03d}", p)
-    s3.create_bucket(Bucket=unique)
-    swift_conn.put_object(unique, "big", b"", headers={"X-Object-Manifest": f"{segs}/big/"})
+    data = _swift_dlo(s3, swift_conn, unique, segs, "big", parts)
     s3.put_object(Bucket=unique, Key="empty", Body=b"")  # a plain 0-byte object stays 0
     head = s3.head_object(Bucket=unique, Key="big")
     assert head["ContentLength"] == len(data)
