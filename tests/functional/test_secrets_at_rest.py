@@ -235,6 +235,9 @@ def test_meta_db_holds_no_ec2_secret_in_clear(fresh_server: LampiServer) -> None
     fresh_server.start()
     r = signed_request("GET", fresh_server.url + "/", made[0])
     assert (r.status_code, xml_code(r)) == (503, "ServiceUnavailable")
+    r = requests.get(f"{fresh_server.url}/v3/credentials", headers={"X-Auth-Token": tok.headers["X-Subject-Token"]},
+                     timeout=30)
+    assert r.status_code == 503 and r.json()["error"]["code"] == 503 and "keys" in r.json()["error"]["message"]
     assert "cannot be unsealed" in fresh_server.log() and made[0]["secret"] not in fresh_server.log()
 
 
