@@ -101,6 +101,9 @@ def cli(config: str | None) -> None:
     Start a server with `lampi serve`, then load its credentials with
     `eval "$(lampi openrc)"` and use swift, openstack, rclone or python-swiftclient.
     """
+    from lampi.store.fsmodes import private_umask
+
+    private_umask()  # whatever a command creates in the data dir is private (0600/0700)
 
 
 @cli.command()
@@ -438,6 +441,29 @@ def credential_delete(ctx: click.Context, access: str, data_dir: str | None) -> 
         await i.meta.delete_credential(access)
 
     _run(_settings(ctx, data_dir=data_dir), go)
+
+
+@credential.command("rotate-key")
+@data_dir_option
+@json_option
+@click.pass_context
+def credential_rotate_key(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """Seal every S3 secret with a new key (keys/credential-N), remove the old key.
+
+    Safe while a server runs: its workers pick up the new key. Back up keys/ afterwards:
+    a copy of meta.db needs the keys that were current when it was taken.
+    """
+    rep = _run(_settings(ctx, data_dir=data_dir), lambda i: i.meta.rotate_credential_key())
+    data = {"primary_key": rep.primary, "resealed": rep.sealed, "removed_keys": [str(p) for p in rep.removed_keys],
+            "unopenable": list(rep.unopenable)}
+    if as_json:
+        _emit(True, data)
+    else:
+        click.echo(f"new primary key {rep.primary}: re-sealed {rep.sealed} secret(s), "
+                   f"removed {len(rep.removed_keys)} old key file(s)")
+    if rep.unopenable:
+        raise click.ClickException(f"{len(rep.unopenable)} secret(s) could not be unsealed (their key is missing or "
+                                   f"they were altered), left as they were: {', '.join(rep.unopenable)}")
 
 
 # -- bench -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from lampi.config import Settings
 from lampi.http.app import build_app
 from lampi.identity.service import Bootstrap, IdentityService
 from lampi.store.blob.fs import FSBlobStore
+from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
 
 log = logging.getLogger("lampi.server")
@@ -257,6 +258,7 @@ def serve(settings: Settings, announce: Any = None) -> int:
         except OSError as exc:
             print(f"lampi: cannot listen on {settings.host}:{settings.s3_port}: {exc.strerror}", file=sys.stderr)
             return 1
+    make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
     boot = bootstrap(settings)
     removed = clear_partials(settings)
     if removed:

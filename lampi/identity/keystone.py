@@ -28,7 +28,8 @@ API_VERSION = "v3.14"
 JSON_TYPE = "application/json"
 
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large"}
+           405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
+           503: "Service Unavailable"}
 
 
 def role_id(name: str) -> str:
@@ -112,6 +113,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return error(404, exc.message or "The resource could not be found.")
     except (errors.InvalidArgument, errors.InvalidName) as exc:
         return error(400, exc.message)
+    except errors.DataUnavailable as exc:  # a sealed EC2 secret whose key is missing
+        return error(503, exc.message)
 
 
 # -- tokens -------------------------------------------------------------------------

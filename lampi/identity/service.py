@@ -7,6 +7,7 @@ calls here; the CLI uses it to administer the data dir.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import time
 import uuid
@@ -22,6 +23,7 @@ from lampi.identity.tokens import TokenCodec, TokenData, TokenError, load_keys
 from lampi.store.meta.base import MetaStore
 
 DEFAULT_DOMAIN = Domain(id="default", name="Default")
+log = logging.getLogger("lampi.identity")
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -48,8 +50,15 @@ class IdentityService:
     # -- bootstrap ------------------------------------------------------------------
 
     async def bootstrap(self) -> Bootstrap:
-        """First start: domain Default, the admin project and user, the RC file."""
+        """First start: domain Default, the admin project and user, the RC file. Every
+        start: seal EC2 secrets an older version stored in clear."""
         s = self.settings
+        sealed = await self.meta.seal_credentials()
+        if sealed.sealed:
+            log.warning("sealed %d EC2 secret key(s) stored in clear in meta.db with key %s in %s%s; if meta.db "
+                        "was readable by others, consider them exposed and replace them",
+                        sealed.sealed, sealed.primary, s.data_path / "keys",
+                        "" if sealed.scrubbed else " (old copies may remain in the file: see the log above)")
         if await self.meta.get_domain(DEFAULT_DOMAIN.id) is None:
             await self.meta.create_domain(DEFAULT_DOMAIN)
         project = await self.meta.find_project(s.admin_project, DEFAULT_DOMAIN.id)

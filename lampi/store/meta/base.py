@@ -7,6 +7,8 @@ is the contract every implementation must pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from lampi.core.models import (
@@ -22,6 +24,17 @@ from lampi.core.models import (
     UploadPart,
     User,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SealReport:
+    """What ``MetaStore.seal_credentials`` / ``rotate_credential_key`` did."""
+
+    sealed: int = 0  # rows (re)sealed with the primary key
+    primary: str | None = None  # the primary key's id
+    unopenable: tuple[str, ...] = ()  # access keys whose sealed secret could not be opened
+    removed_keys: tuple[Path, ...] = ()  # key files no row needed any more, removed
+    scrubbed: bool = True  # False: old bytes may remain (WAL busy, VACUUM failed), see the log
 
 
 class MetaStore(Protocol):
@@ -128,11 +141,21 @@ class MetaStore(Protocol):
 
     async def set_project_quota(self, project_id: str, updates: dict[str, int | None]) -> None: ...
 
-    # EC2 credentials (S3 keys)
+    # EC2 credentials (S3 keys). The secret is kept sealed at rest (encrypted with a key
+    # kept apart from the metadata: lampi/store/keyring.py); these methods take and give
+    # clear credentials. A secret that cannot be unsealed raises DataUnavailable.
     async def create_credential(self, cred: Credential) -> Credential: ...
     async def get_credential(self, access: str) -> Credential | None: ...
     async def list_credentials(self, user_id: str | None = None) -> list[Credential]: ...
     async def delete_credential(self, access: str) -> None: ...
+
+    async def seal_credentials(self) -> SealReport:
+        """Seal secrets still stored in clear (older stores); idempotent, run at start."""
+        ...
+
+    async def rotate_credential_key(self) -> SealReport:
+        """New primary sealing key; re-seal every secret with it; drop unused keys."""
+        ...
 
     # S3 multipart uploads (lampi/core/multipart.py). Part blobs are committed before
     # their row; an in-progress upload's parts and a completed upload's manifest parts

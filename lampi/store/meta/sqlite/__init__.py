@@ -13,13 +13,14 @@ new revocation with ``PRAGMA data_version`` (no query on the hot path).
 
 Split by concern: ``conn`` (connections, threads, group commit), ``schema`` (tables,
 triggers, migrations), ``listing`` (listing semantics over range scans) and a mixin per
-record family (``identity``, ``containers``, ``objects``, ``versions``, ``multipart``,
+record family (``identity``, ``credentials`` (sealed EC2 secrets), ``containers``, ``objects``, ``versions``, ``multipart``,
 ``quotas``), combined here.
 """
 
 from __future__ import annotations
 
 from lampi.store.meta.sqlite.containers import ContainersMixin
+from lampi.store.meta.sqlite.credentials import CredentialsMixin
 from lampi.store.meta.sqlite.identity import IdentityMixin
 # _LIST_BATCH is re-exported for reading; to change it, patch lampi.store.meta.sqlite.listing
 from lampi.store.meta.sqlite.listing import _LIST_BATCH, fold_listing  # noqa: F401
@@ -32,5 +33,6 @@ from lampi.store.meta.sqlite.versions import VersionsMixin
 __all__ = ["REVOKE_SCHEMA", "SCHEMA", "SQLiteMetaStore", "fold_listing"]
 
 
-class SQLiteMetaStore(IdentityMixin, ContainersMixin, VersionsMixin, MultipartMixin, ObjectsMixin, QuotasMixin):
+class SQLiteMetaStore(IdentityMixin, CredentialsMixin, ContainersMixin, VersionsMixin, MultipartMixin, ObjectsMixin,
+                     QuotasMixin):
     """The MetaStore (lampi/store/meta/base.py) on one SQLite database file."""

@@ -1,5 +1,6 @@
 """Identity records of the SQLite MetaStore: domains, projects, users, role
-assignments, token revocations, the identity generation and EC2 credentials."""
+assignments, token revocations and the identity generation (EC2 credentials are in
+``credentials``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import Credential, Domain, Project, User
+from lampi.core.models import Domain, Project, User
 from lampi.store.meta.sqlite.conn import SQLiteBase
 
 
@@ -247,47 +248,3 @@ class IdentityMixin(SQLiteBase):
             row = self._gen_conn.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()
         return row[0] if row else 0
 
-    # -- EC2 credentials (S3 keys) ------------------------------------------------
-    # Read on every S3 request (no cache), so a deleted key stops at once on every worker.
-
-    _CCOLS = "access, secret, user_id, project_id, created_at"
-
-    async def create_credential(self, cred: Credential) -> Credential:
-        def fn(c: sqlite3.Connection) -> Credential:
-            try:
-                c.execute(
-                    f"INSERT INTO credentials ({self._CCOLS}) VALUES (?, ?, ?, ?, ?)",
-                    (cred.access, cred.secret, cred.user_id, cred.project_id, cred.created_at or time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise errors.Conflict("credential exists or refers to an unknown user/project") from None
-            return cred
-
-        return await self._tx(fn)
-
-    async def get_credential(self, access: str) -> Credential | None:
-        def fn(c: sqlite3.Connection) -> Credential | None:
-            row = c.execute(f"SELECT {self._CCOLS} FROM credentials WHERE access = ?", (access,)).fetchone()
-            return Credential(*row) if row else None
-
-        return await self._run(fn)
-
-    async def list_credentials(self, user_id: str | None = None) -> list[Credential]:
-        def fn(c: sqlite3.Connection) -> list[Credential]:
-            if user_id is None:
-                rows = c.execute(f"SELECT {self._CCOLS} FROM credentials ORDER BY created_at, access")
-            else:
-                rows = c.execute(
-                    f"SELECT {self._CCOLS} FROM credentials WHERE user_id = ? ORDER BY created_at, access",
-                    (user_id,),
-                )
-            return [Credential(*r) for r in rows.fetchall()]
-
-        return await self._run(fn)
-
-    async def delete_credential(self, access: str) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            if not c.execute("DELETE FROM credentials WHERE access = ?", (access,)).rowcount:
-                raise errors.NotFound("credential not found")
-
-        await self._tx(fn)

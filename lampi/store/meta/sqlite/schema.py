@@ -44,11 +44,13 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (container, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_blob ON objects (blob_id);
+-- EC2 credentials: ``secret`` is sealed with the key ``key_hash`` (keys/credential-*,
+-- lampi/store/meta/sqlite/credentials.py); key_hash NULL: clear text of an older store
 CREATE TABLE IF NOT EXISTS credentials (
     access TEXT PRIMARY KEY, secret TEXT NOT NULL,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL, key_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user_id);
 -- the background expirer's scan (lampi/bg/expirer.py)
@@ -115,7 +117,8 @@ CREATE TABLE IF NOT EXISTS revoked (audit_id TEXT PRIMARY KEY, expires_at REAL N
 
 # Columns added after the first release: (table, column, definition). Data dirs
 # created before them get the column by a guarded ALTER TABLE at start-up.
-ADDED_COLUMNS = (("objects", "manifest", "TEXT"), ("objects", "version_id", "TEXT"))
+ADDED_COLUMNS = (("objects", "manifest", "TEXT"), ("objects", "version_id", "TEXT"),
+                 ("credentials", "key_hash", "TEXT"))
 
 
 def migrate(conn: sqlite3.Connection) -> None:

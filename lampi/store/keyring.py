@@ -1,0 +1,199 @@
+"""Keys that seal secrets at rest: the EC2 (S3) secret keys of the metadata store.
+
+As Keystone's credential keys (``keystone-manage credential_setup``/``credential_rotate``/
+``credential_migrate``): Fernet keys (AES-128-CBC + HMAC-SHA256, from ``cryptography``)
+in files ``<data-dir>/keys/credential-<n>`` (0600, in a 0700 directory), apart from the
+token keys (``fernet-<n>``). The key with the highest ``n`` is the *primary*: it seals
+new secrets. Every sealed secret is stored with the id of the key that sealed it (the
+first 16 hex digits of the key's SHA-256, like Keystone's ``key_hash``), so any key
+still in the ring opens it, a rotation knows which rows to re-seal, and a worker that
+meets a key it has not loaded yet (another process rotated) re-reads the directory.
+
+A stolen ``meta.db`` alone yields no usable secret; a lost ``keys/`` directory loses
+them all (``docs/operations.md``: back up ``keys/`` with the database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SealError(Exception):
+    """A sealed secret cannot be opened: its key is missing, or it was altered."""
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key.strip()).hexdigest()[:16]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class KeyRing:
+    """The Fernet keys ``<key_dir>/<prefix>-<n>``; thread-safe, shared by a process's
+    threads. Keys are read from disk when first needed and again when the directory's
+    listing changed (``refresh``) or an unknown key id is met."""
+
+    def __init__(self, key_dir: Path, prefix: str = "credential") -> None:
+        self.key_dir = Path(key_dir)
+        self.prefix = prefix
+        self._name = re.compile(re.escape(prefix) + r"-(\d+)")
+        self._lock = threading.Lock()
+        self._listing: tuple[str, ...] | None = None
+        self._keys: dict[str, Fernet] = {}  # key id -> key
+        self._files: dict[str, Path] = {}  # key id -> its file
+        self._primary: str | None = None
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _scan(self) -> list[tuple[int, Path]]:
+        try:
+            names = os.listdir(self.key_dir)
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            m = self._name.fullmatch(name)
+            if m:
+                found.append((int(m.group(1)), self.key_dir / name))
+        return sorted(found)
+
+    def _load_locked(self, force: bool = False) -> None:
+        found = self._scan()
+        listing = tuple(p.name for _, p in found)
+        if listing == self._listing and not force:
+            return
+        keys: dict[str, Fernet] = {}
+        files: dict[str, Path] = {}
+        primary = None
+        for _n, path in found:
+            try:
+                raw = path.read_bytes().strip()
+                fernet = Fernet(raw)
+            except FileNotFoundError:  # removed by a rotation meanwhile
+                continue
+            except (ValueError, OSError) as exc:
+                raise SealError(f"key file {path} is unreadable or not a Fernet key: {exc}") from None
+            kid = key_id(raw)
+            keys[kid], files[kid] = fernet, path
+            primary = kid  # sorted by n: the last one is the highest
+        self._keys, self._files, self._primary, self._listing = keys, files, primary, listing
+
+    def refresh(self) -> None:
+        """Re-read the key directory if its listing changed (one ``listdir``)."""
+        with self._lock:
+            self._load_locked()
+
+    def key_ids(self) -> list[str]:
+        """The ids of the keys on disk, oldest first; the last is the primary."""
+        with self._lock:
+            self._load_locked()
+            return list(self._keys)
+
+    def primary(self, create: bool = True) -> str | None:
+        """The primary key's id, re-reading the directory first (a rotation by another
+        process must be seen before anything is sealed); with ``create``, make key 0
+        when there is none yet."""
+        with self._lock:
+            self._load_locked()
+            if self._primary is None and create:
+                self._write_key(0)
+                self._load_locked()
+            return self._primary
+
+    # -- sealing ----------------------------------------------------------------------
+
+    def seal(self, plaintext: bytes) -> tuple[str, str]:
+        """(key id, token): ``plaintext`` sealed with the primary key as it is on disk now."""
+        kid = self.primary(create=True)
+        assert kid is not None
+        with self._lock:
+            fernet = self._keys[kid]
+        return kid, fernet.encrypt(plaintext).decode()
+
+    def open(self, kid: str, token: str) -> bytes:
+        """The plaintext of ``token`` sealed by key ``kid``; SealError when that key is not
+        in the ring or the token does not verify under it (altered, or another key's)."""
+        with self._lock:
+            fernet = self._keys.get(kid)
+            if fernet is None:
+                self._load_locked()  # rotated by another process since we last looked
+                fernet = self._keys.get(kid)
+        if fernet is None:
+            raise SealError(f"the key {kid} that sealed it is not in {self.key_dir} "
+                            f"(restore it from the backup of {self.key_dir})")
+        try:
+            return fernet.decrypt(token.encode())
+        except (InvalidToken, UnicodeError):
+            raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
+
+    # -- rotation ---------------------------------------------------------------------
+
+    def add_key(self) -> str:
+        """Make a new primary key (the next number); return its id."""
+        with self._lock:
+            self._load_locked()
+            while True:
+                found = self._scan()
+                n = found[-1][0] + 1 if found else 0
+                if self._write_key(n):
+                    break
+            self._load_locked()
+            assert self._primary is not None
+            return self._primary
+
+    def remove(self, kids: Iterable[str]) -> list[Path]:
+        """Delete the files of keys ``kids`` (never the primary); return what was removed."""
+        removed = []
+        with self._lock:
+            self._load_locked()
+            for kid in kids:
+                path = self._files.get(kid)
+                if path is None or kid == self._primary:
+                    continue
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                removed.append(path)
+            if removed:
+                _fsync_dir(self.key_dir)
+            self._load_locked()
+        return removed
+
+    def _write_key(self, n: int) -> bool:
+        """Write a new key as ``<prefix>-<n>``, durably (file and directory fsynced before
+        anything is sealed with it); False when that name exists already (another
+        process won the race: its key is used)."""
+        created = not self.key_dir.exists()
+        self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if created:
+            _fsync_dir(self.key_dir.parent)
+        tmp = self.key_dir / f".{self.prefix}-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key())
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self.key_dir / f"{self.prefix}-{n}")  # atomic: one process wins
+            except FileExistsError:
+                return False
+        finally:
+            os.unlink(tmp)
+        _fsync_dir(self.key_dir)
+        return True

@@ -1,0 +1,102 @@
+"""The key ring sealing secrets at rest (lampi/store/keyring.py): Fernet keys in
+``keys/credential-<n>``, the highest the primary; wrong keys and altered tokens are
+refused; rotation adds a key, removal never takes the primary."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import pytest
+from cryptography.fernet import Fernet
+
+from lampi.store.keyring import KeyRing, SealError, key_id
+
+
+def test_seal_and_open_make_a_private_key_file_on_first_use(tmp_path) -> None:
+    ring = KeyRing(tmp_path / "keys")
+    assert ring.primary(create=False) is None and not (tmp_path / "keys").exists()
+    kid, token = ring.seal(b"s3cret")
+    assert token.encode() != b"s3cret" and b"s3cret" not in base64.urlsafe_b64decode(token)
+    assert ring.open(kid, token) == b"s3cret"
+    path = tmp_path / "keys" / "credential-0"
+    assert kid == key_id(path.read_bytes())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "keys").st_mode) == 0o700
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["credential-0"]  # no temp file left
+
+
+def test_token_keys_are_not_credential_keys(tmp_path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "fernet-0").write_bytes(Fernet.generate_key())  # a token key
+    ring = KeyRing(tmp_path / "keys")
+    assert ring.primary(create=False) is None
+    kid, _ = ring.seal(b"x")
+    assert kid != key_id((tmp_path / "keys" / "fernet-0").read_bytes())
+
+
+def test_a_wrong_key_is_refused(tmp_path) -> None:
+    kid, token = KeyRing(tmp_path / "a").seal(b"s3cret")
+    other = KeyRing(tmp_path / "b")
+    other.seal(b"x")  # a ring with a key of its own
+    with pytest.raises(SealError, match="not in"):
+        other.open(kid, token)
+    # the same file name holding another key: its id differs, so it is not taken for it
+    (tmp_path / "a" / "credential-0").write_bytes(Fernet.generate_key())
+    with pytest.raises(SealError, match="not in"):
+        KeyRing(tmp_path / "a").open(kid, token)
+    # a token presented under the id of a key that did not seal it
+    okid, _ = other.seal(b"y")
+    with pytest.raises(SealError, match="does not verify"):
+        other.open(okid, token)
+
+
+@pytest.mark.parametrize("where", [0, 9, 30, -5, -1])
+def test_an_altered_token_is_refused(tmp_path, where: int) -> None:
+    ring = KeyRing(tmp_path / "keys")
+    kid, token = ring.seal(b"s3cret")
+    raw = bytearray(base64.urlsafe_b64decode(token))
+    raw[where] ^= 0x01
+    with pytest.raises(SealError, match="does not verify"):
+        ring.open(kid, base64.urlsafe_b64encode(bytes(raw)).decode())
+    with pytest.raises(SealError):
+        ring.open(kid, token[:-8])
+    with pytest.raises(SealError):
+        ring.open(kid, "not a token \u00e9")
+
+
+def test_rotation_adds_a_primary_and_removal_retires_the_old_key(tmp_path) -> None:
+    ring = KeyRing(tmp_path / "keys")
+    k0, t0 = ring.seal(b"old")
+    k1 = ring.add_key()
+    assert k1 != k0 and ring.primary() == k1 and ring.key_ids() == [k0, k1]
+    assert (tmp_path / "keys" / "credential-1").exists()
+    assert ring.open(k0, t0) == b"old"  # still opens under the old key
+    k, t1 = ring.seal(b"new")
+    assert k == k1
+    assert ring.remove([k0, k1]) == [tmp_path / "keys" / "credential-0"]  # never the primary
+    with pytest.raises(SealError, match="not in"):
+        ring.open(k0, t0)
+    assert ring.open(k1, t1) == b"new"
+    assert ring.add_key() != k1 and (tmp_path / "keys" / "credential-2").exists()
+
+
+def test_another_process_rotating_is_seen(tmp_path) -> None:
+    """Workers hold a ring each; a rotation by another process (the admin CLI) must reach
+    them: an unknown key id re-reads the directory, and sealing uses the primary on disk."""
+    worker, admin = KeyRing(tmp_path / "keys"), KeyRing(tmp_path / "keys")
+    k0, _ = worker.seal(b"a")
+    assert admin.seal(b"b")[0] == k0  # the second ring finds key 0, makes no other
+    k1 = admin.add_key()
+    kid, token = admin.seal(b"c")
+    assert kid == k1
+    assert worker.open(kid, token) == b"c"
+    assert worker.seal(b"d")[0] == k1
+
+
+def test_an_unreadable_key_file_is_named(tmp_path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "credential-0").write_text("not a key")
+    with pytest.raises(SealError, match="credential-0"):
+        KeyRing(tmp_path / "keys").seal(b"x")
