@@ -6,7 +6,8 @@ acting at the exact moment fsck is most exposed.
   damage (re-checked), while a blob really lost at the same time is reported;
 * a blob committed but not yet recorded in metadata (rename done, transaction not) is
   held by its writer and never taken for an orphan, however old and with no grace;
-* an upload's temp file is held for as long as the upload lives, however long it pauses.
+* an upload's temp file is held for as long as the upload lives, however long it pauses;
+* a request cancelled during its metadata transaction keeps its blob held.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lampi.bg.fsck import fsck
 from lampi.core.blobwrite import recording
@@ -180,3 +183,26 @@ async def test_paused_upload_keeps_its_temp_file(tmp_path: Path) -> None:
         assert blobs.blob_size(blob_id) == 2 * 1024 * 1024 + 8
     finally:
         await meta.close()
+
+
+async def test_cancelled_metadata_transaction_keeps_the_blob_held(tmp_path: Path) -> None:
+    """Cancelled while its metadata transaction runs (shutdown), a request keeps its blob
+    held: the transaction may still commit in its thread, so fsck must not judge it."""
+    blobs = FSBlobStore(tmp_path)
+    w = blobs.writer()
+    await w.write(b"x")
+    blob_id = await w.commit()
+    started = asyncio.Event()
+
+    async def request() -> None:
+        with recording(blobs, blob_id):
+            started.set()
+            await asyncio.sleep(3600)  # the transaction, still running
+
+    task = asyncio.ensure_future(request())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with blobs.claim_blob(blob_id) as free:
+        assert not free
