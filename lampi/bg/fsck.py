@@ -25,6 +25,10 @@ metadata transaction has finished.
   no transaction that could refer to it is running or can start, so the references
   read again under the claim (one snapshot) are final: only then is it reported and
   deleted.
+* A dry run cannot remove, so it reports an orphan only if it is still on disk
+  ``SETTLE`` seconds after it was judged: a blob an overwrite or delete freed at that
+  instant is unreferenced too, but the server deletes it right after its metadata
+  commit. (With repair, removing such a blob first is harmless.)
 * Partials are removed only under the claim: an upload holds its temp file's lock for
   as long as it writes, however long it pauses.
 * ``grace``: files modified less than ``grace`` seconds ago are left alone too — a
@@ -33,6 +37,7 @@ metadata transaction has finished.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
@@ -42,6 +47,7 @@ from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 
 CLAIM_BATCH = 256  # orphan candidates claimed (files held open) at a time
+SETTLE = 2.0  # seconds a dry run waits before it reports an orphan (module docstring)
 
 
 @dataclass
@@ -165,6 +171,7 @@ async def fsck(
         candidates.append(blob_id)
     for i in range(0, len(candidates), CLAIM_BATCH):
         await _collect(meta, blobs, candidates[i:i + CLAIM_BATCH], rep, repair)
+    judged = time.monotonic()
     for ident, mtime in list(blobs.iter_partials()):
         if now - mtime < grace:
             rep.skipped_young += 1
@@ -180,4 +187,9 @@ async def fsck(
         rep.partials.append(ident)
         if repair:
             rep.removed += 1
+    if rep.orphan_blobs and not repair:
+        await asyncio.sleep(SETTLE - (time.monotonic() - judged))
+        freed = {b for b in rep.orphan_blobs if blobs.blob_size(b) is None}
+        rep.orphan_blobs = [b for b in rep.orphan_blobs if b not in freed]
+        rep.rechecked += len(freed)
     return rep

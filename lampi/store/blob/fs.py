@@ -44,6 +44,16 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+def _same_file(fd: int, path: str | Path) -> bool:
+    """``path`` names the file open as ``fd``."""
+    st = os.fstat(fd)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
+
+
 def _create_locked(directory: Path) -> tuple[str, Path, int]:
     """A new file in ``directory`` under a fresh id, open for writing and locked.
 
@@ -56,12 +66,7 @@ def _create_locked(directory: Path) -> tuple[str, Path, int]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             if _try_lock(fd):
-                st = os.fstat(fd)
-                try:
-                    now = os.stat(path)
-                except FileNotFoundError:
-                    now = None
-                if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+                if _same_file(fd, path):
                     return ident, path, fd
             else:  # a cleaner holds it and is removing it
                 with contextlib.suppress(FileNotFoundError):
@@ -270,13 +275,19 @@ class FSBlobStore:
                 if not b.is_dir():
                     continue
                 for f in os.scandir(b.path):
-                    st = f.stat()
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:  # deleted since the directory was read
+                        continue
                     yield f.name, st.st_size, st.st_mtime
 
     def iter_partials(self) -> Iterator[tuple[str, float]]:
         for f in os.scandir(self.tmp_dir):
-            with contextlib.suppress(FileNotFoundError):  # finished meanwhile
-                yield f.name, f.stat().st_mtime
+            try:
+                mtime = f.stat().st_mtime
+            except FileNotFoundError:  # finished meanwhile
+                continue
+            yield f.name, mtime
 
     def blob_size(self, blob_id: str) -> int | None:
         """The committed blob's size now, None if there is none."""
@@ -294,7 +305,9 @@ class FSBlobStore:
             yield False
             return
         try:
-            yield _try_lock(fd)
+            # locked, and the name still leads to this file (its writer may have removed
+            # or renamed it, under its lock, between our open and our lock)
+            yield _try_lock(fd) and _same_file(fd, path)
         finally:
             os.close(fd)
 
