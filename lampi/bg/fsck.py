@@ -1,21 +1,53 @@
-"""Consistency check of a data dir: metadata against blobs.
+"""Consistency check of a data dir: metadata against blobs, exact on a live store.
 
-Finds (and with ``repair`` removes) blobs no object refers to — leftovers of uploads
+Finds (and with ``repair`` removes) blobs no metadata refers to — leftovers of uploads
 interrupted between blob commit and metadata commit, or of overwrites interrupted
 before the old blob was deleted — and partial writes in ``tmp/``. Reports objects
-whose blob is missing or has the wrong size (those are never deleted automatically).
-Files younger than ``grace`` seconds are left alone: they may belong to an upload in
-flight on a running server.
+(and object versions) whose blob is missing or has the wrong size; those are never
+repaired automatically.
+
+Safe and exact beside running servers (docs/operations.md has this for operators). It
+rests on the order every write keeps: a blob gets a fresh id, is renamed into
+``blobs/`` before the metadata transaction that refers to it commits, and is deleted
+only after the transaction that dropped the last reference to it; its writer holds a
+lock on the file (``BlobStore.claim_*``) from its creation in ``tmp/`` until that
+metadata transaction has finished.
+
+* Missing / wrong size. The object list is one snapshot, the blob scan comes after it:
+  an overwrite or delete in between makes a live object's old blob look missing. So a
+  suspect is re-checked — the blob looked at again, *then* the rows referring to it
+  read again — and reported only if a row still refers to it. That is real damage: the
+  blob existed when it was listed (it was referenced), and a legitimate delete comes
+  only after its last reference is gone, which never returns (ids are not reused).
+* Orphans. A blob neither in the list nor in the references read after the scan is a
+  candidate. fsck claims it (the writer lock, without waiting) and skips it while a
+  writer holds it — committed, its metadata transaction not finished yet. Once claimed,
+  no transaction that could refer to it is running or can start, so the references
+  read again under the claim (one snapshot) are final: only then is it reported and
+  deleted.
+* A dry run cannot remove, so it reports an orphan only if it is still on disk
+  ``SETTLE`` seconds after it was judged: a blob an overwrite or delete freed at that
+  instant is unreferenced too, but the server deletes it right after its metadata
+  commit. (With repair, removing such a blob first is harmless.)
+* Partials are removed only under the claim: an upload holds its temp file's lock for
+  as long as it writes, however long it pauses.
+* ``grace``: files modified less than ``grace`` seconds ago are left alone too — a
+  secondary guard only (a server of an older lampi that takes no locks).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
+
+CLAIM_BATCH = 256  # orphan candidates claimed (files held open) at a time
+SETTLE = 2.0  # seconds a dry run waits before it reports an orphan (module docstring)
 
 
 @dataclass
@@ -28,6 +60,8 @@ class FsckReport:
     size_mismatches: list[tuple[str, str, int, int]] = field(default_factory=list)
     removed: int = 0
     skipped_young: int = 0
+    skipped_in_use: int = 0  # held by a writer (or gone) when fsck came to judge it
+    rechecked: int = 0  # suspects the re-check found fine (changed by a live server)
     repaired: bool = False
 
     @property
@@ -49,7 +83,49 @@ class FsckReport:
             ],
             "removed": self.removed,
             "skipped_young": self.skipped_young,
+            "skipped_in_use": self.skipped_in_use,
+            "rechecked": self.rechecked,
         }
+
+
+async def _recheck(meta: MetaStore, blobs: BlobStore, suspects: set[str], rep: FsckReport) -> None:
+    """Report the suspects (blob missing or of another size in the scan) whose damage
+    holds when looked at again: blob first, rows after (module docstring)."""
+    now = {b: blobs.blob_size(b) for b in suspects}
+    damaged: set[str] = set()
+    for container, name, blob_id, stored in await meta.objects_with_blobs(only=suspects):
+        actual = now[blob_id]
+        if actual is None:
+            rep.missing_blobs.append((container, name, blob_id))
+        elif actual != stored:
+            rep.size_mismatches.append((container, name, stored, actual))
+        else:
+            continue
+        damaged.add(blob_id)
+    rep.rechecked = len(suspects - damaged)
+
+
+async def _collect(meta: MetaStore, blobs: BlobStore, candidates: list[str], rep: FsckReport, repair: bool) -> None:
+    """Claim each candidate, read the references again under the claims, and report
+    (and delete) the unreferenced ones."""
+    with contextlib.ExitStack() as claims:
+        claimed = []
+        for blob_id in candidates:
+            if claims.enter_context(blobs.claim_blob(blob_id)):
+                claimed.append(blob_id)
+            else:  # a writer holds it (metadata not committed yet), or deleted meanwhile
+                rep.skipped_in_use += 1
+        if not claimed:
+            return
+        still = await meta.referenced_blobs(claimed)
+        for blob_id in claimed:
+            if blob_id in still:  # committed meanwhile
+                rep.rechecked += 1
+                continue
+            rep.orphan_blobs.append(blob_id)
+            if repair:
+                await blobs.delete(blob_id)
+                rep.removed += 1
 
 
 async def fsck(
@@ -73,33 +149,47 @@ async def fsck(
         progress.update(task, total=rep.blobs, completed=rep.blobs)
         task = progress.add_task("checking objects", total=len(objects))
     referenced: set[str] = set()
-    for container, name, blob_id, size in objects:
+    suspects: set[str] = set()
+    for _container, _name, blob_id, size in objects:
         referenced.add(blob_id)
-        actual = on_disk.get(blob_id)
-        if actual is None:
-            rep.missing_blobs.append((container, name, blob_id))
-        elif actual != size:
-            rep.size_mismatches.append((container, name, size, actual))
+        if on_disk.get(blob_id) != size:
+            suspects.add(blob_id)
         if progress:
             progress.advance(task)
-    # re-read references: an upload may have committed metadata while we scanned
+    if suspects:
+        await _recheck(meta, blobs, suspects, rep)
+    # references read after the scan: a blob committed meanwhile is referenced by now
+    # (or still held by its writer, which the claim finds out)
     referenced |= await meta.blob_refs()
+    candidates = []
     for blob_id in on_disk:
         if blob_id in referenced:
             continue
         if blob_id in young:
             rep.skipped_young += 1
             continue
-        rep.orphan_blobs.append(blob_id)
-        if repair:
-            await blobs.delete(blob_id)
-            rep.removed += 1
+        candidates.append(blob_id)
+    for i in range(0, len(candidates), CLAIM_BATCH):
+        await _collect(meta, blobs, candidates[i:i + CLAIM_BATCH], rep, repair)
+    judged = time.monotonic()
     for ident, mtime in list(blobs.iter_partials()):
         if now - mtime < grace:
             rep.skipped_young += 1
             continue
+        if repair:
+            free = blobs.remove_partial(ident)
+        else:
+            with blobs.claim_partial(ident) as free:
+                pass
+        if not free:  # an upload in progress holds it (or it finished meanwhile)
+            rep.skipped_in_use += 1
+            continue
         rep.partials.append(ident)
         if repair:
-            blobs.remove_partial(ident)
             rep.removed += 1
+    if rep.orphan_blobs and not repair:
+        await asyncio.sleep(SETTLE - (time.monotonic() - judged))
+        freed = {b for b in rep.orphan_blobs if blobs.blob_size(b) is None}
+        rep.orphan_blobs = [b for b in rep.orphan_blobs if b not in freed]
+        rep.rechecked += len(freed)
     return rep

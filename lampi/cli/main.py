@@ -338,7 +338,8 @@ role.command("revoke", help="Take the role ROLE on PROJECT from USER.")(_role_cm
 @data_dir_option
 @click.option("--dry-run", is_flag=True, help="Report only; remove nothing.")
 @click.option("--grace", type=float, default=60.0, show_default=True,
-              help="Leave files younger than this many seconds (uploads in flight on a running server).")
+              help="Also leave files younger than this many seconds alone (a secondary guard: "
+                   "uploads in flight are recognised by their lock).")
 @json_option
 @click.pass_context
 def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool) -> None:
@@ -381,6 +382,8 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
             click.echo(f"SIZE MISMATCH {c}/{o}: metadata {e} bytes, blob {a} bytes")
         if rep.skipped_young:
             click.echo(f"left {rep.skipped_young} file(s) younger than {grace:g}s alone")
+        if rep.skipped_in_use:
+            click.echo(f"left {rep.skipped_in_use} file(s) of uploads in progress alone")
         click.echo("clean" if rep.clean else "NOT CLEAN")
     sys.exit(0 if rep.clean else 1)
 

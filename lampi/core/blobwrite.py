@@ -10,13 +10,18 @@ into 1 MiB buffers, each hashed in a thread (hashlib drops the GIL for large
 buffers), one in flight while the loop receives the next, and handed to the blob
 writer, which pipelines its writes the same way; the buffer is not copied again.
 Bodies under a MiB (small objects) are hashed inline: no thread hop.
+
+A committed blob stays held by its writer (``BlobStore.claim_blob`` is False: fsck
+leaves it alone) until the caller's metadata transaction has finished: callers wrap
+that transaction in ``recording(blobs, blob_id)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
 
 from lampi.core import errors
 from lampi.store.blob.base import BlobStore
@@ -56,6 +61,30 @@ class PipelinedMD5:
             await asyncio.wait([fut])
 
 
+# Blobs whose metadata transaction was cancelled while it ran: it may still commit in its
+# thread, so they stay held until the process exits (and with it any such thread).
+_HELD_UNTIL_EXIT: list[tuple[BlobStore, str]] = []
+
+
+@contextlib.contextmanager
+def recording(blobs: BlobStore, blob_id: str) -> Iterator[None]:
+    """Around the metadata transaction that makes a just-committed blob referenced: the
+    blob stays held until the block is left, so fsck never takes it for an orphan in the
+    window between the blob's rename into place and the metadata commit.
+
+    Cancelled inside the block (shutdown), the transaction may still commit in its
+    thread: the blob is then held until the process exits rather than released early."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        _HELD_UNTIL_EXIT.append((blobs, blob_id))
+        raise
+    except BaseException:
+        blobs.release(blob_id)
+        raise
+    blobs.release(blob_id)
+
+
 async def stream_to_blob(
     blobs: BlobStore,
     body: AsyncIterable[bytes],
@@ -65,6 +94,7 @@ async def stream_to_blob(
     expected_etag: str | None = None,
 ) -> tuple[str, int, str]:
     """Write ``body`` to a new blob and commit it (durable); ``(blob_id, size, md5 hex)``.
+    The blob is held until ``blobs.release(blob_id)`` (use ``recording``).
 
     ``EntityTooLarge`` past ``max_size``, ``IncompleteBody`` when the size is not
     ``expected_size``, ``ChecksumMismatch`` when the MD5 is not ``expected_etag``; on

@@ -29,7 +29,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core import manifest as M
-from lampi.core.blobwrite import stream_to_blob
+from lampi.core.blobwrite import recording, stream_to_blob
 from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.storage import Storage
 
@@ -102,20 +102,21 @@ async def upload_part(
     flexible checksum value, kept for ListParts and the composite checksum."""
     blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size,
                                                expected_size=expected_size, expected_etag=expected_etag)
-    part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
-                      checksum() if checksum is not None else None)
-    try:
-        old = await storage.meta.put_part(part)
-    except errors.NotFound:  # aborted or completed meanwhile
-        await storage.blobs.delete(blob_id)
-        raise NoSuchUpload() from None
-    except asyncio.CancelledError:
-        # as in Storage.put_object: a cancelled transaction may still commit, so the
-        # blob stays (an orphan at worst, which fsck removes)
-        raise
-    except BaseException:
-        await storage.blobs.delete(blob_id)
-        raise
+    with recording(storage.blobs, blob_id):  # fsck leaves the blob alone until committed
+        part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
+                          checksum() if checksum is not None else None)
+        try:
+            old = await storage.meta.put_part(part)
+        except errors.NotFound:  # aborted or completed meanwhile
+            await storage.blobs.delete(blob_id)
+            raise NoSuchUpload() from None
+        except asyncio.CancelledError:
+            # as in Storage.put_object: a cancelled transaction may still commit, so the
+            # blob stays (an orphan at worst, which fsck removes)
+            raise
+        except BaseException:
+            await storage.blobs.delete(blob_id)
+            raise
     if old is not None:
         await _delete_blob(storage, old)
     return part
@@ -211,25 +212,26 @@ async def complete_upload(
     except BaseException:
         await writer.abort()
         raise
-    ts = time.time()
-    record = ObjectRecord(
-        container=upload.container, name=upload.name, blob_id=body_blob, size=total, etag=etag,
-        content_type=upload.content_type, last_modified=ts, meta=dict(upload.meta), sysmeta=sysmeta,
-        data_timestamp=ts, manifest=ManifestInfo(M.MPU, body_size=len(body), body_etag=md5, parts=len(used)),
-    )
-    try:
-        old, unused = await storage.meta.complete_upload(upload.upload_id, record, [p.blob_id for p in used])
-    except errors.NotFound:
-        await storage.blobs.delete(body_blob)
-        raise NoSuchUpload() from None
-    except errors.Conflict:
-        await storage.blobs.delete(body_blob)
-        raise InvalidPart() from None
-    except asyncio.CancelledError:  # the transaction may still commit: keep the blob
-        raise
-    except BaseException:
-        await storage.blobs.delete(body_blob)
-        raise
+    with recording(storage.blobs, body_blob):  # fsck leaves the blob alone until committed
+        ts = time.time()
+        record = ObjectRecord(
+            container=upload.container, name=upload.name, blob_id=body_blob, size=total, etag=etag,
+            content_type=upload.content_type, last_modified=ts, meta=dict(upload.meta), sysmeta=sysmeta,
+            data_timestamp=ts, manifest=ManifestInfo(M.MPU, body_size=len(body), body_etag=md5, parts=len(used)),
+        )
+        try:
+            old, unused = await storage.meta.complete_upload(upload.upload_id, record, [p.blob_id for p in used])
+        except errors.NotFound:
+            await storage.blobs.delete(body_blob)
+            raise NoSuchUpload() from None
+        except errors.Conflict:
+            await storage.blobs.delete(body_blob)
+            raise InvalidPart() from None
+        except asyncio.CancelledError:  # the transaction may still commit: keep the blob
+            raise
+        except BaseException:
+            await storage.blobs.delete(body_blob)
+            raise
     for blob_id in unused:
         await _delete_blob(storage, blob_id)
     if old is not None and old != body_blob:

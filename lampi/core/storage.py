@@ -18,7 +18,7 @@ from typing import Any
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
 from lampi.core import versions
-from lampi.core.blobwrite import stream_to_blob
+from lampi.core.blobwrite import recording, stream_to_blob
 from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
@@ -136,16 +136,17 @@ class Storage:
             data_timestamp=ts,
             manifest=manifest,
         )
-        try:
-            record, old = await self._put_record(record)
-        except asyncio.CancelledError:
-            # Cancelled (e.g. at the end of the shutdown grace period) while the
-            # metadata transaction runs in its thread: it may still commit, so the
-            # blob must stay. At worst it is an orphan, which fsck removes.
-            raise
-        except BaseException:
-            await self.blobs.delete(blob_id)
-            raise
+        with recording(self.blobs, blob_id):  # fsck leaves the blob alone until committed
+            try:
+                record, old = await self._put_record(record)
+            except asyncio.CancelledError:
+                # Cancelled (e.g. at the end of the shutdown grace period) while the
+                # metadata transaction runs in its thread: it may still commit, so the
+                # blob must stay. At worst it is an orphan, which fsck removes.
+                raise
+            except BaseException:
+                await self.blobs.delete(blob_id)
+                raise
         if old is not None and old != blob_id:
             await self._release(old)
         return record

@@ -82,12 +82,11 @@ def refresh_openrc(ident: IdentityService) -> None:
 
 
 def clear_partials(settings: Settings) -> int:
+    """Remove the temp files of interrupted uploads. One an upload still holds (another
+    server on this data dir, still finishing its requests) is left alone: its lock says
+    so (lampi.store.blob.fs)."""
     blobs = FSBlobStore(settings.data_path)
-    n = 0
-    for ident, _mtime in list(blobs.iter_partials()):
-        blobs.remove_partial(ident)
-        n += 1
-    return n
+    return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
 
 
 def bind(settings: Settings, port: int | None = None) -> socket.socket:

@@ -2,7 +2,10 @@
 
 A writer goes ``write(chunk)* → commit()`` (durable: data and directory fsynced
 before commit returns) or ``abort()``. Nothing a writer wrote is reachable until
-commit returns its blob id and the metadata store records it. Implementations:
+commit returns its blob id and the metadata store records it. A committed blob stays
+held by its writer — ``claim_blob`` says False, so fsck leaves it alone although no
+metadata refers to it yet — until ``release(blob_id)``, which the caller makes once the
+metadata transaction referring to it has finished (``lampi.core.blobwrite.recording``). Implementations:
 ``fs.FSBlobStore`` (local files), ``memory.MemoryBlobStore`` (tests, ephemeral).
 ``tests/unit/store/test_blob_contract.py`` is the contract.
 """
@@ -10,6 +13,7 @@ commit returns its blob id and the metadata store records it. Implementations:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -37,9 +41,30 @@ class BlobStore(Protocol):
         """(blob_id, size, mtime) of every committed blob, for fsck/GC."""
         ...
 
-    def iter_partials(self) -> Iterator[tuple[str, float]]:
-        """(identifier, mtime) of uncommitted leftovers of interrupted writes."""
+    def release(self, blob_id: str) -> None:
+        """Stop holding a blob this process committed (see the module docstring)."""
         ...
 
-    def remove_partial(self, ident: str) -> None: ...
+    def iter_partials(self) -> Iterator[tuple[str, float]]:
+        """(identifier, mtime) of uncommitted files: writes in progress, or leftovers of
+        interrupted ones."""
+        ...
+
+    def blob_size(self, blob_id: str) -> int | None:
+        """The committed blob's size now, None when there is no such blob."""
+        ...
+
+    def claim_blob(self, blob_id: str) -> AbstractContextManager[bool]:
+        """While the ``with`` block runs, keep any writer from holding the blob: True when
+        no writer held it (its metadata transaction, if any, has finished), False when a
+        writer holds it or it is gone. fsck judges (and deletes) orphans only under it."""
+        ...
+
+    def claim_partial(self, ident: str) -> AbstractContextManager[bool]:
+        """``claim_blob`` for an uncommitted file: False while a write is in progress."""
+        ...
+
+    def remove_partial(self, ident: str) -> bool:
+        """Remove an uncommitted leftover unless a write still holds it; True if removed."""
+        ...
     async def close(self) -> None: ...

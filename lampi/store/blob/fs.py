@@ -5,6 +5,14 @@ Layout under the root: ``blobs/<id[:2]>/<id[2:4]>/<id>`` for committed blobs and
 place, fsync the target directory. A crash mid-write leaves only ``tmp/`` files (or a
 committed blob no metadata points at), which ``lampi fsck`` removes.
 
+Writer lock: a writer holds an exclusive ``flock`` on its file from the moment the
+file appears in ``tmp/`` until ``release(blob_id)`` — after the metadata transaction
+that refers to the committed blob has finished — or ``abort()``. The lock follows the
+file through the rename into ``blobs/``. ``fsck`` and the server's start-up clean-up
+(``claim_blob``/``claim_partial``/``remove_partial``) take the lock without waiting and
+leave a file alone while a writer holds it; a crashed process's locks die with it.
+See docs/operations.md ("What fsck guarantees on a live store").
+
 Writes are buffered to ``WRITE_BUFFER`` bytes and handed to a thread, so the event
 loop does one thread hop per MiB, not per network chunk. One such write is kept in
 flight while the next MiB is received (and hashed by the caller), so network, hashing
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import threading
 import uuid
@@ -24,6 +33,49 @@ from pathlib import Path
 from lampi.store.blob.base import READ_CHUNK
 
 WRITE_BUFFER = 1024 * 1024
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive writer lock on ``fd`` without waiting; False if it is held."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(fd: int, path: str | Path) -> bool:
+    """``path`` names the file open as ``fd``."""
+    st = os.fstat(fd)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
+
+
+def _create_locked(directory: Path) -> tuple[str, Path, int]:
+    """A new file in ``directory`` under a fresh id, open for writing and locked.
+
+    The file exists for a moment before the lock is taken; a cleaner (fsck, start-up)
+    that locks and removes it in that moment must not win: if the lock is taken already,
+    or the name no longer leads to this file once it is locked, start over with a new id."""
+    for _ in range(100):
+        ident = uuid.uuid4().hex
+        path = directory / ident
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            if _try_lock(fd):
+                if _same_file(fd, path):
+                    return ident, path, fd
+            else:  # a cleaner holds it and is removing it
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError("could not create a locked temp file")  # pragma: no cover
 
 
 def _fsync_dir(path: Path | str) -> None:
@@ -37,10 +89,10 @@ def _fsync_dir(path: Path | str) -> None:
 class FSBlobWriter:
     def __init__(self, store: FSBlobStore) -> None:
         self.store = store
-        self.blob_id = uuid.uuid4().hex
         self.size = 0
-        self._tmp = store.tmp_dir / self.blob_id
-        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        # the fd carries the writer lock (module docstring): open until release/abort
+        self.blob_id, self._tmp, fd = _create_locked(store.tmp_dir)
+        self._fd: int | None = fd
         self._buf = bytearray()
         self._done = False
         self._inflight: asyncio.Future[None] | None = None  # the buffer being written by a thread
@@ -86,10 +138,9 @@ class FSBlobWriter:
         if data:
             self._flush_sync(data)
         with self._lock:
-            assert self._fd is not None
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+            if self._fd is None:
+                raise OSError("blob writer aborted")
+            os.fsync(self._fd)  # the fd stays open: its lock holds the blob until release()
         final = self.store.blob_path(self.blob_id)
         leaf = final.rpartition("/")[0]
         try:
@@ -124,19 +175,28 @@ class FSBlobWriter:
             await self.abort()
             raise
         self._done = True
+        self.store._held[self.blob_id] = self
         return self.blob_id
 
-    def _abort_sync(self) -> None:
+    def release(self) -> None:
+        """Close the file, dropping the writer lock (``FSBlobStore.release``)."""
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-        try:
-            # after a cancelled commit the file may already be renamed into blobs/:
-            # then it stays as an unreferenced blob, which fsck removes
-            os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
+
+    def _abort_sync(self) -> None:
+        with self._lock:
+            # removed while still locked, so no cleaner ever sees it unlocked in tmp/
+            try:
+                # after a cancelled commit the file may already be renamed into blobs/:
+                # then it stays as an unreferenced blob, which fsck removes
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     async def abort(self) -> None:
         if self._done:
@@ -159,6 +219,7 @@ class FSBlobStore:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._blob_prefix = str(self.blob_dir) + "/"
+        self._held: dict[str, FSBlobWriter] = {}  # committed, lock kept until release()
 
     def path_for(self, blob_id: str) -> Path:
         return Path(self.blob_path(blob_id))
@@ -169,6 +230,14 @@ class FSBlobStore:
 
     def writer(self) -> FSBlobWriter:
         return FSBlobWriter(self)
+
+    def release(self, blob_id: str) -> None:
+        """Drop the writer lock of a blob this process committed: call once the metadata
+        transaction referring to it has finished (committed or failed). Until then fsck
+        leaves the blob alone, though no metadata refers to it yet."""
+        w = self._held.pop(blob_id, None)
+        if w is not None:
+            w.release()
 
     def local_path(self, blob_id: str) -> Path | None:
         return self.path_for(blob_id)
@@ -206,18 +275,58 @@ class FSBlobStore:
                 if not b.is_dir():
                     continue
                 for f in os.scandir(b.path):
-                    st = f.stat()
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:  # deleted since the directory was read
+                        continue
                     yield f.name, st.st_size, st.st_mtime
 
     def iter_partials(self) -> Iterator[tuple[str, float]]:
         for f in os.scandir(self.tmp_dir):
-            yield f.name, f.stat().st_mtime
+            try:
+                mtime = f.stat().st_mtime
+            except FileNotFoundError:  # finished meanwhile
+                continue
+            yield f.name, mtime
 
-    def remove_partial(self, ident: str) -> None:
+    def blob_size(self, blob_id: str) -> int | None:
+        """The committed blob's size now, None if there is none."""
         try:
-            os.unlink(self.tmp_dir / ident)
+            return os.stat(self.blob_path(blob_id)).st_size
         except FileNotFoundError:
-            pass
+            return None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _claim(path: str | Path) -> Iterator[bool]:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # gone (or not a file lampi wrote)
+            yield False
+            return
+        try:
+            # locked, and the name still leads to this file (its writer may have removed
+            # or renamed it, under its lock, between our open and our lock)
+            yield _try_lock(fd) and _same_file(fd, path)
+        finally:
+            os.close(fd)
+
+    def claim_blob(self, blob_id: str) -> contextlib.AbstractContextManager[bool]:
+        """Hold a committed blob's writer lock for the ``with`` block: True when taken (no
+        writer holds the blob: its metadata transaction, if any, has finished), False when
+        a writer still holds it or it is gone."""
+        return self._claim(self.blob_path(blob_id))
+
+    def claim_partial(self, ident: str) -> contextlib.AbstractContextManager[bool]:
+        """``claim_blob`` for a file in ``tmp/``: False while an upload is writing it."""
+        return self._claim(self.tmp_dir / ident)
+
+    def remove_partial(self, ident: str) -> bool:
+        """Remove a leftover in ``tmp/`` unless an upload still holds it; True if removed."""
+        with self.claim_partial(ident) as free:
+            if free:
+                os.unlink(self.tmp_dir / ident)  # still locked by us: no writer has it
+            return free
 
     async def close(self) -> None:
         return None

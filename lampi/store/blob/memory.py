@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,7 @@ class MemoryBlobWriter:
     async def commit(self) -> str:
         self.store.blobs[self.blob_id] = (b"".join(self._parts), time.time())
         self.store.partials.pop(self.blob_id, None)
+        self.store.held.add(self.blob_id)
         return self.blob_id
 
     async def abort(self) -> None:
@@ -35,7 +37,8 @@ class MemoryBlobWriter:
 class MemoryBlobStore:
     def __init__(self) -> None:
         self.blobs: dict[str, tuple[bytes, float]] = {}
-        self.partials: dict[str, float] = {}
+        self.partials: dict[str, float] = {}  # writers in progress (no crash leaves any here)
+        self.held: set[str] = set()  # committed, not yet released
 
     def writer(self) -> MemoryBlobWriter:
         return MemoryBlobWriter(self)
@@ -59,8 +62,23 @@ class MemoryBlobStore:
     def iter_partials(self) -> Iterator[tuple[str, float]]:
         yield from list(self.partials.items())
 
-    def remove_partial(self, ident: str) -> None:
-        self.partials.pop(ident, None)
+    def release(self, blob_id: str) -> None:
+        self.held.discard(blob_id)
+
+    def blob_size(self, blob_id: str) -> int | None:
+        entry = self.blobs.get(blob_id)
+        return None if entry is None else len(entry[0])
+
+    @contextlib.contextmanager
+    def claim_blob(self, blob_id: str) -> Iterator[bool]:
+        yield blob_id in self.blobs and blob_id not in self.held
+
+    @contextlib.contextmanager
+    def claim_partial(self, ident: str) -> Iterator[bool]:
+        yield False  # every partial here is a write in progress
+
+    def remove_partial(self, ident: str) -> bool:
+        return False
 
     async def close(self) -> None:
         return None

@@ -7,6 +7,7 @@ is the contract every implementation must pass.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -119,11 +120,19 @@ class MetaStore(Protocol):
         ...
 
     async def blob_refs(self) -> set[str]:
-        """Every blob id metadata refers to (for fsck / garbage collection)."""
+        """Every blob id metadata refers to (for fsck / garbage collection): objects,
+        object versions, parts of uploads in progress, parts owned by a multipart
+        object's manifest while an object or version refers to it. One read snapshot."""
         ...
 
-    async def objects_with_blobs(self) -> list[tuple[str, str, str, int]]:
-        """(container, name, blob_id, stored size) of every object (for fsck).
+    async def referenced_blobs(self, blob_ids: Collection[str]) -> set[str]:
+        """Those of ``blob_ids`` that metadata refers to (as ``blob_refs``), read in one
+        snapshot (fsck's re-check before it deletes an orphan)."""
+        ...
+
+    async def objects_with_blobs(self, only: Collection[str] | None = None) -> list[tuple[str, str, str, int]]:
+        """(container, name, blob_id, stored size) of every object and object version
+        (for fsck), or only of those whose blob is one of ``only``.
 
         The stored size is the size of the object's own blob: for a manifest (SLO) the
         manifest body's size, not the large object's total."""

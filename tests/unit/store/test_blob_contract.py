@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,18 +124,61 @@ async def test_commit_is_in_place_and_durable(tmp_path):
     assert await read_all(again, blob_id, 5, 5) == data[5:10]
 
 
+def _write_and_hang(root: str, ready: Any) -> None:
+    async def go() -> None:
+        w = FSBlobStore(root).writer()
+        await w.write(payload(WRITE_BUFFER + 1))
+        ready.set()
+        await asyncio.sleep(3600)
+
+    asyncio.run(go())
+
+
 async def test_interrupted_write_is_a_partial(tmp_path):
-    """A writer never committed nor aborted (a crash) shows up as a partial only."""
-    store = FSBlobStore(tmp_path / "root")
-    w = store.writer()
-    await w.write(payload(WRITE_BUFFER + 1))
-    restarted = FSBlobStore(tmp_path / "root")
-    assert partials(restarted) == {w.blob_id}
-    assert committed(restarted) == {}
-    restarted.remove_partial(w.blob_id)
-    restarted.remove_partial(w.blob_id)  # idempotent
+    """A writer never committed nor aborted shows up as a partial only; while its process
+    lives the file is held (cannot be removed), once the process is killed it can."""
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_write_and_hang, args=(str(tmp_path / "root"), ready), daemon=True)
+    proc.start()
+    try:
+        assert await asyncio.to_thread(ready.wait, 60)
+        store = FSBlobStore(tmp_path / "root")
+        (ident,) = partials(store)
+        assert committed(store) == {}
+        assert store.remove_partial(ident) is False  # the upload holds it
+        with store.claim_partial(ident) as free:
+            assert not free
+        assert partials(store) == {ident}
+    finally:
+        proc.kill()
+        proc.join(60)
+    restarted = FSBlobStore(tmp_path / "root")  # the writer's process is gone: a leftover
+    assert partials(restarted) == {ident}
+    assert restarted.remove_partial(ident) is True
+    assert restarted.remove_partial(ident) is False  # gone: nothing to remove
     assert partials(restarted) == set()
-    await w.abort()
+
+
+async def test_writer_holds_its_blob_until_released(blobs):
+    """From creation to release after commit, a blob's writer holds it: fsck's claims fail."""
+    w = blobs.writer()
+    await w.write(b"abc")
+    with blobs.claim_partial(w.blob_id) as free:
+        assert not free
+    assert blobs.remove_partial(w.blob_id) is False
+    blob_id = await w.commit()
+    with blobs.claim_blob(blob_id) as free:  # committed, metadata not recorded yet
+        assert not free
+    assert blobs.blob_size(blob_id) == 3
+    blobs.release(blob_id)
+    with blobs.claim_blob(blob_id) as free:
+        assert free
+    blobs.release(blob_id)  # twice is harmless
+    await blobs.delete(blob_id)
+    assert blobs.blob_size(blob_id) is None
+    with blobs.claim_blob(blob_id) as free:
+        assert not free  # nothing to claim
 
 
 async def test_delete(blobs):

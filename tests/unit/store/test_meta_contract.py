@@ -511,6 +511,8 @@ async def test_multipart_uploads_parts_complete_abort(meta):
     assert await meta.list_parts(u.upload_id, 1, 1) == [parts[1]]
     refs = await meta.blob_refs()
     assert {x.blob_id for x in parts} <= refs  # in-progress parts count as referenced
+    stray = uid()
+    assert await meta.referenced_blobs([parts[0].blob_id, stray]) == {parts[0].blob_id}  # fsck's re-check
     # complete with parts 1 and 3: part 2 is handed back unused; the manifest owns 1 and 3
     body = uid()
     record = rec("mpu", "k", size=40, blob_id=body, etag="e" * 32 + "-2",
@@ -525,6 +527,10 @@ async def test_multipart_uploads_parts_complete_abort(meta):
     refs = await meta.blob_refs()
     assert {body, parts[0].blob_id, parts[2].blob_id} <= refs and parts[1].blob_id not in refs
     assert ("mpu", "k", body, 100) in await meta.objects_with_blobs()  # fsck checks the body's size
+    assert await meta.objects_with_blobs(only=[body, stray]) == [("mpu", "k", body, 100)]
+    # the manifest's parts, its body (an object) are referenced; the unused part is not
+    assert await meta.referenced_blobs([body, parts[0].blob_id, parts[1].blob_id, parts[2].blob_id, stray]) == \
+        {body, parts[0].blob_id, parts[2].blob_id}
     with pytest.raises(errors.NotFound):
         await meta.complete_upload(u.upload_id, record, [])
     # the owner is still an object: nothing to release
@@ -534,6 +540,7 @@ async def test_multipart_uploads_parts_complete_abort(meta):
     assert sorted(await meta.release_manifest(body)) == sorted([parts[0].blob_id, parts[2].blob_id])
     assert await meta.release_manifest(body) == []
     assert parts[0].blob_id not in await meta.blob_refs()
+    assert await meta.referenced_blobs([parts[0].blob_id, parts[2].blob_id, body]) == set()
     assert (await counters(meta, p.id, "mpu"))[2] == before[2] + 5
     # abort hands back the part blobs; a second abort finds nothing
     pb = UploadPart(ups[1].upload_id, 1, uid(), 1, "0" * 32, time.time())
@@ -575,6 +582,9 @@ async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
     assert await counters(meta, p.id, "c") == (1, 1, 35, 1, 35)
     assert await meta.blob_refs() >= {null.blob_id, v1.blob_id, v2.blob_id}
     assert sorted(s for _c, _n, _b, s in await meta.objects_with_blobs()) == [5, 10, 20]
+    assert await meta.objects_with_blobs(only=[null.blob_id]) == [("c", f"o?version-id={version_id(t)}",
+                                                                   null.blob_id, 10)]
+    assert await meta.referenced_blobs([null.blob_id, v2.blob_id, uid()]) == {null.blob_id, v2.blob_id}
 
     # a POST to the current object updates its version too
     await meta.update_object_meta("c", "o", {"k": "v"}, {}, "text/plain", None, t + 3)

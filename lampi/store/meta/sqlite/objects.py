@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -265,31 +266,48 @@ class ObjectsMixin(SQLiteBase):
 
         return await self._run(fn)
 
+    # Every row that keeps a blob alive: objects, object versions, parts of multipart
+    # uploads in progress, and the parts a completed upload's manifest owns while an
+    # object or version still refers to that manifest (its body blob is the owner).
+    # SLO/DLO segments are ordinary objects; symlinks and DLO manifests have blobs of
+    # their own (zero or manifest bytes) in ``objects``. ``ids`` filters by blob id.
+    _REFS_SQL = (
+        "SELECT blob_id FROM objects{w} UNION "
+        "SELECT blob_id FROM object_versions WHERE blob_id != ''{a} UNION "
+        "SELECT blob_id FROM mpu_parts{w} UNION "
+        "SELECT m.blob_id FROM manifest_parts m WHERE (EXISTS "
+        "(SELECT 1 FROM objects o WHERE o.blob_id = m.owner) "
+        "OR EXISTS (SELECT 1 FROM object_versions v WHERE v.blob_id = m.owner)){am}"
+    )
+
     async def blob_refs(self) -> set[str]:
-        def fn(c: sqlite3.Connection) -> set[str]:
-            refs = {r[0] for r in c.execute("SELECT blob_id FROM objects")}
-            refs.update(r[0] for r in c.execute("SELECT blob_id FROM mpu_parts"))
-            refs.update(r[0] for r in c.execute(
-                "SELECT m.blob_id FROM manifest_parts m WHERE EXISTS "
-                "(SELECT 1 FROM objects o WHERE o.blob_id = m.owner) "
-                "OR EXISTS (SELECT 1 FROM object_versions v WHERE v.blob_id = m.owner)"))
-            refs.update(r[0] for r in c.execute("SELECT blob_id FROM object_versions WHERE blob_id != ''"))
-            return refs
+        # one statement: one read snapshot (a completed upload moves part blobs from
+        # mpu_parts to manifest_parts in one transaction; separate reads could miss them)
+        sql = self._REFS_SQL.format(w="", a="", am="")
+        return await self._run(lambda c: {r[0] for r in c.execute(sql)})
 
-        return await self._run(fn)
+    async def referenced_blobs(self, blob_ids: Collection[str]) -> set[str]:
+        ids = json.dumps(list(blob_ids))
+        inn = "blob_id IN (SELECT value FROM json_each(?1))"
+        sql = self._REFS_SQL.format(w=f" WHERE {inn}", a=f" AND {inn}", am=f" AND m.{inn}")
+        return await self._run(lambda c: {r[0] for r in c.execute(sql, (ids,))})
 
-    async def objects_with_blobs(self) -> list[tuple[str, str, str, int]]:
+    async def objects_with_blobs(self, only: Collection[str] | None = None) -> list[tuple[str, str, str, int]]:
+        where, args = "", ()
+        if only is not None:
+            where, args = " AND blob_id IN (SELECT value FROM json_each(?1))", (json.dumps(list(only)),)
         return await self._run(
             lambda c: [
                 tuple(r)  # type: ignore[misc]
                 for r in c.execute(
                     "SELECT container, name, blob_id, "
                     "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
-                    "FROM objects WHERE version_id IS NULL UNION ALL "
+                    f"FROM objects WHERE version_id IS NULL{where} UNION ALL "
                     # object versions (delete markers have no blob), named as their URL
                     "SELECT container, name || '?version-id=' || version_id, blob_id, "
                     "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
-                    "FROM object_versions WHERE blob_id != '' ORDER BY 1, 2"
+                    f"FROM object_versions WHERE blob_id != ''{where} ORDER BY 1, 2",
+                    args,
                 )
             ]
         )
