@@ -27,6 +27,7 @@ from lampi.http.app import build_app
 from lampi.identity.service import Bootstrap, IdentityService
 from lampi.store.blob.fs import FSBlobStore
 from lampi.store.meta.sqlite import SQLiteMetaStore
+from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
@@ -35,7 +36,9 @@ READ_BUFSIZE = 1024 * 1024
 def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    return SQLiteMetaStore(root / "meta.db"), FSBlobStore(root)
+    meta = SQLiteMetaStore(root / "meta.db")
+    # uploads leave min_free_space free, and room for the metadata reserve (lampi.store.space)
+    return meta, FSBlobStore(root, MinFree(*settings.min_free()), meta.reserve)
 
 
 def bootstrap(settings: Settings) -> Bootstrap:

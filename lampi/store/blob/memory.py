@@ -37,7 +37,7 @@ class MemoryBlobStore:
         self.blobs: dict[str, tuple[bytes, float]] = {}
         self.partials: dict[str, float] = {}
 
-    def writer(self) -> MemoryBlobWriter:
+    def writer(self, size_hint: int | None = None) -> MemoryBlobWriter:
         return MemoryBlobWriter(self)
 
     def local_path(self, blob_id: str) -> Path | None:
