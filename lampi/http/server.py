@@ -80,7 +80,10 @@ def refresh_openrc(ident: IdentityService) -> None:
     if not (user and password and project):
         return
     if ident.openrc_text(user, password, project) != text:
-        ident.write_openrc(user, password, project)
+        try:
+            ident.write_openrc(user, password, project)
+        except OSError as exc:  # a full disk must not keep the server from starting
+            log.warning("could not update %s: %s", path, exc)
 
 
 def clear_partials(settings: Settings) -> int:

@@ -125,9 +125,9 @@ class Reserve:
                 return False
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
             try:
-                # real blocks, grown in place (glibc writes zeros where fallocate is unsupported)
+                # real blocks, grown in place (glibc writes zeros where fallocate is unsupported);
+                # no fsync: a reserve lost in a crash is made again at the next start
                 os.posix_fallocate(fd, 0, self.size)
-                os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:

@@ -410,8 +410,7 @@ def test_restart_on_a_full_disk_then_delete(small_tmpfs: Path, servers: list[Lam
         sw.put_object("c", f"big{i}", os.urandom(4 * MiB))
     srv.stop()  # the last connection goes: SQLite removes meta.db-wal and -shm
     assert not (mnt / "meta.db-wal").exists()
-    reserve = mnt / "meta.db-reserve"
-    whole = reserve.stat().st_size if reserve.exists() else 0
+    assert (mnt / "meta.db-reserve").exists()
     fill(mnt)
     assert free(mnt) == 0
 
@@ -421,9 +420,10 @@ def test_restart_on_a_full_disk_then_delete(small_tmpfs: Path, servers: list[Lam
     s3c = s3(srv)  # (a credential is a small metadata write: the reserve's slice has room for it)
     s3c.delete_object(Bucket="c", Key="big0")
     sw.delete_object("c", "big1")
-    assert free(mnt) >= 8 * MiB
+    assert free(mnt) >= 5 * MiB  # 8 MiB of blobs, less the WAL and a reserve growing back
     assert [o["name"] for o in sw.get_container("c")[1]] == ["big2", "big3", "keep"]
-    assert reserve.stat().st_size < whole  # slices were given back for SQLite to open and write
+    # slices were given back for SQLite to open and write (and may be grown back by now)
+    assert "disk full: gave 1048576 bytes of the metadata reserve" in srv.log()
     unfill(mnt)
     sw.put_object("c", "new", b"new")
     assert sw.get_object("c", "keep")[1] == keep
