@@ -19,7 +19,6 @@ EDQUOT from the OS, SQLITE_FULL and a failed extension of the WAL index from SQL
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -32,8 +31,6 @@ from lampi.core import errors
 log = logging.getLogger("lampi.store")
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_SQLITE_FULL = 13
-_SQLITE_IOERR_SHMSIZE = 10 | (19 << 8)  # the WAL index (-shm) could not be extended
 
 RESERVE_SIZE = 8 * 1024 * 1024  # at most; 1/16 of a smaller filesystem
 RESERVE_SLICE = 1024 * 1024  # given back per failed attempt
@@ -51,9 +48,8 @@ def is_full(exc: BaseException | None) -> bool:
             return True
         if isinstance(exc, sqlite3.Error):
             code = getattr(exc, "sqlite_errorcode", None)
-            if code is not None and (code & 0xFF == _SQLITE_FULL or code == _SQLITE_IOERR_SHMSIZE):
-                return True
-            if code is None and "database or disk is full" in str(exc):
+            # SQLITE_FULL (any extended form), or the WAL index (-shm) could not be extended
+            if code is not None and (code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE):
                 return True
         exc = exc.__cause__ or exc.__context__
     return False

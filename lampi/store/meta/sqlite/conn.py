@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import queue
 import sqlite3
@@ -28,7 +27,6 @@ from lampi.store.meta.sqlite.schema import REVOKE_SCHEMA, SCHEMA, migrate
 from lampi.store.space import Reserve, insufficient, is_full
 
 T = TypeVar("T")
-log = logging.getLogger("lampi.store")
 
 RESERVE_CHECK_INTERVAL = 2.0  # seconds between the writer thread's looks at the reserve
 
