@@ -87,6 +87,19 @@ class Settings:
         default=500_000,
         metadata={"help": "Default maximum number of objects in one container; 0 = unlimited."},
     )
+    min_free_space: str = field(
+        default="1%",
+        metadata={"help": "Free space uploads must leave on the data dir's filesystem, in bytes (suffixes "
+                  "K, M, G, T: powers of 1024) or percent of its size (e.g. 1%, 512M); an upload that "
+                  "would leave less is refused with 507 Insufficient Storage. 0 disables the check."},
+    )
+
+    def __post_init__(self) -> None:
+        parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
+
+    def min_free(self) -> tuple[int, float]:
+        """``min_free_space`` as (bytes, fraction of the filesystem)."""
+        return parse_min_free(self.min_free_space)
 
     @property
     def data_path(self) -> Path:
@@ -104,6 +117,28 @@ class Settings:
 
 
 ENV_PREFIX = "LAMPI_"
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_min_free(text: str) -> tuple[int, float]:
+    """``"1%"`` → (0, 0.01); ``"512M"``, ``"512MiB"``, ``"536870912"`` → (536870912, 0.0)."""
+    t = str(text).strip().upper().replace(" ", "")
+    try:
+        if t.endswith("%"):
+            pct = float(t[:-1])
+            if not 0 <= pct < 100:
+                raise ValueError
+            return 0, pct / 100
+        t = t.removesuffix("B").removesuffix("I")
+        unit = t[-1:] if t[-1:] in _UNITS else ""
+        n = float(t[: len(t) - len(unit)])
+        if n < 0 or n != n:
+            raise ValueError
+        return int(n * _UNITS[unit]), 0.0
+    except (ValueError, IndexError, OverflowError):
+        raise ValueError(f"setting 'min_free_space': cannot use {text!r} (bytes such as 512M, or a "
+                         "percentage below 100 such as 1%)") from None
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:

@@ -127,6 +127,9 @@ def cli(config: str | None) -> None:
               help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
 @click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
               help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
+@click.option("--min-free-space", envvar="LAMPI_MIN_FREE_SPACE", default=None,
+              help="Free space uploads must leave on the data dir's filesystem, bytes (K/M/G/T) or percent; "
+                   "less: 507 Insufficient Storage [env LAMPI_MIN_FREE_SPACE; default 1%].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server (Keystone v3 + Swift API) on one port.
@@ -625,7 +628,18 @@ def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, 
 
 
 def main() -> None:
-    cli(prog_name="lampi")
+    try:
+        cli(prog_name="lampi")
+    except Exception as exc:
+        # A full disk (data dir, metadata store) is one line for the operator, not a traceback.
+        from lampi.store.space import full_message, is_full
+
+        if not is_full(exc):
+            raise
+        msg = exc.message if isinstance(exc, errors.DomainError) else full_message(
+            getattr(exc, "filename", None) or "the data dir")
+        click.echo(f"Error: {msg}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -97,11 +97,12 @@ async def stream_to_blob(
     The blob is held until ``blobs.release(blob_id)`` (use ``recording``).
 
     ``EntityTooLarge`` past ``max_size``, ``IncompleteBody`` when the size is not
-    ``expected_size``, ``ChecksumMismatch`` when the MD5 is not ``expected_etag``; on
-    any failure the blob is aborted and nothing is left behind.
+    ``expected_size``, ``ChecksumMismatch`` when the MD5 is not ``expected_etag``,
+    ``InsufficientStorage`` when the disk is (about to be) full — with ``expected_size``
+    before the body is read; on any failure the blob is aborted and nothing is left behind.
     """
     md5 = PipelinedMD5()
-    writer = blobs.writer()
+    writer = blobs.writer(size_hint=expected_size)
     size = 0
     buf = bytearray()
     try:

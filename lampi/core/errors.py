@@ -110,3 +110,7 @@ class SegmentError(Conflict):
 
 class DataUnavailable(DomainError):
     """The object's data is not available (its blob is missing: see ``lampi fsck``)."""
+
+
+class InsufficientStorage(DomainError):
+    """There is not enough free space on the server's disk to store the data."""

@@ -205,7 +205,7 @@ async def complete_upload(
         sysmeta.update(extra_sysmeta(used))
     body = M.mpu_body([M.Part(p.blob_id, p.size, p.etag, p.checksum) for p in used])
     md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    writer = storage.blobs.writer()
+    writer = storage.blobs.writer(size_hint=len(body))
     try:
         await writer.write(body)
         body_blob = await writer.commit()

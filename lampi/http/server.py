@@ -28,6 +28,7 @@ from lampi.identity.service import Bootstrap, IdentityService
 from lampi.store.blob.fs import FSBlobStore
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
+from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
@@ -36,7 +37,9 @@ READ_BUFSIZE = 1024 * 1024
 def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    return SQLiteMetaStore(root / "meta.db"), FSBlobStore(root)
+    meta = SQLiteMetaStore(root / "meta.db")
+    # uploads leave min_free_space free, and room for the metadata reserve (lampi.store.space)
+    return meta, FSBlobStore(root, MinFree(*settings.min_free()), meta.reserve)
 
 
 def bootstrap(settings: Settings) -> Bootstrap:
@@ -78,7 +81,10 @@ def refresh_openrc(ident: IdentityService) -> None:
     if not (user and password and project):
         return
     if ident.openrc_text(user, password, project) != text:
-        ident.write_openrc(user, password, project)
+        try:
+            ident.write_openrc(user, password, project)
+        except OSError as exc:  # a full disk must not keep the server from starting
+            log.warning("could not update %s: %s", path, exc)
 
 
 def clear_partials(settings: Settings) -> int:

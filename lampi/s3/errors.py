@@ -83,6 +83,12 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
             return S3Error(416, "InvalidRange", "The requested range is not satisfiable")
         case errors.DataUnavailable():
             return S3Error(503, "ServiceUnavailable", "The object's data is not available. Please try again later.")
+        case errors.InsufficientStorage():
+            # AWS has no such error; Ceph RGW answers an unmapped ENOSPC with 500
+            # UnknownError. 507 with the status's own name, as MinIO (XMinioStorageFull) and
+            # VersityGW do: not retried by SDKs, and clear to operators.
+            return S3Error(507, "InsufficientStorage", "There is not enough free space on the server to store "
+                           "this data. Delete objects or ask the operator to add space.")
         case errors.InvalidName():
             return S3Error(400, "KeyTooLongError" if "longer" in exc.message else "InvalidArgument", exc.message)
         case errors.InvalidMetadata() | errors.InvalidArgument():

@@ -28,17 +28,20 @@ REASONS: dict[int, tuple[str, str]] = {
     500: ("Internal Error", "The server has either erred or is incapable of performing the requested operation."),
     501: ("Not Implemented", "The requested method is not implemented by this server."),
     503: ("Service Unavailable", "The server is currently unavailable. Please try again at a later time."),
+    507: ("Insufficient Storage", "There was not enough space to save the resource. Drive: %(drive)s"),
 }
 
 
-def swift_error(status: int, body: str | None = None, method: str = "GET") -> web.Response:
-    """A Swift error: the given plain-text body, or swob's default HTML body.
+def swift_error(status: int, body: str | None = None, method: str = "GET", drive: str = "unknown") -> web.Response:
+    """A Swift error: the given plain-text body, or swob's default HTML body (507's names
+    the ``drive``, "unknown" as swob says when none is given).
 
     For HEAD, aiohttp sends the headers (with the body's length) and no body.
     """
     reason = REASONS.get(status, ("Error", ""))
     if body is None:
-        text = f"<html><h1>{reason[0]}</h1><p>{reason[1]}</p></html>" if reason[1] else ""
+        explanation = reason[1].replace("%(drive)s", drive)
+        text = f"<html><h1>{reason[0]}</h1><p>{explanation}</p></html>" if explanation else ""
         ctype = "text/html"
     else:
         text = body
@@ -80,4 +83,7 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
             return swift_error(416, method=method)
         case errors.DataUnavailable():
             return swift_error(503, method=method)
+        case errors.InsufficientStorage():
+            # the object server's answer for a full device: swob's body naming the drive
+            return swift_error(507, method=method, drive=str(exc.detail.get("drive") or "unknown"))
     return swift_error(500, method=method)

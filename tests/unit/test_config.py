@@ -102,3 +102,31 @@ def test_int_from_string_toml_and_override(tmp_path):
     # a quoted number in TOML and a flag given as text are accepted
     assert load_settings(config_file=toml(tmp_path, 'port = "8081"\n'), environ={}).port == 8081
     assert load_settings({"port": "8082"}, environ={}).port == 8082
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("1%", (0, 0.01)), ("0.5 %", (0, 0.005)), ("0", (0, 0.0)), ("4096", (4096, 0.0)), ("4k", (4096, 0.0)),
+    ("512M", (512 * 1024**2, 0.0)), ("512MiB", (512 * 1024**2, 0.0)), ("2GB", (2 * 1024**3, 0.0)),
+    ("1.5T", (int(1.5 * 1024**4), 0.0)),
+])
+def test_min_free_space_forms(text, parsed):
+    assert load_settings({"min_free_space": text}, environ={}).min_free() == parsed
+
+
+def test_min_free_space_default_and_sources(tmp_path):
+    assert Settings().min_free() == (0, 0.01)  # Swift's fallocate_reserve default: 1%
+    assert load_settings(environ={"LAMPI_MIN_FREE_SPACE": "2G"}).min_free() == (2 * 1024**3, 0.0)
+    cfg = toml(tmp_path, 'min_free_space = "5%"\n')
+    assert load_settings(config_file=cfg, environ={}).min_free() == (0, 0.05)
+    assert load_settings({"min_free_space": "1M"}, config_file=cfg, environ={}).min_free() == (1024**2, 0.0)
+
+
+@pytest.mark.parametrize("text", ["lots", "-1", "100%", "-2%", "M", "", "1%%", "inf", "nan"])
+def test_min_free_space_refuses_nonsense(text):
+    with pytest.raises(ValueError, match="min_free_space"):
+        load_settings({"min_free_space": text}, environ={})
+
+
+def test_min_free_space_in_toml_is_text(tmp_path):
+    with pytest.raises(ValueError, match="min_free_space"):  # as every text setting: quote it
+        load_settings(config_file=toml(tmp_path, "min_free_space = 1024\n"), environ={})

@@ -39,6 +39,7 @@ EXPECTED = {
     "PreconditionFailed": 412,
     "NotModified": 304,
     "DataUnavailable": 503,
+    "InsufficientStorage": 507,
     "RangeNotSatisfiable": 416,
     "Unauthorized": 401,
     "Forbidden": 403,
@@ -52,6 +53,9 @@ def test_every_domain_error_maps_to_a_client_status(cls, method):
     resp = to_response(cls(), method)
     if cls is errors.DataUnavailable:  # the server's trouble (a missing blob), never a 500
         assert resp.status == 503
+        return
+    if cls is errors.InsufficientStorage:  # a full disk: Swift's answer for a full device
+        assert resp.status == 507
         return
     assert 300 <= resp.status < 500, f"{cls.__name__} → {resp.status}"
     # subclasses of NotFound are 404 even if not listed by name
@@ -88,6 +92,20 @@ def test_bodies_are_swift_shaped():
     assert (resp.status, resp.text) == (412, "Bad delimiter")
     resp = to_response(errors.PreconditionFailed(), "GET")
     assert "A precondition for this request was not met." in resp.text
+
+
+def test_a_full_disk_is_swifts_507_and_an_s3_error():
+    """Swift: the object server's 507 with swob's HTML body naming the drive; S3: 507
+    InsufficientStorage in S3's XML error (not RGW's 500 UnknownError)."""
+    from lampi.s3.errors import from_domain
+
+    resp = to_response(errors.InsufficientStorage(drive="lampi-data"), "PUT")
+    assert (resp.status, resp.content_type, resp.charset) == (507, "text/html", "UTF-8")
+    assert resp.text == ("<html><h1>Insufficient Storage</h1><p>There was not enough space to save the "
+                         "resource. Drive: lampi-data</p></html>")
+    assert "Drive: unknown" in to_response(errors.InsufficientStorage(), "PUT").text
+    err = from_domain(errors.InsufficientStorage(drive="lampi-data"), "b", "k")
+    assert (err.status, err.code) == (507, "InsufficientStorage")
 
 
 def test_an_unmapped_error_is_a_500_not_a_crash():

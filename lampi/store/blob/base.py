@@ -30,7 +30,11 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    def writer(self) -> BlobWriter: ...
+    def writer(self, size_hint: int | None = None) -> BlobWriter:
+        """A new blob. ``size_hint`` (the bytes announced, when known) lets a store refuse
+        it at once (``InsufficientStorage``) rather than part way."""
+        ...
+
     def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
     def local_path(self, blob_id: str) -> Path | None:
         """A file holding the blob's bytes, for zero-copy sends; None if not file-backed."""

@@ -17,6 +17,11 @@ Writes are buffered to ``WRITE_BUFFER`` bytes and handed to a thread, so the eve
 loop does one thread hop per MiB, not per network chunk. One such write is kept in
 flight while the next MiB is received (and hashed by the caller), so network, hashing
 and disk overlap; at most two buffers per upload are held.
+
+A full disk (``lampi.store.space``): a writer is refused before its first byte, and each
+buffer before it is written, when it would leave less than the ``min_free`` floor free
+(``InsufficientStorage``); ENOSPC/EDQUOT from the OS become the same error. The writer
+is then aborted as for any failure: nothing of it stays in ``tmp/``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from lampi.store.blob.base import READ_CHUNK
+from lampi.store.space import FULL_ERRNOS, MinFree, Reserve, free_bytes, insufficient
 
 WRITE_BUFFER = 1024 * 1024
 
@@ -78,6 +84,17 @@ def _create_locked(directory: Path) -> tuple[str, Path, int]:
     raise OSError("could not create a locked temp file")  # pragma: no cover
 
 
+@contextlib.contextmanager
+def _full_disk(root: Path) -> Iterator[None]:
+    """ENOSPC/EDQUOT raised inside as ``InsufficientStorage``; other errors as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FULL_ERRNOS:
+            raise insufficient(root, exc) from exc
+        raise
+
+
 def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -87,11 +104,13 @@ def _fsync_dir(path: Path | str) -> None:
 
 
 class FSBlobWriter:
-    def __init__(self, store: FSBlobStore) -> None:
+    def __init__(self, store: FSBlobStore, size_hint: int | None = None) -> None:
         self.store = store
         self.size = 0
+        store.check_space(size_hint or 0)  # before the body is read ("100 Continue" not sent)
         # the fd carries the writer lock (module docstring): open until release/abort
-        self.blob_id, self._tmp, fd = _create_locked(store.tmp_dir)
+        with _full_disk(store.root):
+            self.blob_id, self._tmp, fd = _create_locked(store.tmp_dir)
         self._fd: int | None = fd
         self._buf = bytearray()
         self._done = False
@@ -106,10 +125,12 @@ class FSBlobWriter:
         with self._lock:
             if self._fd is None:
                 raise OSError("blob writer aborted")
+            self.store.check_space(len(data))
             view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+            with _full_disk(self.store.root):
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
 
     async def write(self, chunk: bytes | bytearray) -> None:
         """Buffer ``chunk`` (not to be changed by the caller afterwards); a full buffer
@@ -135,6 +156,10 @@ class FSBlobWriter:
             await fut
 
     def _commit_sync(self, data: bytes | bytearray) -> None:
+        with _full_disk(self.store.root):  # fsync, mkdir and rename can meet a full disk too
+            self._commit_files(data)
+
+    def _commit_files(self, data: bytes | bytearray) -> None:
         if data:
             self._flush_sync(data)
         with self._lock:
@@ -212,7 +237,10 @@ class FSBlobWriter:
 
 
 class FSBlobStore:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, min_free: MinFree = MinFree(), reserve: Reserve | None = None) -> None:
+        """``min_free``: the free space uploads must leave (none: no check);
+        ``reserve``: the metadata store's reserve on the same filesystem, whose missing
+        part uploads must leave free too."""
         self.root = Path(root)
         self.blob_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
@@ -220,6 +248,23 @@ class FSBlobStore:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._blob_prefix = str(self.blob_dir) + "/"
         self._held: dict[str, FSBlobWriter] = {}  # committed, lock kept until release()
+        self.min_free = min_free
+        self.reserve = reserve
+
+    def check_space(self, need: int) -> None:
+        """``InsufficientStorage`` when writing ``need`` more bytes would leave less than
+        the ``min_free`` floor free, plus whatever the metadata reserve has given back."""
+        if not self.min_free:
+            return
+        free, total = free_bytes(self.root)
+        floor = self.min_free.floor(total)
+        left = free - need
+        if left >= floor + (self.reserve.size if self.reserve is not None else 0):
+            return  # the common case: no need to look at the reserve
+        if self.reserve is not None:
+            floor += self.reserve.size - self.reserve.current()
+        if left < floor:
+            raise insufficient(self.root)
 
     def path_for(self, blob_id: str) -> Path:
         return Path(self.blob_path(blob_id))
@@ -228,8 +273,10 @@ class FSBlobStore:
         """``path_for`` as a string, built without pathlib (a few µs less per request)."""
         return f"{self._blob_prefix}{blob_id[:2]}/{blob_id[2:4]}/{blob_id}"
 
-    def writer(self) -> FSBlobWriter:
-        return FSBlobWriter(self)
+    def writer(self, size_hint: int | None = None) -> FSBlobWriter:
+        """A new blob; ``size_hint``, the bytes announced (e.g. Content-Length), is checked
+        against the free space before anything is written."""
+        return FSBlobWriter(self, size_hint)
 
     def release(self, blob_id: str) -> None:
         """Drop the writer lock of a blob this process committed: call once the metadata

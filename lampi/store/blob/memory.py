@@ -40,7 +40,7 @@ class MemoryBlobStore:
         self.partials: dict[str, float] = {}  # writers in progress (no crash leaves any here)
         self.held: set[str] = set()  # committed, not yet released
 
-    def writer(self) -> MemoryBlobWriter:
+    def writer(self, size_hint: int | None = None) -> MemoryBlobWriter:
         return MemoryBlobWriter(self)
 
     def local_path(self, blob_id: str) -> Path | None:

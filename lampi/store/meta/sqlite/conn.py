@@ -1,6 +1,13 @@
 """Connections and threads of the SQLite MetaStore: the read thread, the writer thread
 and its group commit (``_tx``), the revocations database and the identity-generation
-reader. The record-family mixins build on ``SQLiteBase``."""
+reader. The record-family mixins build on ``SQLiteBase``.
+
+A full disk (``lampi.store.space``): SQLITE_FULL is answered as ``InsufficientStorage``.
+Transactions that free space (``_tx(..., frees=True)``: deletes, aborts, expiry) and the
+opening of the database are retried after giving back a slice of the metadata reserve
+(``meta.db-reserve``), so space can still be freed through the API when the disk is
+full; the writer thread grows the reserve back once there is room.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lampi.store.meta.sqlite.schema import REVOKE_SCHEMA, SCHEMA, migrate
+from lampi.store.space import Reserve, insufficient, is_full
 
 T = TypeVar("T")
+
+RESERVE_CHECK_INTERVAL = 2.0  # seconds between the writer thread's looks at the reserve
 
 
 class SQLiteBase:
@@ -31,11 +41,17 @@ class SQLiteBase:
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
         self._revoke_lock = threading.Lock()
-        self._revoke_conn = self._open(self._revoke_path, REVOKE_SCHEMA, check_same_thread=False)
+        # headroom for the metadata on a full disk, made before anything else is written
+        self.reserve = Reserve(self.path.with_name(self.path.name + "-reserve"))
+        self.reserve.ensure()
+        self._reserve_next = 0.0
+        self._revoke_conn = self._opening(lambda: self._open(self._revoke_path, REVOKE_SCHEMA, check_same_thread=False))
         # create the schema once, synchronously, so start-up errors surface at once
-        conn = self._open(self.path, SCHEMA)
-        migrate(conn)
-        conn.close()
+        conn = self._opening(lambda: self._open(self.path, SCHEMA))
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
         # read on the event loop (see identity_generation): a plain read, short busy wait
         self._gen_lock = threading.Lock()
         self._gen_conn = sqlite3.connect(str(self.path), timeout=1, isolation_level=None, check_same_thread=False)
@@ -66,6 +82,18 @@ class SQLiteBase:
                 time.sleep(0.05)
         return conn
 
+    def _opening(self, opener: Callable[[], T]) -> T:
+        """``opener()``; on a full disk (the WAL and its index are made when a database is
+        first opened), again after each slice of the reserve given back."""
+        while True:
+            try:
+                return opener()
+            except sqlite3.Error as exc:
+                if not is_full(exc):
+                    raise
+                if not self.reserve.release():
+                    raise insufficient(self.path.parent, exc) from exc
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -75,7 +103,12 @@ class SQLiteBase:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._conn()))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._conn()))
+        except sqlite3.Error as exc:
+            if is_full(exc):
+                raise insufficient(self.path.parent, exc) from exc
+            raise
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A point read (one indexed lookup) run right here on the event loop.
@@ -112,14 +145,19 @@ class SQLiteBase:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL, IOERR)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T], frees: bool = False) -> T:
         """Run ``fn`` in a write transaction; returns once it is committed (durable).
+
+        ``frees``: the transaction frees space (a delete): on a full disk it is run again,
+        alone, after giving back a slice of the metadata reserve. Others then fail with
+        ``InsufficientStorage``.
 
         Group commit: write transactions run on their own thread and connection. Each
         WAL commit costs an fsync (``synchronous=FULL``); under concurrent writes the
@@ -133,7 +171,7 @@ class SQLiteBase:
         """
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._start_writer()
-        self._wq.put((fn, fut))
+        self._wq.put((fn, fut, frees))
         return await asyncio.wrap_future(fut)
 
     _GROUP_MAX = 64
@@ -167,18 +205,18 @@ class SQLiteBase:
                     break
                 batch.append(job)
             # a caller cancelled before its turn: skip it (as a not yet started executor job)
-            batch = [(fn, fut) for fn, fut in batch if fut.set_running_or_notify_cancel()]
+            batch = [job for job in batch if job[1].set_running_or_notify_cancel()]
             if not batch:
                 continue
             results: list[tuple[bool, Any]] = []
             try:
                 if conn is None:
-                    conn = self._open(self.path, SCHEMA)
+                    conn = self._opening(lambda: self._open(self.path, SCHEMA))
                 if len(batch) == 1:  # the common case at low concurrency: no savepoint
                     results.append((True, self._write(conn, batch[0][0])))
                 else:
                     conn.execute("BEGIN IMMEDIATE")
-                    for fn, _fut in batch:
+                    for fn, _fut, _frees in batch:
                         conn.execute("SAVEPOINT grouped")
                         try:
                             r = fn(conn)
@@ -196,16 +234,34 @@ class SQLiteBase:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                for _fn, fut in batch:
-                    fut.set_exception(exc)
-                continue
-            for (_fn, fut), (ok, value) in zip(batch, results):
+                results = [(False, exc)] * len(batch)
+            if conn is not None:
+                results = [self._freeing(conn, fn, ok, value) if frees else (ok, value)
+                           for (fn, _fut, frees), (ok, value) in zip(batch, results)]
+            for (_fn, fut, _frees), (ok, value) in zip(batch, results):
                 if ok:
                     fut.set_result(value)
+                elif is_full(value):
+                    fut.set_exception(insufficient(self.path.parent, value))
                 else:
                     fut.set_exception(value)
+            if conn is not None and time.monotonic() >= self._reserve_next:
+                self._reserve_next = time.monotonic() + RESERVE_CHECK_INTERVAL
+                self.reserve.ensure()  # grown back once there is room again
         if conn is not None:
             conn.close()
+
+    def _freeing(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any], ok: bool,
+                 value: Any) -> tuple[bool, Any]:
+        """A transaction that frees space but failed on a full disk: run it again, alone,
+        after each slice of the metadata reserve given back, until it commits or the
+        reserve is gone."""
+        while not ok and isinstance(value, Exception) and is_full(value) and self.reserve.release():
+            try:
+                ok, value = True, self._write(conn, fn)
+            except Exception as exc:
+                value = exc
+        return ok, value
 
     def _stop_writer(self) -> None:
         if self._writer is not None and self._writer_pid == os.getpid():

@@ -155,4 +155,4 @@ class ContainersMixin(SQLiteBase):
                 (project_id,),
             )
 
-        await self._tx(fn)
+        await self._tx(fn, frees=True)

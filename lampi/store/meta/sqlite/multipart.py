@@ -122,7 +122,7 @@ class MultipartMixin(ObjectsMixin):
             return [r[0] for r in c.execute(
                 "DELETE FROM mpu_parts WHERE upload_id = ? RETURNING blob_id", (upload_id,)).fetchall()]
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)
 
     async def pending_part_bytes(self, project_id: str, container: str) -> tuple[int, int]:
         """Bytes in the parts of uploads in progress: (in ``container``, in the project)."""
@@ -148,4 +148,4 @@ class MultipartMixin(ObjectsMixin):
             return [r[0] for r in c.execute(
                 "DELETE FROM manifest_parts WHERE owner = ? RETURNING blob_id", (owner_blob_id,)).fetchall()]
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)

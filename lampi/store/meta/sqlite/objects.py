@@ -224,7 +224,7 @@ class ObjectsMixin(SQLiteBase):
             self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
             return str(row[0])
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)
 
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
@@ -323,7 +323,7 @@ class ObjectsMixin(SQLiteBase):
                       (name, holder, now + ttl))
             return True
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)
 
     async def reap_expired(self, now: float, limit: int) -> list[str]:
         """Remove up to ``limit`` objects whose delete_at has passed; return their blob ids.
@@ -353,4 +353,4 @@ class ObjectsMixin(SQLiteBase):
                     blobs.append(str(row[0]))
             return blobs
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)

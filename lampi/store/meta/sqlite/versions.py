@@ -53,7 +53,7 @@ class VersionsMixin(ObjectsMixin):
                 self._adjust(c, container, -1, 0 if row[2] is not None else -self._stored_size(row[0], row[1]))
             return existed, self._insert_marker(c, container, name, ts), released
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)
 
     async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str | None, str]:
         def fn(c: sqlite3.Connection) -> tuple[bool, str | None, str]:
@@ -71,7 +71,7 @@ class VersionsMixin(ObjectsMixin):
                 cur = None
             return True, (str(row[0]) or None), (cur[0] or "null") if cur else "null"
 
-        return await self._tx(fn)
+        return await self._tx(fn, frees=True)
 
     async def restore_version(
         self, container: str, name: str, vid: str, keep_current: bool
