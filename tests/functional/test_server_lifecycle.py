@@ -18,7 +18,7 @@ import pytest
 import requests
 import swiftclient
 
-from tests.functional.conftest import LampiServer, free_port, lampi_cmd
+from tests.functional.conftest import LampiServer, free_port, lampi_cmd, spawn_server, stop_server, wait_healthy
 
 READY_LIMIT = 1.0
 
@@ -29,30 +29,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> float:
-    """Seconds until /healthcheck first answers 200."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            if requests.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                return time.monotonic() - start
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.005)
-    raise AssertionError("server did not become ready")
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds until /healthcheck first answers 200 (errors retried until a generous deadline)."""
+    return wait_healthy(url, proc)
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
+    return stop_server(proc, sig)
 
 
 def connect(srv: LampiServer) -> swiftclient.Connection:
@@ -80,9 +63,9 @@ def test_ready_within_one_second_on_fresh_data_dir(tmp_path: Path) -> None:
     for attempt in range(2):
         port = free_port()
         start = time.monotonic()
-        proc = subprocess.Popen([*lampi_cmd(), "serve", "--port", str(port), "--data-dir",
-                                 str(tmp_path / f"d{attempt}")], env=clean_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = spawn_server([*lampi_cmd(), "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / f"d{attempt}")], env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(f"http://127.0.0.1:{port}", proc)
             times.append(time.monotonic() - start)
@@ -118,9 +101,9 @@ def test_banner_prints_endpoint_and_openrc_hint(fresh_server: LampiServer) -> No
 def test_config_from_env_vars(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "envdata"
-    proc = subprocess.Popen([*lampi_cmd(), "serve"], env=clean_env(LAMPI_PORT=str(port), LAMPI_DATA_DIR=str(data),
-                                                                    LAMPI_REGION="lab-1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = spawn_server([*lampi_cmd(), "serve"], env=clean_env(LAMPI_PORT=str(port), LAMPI_DATA_DIR=str(data),
+                                                                LAMPI_REGION="lab-1"),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
         assert (data / "meta.db").exists()
@@ -139,8 +122,8 @@ def test_config_from_toml_and_precedence(tmp_path: Path) -> None:
     cfg.write_text(f'port = {toml_port}\ndata_dir = "{data}"\nregion = "toml-region"\ntoken_ttl = 600\n')
 
     # TOML alone, --config after the subcommand
-    proc = subprocess.Popen([*lampi_cmd(), "serve", "--config", str(cfg)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = spawn_server([*lampi_cmd(), "serve", "--config", str(cfg)], env=clean_env(),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{toml_port}", proc)
         assert "OS_REGION_NAME='toml-region'" in (data / "openrc.sh").read_text()
@@ -158,8 +141,8 @@ def test_config_from_toml_and_precedence(tmp_path: Path) -> None:
         assert stop(proc) == 0
 
     # env beats TOML (LAMPI_CONFIG names the file), a flag beats env
-    proc = subprocess.Popen([*lampi_cmd(), "serve"], env=clean_env(LAMPI_CONFIG=str(cfg), LAMPI_PORT=str(env_port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = spawn_server([*lampi_cmd(), "serve"], env=clean_env(LAMPI_CONFIG=str(cfg), LAMPI_PORT=str(env_port)),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{env_port}", proc)
         with pytest.raises(requests.ConnectionError):
@@ -169,9 +152,9 @@ def test_config_from_toml_and_precedence(tmp_path: Path) -> None:
     finally:
         assert stop(proc) == 0
 
-    proc = subprocess.Popen([*lampi_cmd(), "--config", str(cfg), "serve", "--port", str(flag_port)],
-                            env=clean_env(LAMPI_PORT=str(env_port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = spawn_server([*lampi_cmd(), "--config", str(cfg), "serve", "--port", str(flag_port)],
+                        env=clean_env(LAMPI_PORT=str(env_port)),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{flag_port}", proc)
         with pytest.raises(requests.ConnectionError):
