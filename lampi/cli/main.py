@@ -201,8 +201,9 @@ def init(ctx: click.Context, **flags: Any) -> None:
 
     The same first-start set-up as `lampi serve`: the metadata store, domain Default,
     project `admin`, user `admin` with a random password and the OpenStack RC file v3
-    (`lampi openrc`). On an existing data dir nothing changes (except that a missing RC
-    file is written again, with a new admin password, as `lampi serve` does).
+    (`lampi openrc`). On an existing data dir nothing is created; as `lampi serve`
+    does, the RC file is pointed at the given host and port (or, if it was lost,
+    written again with a new admin password).
     """
     from lampi.http.server import bootstrap
 

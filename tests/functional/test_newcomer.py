@@ -116,22 +116,24 @@ def test_user_made_from_another_directory_is_refused_then_works(server: LampiSer
 def test_init_creates_a_store_serve_then_uses(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "store"
-    res = lampi("init", "--data-dir", str(data), "--port", str(port))
+    res = lampi("init", "--data-dir", str(data))
     assert res.returncode == 0, res.stderr
     dd = str(data.resolve())
     assert f"created lampi data dir {dd}" in res.stdout
     assert f'eval "$(lampi openrc --data-dir {dd})"' in res.stdout
     assert f"lampi serve --data-dir {dd}" in res.stdout
     assert (data / "meta.db").is_file()
-    rc = (data / "openrc.sh").read_text()
+    first = (data / "openrc.sh").read_text()
     assert stat.S_IMODE((data / "openrc.sh").stat().st_mode) == 0o600
-    assert f"OS_AUTH_URL='http://127.0.0.1:{port}/v3'" in rc
+    assert "OS_AUTH_URL='http://127.0.0.1:8080/v3'" in first
 
-    # again: nothing changes, the password in the RC file stays valid
+    # again, with the port the server will use: nothing is created, the RC file keeps
+    # its password and points at that port (as `lampi serve` would point it)
     again = lampi("init", "--data-dir", str(data), "--port", str(port))
     assert again.returncode == 0, again.stderr
     assert "exists already; nothing created" in again.stdout and "created lampi" not in again.stdout
-    assert (data / "openrc.sh").read_text() == rc
+    rc = (data / "openrc.sh").read_text()
+    assert rc == first.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
 
     # admin commands work on it, before any server ran
     made = lampi("project", "create", "lab", "--data-dir", str(data))
