@@ -122,7 +122,8 @@ def cli(config: str | None) -> None:
     and the S3 API over the same buckets: a self-hostable twin of CSC's Allas.
 
     Start a server with `lampi serve` (its first start creates the data dir, an admin
-    user and an OpenStack RC file), load the credentials with `eval "$(lampi openrc)"`
+    user and an OpenStack RC file; `lampi init` does that alone), load the credentials
+    with `eval "$(lampi openrc)"`
     and use swift, openstack, rclone or python-swiftclient; S3 keys (for aws, s3cmd,
     boto3) come from `openstack ec2 credentials create` or `lampi credential create`.
     The admin commands (project, user, role, credential, fsck) work on an existing
@@ -193,7 +194,8 @@ def serve(ctx: click.Context, **flags: Any) -> None:
               help="Port the server will listen on, for the RC file's URL [env LAMPI_PORT; default 8080].")
 @click.option("--public-url", envvar="LAMPI_PUBLIC_URL", default=None,
               help="Public base URL, for the RC file's URL [env LAMPI_PUBLIC_URL].")
-@click.option("--region", envvar="LAMPI_REGION", default=None, help="Region in the RC file [env LAMPI_REGION; default regionOne].")
+@click.option("--region", envvar="LAMPI_REGION", default=None,
+              help="Region in the RC file [env LAMPI_REGION; default regionOne].")
 @data_dir_option
 @click.pass_context
 def init(ctx: click.Context, **flags: Any) -> None:
@@ -509,7 +511,8 @@ def credential_create(ctx: click.Context, args: tuple[str, ...], user_opt: str |
 
 @credential.command("list")
 @click.option("--user", "user_ref", default=None, metavar="USER", help="Only this user's keys (name or id).")
-@click.option("--project", "project_ref", default=None, metavar="PROJECT", help="Only keys for this project (name or id).")
+@click.option("--project", "project_ref", default=None, metavar="PROJECT",
+              help="Only keys for this project (name or id).")
 @data_dir_option
 @json_option
 @click.pass_context
