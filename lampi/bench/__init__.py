@@ -10,5 +10,5 @@ Modules:
 - :mod:`.limits`   sequential write+fsync, 4 KiB write+fsync rate, loopback TCP
 - :mod:`.servers`  start/stop lampi and a single-node Swift (cache venv) on loopback
 - :mod:`.runner`   phases, alternation between targets, the result document
-- :mod:`.report`   rich tables, ratios against the targets of issue 5
+- :mod:`.report`   rich tables (fitted to the terminal), ratios against the performance targets
 """

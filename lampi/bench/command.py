@@ -35,7 +35,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
           s3: bool = False, s3_endpoint: str | None = None, s3_access_key: str | None = None,
           s3_secret_key: str | None = None, s3_region: str | None = None) -> dict[str, Any]:
     err = Console(stderr=True)
-    out = Console() if sys.stdout.isatty() else Console(width=160)  # files and pipes get full rows
+    # the terminal's width (or COLUMNS when set); files and pipes get full rows
+    out = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else Console(width=160)
     work: Path | None = None
     if compare:
         if compare != "swift":

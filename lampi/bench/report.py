@@ -1,10 +1,16 @@
-"""Ratios, the targets of issue 5, and the rich tables."""
+"""Ratios, the performance targets (docs/benchmarks.md), and the tables.
+
+The terminal tables fit the console's width: a table too wide for it is printed as
+several narrower ones, each repeating the row's name, so no figure is cut short.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from lampi.bench.util import human_size
@@ -64,7 +70,7 @@ def fractions(phases: list[dict[str, Any]], limits: dict[str, Any] | None) -> li
 
 
 def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 5 with what this run measured; ``met`` is None when not measured."""
+    """Each performance target with what this run measured; ``met`` is None when not measured."""
     checks: list[dict[str, Any]] = []
     for r in doc.get("ratios", []):
         need = RATIO_TARGETS.get(r["phase"])
@@ -104,67 +110,89 @@ def _f(v: Any, nd: int = 1) -> str:
     return f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}"
 
 
+def _table(title: str, headers: list[str], rows: list[list[str]], left: int = 1) -> Table:
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for i, h in enumerate(headers):
+        # text wraps; a figure is never cut short (fold: at worst it breaks onto a second line)
+        t.add_column(h, justify="left" if i < left else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def print_table(con: Console, title: str, headers: list[str], rows: list[list[str]], key: int = 1,
+                left: int = 1, split: bool = True) -> None:
+    """Print a table no wider than the console. Columns of figures: when they do not all
+    fit, the columns after the first ``key`` (the row's name) are spread over several
+    tables, each repeating the name columns, titled "title (1/2)", "(2/2)"... Tables of
+    text (``split=False``) wrap their cells instead."""
+    width = con.width
+    unbounded = con.options.update(max_width=1_000_000)  # natural widths, not clamped to the console
+
+    def fits(cols: list[int]) -> bool:
+        t = _table(title, [headers[c] for c in cols], [[r[c] for c in cols] for r in rows],
+                   left=sum(1 for c in cols if c < left))
+        return Measurement.get(con, unbounded, t).maximum <= width
+
+    keys = list(range(key))
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for c in range(key, len(headers)):
+        if split and current and not fits(keys + current + [c]):
+            groups.append(current)
+            current = []
+        current.append(c)
+    groups.append(current)
+    for n, cols in enumerate(groups, 1):
+        cols = keys + cols
+        name = title if len(groups) == 1 else f"{title} ({n}/{len(groups)})"
+        con.print(_table(name, [headers[c] for c in cols], [[r[c] for c in cols] for r in rows],
+                         left=sum(1 for c in cols if c < left)))
+
+
 def render(doc: dict[str, Any], console: Console | None = None) -> None:
     con = console or Console()
     m = doc["machine"]
     con.print(f"[bold]lampi bench[/] {doc['started_at']} — {m.get('cores')} cores ({m.get('cpu', '?')}), "
               f"{m.get('memory_gib')} GiB RAM, disk {m['disk'].get('device', '?')} {m['disk'].get('fstype', '')}; "
               f"load average {m.get('loadavg_start')} → {doc.get('loadavg_end')}")
-    t = Table(title="Phases", title_justify="left")
-    for h in ("Phase", "Target", "ops", "err", "sec", "ops/s", "MB/s", "p50 ms", "p99 ms", "RSS MiB start→peak"):
-        t.add_column(h, justify="left" if h in ("Phase", "Target") else "right")
+    rows = []
     for p in doc["phases"]:
         rss = f"{p['rss_start_mib']:.0f}→{p['rss_peak_mib']:.0f}" if "rss_peak_mib" in p else "-"
-        t.add_row(p["label"], p["target"], _f(p["ops"]), _f(p["errors"]) if not p["errors"] else f"[red]{p['errors']}",
-                  _f(p["seconds"], 2), _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2),
-                  _f(p["p99_ms"], 2), rss)
-    con.print(t)
+        rows.append([p["label"], p["target"], _f(p["ops"]), _f(p["errors"]) if not p["errors"] else f"[red]{p['errors']}",
+                     _f(p["seconds"], 2), _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2),
+                     _f(p["p99_ms"], 2), rss])
+    print_table(con, "Phases", ["Phase", "Target", "ops", "err", "sec", "ops/s", "MB/s", "p50 ms", "p99 ms",
+                                "RSS MiB start→peak"], rows, key=2, left=2)
     if doc.get("ratios"):
-        t = Table(title="lampi / Swift", title_justify="left")
-        for h in ("Phase", "c", "unit", "lampi", "Swift", "ratio", "p50 Swift/lampi"):
-            t.add_column(h, justify="left" if h in ("Phase", "unit") else "right")
-        for r in doc["ratios"]:
-            t.add_row(r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]),
-                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2))
-        con.print(t)
+        print_table(con, "lampi / Swift", ["Phase", "c", "unit", "lampi", "Swift", "ratio", "p50 Swift/lampi"],
+                    [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]),
+                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2)] for r in doc["ratios"]], key=2)
     if doc.get("s3_ratios"):
-        t = Table(title="lampi S3 / lampi Swift", title_justify="left")
-        for h in ("Phase", "c", "unit", "S3", "Swift", "ratio", "p50 Swift/S3"):
-            t.add_column(h, justify="left" if h in ("Phase", "unit") else "right")
-        for r in doc["s3_ratios"]:
-            t.add_row(r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi-s3"]), _f(r["lampi"]),
-                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2))
-        con.print(t)
+        print_table(con, "lampi S3 / lampi Swift", ["Phase", "c", "unit", "S3", "Swift", "ratio", "p50 Swift/S3"],
+                    [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi-s3"]), _f(r["lampi"]),
+                      _f(r["ratio"], 2), _f(r["p50_ratio"], 2)] for r in doc["s3_ratios"]], key=2)
     if doc.get("limits"):
         lim = doc["limits"]
-        t = Table(title=f"Machine limits ({lim['directory']})", title_justify="left")
-        t.add_column("Limit")
-        t.add_column("Result", justify="right")
-        t.add_row(_seq_label(lim), f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s")
-        t.add_row("4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
-                  f"({lim['small_write_fsync_4k']['avg_ms']} ms each)")
+        rows = [[_seq_label(lim), f"{lim['seq_write_fsync']['mb_per_s']:,.1f} MB/s"],
+                ["4 KiB write + fsync", f"{lim['small_write_fsync_4k']['ops_per_s']:,.0f} /s "
+                 f"({lim['small_write_fsync_4k']['avg_ms']} ms each)"]]
         if "md5_one_core" in lim:
-            t.add_row("MD5, one core (an ETag's cost)", f"{lim['md5_one_core']['mb_per_s']:,.1f} MB/s")
-        t.add_row("loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s")
-        for f in doc.get("fractions", []):
-            t.add_row(f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}")
-        con.print(t)
+            rows.append(["MD5, one core (an ETag's cost)", f"{lim['md5_one_core']['mb_per_s']:,.1f} MB/s"])
+        rows.append(["loopback TCP", f"{lim['loopback_tcp']['mb_per_s']:,.1f} MB/s"])
+        rows += [[f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}"] for f in doc.get("fractions", [])]
+        print_table(con, f"Machine limits ({lim['directory']})", ["Limit", "Result"], rows, split=False)
     if doc.get("servers"):
-        t = Table(title="Servers", title_justify="left")
-        for h in ("Server", "version", "workers", "ready after s", "idle RSS MiB", "peak RSS (Σ VmHWM) MiB"):
-            t.add_column(h)
-        for name, s in doc["servers"].items():
-            t.add_row(name, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
-                      _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib")))
-        con.print(t)
+        print_table(con, "Servers", ["Server", "version", "workers", "ready after s", "idle RSS MiB",
+                                     "peak RSS (Σ VmHWM) MiB"],
+                    [[name, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
+                      _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib"))] for name, s in doc["servers"].items()],
+                    left=2)
     if doc.get("targets"):
-        t = Table(title="Targets (issue 5)", title_justify="left")
-        for h in ("Target", "Measured", "Met"):
-            t.add_column(h)
-        for c in doc["targets"]:
-            met = "-" if c["met"] is None else ("[green]yes" if c["met"] else "[red]no")
-            t.add_row(c["target"], c["measured"], met)
-        con.print(t)
+        print_table(con, "Targets", ["Target", "Measured", "Met"],
+                    [[c["target"], c["measured"],
+                      "-" if c["met"] is None else ("[green]yes" if c["met"] else "[red]no")] for c in doc["targets"]],
+                    left=3, split=False)
     for e in doc.get("setup_errors", []):
         con.print(f"[red]setup/cleanup error:[/] {e}")
     if doc.get("leftover_processes"):
@@ -216,7 +244,7 @@ def markdown(doc: dict[str, Any]) -> str:
               [[n, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
                 _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib"))] for n, s in doc["servers"].items()])
     if doc.get("targets"):
-        table(["Target (issue 5)", "Measured", "Met"],
+        table(["Target", "Measured", "Met"],
               [[c["target"], c["measured"], "-" if c["met"] is None else ("yes" if c["met"] else "**no**")]
                for c in doc["targets"]])
     return "\n".join(lines)

@@ -1,8 +1,11 @@
-"""``lampi`` command line: serve, openrc, project/user/role administration, fsck.
+"""``lampi`` command line: serve, init, openrc, project/user/role/credential administration, fsck.
 
 Every setting is a flag, a ``LAMPI_*`` environment variable, or a key in the TOML
 file given with ``--config`` / ``LAMPI_CONFIG``. Admin commands work directly on the
-data dir, also while a server is running on it (SQLite WAL allows that).
+data dir, also while a server is running on it (SQLite WAL allows that). Only
+``lampi serve`` and ``lampi init`` create a data dir; every other command refuses
+one that does not exist (exit status 2), so that a mistyped ``--data-dir`` or
+another working directory cannot quietly start a second, empty store.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ T = TypeVar("T")
 
 DATA_DIR_HELP = "Data directory [env LAMPI_DATA_DIR; default ./lampi-data]."
 CONFIG_HELP = "TOML config file [env LAMPI_CONFIG]."
+NO_STORE_EXIT = 2  # as `lampi fsck` always had it: 1 there means "damage found"
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -35,17 +39,33 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
+def _require_store(settings: Settings) -> None:
+    """Refuse, in one line naming the path, a data dir that holds no lampi store.
+
+    Only `lampi serve` and `lampi init` create one: an admin command run from another
+    directory or with a mistyped --data-dir would otherwise make a second, empty store
+    (with an admin of its own) that the running server never sees.
+    """
+    path = settings.data_path
+    if not (path / "meta.db").is_file():
+        err = click.ClickException(
+            f"no lampi data in {path.resolve()} (no meta.db): create it with `lampi init` or `lampi serve`, "
+            f"or give the existing one with --data-dir or LAMPI_DATA_DIR")
+        err.exit_code = NO_STORE_EXIT
+        raise err
+
+
 def _run(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``fn(identity_service)`` against the data dir's stores."""
+    """Run ``fn(identity_service)`` against the data dir's stores (which must exist)."""
     from lampi.identity.service import IdentityService
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
+    _require_store(settings)
+
     async def go() -> T:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
         meta = SQLiteMetaStore(settings.data_path / "meta.db")
         try:
             ident = IdentityService(meta, settings)
-            await ident.bootstrap()
             return await fn(ident)
         finally:
             await meta.close()
@@ -66,7 +86,9 @@ def _emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers
     if rows is None:
         click.echo(data if isinstance(data, str) else json.dumps(data, indent=2))
         return
-    table = Table(*(headers or []))
+    table = Table()
+    for h in headers or []:
+        table.add_column(h, overflow="fold")  # ids and access keys wrap whole, never cut to "…"
     for r in rows:
         table.add_row(*r)
     Console().print(table)
@@ -96,10 +118,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.version_option(__version__, prog_name="lampi")
 @click.option("--config", envvar="LAMPI_CONFIG", default=None, help=CONFIG_HELP)
 def cli(config: str | None) -> None:
-    """lampi — object storage speaking OpenStack Swift (Keystone v3 login) and S3.
+    """lampi — object storage speaking the OpenStack Swift API (with Keystone v3 login)
+    and the S3 API over the same buckets: a self-hostable twin of CSC's Allas.
 
-    Start a server with `lampi serve`, then load its credentials with
-    `eval "$(lampi openrc)"` and use swift, openstack, rclone or python-swiftclient.
+    Start a server with `lampi serve` (its first start creates the data dir, an admin
+    user and an OpenStack RC file; `lampi init` does that alone), load the credentials
+    with `eval "$(lampi openrc)"`
+    and use swift, openstack, rclone or python-swiftclient; S3 keys (for aws, s3cmd,
+    boto3) come from `openstack ec2 credentials create` or `lampi credential create`.
+    The admin commands (project, user, role, credential, fsck) work on an existing
+    data dir, also while the server runs.
     """
     from lampi.store.fsmodes import private_umask
 
@@ -132,11 +160,13 @@ def cli(config: str | None) -> None:
                    "less: 507 Insufficient Storage [env LAMPI_MIN_FREE_SPACE; default 1%].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
-    """Run the server (Keystone v3 + Swift API) on one port.
+    """Run the server: Keystone v3, the Swift API and the S3 API on one port.
 
     Zero config: SQLite metadata and files under the data dir. The first start
     creates domain Default, project `admin` and user `admin` with a random password,
-    and writes an OpenStack RC file v3 (see `lampi openrc`).
+    and writes an OpenStack RC file v3 (see `lampi openrc`). S3 is served path style
+    on the same port, virtual-hosted style with --s3-domain, and on a port of its own
+    with --s3-port.
     """
     from lampi.http.server import serve as run_server
     from lampi.log import setup_logging
@@ -164,14 +194,50 @@ def serve(ctx: click.Context, **flags: Any) -> None:
 
 
 @cli.command()
+@click.option("--host", envvar="LAMPI_HOST", default=None,
+              help="Address the server will listen on, for the RC file's URL [env LAMPI_HOST; default 127.0.0.1].")
+@click.option("--port", envvar="LAMPI_PORT", type=int, default=None,
+              help="Port the server will listen on, for the RC file's URL [env LAMPI_PORT; default 8080].")
+@click.option("--public-url", envvar="LAMPI_PUBLIC_URL", default=None,
+              help="Public base URL, for the RC file's URL [env LAMPI_PUBLIC_URL].")
+@click.option("--region", envvar="LAMPI_REGION", default=None,
+              help="Region in the RC file [env LAMPI_REGION; default regionOne].")
+@data_dir_option
+@click.pass_context
+def init(ctx: click.Context, **flags: Any) -> None:
+    """Create a data dir without starting a server.
+
+    The same first-start set-up as `lampi serve`: the metadata store, domain Default,
+    project `admin`, user `admin` with a random password and the OpenStack RC file v3
+    (`lampi openrc`). On an existing data dir nothing is created; as `lampi serve`
+    does, the RC file is pointed at the given host and port (or, if it was lost,
+    written again with a new admin password).
+    """
+    from lampi.http.server import bootstrap
+
+    settings = _settings(ctx, **flags)
+    boot = bootstrap(settings)
+    dd = settings.data_path.resolve()
+    if boot.created:
+        click.echo(f"created lampi data dir {dd}: project '{boot.project.name}', user '{boot.user.name}' "
+                   f"(password in {dd / 'openrc.sh'})")
+    else:
+        click.echo(f"lampi data dir {dd} exists already; nothing created")
+    click.echo(f"  credentials:  eval \"$(lampi openrc --data-dir {dd})\"")
+    click.echo(f"  start:        lampi serve --data-dir {dd}")
+
+
+@cli.command()
 @data_dir_option
 @click.pass_context
 def openrc(ctx: click.Context, data_dir: str | None) -> None:
     """Print the admin's OpenStack RC file v3: eval "$(lampi openrc)"."""
     settings = _settings(ctx, data_dir=data_dir)
+    _require_store(settings)
     path = settings.data_path / "openrc.sh"
     if not path.exists():
-        raise click.ClickException(f"{path} not found: start the server once with `lampi serve`")
+        raise click.ClickException(f"{path.resolve()} not found: `lampi serve` or `lampi init` writes it anew "
+                                   "(with a new admin password)")
     click.echo(path.read_text(), nl=False)
 
 
@@ -310,13 +376,43 @@ def role() -> None:
     """Grant and revoke roles (admin, member, reader) of users on projects."""
 
 
+def _named(args: tuple[str, ...], given: dict[str, str | None]) -> list[str]:
+    """The user, project (and role) a command names: each from its option (--user,
+    --project, --role) when given, else from the positional arguments in order, so that
+    `role grant alice lab member` and `role grant --user alice --project lab member` agree."""
+    rest = list(args)
+    out = []
+    for name, value in given.items():
+        if value is None:
+            if not rest:
+                raise click.UsageError(f"missing {name.upper()} (as an argument or --{name})")
+            value = rest.pop(0)
+        out.append(value)
+    if rest:
+        raise click.UsageError(f"unexpected extra argument{'s' if len(rest) > 1 else ''}: {' '.join(rest)}")
+    return out
+
+
+_user_option = click.option("--user", "user_opt", default=None, metavar="USER",
+                            help="The user (name or id); or give it as the first argument.")
+_project_option = click.option("--project", "project_opt", default=None, metavar="PROJECT",
+                               help="The project (name or id); or give it as an argument after USER.")
+
+
 def _role_cmd(grant: bool) -> Callable[..., None]:
-    @click.argument("user_ref")
-    @click.argument("project_ref")
-    @click.argument("role_name", type=click.Choice(ROLES))
+    @click.argument("args", nargs=-1, metavar="[USER] [PROJECT] [ROLE]")
+    @_user_option
+    @_project_option
+    @click.option("--role", "role_opt", type=click.Choice(ROLES), default=None,
+                  help="The role (admin, member, reader); or give it as the last argument.")
     @data_dir_option
     @click.pass_context
-    def cmd(ctx: click.Context, user_ref: str, project_ref: str, role_name: str, data_dir: str | None) -> None:
+    def cmd(ctx: click.Context, args: tuple[str, ...], user_opt: str | None, project_opt: str | None,
+            role_opt: str | None, data_dir: str | None) -> None:
+        user_ref, project_ref, role_name = _named(args, {"user": user_opt, "project": project_opt, "role": role_opt})
+        if role_name not in ROLES:
+            raise click.UsageError(f"invalid role {role_name!r}: choose from {', '.join(ROLES)}")
+
         async def go(i: Any) -> None:
             u = await i.find_user(user_ref)
             p = await i.find_project(project_ref)
@@ -330,8 +426,10 @@ def _role_cmd(grant: bool) -> Callable[..., None]:
     return cmd
 
 
-role.command("grant", help="Give USER the role ROLE on PROJECT.")(_role_cmd(True))
-role.command("revoke", help="Take the role ROLE on PROJECT from USER.")(_role_cmd(False))
+role.command("grant", help="Give USER the role ROLE on PROJECT (as arguments, or --user, --project, --role).")(
+    _role_cmd(True))
+role.command("revoke", help="Take the role ROLE on PROJECT from USER (as arguments, or --user, --project, --role).")(
+    _role_cmd(False))
 
 
 # -- fsck ------------------------------------------------------------------------------
@@ -358,10 +456,7 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
     settings = _settings(ctx, data_dir=data_dir)
-    if not (settings.data_path / "meta.db").exists():
-        err = click.ClickException(f"no lampi data in {settings.data_path}")
-        err.exit_code = 2  # not 1, which means "damage found"
-        raise err
+    _require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
         meta = SQLiteMetaStore(settings.data_path / "meta.db")
@@ -400,14 +495,18 @@ def credential() -> None:
 
 
 @credential.command("create")
-@click.argument("user_ref")
-@click.argument("project_ref")
+@click.argument("args", nargs=-1, metavar="[USER] [PROJECT]")
+@_user_option
+@_project_option
 @data_dir_option
 @json_option
 @click.pass_context
-def credential_create(ctx: click.Context, user_ref: str, project_ref: str, data_dir: str | None, as_json: bool) -> None:
-    """Make an S3 key pair acting as USER in PROJECT (names or ids)."""
+def credential_create(ctx: click.Context, args: tuple[str, ...], user_opt: str | None, project_opt: str | None,
+                      data_dir: str | None, as_json: bool) -> None:
+    """Make an S3 key pair acting as USER in PROJECT (names or ids; as arguments, or --user and --project)."""
     from lampi.identity import ec2
+
+    user_ref, project_ref = _named(args, {"user": user_opt, "project": project_opt})
 
     async def go(i: Any) -> Any:
         u = await i.find_user(user_ref)
@@ -420,17 +519,21 @@ def credential_create(ctx: click.Context, user_ref: str, project_ref: str, data_
 
 
 @credential.command("list")
-@click.option("--user", "user_ref", default=None, help="Only this user's keys (name or id).")
+@click.option("--user", "user_ref", default=None, metavar="USER", help="Only this user's keys (name or id).")
+@click.option("--project", "project_ref", default=None, metavar="PROJECT",
+              help="Only keys for this project (name or id).")
 @data_dir_option
 @json_option
 @click.pass_context
-def credential_list(ctx: click.Context, user_ref: str | None, data_dir: str | None, as_json: bool) -> None:
+def credential_list(ctx: click.Context, user_ref: str | None, project_ref: str | None, data_dir: str | None,
+                    as_json: bool) -> None:
     """List S3 key pairs (secrets only with --json)."""
 
     async def go(i: Any) -> list[dict[str, Any]]:
         uid = (await i.find_user(user_ref)).id if user_ref else None
+        pid = (await i.find_project(project_ref)).id if project_ref else None
         return [{"access": c.access, "secret": c.secret, "user_id": c.user_id, "project_id": c.project_id}
-                for c in await i.meta.list_credentials(uid)]
+                for c in await i.meta.list_credentials(uid) if pid is None or c.project_id == pid]
 
     data = _run(_settings(ctx, data_dir=data_dir), go)
     _emit(as_json, data, [[d["access"], d["user_id"], d["project_id"]] for d in data], ["Access", "User ID", "Project ID"])

@@ -59,9 +59,9 @@ def bootstrap(settings: Settings) -> Bootstrap:
 def refresh_openrc(ident: IdentityService) -> None:
     """Point an existing RC file at this server's endpoint and region.
 
-    The file is written once, by whichever command first touched the data dir (an
-    admin command uses the default port), and the server may be started on another
-    host, port or public URL later; the credentials in it stay as they are.
+    The file is written once, when the data dir is made (by `lampi init`, perhaps
+    with other settings, or a first `lampi serve`), and the server may be started on
+    another host, port or public URL later; the credentials in it stay as they are.
     """
     path = ident.rc_path()
     try:

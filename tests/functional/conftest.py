@@ -2,24 +2,184 @@
 
 Tests talk to it only with real clients (python-swiftclient, keystoneauth1, the
 ``swift`` and ``openstack`` CLIs, requests for raw HTTP).
+
+Robust on a busy machine, and nothing left running:
+
+- readiness is polled until a generous deadline (``LAMPI_TEST_START_TIMEOUT``, default
+  120 s), retrying every error — connection refused, reset, a read timeout — with a
+  per-try timeout that grows from 1 s to 10 s;
+- every server is started by :func:`spawn_server` in a session (and process group) of
+  its own, so stopping it also stops its forked workers, and a Ctrl-C at the terminal
+  does not reach it half-way through a test;
+- every server started is remembered: fixture finalizers stop theirs, and at the end
+  of the run (``pytest_sessionfinish``, and ``atexit`` should that not run) whatever
+  is still alive is killed and reported. SIGTERM to pytest (a CI time-out) is turned
+  into KeyboardInterrupt, so the same clean-up runs.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+
+START_TIMEOUT = float(os.environ.get("LAMPI_TEST_START_TIMEOUT", "120"))
+STOP_TIMEOUT = 60.0
+
+# every server process this pytest run started (see spawn_server)
+_started: list[subprocess.Popen[bytes]] = []
+_started_lock = threading.Lock()
+
+
+def spawn_server(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a server process in a session of its own and remember it for the reaper."""
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    with _started_lock:
+        proc = subprocess.Popen(args, start_new_session=True, **popen)
+        _started.append(proc)
+    return proc
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float | None = None) -> float:
+    """Seconds until ``url``/healthcheck answers 200. Any error is retried until the
+    deadline (a server starting on a loaded machine may accept and then answer late);
+    the server exiting meanwhile is an error at once."""
+    start = time.monotonic()
+    deadline = start + (START_TIMEOUT if timeout is None else timeout)
+    per_try = 1.0
+    last: object = None
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            r = requests.get(f"{url}/healthcheck", timeout=per_try)
+            if r.status_code == 200:
+                return time.monotonic() - start
+            last = f"status {r.status_code}"
+        except requests.RequestException as exc:
+            last = exc
+        now = time.monotonic()
+        if now >= deadline:
+            raise RuntimeError(f"server not ready after {now - start:.0f} s (last: {last})")
+        per_try = min(per_try * 1.5, 10.0, max(deadline - now, 0.1))
+        time.sleep(0.05)
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to exit WITHOUT reaping it: while it is a
+    zombie its pid still names its process group, so killing that group can hit no
+    one else."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.returncode is not None:
+            return True
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _orphans(proc: subprocess.Popen[bytes]) -> list[int]:
+    """Live lampi processes left in the session of ``proc``, a server already reaped
+    (workers whose supervisor was killed). None when a process with the leader's pid
+    exists again: then the pid was reused, and that session is someone else's."""
+    if proc.returncode is None or os.path.exists(f"/proc/{proc.pid}"):
+        return []
+    return _session_members(proc.pid)
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live (not zombie) lampi processes in session ``sid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(d.name)) != sid:
+                continue
+            stat = (d / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if b"lampi" in (d / "cmdline").read_bytes():
+                out.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def stop_server(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+    """Send ``sig`` to the server, wait for it, then kill whatever is left of its
+    process group (forked workers); SIGKILL after ``timeout``. Returns its exit status."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
+        if not _exited(proc, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            _exited(proc, 30)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the leader is at most a zombie: the group is still ours
+        proc.wait()
+    for pid in _orphans(proc):  # workers of a leader that was killed and reaped earlier
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def reap_all() -> list[str]:
+    """Kill every server this run started that is still alive; return what was found."""
+    with _started_lock:
+        procs = list(_started)
+    found = []
+    for proc in procs:
+        alive = [proc.pid] if proc.returncode is None and not _exited(proc, 0) else _orphans(proc)
+        if alive:
+            found.append(f"{' '.join(map(str, alive))}: {' '.join(map(str, proc.args))}")
+        stop_server(proc, signal.SIGKILL, timeout=10)
+    return found
+
+
+atexit.register(reap_all)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI time-out, `kill`) would end pytest without finalizers or atexit:
+    # make it a KeyboardInterrupt, which pytest answers by tearing everything down.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own sessionfinish has torn down session fixtures
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaked = reap_all()
+    if leaked:
+        msg = "lampi servers still running at the end of the run (killed now):\n  " + "\n  ".join(leaked)
+        sys.stderr.write("\n" + msg + "\n")
+        if session.exitstatus == 0:
+            session.exitstatus = 1  # a fixture that leaks servers is a failure
 
 
 def free_port() -> int:
@@ -62,42 +222,32 @@ class LampiServer:
     def auth_url(self) -> str:
         return f"{self.url}/v3"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        """Start ``lampi serve`` and wait until it answers (see :func:`wait_healthy`)."""
         self.log_path = self.data_dir.parent / f"server-{self.port}-{int(time.time() * 1000)}.log"
-        log = open(self.log_path, "wb")
         env = dict(os.environ)
         env.pop("LAMPI_CONFIG", None)
-        self.proc = subprocess.Popen(
-            [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
-             *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"lampi exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"lampi did not become ready:\n{self.log()}")
+        with open(self.log_path, "wb") as log:
+            self.proc = spawn_server(
+                [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
+                 *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        try:
+            wait_healthy(self.url, self.proc, timeout)
+        except BaseException as exc:  # not ready, or interrupted: leave nothing running
+            stop_server(self.proc, signal.SIGKILL)
+            if isinstance(exc, RuntimeError):
+                raise RuntimeError(f"lampi on port {self.port}: {exc}:\n{self.log()}") from None
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_server(self.proc, sig, timeout)
 
     def openrc(self) -> dict[str, str]:
         return parse_openrc((self.data_dir / "openrc.sh").read_text())
@@ -119,17 +269,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
     base = tmp_path_factory.mktemp("lampi")
     srv = LampiServer(data_dir=base / "data", port=free_port())
     srv.start()
-    yield srv
-    srv.stop()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[LampiServer]:
     """A server of the test's own, for tests that stop, kill or reconfigure it."""
     srv = LampiServer(data_dir=tmp_path / "data", port=free_port())
-    yield srv
-    if srv.proc is not None:
-        srv.stop(signal.SIGKILL)
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.stop(signal.SIGKILL)
 
 
 @pytest.fixture

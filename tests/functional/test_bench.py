@@ -72,6 +72,50 @@ def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn)
     assert not [n for n in names if n.startswith(f"lampi-bench-{doc['run_id']}")]
 
 
+def test_bench_tables_fit_a_narrow_terminal(server: LampiServer, tmp_path: Path) -> None:
+    """COLUMNS=60: every line of the report fits, and no figure is cut to "…" — a table
+    too wide is split into column groups that repeat the phase. No issue numbers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    env.update(server.openrc(), COLUMNS="60")
+    assert server.proc is not None
+    proc, doc = bench(server, tmp_path, "--objects", "8", "--concurrency", "2", "--list-objects", "10",
+                      "--list-repeats", "1", "--large-size", "1MiB", "--server-pid", str(server.proc.pid),
+                      "--markdown", str(tmp_path / "bench.md"), env=env)
+    assert doc is not None
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60, proc.stdout
+    assert "…" not in proc.stdout
+    assert "Phases (1/" in proc.stdout  # did not fit in one: split
+    from lampi.bench.report import _f
+
+    for p in doc["phases"]:
+        assert p["label"] in proc.stdout
+        for figure in (_f(p["ops_per_s"]), _f(p["p50_ms"], 2), _f(p["p99_ms"], 2)):
+            assert any(figure in line and p["label"] in line for line in lines), (p["label"], figure)
+    assert doc["targets"] and "Targets" in proc.stdout
+    for text in (proc.stdout, (tmp_path / "bench.md").read_text()):
+        assert "issue" not in text.lower()
+
+    # the comparison tables too (a --compare run's document, rendered at 40 columns)
+    from rich.console import Console
+
+    from lampi.bench import report
+
+    doc["ratios"] = [{"phase": "small-put", "concurrency": 64, "unit": "ops_per_s", "lampi": 1234.5, "swift": 456.7,
+                      "ratio": 2.7, "p50_ratio": 3.1}]
+    doc["s3_ratios"] = [{"phase": "small-get", "concurrency": 64, "unit": "ops_per_s", "lampi-s3": 999.9,
+                         "lampi": 1111.1, "ratio": 0.9, "p50_ratio": 0.95}]
+    doc["targets"] = report.check_targets(doc)
+    con = Console(width=40, record=True, file=open(os.devnull, "w"))
+    report.render(doc, con)
+    text = con.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 40, text
+    assert "…" not in text
+    for figure in ("1,234.5", "456.7", "2.70", "3.10", "999.9", "1,111.1"):
+        assert figure in text, figure
+    assert "issue" not in text.lower()
+
+
 def test_bench_v1_auth_and_token(server: LampiServer, tmp_path: Path, token_and_url) -> None:  # noqa: ANN001
     rc = server.openrc()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
