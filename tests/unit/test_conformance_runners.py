@@ -102,6 +102,7 @@ def test_s3_config_has_what_the_suite_reads(tmp_path: Path) -> None:
         assert (sec["user_id"], sec["display_name"]) == (f"id-{k}", f"proj-{k}")
         assert (sec["access_key"], sec["secret_key"], sec["email"]) == (f"AK-{k}", f"SK-{k}", f"{k}@example.com")
     assert cp["s3 tenant"]["tenant"] == "proj-tenant"
+    assert cp["s3 main"]["api_name"] == s3.REGION  # GetBucketLocation's answer, lampi serve --region
     # s3tests.functional.configure() reads these with no fallback
     for section in ("iam", "iam root", "iam alt root"):
         for key in ("access_key", "secret_key", "user_id", "email"):
@@ -129,6 +130,8 @@ def test_s3_marker_filter_is_issue_12s() -> None:
     ("s3tests/functional/test_s3.py::test_multipart_upload_small", (), "multipart"),
     ("s3tests/functional/test_s3.py::test_bucket_listv2_delimiter_basic", ("list_objects_v2",), "listing"),
     ("s3tests/functional/test_s3.py::test_object_write_file", (), "object get/put/delete/metadata"),
+    ("s3tests/functional/test_s3.py::test_get_undefined_public_block", (), "public access block / ownership / attributes"),
+    ("s3tests/functional/test_s3.py::test_atomic_dual_write_4mb", (), "atomic reads/writes, 100-continue"),
     ("s3tests/functional/test_headers.py::test_object_create_bad_md5_invalid_short", ("auth_common",),
      "headers and auth (test_headers.py)"),
 ])
