@@ -100,6 +100,35 @@ def ensure_venv(venv: Path, python: str, packages: list[str], timeout: float = 1
 # -- lampi: one fresh server, always reaped --------------------------------------------------
 
 
+def session_members(sid: int) -> list[int]:
+    """Pids of the live processes in session ``sid`` (from /proc; empty elsewhere)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()  # after "pid (comm) "
+        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def kill_session(sid: int, grace: float) -> None:
+    """SIGTERM, then after ``grace`` seconds SIGKILL, to each process still in session
+    ``sid`` — one our runner started with ``start_new_session`` — by pid."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        members = session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while session_members(sid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
 class Lampi:
     """``lampi serve`` on a free port over a fresh data dir, in a session of its own so
     that stopping it reaches every worker; plus lampi's admin CLI on that data dir."""
@@ -133,7 +162,7 @@ class Lampi:
         env = dict(os.environ)
         env.pop("LAMPI_CONFIG", None)
         last_error = ""
-        for _attempt in range(3):  # a free port can be taken between probe and bind
+        for _attempt in range(3):  # an exit at start may be a port taken between probe and bind: retry
             self.port = free_port()
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
@@ -154,12 +183,17 @@ class Lampi:
                 except (urllib.error.URLError, OSError):
                     pass
                 time.sleep(0.25)
+            exited = self.proc.poll() is not None
             last_error = self.log_tail()
             self.stop()
-        raise RuntimeError(f"lampi serve did not become ready within {self.ready_timeout:.0f} s:\n{last_error}")
+            if not exited:
+                raise RuntimeError(f"lampi serve did not become ready within {self.ready_timeout:.0f} s:\n"
+                                   f"{last_error}")
+        raise RuntimeError(f"lampi serve exited at start (3 tries):\n{last_error}")
 
     def stop(self, timeout: float = 60.0) -> None:
-        """SIGTERM to the server's session (parent and workers), SIGKILL after ``timeout``."""
+        """SIGTERM to the server's session (parent and workers), SIGKILL after ``timeout``;
+        then any process still in that session (a worker that outlived its parent)."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -170,9 +204,7 @@ class Lampi:
                 os.killpg(proc.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(wait)
-        # workers of a parent that already exited: the session's group is still ours
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid, grace=30.0)
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -238,6 +270,7 @@ def run_pytest(python: Path, args: list[str], cwd: Path, env: dict[str, str], lo
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            kill_session(proc.pid, grace=10.0)  # anything the suite left running
 
 
 # -- results --------------------------------------------------------------------------------

@@ -264,3 +264,35 @@ def test_runners_help() -> None:
     for name in ("swift-functional", "s3-tests"):
         res = subprocess.run([str(CONF_DIR / name / "run"), "--help"], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and "--floor" in res.stdout and "--list-failures" in res.stdout
+
+
+def test_kill_session_ends_every_process_of_the_session() -> None:
+    """The runners' last word on a server or suite: every process of the session they
+    started, found by session id and signalled by pid."""
+    import time
+
+    proc = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(harness.session_members(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        members = harness.session_members(proc.pid)
+        assert proc.pid in members and len(members) == 3
+        harness.kill_session(proc.pid, grace=10)
+        proc.wait(30)
+        assert harness.session_members(proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_server_that_exits_at_start_is_reported_with_its_log(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-lampi"
+    fake.write_text("#!/bin/sh\necho 'cannot open data dir' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    srv = harness.Lampi(str(fake), tmp_path, ready_timeout=60)
+    with pytest.raises(RuntimeError, match="exited at start") as exc:
+        srv.start()
+    assert "cannot open data dir" in str(exc.value)
+    assert srv.proc is None
