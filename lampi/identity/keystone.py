@@ -9,7 +9,6 @@ Errors use Keystone's ``{"error": {"code", "title", "message"}}``.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, jsonbody
 from lampi.core.models import Project, User
 from lampi.http.context import IDENTITY, PROJECT, SETTINGS
 from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles
@@ -140,8 +139,8 @@ async def _read_json(request: web.Request) -> Any:
     if len(raw) > MAX_AUTH_BODY:
         raise errors.InvalidArgument("request body too large")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return jsonbody.loads(raw)  # ValueError also for deep nesting and lone surrogates
+    except ValueError:
         raise errors.InvalidArgument("Expecting to find valid JSON in request body.") from None
 
 

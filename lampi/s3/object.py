@@ -18,6 +18,7 @@ from aiohttp import web
 
 from lampi.core import errors, quotas
 from lampi.core.models import ObjectRecord
+from lampi.core.numbers import uint
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
@@ -179,18 +180,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     spec = header.strip()[6:]
     if "," in spec:
         return None
-    first, sep, last = spec.partition("-")
-    first, last = first.strip(), last.strip()
-    if not sep or (not first and not last) or not (first or "0").isdigit() or not (last or "0").isdigit():
+    first_s, sep, last_s = spec.partition("-")
+    first, last = uint(first_s.strip() or "0"), uint(last_s.strip() or "0")
+    if not sep or (not first_s.strip() and not last_s.strip()) or first is None or last is None:
         return None
-    if not first:
-        n = int(last)
-        if n == 0:
+    if not first_s.strip():
+        if last == 0:
             raise errors.RangeNotSatisfiable()
-        return max(0, size - n), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+        return max(0, size - last), size
+    start = first
+    end = size if not last_s.strip() else min(last + 1, size)
+    if last_s.strip() and last < start:
         return None
     if start >= size:
         raise errors.RangeNotSatisfiable()
