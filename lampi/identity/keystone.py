@@ -503,6 +503,14 @@ async def read_api(request: web.Request, path: str) -> web.Response:
 # -- Swift v1.0 auth (tempauth-style) -----------------------------------------------------
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def v1_auth(request: web.Request) -> web.Response:
     """``GET /auth/v1.0`` with ``X-Auth-User: project:user`` and ``X-Auth-Key``."""
     if request.method not in ("GET", "HEAD"):
@@ -510,7 +518,8 @@ async def v1_auth(request: web.Request) -> web.Response:
     ident = request.app[IDENTITY]
     user_hdr = request.headers.get("X-Auth-User") or request.headers.get("X-Storage-User") or ""
     key = request.headers.get("X-Auth-Key") or request.headers.get("X-Storage-Pass") or ""
-    if ":" not in user_hdr or not key:
+    if ":" not in user_hdr or not key or not (_is_text(user_hdr) and _is_text(key)):
+        # bytes that are not UTF-8 (surrogate escapes from aiohttp) name no user: no store lookup
         return web.Response(status=401, text="Unauthorized\n")
     project_name, user_name = user_hdr.split(":", 1)
     user = await ident.meta.find_user(user_name, DEFAULT_DOMAIN.id)

@@ -215,7 +215,12 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
 
 
 async def _resolve_key(ident, access: str) -> tuple[Credential, Principal]:  # noqa: ANN001
-    cred = await ident.meta.get_credential(access)
+    try:
+        access.encode("utf-8")  # an Authorization header's bytes that are not UTF-8 name no key
+    except UnicodeEncodeError:
+        cred = None
+    else:
+        cred = await ident.meta.get_credential(access)
     if cred is None:
         raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
                       AWSAccessKeyId=access)

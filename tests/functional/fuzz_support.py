@@ -1,6 +1,7 @@
 """Helpers for tests/functional/test_fuzz.py: a raw HTTP/1.1 client, a SigV4 signer that
-signs only what the fuzz does not touch, and hypothesis strategies for the values
-clients put in headers, query strings, JSON and XML bodies.
+signs only what the fuzz does not touch, hypothesis strategies for the values clients put
+in headers, query strings, JSON and XML bodies, and the server under fuzz (``Env``: the
+containers, objects, S3 bucket and multipart upload the parsers are aimed at).
 
 The raw client writes the request bytes itself (paths, header names and values as
 given, no normalisation), so what reaches the server is exactly what was generated —
@@ -14,11 +15,15 @@ import hmac
 import json
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import quote, unquote
 
+import requests
 from hypothesis import strategies as st
+
+from tests.functional.conftest import LampiServer
 
 Header = tuple[str | bytes, str | bytes]
 
@@ -263,3 +268,143 @@ def xml_body(vocabulary: dict[str, list[str]], root: str, leaf: st.SearchStrateg
 def _xml_escape(t: str) -> str:
     t = "".join(c for c in t if c in "\t\n\r" or (" " <= c and c not in "\ufffe\uffff" and not "\ud800" <= c <= "\udfff"))
     return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- the server under fuzz ------------------------------------------------------------------------
+
+class Env:
+    """The server and what the fuzz needs of it (a plain class: hypothesis prints it with
+    every falsifying example, a dataclass field by field)."""
+
+    def __init__(self, server: LampiServer, http: RawClient, token: str, account: str, other_account: str,
+                 user_id: str, keys: S3Keys) -> None:
+        self.server, self.http, self.token, self.keys = server, http, token, keys
+        self.account = account  # AUTH_<admin project id>
+        self.other_account = other_account  # an account of its own, for account-level headers
+        self.user_id = user_id
+        self.upload_id = ""
+        self.tag = uuid.uuid4().hex[:8]
+
+    def __repr__(self) -> str:
+        return f"Env(port={self.http.port})"
+
+    def swift(self, method: str, path: str, headers: list = (), body: bytes = b"", *, label: str,  # noqa: ANN001
+              token: bool = True, account: str | None = None) -> Reply:
+        h = ([("X-Auth-Token", self.token)] if token else []) + list(headers)
+        return self.http.request(method, f"/v1/{account or self.account}{path}", h, body, label=label)
+
+    def s3(self, method: str, path: str, raw_query: str = "", headers: list = (), body: bytes = b"", *,  # noqa: ANN001
+           label: str, payload: str | None = None) -> Reply:
+        payload = payload if payload is not None else hashlib.sha256(body).hexdigest()
+        signed = self.keys.sign(method, path, raw_query, self.http.host, payload)
+        target = path + ("?" + raw_query if raw_query else "")
+        return self.http.request(method, target, signed + list(headers), body, label=label)
+
+
+def check(reply: Reply) -> None:
+    """No server error: a 4xx (or success) for whatever was sent; 501 names an
+    operation lampi does not implement."""
+    assert reply.status != 0, "connection closed without an answer"
+    assert reply.status < 500 or reply.status == 501, (reply.status, reply.head[:300], reply.body[:300])
+
+
+def start_server(srv: LampiServer) -> None:
+    """Start the server; on a loaded machine a health check may time out: wait longer."""
+    try:
+        srv.start(timeout=120)
+    except requests.RequestException:
+        deadline = time.monotonic() + 120
+        while True:
+            assert srv.proc is not None and srv.proc.poll() is None, srv.log()
+            try:
+                if requests.get(f"{srv.url}/healthcheck", timeout=30).status_code == 200:
+                    return
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+
+
+def populate(srv: LampiServer) -> Env:
+    rc = srv.openrc()
+    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": rc["OS_USERNAME"], "domain": {"name": "Default"}, "password": rc["OS_PASSWORD"]}}},
+        "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}
+    r = requests.post(f"{srv.url}/v3/auth/tokens", json=auth, timeout=60)
+    r.raise_for_status()
+    token, tok = r.headers["X-Subject-Token"], r.json()["token"]
+    account = "AUTH_" + tok["project"]["id"]
+    other = "AUTH_" + srv.cli("project", "create", "fuzzother").stdout.strip()
+    cred = json.loads(srv.cli("credential", "create", rc["OS_USERNAME"], rc["OS_PROJECT_NAME"], "--json").stdout)
+    keys = S3Keys(cred["access"], cred["secret"])
+    s = requests.Session()
+    s.headers["X-Auth-Token"] = token
+    url = f"{srv.url}/v1/{account}"
+
+    def ok(resp: requests.Response) -> None:
+        assert resp.status_code < 300, (resp.status_code, resp.text)
+
+    ok(s.post(url, headers={"X-Account-Meta-Temp-URL-Key": "fuzzkey"}))
+    for c in ("fz", "fzc", "fzform", "fzs3", "fzcfg"):
+        ok(s.put(f"{url}/{c}"))
+    ok(s.post(f"{url}/fzform", headers={"X-Container-Meta-Temp-URL-Key": "formkey"}))
+    ok(s.put(f"{url}/fz/obj", data=b"0123456789" * 10))
+    for i in (1, 2):
+        ok(s.put(f"{url}/fz/seg{i}", data=bytes([48 + i]) * 50))
+    ok(s.put(f"{url}/fz/slo?multipart-manifest=put",
+             data=json.dumps([{"path": f"/fz/seg{i}"} for i in (1, 2)])))
+    ok(s.put(f"{url}/fz/dlo", data=b"", headers={"X-Object-Manifest": "fz/seg"}))
+    ok(s.put(f"{url}/fz/link", data=b"", headers={"X-Symlink-Target": "fz/obj"}))
+    http = RawClient(srv.port)
+    e = Env(srv, http, token, account, other, tok["user"]["id"], keys)
+    ok_s3 = e.s3("PUT", "/fzs3/obj", body=b"s3 object body", label="setup")
+    assert ok_s3.status == 200, ok_s3
+    created = e.s3("POST", "/fzs3/mpu", "uploads", label="setup")
+    assert created.status == 200, created
+    e.upload_id = created.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    part = e.s3("PUT", "/fzs3/mpu", f"partNumber=1&uploadId={e.upload_id}", body=b"p" * 100, label="setup")
+    assert part.status == 200, part
+    return e
+
+
+def report(srv: LampiServer, http: RawClient) -> None:
+    """The server is alive and logged no unhandled error; print the tally."""
+    errors = [(label, s) for label, s in http.sent if s >= 500 and s != 501]
+    print(f"\nfuzz: {len(http.sent)} requests, {len(errors)} server errors {errors[:20]}")
+    assert srv.proc is not None and srv.proc.poll() is None
+    assert requests.get(f"{srv.url}/healthcheck", timeout=60).status_code == 200
+    unhandled = [line for line in srv.log().splitlines() if '"unhandled error"' in line]
+    assert not unhandled, unhandled[:3]
+
+
+def framed(headers: list, body: bytes) -> tuple[list, bytes]:
+    """A drawn Content-Length made honest: a small valid one gets that many bytes of body,
+    a malformed one goes as is (the HTTP parser's 400), a huge valid one is left out (the
+    server would wait for bytes that never come: a timeout test, not a parser's)."""
+    out = []
+    for k, v in headers:
+        if k.lower() == "content-length":
+            text = (v.decode("latin-1") if isinstance(v, bytes) else v).strip(" \t")
+            if text.isascii() and text.isdigit():
+                n = int(text) if len(text.lstrip("0")) <= 5 else 1 << 20
+                if n > 65536:
+                    continue
+                body = (body or b"x") * (n // max(len(body), 1) + 1)
+                body = body[:n]
+        out.append((k, v))
+    return out, body
+
+
+def extra_headers() -> st.SearchStrategy[list]:
+    """A few headers of any (token) name and any value."""
+    name = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789-_!#$%&'*+.^`|~"), min_size=1, max_size=20)
+    return st.lists(st.tuples(name, values()), max_size=3)
+
+
+# -- Swift -------------------------------------------------------------------------------------
+
+# values that broke some parser once: not UTF-8, "digits" int() refuses or accepts wrongly,
+# too many digits for int(), far dates, deep JSON, a huge Range
+NASTY = [b"\xff\xfe", b"fz/\xff", "caf\u00e9", "9" * 5000, "99999999999999999999", "-1", "\u00b2", "\u0661\u0662",
+         "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 +9999", "bytes=0-" + "9" * 5000, "[" * 3000,
+         '{"read-only":[' * 2000, "fz/%ff%00/%2e%2e", "fz/" + "a" * 8000]

@@ -248,3 +248,32 @@ def test_expect_header_not_utf8_is_417(server: LampiServer, token_and_url) -> No
     token, url = token_and_url
     r = requests.put(f"{url}/x/y", data=b"x", headers={"X-Auth-Token": token, "Expect": b"\xff-continue"}, timeout=30)
     assert r.status_code == 417
+
+
+def test_v1_auth_user_not_utf8_is_401(server: LampiServer) -> None:
+    """A user name in Latin-1 ("é" as one byte, which is not UTF-8): the user lookup could
+    not hold it (a 500). swiftclient itself sends UTF-8, which works."""
+    since = len(server.log())
+    for user, key in ((b"admin:caf\xe9", b"pw"), (b"caf\xe9:admin", b"pw"), (b"admin:admin", b"caf\xe9")):
+        r = requests.get(f"{server.url}/auth/v1.0", headers={"X-Auth-User": user, "X-Auth-Key": key}, timeout=60)
+        assert r.status_code == 401, (user, key, r.status_code)
+    with pytest.raises(swiftclient.ClientException) as exc:
+        swiftclient.get_auth(f"{server.url}/auth/v1.0", "admin:caf\u00e9", "pw", auth_version="1.0")
+    assert exc.value.http_status == 401
+    server_log_clean(server, since)
+
+
+def test_s3_access_key_not_utf8_is_403(server: LampiServer) -> None:
+    """The access key of a SigV4 or SigV2 Authorization header is looked up as given:
+    bytes that are not UTF-8 reached the metadata store (a 500)."""
+    since = len(server.log())
+    now = time.gmtime()
+    v4 = (b"AWS4-HMAC-SHA256 Credential=\xff/" + time.strftime("%Y%m%d", now).encode()
+          + b"/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + b"0" * 64)
+    r = requests.get(f"{server.url}/b/k", timeout=30, headers={
+        "Authorization": v4, "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", now), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    s3_error(r, 403, "InvalidAccessKeyId")
+    r = requests.get(f"{server.url}/b/k", timeout=30, headers={
+        "Authorization": b"AWS \xff:c2ln", "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", now)})
+    s3_error(r, 403, "InvalidAccessKeyId")
+    server_log_clean(server, since)
