@@ -8,11 +8,12 @@ and Expires as the same system metadata, so either API reads what the other wrot
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
 MAX_KEY_BYTES = 1024
 MAX_DELETE_BODY = 2 * 1024 * 1024
 MAX_DELETE_KEYS = 1000
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type", "response-content-language": "Content-Language",
     "response-expires": "Expires", "response-cache-control": "Cache-Control",
@@ -226,7 +228,10 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
             if s3acl.is_anonymous(ctx.principal):  # as S3: only signed requests may override
                 raise invalid_request("Request specific response headers cannot be used for anonymous GET "
                                       "requests.")
-            headers[h] = ctx.query[q]
+            value = ctx.query[q]
+            if _CONTROL.search(value):  # CR, LF, NUL...: a header cannot carry them (nor split on them)
+                raise invalid_argument(f"Header value of {q} contains control characters", q, quote(value))
+            headers[h] = value
     ctype = headers.pop("Content-Type", rec.content_type)
     try:
         rng = parse_range(request.headers.get("Range"), rec.size)

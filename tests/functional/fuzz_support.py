@@ -408,3 +408,7 @@ def extra_headers() -> st.SearchStrategy[list]:
 NASTY = [b"\xff\xfe", b"fz/\xff", "caf\u00e9", "9" * 5000, "99999999999999999999", "-1", "\u00b2", "\u0661\u0662",
          "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 +9999", "bytes=0-" + "9" * 5000, "[" * 3000,
          '{"read-only":[' * 2000, "fz/%ff%00/%2e%2e", "fz/" + "a" * 8000]
+# the same for query strings, as sent (percent-encoded): CR LF, NUL, bytes that are not
+# UTF-8, a lone surrogate's UTF-8, "²" and "١", too many digits
+NASTY_QUERY = ["%0D%0AX-Injected:%201", "%00", "%FF%FE", "%ED%A0%80", "%C2%B2", "%D9%A1", "9" * 5000,
+               "99999999999999999999", "-1", "", "%", "%zz"]

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from tests.functional.conftest import LampiServer, free_port
 from tests.functional.fuzz_support import (
-    DATE, DEEP_JSON, JSON_LEAF, JSON_VALUE, NASTY, NUMBER, OBS_TEXT, SEGMENT, TEXT, Env, Reply, check, dumps,
+    DATE, DEEP_JSON, JSON_LEAF, JSON_VALUE, NASTY, NASTY_QUERY, NUMBER, OBS_TEXT, SEGMENT, TEXT, Env, Reply, check, dumps,
     extra_headers,
     framed, header_set, populate, query, report, start_server, values, xml_body,
 )
@@ -192,6 +192,21 @@ def test_swift_nasty_header(env: Env, name: str) -> None:
     for reply in in_parallel(lambda value, method, path: env.swift(
             method, path, [(name, value)], b"x" if method == "PUT" else b"", label="swift-nasty-header"),
             [(value, method, path) for value in NASTY for method, path in SWIFT_HEADER_TARGETS]):
+        check(reply)
+
+
+SWIFT_QUERY = ["limit", "marker", "end_marker", "prefix", "delimiter", "format", "reverse", "path", "versions",
+               "version_marker", "multipart-manifest", "symlink", "version-id", "temp_url_sig", "temp_url_expires",
+               "temp_url_prefix", "temp_url_ip_range", "filename", "inline", "extract-archive", "heartbeat"]
+SWIFT_QUERY_TARGETS = [("GET", "/fz"), ("GET", ""), ("GET", "/fz/obj"), ("PUT", "/fz/qput"), ("HEAD", "/fz/slo")]
+
+
+@pytest.mark.parametrize("param", SWIFT_QUERY)
+def test_swift_nasty_query(env: Env, param: str) -> None:
+    """Each query parameter lampi reads, with each value that ever broke a parser."""
+    for reply in in_parallel(lambda value, method, path: env.swift(
+            method, f"{path}?{param}={value}", [], b"x" if method == "PUT" else b"", label="swift-nasty-query"),
+            [(value, method, path) for value in NASTY_QUERY for method, path in SWIFT_QUERY_TARGETS]):
         check(reply)
 
 
@@ -613,6 +628,21 @@ def test_s3_nasty_header(env: Env, name: str) -> None:
         return env.s3(method, path, q, [(name, value)], body, label="s3-nasty-header")
 
     for reply in in_parallel(send, [(i, v, *t) for i, v in enumerate(NASTY) for t in S3_HEADER_TARGETS]):
+        check(reply)
+
+
+S3_QUERY = [*S3_LISTING, "partNumber", "versionId", "uploadId", "max-parts", "part-number-marker",
+            "response-content-type", "response-content-language", "response-expires", "response-cache-control",
+            "response-content-disposition", "response-content-encoding", "list-type", "X-Amz-Expires"]
+S3_QUERY_TARGETS = [("GET", "/fzs3"), ("GET", "/fzs3/obj"), ("PUT", "/fzs3/qput"), ("HEAD", "/fzs3/mpu")]
+
+
+@pytest.mark.parametrize("param", S3_QUERY)
+def test_s3_nasty_query(env: Env, param: str) -> None:
+    """Each query parameter lampi's S3 reads, with each value that ever broke a parser."""
+    for reply in in_parallel(lambda value, method, path: env.s3(
+            method, path, f"{param}={value}", [], b"x" if method == "PUT" else b"", label="s3-nasty-query"),
+            [(value, method, path) for value in NASTY_QUERY for method, path in S3_QUERY_TARGETS]):
         check(reply)
 
 

@@ -277,3 +277,19 @@ def test_s3_access_key_not_utf8_is_403(server: LampiServer) -> None:
         "Authorization": b"AWS \xff:c2ln", "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", now)})
     s3_error(r, 403, "InvalidAccessKeyId")
     server_log_clean(server, since)
+
+
+def test_s3_response_header_overrides_with_control_characters(server: LampiServer, s3, unique: str) -> None:  # noqa: ANN001
+    """``response-content-type=a%0D%0AX-Injected: 1``: a header cannot carry CR, LF or NUL
+    (aiohttp refused to send it: a 500); now 400 InvalidArgument, and no header is split."""
+    s3.create_bucket(Bucket=unique)
+    s3.put_object(Bucket=unique, Key="o", Body=b"x")
+    since = len(server.log())
+    for value in ("a\r\nX-Injected: 1", "\n", "a\x00b"):
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket=unique, Key="o", ResponseContentType=value)
+        assert exc.value.response["Error"]["Code"] == "InvalidArgument"
+        assert "X-Injected" not in exc.value.response["ResponseMetadata"]["HTTPHeaders"]
+    got = s3.get_object(Bucket=unique, Key="o", ResponseContentType="text/plain;\tcharset=utf-8")
+    assert got["ContentType"] == "text/plain;\tcharset=utf-8"  # a tab is fine
+    server_log_clean(server, since)
