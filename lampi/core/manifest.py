@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from lampi.core import errors
-from lampi.core.models import ListParams, ObjectRecord
+from lampi.core.models import SYMLINK_TARGET, ListParams, ObjectRecord
 
 if TYPE_CHECKING:
     from lampi.core.storage import Storage
@@ -168,6 +168,11 @@ class _Resolver:
         rec = await self.storage.meta.get_object(seg.container, seg.name, time.time())
         if rec is None:
             raise errors.SegmentError(f"segment /{seg.container}/{seg.name} not found")
+        if SYMLINK_TARGET in rec.sysmeta:
+            # a symlink stored as a segment (manifests PUT before links were followed at
+            # PUT): its own bytes are none of its target's, which may be of another
+            # project. Refused, rather than read as 0 bytes.
+            raise errors.Forbidden(f"segment /{seg.container}/{seg.name} is a symlink")
         if rec.etag != seg.etag or rec.size != seg.size:
             raise errors.SegmentError(f"segment /{seg.container}/{seg.name} no longer valid")
         return rec

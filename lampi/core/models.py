@@ -69,6 +69,10 @@ class ObjectRecord:
         return self.manifest.body_size if self.manifest is not None else self.size
 
 
+# the sysmeta key that makes a zero-byte object a Swift symlink (lampi.swift.symlink):
+# its value names the target; the object's own bytes are none of the target's
+SYMLINK_TARGET = "x-symlink-target"
+
 # flags of a raw listing row (MetaStore.list_objects(raw=True)): a zero-byte object
 # whose sysmeta may make it a symlink, or a DLO manifest
 MAY_LINK = 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lampi.core import errors
+from lampi.core.numbers import uint
 from lampi.store.meta.base import MetaStore
 
 
@@ -63,7 +64,7 @@ async def project_limits(meta: MetaStore, defaults: QuotaDefaults, project_id: s
 def _meta_int(meta: dict[str, str], key: str) -> int | None:
     """A quota from metadata: only an all-digit value counts (as Swift's isdigit())."""
     v = meta.get(key)
-    return int(v) if v is not None and v.isdigit() else None
+    return None if v is None else uint(v)
 
 
 async def check_quota(

@@ -202,5 +202,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     app.cleanup_ctx.append(lifecycle.context(app[STORAGE], settings.expirer_interval,
                                              settings.lifecycle_day_seconds))
     app.on_cleanup.append(on_cleanup)
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
+    # every path, control characters included: "." would not match a newline, and an
+    # object named "a\nb" (valid in Swift and S3) would get aiohttp's bare 404
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=expect_handler)
     return app

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, jsonbody
 from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
 from lampi.identity import keystone as ks
@@ -148,7 +148,7 @@ async def handle_credentials(request: web.Request, parts: list[str]) -> web.Resp
             project_id = ks._str(ref, "project_id")
             raw = ref.get("blob")
             try:
-                blob = json.loads(raw) if isinstance(raw, str) else None
+                blob = jsonbody.loads(raw) if isinstance(raw, str) else None
             except ValueError:
                 blob = None
             if not isinstance(blob, dict) or not isinstance(blob.get("access"), str) or not blob["access"]:

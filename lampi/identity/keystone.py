@@ -9,7 +9,6 @@ Errors use Keystone's ``{"error": {"code", "title", "message"}}``.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, jsonbody
 from lampi.core.models import Project, User
 from lampi.http.context import IDENTITY, PROJECT, SETTINGS
 from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles
@@ -143,8 +142,8 @@ async def _read_json(request: web.Request) -> Any:
     if len(raw) > MAX_AUTH_BODY:
         raise errors.InvalidArgument("request body too large")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return jsonbody.loads(raw)  # ValueError also for deep nesting and lone surrogates
+    except ValueError:
         raise errors.InvalidArgument("Expecting to find valid JSON in request body.") from None
 
 
@@ -507,6 +506,14 @@ async def read_api(request: web.Request, path: str) -> web.Response:
 # -- Swift v1.0 auth (tempauth-style) -----------------------------------------------------
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def v1_auth(request: web.Request) -> web.Response:
     """``GET /auth/v1.0`` with ``X-Auth-User: project:user`` and ``X-Auth-Key``."""
     if request.method not in ("GET", "HEAD"):
@@ -514,7 +521,8 @@ async def v1_auth(request: web.Request) -> web.Response:
     ident = request.app[IDENTITY]
     user_hdr = request.headers.get("X-Auth-User") or request.headers.get("X-Storage-User") or ""
     key = request.headers.get("X-Auth-Key") or request.headers.get("X-Storage-Pass") or ""
-    if ":" not in user_hdr or not key:
+    if ":" not in user_hdr or not key or not (_is_text(user_hdr) and _is_text(key)):
+        # bytes that are not UTF-8 (surrogate escapes from aiohttp) name no user: no store lookup
         return web.Response(status=401, text="Unauthorized\n")
     project_name, user_name = user_hdr.split(":", 1)
     user = await ident.meta.find_user(user_name, DEFAULT_DOMAIN.id)

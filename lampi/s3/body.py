@@ -27,7 +27,7 @@ from aiohttp import web
 
 from lampi.s3 import checksums
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request
-from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth
+from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth, wire
 
 READ_SIZE = 256 * 1024
 MAX_CHUNK_LINE = 4096
@@ -175,6 +175,8 @@ async def _aws_chunked(request: web.Request, auth: Auth, body: Body, feed) -> As
     signed = body.mode in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER)
     prev = auth.signature
     content = request.content
+    if not request.body_exists:  # no body at all: not even the final chunk (and aiohttp's
+        raise _incomplete()      # empty reader cannot readuntil)
     while True:
         line = await _line(request)
         size_s, _, ext = line.decode("latin-1").partition(";")
@@ -206,7 +208,7 @@ async def _aws_chunked(request: web.Request, auth: Auth, body: Body, feed) -> As
             assert sha is not None and chunk_sig is not None
             sts = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", auth.amz_date, auth.scope, prev, EMPTY_SHA256,
                              sha.hexdigest()))
-            expect = hmac.new(auth.signing_key, sts.encode(), hashlib.sha256).hexdigest()
+            expect = hmac.new(auth.signing_key, wire(sts), hashlib.sha256).hexdigest()
             if not hmac.compare_digest(expect, chunk_sig):
                 raise S3Error(403, "SignatureDoesNotMatch", "The chunk signature we calculated does not match "
                               "the signature you provided.", StringToSign=sts, SignatureProvided=chunk_sig)
@@ -250,7 +252,7 @@ async def _trailers(request: web.Request, auth: Auth, body: Body, prev: str) -> 
         canon = "".join(f"{k}:{v}\n" for k, v in trailers)
         sts = "\n".join(("AWS4-HMAC-SHA256-TRAILER", auth.amz_date, auth.scope, prev,
                          hashlib.sha256(canon.encode()).hexdigest()))
-        expect = hmac.new(auth.signing_key, sts.encode(), hashlib.sha256).hexdigest()
+        expect = hmac.new(auth.signing_key, wire(sts), hashlib.sha256).hexdigest()
         if trailer_sig is None or not hmac.compare_digest(expect, trailer_sig):
             raise S3Error(403, "SignatureDoesNotMatch", "The trailer signature we calculated does not match "
                           "the signature you provided.", StringToSign=sts)

@@ -18,6 +18,10 @@ from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# AWS's newer rules (general purpose bucket naming rules): prefixes and suffixes AWS
+# keeps for IDNs ("xn--") and for its own access points, aliases and bucket types
+RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 MAX_CONFIG_BODY = 64 * 1024
 
 
@@ -38,7 +42,8 @@ def xml_response(ctx: S3Request, body: bytes, status: int = 200) -> web.Response
 
 def check_bucket_name(name: str) -> None:
     """S3's naming rules for new buckets (existing Swift containers stay reachable by any name)."""
-    ok = bool(_BUCKET_RE.match(name)) and ".." not in name and ".-" not in name and "-." not in name
+    ok = (bool(_BUCKET_RE.fullmatch(name)) and ".." not in name and ".-" not in name and "-." not in name
+          and not name.startswith(RESERVED_PREFIXES) and not name.endswith(RESERVED_SUFFIXES))
     if ok:
         try:
             ipaddress.IPv4Address(name)

@@ -20,6 +20,7 @@ import re
 from aiohttp import web
 
 from lampi.core.models import Container
+from lampi.core.numbers import uint
 from lampi.http.context import ON_PREPARE, STORAGE
 from lampi.s3 import subconfig
 from lampi.s3.errors import S3Error, error_response, malformed_xml
@@ -112,7 +113,7 @@ def rules_of(meta: dict[str, str]) -> list[Rule]:
     max_age = meta.get("access-control-max-age", "").strip()
     return [{"id": None, "origins": origins, "methods": SWIFT_METHODS, "headers": ["*"],
              "expose": meta.get("access-control-expose-headers", "").split(),
-             "max_age": int(max_age) if max_age.isdigit() else None}]
+             "max_age": uint(max_age)}]
 
 
 def _wild(pattern: str, value: str, fold: bool) -> bool:

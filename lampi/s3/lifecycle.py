@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core.models import ObjectRecord
+from lampi.core.numbers import uint
 from lampi.s3 import subconfig, tagging
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
@@ -39,9 +40,10 @@ Rule = dict[str, Any]
 
 def _int(text: str | None, what: str) -> int:
     t = (text or "").strip()
-    if not t.lstrip("-").isdigit() or len(t) > 12:
+    magnitude = uint(t.removeprefix("-"))
+    if magnitude is None or len(t) > 12:
         raise malformed_xml()
-    n = int(t)
+    n = -magnitude if t.startswith("-") else magnitude
     if n <= 0:
         raise invalid_argument(f"'{what}' must be a positive integer", what, t)
     return n
@@ -83,9 +85,10 @@ def _filter(el) -> dict[str, Any]:  # noqa: ANN001
 
 def _size(text: str | None) -> int:
     t = (text or "").strip()
-    if not t.isdigit() or len(t) > 20:
+    n = uint(t)
+    if n is None or len(t) > 20:
         raise malformed_xml()
-    return int(t)
+    return n
 
 
 def _date(text: str | None) -> float:

@@ -20,6 +20,7 @@ from lampi.core import manifest as M
 from lampi.core import multipart as mp
 from lampi.core import quotas
 from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.numbers import uint
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
 from lampi.s3.bucket import iso8601, owner, xml_response
@@ -60,9 +61,10 @@ async def _upload(ctx: S3Request) -> MultipartUpload:
 
 def _part_number(ctx: S3Request) -> int:
     raw = ctx.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= mp.MAX_PARTS:
+    n = uint(raw)
+    if n is None or not 1 <= n <= mp.MAX_PARTS:
         raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", raw)
-    return int(raw)
+    return n
 
 
 def _checksum_headers(alg: str | None, ctype: str | None) -> dict[str, str]:
@@ -154,15 +156,16 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
     if value is None:
         return 0, size
     v = value.strip()
-    first, sep, last = v.removeprefix("bytes=").partition("-")
-    if not v.startswith("bytes=") or not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+    first_s, sep, last_s = v.removeprefix("bytes=").partition("-")
+    first, last = uint(first_s), uint(last_s)
+    if not v.startswith("bytes=") or not sep or first is None or last is None or last < first:
         raise invalid_argument("The x-amz-copy-source-range value must be of the form bytes=first-last where first "
                                "and last are the zero-based offsets of the first and last bytes to copy",
                                "x-amz-copy-source-range", value)
-    if int(last) >= size:
+    if last >= size:
         raise invalid_argument(f"Range specified is not valid for source object of size: {size}",
                                "x-amz-copy-source-range", value)
-    return int(first), int(last) - int(first) + 1
+    return first, last - first + 1
 
 
 async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
@@ -195,11 +198,12 @@ def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     out = []
     for el in root.findall("Part"):
         num, etag = child_text(el, "PartNumber"), child_text(el, "ETag")
-        if num is None or etag is None or not num.strip().isdigit():
+        number = None if num is None else uint(num.strip())
+        if number is None or etag is None:
             raise malformed_xml()
         sums = {alg: (child_text(el, name) or "").strip() for alg, name in CHECKSUM_ELEMENTS.items()
                 if el.find(name) is not None}
-        out.append(mp.RequestedPart(int(num), etag.strip(), sums))
+        out.append(mp.RequestedPart(number, etag.strip(), sums))
     if not out or len(out) > mp.MAX_PARTS:
         raise malformed_xml()
     return out
@@ -417,11 +421,12 @@ async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, R
 async def part_number_range(ctx: S3Request, rec: ObjectRecord) -> tuple[int, int, int]:
     """GetObject/HeadObject ``partNumber=N``: (start, end-exclusive, parts count)."""
     raw = ctx.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= mp.MAX_PARTS:
+    number = uint(raw)
+    if number is None or not 1 <= number <= mp.MAX_PARTS:
         raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", raw)
     if "Range" in ctx.request.headers:
         raise S3Error(400, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
-    found = await mp.part_range(ctx.storage, rec, int(raw))
+    found = await mp.part_range(ctx.storage, rec, number)
     if found is None:
         raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable", PartNumberRequested=raw,
                       ActualPartCount=str(rec.manifest.parts if rec.manifest is not None else 1))

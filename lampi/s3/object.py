@@ -8,16 +8,18 @@ and Expires as the same system metadata, so either API reads what the other wrot
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
 from lampi.core import errors, quotas
 from lampi.core.models import ObjectRecord
+from lampi.core.numbers import uint
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
@@ -33,6 +35,7 @@ MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
 MAX_KEY_BYTES = 1024
 MAX_DELETE_BODY = 2 * 1024 * 1024
 MAX_DELETE_KEYS = 1000
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type", "response-content-language": "Content-Language",
     "response-expires": "Expires", "response-cache-control": "Cache-Control",
@@ -179,18 +182,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     spec = header.strip()[6:]
     if "," in spec:
         return None
-    first, sep, last = spec.partition("-")
-    first, last = first.strip(), last.strip()
-    if not sep or (not first and not last) or not (first or "0").isdigit() or not (last or "0").isdigit():
+    first_s, sep, last_s = spec.partition("-")
+    first, last = uint(first_s.strip() or "0"), uint(last_s.strip() or "0")
+    if not sep or (not first_s.strip() and not last_s.strip()) or first is None or last is None:
         return None
-    if not first:
-        n = int(last)
-        if n == 0:
+    if not first_s.strip():
+        if last == 0:
             raise errors.RangeNotSatisfiable()
-        return max(0, size - n), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+        return max(0, size - last), size
+    start = first
+    end = size if not last_s.strip() else min(last + 1, size)
+    if last_s.strip() and last < start:
         return None
     if start >= size:
         raise errors.RangeNotSatisfiable()
@@ -226,7 +228,10 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
             if s3acl.is_anonymous(ctx.principal):  # as S3: only signed requests may override
                 raise invalid_request("Request specific response headers cannot be used for anonymous GET "
                                       "requests.")
-            headers[h] = ctx.query[q]
+            value = ctx.query[q]
+            if _CONTROL.search(value):  # CR, LF, NUL...: a header cannot carry them (nor split on them)
+                raise invalid_argument(f"Header value of {q} contains control characters", q, quote(value))
+            headers[h] = value
     ctype = headers.pop("Content-Type", rec.content_type)
     try:
         rng = parse_range(request.headers.get("Range"), rec.size)

@@ -223,6 +223,28 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
     return None
 
 
+# headers S3 operations store, parse or send back (besides every x-amz-* header)
+TEXT_HEADERS = frozenset(("content-type", "content-disposition", "content-encoding", "content-language",
+                          "cache-control", "expires", "origin", "access-control-request-headers",
+                          "access-control-request-method"))
+
+
+def check_header_text(request: web.Request) -> None:
+    """Refuse headers that are not UTF-8 where lampi stores, parses or echoes them.
+    aiohttp hands such bytes on as surrogate escapes, which neither the metadata store
+    nor a response can hold (the signature checks use the bytes as sent)."""
+    for name, value in request.headers.items():
+        if value.isascii():
+            continue
+        lname = name.lower()
+        if not (lname.startswith("x-amz-") or lname in TEXT_HEADERS):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise S3Error(400, "InvalidArgument", "Header value is not valid UTF-8", ArgumentName=name) from None
+
+
 def split_path(raw_path: str) -> tuple[str, str]:
     """``/bucket/key...`` → (bucket, key), percent-decoded (path style)."""
     path = raw_path.split("?", 1)[0]
@@ -249,6 +271,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         try:
             if vbucket is not None and not _VHOST_RE.match(vbucket):
                 raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=vbucket)
+            check_header_text(request)
             if request.method == "OPTIONS":  # CORS preflight: no auth, the bucket's CORS rules
                 from lampi.s3 import cors
 

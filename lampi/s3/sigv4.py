@@ -64,6 +64,13 @@ class Auth:
     signature: str = ""  # the seed signature for aws-chunked bodies
 
 
+def wire(text: str) -> bytes:
+    """``text`` as the bytes the client sent: aiohttp hands on header bytes that are not
+    UTF-8 as surrogate escapes, and a signature covers the bytes (a plain ``encode()``
+    would raise on them)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def uri_encode(s: str, slash: bool = True) -> str:
     return quote(s, safe="-_.~/" if slash else "-_.~")
 
@@ -83,15 +90,15 @@ def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
 # stale; a deleted credential is refused before its key is looked up.
 @functools.lru_cache(maxsize=1024)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
+    k = hmac.new(("AWS4" + secret).encode(), wire(date), hashlib.sha256).digest()
     for part in (region, service, "aws4_request"):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        k = hmac.new(k, wire(part), hashlib.sha256).digest()
     return k
 
 
 def hmac_hex(key: bytes, msg: str) -> str:
     # hmac.digest: OpenSSL's one-shot HMAC, without hmac.new's Python object
-    return hmac.digest(key, msg.encode(), "sha256").hex()
+    return hmac.digest(key, wire(msg), "sha256").hex()
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
@@ -208,7 +215,12 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
 
 
 async def _resolve_key(ident, access: str) -> tuple[Credential, Principal]:  # noqa: ANN001
-    cred = await ident.meta.get_credential(access)
+    try:
+        access.encode("utf-8")  # an Authorization header's bytes that are not UTF-8 name no key
+    except UnicodeEncodeError:
+        cred = None
+    else:
+        cred = await ident.meta.get_credential(access)
     if cred is None:
         raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
                       AWSAccessKeyId=access)
@@ -227,10 +239,10 @@ async def _resolve_key(ident, access: str) -> tuple[Credential, Principal]:  # n
 
 def _mismatch(access: str, sts: str, provided: str, canonical: str | None) -> S3Error:
     extra = {"AWSAccessKeyId": access, "StringToSign": sts, "SignatureProvided": provided,
-             "StringToSignBytes": " ".join(f"{b:02x}" for b in sts.encode())}
+             "StringToSignBytes": " ".join(f"{b:02x}" for b in wire(sts))}
     if canonical is not None:
         extra["CanonicalRequest"] = canonical
-        extra["CanonicalRequestBytes"] = " ".join(f"{b:02x}" for b in canonical.encode())
+        extra["CanonicalRequestBytes"] = " ".join(f"{b:02x}" for b in wire(canonical))
     return S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
                    "signature you provided. Check your key and signing method.", **extra)
 
@@ -330,7 +342,7 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
         cheaders = _canonical_headers(request, signed, host)
         for cpath in _canonical_paths(raw_path):
             canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
-            sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()))
+            sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(wire(canonical)).hexdigest()))
             sig = hmac_hex(key, sts)
             if hmac.compare_digest(sig, provided.lower()):
                 return Auth(principal, cred, 4, payload, key, scope, amz_date, provided.lower())
@@ -394,7 +406,7 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
         paths.append(raw_path[:-1])
     for path in paths:
         sts = _v2_string_to_sign(request, date_value, path)
-        sig = base64.b64encode(hmac.new(cred.secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
+        sig = base64.b64encode(hmac.new(cred.secret.encode(), wire(sts), hashlib.sha1).digest()).decode()
         if hmac.compare_digest(sig, provided):
             return Auth(principal, cred, 2, None)
     raise _mismatch(access, _v2_string_to_sign(request, date_value, raw_path), provided, None)

@@ -6,6 +6,7 @@ laughs") and external entities are refused; bodies are read with a size cap firs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
@@ -27,10 +28,20 @@ def element(name: str, value: str | int | bool | Iterable[str] | None) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (str, int)):
-        text = escape(str(value))
+        text = escape(_unicode(str(value)))
     else:
         text = "".join(value)
     return f"<{name}>{text}</{name}>"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(text: str) -> str:
+    """``text`` as UTF-8 can carry it. Header values arrive from aiohttp with bytes that
+    are not UTF-8 as surrogate escapes; an error echoing one (``ArgumentValue``) would
+    not encode. Each such byte becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def xml_doc(root: str, children: Iterable[str], namespace: bool = True) -> bytes:

@@ -23,7 +23,7 @@ import json
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, jsonbody
 from lampi.core.authz import (
     ACCOUNT_ACL_KEY,
     ACCOUNT_ACL_LEVELS,
@@ -94,7 +94,7 @@ def clean_account_acl(value: str) -> str | None:
     if not value.strip():
         return None
     try:
-        data = json.loads(value)
+        data = jsonbody.loads(value)
     except ValueError:
         raise errors.InvalidArgument(f"Syntax error in input ({value!r})") from None
     if not isinstance(data, dict):

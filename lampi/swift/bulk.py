@@ -402,6 +402,9 @@ async def _extract(
         if info.size > max_size:
             failed.append([shown, status_line(413)])
             continue
+        if C.new_container_problem(container) is not None:  # "..": a container no client could reach
+            failed.append([shown, status_line(400)])
+            continue
         try:
             if container not in created:
                 c = await storage.meta.get_container(container)

@@ -23,6 +23,19 @@ MAX_RANGE_OVERLAPS = 2
 MAX_NONASCENDING_RANGES = 8
 
 
+# path segments every HTTP client and proxy resolves away (RFC 3986 section 5.2.4): a
+# container of that name could be made with a hand-written request but never reached again
+DOT_SEGMENTS = (".", "..")
+
+
+def new_container_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a new container's (None: it can): what a container PUT and
+    extract-archive refuse, beyond the length and UTF-8 checks every request gets."""
+    if name in DOT_SEGMENTS:
+        return f"Container name cannot be {name!r}"
+    return None
+
+
 def swift_info(max_file_size: int) -> dict[str, object]:
     return {
         "max_file_size": max_file_size,

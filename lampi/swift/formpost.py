@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from lampi.core import errors
 from lampi.http.context import SETTINGS, STORAGE
+from lampi.swift.http_util import normalize_delete_at
 from lampi.swift.tempurl import ALLOWED_DIGESTS, Invalid, decode_signature, keys_from_meta
 
 MAX_VALUE_LENGTH = 4096  # Swift's cap on a form field's value
@@ -118,6 +120,8 @@ async def _translate_form(request: web.Request, account: str, project_id: str, c
                     attributes[part.name.lower()] = data.decode("utf-8", "replace").rstrip("\r\n--")
     except ValueError as exc:  # aiohttp: malformed multipart body
         raise FormInvalid(str(exc) or "malformed multipart body") from None
+    except BadHttpMessage as exc:  # aiohttp: a part's header line malformed or too long
+        raise FormInvalid(f"malformed part header ({exc.message})") from None
     if not status:
         status, message = "400 Bad Request", "no files to process"
     return status, message, attributes.get("redirect") or None
@@ -173,12 +177,12 @@ async def _store(request: web.Request, storage, container: str, prefix: str,  # 
     delete_at = None
     if "x_delete_at" in attributes:
         try:
-            delete_at = int(attributes["x_delete_at"])
+            delete_at = normalize_delete_at(int(attributes["x_delete_at"]))
         except ValueError:
             raise FormInvalid("x_delete_at not an integer: Unix timestamp required.") from None
     if "x_delete_after" in attributes:
         try:
-            delete_at = int(time.time() + int(attributes["x_delete_after"]))
+            delete_at = normalize_delete_at(int(time.time()) + int(attributes["x_delete_after"]))
         except ValueError:
             raise FormInvalid("x_delete_after not an integer: Number of seconds required.") from None
     if delete_at is not None and delete_at <= time.time():

@@ -21,7 +21,7 @@ from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
 from lampi.swift import bulk, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
-from lampi.swift.http_util import check_total_meta, parse_meta, x_timestamp
+from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, x_timestamp
 from lampi.swift.listing import list_params, listing_format, render_containers, render_object_rows, render_objects
 
 WRITE_METHODS = frozenset({"PUT", "POST", "DELETE", "COPY"})
@@ -62,6 +62,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         account, container, obj = split_path(request)
         if not account.startswith("AUTH_"):
             raise errors.NotFound()
+        check_header_text(request.headers)
         project_id = account[5:]
         request[PROJECT] = project_id
         # access control (lampi/swift/acl.py): CORS preflight and FormPost need no
@@ -244,6 +245,8 @@ async def handle_container(
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
     if m == "PUT":
+        if (problem := C.new_container_problem(name)) is not None:
+            raise errors.InvalidName(problem)
         meta_updates = _container_meta_updates(request)
         sys_updates = _container_sys_updates(request)
         sys_updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
@@ -288,8 +291,11 @@ async def expect_handler(request: web.Request) -> None:
     it is sent now, as aiohttp does by default."""
     if request.version != HttpVersion11:
         return
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text="Unknown Expect: " + request.headers.get("Expect", ""))
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        # echoed: bytes that are not UTF-8 (surrogate escapes from aiohttp) as U+FFFD
+        shown = expect.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise web.HTTPExpectationFailed(text="Unknown Expect: " + shown)
     path = request.raw_path
     if path.startswith("/v1/") or path.startswith("/swift/v1/"):
         request["swift.expect_continue"] = True

@@ -11,6 +11,7 @@ from multidict import CIMultiDictProxy
 
 from lampi.core import errors
 from lampi.core.models import ObjectRecord
+from lampi.core.numbers import uint
 from lampi.swift import constraints as C
 
 
@@ -25,6 +26,16 @@ def _http_date(secs: int) -> str:  # formatdate builds a datetime each call
 
 def x_timestamp(ts: float) -> str:
     return f"{ts:016.5f}"
+
+
+MAX_DELETE_AT = 9999999999  # the latest expiry Swift stores (2286-11-20), a 10-digit timestamp
+
+
+def normalize_delete_at(ts: int) -> int:
+    """An expiry time clamped to [0, MAX_DELETE_AT], as Swift's
+    ``normalize_delete_at_timestamp``: a huge X-Delete-At is "never", not an integer
+    too large for the metadata store; a negative one is in the past."""
+    return min(max(0, ts), MAX_DELETE_AT)
 
 
 def parse_meta(
@@ -71,6 +82,33 @@ def parse_meta(
     return out
 
 
+# Headers whose values lampi follows as paths: one that is not UTF-8 is refused as a
+# path that is not (412), the others as Swift refuses such a Content-Type (400)
+PATH_HEADERS = frozenset(("x-copy-from", "x-copy-from-account", "destination", "destination-account",
+                          "x-symlink-target", "x-symlink-target-account", "x-object-manifest",
+                          "x-versions-location", "x-history-location"))
+TEXT_HEADERS = frozenset(("content-type", "content-disposition", "content-encoding", "content-language",
+                          "cache-control", "expires", "origin", "access-control-request-headers",
+                          "access-control-request-method", *PATH_HEADERS))
+_META = ("x-object-meta-", "x-container-meta-", "x-account-meta-")
+
+
+def check_header_text(headers: CIMultiDictProxy[str]) -> None:
+    """Refuse a request whose headers lampi stores, follows or sends back hold bytes that
+    are not UTF-8. aiohttp passes those on as surrogate escapes, which neither the
+    metadata store nor a response can hold (a 500 wherever they arrived). Metadata has its
+    own check and message (``parse_meta``)."""
+    for name, value in headers.items():
+        if value.isascii() or _is_utf8(value):
+            continue
+        lname = name.lower()
+        if lname.startswith(_META) or not (lname in TEXT_HEADERS or lname.startswith("x-")):
+            continue
+        if lname in PATH_HEADERS:
+            raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
+        raise errors.InvalidArgument(f"Invalid {name.title()}")
+
+
 def _is_utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -111,11 +149,10 @@ def parse_range(header: str | None, length: int) -> list[tuple[int, int]] | None
         first_s, sep, last_s = spec.partition("-")
         if not sep:
             return None
-        for part in (first_s, last_s):
-            if part and not (part.isascii() and part.isdigit()):
-                return None
-        first = int(first_s) if first_s else None
-        last = int(last_s) if last_s else None
+        first = uint(first_s) if first_s else None
+        last = uint(last_s) if last_s else None
+        if (first_s and first is None) or (last_s and last is None):
+            return None
         if first is None and last is None:
             return None
         if first is not None and last is not None and last < first:

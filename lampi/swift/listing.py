@@ -14,6 +14,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.models import ListingEntry, ListParams
+from lampi.core.numbers import uint
 from lampi.swift.constraints import CONTAINER_LISTING_LIMIT
 
 
@@ -105,9 +106,9 @@ def listing_format(request: web.Request) -> tuple[str, str]:
 def list_params(request: web.Request) -> ListParams:
     q = request.query
     limit = CONTAINER_LISTING_LIMIT
-    given = q.get("limit")
-    if given and given.isdigit():
-        limit = int(given)
+    given = uint(q.get("limit") or "-")  # not a whole number: the default, as Swift
+    if given is not None:
+        limit = given
         if limit > CONTAINER_LISTING_LIMIT:
             raise errors.PreconditionFailed(f"Maximum limit is {CONTAINER_LISTING_LIMIT}")
     delimiter = q.get("delimiter", "")

@@ -24,6 +24,7 @@ from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
     http_date,
+    normalize_delete_at,
     parse_meta,
     parse_range,
     x_timestamp,
@@ -105,12 +106,13 @@ def _delete_at(request: web.Request) -> int | None:
             after = int(h["X-Delete-After"])
         except ValueError:
             raise errors.InvalidArgument("Non-integer X-Delete-After") from None
-        if int(now + after) <= now:
+        at = normalize_delete_at(int(now) + after)  # integer sum: no float overflow
+        if at <= now:
             raise errors.InvalidArgument("X-Delete-After in past")
-        return int(now + after)
+        return at
     if "X-Delete-At" in h:
         try:
-            at = int(h["X-Delete-At"])
+            at = normalize_delete_at(int(h["X-Delete-At"]))
         except ValueError:
             raise errors.InvalidArgument("Non-integer X-Delete-At") from None
         if at <= now:

@@ -13,6 +13,7 @@ from multidict import CIMultiDictProxy
 
 from lampi.core import errors
 from lampi.core import quotas as core_quotas
+from lampi.core.numbers import uint
 from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
 
 
@@ -23,10 +24,10 @@ def defaults(request: web.Request) -> core_quotas.QuotaDefaults:
 def check_container_headers(headers: CIMultiDictProxy[str]) -> None:
     """container_quotas: quota values on container PUT/POST must be whole numbers."""
     val = headers.get("X-Container-Meta-Quota-Bytes")
-    if val and not val.isdigit():
+    if val and uint(val) is None:
         raise errors.InvalidArgument("Invalid bytes quota.")
     val = headers.get("X-Container-Meta-Quota-Count")
-    if val and not val.isdigit():
+    if val and uint(val) is None:
         raise errors.InvalidArgument("Invalid count quota.")
 
 
@@ -39,7 +40,7 @@ def check_account_headers(request: web.Request) -> None:
         new = "0"  # X-Remove dominates, as in Swift
     principal = request.get(PRINCIPAL)
     if principal is not None and principal.is_cloud_admin:
-        if new and not new.isdigit():
+        if new and uint(new) is None:
             raise errors.InvalidArgument("Invalid quota value.")
         return
     if new is not None:

@@ -19,9 +19,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, jsonbody
 from lampi.core import manifest as M
 from lampi.core.models import ManifestInfo, ObjectRecord
+from lampi.core.numbers import uint
 from lampi.http.context import SETTINGS, STORAGE
 from lampi.swift.bulk import declaration, out_format, response_body, status_line
 from lampi.swift.errors import REASONS, swift_error
@@ -46,13 +47,12 @@ def _parse_range(spec: str) -> tuple[int | None, int | None] | None:
     first_s, sep, last_s = spec.strip().partition("-")
     if not sep or "," in spec:
         return None
-    for p in (first_s, last_s):
-        if p and not (p.isascii() and p.isdigit()):
-            return None
     if not first_s and not last_s:
         return None
-    first = int(first_s) if first_s else None
-    last = int(last_s) if last_s else None
+    first = uint(first_s) if first_s else None
+    last = uint(last_s) if last_s else None
+    if (first_s and first is None) or (last_s and last is None):
+        return None
     if first is not None and last is not None and last < first:
         return None
     return first, last
@@ -74,7 +74,7 @@ def _range_for(rng: tuple[int | None, int | None], size: int) -> tuple[int, int]
 def _validate_input(raw: bytes, container: str, name: str) -> list[dict[str, Any]]:
     """slo.parse_and_validate_input: raises _BadManifest with Swift's messages."""
     try:
-        parsed = json.loads(raw)
+        parsed = jsonbody.loads(raw)  # ValueError also for deep nesting and lone surrogates
     except ValueError:
         raise _BadManifest("Manifest must be valid JSON.\n") from None
     if not isinstance(parsed, list):
@@ -214,17 +214,18 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     problems: list[list[str]] = []
     stored: list[dict[str, Any]] = []
     total = 0
-    heads: dict[str, ObjectRecord | int] = {}
+    heads: dict[str, tuple[str, ObjectRecord] | int] = {}
     for i, seg in enumerate(parsed):
         path = seg["path"]
         qname = quote(path)
         if path not in heads:
-            heads[path] = await _head_segment(storage, project_id, path)
+            heads[path] = await _readable_segment(request, storage, project_id, path)
             await beat()
-        head = heads[path]
-        if isinstance(head, int):
-            problems.append([qname, status_line(head)])
+        found = heads[path]
+        if isinstance(found, int):
+            problems.append([qname, status_line(found)])
             continue
+        stored_path, head = found
         seg_len = head.size
         rng_s = None
         if seg.get("range"):
@@ -242,7 +243,7 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
             problems.append([qname, "Etag Mismatch"])
         lm = datetime.fromtimestamp(math.ceil(head.last_modified), tz=timezone.utc)
         item: dict[str, Any] = {
-            "name": "/" + path.lstrip("/"),
+            "name": stored_path,
             "bytes": head.size,
             "hash": head.etag,
             "content_type": head.content_type,
@@ -300,6 +301,41 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
         return await finish(201, {"Etag": headers["ETag"], "Last Modified": headers["Last-Modified"],
                                   "Response Body": ""}, [])
     return await finish(201, {}, [], headers=headers)
+
+
+async def _readable_segment(request: web.Request, storage: Any, project_id: str,
+                            path: str) -> tuple[str, ObjectRecord] | int:
+    """A segment of a manifest being stored: the path to record and its record, or the
+    status a GET of it by the caller would get. Swift's slo HEADs each segment with the
+    caller's authority, so a segment the caller may not read is refused (401/403), not
+    stored for a later read to fail on. A symlink is followed as that GET would follow
+    it, and its target recorded: segments are read straight from the account's objects,
+    so a link (whose own bytes are none) would read as 0 bytes, and a link into another
+    account is refused (403), as segments of another account are."""
+    from lampi.swift import acl, symlink
+
+    cont, _, obj = path.lstrip("/").partition("/")
+    head = await _head_segment(storage, project_id, path)
+    if isinstance(head, int):
+        return head
+    try:
+        await acl.check_subrequest(request, project_id, cont, obj)
+    except errors.Unauthorized:
+        return 401
+    except errors.Forbidden:
+        return 403
+    if not symlink.is_link(head.sysmeta):
+        return "/" + path.lstrip("/"), head
+    target = await symlink.follow(request, project_id, cont, obj)
+    if isinstance(target, web.StreamResponse):
+        return target.status
+    if target is None:  # replaced since: no longer a link
+        return 409
+    tproject, tcont, tobj, _ = target
+    if tproject != project_id:
+        return 403
+    rec = await storage.meta.get_object(tcont, tobj, time.time())
+    return 404 if rec is None else ("/" + tcont + "/" + tobj, rec)
 
 
 async def _head_segment(storage: Any, project_id: str, path: str) -> ObjectRecord | int:

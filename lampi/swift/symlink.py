@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.models import MAY_LINK
+from lampi.core.models import MAY_LINK, SYMLINK_TARGET
 from lampi.http.context import STORAGE
 from lampi.swift import acl
 from lampi.swift.errors import swift_error
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lampi.core.storage import Storage
 
 SYMLOOP_MAX = 2
-TARGET = "x-symlink-target"
+TARGET = SYMLINK_TARGET
 TARGET_ACCOUNT = "x-symlink-target-account"
 TARGET_ETAG = "x-symlink-target-etag"
 TARGET_BYTES = "x-symlink-target-bytes"
@@ -125,6 +125,16 @@ async def resolve(
     """
     if request.query.get("symlink") == "get":
         return None
+    target = await follow(request, project_id, container, name)
+    return target[1:] if isinstance(target, tuple) else target
+
+
+async def follow(
+    request: web.Request, project_id: str, container: str, name: str
+) -> tuple[str, str, str, str] | web.Response | None:
+    """``resolve`` whatever the query says, with the target's project: (project, container,
+    object, Content-Location), an error response (as for a GET of the link by the
+    caller), or None when ``container/name`` is not a link."""
     storage = request.app[STORAGE]
     try:
         rec = await storage.head_object(container, name)
@@ -165,7 +175,7 @@ async def resolve(
             resp.headers["Content-Location"] = location
             return resp
         container, name = tcontainer, tobj
-    return container, name, location
+    return project_id, container, name, location
 
 
 async def put(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:

@@ -58,14 +58,20 @@ def applies(request: web.Request) -> bool:
     return request.method != "OPTIONS" and ("temp_url_sig" in q or "temp_url_expires" in q)
 
 
+MAX_EXPIRES = 253402300799  # 9999-12-31T23:59:59Z: the last time an Expires header can name
+
+
 def parse_expires(value: str) -> int:
     try:
-        return int(value)
+        expires = int(value)
     except ValueError:
         try:
             return calendar.timegm(time.strptime(value, ISO8601))
         except ValueError:
             raise Invalid("temp_url_expires is neither a unix time nor ISO 8601 (%s)" % ISO8601) from None
+    if expires > MAX_EXPIRES:  # the response's Expires header could not name it
+        raise Invalid("temp_url_expires is after the year 9999")
+    return expires
 
 
 def decode_signature(sig: str) -> tuple[str, str]:
