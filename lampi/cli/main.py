@@ -124,6 +124,14 @@ def cli(config: str | None) -> None:
               help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
 @click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
               help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
+@click.option("--header-timeout", envvar="LAMPI_HEADER_TIMEOUT", type=float, default=None,
+              help="Seconds to send a request's headers, then 408 [env LAMPI_HEADER_TIMEOUT; default 20; 0: none].")
+@click.option("--body-timeout", envvar="LAMPI_BODY_TIMEOUT", type=float, default=None,
+              help="Seconds a request body may stall, then 408 [env LAMPI_BODY_TIMEOUT; default 60; 0: none].")
+@click.option("--keepalive-timeout", envvar="LAMPI_KEEPALIVE_TIMEOUT", type=float, default=None,
+              help="Seconds an idle kept-alive connection stays open [env LAMPI_KEEPALIVE_TIMEOUT; default 75].")
+@click.option("--max-connections", envvar="LAMPI_MAX_CONNECTIONS", type=int, default=None,
+              help="Connections per worker [env LAMPI_MAX_CONNECTIONS; default 0: from the open-file limit].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server (Keystone v3 + Swift API) on one port.
