@@ -56,6 +56,8 @@ _PARAM_RE = re.compile(
     r"(?i)((?:^|[?&;\s,(])(?:" + "|".join(re.escape(p) for p in sorted(REDACT_PARAMS, key=len, reverse=True))
     + r")=)[^&;\s'\"\\]*")
 _JSON_RE = re.compile(r"(?i)(['\"](?:password|secret|token|key)['\"]\s*:\s*['\"])[^'\"]*")
+# a Fernet token (lampi's Keystone tokens) quoted anywhere, e.g. in an exception message
+_FERNET_RE = re.compile(r"gAAAAA[A-Za-z0-9_=-]{20,}")
 
 access = logging.getLogger("lampi.access")
 
@@ -79,7 +81,8 @@ def scrub(text: str) -> str:
         return text
     text = _HEADER_RE.sub(r"\1\2REDACTED", text)
     text = _PARAM_RE.sub(r"\1REDACTED", text)
-    return _JSON_RE.sub(r"\1REDACTED", text)
+    text = _JSON_RE.sub(r"\1REDACTED", text)
+    return _FERNET_RE.sub("REDACTED", text)
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -191,17 +191,18 @@ class BodyTimeout(web.RequestPayloadError):
 class GuardedHandler(RequestHandler):
     """aiohttp's protocol, timing each connection (see the module doc).
 
-    ``_g_idle_since``: when it began waiting for a request (opened / last response);
-    ``_g_head_since``: when the head now awaited began (None while none is due);
-    ``_g_busy``: a request is parsed and in progress; ``_g_rx``: last bytes received."""
+    ``_g_head_since``: when the head now awaited began (None while none is due: kept
+    alive, no byte yet); ``_g_head_got``: some of it arrived; ``_g_busy``: a request is
+    parsed and in progress; ``_g_rx``: when bytes last arrived; ``_g_body_waiter``: the
+    body read seen waiting at the last sweep, since ``_g_body_wait_since``."""
 
-    __slots__ = ("_g_server", "_g_idle_since", "_g_head_since", "_g_head_got", "_g_busy", "_g_rx",
+    __slots__ = ("_g_server", "_g_head_since", "_g_head_got", "_g_busy", "_g_rx",
                  "_g_body_waiter", "_g_body_wait_since")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = self._loop.time()
         self._g_server: GuardedServer | None = self._manager  # type: ignore[assignment]
-        self._g_idle_since = self._g_rx = now
+        self._g_rx = now
         self._g_head_since: float | None = now  # a new connection owes its first head
         self._g_head_got = False
         self._g_busy = False
@@ -242,7 +243,6 @@ class GuardedHandler(RequestHandler):
         finally:
             self._g_busy = False
             self._g_body_waiter = None
-            self._g_idle_since = self._loop.time()
             if self._g_server is not None and not self._messages and self.transport is not None:
                 self._g_server.idle[self] = None  # newest idle: the last to be shed
 

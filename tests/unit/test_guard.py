@@ -54,6 +54,7 @@ def test_scrub_removes_credentials_from_free_text() -> None:
         f"password={SECRET} token={SECRET}",
         f'{{"password": "{SECRET}", "name": "admin"}}',
         f"X-Container-Meta-Temp-URL-Key: {SECRET}",
+        f"KeyError('gAAAAABn{SECRET}xyzxyzxyzxyzxyzxyzxyz_-')",  # a Fernet token, anywhere
     ]
     for text in texts:
         out = scrub(text)
