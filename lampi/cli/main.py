@@ -140,6 +140,14 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     creates domain Default, project `admin` and user `admin` with a random password,
     and writes an OpenStack RC file v3 (see `lampi openrc`).
     """
+    import signal
+
+    # A stop signal while the server starts (these imports are most of it) is noted, not
+    # fatal: the server stops at its next start-up step and exits 0 (lampi.http.server).
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
+
     from lampi.http.server import serve as run_server
     from lampi.log import setup_logging
 
@@ -162,7 +170,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
                        f"(password in {dd}/openrc.sh)")
         click.echo("\n".join(msg), err=True)
 
-    sys.exit(run_server(settings, announce))
+    sys.exit(run_server(settings, announce, stopped=lambda: bool(early)))
 
 
 @cli.command()

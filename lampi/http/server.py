@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -270,8 +271,11 @@ def _limits(settings: Settings) -> Settings:
     return dataclasses.replace(settings, max_connections=cap)
 
 
-def serve(settings: Settings, announce: Any = None) -> int:
-    """Run the server; 0 after a stop signal (also one during start-up), 1 if it cannot listen."""
+def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] | None = None) -> int:
+    """Run the server; 0 after a stop signal (also one during start-up), 1 if it cannot listen.
+
+    ``stopped``: whether a stop signal came before this was called (the caller's own
+    handler noted it, e.g. while importing this module)."""
     global _stop_requested
     start = time.monotonic()
     # Until the workers' event loops take them over, a stop signal only sets a flag,
@@ -279,6 +283,8 @@ def serve(settings: Settings, announce: Any = None) -> int:
     _stop_requested = False
     for sig in _STOP_SIGNALS:
         signal.signal(sig, _note_stop)
+    if stopped is not None and stopped():
+        _stop_requested = True
     settings = _limits(settings)
     try:
         sock = bind(settings)
