@@ -215,6 +215,8 @@ class GuardedHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._g_server is not None:
             self._g_server.idle.pop(self, None)
+            self._g_server.open -= 1
+            self._g_server = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -332,6 +334,7 @@ class GuardedServer(web.Server):
         self.limits = limits
         # connections waiting for a request, the longest-waiting first
         self.idle: OrderedDict[GuardedHandler, None] = OrderedDict()
+        self.open = 0  # connections made and not yet lost
         self._tick: asyncio.TimerHandle | None = self._loop.call_later(limits.tick, self._sweep)
         _SERVERS.add(self)
 
@@ -339,8 +342,9 @@ class GuardedServer(web.Server):
         return GuardedHandler(self, loop=self._loop, **self._kwargs)
 
     def admit(self, new: GuardedHandler) -> None:
+        self.open += 1
         self.idle[new] = None
-        if len(self._connections) <= self.limits.max_connections:
+        if self.open <= self.limits.max_connections:
             return
         self.idle.pop(new, None)
         victim = self._longest_idle()

@@ -9,7 +9,14 @@ import sys
 import time
 
 import pytest
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, BadStatusLine, InvalidHeader, InvalidURLError, LineTooLong
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    BadHttpMethod,
+    BadStatusLine,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+)
 
 from lampi.config import load_settings
 from lampi.http.guard import Limits, connection_cap, describe_parse_error, safe_connections
