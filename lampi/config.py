@@ -50,6 +50,25 @@ class Settings:
         default=30.0,
         metadata={"help": "Seconds to let in-flight requests finish on SIGTERM/SIGINT."},
     )
+    header_timeout: float = field(
+        default=20.0,
+        metadata={"help": "Seconds a client has to send a request's line and headers (from connecting, or "
+                  "from the first byte on a kept-alive connection); then 408 and close. 0 = no limit."},
+    )
+    body_timeout: float = field(
+        default=60.0,
+        metadata={"help": "Seconds a request body may stall (no byte received) before the request is "
+                  "answered 408 and the connection closed. 0 = no limit."},
+    )
+    keepalive_timeout: float = field(
+        default=75.0,
+        metadata={"help": "Seconds an idle kept-alive connection stays open waiting for a next request."},
+    )
+    max_connections: int = field(
+        default=0,
+        metadata={"help": "Open connections per worker; past it the longest-idle connection is closed "
+                  "(or the new one refused with 503). 0 = derived from the open-file limit."},
+    )
     max_object_size: int = field(
         default=5 * 1024**3, metadata={"help": "Largest single object in bytes (Swift: 5 GiB)."}
     )

@@ -158,6 +158,14 @@ def cli(config: str | None) -> None:
 @click.option("--min-free-space", envvar="LAMPI_MIN_FREE_SPACE", default=None,
               help="Free space uploads must leave on the data dir's filesystem, bytes (K/M/G/T) or percent; "
                    "less: 507 Insufficient Storage [env LAMPI_MIN_FREE_SPACE; default 1%].")
+@click.option("--header-timeout", envvar="LAMPI_HEADER_TIMEOUT", type=float, default=None,
+              help="Seconds to send a request's headers, then 408 [env LAMPI_HEADER_TIMEOUT; default 20; 0: none].")
+@click.option("--body-timeout", envvar="LAMPI_BODY_TIMEOUT", type=float, default=None,
+              help="Seconds a request body may stall, then 408 [env LAMPI_BODY_TIMEOUT; default 60; 0: none].")
+@click.option("--keepalive-timeout", envvar="LAMPI_KEEPALIVE_TIMEOUT", type=float, default=None,
+              help="Seconds an idle kept-alive connection stays open [env LAMPI_KEEPALIVE_TIMEOUT; default 75].")
+@click.option("--max-connections", envvar="LAMPI_MAX_CONNECTIONS", type=int, default=None,
+              help="Connections per worker [env LAMPI_MAX_CONNECTIONS; default 0: from the open-file limit].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -168,6 +176,14 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     on the same port, virtual-hosted style with --s3-domain, and on a port of its own
     with --s3-port.
     """
+    import signal
+
+    # A stop signal while the server starts (these imports are most of it) is noted, not
+    # fatal: the server stops at its next start-up step and exits 0 (lampi.http.server).
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
+
     from lampi.http.server import serve as run_server
     from lampi.log import setup_logging
 
@@ -190,7 +206,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
                        f"(password in {dd}/openrc.sh)")
         click.echo("\n".join(msg), err=True)
 
-    sys.exit(run_server(settings, announce))
+    sys.exit(run_server(settings, announce, stopped=lambda: bool(early)))
 
 
 @cli.command()

@@ -28,6 +28,7 @@ from lampi.bg import expirer, lifecycle
 from lampi.config import Settings
 from lampi.core.storage import Storage
 from lampi.http.context import (
+    BODY_TIMEOUT,
     IDENTITY,
     ON_PREPARE,
     SETTINGS,
@@ -46,6 +47,7 @@ from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 from lampi.swift import handlers as swift
+from lampi.swift.errors import swift_error
 
 log = logging.getLogger("lampi.http")
 
@@ -77,18 +79,41 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
         except web.HTTPException as exc:
             resp = exc
         except Exception:
-            log.exception("unhandled error")
+            if not request.get(BODY_TIMEOUT):
+                log.exception("unhandled error")
             if request.get(API) == "s3":  # S3 clients expect an XML error with a RequestId
                 resp = s3_errors.internal_error(request, tid)
             else:
                 resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
+        if request.get(BODY_TIMEOUT) and not resp.prepared:
+            # the body stalled (lampi.http.guard): whatever the handler made of the cut
+            # body (499, IncompleteBody, ...), the client is told it was too slow
+            resp = request_timeout(request, tid)
         status = resp.status
         if not resp.prepared:
             _stamp(resp, tid)
         return resp
     finally:
-        access_log(request, status, time.monotonic() - start, resp)
+        # a virtual-hosted S3 request (<bucket>.<s3_domain>) names its bucket in the Host
+        # header only, not in the path: log it
+        bucket = s3_host.virtual_bucket(request) if request.get(API) == "s3" else None
+        access_log(request, status, time.monotonic() - start, resp, bucket)
         trans_id_var.reset(token)
+
+
+def request_timeout(request: web.Request, tid: str) -> web.Response:
+    """408 in the request's protocol, closing the connection (the rest of the body is not read)."""
+    api = request.get(API) or api_of(request)
+    if api == "s3":
+        err = s3_errors.S3Error(400, "RequestTimeout", "Your socket connection to the server was not read from "
+                                "or written to within the timeout period. Idle connections will be closed.")
+        resp = s3_errors.error_response(request, err, request.path, tid)
+    elif api == "keystone":
+        resp = keystone.error(408, "The request body was not received in time.")
+    else:
+        resp = swift_error(408, method=request.method)
+    resp.force_close()
+    return resp
 
 
 def _is_swift(request: web.Request) -> bool:

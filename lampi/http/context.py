@@ -21,7 +21,10 @@ PROJECT = "lampi.project"  # project id of the request, for the access log
 # callables(response) run just before a response's headers are sent (streamed ones
 # too): middleware-like response headers (CORS, TempURL's Content-Disposition)
 ON_PREPARE = "lampi.on_prepare"
+# set when the request's body stalled past ``body_timeout`` (lampi.http.guard): the
+# outer middleware answers 408 in the request's protocol, whatever the handler made of it
+BODY_TIMEOUT = "lampi.body_timeout"
 
 trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
 
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "Principal", "trans_id_var"]

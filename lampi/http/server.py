@@ -4,12 +4,18 @@ The parent binds the socket, bootstraps the data dir (domain, admin project and
 user, RC file), clears leftovers of interrupted uploads (no upload can be in flight
 before the workers start), then serves in-process (1 worker) or forks workers that
 share the socket. SIGTERM/SIGINT: stop accepting, let in-flight requests finish
-within ``shutdown_timeout``, exit 0.
+within ``shutdown_timeout``, exit 0 — also when the signal comes during start-up
+(binding, bootstrap, workers coming up): the start-up stops at its next step and
+exits 0, the workers already started stop as usual.
+
+Each worker guards its connections (timeouts, a connection cap derived from the
+open-file limit, which ``serve`` first raises to its hard limit): ``lampi.http.guard``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -18,11 +24,13 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from lampi.config import Settings
+from lampi.http import guard
 from lampi.http.app import build_app
 from lampi.identity.service import Bootstrap, IdentityService
 from lampi.store.blob.fs import FSBlobStore
@@ -105,13 +113,14 @@ def bind(settings: Settings, port: int | None = None) -> socket.socket:
     return sock
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# set by a stop signal that came before the event loop took the signals over (start-up)
+_stop_requested = False
 
-        return uvloop.new_event_loop()
-    except ImportError:  # uvloop is an optional speed-up
-        return asyncio.new_event_loop()
+
+def _note_stop(signum: int, _frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
 
 
 class _InFlight:
@@ -155,16 +164,6 @@ async def _serve(
     sent, e.g. a download, finish within ``shutdown_timeout``).
     """
     loop = asyncio.get_running_loop()
-    meta, blobs = open_stores(settings)
-    app = build_app(settings, meta, blobs)
-    inflight = _InFlight()
-    app.middlewares.insert(0, inflight.middleware)
-    # read_bufsize: how much request body aiohttp buffers before pausing the socket
-    # (default 64 KiB). A large upload paused and resumed reading (two epoll_ctl calls)
-    # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
-                           read_bufsize=READ_BUFSIZE)
-    await runner.setup()
     stop = asyncio.Event()
     hurry = asyncio.Event()
 
@@ -173,9 +172,24 @@ async def _serve(
             hurry.set()  # a second Ctrl-C: do not wait for in-flight requests
         stop.set()
 
+    # the loop takes the signals over first thing; one that came before (start-up) counts
     for sig in signals:
         loop.add_signal_handler(sig, on_signal)
+    if _stop_requested:
+        stop.set()
+    meta, blobs = open_stores(settings)
+    app = build_app(settings, meta, blobs)
+    inflight = _InFlight()
+    app.middlewares.insert(0, inflight.middleware)
+    # read_bufsize: how much request body aiohttp buffers before pausing the socket
+    # (default 64 KiB). A large upload paused and resumed reading (two epoll_ctl calls)
+    # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
+    runner = guard.GuardedRunner(app, limits=guard.Limits.of(settings), access_log=None, handle_signals=False,
+                                 shutdown_timeout=settings.shutdown_timeout, read_bufsize=READ_BUFSIZE)
     try:
+        await runner.setup()
+        if stop.is_set():  # stopped while starting: never serve
+            return
         site = web.SockSite(runner, sock)
         await site.start()
         # the S3-only port (setting s3_port): same app; dispatch tells the port apart
@@ -202,13 +216,14 @@ async def _serve(
         await runner.cleanup()
         for sig in signals:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, _note_stop)  # a late signal (executor shutdown) is not a traceback
 
 
 def serve_worker(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
     s3_sock: socket.socket | None = None,
 ) -> None:
-    loop = _new_loop()
+    loop = guard.new_loop()
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(_serve(settings, sock, signals, s3_sock))
@@ -239,18 +254,44 @@ def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socke
                   parent_pid: int | None = None) -> None:
     from lampi.log import setup_logging
 
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if parent_pid is not None:
-        _die_with_parent(parent_pid)
+    # The parent forks with SIGTERM/SIGINT blocked (its own handler must never run in a
+    # worker): note a SIGTERM from now on, then let the pending ones in.
+    global _stop_requested
+    _stop_requested = False
+    signal.signal(signal.SIGTERM, _note_stop)
     # Ctrl-C reaches the whole process group; the parent relays it as SIGTERM, so a
     # worker must not count it as a second ("hurry up") signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     setup_logging(settings.log_level, settings.log_format)
     serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock)
 
 
-def serve(settings: Settings, announce: Any = None) -> int:
+def _limits(settings: Settings) -> Settings:
+    """Raise the open-file limit and fix the per-worker connection cap from it."""
+    nofile = guard.raise_fd_limit()
+    cap = guard.connection_cap(settings.max_connections, nofile)
+    log.info("up to %d connections per worker (open-file limit %s)", cap, nofile or "none")
+    return dataclasses.replace(settings, max_connections=cap)
+
+
+def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] | None = None) -> int:
+    """Run the server; 0 after a stop signal (also one during start-up), 1 if it cannot listen.
+
+    ``stopped``: whether a stop signal came before this was called (the caller's own
+    handler noted it, e.g. while importing this module)."""
+    global _stop_requested
     start = time.monotonic()
+    # Until the workers' event loops take them over, a stop signal only sets a flag,
+    # checked between the start-up steps (no traceback, no half-written bootstrap).
+    _stop_requested = False
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _note_stop)
+    if stopped is not None and stopped():
+        _stop_requested = True
+    settings = _limits(settings)
     try:
         sock = bind(settings)
     except OSError as exc:
@@ -262,12 +303,28 @@ def serve(settings: Settings, announce: Any = None) -> int:
             s3_sock = bind(settings, settings.s3_port)
         except OSError as exc:
             print(f"lampi: cannot listen on {settings.host}:{settings.s3_port}: {exc.strerror}", file=sys.stderr)
+            sock.close()
             return 1
+
+    def close_sockets() -> None:
+        sock.close()
+        if s3_sock is not None:
+            s3_sock.close()
+
+    if _stop_requested:
+        close_sockets()
+        return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
     boot = bootstrap(settings)
+    if _stop_requested:
+        close_sockets()
+        return 0
     removed = clear_partials(settings)
     if removed:
         log.info("removed %d leftovers of interrupted uploads", removed)
+    if _stop_requested:
+        close_sockets()
+        return 0
     if announce:
         announce(settings, boot, time.monotonic() - start)
     if settings.workers <= 1:
@@ -275,35 +332,52 @@ def serve(settings: Settings, announce: Any = None) -> int:
         return 0
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
+    signalled: set[int] = set()
     stopping = False
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid()), daemon=False)
-        p.start()
+        # blocked across the fork: the child must not run this process's handler
+        # before installing its own (it unblocks them in _worker_entry)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid()), daemon=False)
+            p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return p
+
+    def terminate_all() -> None:
+        for p in procs:
+            if p.pid and p.pid not in signalled and p.is_alive():
+                signalled.add(p.pid)
+                os.kill(p.pid, signal.SIGTERM)
 
     def stop(signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
         # The workers close their copies of the listening socket; close the parent's
         # too, or the kernel would keep queueing connections nobody will accept.
-        sock.close()
-        if s3_sock is not None:
-            s3_sock.close()
-        for p in procs:
-            if p.is_alive() and p.pid:
-                os.kill(p.pid, signal.SIGTERM)
+        close_sockets()
+        terminate_all()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    procs.extend(spawn() for _ in range(settings.workers))
+    if _stop_requested:  # came before ``stop`` was installed
+        stopping = True
+    for _ in range(settings.workers):
+        if stopping:
+            break
+        procs.append(spawn())
     while True:
+        if stopping:  # also reaches workers started while the signal came (idempotent)
+            close_sockets()
+            terminate_all()
+            if not any(p.is_alive() for p in procs):
+                break
         for i, p in enumerate(procs):
             p.join(timeout=0.2)
             if not p.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; restarting", p.pid, p.exitcode)
                 procs[i] = spawn()
-        if stopping and not any(p.is_alive() for p in procs):
-            break
-    sock.close()
+    close_sockets()
     return 0
