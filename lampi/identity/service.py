@@ -33,6 +33,15 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_hex(8))
 
 
+def new_password() -> str:
+    """A random password for a generated account: 144 bits, URL-safe, and never starting with '-'
+    (``swift -K -abc`` and ``openstack --os-password -abc`` would read it as an option)."""
+    while True:
+        password = secrets.token_urlsafe(18)
+        if password[0] != "-":
+            return password
+
+
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
     created: bool
@@ -68,14 +77,14 @@ class IdentityService:
         password = None
         created = False
         if user is None:
-            password = secrets.token_urlsafe(18)
+            password = new_password()
             user = await self.create_user(s.admin_user, password, project.id, "admin")
             created = True
         rc = self.rc_path()
         if created or not rc.exists():
             if password is None:
                 # RC file lost: we cannot recover the password, so set a new one
-                password = secrets.token_urlsafe(18)
+                password = new_password()
                 await self.set_password(user.id, password)
             self.write_openrc(user.name, password, project.name)
         return Bootstrap(created, project, user, password)
