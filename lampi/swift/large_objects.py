@@ -396,6 +396,7 @@ async def copy_size(request: web.Request, src: ObjectRecord, src_project: str) -
         return src.size
     if is_dlo(src) and not manifest_get:
         cont, prefix = M.parse_dlo(src.sysmeta["x-object-manifest"])
+        await segment_access(request, src_project, listing=True)(cont)  # nothing learnt without it
         try:
             return (await M.dlo_totals(request.app[STORAGE], src_project, cont, prefix,
                                        dlo_follower(request, src_project)))[0]
