@@ -166,8 +166,10 @@ PART_NUMBER_WITH_RANGE = "Range requests are not supported with part number quer
 PART_NUMBER_UNSATISFIABLE = "The requested part number is not satisfiable"
 
 
-def _part_number(request: web.Request) -> int:
-    """request_helpers.get_valid_part_num: raises InvalidArgument with Swift's message."""
+async def _parts(request: web.Request, rec: ObjectRecord) -> tuple[int, list[int]]:
+    """(the ``?part-number`` asked for, the lengths of the large object's parts), as
+    request_helpers.get_valid_part_num checks it: InvalidArgument with Swift's message
+    for a number that is no integer > 0, or beside a Range header."""
     try:
         number = int(request.query.get("part-number", ""))
         if number <= 0:
@@ -176,20 +178,24 @@ def _part_number(request: web.Request) -> int:
         raise errors.InvalidArgument(PART_NUMBER_INVALID) from None
     if _has_range(request.headers.get("Range")):
         raise errors.InvalidArgument(PART_NUMBER_WITH_RANGE)
-    return number
+    return number, await M.part_lengths(request.app[STORAGE], rec)
+
+
+def _span(number: int, lengths: list[int]) -> tuple[int, int]:
+    start = sum(lengths[: number - 1])
+    return start, start + lengths[number - 1]
 
 
 async def part_span(request: web.Request, rec: ObjectRecord) -> tuple[int, int] | None:
     """The byte span [start, end) of the large object's part ``?part-number=N`` names
-    (None without the parameter); InvalidArgument (400) or RangeNotSatisfiable (416)."""
+    (None without the parameter, or for an object that is no SLO); InvalidArgument
+    (400) or RangeNotSatisfiable (416)."""
     if request.query.get("part-number") is None or not (is_slo(rec) or is_mpu(rec)):
         return None
-    number = _part_number(request)
-    lengths = await M.part_lengths(request.app[STORAGE], rec)
+    number, lengths = await _parts(request, rec)
     if number > len(lengths):
         raise errors.RangeNotSatisfiable()
-    start = sum(lengths[: number - 1])
-    return start, start + lengths[number - 1]
+    return _span(number, lengths)
 
 
 async def _part(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> tuple[int, int] | web.StreamResponse:
@@ -199,11 +205,10 @@ async def _part(request: web.Request, rec: ObjectRecord, headers: dict[str, str]
     ``Content-Range: bytes */<size>``). Adds ``X-Parts-Count`` to ``headers``."""
     head = request.method == "HEAD"
     try:
-        number = _part_number(request)
+        number, lengths = await _parts(request, rec)
     except errors.InvalidArgument as exc:
         return web.Response(status=400, body=None if head else exc.message.encode(),
                             content_type="text/html", charset="UTF-8")
-    lengths = await M.part_lengths(request.app[STORAGE], rec)
     headers["X-Parts-Count"] = str(len(lengths))
     if number > len(lengths):
         body = b"" if head else PART_NUMBER_UNSATISFIABLE.encode()
@@ -215,8 +220,7 @@ async def _part(request: web.Request, rec: ObjectRecord, headers: dict[str, str]
             await resp.write(body)
         await resp.write_eof()
         return resp
-    start = sum(lengths[: number - 1])
-    return start, start + lengths[number - 1]
+    return _span(number, lengths)
 
 
 async def _manifest_get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> web.StreamResponse:
