@@ -8,7 +8,8 @@ One model serves Swift's Static Large Objects and S3 multipart uploads
   ``size``/``etag`` describe the whole large object, ``manifest.body_size`` the blob;
 * a body parses into ``Segment`` s. An SLO segment names an object of the same account
   (``/container/object``, resolved and checked against its recorded ETag and size at
-  read time, as Swift does); an S3 part (``mpu``) names a blob directly, owned by the
+  read time, as Swift does) or holds its bytes inline (Swift's ``data`` segments,
+  base64 in the body); an S3 part (``mpu``) names a blob directly, owned by the
   manifest (``MetaStore.complete_upload`` / ``release_manifest``).
 * ``read`` streams a byte range of the whole, segment after segment, touching only
   the segments (and nested manifests) the range overlaps; memory is one parsed
@@ -20,6 +21,8 @@ Dynamic Large Objects (a header naming ``container/prefix``) are read here too
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import time
@@ -28,7 +31,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from lampi.core import errors
-from lampi.core.models import SYMLINK_TARGET, ListParams, ObjectRecord
+from lampi.core.models import (
+    SYMLINK_TARGET,
+    SYMLINK_TARGET_ACCOUNT,
+    SYMLINK_TARGET_ETAG,
+    SYMLOOP_MAX,
+    ListParams,
+    ObjectRecord,
+)
 
 if TYPE_CHECKING:
     from lampi.core.storage import Storage
@@ -42,6 +52,8 @@ T = TypeVar("T")
 
 # An async check run before a segment container is read: raises to refuse.
 SegmentAccess = Callable[[str], Awaitable[None]]
+# Resolves a DLO segment that is a symlink to its target's record (raises to refuse).
+LinkFollower = Callable[[ObjectRecord], Awaitable[ObjectRecord]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +67,34 @@ class Segment:
     start: int = 0
     length: int = 0
     nested: bool = False  # the backing object is itself a manifest (Swift's sub_slo)
+    data: bytes | None = None  # an inline segment's bytes (no backing object)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltManifest:
+    """An SLO manifest ready to store: its body and what the large object is."""
+
+    body: bytes  # Swift's stored JSON
+    total: int  # size of the large object
+    etag: str  # its ETag (``slo_etag``)
+    parts: int  # top-level segments
+
+
+def inline_segment(raw: bytes) -> Segment:
+    """A ``data`` segment: its bytes are in the manifest (no backing object to check)."""
+    return Segment("", "", "", len(raw), 0, len(raw), False, raw)
 
 
 def slo_segments(body: bytes) -> list[Segment]:
-    """Parse a stored SLO body (Swift's JSON: name, bytes, hash, [range], [sub_slo])."""
+    """Parse a stored SLO body (Swift's JSON: name, bytes, hash, [range], [sub_slo];
+    or ``data``: an inline segment, base64)."""
     try:
         items = json.loads(body)
         out = []
         for it in items:
+            if "data" in it:
+                out.append(inline_segment(base64.b64decode(it["data"], validate=True)))
+                continue
             cont, _, obj = it["name"].lstrip("/").partition("/")
             size = int(it["bytes"])
             start, length = 0, size
@@ -71,15 +103,19 @@ def slo_segments(body: bytes) -> list[Segment]:
                 start, length = a, b - a + 1
             out.append(Segment(cont, obj, it["hash"], size, start, length, bool(it.get("sub_slo"))))
         return out
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise errors.SegmentError(f"unreadable manifest: {exc}") from None
 
 
 def slo_etag(stored: list[dict]) -> str:
-    """The SLO ETag: MD5 of the segments' ETags (``etag:range;`` for ranged ones)."""
+    """The SLO ETag: MD5 of the segments' ETags (``etag:range;`` for ranged ones; an
+    inline ``data`` segment counts as the MD5 of its bytes)."""
     h = hashlib.md5(usedforsecurity=False)
     for it in stored:
-        r = f"{it['hash']}:{it['range']};" if it.get("range") else it["hash"]
+        if "data" in it:
+            r = hashlib.md5(base64.b64decode(it["data"]), usedforsecurity=False).hexdigest()
+        else:
+            r = f"{it['hash']}:{it['range']};" if it.get("range") else it["hash"]
         h.update(r.encode("ascii", "replace"))
     return h.hexdigest()
 
@@ -179,9 +215,13 @@ class _Resolver:
 
     async def pieces(
         self, segments: list[Segment], first: int, end: int, depth: int = 1
-    ) -> AsyncIterator[tuple[str, int, int]]:
-        """(blob id, offset in the blob, length) covering bytes [first, end)."""
+    ) -> AsyncIterator[tuple[str, int, int] | bytes]:
+        """(blob id, offset in the blob, length) covering bytes [first, end); an inline
+        segment's bytes as they are."""
         for seg, a, b in overlapping(((seg, seg.length) for seg in segments), first, end):
+            if seg.data is not None:
+                yield seg.data[a:b]
+                continue
             lo, hi = a + seg.start, b + seg.start
             rec = await self.record(seg)
             if rec.manifest is not None and rec.manifest.kind == MPU:  # an S3 multipart object as a segment
@@ -195,6 +235,15 @@ class _Resolver:
                     yield p
             else:
                 yield rec.blob_id, lo, hi - lo
+
+
+async def part_lengths(storage: Storage, rec: ObjectRecord) -> list[int]:
+    """The lengths of a large object's top-level parts, in order (Swift's
+    ``?part-number=N`` addresses them): an SLO's segments (inline ones included), an
+    S3 multipart object's parts."""
+    if rec.manifest is not None and rec.manifest.kind == MPU:
+        return [p.size for p in await parts_of(storage, rec)]
+    return [seg.length for seg in await segments_of(storage, rec)]
 
 
 async def read(
@@ -222,7 +271,11 @@ async def read(
                 raise errors.SegmentError(f"part blob {blob_id} missing") from None
         return
     res = _Resolver(storage, project_id, access)
-    async for blob_id, off, n in res.pieces(await segments_of(storage, rec), offset, end):
+    async for piece in res.pieces(await segments_of(storage, rec), offset, end):
+        if isinstance(piece, bytes):
+            yield piece
+            continue
+        blob_id, off, n = piece
         async for chunk in storage.blobs.read(blob_id, off, n):
             yield chunk
 
@@ -238,8 +291,48 @@ def parse_dlo(value: str) -> tuple[str, str]:
     return unquote(container), unquote(prefix)
 
 
-async def dlo_listing(storage: Storage, project_id: str, container: str, prefix: str) -> AsyncIterator[ObjectRecord]:
-    """The DLO's segments: objects under ``prefix`` in listing order, paged."""
+def link_follower(storage: Storage, project_id: str, access: SegmentAccess | None) -> LinkFollower:
+    """Follow a DLO segment that is a symlink, as Swift's segment GET does: at most
+    ``SYMLOOP_MAX`` links, each target container checked with ``access`` (the caller's
+    authority), a static link's ETag checked. A target in another account is refused
+    (403), as segments of other accounts are; a dangling or changed link is a
+    SegmentError (Swift: 409 before the first byte, a cut connection after)."""
+
+    async def follow(rec: ObjectRecord) -> ObjectRecord:
+        from urllib.parse import unquote
+
+        hops = 0
+        while SYMLINK_TARGET in rec.sysmeta:
+            if hops >= SYMLOOP_MAX:
+                raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: too many levels of symbolic links")
+            hops += 1
+            account = unquote(rec.sysmeta.get(SYMLINK_TARGET_ACCOUNT, ""))
+            if account and account != f"AUTH_{project_id}":
+                raise errors.Forbidden(f"segment /{rec.container}/{rec.name} links into another account")
+            cont, _, obj = unquote(rec.sysmeta[SYMLINK_TARGET]).partition("/")
+            c = await storage.meta.get_container(cont)
+            if c is None or c.project_id != project_id:
+                raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: link target container not found")
+            if access is not None:
+                await access(cont)
+            target = await storage.meta.get_object(cont, obj, time.time())
+            if target is None:
+                raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: link target not found")
+            want = rec.sysmeta.get(SYMLINK_TARGET_ETAG)
+            if want and target.etag != want:
+                raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: link target changed")
+            rec = target
+        return rec
+
+    return follow
+
+
+async def dlo_listing(
+    storage: Storage, project_id: str, container: str, prefix: str, follow: LinkFollower | None = None,
+) -> AsyncIterator[ObjectRecord]:
+    """The DLO's segments: objects under ``prefix`` in listing order, paged. A segment
+    that is a symlink stands for its target (``follow``; without it, refused): Swift
+    reads each segment with a GET, which follows links."""
     c = await storage.meta.get_container(container)
     if c is None or c.project_id != project_id:
         raise errors.ContainerNotFound()
@@ -248,6 +341,10 @@ async def dlo_listing(storage: Storage, project_id: str, container: str, prefix:
         rows = await storage.list_objects(container, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
         for r in rows:
             rec = await storage.meta.get_object(container, r.name, time.time())
+            if rec is not None and SYMLINK_TARGET in rec.sysmeta:
+                if follow is None:
+                    raise errors.SegmentError(f"segment /{container}/{r.name} is a symlink")
+                rec = await follow(rec)
             if rec is not None:
                 yield rec
         if len(rows) < DLO_PAGE:
@@ -255,11 +352,13 @@ async def dlo_listing(storage: Storage, project_id: str, container: str, prefix:
         marker = rows[-1].name
 
 
-async def dlo_totals(storage: Storage, project_id: str, container: str, prefix: str) -> tuple[int, str]:
+async def dlo_totals(
+    storage: Storage, project_id: str, container: str, prefix: str, follow: LinkFollower | None = None,
+) -> tuple[int, str]:
     """(total size, ETag) of a DLO: sum of segment sizes; MD5 of their ETags."""
     total = 0
     h = hashlib.md5(usedforsecurity=False)
-    async for rec in dlo_listing(storage, project_id, container, prefix):
+    async for rec in dlo_listing(storage, project_id, container, prefix, follow):
         total += rec.size
         h.update(rec.etag.strip('"').encode("ascii", "replace"))
     return total, h.hexdigest()
@@ -267,12 +366,12 @@ async def dlo_totals(storage: Storage, project_id: str, container: str, prefix: 
 
 async def dlo_read(
     storage: Storage, project_id: str, container: str, prefix: str, offset: int, length: int,
-    access: SegmentAccess | None = None,
+    access: SegmentAccess | None = None, follow: LinkFollower | None = None,
 ) -> AsyncIterator[bytes]:
     """Stream ``length`` bytes from ``offset`` of the concatenated segments."""
     pos = 0
     end = offset + length
-    async for rec in dlo_listing(storage, project_id, container, prefix):
+    async for rec in dlo_listing(storage, project_id, container, prefix, follow):
         lo, hi = pos, pos + rec.size
         pos = hi
         if hi <= offset or rec.size == 0:

@@ -72,6 +72,9 @@ class ObjectRecord:
 # the sysmeta key that makes a zero-byte object a Swift symlink (lampi.swift.symlink):
 # its value names the target; the object's own bytes are none of the target's
 SYMLINK_TARGET = "x-symlink-target"
+SYMLINK_TARGET_ACCOUNT = "x-symlink-target-account"  # a link into another account
+SYMLINK_TARGET_ETAG = "x-symlink-target-etag"  # a static link: the target's ETag, checked on reads
+SYMLOOP_MAX = 2  # Swift's symloop_max: links followed in a row
 
 # flags of a raw listing row (MetaStore.list_objects(raw=True)): a zero-byte object
 # whose sysmeta may make it a symlink, or a DLO manifest

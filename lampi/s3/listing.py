@@ -98,7 +98,8 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
             cont, prefix = M.parse_dlo(sysmeta["x-object-manifest"])
             try:
                 await segment_access(ctx.request, project_id, listing=True)(cont)
-                total, etag = await M.dlo_totals(ctx.storage, project_id, cont, prefix)
+                follow = M.link_follower(ctx.storage, project_id, segment_access(ctx.request, project_id))
+                total, etag = await M.dlo_totals(ctx.storage, project_id, cont, prefix, follow)
             except errors.DomainError:
                 total, etag = 0, r[2]
             if total:

@@ -405,14 +405,15 @@ async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, R
         cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
         # Swift lists the segment container with the caller's authority (AccessDenied)
         await segment_access(ctx.request, project_id, listing=True)(cont)
+        access = segment_access(ctx.request, project_id)
+        follow = M.link_follower(storage, project_id, access)  # segments that are symlinks: their targets
         try:
-            total, etag = await M.dlo_totals(storage, project_id, cont, prefix)
+            total, etag = await M.dlo_totals(storage, project_id, cont, prefix, follow)
         except errors.ContainerNotFound:
             total, etag = 0, rec.etag
-        access = segment_access(ctx.request, project_id)
 
         def dlo_reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.dlo_read(storage, project_id, cont, prefix, off, n, access)
+            return M.dlo_read(storage, project_id, cont, prefix, off, n, access, follow)
 
         return replace(rec, size=total, etag=f"{etag}-N" if total else rec.etag), dlo_reader
     return rec, None

@@ -18,6 +18,7 @@ import asyncio
 import json
 import tarfile
 import threading
+import time
 import zlib
 from http import HTTPStatus
 from collections.abc import AsyncIterator
@@ -200,8 +201,51 @@ async def _names_to_delete(request: web.Request) -> list[str]:
     return names
 
 
-async def bulk_delete(request: web.Request, project_id: str, fmt: str | None) -> bytes:
+async def delete_as_caller(request: web.Request, project_id: str, container: str, name: str,
+                           version_id: str | None = None) -> int:
+    """One DELETE sub-request as Swift's bulk (and slo) middleware make it: with the
+    caller's own authority (owner, account ACL, the container's write ACL, a temp
+    URL's scope; a container only by its owners), with the versioning the container
+    has (object_versioning's delete marker, versioned_writes' archive); ``version_id``
+    deletes that version. The status the sub-request would answer (2xx, 401, 403,
+    404, 409, ...); nothing is deleted unless it is 2xx."""
+    from lampi.core import versions
+    from lampi.swift import acl
+    from lampi.swift.errors import to_response
+
     storage = request.app[STORAGE]
+    try:
+        await acl.check_subrequest(request, project_id, container, name or None, read=False)
+        c = await storage.container(project_id, container)  # 404 outside the account
+        if not name:
+            await storage.delete_container(project_id, container)
+            return 204
+        if version_id is not None:
+            vid = versions.normalize(version_id)
+            if vid is None or (vid != "null" and not versions.versioned(c.meta)):
+                return 400
+            if vid == "null":
+                rec = await storage.meta.get_object(container, name, time.time())
+                if rec is None or rec.version_id is not None:
+                    return 404
+                await storage.delete_object(container, name)
+                return 204
+            found, _ = await storage.delete_version(container, name, vid)
+            return 204 if found else 404
+        if versions.enabled(c.meta):
+            existed, _ = await storage.delete_current(container, name)
+            return 204 if existed else 404
+        await versioning.delete_object(storage, project_id, container, name)
+        return 204
+    except errors.NotFound:
+        return 404
+    except (errors.ContainerNotEmpty, errors.Conflict):
+        return 409
+    except errors.DomainError as exc:
+        return to_response(exc, "DELETE").status
+
+
+async def bulk_delete(request: web.Request, project_id: str, fmt: str | None) -> bytes:
     data: dict[str, Any] = {"Response Status": status_line(200), "Response Body": "",
                             "Number Deleted": 0, "Number Not Found": 0}
     failed: list[list[str]] = []
@@ -228,22 +272,18 @@ async def bulk_delete(request: web.Request, project_id: str, fmt: str | None) ->
                 failed.append([shown, status_line(412)])
                 continue
             container, _, name = path.partition("/")
-            try:
-                await storage.container(project_id, container)
-                if name:
-                    await versioning.delete_object(storage, project_id, container, name)
-                else:
-                    await storage.delete_container(project_id, container)
+            # each a DELETE sub-request with the caller's authority, as Swift's bulk makes it
+            code = await delete_as_caller(request, project_id, container, name)
+            if code // 100 == 2:
                 data["Number Deleted"] += 1
-            except errors.NotFound:
+            elif code == 404:
                 data["Number Not Found"] += 1
-            except (errors.ContainerNotEmpty, errors.Conflict):
-                failed.append([shown, status_line(409)])
-                fail_type = 409 if fail_type == 400 else fail_type
-            except errors.DomainError as exc:
-                from lampi.swift.errors import to_response
-
-                failed.append([shown, status_line(to_response(exc, "DELETE").status)])
+            else:
+                failed.append([shown, status_line(code)])
+                if code == 409 and fail_type == 400:
+                    fail_type = 409
+                elif code // 100 == 5:
+                    fail_type = 502
         if failed:
             data["Response Status"] = status_line(fail_type)
         elif not (data["Number Deleted"] or data["Number Not Found"]):

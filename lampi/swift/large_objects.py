@@ -104,69 +104,171 @@ def segment_access(request: web.Request, project_id: str, listing: bool = False)
     return check
 
 
+def dlo_follower(request: web.Request, project_id: str) -> M.LinkFollower:
+    """How a DLO segment that is a symlink is read: followed, with the caller's
+    authority on each target container (Swift GETs each segment, following links)."""
+    return M.link_follower(request.app[STORAGE], project_id, segment_access(request, project_id))
+
+
 async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> web.StreamResponse:
     """GET/HEAD of an SLO or DLO manifest object (``headers``: the object's own)."""
     storage = request.app[STORAGE]
     project_id = request[PROJECT]
     manifest_get = request.query.get("multipart-manifest") == "get"
-    if is_mpu(rec):
-        headers = dict(headers, **{"ETag": f'"{rec.etag}"', "X-Static-Large-Object": "True"})
-
-        def mpu_reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.read(storage, rec, project_id, off, n)
-
-        return await serve(request, rec, headers, rec.size, rec.etag, mpu_reader)
-    if is_slo(rec):
+    if is_slo(rec) and manifest_get:
+        return await _manifest_get(request, rec, headers)
+    if is_slo(rec) or is_mpu(rec):
+        # an S3 multipart object is served as Swift's s3api serves one: an SLO over its parts
         assert rec.manifest is not None
-        if manifest_get:
-            return await _manifest_get(request, rec, headers)
-        headers = dict(headers, **{"ETag": f'"{rec.etag}"', "X-Static-Large-Object": "True",
-                                  "X-Manifest-Etag": rec.manifest.body_etag})
-
-        access = segment_access(request, project_id)
+        headers = dict(headers, **{"ETag": f'"{rec.etag}"', "X-Static-Large-Object": "True"})
+        access = None
+        if is_slo(rec):
+            headers["X-Manifest-Etag"] = rec.manifest.body_etag
+            access = segment_access(request, project_id)
 
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
             return M.read(storage, rec, project_id, off, n, access)
 
-        return await serve(request, rec, headers, rec.size, rec.etag, reader)
+        part: tuple[int, int] | None = None
+        if request.query.get("part-number") is not None:
+            found = await _part(request, rec, headers)
+            if isinstance(found, web.StreamResponse):
+                return found
+            part = found
+        return await serve(request, rec, headers, rec.size, rec.etag, reader, part=part)
     # DLO
     cont, prefix = M.parse_dlo(rec.sysmeta["x-object-manifest"])
     # Swift lists the segment container with the caller's authority: a DLO needs read
     # with listing (.rlistings for anonymous callers) on it, else its 401/403
     await segment_access(request, project_id, listing=True)(cont)
-    total, etag = await M.dlo_totals(storage, project_id, cont, prefix)
+    follow = dlo_follower(request, project_id)
+    total, etag = await M.dlo_totals(storage, project_id, cont, prefix, follow)
     headers = dict(headers, ETag=f'"{etag}"')
     access = segment_access(request, project_id)
 
     def dlo_reader(off: int, n: int) -> AsyncIterator[bytes]:
-        return M.dlo_read(storage, project_id, cont, prefix, off, n, access)
+        return M.dlo_read(storage, project_id, cont, prefix, off, n, access, follow)
 
-    return await serve(request, rec, headers, total, etag, dlo_reader)
+    # dlo.py honours a single range only: several are answered with the whole object (200)
+    return await serve(request, rec, headers, total, etag, dlo_reader, multirange=False)
+
+
+def _has_range(header: str | None) -> bool:
+    """Whether swob would see a Range in the header (satisfiable or not)."""
+    try:
+        return parse_range(header, 1 << 62) is not None
+    except errors.RangeNotSatisfiable:
+        return True
+
+
+PART_NUMBER_INVALID = "Part number must be an integer greater than 0"
+PART_NUMBER_WITH_RANGE = "Range requests are not supported with part number queries"
+PART_NUMBER_UNSATISFIABLE = "The requested part number is not satisfiable"
+
+
+async def _parts(request: web.Request, rec: ObjectRecord) -> tuple[int, list[int]]:
+    """(the ``?part-number`` asked for, the lengths of the large object's parts), as
+    request_helpers.get_valid_part_num checks it: InvalidArgument with Swift's message
+    for a number that is no integer > 0, or beside a Range header."""
+    try:
+        number = int(request.query.get("part-number", ""))
+        if number <= 0:
+            raise ValueError
+    except ValueError:
+        raise errors.InvalidArgument(PART_NUMBER_INVALID) from None
+    if _has_range(request.headers.get("Range")):
+        raise errors.InvalidArgument(PART_NUMBER_WITH_RANGE)
+    return number, await M.part_lengths(request.app[STORAGE], rec)
+
+
+def _span(number: int, lengths: list[int]) -> tuple[int, int]:
+    start = sum(lengths[: number - 1])
+    return start, start + lengths[number - 1]
+
+
+async def part_span(request: web.Request, rec: ObjectRecord) -> tuple[int, int] | None:
+    """The byte span [start, end) of the large object's part ``?part-number=N`` names
+    (None without the parameter, or for an object that is no SLO); InvalidArgument
+    (400) or RangeNotSatisfiable (416)."""
+    if request.query.get("part-number") is None or not (is_slo(rec) or is_mpu(rec)):
+        return None
+    number, lengths = await _parts(request, rec)
+    if number > len(lengths):
+        raise errors.RangeNotSatisfiable()
+    return _span(number, lengths)
+
+
+async def _part(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> tuple[int, int] | web.StreamResponse:
+    """``?part-number=N`` on an SLO (slo.py's ``_return_slo_response``): the byte span
+    of its N-th top-level segment, or the answer: 400 for a number that is no integer
+    > 0 or beside a Range header, 416 past the last part (the object's headers,
+    ``Content-Range: bytes */<size>``). Adds ``X-Parts-Count`` to ``headers``."""
+    head = request.method == "HEAD"
+    try:
+        number, lengths = await _parts(request, rec)
+    except errors.InvalidArgument as exc:
+        return web.Response(status=400, body=None if head else exc.message.encode(),
+                            content_type="text/html", charset="UTF-8")
+    headers["X-Parts-Count"] = str(len(lengths))
+    if number > len(lengths):
+        body = b"" if head else PART_NUMBER_UNSATISFIABLE.encode()
+        resp = web.StreamResponse(status=416, headers=dict(headers, **{"Content-Range": f"bytes */{rec.size}"}))
+        resp.content_type = rec.content_type
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        if body:
+            await resp.write(body)
+        await resp.write_eof()
+        return resp
+    return _span(number, lengths)
 
 
 async def _manifest_get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> web.StreamResponse:
+    """``?multipart-manifest=get``: the stored manifest (Swift's JSON, inline ``data``
+    segments as stored), ``application/json``, ETag = its MD5; with ``&format=raw``, the
+    manifest as a client would PUT it (path / etag / size_bytes / range, data segments
+    unchanged) with the object's own Content-Type, so it can be PUT back. Served as
+    the object server serves the manifest object: conditionals, ranges, HEAD."""
     storage = request.app[STORAGE]
     assert rec.manifest is not None
-    body = await M.load_body(storage, rec)
-    headers = dict(headers, **{"X-Static-Large-Object": "True", "ETag": rec.manifest.body_etag})
-    ctype = "application/json; charset=utf-8"
+    headers = dict(headers, **{"X-Static-Large-Object": "True"})
+    headers.pop("X-Manifest-Etag", None)
     if request.query.get("format") == "raw":
-        items = json.loads(body)
-        for it in items:
-            it.pop("content_type", None)
-            it.pop("last_modified", None)
-            it.pop("sub_slo", None)
-            it["path"] = it.pop("name", None)
-            it["size_bytes"] = it.pop("bytes", None)
-            it["etag"] = it.pop("hash", None)
-        body = json.dumps(items, sort_keys=True).encode("utf-8")
-        headers["ETag"] = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        body = raw_manifest(await M.load_body(storage, rec))
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
         ctype = rec.content_type  # as the client sent it on PUT, so it can be PUT back
-    resp = web.Response(status=200, body=None if request.method == "HEAD" else body, headers=headers)
-    resp.headers["Content-Type"] = ctype
-    if request.method == "HEAD":
-        resp.content_length = len(body)
-    return resp
+
+        def raw_reader(off: int, n: int) -> AsyncIterator[bytes]:
+            return _bytes_reader(body[off:off + n])
+
+        return await serve(request, rec, dict(headers, ETag=etag), len(body), etag, raw_reader, content_type=ctype)
+    etag = rec.manifest.body_etag
+
+    def stored_reader(off: int, n: int) -> AsyncIterator[bytes]:
+        return storage.read_stored(rec, off, n)
+
+    return await serve(request, rec, dict(headers, ETag=etag), rec.manifest.body_size, etag, stored_reader,
+                       content_type="application/json; charset=utf-8")
+
+
+def raw_manifest(body: bytes) -> bytes:
+    """slo.convert_segment_listing: a stored SLO body in the form a client PUTs."""
+    items = json.loads(body)
+    for it in items:
+        if "data" in it:
+            continue
+        it.pop("content_type", None)
+        it.pop("last_modified", None)
+        it.pop("sub_slo", None)
+        it["path"] = it.pop("name", None)
+        it["size_bytes"] = it.pop("bytes", None)
+        it["etag"] = it.pop("hash", None)
+    return json.dumps(items, sort_keys=True).encode("utf-8")
+
+
+async def _bytes_reader(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
 
 
 async def serve(
@@ -176,11 +278,18 @@ async def serve(
     size: int,
     etag: str,
     reader: Callable[[int, int], AsyncIterator[bytes]],
+    *,
+    part: tuple[int, int] | None = None,
+    multirange: bool = True,
+    content_type: str | None = None,
 ) -> web.StreamResponse:
     """Conditionals, ranges (single and multipart/byteranges) and streaming over a large
-    object of ``size`` bytes whose entity tag is ``etag``."""
+    object of ``size`` bytes whose entity tag is ``etag``. ``part``: the span of an
+    SLO's ``?part-number`` (206 with its Content-Range, also for HEAD); ``multirange``
+    False: several ranges are answered with the whole object (as dlo.py does)."""
     from dataclasses import replace
 
+    ctype = content_type or rec.content_type
     view = replace(rec, etag=etag, size=size)
     try:
         check_conditionals(request.headers, view)
@@ -188,25 +297,28 @@ async def serve(
         status = 304 if isinstance(exc, errors.NotModified) else 412
         return web.Response(status=status, headers=headers)
     head = request.method == "HEAD"
-    try:
-        ranges = parse_range(request.headers.get("Range"), size)
-        if size == 0:
-            ranges = None
-    except errors.RangeNotSatisfiable:
-        resp = swift_error(416, method=request.method)
-        resp.headers["Content-Range"] = f"bytes */{size}"
-        resp.headers.update({k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "X-Timestamp")})
-        return resp
+    if part is not None:
+        ranges: list[tuple[int, int]] | None = [part]
+    else:
+        try:
+            ranges = parse_range(request.headers.get("Range"), size)
+            if size == 0 or (ranges and len(ranges) > 1 and not multirange):
+                ranges = None
+        except errors.RangeNotSatisfiable:
+            resp = swift_error(416, method=request.method)
+            resp.headers["Content-Range"] = f"bytes */{size}"
+            resp.headers.update({k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "X-Timestamp")})
+            return resp
     if not ranges:
         spans = [(0, size)]
         resp = web.StreamResponse(status=200, headers=headers)
-        resp.content_type = rec.content_type
+        resp.content_type = ctype
         resp.content_length = size
     elif len(ranges) == 1:
         spans = ranges
         s, e = ranges[0]
         resp = web.StreamResponse(status=206, headers=headers)
-        resp.content_type = rec.content_type
+        resp.content_type = ctype
         resp.content_length = e - s
         resp.headers["Content-Range"] = f"bytes {s}-{e - 1}/{size}"
     else:
@@ -214,14 +326,14 @@ async def serve(
     if head:
         if ranges and len(ranges) > 1:
             resp = web.StreamResponse(status=200, headers=headers)
-            resp.content_type = rec.content_type
+            resp.content_type = ctype
             resp.content_length = size
         await resp.prepare(request)
         return resp
     if ranges and len(ranges) > 1:
         boundary = uuid.uuid4().hex
         metas = [
-            f"--{boundary}\r\nContent-Type: {rec.content_type}\r\nContent-Range: bytes {s}-{e - 1}/{size}\r\n\r\n".encode()
+            f"--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {s}-{e - 1}/{size}\r\n\r\n".encode()
             for s, e in ranges
         ]
         closing = f"\r\n--{boundary}--".encode()
@@ -275,15 +387,23 @@ async def serve(
 
 
 async def copy_size(request: web.Request, src: ObjectRecord, src_project: str) -> int:
-    """Bytes a copy of ``src`` writes: a large object's data, its manifest body with
-    ``?multipart-manifest=get`` (a DLO's manifest: 0 bytes); what quotas count."""
+    """Bytes a copy of ``src`` writes: a large object's data (with ``?part-number=N``,
+    that part's), its manifest body with ``?multipart-manifest=get`` (a DLO's manifest:
+    0 bytes); what quotas count."""
     manifest_get = request.query.get("multipart-manifest") == "get"
+    if is_slo(src) and manifest_get:
+        return src.stored_size
+    span = await part_span(request, src)
+    if span is not None:
+        return span[1] - span[0]
     if is_slo(src):
-        return src.stored_size if manifest_get else src.size
+        return src.size
     if is_dlo(src) and not manifest_get:
         cont, prefix = M.parse_dlo(src.sysmeta["x-object-manifest"])
+        await segment_access(request, src_project, listing=True)(cont)  # nothing learnt without it
         try:
-            return (await M.dlo_totals(request.app[STORAGE], src_project, cont, prefix))[0]
+            return (await M.dlo_totals(request.app[STORAGE], src_project, cont, prefix,
+                                       dlo_follower(request, src_project)))[0]
         except errors.ContainerNotFound:
             return 0
     if is_dlo(src):
@@ -302,18 +422,29 @@ async def copy(
     meta: dict[str, str],
     sysmeta: dict[str, str],
     delete_at: int | None,
+    built: M.BuiltManifest | None = None,
 ) -> ObjectRecord:
-    """Copy ``src`` to ``container/name``: large objects as their data (a plain object),
-    or, with ``?multipart-manifest=get``, the manifest itself."""
+    """Copy ``src`` to ``container/name``: large objects as their data (a plain object;
+    ``?part-number=N``: that part), or, with ``?multipart-manifest=get``, the manifest
+    itself (``built``: as validated again at the destination, slo.manifest_for_copy)."""
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     manifest_get = request.query.get("multipart-manifest") == "get"
-    if is_slo(src) and manifest_get:
-        assert src.manifest is not None
+    if built is not None:
+        async def one() -> AsyncIterator[bytes]:
+            yield built.body
+
         return await storage.put_object(
-            container, name, storage.read_stored(src), content_type=content_type, meta=meta, sysmeta=sysmeta,
-            delete_at=delete_at, expected_size=src.stored_size, manifest=ManifestInfo(M.SLO, parts=src.manifest.parts),
-            total_size=src.size, total_etag=src.etag,
+            container, name, one(), content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
+            manifest=ManifestInfo(M.SLO, parts=built.parts), total_size=built.total, total_etag=built.etag,
+        )
+    span = await part_span(request, src)
+    if span is not None:  # one part of an SLO (or S3 multipart object): its data
+        access = segment_access(request, src_project) if is_slo(src) else None
+        return await storage.put_object(
+            container, name, M.read(storage, src, src_project, span[0], span[1] - span[0], access),
+            content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
+            expected_size=span[1] - span[0],
         )
     if is_slo(src):  # the data, its segments read with the caller's authority
         return await storage.put_object(
@@ -323,16 +454,16 @@ async def copy(
     if is_dlo(src) and not manifest_get:
         cont, prefix = M.parse_dlo(src.sysmeta["x-object-manifest"])
         await segment_access(request, src_project, listing=True)(cont)
-        total, _ = await M.dlo_totals(storage, src_project, cont, prefix)
+        follow = dlo_follower(request, src_project)
+        total, _ = await M.dlo_totals(storage, src_project, cont, prefix, follow)
         if total > settings.max_object_size:
             raise errors.EntityTooLarge()
         sysmeta = {k: v for k, v in sysmeta.items() if k != "x-object-manifest"}
         return await storage.put_object(
             container, name, M.dlo_read(storage, src_project, cont, prefix, 0, total,
-                                        segment_access(request, src_project)), content_type=content_type,
+                                        segment_access(request, src_project), follow), content_type=content_type,
             meta=meta, sysmeta=sysmeta, delete_at=delete_at, expected_size=total, max_size=settings.max_object_size,
         )
     return await storage.copy_object(
         src, container, name, content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
     )
-

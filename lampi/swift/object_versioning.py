@@ -155,6 +155,8 @@ async def handle(
     m = request.method
     cname = container.name
     raw_vid = request.query.get("version-id")
+    if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
+        return None  # slo.delete_manifest: segments, then the manifest (that version of it)
     if raw_vid:
         return await _version_request(request, project_id, container, name, raw_vid)
     if m in ("GET", "HEAD"):

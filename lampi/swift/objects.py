@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, versions
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -53,7 +53,14 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
             return target
         if target is not None:
             container, name, location = target
-            request[symlink.EXTRA_HEADERS] = {"Content-Location": location}
+            extra = {"Content-Location": location}
+            tcont = await storage.meta.get_container(container)
+            if tcont is not None and versions.versioned(tcont.meta):
+                # the target's version, as object_versioning answers for it (not the link's)
+                trec = await storage.meta.get_object(container, name, time.time())
+                if trec is not None:
+                    extra["X-Object-Version-Id"] = trec.version_id or "null"
+            request[symlink.EXTRA_HEADERS] = extra
         return await get_object(request, container, name)
     # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
     if m == "PUT" and request.query.get("multipart-manifest") == "put":
@@ -169,12 +176,27 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     for k, v in rec.meta.items():
         h[f"X-Object-Meta-{k}"] = v
     for k, v in rec.sysmeta.items():
-        if k.startswith("s3-"):
-            continue  # S3's own (tags, checksums): internal, as Swift's x-object-sysmeta-*
+        if k.startswith("s3-") or k in symlink.HIDDEN_SYSMETA:
+            continue  # S3's own (tags, checksums), a link's SLO ETag: internal, as Swift's x-object-sysmeta-*
         h[k.title()] = v
     if rec.delete_at is not None:
         h["X-Delete-At"] = str(rec.delete_at)
     return h
+
+
+async def check_if_none_match(request: web.Request, container: str, name: str) -> web.Response | None:
+    """Swift: a conditional PUT creates only (``If-None-Match: *``; any other value 400);
+    412 when the object exists. None when the PUT may go on."""
+    inm = request.headers.get("If-None-Match")
+    if inm is None:
+        return None
+    if inm.strip() != "*":
+        return swift_error(400, "If-None-Match only supports *", method="PUT")
+    try:
+        await request.app[STORAGE].head_object(container, name)
+    except errors.ObjectNotFound:
+        return None
+    return swift_error(412, method="PUT")
 
 
 async def put_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
@@ -191,17 +213,8 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     delete_at = _delete_at(request)
     ctype = _content_type(request, name)
     etag = request.headers.get("ETag")
-    inm = request.headers.get("If-None-Match")
-    if inm is not None:
-        # Swift: a conditional PUT creates only ("*"); checked before the body is read
-        if inm.strip() != "*":
-            return swift_error(400, "If-None-Match only supports *", method="PUT")
-        try:
-            await storage.head_object(container, name)
-        except errors.ObjectNotFound:
-            pass
-        else:
-            return swift_error(412, method="PUT")
+    if (refused := await check_if_none_match(request, container, name)) is not None:
+        return refused  # checked before the body is read
     project_id = request[PROJECT]
     allowance = await quotas.check_upload(request, project_id, container, length)  # 413 over quota
     await versioning.before_write(storage, project_id, container, name)  # archive the current version
@@ -420,7 +433,17 @@ async def copy_object(
         check_conditionals(request.headers, src_rec)
     except errors.NotModified:
         raise errors.PreconditionFailed() from None
-    if src_rec.size > settings.max_object_size:
+    built = None
+    if large_objects.is_slo(src_rec) and request.query.get("multipart-manifest") == "get":
+        # the manifest itself, PUT again at the destination: its segments validated there
+        found = await slo.manifest_for_copy(request, src_rec, project_id, container, name)
+        if isinstance(found, web.StreamResponse):
+            return found
+        built = found
+    # the bytes the copy writes: a large object's data (or one part of it), or with
+    # ?multipart-manifest=get its manifest
+    size = len(built.body) if built is not None else await large_objects.copy_size(request, src_rec, src_project)
+    if size > settings.max_object_size:
         raise errors.EntityTooLarge()
     fresh = request.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on", "t", "y")
     if fresh:
@@ -435,14 +458,12 @@ async def copy_object(
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
-    # 413 over quota, counting the bytes the copy writes (a large object's data, or
-    # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT
-    await quotas.check_upload(request, project_id, container,
-                              await large_objects.copy_size(request, src_rec, src_project))
+    # 413 over quota, counting the bytes the copy writes, as Swift's quotas see the copy's PUT
+    await quotas.check_upload(request, project_id, container, size)
     await versioning.before_write(storage, project_id, container, name)  # archive the current version
     rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
         request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
-        delete_at=_delete_at(request),
+        delete_at=_delete_at(request), built=built,
     )
     return web.Response(
         status=201,

@@ -9,10 +9,11 @@ Reference: swift/common/middleware/slo.py (``handle_multipart_put``,
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from lampi.core import manifest as M
 from lampi.core.models import ManifestInfo, ObjectRecord
 from lampi.core.numbers import uint
 from lampi.http.context import SETTINGS, STORAGE
-from lampi.swift.bulk import declaration, out_format, response_body, status_line
+from lampi.swift.bulk import declaration, delete_as_caller, out_format, response_body, status_line
 from lampi.swift.errors import REASONS, swift_error
 from lampi.swift.http_util import http_date, x_timestamp
 from lampi.swift.large_objects import (
@@ -71,8 +72,24 @@ def _range_for(rng: tuple[int | None, int | None], size: int) -> tuple[int, int]
     return first, size if last is None else min(last + 1, size)
 
 
+_B64_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz/+")
+
+
+def strict_b64decode(value: object) -> bytes:
+    """swift.common.utils.strict_b64decode: ValueError for anything but a string of
+    base64 characters (``=`` only as padding) with correct padding."""
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    if any(c not in _B64_CHARS for c in value.strip("=")):
+        raise ValueError("invalid character")
+    return base64.b64decode(value)  # binascii.Error (a ValueError) on bad padding
+
+
 def _validate_input(raw: bytes, container: str, name: str) -> list[dict[str, Any]]:
-    """slo.parse_and_validate_input: raises _BadManifest with Swift's messages."""
+    """slo.parse_and_validate_input: raises _BadManifest with Swift's messages. A
+    segment is object-backed (``path`` [, ``etag``, ``size_bytes``, ``range``]) or
+    inline (``data``: base64, at least 1 byte, stored re-encoded with normal padding);
+    at least one must be object-backed."""
     try:
         parsed = jsonbody.loads(raw)  # ValueError also for deep nesting and lone surrogates
     except ValueError:
@@ -84,9 +101,25 @@ def _validate_input(raw: bytes, container: str, name: str) -> list[dict[str, Any
         if not isinstance(seg, dict):
             problems.append(f"Index {i}: not a JSON object")
             continue
+        if "data" in seg:
+            # Swift checks the keys in SLO_KEYS order: "data" first
+            extra = sorted(k for k in seg if k != "data")
+            if extra:
+                problems.append(f"Index {i}: extraneous keys " + ", ".join(json.dumps(k) for k in extra))
+                continue
+            try:
+                data = strict_b64decode(seg["data"])
+            except ValueError:
+                problems.append(f"Index {i}: data must be valid base64")
+                continue
+            if not data:
+                problems.append(f"Index {i}: too small; each segment must be at least 1 byte.")
+                continue
+            seg["data"] = base64.b64encode(data).decode("ascii")  # normalize the padding
+            continue
         if "path" not in seg:
-            # inline "data" segments are not supported by lampi (see swift-compatibility.md)
-            problems.append(f"Index {i}: expected keys to include one of 'path'")
+            # (Swift 2.38.3 means to say this, but its bytes/str join fails on Python 3: a 500)
+            problems.append(f"Index {i}: expected keys to include one of 'data' or 'path'")
             continue
         extra = sorted(k for k in seg if k not in ("path", "etag", "size_bytes", "range"))
         if extra:
@@ -136,6 +169,8 @@ def _validate_input(raw: bytes, container: str, name: str) -> list[dict[str, Any
             if size is not None and _range_for(rng, size) is None:
                 problems.append(f"Index {i}: unsatisfiable range")
                 continue
+    if parsed and all(isinstance(seg, dict) and "data" in seg for seg in parsed):
+        problems.append("Inline data segments require at least one object-backed segment.")
     if problems:
         raise _BadManifest("".join(p + "\n" for p in problems))
     return parsed
@@ -160,67 +195,29 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | None:
     return bytes(buf)
 
 
-async def put_manifest(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
-    """``PUT ?multipart-manifest=put``: validate every segment, then store the manifest."""
-    from lampi.swift.objects import _content_type, _delete_at, _sysmeta, _user_meta
-
+async def _build(
+    request: web.Request, project_id: str, parsed: list[dict[str, Any]], beat: Callable[[], Awaitable[None]] | None,
+) -> tuple[list[list[str]], M.BuiltManifest | None]:
+    """The manifest to store for a validated input: each object-backed segment looked
+    up (once per path) as the caller would HEAD it, checked and described as Swift
+    stores it; inline segments kept as ``{"data": ...}``. (problems, None) when a
+    segment fails (Swift's "Errors:" list), else ([], the manifest)."""
     storage = request.app[STORAGE]
-    settings = request.app[SETTINGS]
-    if request.headers.get("X-Copy-From"):
-        return swift_error(405, "Multipart Manifest PUTs cannot be COPY requests", method="PUT")
-    length = request.content_length
-    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
-        return swift_error(411, method="PUT")
-    if length is not None and length > MAX_MANIFEST_SIZE:
-        return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
-    # header checks first, so a refused manifest stores nothing
-    meta, sysmeta, delete_at = _user_meta(request), _sysmeta(request), _delete_at(request)
-    sysmeta.pop("x-object-manifest", None)
-    from lampi.swift import quotas
-
-    # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
-    # the manifest PUT's own Content-Length (the manifest JSON, which is also what
-    # bytes-used counts), not the segments, and one more object
-    await quotas.check_upload(request, project_id, container, length)
-    raw = await _read_capped(request, MAX_MANIFEST_SIZE)
-    if raw is None:
-        return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
-    if length is None:  # chunked: checked once its size is known
-        await quotas.check_upload(request, project_id, container, len(raw))
-    try:
-        parsed = _validate_input(raw, container, name)
-    except _BadManifest as exc:
-        return swift_error(400, str(exc), method="PUT")
-    if len(parsed) > MAX_MANIFEST_SEGMENTS:
-        return swift_error(413, f"Number of object-backed segments must be <= {MAX_MANIFEST_SEGMENTS}", method="PUT")
-    fmt = out_format(request) or "text/plain"
-    heartbeat = request.query.get("heartbeat", "").lower() in TRUE
-    resp: web.StreamResponse | None = None
-    if heartbeat:
-        # Swift answers 202 at once and keeps the connection alive with whitespace;
-        # the final status is in the body
-        resp = web.StreamResponse(status=202)
-        resp.content_type = fmt
-        await resp.prepare(request)
-        await resp.write(b" ")
-    last_beat = time.monotonic()
-
-    async def beat() -> None:
-        nonlocal last_beat
-        if resp is not None and time.monotonic() - last_beat > YIELD_FREQUENCY:
-            await resp.write(b" ")
-            last_beat = time.monotonic()
-
     problems: list[list[str]] = []
     stored: list[dict[str, Any]] = []
     total = 0
     heads: dict[str, tuple[str, ObjectRecord] | int] = {}
     for i, seg in enumerate(parsed):
+        if "data" in seg:
+            stored.append({"data": seg["data"]})
+            total += len(base64.b64decode(seg["data"]))
+            continue
         path = seg["path"]
         qname = quote(path)
         if path not in heads:
             heads[path] = await _readable_segment(request, storage, project_id, path)
-            await beat()
+            if beat is not None:
+                await beat()
         found = heads[path]
         if isinstance(found, int):
             problems.append([qname, status_line(found)])
@@ -255,6 +252,70 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
             item["sub_slo"] = True
         stored.append(item)
         total += seg_len
+    if problems:
+        return problems, None
+    return [], M.BuiltManifest(json.dumps(stored).encode("utf-8"), total, M.slo_etag(stored), len(stored))
+
+
+def _problems_response(fmt: str, problems: list[list[str]]) -> web.Response:
+    """The 400 of a manifest whose segments failed, without heartbeat."""
+    r = web.Response(status=400, body=response_body(fmt, {}, problems, "upload"))
+    r.content_type = fmt
+    return r
+
+
+async def put_manifest(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
+    """``PUT ?multipart-manifest=put``: validate every segment, then store the manifest."""
+    from lampi.swift.objects import _content_type, _delete_at, _sysmeta, _user_meta, check_if_none_match
+
+    storage = request.app[STORAGE]
+    settings = request.app[SETTINGS]
+    if request.headers.get("X-Copy-From"):
+        return swift_error(405, "Multipart Manifest PUTs cannot be COPY requests", method="PUT")
+    length = request.content_length
+    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return swift_error(411, method="PUT")
+    if length is not None and length > MAX_MANIFEST_SIZE:
+        return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
+    # header checks first, so a refused manifest stores nothing
+    meta, sysmeta, delete_at = _user_meta(request), _sysmeta(request), _delete_at(request)
+    sysmeta.pop("x-object-manifest", None)
+    from lampi.swift import quotas
+
+    # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
+    # the manifest PUT's own Content-Length (the manifest JSON, which is also what
+    # bytes-used counts), not the segments, and one more object
+    await quotas.check_upload(request, project_id, container, length)
+    raw = await _read_capped(request, MAX_MANIFEST_SIZE)
+    if raw is None:
+        return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
+    if length is None:  # chunked: checked once its size is known
+        await quotas.check_upload(request, project_id, container, len(raw))
+    try:
+        parsed = _validate_input(raw, container, name)
+    except _BadManifest as exc:
+        return swift_error(400, str(exc), method="PUT")
+    if sum(1 for seg in parsed if "path" in seg) > MAX_MANIFEST_SEGMENTS:  # inline data segments do not count
+        return swift_error(413, f"Number of object-backed segments must be <= {MAX_MANIFEST_SEGMENTS}", method="PUT")
+    fmt = out_format(request) or "text/plain"
+    heartbeat = request.query.get("heartbeat", "").lower() in TRUE
+    resp: web.StreamResponse | None = None
+    if heartbeat:
+        # Swift answers 202 at once and keeps the connection alive with whitespace;
+        # the final status is in the body
+        resp = web.StreamResponse(status=202)
+        resp.content_type = fmt
+        await resp.prepare(request)
+        await resp.write(b" ")
+    last_beat = time.monotonic()
+
+    async def beat() -> None:
+        nonlocal last_beat
+        if resp is not None and time.monotonic() - last_beat > YIELD_FREQUENCY:
+            await resp.write(b" ")
+            last_beat = time.monotonic()
+
+    problems, built = await _build(request, project_id, parsed, beat)
 
     async def finish(status: int, data: dict[str, Any], errs: list[list[str]], headers: dict[str, str] | None = None,
                      body: bytes | None = None) -> web.StreamResponse:
@@ -265,42 +326,71 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
             await resp.write(b"\r\n\r\n" + response_body(fmt, data, errs, "upload"))
             await resp.write_eof()
             return resp
-        if body is None:
-            body = response_body(fmt, data, errs, "upload") if status >= 300 else b""
-        r = web.Response(status=status, body=body, headers=headers or {})
-        r.content_type = fmt if status >= 300 else "text/html"
-        if status < 300:
-            r.charset = "UTF-8"
+        if status >= 300:
+            return _problems_response(fmt, errs) if status == 400 else swift_error(status, method="PUT")
+        r = web.Response(status=status, body=b"", headers=headers or {})
+        r.content_type = "text/html"
+        r.charset = "UTF-8"
         return r
 
-    if problems:
+    if built is None:
         return await finish(400, {}, problems)
-    etag = M.slo_etag(stored)
     client_etag = request.headers.get("ETag")
-    if client_etag and client_etag.strip().strip('"') != etag:
-        if resp is None:
-            return swift_error(422, method="PUT")
+    if client_etag and client_etag.strip().strip('"') != built.etag:
         return await finish(422, {}, [])
-    body = json.dumps(stored).encode("utf-8")
+    # the manifest's own PUT is conditional as any PUT (proxy / object server, after slo)
+    if (refused := await check_if_none_match(request, container, name)) is not None:
+        if resp is None:
+            return refused
+        return await finish(refused.status, {}, [])
     ctype = _content_type(request, name)
-
-    async def one() -> AsyncIterator[bytes]:
-        yield body
-
     from lampi.swift import versioning
 
     await versioning.before_write(storage, project_id, container, name)  # archive the current version
-    rec = await storage.put_object(
-        container, name, one(), content_type=ctype, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
-        max_size=settings.max_object_size, manifest=ManifestInfo(M.SLO, parts=len(stored)),
-        total_size=total, total_etag=etag,
-    )
+    rec = await store(storage, container, name, built, content_type=ctype, meta=meta, sysmeta=sysmeta,
+                      delete_at=delete_at, max_size=settings.max_object_size)
     headers = {"ETag": f'"{rec.etag}"', "Last-Modified": http_date(rec.last_modified),
                "X-Timestamp": x_timestamp(rec.last_modified)}
     if resp is not None:
         return await finish(201, {"Etag": headers["ETag"], "Last Modified": headers["Last-Modified"],
                                   "Response Body": ""}, [])
     return await finish(201, {}, [], headers=headers)
+
+
+async def store(storage: Any, container: str, name: str, built: M.BuiltManifest, *, content_type: str,
+                meta: dict[str, str], sysmeta: dict[str, str], delete_at: int | None,
+                max_size: int | None = None) -> ObjectRecord:
+    """Write a validated manifest (its size and ETag those of the large object)."""
+
+    async def one() -> AsyncIterator[bytes]:
+        yield built.body
+
+    rec: ObjectRecord = await storage.put_object(
+        container, name, one(), content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
+        max_size=max_size, manifest=ManifestInfo(M.SLO, parts=built.parts), total_size=built.total,
+        total_etag=built.etag,
+    )
+    return rec
+
+
+async def manifest_for_copy(request: web.Request, src: ObjectRecord, project_id: str, container: str,
+                            name: str) -> M.BuiltManifest | web.StreamResponse:
+    """COPY / X-Copy-From of an SLO with ``?multipart-manifest=get``: Swift's copy GETs
+    the source manifest ``&format=raw`` and PUTs it ``?multipart-manifest=put`` at the
+    destination, so its segments are validated again there, in the destination account
+    and with the caller's authority (a copy into another account finds the segments of
+    that account, or reports each one as 403/404). The manifest to store, or the 400."""
+    from lampi.swift.large_objects import raw_manifest
+
+    raw = raw_manifest(await M.load_body(request.app[STORAGE], src))
+    try:
+        parsed = _validate_input(raw, container, name)
+    except _BadManifest as exc:
+        return swift_error(400, str(exc), method="PUT")
+    problems, built = await _build(request, project_id, parsed, None)
+    if built is None:
+        return _problems_response(out_format(request) or "text/plain", problems)
+    return built
 
 
 async def _readable_segment(request: web.Request, storage: Any, project_id: str,
@@ -315,15 +405,15 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
     from lampi.swift import acl, symlink
 
     cont, _, obj = path.lstrip("/").partition("/")
-    head = await _head_segment(storage, project_id, path)
-    if isinstance(head, int):
-        return head
-    try:
+    try:  # the caller's authority first, as the proxy decides before looking (403, not 404)
         await acl.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
         return 401
     except errors.Forbidden:
         return 403
+    head = await _head_segment(storage, project_id, path)
+    if isinstance(head, int):
+        return head
     if not symlink.is_link(head.sysmeta):
         return "/" + path.lstrip("/"), head
     target = await symlink.follow(request, project_id, cont, obj)
@@ -351,10 +441,68 @@ async def _head_segment(storage: Any, project_id: str, path: str) -> ObjectRecor
 # -- DELETE ?multipart-manifest=delete ---------------------------------------------------
 
 
+class _LoadError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def _manifest_segments(request: web.Request, project_id: str, path: str,
+                             version_id: str | None) -> list[dict[str, Any]]:
+    """slo.get_slo_segments: the segments of the manifest at ``path`` (``version_id``:
+    that version of it), read as the caller's ``GET ?multipart-manifest=get`` would
+    read it; _LoadError with the code and message Swift reports otherwise."""
+    from lampi.swift import acl
+
+    storage = request.app[STORAGE]
+    cont, _, obj = path.lstrip("/").partition("/")
+    try:
+        await acl.check_subrequest(request, project_id, cont, obj)
+    except errors.Unauthorized:
+        raise _LoadError(401, "401 Unauthorized") from None
+    except errors.Forbidden:
+        raise _LoadError(500, "Unable to load SLO manifest or segment.") from None
+    c = await storage.meta.get_container(cont)
+    if c is None or c.project_id != project_id or not obj:
+        raise _LoadError(404, "SLO manifest not found")
+    if version_id is not None:
+        from lampi.core import versions
+
+        vid = versions.normalize(version_id)
+        if vid is None or (vid != "null" and not versions.versioned(c.meta)):
+            raise _LoadError(500, "Unable to load SLO manifest or segment.")  # the GET's 400
+        head = await storage.meta.get_object(cont, obj, time.time())
+        if vid != "null":
+            head = await storage.get_version(cont, obj, vid)
+        elif head is not None and head.version_id is not None:
+            head = None
+        if head is None or head.content_type == versions.DELETE_MARKER:
+            raise _LoadError(404, "SLO manifest not found")
+    else:
+        found = await _head_segment(storage, project_id, path)
+        if isinstance(found, int):
+            raise _LoadError(404, "SLO manifest not found")
+        head = found
+    if is_mpu(head):
+        return []  # an S3 multipart object: deleted as one object, its parts with it
+    if not is_slo(head):
+        raise _LoadError(400, "Not an SLO manifest")
+    try:
+        items = json.loads(await M.load_body(storage, head))
+        if not isinstance(items, list) or not all(isinstance(it, dict) for it in items):
+            raise ValueError
+        return items
+    except (ValueError, errors.SegmentError):
+        raise _LoadError(500, "Unable to load SLO manifest") from None
+
+
 async def delete_manifest(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     """Delete every segment (nested manifests' too), then the manifest; 200 with a
-    bulk-delete style body (the real status is in "Response Status")."""
-    storage = request.app[STORAGE]
+    bulk-delete style body (the real status is in "Response Status"). As in Swift,
+    every manifest is read and every object deleted with the caller's own authority
+    (a segment the caller may not delete is reported in "Errors" and stays);
+    ``?version-id=`` deletes that version of the manifest."""
     fmt = out_format(request)
     data: dict[str, Any] = {"Response Status": "200 OK", "Response Body": "", "Number Deleted": 0,
                             "Number Not Found": 0}
@@ -364,7 +512,10 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
         return web.Response(status=200, body=response_body("text/plain", data, failed, "delete"),
                             content_type="text/plain")
     # (path, error) in Swift's order: segments first, each manifest after its segments
-    queue: list[dict[str, Any]] = [{"name": f"/{container}/{name}", "sub_slo": True}]
+    top: dict[str, Any] = {"name": f"/{container}/{name}", "sub_slo": True}
+    if request.query.get("version-id"):
+        top["version_id"] = request.query["version-id"]
+    queue: list[dict[str, Any]] = [top]
     todo: list[dict[str, Any]] = []
     while queue:
         if len(queue) > MAX_MANIFEST_SEGMENTS * 10:
@@ -374,25 +525,22 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
             todo = []
             break
         seg = queue.pop(0)
+        if "data" in seg:
+            continue  # an inline segment: nothing stored to delete
         if seg.get("sub_slo"):
-            head = await _head_segment(storage, project_id, seg["name"])
-            if isinstance(head, int):
-                seg["error"] = {"code": 404, "message": "SLO manifest not found"}
-            elif is_mpu(head):
-                pass  # an S3 multipart object: deleted as one object, its parts with it
-            elif not is_slo(head):
-                seg["error"] = {"code": 400, "message": "Not an SLO manifest"}
-            else:
-                try:
-                    queue.extend(json.loads(await M.load_body(storage, head)))
-                except (ValueError, errors.SegmentError):
-                    seg["error"] = {"code": 500, "message": "Unable to load SLO manifest"}
+            try:
+                queue.extend(await _manifest_segments(request, project_id, str(seg["name"]), seg.get("version_id")))
+            except _LoadError as exc:
+                seg["error"] = {"code": exc.code, "message": exc.message}
             seg["sub_slo"] = False
             queue.append(seg)
-        else:
+        elif isinstance(seg.get("name"), str):
             todo.append(seg)
+    fail_type = 400
     for seg in todo:
         nm = seg["name"]
+        if not nm.lstrip("/"):
+            continue
         if seg.get("error"):
             if seg["error"]["code"] == 404:
                 data["Number Not Found"] += 1
@@ -400,17 +548,17 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
                 failed.append([quote(nm), seg["error"]["message"]])
             continue
         cont, _, obj = nm.lstrip("/").partition("/")
-        c = await storage.meta.get_container(cont)
-        if c is None or c.project_id != project_id:
-            data["Number Not Found"] += 1
-            continue
-        try:
-            await storage.delete_object(cont, obj)
+        code = await delete_as_caller(request, project_id, cont, obj, seg.get("version_id"))
+        if code // 100 == 2:
             data["Number Deleted"] += 1
-        except errors.ObjectNotFound:
+        elif code == 404:
             data["Number Not Found"] += 1
+        else:
+            if code // 100 == 5:
+                fail_type = 502
+            failed.append([quote(nm), status_line(code)])
     if failed:
-        data["Response Status"] = status_line(400)
+        data["Response Status"] = status_line(fail_type)
     elif not (data["Number Deleted"] or data["Number Not Found"]) and data["Response Status"] == "200 OK":
         data["Response Status"] = status_line(400)
         data["Response Body"] = "Invalid bulk delete."

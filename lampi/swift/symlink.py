@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.models import MAY_LINK, SYMLINK_TARGET
+from lampi.core.models import MAY_LINK, SYMLINK_TARGET, SYMLINK_TARGET_ACCOUNT, SYMLINK_TARGET_ETAG, SYMLOOP_MAX
 from lampi.http.context import STORAGE
 from lampi.swift import acl
 from lampi.swift.errors import swift_error
@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     from lampi.core.models import ObjectRecord
     from lampi.core.storage import Storage
 
-SYMLOOP_MAX = 2
 TARGET = SYMLINK_TARGET
-TARGET_ACCOUNT = "x-symlink-target-account"
-TARGET_ETAG = "x-symlink-target-etag"
+TARGET_ACCOUNT = SYMLINK_TARGET_ACCOUNT
+TARGET_ETAG = SYMLINK_TARGET_ETAG
 TARGET_BYTES = "x-symlink-target-bytes"
+# a static link to an SLO: the SLO's ETag, for its listing entry's ``slo_etag`` (not a header)
+TARGET_SLO_ETAG = "x-symlink-target-slo-etag"
+HIDDEN_SYSMETA = frozenset({TARGET_SLO_ETAG})
 # Response headers the caller may add to the object response (see objects.get_object).
 EXTRA_HEADERS = "lampi.swift.extra_headers"
 
@@ -40,6 +42,17 @@ _FORMAT = "X-Symlink-Target header must be of the form <container name>/<object 
 
 def is_link(sysmeta: dict[str, str]) -> bool:
     return TARGET in sysmeta
+
+
+def target_etag(rec: ObjectRecord) -> str:
+    """The ETag a static link's ``X-Symlink-Target-Etag`` is compared with: an SLO's is
+    its manifest's (the ETag ``?multipart-manifest=get`` answers), as Swift's symlink
+    middleware sees the manifest object; any other object's own."""
+    from lampi.core.manifest import SLO
+
+    if rec.manifest is not None and rec.manifest.kind == SLO:
+        return rec.manifest.body_etag
+    return rec.etag
 
 
 def _target_path(project_id: str, target: str) -> str:
@@ -87,11 +100,13 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
             pass
         if rec is None:
             raise _conflict("X-Symlink-Target does not exist", tproject, sys[TARGET])
-        if rec.etag != etag:
-            raise _conflict(f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {etag!r}",
+        if target_etag(rec) != etag:
+            raise _conflict(f"Object Etag {target_etag(rec)!r} does not match X-Symlink-Target-Etag header {etag!r}",
                             tproject, sys[TARGET])
         sys[TARGET_ETAG] = etag
-        sys[TARGET_BYTES] = str(rec.size)
+        sys[TARGET_BYTES] = str(rec.size)  # an SLO's: the large object's size
+        if rec.manifest is not None and rec.etag != target_etag(rec):
+            sys[TARGET_SLO_ETAG] = rec.etag
         sys["content-type"] = h.get("Content-Type") or rec.content_type
     else:
         sys["content-type"] = h.get("Content-Type") or "application/symlink"
@@ -168,9 +183,9 @@ async def follow(
             from lampi.swift.errors import to_response
 
             return to_response(exc, request.method)
-        if want_etag and rec.etag != want_etag:
+        if want_etag and target_etag(rec) != want_etag:
             resp = swift_error(
-                409, f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
+                409, f"Object Etag {target_etag(rec)!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
                 method=request.method)
             resp.headers["Content-Location"] = location
             return resp
@@ -230,6 +245,8 @@ def listing_item(sysmeta: dict[str, str], project_id: str) -> dict[str, object]:
     if TARGET_ETAG in sysmeta:
         out["symlink_etag"] = sysmeta[TARGET_ETAG]
         out["symlink_bytes"] = int(sysmeta.get(TARGET_BYTES, "0"))
+    if TARGET_SLO_ETAG in sysmeta:
+        out["slo_etag"] = f'"{sysmeta[TARGET_SLO_ETAG]}"'
     return out
 
 
