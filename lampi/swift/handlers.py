@@ -155,8 +155,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if obj is not None:
             obytes = len(obj.encode())
             if obytes > C.MAX_OBJECT_NAME_LENGTH:
-                raise errors.InvalidName(
-                    f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}"
+                raise errors.InvalidName(  # constraints.check_object_creation: text/plain
+                    f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}", plain=True
                 )
             resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
             return await object_versioning.finish(request, resp, container, obj)  # type: ignore[arg-type]
