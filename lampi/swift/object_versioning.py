@@ -281,6 +281,13 @@ async def _version_request(
         resp.headers["Content-Type"] = versions.DELETE_MARKER
         return resp
     request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": vid}
+    if symlink.is_link(version.sysmeta):  # a version that is a link is followed, as the current one is
+        target = await symlink.resolve(request, project_id, cname, name, version)
+        if isinstance(target, web.StreamResponse):
+            return target
+        if target is not None:
+            request[symlink.EXTRA_HEADERS]["Content-Location"] = target[2]
+            return await objects.get_object(request, target[0], target[1])
     request[objects.RECORD] = version  # served as is, not looked up by name
     return await objects.get_object(request, cname, name)
 

@@ -463,7 +463,7 @@ async def copy_object(
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
         # Swift's copy GETs the source through the symlink middleware: a link is
         # followed and its target copied (the link itself with ?symlink=get)
-        target = await symlink.resolve(request, src_project, sparts[0], sparts[1])
+        target = await symlink.resolve(request, src_project, sparts[0], sparts[1], src_rec)
         if isinstance(target, web.StreamResponse):
             return target
         if target is not None:

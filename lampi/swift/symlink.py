@@ -115,7 +115,7 @@ def conflict_response(exc: errors.Conflict, method: str) -> web.Response | None:
 
 
 async def resolve(
-    request: web.Request, project_id: str, container: str, name: str
+    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
 ) -> tuple[str, str, str] | web.Response | None:
     """For a GET/HEAD without ``?symlink=get``: follow links from ``container/name``.
 
@@ -125,21 +125,23 @@ async def resolve(
     """
     if request.query.get("symlink") == "get":
         return None
-    target = await follow(request, project_id, container, name)
+    target = await follow(request, project_id, container, name, rec)
     return target[1:] if isinstance(target, tuple) else target
 
 
 async def follow(
-    request: web.Request, project_id: str, container: str, name: str
+    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
 ) -> tuple[str, str, str, str] | web.Response | None:
     """``resolve`` whatever the query says, with the target's project: (project, container,
     object, Content-Location), an error response (as for a GET of the link by the
-    caller), or None when ``container/name`` is not a link."""
+    caller), or None when ``container/name`` is not a link. ``rec``: the link's record
+    when it is not the current object (a version)."""
     storage = request.app[STORAGE]
-    try:
-        rec = await storage.head_object(container, name)
-    except errors.ObjectNotFound:
-        return None
+    if rec is None:
+        try:
+            rec = await storage.head_object(container, name)
+        except errors.ObjectNotFound:
+            return None
     if not is_link(rec.sysmeta):
         return None
     hops = 0

@@ -178,12 +178,13 @@ async def delete_object(storage: Storage, project_id: str, container: str, name:
                 if below is None:
                     continue
                 if below.content_type == DELETE_MARKER:
-                    break
+                    break  # nothing to restore
                 await _copy(storage, below, container, name)
                 await storage.delete_object(archive, below.name)
-                await storage.delete_object(archive, prev.name)
-                return
-            break
+                break
+            # as Swift, the DELETE then goes to the marker: it is removed (204)
+            await storage.delete_object(archive, prev.name)
+            return
         await _copy(storage, prev, container, name)
         await storage.delete_object(archive, prev.name)
         return

@@ -98,3 +98,48 @@ def test_tempurl_ignores_version_id(server: LampiServer, unique: str) -> None:
     base = urlsplit(a.url)
     r = requests.get(f"{base.scheme}://{base.netloc}{url}&version-id={v2}", timeout=30)
     assert r.status_code == 200 and r.content == b"version3!!!"
+
+
+def test_stack_delete_over_delete_markers(acct, unique: str) -> None:  # noqa: ANN001
+    """Stack mode over history mode's delete markers, as Swift's legacy versioned_writes:
+    a DELETE with a marker on top restores what lies below it, and with only another
+    marker below just removes the top marker (204, not 404)."""
+    c = acct.conn
+    arch = unique + "-v"
+    c.put_container(arch)
+    c.put_container(unique, headers={"X-History-Location": arch})
+    c.put_object(unique, "o", b"version1")
+    c.put_object(unique, "o", b"version2")
+    c.delete_object(unique, "o")
+    with pytest.raises(ClientException) as exc:
+        c.delete_object(unique, "o")  # nothing current: 404, a second marker all the same
+    assert exc.value.http_status == 404
+    assert int(c.head_container(arch)["x-container-object-count"]) == 4
+    c.post_container(unique, {"X-Versions-Location": arch})
+    c.delete_object(unique, "o")  # the top marker goes
+    assert int(c.head_container(arch)["x-container-object-count"]) == 3
+    assert int(c.head_container(unique)["x-container-object-count"]) == 0
+    c.delete_object(unique, "o")  # the next marker goes and version2 comes back
+    assert c.get_object(unique, "o")[1] == b"version2"
+    assert int(c.head_container(arch)["x-container-object-count"]) == 1
+
+
+def test_a_version_that_is_a_symlink(acct, unique: str) -> None:  # noqa: ANN001
+    """GET ``?version-id`` of a version that is a symlink follows it (``?symlink=get``
+    gives the link); COPY of it with ``symlink=get`` makes the link current again."""
+    c = acct.conn
+    c.put_container(unique, headers={"X-Versions-Enabled": "true"})
+    c.put_object(unique, "target", b"target object data")
+    rd: dict = {}
+    c.put_object(unique, "link", b"", headers={"X-Symlink-Target": f"{unique}/target"}, response_dict=rd)
+    link_vid = rd["headers"]["x-object-version-id"]
+    c.put_object(unique, "link", b"this is not a symlink")
+    headers, body = c.get_object(unique, "link", query_string=f"version-id={link_vid}")
+    assert body == b"target object data" and headers["x-object-version-id"] == link_vid
+    headers, body = c.get_object(unique, "link", query_string=f"version-id={link_vid}&symlink=get")
+    assert body == b"" and headers["content-type"] == "application/symlink"
+    raw = Raw(acct.token, acct.url)
+    r = raw("COPY", f"/{unique}/link?version-id={link_vid}&symlink=get", headers={"Destination": f"{unique}/link"})
+    assert r.status_code == 201, r.text
+    assert c.get_object(unique, "link")[1] == b"target object data"
+    assert c.head_object(unique, "link", query_string="symlink=get")["x-symlink-target"] == f"{unique}/target"
