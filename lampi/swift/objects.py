@@ -45,8 +45,6 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     m = request.method
     storage = request.app[STORAGE]
     if m == "PUT":
-        if (refused := framing_error(request)) is not None:
-            return refused
         if "X-Copy-From" in request.headers:
             # Swift's copy middleware reads the source (with the caller's authority)
             # before the PUT reaches the destination: 403/404 of the source come first
@@ -196,7 +194,8 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
 
 def framing_error(request: web.Request) -> web.Response | None:
     """Swift's checks of how an object PUT's body is framed (swob ``message_length``,
-    constraints ``check_object_creation``), before anything reads it: more than one
+    constraints ``check_object_creation``; copies, symlinks and SLO manifests are
+    answered by their middlewares before), before anything reads it: more than one
     transfer coding 501, one that is not ``chunked`` 400, neither a length nor chunked
     411. The body is left unread, so the connection is closed after the answer."""
     te = request.headers.get("Transfer-Encoding")
@@ -219,9 +218,8 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     length = request.content_length
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if length is None and not chunked:
-        return swift_error(411, "Missing Content-Length header.", method="PUT", plain=True)
+    if (refused := framing_error(request)) is not None:
+        return refused
     if length is not None and length > settings.max_object_size:
         return swift_error(413, "Your request is too large.", plain=True)
     meta = _user_meta(request)

@@ -63,6 +63,12 @@ def test_body_without_length_is_411(acct, unique: str) -> None:  # noqa: ANN001
     _, resp = raw_http(acct.url, _req(acct, "PUT", _path(acct) + f"/{unique}/o".encode(), b"", b"z" * 100))
     assert status_of(resp) == 411 and resp.endswith(b"Missing Content-Length header."), resp
     assert b"Connection: close" in resp and time.monotonic() - start < 8
+    # a copy has no body: no length needed (curl -X PUT -H "X-Copy-From: ..." sends none)
+    acct.conn.put_object(unique, "src", b"abc")
+    _, resp = raw_http(acct.url, _req(acct, "PUT", _path(acct) + f"/{unique}/dst".encode(),
+                                      f"X-Copy-From: {unique}/src\r\nConnection: close\r\n".encode()))
+    assert status_of(resp) == 201, resp
+    assert acct.conn.get_object(unique, "dst")[1] == b"abc"
 
 
 @pytest.mark.parametrize("separate", [False, True])
