@@ -104,6 +104,9 @@ class ListParams:
     end_marker: str = ""
     limit: int = 10000
     reverse: bool = False
+    # Swift's ``path=``: list the level under ``path`` (prefix ``path/``, delimiter "/")
+    # without subdir entries; None when not asked (an empty path is the top level)
+    path: str | None = None
 
 
 # --- identity records (Keystone v3 subset) -------------------------------------

@@ -70,8 +70,9 @@ class Storage:
             raise errors.ContainerNotFound()
         return c
 
-    async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None:
-        await self.meta.update_container_meta(name, updates)
+    async def update_container_meta(self, name: str, updates: dict[str, str | None],
+                                    put_timestamp: float | None = None) -> None:
+        await self.meta.update_container_meta(name, updates, put_timestamp)
 
     async def delete_container(self, project_id: str, name: str) -> None:
         await self.meta.delete_container(project_id, name)

@@ -218,6 +218,8 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
             _stamp(resp, tid)
         for fn in request.get(ON_PREPARE, ()):  # per-request response headers (CORS, TempURL)
             fn(resp)
+        if request.get(API) == "swift":
+            swift.prepare_response(request, resp)  # swob's last touches (204 length, 401 realm, ...)
 
     app.on_response_prepare.append(on_response_prepare)
     app.on_startup.append(on_startup)

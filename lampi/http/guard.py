@@ -28,6 +28,16 @@ requests (Slowloris) could stop a worker. Here each worker has:
     ``raise_fd_limit`` raises to the hard limit at start), leaving room for the blob
     files and databases requests need, so a worker does not run out of descriptors.
 
+Each request head is also looked at before aiohttp's parser sees it (``HeadFixer``):
+bytes beyond ASCII in the request target (a raw UTF-8 or broken name, which Swift
+takes as sent and llhttp refuses as "Invalid char in url path") are %-encoded, so the
+API answers them (a valid name works, an invalid one gets Swift's 412); and the head
+is fed apart from what follows it in the same read, so bytes a client sends after a
+head that announced no body (``Content-Length`` missing) become a request of their own
+— refused afterwards — instead of taking the first request down with them. When the
+parser rejects bytes that arrive while a request's body is being read (a broken chunk),
+that body read fails at once rather than waiting for bytes that never come.
+
 When ``accept`` fails anyway (descriptors used up elsewhere), asyncio's default loop
 retries once a second (``_SelectorLoop``: one accept per wake-up, not a burst of
 failing ones) and the idle connections are shed; uvloop (libuv) drops the pending
@@ -51,7 +61,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, InvalidURLError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from lampi.config import Settings
 from lampi.http.context import BODY_TIMEOUT, TRANS_ID
@@ -184,6 +194,46 @@ def describe_parse_error(exc: BaseException) -> str:
     return reason or _PARSE_REASONS.get(type(exc).__name__, "Malformed request")
 
 
+# A head longer than this is fed to the parser as it comes (it refuses heads beyond its
+# own limits anyway); below it, a head is held until complete.
+MAX_HELD_HEAD = 64 * 1024
+
+
+def head_end(data: bytes) -> int:
+    """Where the head at the start of ``data`` ends (after its blank line), or -1."""
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 3
+    return lf + 2 if lf >= 0 else -1
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) (.+) (HTTP/[0-9]\.[0-9])\r?")
+
+
+# the methods llhttp parses (HTTP ones); any other method token is a request lampi
+# answers itself (405 from the Swift API, as Swift), not a parse error
+KNOWN_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH "
+    b"UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE "
+    b"UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY PRI".split())
+UNKNOWN_METHOD = b"UNLINK"  # what an unknown method is parsed as (no lampi API serves it)
+
+
+def fix_request_line(line: bytes) -> bytes:
+    """The request line made acceptable to llhttp, meaning the same: bytes beyond
+    ASCII in the target %-encoded (what clients that send raw UTF-8 mean), spaces inside
+    the target too (eventlet, Swift's server, takes the target as everything between
+    the method and the version); a method llhttp does not know as ``UNKNOWN_METHOD``.
+    Anything else is returned unchanged."""
+    if line.isascii() and line.count(b" ") == 2 and line[: line.find(b" ")] in KNOWN_METHODS:
+        return line
+    m = _REQUEST_LINE.fullmatch(line)
+    if m is None:
+        return line
+    method = m.group(1) if m.group(1) in KNOWN_METHODS else UNKNOWN_METHOD
+    target = b"".join(b"%%%02X" % c if c >= 0x80 or c == 0x20 else bytes((c,)) for c in m.group(2))
+    return method + b" " + target + b" " + m.group(3) + (b"\r" if line.endswith(b"\r") else b"")
+
+
 class BodyTimeout(web.RequestPayloadError):
     """No request body byte arrived for ``body_timeout`` seconds (see module doc)."""
 
@@ -197,7 +247,7 @@ class GuardedHandler(RequestHandler):
     body read seen waiting at the last sweep, since ``_g_body_wait_since``."""
 
     __slots__ = ("_g_server", "_g_head_since", "_g_head_got", "_g_busy", "_g_rx",
-                 "_g_body_waiter", "_g_body_wait_since")
+                 "_g_body_waiter", "_g_body_wait_since", "_g_held", "_g_pass", "_g_last_body")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = self._loop.time()
@@ -208,11 +258,15 @@ class GuardedHandler(RequestHandler):
         self._g_busy = False
         self._g_body_waiter: Any = None
         self._g_body_wait_since = now
+        self._g_held = b""  # the start of a head, held until the head is complete
+        self._g_pass = False  # this head is too long to hold: feed it as it comes
+        self._g_last_body: Any = None  # the body of the request handled last (lingering reads it)
         super().connection_made(transport)
         if self._g_server is not None:
             self._g_server.admit(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._g_last_body = None
         if self._g_server is not None:
             self._g_server.idle.pop(self, None)
             self._g_server.open -= 1
@@ -222,16 +276,63 @@ class GuardedHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._g_rx = now
-        if not self._g_busy and (self._request_count == 0 or (self._waiter is not None and not self._waiter.done())):
+        awaiting = not self._g_busy and (self._request_count == 0 or (
+            self._waiter is not None and not self._waiter.done()))
+        if awaiting:
             if self._g_head_since is None:  # first byte of a next request's head
                 self._g_head_since = now
             self._g_head_got = True
+        if (awaiting or self._g_held) and not self._g_pass and not (self._force_close or self._close):
+            data = self._g_held + data
+            end = head_end(data)
+            if end < 0:
+                if len(data) <= MAX_HELD_HEAD:
+                    self._g_held = data  # the rest of the head is still to come
+                    return
+                self._g_held, self._g_pass = b"", True
+                self._feed(data)
+                return
+            self._g_held = b""
+            head, rest = data[:end], data[end:]
+            line_end = head.find(b"\n")
+            head = fix_request_line(head[:line_end]) + head[line_end:]
+            if self._feed(head) and rest and not (self._force_close or self._close):
+                self._feed(rest)  # a body, or a next request: after the head's own message
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        """Hand ``data`` to aiohttp's protocol; False when its parser refused it."""
         count = self._request_count
+        queued = len(self._messages)
+        handling = self._g_busy
         super().data_received(data)
         if self._request_count != count:  # a head (or a parse error) is complete
             self._g_head_since = None
             self._g_head_got = False
+            self._g_pass = False
             self._set_busy()
+            if len(self._messages) > queued and isinstance(self._messages[-1][0], _ErrInfo):
+                self._fail_bodies(handling)
+                return False
+        return True
+
+    def _fail_bodies(self, handling: bool) -> None:
+        """The parser refused what came after a head: a body being read will get no more
+        bytes. A handler reading it (the request in progress, or one queued behind it) is
+        told now instead of waiting for the body timeout; once handled, the connection is
+        closed without waiting for the rest (aiohttp's lingering read, which would wait
+        for it, is ended)."""
+        self._lingering_time = 0.0
+        payloads = [p for m, p in self._messages if not isinstance(m, _ErrInfo)]
+        if self._current_request is not None:
+            payloads.append(self._current_request.content)
+        for payload in payloads:
+            if not payload.is_eof() and payload.exception() is None:
+                payload.set_exception(web.RequestPayloadError("malformed request body"))
+        last = self._g_last_body
+        if not handling and last is not None and not last.is_eof() and last.exception() is None:
+            last.feed_eof()  # no handler reads it any more: the lingering read ends
 
     def _set_busy(self) -> None:
         self._g_busy = True
@@ -240,6 +341,8 @@ class GuardedHandler(RequestHandler):
 
     async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
         self._set_busy()
+        if args:
+            self._g_last_body = getattr(args[0], "content", None)
         try:
             return await super()._handle_request(*args, **kwargs)
         finally:

@@ -5,6 +5,8 @@ Values are OpenStack Swift's defaults (swift/common/constraints.py, swift.conf-s
 
 from __future__ import annotations
 
+# the one storage policy (its name as Swift shows it: /info, X-Storage-Policy, listings)
+DEFAULT_POLICY = "default-placement"
 MAX_FILE_SIZE = 5 * 1024 * 1024 * 1024  # 5 GiB, overridable by settings.max_object_size
 MAX_META_NAME_LENGTH = 128
 MAX_META_VALUE_LENGTH = 256
@@ -52,7 +54,7 @@ def swift_info(max_file_size: int) -> dict[str, object]:
         "extra_header_count": EXTRA_HEADER_COUNT,
         "valid_api_versions": ["v1", "v1.0"],
         "strict_cors_mode": True,
-        "policies": [{"name": "default-placement", "default": True}],
+        "policies": [{"name": DEFAULT_POLICY, "default": True}],
         "allow_account_management": False,
         "account_autocreate": False,
     }

@@ -11,6 +11,10 @@ from lampi.core import errors
 
 # swift/common/swob.py RESPONSE_REASONS
 REASONS: dict[int, tuple[str, str]] = {
+    202: ("Accepted", "The request is accepted for processing."),
+    301: ("Moved Permanently", "The resource has moved permanently."),
+    302: ("Found", "The resource has moved temporarily."),
+    307: ("Temporary Redirect", "The resource has moved temporarily."),
     400: ("Bad Request", "The server could not comply with the request since it is either malformed or otherwise incorrect."),
     401: ("Unauthorized", "This server could not verify that you are authorized to access the document you requested."),
     403: ("Forbidden", "Access was denied to this resource."),
@@ -32,21 +36,30 @@ REASONS: dict[int, tuple[str, str]] = {
 }
 
 
-def swift_error(status: int, body: str | None = None, method: str = "GET", drive: str = "unknown") -> web.Response:
-    """A Swift error: the given plain-text body, or swob's default HTML body (507's names
-    the ``drive``, "unknown" as swob says when none is given).
+def swift_error(status: int, body: str | None = None, method: str = "GET", drive: str = "unknown",
+                plain: bool = False) -> web.Response:
+    """A Swift error: the given body, or swob's default HTML body (507's names the
+    ``drive``, "unknown" as swob says when none is given).
 
-    For HEAD, aiohttp sends the headers (with the body's length) and no body.
+    Content type as swob's: ``text/html; charset=UTF-8`` unless the Swift code that
+    answers this error says ``content_type='text/plain'`` (``plain``: the constraints
+    checks, the copy, symlink and versioning middlewares' messages, ...), whatever the
+    body holds. For HEAD, aiohttp sends the headers (with the body's length) and no body.
     """
     reason = REASONS.get(status, ("Error", ""))
     if body is None:
         explanation = reason[1].replace("%(drive)s", drive)
         text = f"<html><h1>{reason[0]}</h1><p>{explanation}</p></html>" if explanation else ""
-        ctype = "text/html"
     else:
         text = body
-        ctype = "text/plain"
-    return web.Response(status=status, text=text, content_type=ctype, charset="UTF-8")
+    return web.Response(status=status, text=text, content_type="text/plain" if plain else "text/html",
+                        charset="UTF-8")
+
+
+def plain(exc: errors.DomainError) -> bool:
+    """Whether Swift answers this error in ``text/plain``: metadata limits (constraints'
+    check_metadata) always, others when raised with ``plain=True``."""
+    return isinstance(exc, errors.InvalidMetadata) or bool(exc.detail.get("plain"))
 
 
 def to_response(exc: errors.DomainError, method: str) -> web.Response:
@@ -63,18 +76,19 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
         case errors.ContainerNotEmpty() | errors.ContainerNameTaken() | errors.ContainerExists() | errors.Conflict():
             return swift_error(409, method=method)
         case errors.InvalidName() | errors.InvalidMetadata() | errors.InvalidArgument():
-            return swift_error(400, exc.message, method=method)
+            return swift_error(400, exc.message, method=method, plain=plain(exc))
         case errors.QuotaExceeded():
             return swift_error(413, "Upload exceeds quota.", method=method)  # container/account_quotas
         case errors.EntityTooLarge():
-            return swift_error(413, "Your request is too large.", method=method)
+            return swift_error(413, "Your request is too large.", method=method, plain=True)
         case errors.ChecksumMismatch():
             return swift_error(422, method=method)
         case errors.IncompleteBody():
             return swift_error(499, method=method)
         case errors.PreconditionFailed():
             default = (errors.PreconditionFailed.__doc__ or "").strip()
-            return swift_error(412, None if exc.message == default else exc.message, method=method)
+            return swift_error(412, None if exc.message == default else exc.message, method=method,
+                               plain=plain(exc))
         case errors.NotModified():
             return web.Response(status=304)
         case errors.NotAcceptable():

@@ -8,7 +8,7 @@ The same API is served under ``/swift/v1/...`` as Allas's URLs have it.
 from __future__ import annotations
 
 import time
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import HttpVersion11, web
 
@@ -21,8 +21,15 @@ from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
 from lampi.swift import bulk, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
-from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, x_timestamp
-from lampi.swift.listing import list_params, listing_format, render_containers, render_object_rows, render_objects
+from lampi.swift.http_util import check_header_text, check_total_meta, http_date, parse_meta, x_timestamp
+from lampi.swift.listing import (
+    list_params,
+    listing_format,
+    policy_name,
+    render_containers,
+    render_object_rows,
+    render_objects,
+)
 
 WRITE_METHODS = frozenset({"PUT", "POST", "DELETE", "COPY"})
 
@@ -39,6 +46,9 @@ def split_path(request: web.Request) -> tuple[str, str | None, str | None]:
     if "\x00" in path:
         raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
     parts = path.split("/", 4)  # '', 'v1', account, container, object
+    if len(parts) <= 2 or (len(parts) == 3 and not parts[2]):
+        # "/v1", "/v1/": Swift's proxy finds no controller for a path without an account
+        raise errors.PreconditionFailed("Bad URL")
     account = parts[2] if len(parts) > 2 else ""
     container = parts[3] if len(parts) > 3 and parts[3] else None
     obj = parts[4] if len(parts) > 4 and parts[4] else None
@@ -47,6 +57,45 @@ def split_path(request: web.Request) -> tuple[str, str | None, str | None]:
     if container is None and len(parts) > 4:
         raise errors.NotFound()
     return account, container, obj
+
+
+def host_url(request: web.Request) -> str:
+    """swob's ``host_url``: what a relative ``Location`` is made absolute with."""
+    public = request.app[SETTINGS].public_url
+    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+
+
+def realm(request: web.Request) -> str:
+    """swob's ``www_authenticate`` realm: the account segment of the path, %-quoted."""
+    raw = request.raw_path.split("?", 1)[0]
+    if raw.startswith("/swift/"):
+        raw = raw[len("/swift"):]
+    segs = unquote(raw, errors="surrogateescape").split("/", 3)
+    account = segs[2] if len(segs) > 2 and segs[2] else "unknown"
+    return quote(account.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
+    """Last touches on every Swift response, as swob and eventlet send them (called as
+    the headers go out, after aiohttp has settled framing):
+
+    - ``Content-Length: 0`` on a 204 (aiohttp leaves it out, swob always sends it);
+    - ``WWW-Authenticate: Swift realm="<account>"`` on a 401;
+    - a relative ``Location`` made absolute (swob's ``absolute_location``);
+    - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet).
+    """
+    h = resp.headers
+    h.pop(tempurl.GENERATOR, None)  # internal, as Swift's gatekeeper removes X-Backend-* headers
+    if resp.status == 204:
+        h["Content-Length"] = "0"
+    elif resp.status == 401 and "WWW-Authenticate" not in h:
+        h["WWW-Authenticate"] = f'Swift realm="{realm(request)}"'
+    loc = h.get("Location")
+    if loc is not None and loc.startswith("/"):
+        h["Location"] = host_url(request) + loc
+    if (resp.keep_alive and "Connection" not in h
+            and request.headers.get("Connection", "").strip().lower() == "keep-alive"):
+        h["Connection"] = "keep-alive"
 
 
 async def authenticate(request: web.Request) -> Principal | None:
@@ -78,8 +127,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 await tempurl.authorize(request, account, project_id, container, obj)
             except tempurl.Invalid as exc:
                 return tempurl.invalid_response(request, str(exc))
+            request = tempurl.strip_query(request)  # only the temp URL's own parameters count
             request[PRINCIPAL] = None
             request[acl.OWNER] = False
+            if container is not None and staticweb.applies(request, None):  # a prefix TempURL's listings
+                resp = await staticweb.maybe_handle(request, None, account, project_id, container, obj)
+                if resp is not None:
+                    return resp
+            if obj is None:  # a container's root is a TempURL's only for staticweb
+                return tempurl.invalid_response(request, "not a static web listing")
         else:
             principal = await authenticate(request)
             request[PRINCIPAL] = principal
@@ -99,8 +155,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if obj is not None:
             obytes = len(obj.encode())
             if obytes > C.MAX_OBJECT_NAME_LENGTH:
-                raise errors.InvalidName(
-                    f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}"
+                raise errors.InvalidName(  # constraints.check_object_creation: text/plain
+                    f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}", plain=True
                 )
             resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
             return await object_versioning.finish(request, resp, container, obj)  # type: ignore[arg-type]
@@ -134,21 +190,31 @@ async def _account_headers(request: web.Request, project_id: str) -> dict[str, s
     return acl.strip_privileged(h, request.get(acl.OWNER, False))
 
 
+def _listing_response(request: web.Request, status: int, body: bytes | None, headers: dict[str, str],
+                      ctype: str) -> web.Response:
+    """A listing response (or a HEAD's) as Swift's servers and ``listing_formats`` send it:
+    the listing's media type with ``charset=utf-8`` (a HEAD's too), ``Vary: Accept``
+    unless ``format=`` chose it, an empty body as 204."""
+    if "format" not in request.query:
+        headers["Vary"] = "Accept"
+    if not body:
+        return web.Response(status=204, headers=headers, content_type=ctype, charset="utf-8")
+    return web.Response(status=status, body=body, headers=headers, content_type=ctype, charset="utf-8")
+
+
 async def handle_account(request: web.Request, project_id: str, account: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     m = request.method
     if m in ("GET", "HEAD"):
-        params = list_params(request) if m == "GET" else None
+        params = list_params(request, container=False) if m == "GET" else None
+        fmt, ctype = listing_format(request)
         headers = await _account_headers(request, project_id)
         if m == "HEAD":
-            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
+            return _listing_response(request, 204, None, headers, ctype)
         assert params is not None
         rows = await storage.list_containers(project_id, params)
-        fmt, ctype = listing_format(request)
         body, _ = render_containers(fmt, account, rows)
-        if fmt == "plain" and not rows:
-            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
-        return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
+        return _listing_response(request, 200, body, headers, ctype)
     if m == "POST":
         quotas.check_account_headers(request)  # account_quotas: quota set by cloud admins only
         updates = parse_meta(request.headers, "account")
@@ -207,8 +273,11 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
         "X-Container-Bytes-Used": str(c.bytes_used),
         "X-Timestamp": x_timestamp(c.created_at),
         "X-PUT-Timestamp": x_timestamp(c.put_timestamp),
-        "X-Storage-Policy": "default-placement",
+        "X-Storage-Policy": policy_name(c),
         "Accept-Ranges": "bytes",
+        # Swift's container server: Last-Modified is the put timestamp (a container PUT
+        # or POST moves it; object writes do not), rounded up to the second
+        "Last-Modified": http_date(c.put_timestamp),
     }
     for k, v in c.meta.items():
         if k.startswith("sys:s3-") or k == VERSIONED_KEY:
@@ -227,23 +296,22 @@ async def handle_container(
     m = request.method
     if m in ("GET", "HEAD"):
         params = list_params(request) if m == "GET" else None
-        headers = await _container_headers(request, project_id, name)
-        if m == "HEAD":
-            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
-        assert params is not None
-        if "versions" in request.query:  # object_versioning's listing of every version
+        if m == "GET" and "versions" in request.query:  # object_versioning: JSON only, its own checks
+            headers = await _container_headers(request, project_id, name)
             return await object_versioning.list_versions(request, name, headers)
         fmt, ctype = listing_format(request)
+        headers = await _container_headers(request, project_id, name)
+        if m == "HEAD":
+            return _listing_response(request, 204, None, headers, ctype)
+        assert params is not None
         if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
             obj_rows = await storage.list_object_rows(name, params)
             raw = render_object_rows(obj_rows)
             raw = await symlink.annotate_listing(storage, project_id, name, obj_rows, raw)  # symlink_path
-            return web.Response(status=200, body=raw, headers=headers, content_type=ctype, charset="utf-8")
+            return _listing_response(request, 200, raw, headers, ctype)
         rows = await storage.list_objects(name, params)
         body, _ = render_objects(fmt, name, rows)
-        if fmt == "plain" and not rows:
-            return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
-        return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
+        return _listing_response(request, 200, body, headers, ctype)
     if m == "PUT":
         if (problem := C.new_container_problem(name)) is not None:
             raise errors.InvalidName(problem)
@@ -276,7 +344,7 @@ async def handle_container(
         check_total_meta(merged)
         updates.update(_container_sys_updates(request))
         updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
-        await storage.update_container_meta(name, updates)
+        await storage.update_container_meta(name, updates, put_timestamp=time.time())  # Swift: POST moves it
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "DELETE":
         await storage.delete_container(project_id, name)

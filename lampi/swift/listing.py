@@ -6,8 +6,9 @@ import functools
 import json
 import math
 import re
+from urllib.parse import parse_qsl
 from datetime import datetime, timezone
-from xml.sax.saxutils import escape, quoteattr
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 import orjson
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core.models import ListingEntry, ListParams
 from lampi.core.numbers import uint
-from lampi.swift.constraints import CONTAINER_LISTING_LIMIT
+from lampi.swift.constraints import CONTAINER_LISTING_LIMIT, DEFAULT_POLICY
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,54 +104,101 @@ def listing_format(request: web.Request) -> tuple[str, str]:
     return CONTENT_TYPE2FORMAT[media], media
 
 
-def list_params(request: web.Request) -> ListParams:
+# the parameters each listing reads (swift.common.request_helpers.get_param), in the
+# order Swift checks them: the first that is not UTF-8 is named in the 400
+CONTAINER_PARAMS = ("marker", "end_marker", "prefix", "delimiter", "path", "format", "reverse", "limit")
+ACCOUNT_PARAMS = ("prefix", "delimiter", "reverse", "limit", "marker", "end_marker", "format")
+
+
+def check_params_utf8(request: web.Request, names: tuple[str, ...]) -> None:
+    """Swift's ``get_param``: a listing parameter whose %-decoded bytes are not UTF-8 is
+    a 400 naming it (aiohttp's ``query`` would hand it on with U+FFFD in their place)."""
+    raw = request.rel_url.raw_query_string
+    if "%" not in raw:
+        return  # bytes beyond ASCII reach the query %-encoded only (lampi.http.guard)
+    bad = set()
+    for key, value in parse_qsl(raw, keep_blank_values=True, encoding="latin-1"):
+        if key in names:
+            try:
+                value.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                bad.add(key)
+    for name in names:
+        if name in bad:
+            raise errors.InvalidArgument(f'"{name}" parameter not valid UTF-8', plain=True)
+
+
+def list_params(request: web.Request, container: bool = True) -> ListParams:
+    """The listing parameters as Swift's container (or account) server reads them.
+
+    Any delimiter, also of several characters; NUL is an ordinary character in
+    markers and prefixes (Swift lists by plain comparison); ``path`` (containers only)
+    lists one directory level: prefix ``path/``, delimiter ``/``, subdirs left out.
+    """
     q = request.query
+    check_params_utf8(request, CONTAINER_PARAMS if container else ACCOUNT_PARAMS)
     limit = CONTAINER_LISTING_LIMIT
     given = uint(q.get("limit") or "-")  # not a whole number: the default, as Swift
     if given is not None:
         limit = given
         if limit > CONTAINER_LISTING_LIMIT:
             raise errors.PreconditionFailed(f"Maximum limit is {CONTAINER_LISTING_LIMIT}")
-    delimiter = q.get("delimiter", "")
-    if delimiter and (len(delimiter) > 1 or ord(delimiter) > 254):
-        raise errors.PreconditionFailed("Bad delimiter")
-    for key in ("prefix", "marker", "end_marker", "delimiter", "path"):
-        v = q.get(key, "")
-        if "\x00" in v or "\ufffd" in v:
-            raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
     reverse = q.get("reverse", "").lower() in ("true", "1", "yes", "on", "t", "y")
+    path = q.get("path") if container else None
     return ListParams(
         prefix=q.get("prefix", ""),
-        delimiter=delimiter,
+        delimiter=q.get("delimiter", ""),
         marker=q.get("marker", ""),
         end_marker=q.get("end_marker", ""),
         limit=limit,
         reverse=reverse,
+        path=path,
     )
 
 
-def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple[str, str]:
+def policy_name(source: object = None) -> str:
+    """The storage policy a container is in, as its ``X-Storage-Policy`` header and its
+    account listing entry (``storage_policy``) name it: the one lookup for both, where
+    named policies are to be wired in (``source`` is the Container or the account
+    listing's ListingEntry). lampi has one policy today."""
+    return DEFAULT_POLICY
+
+
+def to_xml(doc: Element) -> bytes:
+    """Swift's ``listing_formats.to_xml``: ElementTree's bytes with the declaration in
+    double quotes, so the body is byte for byte what Swift sends."""
+    result = tostring(doc, encoding="UTF-8").replace(
+        b"<?xml version='1.0' encoding='UTF-8'?>", b'<?xml version="1.0" encoding="UTF-8"?>', 1)
+    if not result.startswith(b"<?xml "):
+        result = b'<?xml version="1.0" encoding="UTF-8"?>\n' + result
+    return result
+
+
+def _container_item(r: ListingEntry) -> dict[str, object]:
+    return {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified),
+            "storage_policy": policy_name(r)}
+
+
+def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple[bytes, str]:
+    """An account listing as Swift's account server and ``listing_formats`` make it:
+    JSON with ``storage_policy``; XML with a newline after the root's start tag and
+    after each entry (``account_to_xml``), subdirs as empty ``<subdir name=..>``."""
+    items = [{"subdir": r.name} if r.is_subdir else _container_item(r) for r in rows]
     if fmt == "json":
-        items = [
-            {"subdir": r.name}
-            if r.is_subdir
-            else {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified)}
-            for r in rows
-        ]
-        return json.dumps(items), "application/json"
+        return json.dumps(items).encode("ascii"), "application/json"
     if fmt == "xml":
-        out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<account name={quoteattr(account)}>"]
-        for r in rows:
-            if r.is_subdir:
-                out.append(f"<subdir name={quoteattr(r.name)}><name>{escape(r.name)}</name></subdir>")
+        doc = Element("account", name=account)
+        doc.text = "\n"
+        for item in items:
+            if "subdir" in item:
+                sub = SubElement(doc, "subdir", name=str(item["subdir"]))
             else:
-                out.append(
-                    f"<container><name>{escape(r.name)}</name><count>{r.count}</count>"
-                    f"<bytes>{r.bytes}</bytes><last_modified>{iso(r.last_modified)}</last_modified></container>"
-                )
-        out.append("</account>")
-        return "\n".join(out), "application/xml"
-    return "".join(r.name + "\n" for r in rows), "text/plain"
+                sub = SubElement(doc, "container")
+                for key in ("name", "count", "bytes", "last_modified", "storage_policy"):
+                    SubElement(sub, key).text = str(item[key])
+            sub.tail = "\n"
+        return to_xml(doc), "application/xml"
+    return "".join(r.name + "\n" for r in rows).encode(), "text/plain"
 
 
 def _slo_hash(r: ListingEntry) -> tuple[str, str | None]:
@@ -227,21 +275,24 @@ def render_object_rows(rows: list[object]) -> bytes:
     return dumps_ascii(items)
 
 
-def render_objects(fmt: str, container: str, rows: list[ListingEntry]) -> tuple[str, str]:
+def render_objects(fmt: str, container: str, rows: list[ListingEntry]) -> tuple[bytes, str]:
+    """A container listing in ``fmt``. XML as Swift's ``container_to_xml``: no text
+    between elements, a subdir as ``<subdir name=..><name>..</name></subdir>``."""
     if fmt == "json":
         items = [{"subdir": r.name} if r.is_subdir else _object_item(r) for r in rows]
-        return json.dumps(items), "application/json"
+        return dumps_ascii(items), "application/json"
     if fmt == "xml":
-        out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<container name={quoteattr(container)}>"]
+        doc = Element("container", name=container)
         for r in rows:
             if r.is_subdir:
-                out.append(f"<subdir name={quoteattr(r.name)}><name>{escape(r.name)}</name></subdir>")
+                sub = SubElement(doc, "subdir", name=r.name)
+                SubElement(sub, "name").text = r.name
             else:
-                out.append(
-                    f"<object><name>{escape(r.name)}</name><hash>{_slo_hash(r)[0]}</hash><bytes>{r.bytes}</bytes>"
-                    f"<content_type>{escape(r.content_type)}</content_type>"
-                    f"<last_modified>{iso(r.last_modified)}</last_modified></object>"
-                )
-        out.append("</container>")
-        return "\n".join(out), "application/xml"
-    return "".join(r.name + "\n" for r in rows), "text/plain"
+                sub = SubElement(doc, "object")
+                SubElement(sub, "name").text = r.name
+                SubElement(sub, "hash").text = _slo_hash(r)[0]
+                SubElement(sub, "bytes").text = str(r.bytes)
+                SubElement(sub, "content_type").text = r.content_type
+                SubElement(sub, "last_modified").text = iso(r.last_modified)
+        return to_xml(doc), "application/xml"
+    return "".join(r.name + "\n" for r in rows).encode(), "text/plain"

@@ -32,7 +32,7 @@ from lampi.http.context import STORAGE
 from lampi.swift import symlink
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import http_date, x_timestamp
-from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format, render_objects
+from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
 
 TRUE_VALUES = ("true", "1", "yes", "on", "t", "y")  # swift.common.utils.TRUE_VALUES
 _PENDING = "lampi.swift.object_versioning.pending"  # (container, name) of a versioned write
@@ -98,40 +98,49 @@ def _accepts_json(request: web.Request) -> bool:
 
 
 async def list_versions(request: web.Request, name: str, headers: dict[str, str]) -> web.Response:
-    """``GET <container>?versions``: every version, ``version_id`` and ``is_latest`` in
-    JSON (text and XML list what Swift's listing formats keep: names / the usual fields)."""
+    """``GET <container>?versions``: every version, with ``version_id`` and ``is_latest``.
+
+    Always JSON, as Swift's object_versioning answers it (it turns the listing filter
+    off): ``format=`` or an ``Accept`` that leaves JSON out is 406; the listing's own
+    checks (a malformed Accept 400, a limit over the maximum 412) come first. A container
+    that never had versioning lists its objects as ``null`` versions.
+    """
     storage = request.app[STORAGE]
     q = request.query
-    fmt, ctype = listing_format(request)  # 400 / 406 for a bad Accept, as other listings
+    listing_format(request)  # 400 / 406 for a bad Accept, as other listings
     params = list_params(request)
+    if not _accepts_json(request):
+        return swift_error(406)
     version_marker = None
-    if "version_marker" in q:
-        if not q.get("marker"):
-            return swift_error(400, "version_marker param requires marker")
+    if "marker" in q and q["marker"] and "version_marker" in q:
         version_marker = versions.normalize(q["version_marker"])
         if version_marker is None:
             return swift_error(400, "invalid version_marker param")
+    elif "version_marker" in q and not q.get("marker"):
+        return swift_error(400, "version_marker param requires marker")
     if set(params.delimiter) & set("0123456789.\x00"):  # version ids' characters
         return swift_error(400, "invalid delimiter param")
-    if not _accepts_json(request):
-        return swift_error(406)
     rows = await storage.list_versions(name, params, version_marker)
-    if fmt == "json":
-        items: list[dict[str, object]] = []
-        for r in rows:
-            if r.is_subdir:
-                items.append({"subdir": r.name})
-                continue
-            item = _object_item(r)
-            item["version_id"] = (r.extra or {})["version_id"]
-            item["is_latest"] = (r.extra or {})["is_latest"]
-            items.append(item)
-        return web.Response(status=200, body=dumps_ascii(items), headers=headers, content_type=ctype,
-                            charset="utf-8")
-    body, _ = render_objects(fmt, name, rows)
-    if fmt == "plain" and not rows:
-        return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
-    return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
+    items: list[dict[str, object]] = []
+    marker_latest = False
+    for r in rows:
+        if r.is_subdir:
+            items.append({"subdir": r.name})
+            continue
+        item = _object_item(r)
+        item["version_id"] = (r.extra or {})["version_id"]
+        is_latest = bool((r.extra or {})["is_latest"])
+        if params.marker and r.name == params.marker:
+            # Swift decides is_latest from the current objects of its ordinary listing,
+            # which leaves the marker out: the marker's current version is not "latest"
+            # there; only its first delete marker listed is (launchpad bug 2147042, which
+            # Swift's own functional test expects)
+            is_latest = r.content_type == versions.DELETE_MARKER and not marker_latest
+            marker_latest = marker_latest or is_latest
+        item["is_latest"] = is_latest
+        items.append(item)
+    return web.Response(status=200, body=dumps_ascii(items), headers=headers, content_type="application/json",
+                        charset="utf-8")
 
 
 # -- objects ----------------------------------------------------------------------------
@@ -206,11 +215,11 @@ async def finish(request: web.Request, resp: web.StreamResponse, container: str,
 
 async def _version_request(
     request: web.Request, project_id: str, container: Container, name: str, raw_vid: str
-) -> web.StreamResponse:
+) -> web.StreamResponse | None:
     storage = request.app[STORAGE]
     m = request.method
     cname = container.name
-    if m not in ("GET", "HEAD", "DELETE", "PUT"):
+    if m not in ("GET", "HEAD", "DELETE", "PUT", "COPY"):
         return swift_error(400, f"{m} to a specific version is not allowed", method=m)
     if not versions.versioned(container.meta) and raw_vid != "null":
         return swift_error(400, "version-aware operations require that the container is versioned", method=m)
@@ -218,12 +227,14 @@ async def _version_request(
     if vid is None or (m == "PUT" and vid == "null"):
         return swift_error(400, "Invalid version parameter", method=m)
     if m == "DELETE":
-        if vid == "null":  # the unversioned current object, if that is what is current
+        if vid == "null" and not versions.versioned(container.meta):
+            return None  # Swift lets it through as a plain DELETE (legacy versioned_writes applies)
+        if vid == "null":
+            # Swift lets it through to the current object (its "is_latest link"): an
+            # unversioned object goes, a current version only stops being current
             try:
-                rec = await storage.head_object(cname, name)
+                await storage.head_object(cname, name)
             except errors.ObjectNotFound:
-                rec = None
-            if rec is None or rec.version_id is not None:
                 return swift_error(404, method=m)
             await storage.delete_object(cname, name)
             return web.Response(status=204, content_type="text/html", charset="UTF-8")
@@ -236,6 +247,23 @@ async def _version_request(
     if m == "PUT":
         return await _restore(request, container, name, vid)
     from lampi.swift import objects  # objects imports this module
+
+    if m == "COPY":  # Swift's copy GETs its source with the version-id: that version is copied
+        if vid == "null":
+            try:
+                rec = await storage.head_object(cname, name)
+            except errors.ObjectNotFound:
+                return swift_error(404, method=m)
+            if rec.version_id is not None:
+                return swift_error(404, method=m)
+        else:
+            rec = await storage.get_version(cname, name, vid)
+            if rec is None or rec.content_type == versions.DELETE_MARKER:
+                return swift_error(404, method=m)
+        request[objects.COPY_SOURCE] = rec
+        if versions.enabled(container.meta):
+            request[_PENDING] = True  # finish() adds the new version's id
+        return None
 
     if vid == "null":
         try:
@@ -255,6 +283,13 @@ async def _version_request(
         resp.headers["Content-Type"] = versions.DELETE_MARKER
         return resp
     request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": vid}
+    if symlink.is_link(version.sysmeta):  # a version that is a link is followed, as the current one is
+        target = await symlink.resolve(request, project_id, cname, name, version)
+        if isinstance(target, web.StreamResponse):
+            return target
+        if target is not None:
+            request[symlink.EXTRA_HEADERS]["Content-Location"] = target[2]
+            return await objects.get_object(request, target[0], target[1])
     request[objects.RECORD] = version  # served as is, not looked up by name
     return await objects.get_object(request, cname, name)
 
@@ -270,11 +305,11 @@ async def _restore(request: web.Request, container: Container, name: str, vid: s
     else:
         has_body = request.content_length != 0
     if has_body:
-        return swift_error(400, "PUT version-id requests require a zero byte body", method="PUT")
+        return swift_error(400, "PUT version-id requests require a zero byte body", method="PUT", plain=True)
     storage = request.app[STORAGE]
     rec = await storage.restore_version(container.name, name, vid, keep_current=versions.enabled(container.meta))
     if rec is None:
-        return swift_error(404, "The specified version does not exist", method="PUT")
+        return swift_error(404, "The specified version does not exist", method="PUT", plain=True)
     return web.Response(
         status=201,
         headers={"ETag": rec.etag, "Last-Modified": http_date(rec.last_modified),

@@ -23,6 +23,7 @@ from lampi.swift import acl, large_objects, object_versioning, quotas, slo, syml
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
+    header_text,
     http_date,
     normalize_delete_at,
     parse_meta,
@@ -34,6 +35,7 @@ from lampi.swift.http_util import (
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
                "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
 RECORD = "lampi.swift.objects.record"  # a record get_object serves instead of looking up the name (a version)
+COPY_SOURCE = "lampi.swift.objects.copy_source"  # the record a COPY copies (a version: ?version-id)
 
 log = logging.getLogger("lampi.swift")
 INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (send_blob)
@@ -42,6 +44,12 @@ INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (sen
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     m = request.method
     storage = request.app[STORAGE]
+    if m == "PUT":
+        if "X-Copy-From" in request.headers:
+            # Swift's copy middleware reads the source (with the caller's authority)
+            # before the PUT reaches the destination: 403/404 of the source come first
+            await copy_source(request, project_id, request.headers["X-Copy-From"],
+                              request.headers.get("X-Copy-From-Account"))
     cont = await storage.container(project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
@@ -84,7 +92,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     if m == "COPY":
         dest = request.headers.get("Destination")
         if not dest:
-            return swift_error(412, "You must provide a Destination header", method=m)
+            return swift_error(412, "Destination header required", method=m)
         dest = unquote(dest)
         dparts = dest.lstrip("/").split("/", 1)
         if len(dparts) != 2 or not dparts[0] or not dparts[1]:
@@ -93,13 +101,17 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
         dest_project = project_id
         if dest_account:
             dest_project = dest_account.removeprefix("AUTH_")
+        # Swift's copy middleware reads the source before it writes the destination: a
+        # missing source is 404 whatever the destination
+        if COPY_SOURCE not in request:
+            await storage.head_object(container, name)
         # the destination is written with the caller's authority: owner, account ACL
         # or the destination container's write ACL (also in another account)
         await acl.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
         await storage.container(dest_project, dparts[0])
         return await copy_object(
-            request, dest_project, dparts[0], dparts[1], source=f"/{container}/{name}", source_account=None,
-            source_project=project_id,
+            request, dest_project, dparts[0], dparts[1], source=quote(f"/{container}/{name}"),
+            source_account=None, source_project=project_id,
         )
     return swift_error(405, method=m)
 
@@ -112,18 +124,18 @@ def _delete_at(request: web.Request) -> int | None:
         try:
             after = int(h["X-Delete-After"])
         except ValueError:
-            raise errors.InvalidArgument("Non-integer X-Delete-After") from None
+            raise errors.InvalidArgument("Non-integer X-Delete-After", plain=True) from None
         at = normalize_delete_at(int(now) + after)  # integer sum: no float overflow
         if at <= now:
-            raise errors.InvalidArgument("X-Delete-After in past")
+            raise errors.InvalidArgument("X-Delete-After in past", plain=True)
         return at
     if "X-Delete-At" in h:
         try:
             at = normalize_delete_at(int(h["X-Delete-At"]))
         except ValueError:
-            raise errors.InvalidArgument("Non-integer X-Delete-At") from None
+            raise errors.InvalidArgument("Non-integer X-Delete-At", plain=True) from None
         if at <= now:
-            raise errors.InvalidArgument("X-Delete-At in past")
+            raise errors.InvalidArgument("X-Delete-At in past", plain=True)
         return at
     return None
 
@@ -174,7 +186,10 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
         "Accept-Ranges": "bytes",
     }
     for k, v in rec.meta.items():
-        h[f"X-Object-Meta-{k}"] = v
+        if v.isascii() and k.isascii():
+            h[f"X-Object-Meta-{k}"] = v
+        else:  # kept as sent, perhaps not UTF-8 (Swift allows that for objects)
+            h[f"X-Object-Meta-{header_text(k)}"] = header_text(v)
     for k, v in rec.sysmeta.items():
         if k.startswith("s3-") or k in symlink.HIDDEN_SYSMETA:
             continue  # S3's own (tags, checksums), a link's SLO ETag: internal, as Swift's x-object-sysmeta-*
@@ -191,7 +206,7 @@ async def check_if_none_match(request: web.Request, container: str, name: str) -
     if inm is None:
         return None
     if inm.strip() != "*":
-        return swift_error(400, "If-None-Match only supports *", method="PUT")
+        return swift_error(400, "If-None-Match only supports *", method="PUT", plain=True)
     try:
         await request.app[STORAGE].head_object(container, name)
     except errors.ObjectNotFound:
@@ -199,15 +214,36 @@ async def check_if_none_match(request: web.Request, container: str, name: str) -
     return swift_error(412, method="PUT")
 
 
+def framing_error(request: web.Request) -> web.Response | None:
+    """Swift's checks of how an object PUT's body is framed (swob ``message_length``,
+    constraints ``check_object_creation``; copies, symlinks and SLO manifests are
+    answered by their middlewares before), before anything reads it: more than one
+    transfer coding 501, one that is not ``chunked`` 400, neither a length nor chunked
+    411. The body is left unread, so the connection is closed after the answer."""
+    te = request.headers.get("Transfer-Encoding")
+    resp = None
+    if te:
+        codings = te.split(",")
+        if len(codings) > 1:
+            resp = swift_error(501, "Unsupported Transfer-Coding header value specified in Transfer-Encoding header",
+                               method="PUT", plain=True)
+        elif codings[-1].lower() != "chunked":
+            resp = swift_error(400, "Invalid Transfer-Encoding header value", method="PUT", plain=True)
+    elif request.content_length is None:
+        resp = swift_error(411, "Missing Content-Length header.", method="PUT", plain=True)
+    if resp is not None:
+        resp.force_close()
+    return resp
+
+
 async def put_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     length = request.content_length
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if length is None and not chunked:
-        return swift_error(411, "Missing Content-Length header.", method="PUT")
+    if (refused := framing_error(request)) is not None:
+        return refused
     if length is not None and length > settings.max_object_size:
-        return swift_error(413, "Your request is too large.")
+        return swift_error(413, "Your request is too large.", plain=True)
     meta = _user_meta(request)
     sysmeta = _sysmeta(request)
     delete_at = _delete_at(request)
@@ -268,9 +304,10 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         if rec.size == 0:
             ranges = None  # a suffix range of an empty object: served whole (200), as swob does
     except errors.RangeNotSatisfiable:
+        # swob keeps the object's headers (ETag, Accept-Ranges, metadata, ...) on the 416
         resp = swift_error(416, method=request.method)
+        resp.headers.update(headers)
         resp.headers["Content-Range"] = f"bytes */{rec.size}"
-        resp.headers.update({k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "X-Timestamp")})
         return resp
     if not ranges:
         resp = web.StreamResponse(status=200, headers=headers)
@@ -387,11 +424,33 @@ async def post_object(request: web.Request, container: str, name: str) -> web.St
     delete_at = _delete_at(request)
     ctype = request.headers.get("Content-Type") or rec.content_type
     if "X-Symlink-Target" in request.headers:
-        return swift_error(400, "A PUT request is required to set a symlink target", method="POST")
+        return swift_error(400, "A PUT request is required to set a symlink target", method="POST", plain=True)
     await storage.update_object_meta(rec, meta, sysmeta, ctype, delete_at)
     if symlink.is_link(rec.sysmeta):
         return symlink.post_redirect(request, rec)  # applied to the link; 307 to its target
     return web.Response(status=202, content_type="text/html", charset="UTF-8")
+
+
+def _copy_source_path(source: str, source_account: str | None, project_id: str) -> tuple[list[str], str]:
+    """([container, object], project) of a copy's source (``X-Copy-From``, quoted as
+    sent, and ``X-Copy-From-Account``); 412 when it is not <container>/<object>."""
+    sparts = unquote(source).lstrip("/").split("/", 1)
+    if len(sparts) != 2 or not sparts[0] or not sparts[1]:
+        raise errors.PreconditionFailed("X-Copy-From header must be of the form <container name>/<object name>")
+    return sparts, source_account.removeprefix("AUTH_") if source_account else project_id
+
+
+async def copy_source(request: web.Request, project_id: str, source: str, source_account: str | None) -> None:
+    """The checks of a PUT with ``X-Copy-From`` that come before its destination's:
+    the source's form (412), the caller's right to read it (401/403), its container and
+    object (404)."""
+    if request.content_length:
+        return  # copy_object answers 400 (a copy has no body)
+    sparts, src_project = _copy_source_path(source, source_account, project_id)
+    await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
+    storage = request.app[STORAGE]
+    await storage.container(src_project, sparts[0])
+    await storage.head_object(sparts[0], sparts[1])
 
 
 async def copy_object(
@@ -406,23 +465,16 @@ async def copy_object(
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     if request.content_length:
-        return swift_error(400, "Copy requests require a zero byte body", method=request.method)
-    src = unquote(source).lstrip("/")
-    sparts = src.split("/", 1)
-    if len(sparts) != 2 or not sparts[0] or not sparts[1]:
-        return swift_error(412, "X-Copy-From header must be of the form <container name>/<object name>",
-                           method=request.method)
-    src_project = source_project or project_id
-    if source_account:
-        src_project = source_account.removeprefix("AUTH_")
+        return swift_error(400, "Copy requests require a zero byte body", method=request.method, plain=True)
+    sparts, src_project = _copy_source_path(source, source_account, source_project or project_id)
     if source_project is None:  # X-Copy-From: the source is read with the caller's authority
         await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
     await storage.container(src_project, sparts[0])
-    src_rec = await storage.head_object(sparts[0], sparts[1])
+    src_rec = request.get(COPY_SOURCE) or await storage.head_object(sparts[0], sparts[1])
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
         # Swift's copy GETs the source through the symlink middleware: a link is
         # followed and its target copied (the link itself with ?symlink=get)
-        target = await symlink.resolve(request, src_project, sparts[0], sparts[1])
+        target = await symlink.resolve(request, src_project, sparts[0], sparts[1], src_rec)
         if isinstance(target, web.StreamResponse):
             return target
         if target is not None:
@@ -458,13 +510,28 @@ async def copy_object(
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
+    # Swift's copy GETs the source with the request's Range: one range of a plain object
+    # copies those bytes
+    span = None
+    if (request.headers.get("Range") and built is None and src_rec.manifest is None
+            and not large_objects.is_dlo(src_rec)):
+        ranges = parse_range(request.headers["Range"], src_rec.size)  # 416 when none overlaps
+        if ranges is not None and len(ranges) == 1 and src_rec.size:
+            span = ranges[0]
+            size = span[1] - span[0]
     # 413 over quota, counting the bytes the copy writes, as Swift's quotas see the copy's PUT
     await quotas.check_upload(request, project_id, container, size)
     await versioning.before_write(storage, project_id, container, name)  # archive the current version
-    rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
-        request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
-        delete_at=_delete_at(request), built=built,
-    )
+    if span is not None:
+        start, end = span
+        rec = await storage.put_object(
+            container, name, storage.read_object(src_rec, start, end - start), content_type=ctype, meta=meta,
+            sysmeta=sysmeta, delete_at=_delete_at(request), expected_size=end - start)
+    else:
+        rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
+            request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
+            delete_at=_delete_at(request), built=built,
+        )
     return web.Response(
         status=201,
         headers={

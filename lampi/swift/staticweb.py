@@ -1,17 +1,23 @@
-"""Static web sites from containers, as OpenStack Swift's staticweb middleware.
+"""Static web sites from containers, as OpenStack Swift's staticweb middleware (2.38).
 
 Container metadata: ``X-Container-Meta-Web-Index`` (index object, e.g. index.html),
 ``-Web-Error`` (error pages ``<status><suffix>``, e.g. 404error.html),
-``-Web-Listings`` (HTML listings when no index), ``-Web-Listings-CSS``. Applies to
-anonymous GET/HEAD (and to authenticated ones sent with ``X-Web-Mode: true``).
-Every object or listing it serves is authorized as its own read (``.r:`` for
-objects, ``.rlistings`` for listings), as staticweb's subrequests are.
+``-Web-Listings`` (HTML listings where no index is), ``-Web-Listings-CSS``,
+``-Web-Listings-Label`` (the listing's title instead of the path),
+``-Web-Directory-Type`` (content type of directory markers, default
+``application/directory``). Applies to anonymous GET/HEAD, to authenticated ones sent
+with ``X-Web-Mode: true``, and to requests authorized by a prefix TempURL (whose
+parameters the listing's links carry on). Access is decided as Swift's middleware asks
+its auth: the container (listing) read for the container's root — anonymous callers
+need ``.rlistings`` there, also for its index page —, the object read for paths below
+it, a TempURL within its scope. Answers, HTML and redirects are Swift's: a relative
+``Location`` becomes absolute on the way out (``handlers.prepare_response``).
 """
 
 from __future__ import annotations
 
 import html
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -19,7 +25,8 @@ from lampi.core import errors
 from lampi.core.authz import Principal
 from lampi.core.models import Container, ListParams
 from lampi.http.context import STORAGE
-from lampi.swift import acl, objects
+from lampi.swift import acl, objects, tempurl
+from lampi.swift.errors import swift_error
 from lampi.swift.listing import iso
 
 TRUE = ("true", "1", "yes", "on", "t", "y")
@@ -31,45 +38,67 @@ def applies(request: web.Request, principal: Principal | None) -> bool:
     return principal is None or request.headers.get("X-Web-Mode", "").lower() in TRUE
 
 
-def _web(c: Container) -> tuple[str, str, bool, str]:
-    m = c.meta
-    return (m.get("web-index", ""), m.get("web-error", ""),
-            m.get("web-listings", "").lower() in TRUE, m.get("web-listings-css", ""))
+class _Site:
+    """The container's staticweb settings (Swift's ``_get_container_info``)."""
+
+    def __init__(self, c: Container | None) -> None:
+        m = c.meta if c is not None else {}
+        self.container = c
+        self.index = m.get("web-index", "").strip()
+        self.error = m.get("web-error", "").strip()
+        self.listings = m.get("web-listings", "").strip()
+        self.label = m.get("web-listings-label", "").strip()
+        self.css = m.get("web-listings-css", "").strip()
+        self.dir_type = m.get("web-directory-type", "").strip() or "application/directory"
+
+
+def _path(request: web.Request) -> str:
+    """The request's path, decoded (Swift's PATH_INFO)."""
+    return unquote(request.raw_path.split("?", 1)[0], errors="surrogateescape")
 
 
 async def _allowed(request: web.Request, principal: Principal | None, project_id: str, container: str,
-                   obj: str | None) -> bool:
+                   obj: str | None) -> int:
+    """0 when the read is allowed, else the status of the refusal (401/403)."""
     try:
-        await acl.authorize(request, principal, project_id, container, obj)
-    except (errors.Unauthorized, errors.Forbidden):
-        return False
-    return True
+        if request.get(tempurl.SCOPE) is not None:
+            await acl.check_subrequest(request, project_id, container, obj)  # the TempURL's scope
+        else:
+            await acl.authorize(request, principal, project_id, container, obj)
+    except errors.Unauthorized:
+        return 401
+    except errors.Forbidden:
+        return 403
+    return 0
 
 
-async def _exists(request: web.Request, container: str, name: str) -> bool:
+async def _object(request: web.Request, container: str, name: str) -> tuple[int, str, int]:
+    """(status, content type, size) of a GET of ``name`` (200 or 404; no access check)."""
     try:
-        await request.app[STORAGE].head_object(container, name)
+        rec = await request.app[STORAGE].head_object(container, name)
     except errors.ObjectNotFound:
-        return False
-    return True
+        return 404, "", 0
+    return 200, rec.content_type, rec.size
 
 
-async def _error(request: web.Request, principal: Principal | None, c: Container, status: int) -> web.StreamResponse:
-    """The ``<status><web-error>`` page with the original status, else Swift's error."""
-    _, error, _, _ = _web(c)
-    if error:
-        page = f"{status}{error}"
-        if await _exists(request, c.name, page) and await _allowed(request, principal, c.project_id, c.name, page):
-            resp = await _serve(request, c.name, page, status=status)
-            return resp
+async def _error(request: web.Request, principal: Principal | None, site: _Site, status: int,
+                 response: web.StreamResponse | None = None) -> web.StreamResponse:
+    """Swift's ``_error_response``: the ``<status><web-error>`` page, served with the
+    original status, when the container names one and it can be read; else the error."""
+    c = site.container
+    if site.error and c is not None:
+        page = f"{status}{site.error}"
+        if (await _object(request, c.name, page))[0] == 200 and not await _allowed(
+                request, principal, c.project_id, c.name, page):
+            return await _serve(request, c.name, page, status=status)
+    if response is not None:
+        return response
     raise {401: errors.Unauthorized, 403: errors.Forbidden}.get(status, errors.NotFound)()
 
 
-async def _serve(request: web.Request, container: str, name: str, status: int = 200) -> web.StreamResponse:
+async def _serve(request: web.Request, container: str, name: str, status: int) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
-    if status == 200:
-        return await objects.get_object(request, container, name)
     resp = web.StreamResponse(status=status)
     resp.content_type = rec.content_type
     resp.content_length = rec.size
@@ -81,104 +110,181 @@ async def _serve(request: web.Request, container: str, name: str, status: int = 
     return resp
 
 
-def _human(n: int) -> str:
-    value, suffix = float(n), ""
-    for s in ("Ki", "Mi", "Gi", "Ti", "Pi"):
-        if value < 1024:
-            break
-        value /= 1024
-        suffix = s
-    return f"{int(value)}" if not suffix else f"{value:.1f}{suffix}"
+def human_readable(value: int) -> str:
+    """Swift's ``utils.human_readable``: 1048576 is "1Mi"."""
+    v = float(value)
+    index = -1
+    suffixes = "KMGTPEZY"
+    while v >= 1024 and index + 1 < len(suffixes):
+        index += 1
+        v = round(v / 1024)
+    if index == -1:
+        return "%d" % v
+    return "%d%si" % (round(v), suffixes[index])
 
 
-async def _listing(request: web.Request, principal: Principal | None, c: Container, account: str,
-                   prefix: str) -> web.StreamResponse:
-    if not await _allowed(request, principal, c.project_id, c.name, None):
-        return await _error(request, principal, c, 401 if principal is None else 403)
+def _css_path(css: str, prefix: str) -> str:
+    if css.startswith(("/", "http://", "https://")):
+        return quote(css, ":/")
+    return "../" * prefix.count("/") + quote(css)
+
+
+def _tempurl_query(request: web.Request) -> tuple[str, str]:
+    """(query carried on the listing's links, the TempURL's prefix) for a listing reached
+    through a prefix TempURL; ("", "") otherwise."""
+    if request.get(tempurl.SCOPE) is None:
+        return "", ""
+    q = request.query
+    prefix = q.get("temp_url_prefix")
+    if prefix is None:
+        return "", ""
+    parts = [f"temp_url_prefix={quote(prefix)}", f"temp_url_expires={quote(q.get('temp_url_expires', ''))}",
+             f"temp_url_sig={q.get('temp_url_sig', '')}"]
+    if q.get("temp_url_ip_range"):
+        parts.append(f"temp_url_ip_range={quote(q['temp_url_ip_range'])}")
+    if "inline" in q:
+        parts.append("inline")
+    return "?" + "&amp;".join(parts), prefix
+
+
+async def _listing(request: web.Request, principal: Principal | None, site: _Site, prefix: str = "",
+                   ) -> web.StreamResponse:
+    """Swift's ``_listing``: the HTML listing of ``prefix`` (one level, subdirs first)."""
+    c = site.container
+    assert c is not None
+    label = _path(request)
+    if site.label:
+        label = "{0}/{1}".format(site.label, "/".join(label.split("/")[4:]))
+    if site.listings.lower() not in TRUE:
+        body = ("<!DOCTYPE html>\n<html>\n<head>\n"
+                f"<title>Listing of {html.escape(label)}</title>\n")
+        if site.css:
+            body += f'  <link rel="stylesheet" type="text/css" href="{_css_path(site.css, prefix)}" />\n'
+        else:
+            body += '  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n   p {font-size: 2}\n  </style>\n'
+        body += ("</head>\n<body>  <h1>Web Listing Disabled</h1>"
+                 "   <p>The owner of this web site has disabled web listing."
+                 "   <p>If you are the owner of this web site, you can enable"
+                 "   web listing by setting X-Container-Meta-Web-Listings.</p>")
+        if site.index:
+            body += ("<h1>Index File Not Found</h1> <p>The owner of this web site has set "
+                     f" <b>X-Container-Meta-Web-Index: {site.index}</b>.  However, this file is not found.</p>")
+        body += " </body>\n</html>\n"
+        return await _error(request, principal, site, 404, _html(request, 404, body))
+    refused = await _allowed(request, principal, c.project_id, c.name, None)  # the listing sub-request
+    if refused:
+        return await _error(request, principal, site, refused)
     rows = await request.app[STORAGE].list_objects(c.name, ListParams(prefix=prefix, delimiter="/"))
-    if not rows and prefix:
-        return await _error(request, principal, c, 404)
-    _, _, _, css = _web(c)
-    title = html.escape(f"Listing of /v1/{account}/{c.name}/{prefix}")
-    if css:
-        href = "../" * prefix.count("/") + quote(css)
-        style = f'  <link rel="stylesheet" type="text/css" href="{html.escape(href)}" />\n'
+    if prefix and not rows:
+        return await _error(request, principal, site, 404)
+    qs, tempurl_prefix = _tempurl_query(request)
+    out = ["<!DOCTYPE html>\n<html>\n <head>\n", f"  <title>Listing of {html.escape(label)}</title>\n"]
+    if site.css:
+        out.append(f'  <link rel="stylesheet" type="text/css" href="{_css_path(site.css, prefix)}" />\n')
     else:
-        style = ('  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n'
-                 '   th {text-align: left; padding: 0px 1em 0px 1em;}\n'
-                 '   td {padding: 0px 1em 0px 1em;}\n   a {text-decoration: none;}\n  </style>\n')
-    out = ['<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN"\n'
-           ' "http://www.w3.org/TR/html4/loose.dtd">\n<html>\n <head>\n'
-           f'  <title>{title}</title>\n{style} </head>\n <body>\n'
-           f'  <h1 id="title">{title}</h1>\n  <table id="listing">\n'
-           '   <tr id="heading">\n    <th class="colname">Name</th>\n'
-           '    <th class="colsize">Size</th>\n    <th class="coldate">Date</th>\n   </tr>\n']
-    if prefix:
-        out.append('   <tr id="parent" class="item">\n    <td class="colname"><a href="../">../</a></td>\n'
+        out.append('  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n'
+                   '   th {text-align: left; padding: 0px 1em 0px 1em;}\n'
+                   '   td {padding: 0px 1em 0px 1em;}\n   a {text-decoration: none;}\n  </style>\n')
+    out.append(" </head>\n <body>\n"
+               f'  <h1 id="title">Listing of {html.escape(label)}</h1>\n'
+               '  <table id="listing">\n   <tr id="heading">\n    <th class="colname">Name</th>\n'
+               '    <th class="colsize">Size</th>\n    <th class="coldate">Date</th>\n   </tr>\n')
+    if len(prefix) > len(tempurl_prefix):
+        out.append(f'   <tr id="parent" class="item">\n    <td class="colname"><a href="../{qs}">../</a></td>\n'
                    '    <td class="colsize">&nbsp;</td>\n    <td class="coldate">&nbsp;</td>\n   </tr>\n')
     for r in rows:
-        name = r.name[len(prefix):]
         if r.is_subdir:
-            out.append(f'   <tr class="item subdir">\n    <td class="colname"><a href="{quote(name)}">'
-                       f'{html.escape(name)}</a></td>\n    <td class="colsize">&nbsp;</td>\n'
-                       '    <td class="coldate">&nbsp;</td>\n   </tr>\n')
-        else:
-            kind = " ".join("type-" + html.escape(t) for t in r.content_type.split(";")[0].split("/"))
-            out.append(f'   <tr class="item {kind}">\n    <td class="colname"><a href="{quote(name)}">'
-                       f'{html.escape(name)}</a></td>\n    <td class="colsize">{_human(r.bytes)}</td>\n'
-                       f'    <td class="coldate">{iso(r.last_modified)[:19].replace("T", " ")}</td>\n   </tr>\n')
+            name = r.name[len(prefix):]
+            out.append('   <tr class="item subdir">\n'
+                       f'    <td class="colname"><a href="./{quote(name).replace(".", "%2E")}{qs}">'
+                       f'{html.escape(name)}</a></td>\n'
+                       '    <td class="colsize">&nbsp;</td>\n    <td class="coldate">&nbsp;</td>\n   </tr>\n')
+    for r in rows:
+        if not r.is_subdir:
+            name = r.name[len(prefix):]
+            kind = " ".join("type-" + html.escape(t.lower()) for t in r.content_type.split("/"))
+            modified = html.escape(iso(r.last_modified)).split(".")[0].replace("T", " ")
+            out.append(f'   <tr class="item {kind}">\n'
+                       f'    <td class="colname"><a href="./{quote(name).replace(".", "%2E")}{qs}">'
+                       f'{html.escape(name)}</a></td>\n'
+                       f'    <td class="colsize">{human_readable(r.bytes)}</td>\n'
+                       f'    <td class="coldate">{modified}</td>\n   </tr>\n')
     out.append("  </table>\n </body>\n</html>\n")
-    body = "".join(out)
-    return web.Response(status=200, text=None if request.method == "HEAD" else body,
+    resp = _html(request, 200, "".join(out))
+    resp.headers[tempurl.GENERATOR] = "staticweb"  # a TempURL shows it inline; removed on the way out
+    return resp
+
+
+def _html(request: web.Request, status: int, body: str) -> web.Response:
+    return web.Response(status=status, text=None if request.method == "HEAD" else body,
                         content_type="text/html", charset="UTF-8")
 
 
 def _redirect(request: web.Request) -> web.Response:
-    return web.Response(status=301, headers={"Location": request.raw_path.split("?", 1)[0] + "/"},
-                        content_type="text/html", charset="UTF-8")
+    """301 to the path with a slash (absolute once sent); a TempURL's query is not kept."""
+    location = quote(_path(request).encode("utf-8", "surrogateescape") + b"/")
+    resp = swift_error(301, method=request.method)
+    resp.headers["Location"] = location
+    return resp
 
 
 async def maybe_handle(request: web.Request, principal: Principal | None, account: str, project_id: str,
                        container: str, obj: str | None) -> web.StreamResponse | None:
-    """Serve the request as a web site, or None when staticweb doesn't apply."""
+    """Serve the request as a web site, or None to go on with the ordinary API."""
     c = await request.app[STORAGE].meta.get_container(container)
-    if c is None or c.project_id != project_id:
-        return None
-    index, error, listings, _ = _web(c)
-    raw = request.raw_path.split("?", 1)[0]
+    site = _Site(c if c is not None and c.project_id == project_id else None)
     if obj is None:
-        if not index and not listings:
-            return None
-        if not raw.endswith("/"):
-            return _redirect(request)
-        if index and await _exists(request, container, index):
-            if await _allowed(request, principal, project_id, container, index):
-                return await objects.get_object(request, container, index)
-            return await _error(request, principal, c, 401 if principal is None else 403)
-        if listings:
-            return await _listing(request, principal, c, account, "")
-        return await _error(request, principal, c, 404)
-    if not (index or listings or error):
+        return await _container(request, principal, site, project_id, container)
+    return await _object_request(request, principal, site, project_id, container, obj)
+
+
+async def _container(request: web.Request, principal: Principal | None, site: _Site, project_id: str,
+                     container: str) -> web.StreamResponse | None:
+    """Swift's ``handle_container``."""
+    refused = await _allowed(request, principal, project_id, container, None)
+    if refused:
+        return await _error(request, principal, site, refused)
+    if not site.listings and not site.index:
+        if request.headers.get("X-Web-Mode", "f").lower() in TRUE:
+            raise errors.NotFound()
         return None
-    allowed = await _allowed(request, principal, project_id, container, obj)
-    if not obj.endswith("/") and await _exists(request, container, obj):
-        if allowed:
-            return None  # an ordinary object GET
-        return await _error(request, principal, c, 401 if principal is None else 403)
-    if not (index or listings):
-        if not allowed:
-            return await _error(request, principal, c, 401 if principal is None else 403)
-        return await _error(request, principal, c, 404)
-    if obj.endswith("/"):
-        if index and await _exists(request, container, obj + index):
-            if await _allowed(request, principal, project_id, container, obj + index):
-                return await objects.get_object(request, container, obj + index)
-        if listings:
-            return await _listing(request, principal, c, account, obj)
-        return await _error(request, principal, c, 404)
-    # "dir" without the slash: redirect when it is a directory (index or entries)
-    if (index and await _exists(request, container, obj + "/" + index)) or (
-        listings and await request.app[STORAGE].list_objects(container, ListParams(prefix=obj + "/", limit=1))
-    ):
+    if not _path(request).endswith("/"):
         return _redirect(request)
-    return await _error(request, principal, c, 404)
+    if not site.index:
+        return await _listing(request, principal, site)
+    status, _, _ = await _object(request, container, site.index)
+    if status == 404:
+        return await _listing(request, principal, site)
+    return await objects.get_object(request, container, site.index)
+
+
+async def _object_request(request: web.Request, principal: Principal | None, site: _Site, project_id: str,
+                          container: str, obj: str) -> web.StreamResponse | None:
+    """Swift's ``handle_object``: the object itself unless it is missing (or a directory
+    marker), then the index below it, a redirect to the slashed path, or a listing."""
+    refused = await _allowed(request, principal, project_id, container, obj)
+    if refused:
+        raise {401: errors.Unauthorized, 403: errors.Forbidden}[refused]()  # no custom page but for 404s
+    if site.container is None:
+        return None  # the ordinary 404
+    status, ctype, size = await _object(request, container, obj)
+    if status == 200 and not (ctype == site.dir_type and size <= 1):
+        return None  # an ordinary object GET
+    if not site.listings and not site.index:
+        return None  # the object (a directory marker too) or the ordinary 404
+    slashed = _path(request).endswith("/")
+    if site.index:
+        index = obj + ("" if obj.endswith("/") else "/") + site.index
+        if (await _object(request, container, index))[0] == 200:
+            if not slashed:
+                return _redirect(request)
+            if await _allowed(request, principal, project_id, container, index):
+                return await _error(request, principal, site, 401 if principal is None else 403)
+            return await objects.get_object(request, container, index)
+    if not slashed:
+        rows = await request.app[STORAGE].list_objects(container, ListParams(prefix=obj + "/", delimiter="/",
+                                                                             limit=1))
+        if not rows:
+            return await _error(request, principal, site, 404)
+        return _redirect(request)
+    return await _listing(request, principal, site, obj)

@@ -66,11 +66,11 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
     """
     h = request.headers
     if request.content_length != 0:
-        raise errors.InvalidArgument("Symlink requests require a zero byte body")
+        raise errors.InvalidArgument("Symlink requests require a zero byte body", plain=True)
     raw = unquote(h["X-Symlink-Target"])
     parts = raw.split("/", 1)
     if raw.startswith("/") or len(parts) != 2 or not parts[0] or not parts[1]:
-        raise errors.PreconditionFailed(_FORMAT)
+        raise errors.PreconditionFailed(_FORMAT, plain=True)
     tcontainer, tobj = parts
     sys: dict[str, str] = {TARGET: quote(f"{tcontainer}/{tobj}")}
     tproject = project_id
@@ -81,14 +81,14 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
         sys[TARGET_ACCOUNT] = quote(acct)
         tproject = acct.removeprefix("AUTH_")
     if (tproject, tcontainer, tobj) == (project_id, container, name):
-        raise errors.InvalidArgument("Symlink cannot target itself")
+        raise errors.InvalidArgument("Symlink cannot target itself", plain=True)
     etag = h.get("X-Symlink-Target-Etag")
     if etag is not None:
         etag = etag.strip()
         if len(etag) >= 2 and etag[0] == etag[-1] == '"':
             etag = etag[1:-1]
         if any(ch in etag for ch in ';"\\'):
-            raise errors.InvalidArgument("Bad X-Symlink-Target-Etag format")
+            raise errors.InvalidArgument("Bad X-Symlink-Target-Etag format", plain=True)
     if etag:
         storage = request.app[STORAGE]
         rec = None
@@ -130,7 +130,7 @@ def conflict_response(exc: errors.Conflict, method: str) -> web.Response | None:
 
 
 async def resolve(
-    request: web.Request, project_id: str, container: str, name: str
+    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
 ) -> tuple[str, str, str] | web.Response | None:
     """For a GET/HEAD without ``?symlink=get``: follow links from ``container/name``.
 
@@ -140,21 +140,23 @@ async def resolve(
     """
     if request.query.get("symlink") == "get":
         return None
-    target = await follow(request, project_id, container, name)
+    target = await follow(request, project_id, container, name, rec)
     return target[1:] if isinstance(target, tuple) else target
 
 
 async def follow(
-    request: web.Request, project_id: str, container: str, name: str
+    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
 ) -> tuple[str, str, str, str] | web.Response | None:
     """``resolve`` whatever the query says, with the target's project: (project, container,
     object, Content-Location), an error response (as for a GET of the link by the
-    caller), or None when ``container/name`` is not a link."""
+    caller), or None when ``container/name`` is not a link. ``rec``: the link's record
+    when it is not the current object (a version)."""
     storage = request.app[STORAGE]
-    try:
-        rec = await storage.head_object(container, name)
-    except errors.ObjectNotFound:
-        return None
+    if rec is None:
+        try:
+            rec = await storage.head_object(container, name)
+        except errors.ObjectNotFound:
+            return None
     if not is_link(rec.sysmeta):
         return None
     hops = 0
@@ -162,7 +164,7 @@ async def follow(
     while is_link(rec.sysmeta):
         if hops >= SYMLOOP_MAX:
             return swift_error(409, f"Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}",
-                               method=request.method)
+                               method=request.method, plain=True)
         hops += 1
         target = rec.sysmeta[TARGET]
         if TARGET_ACCOUNT in rec.sysmeta:

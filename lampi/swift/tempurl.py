@@ -98,6 +98,7 @@ def signature(key: str, method: str, expires: int, path: str, alg: str, ip_range
     return hmac.new(key.encode(), body.encode(), getattr(hashlib, alg)).hexdigest()
 
 
+GENERATOR = "X-Backend-Content-Generator"  # "staticweb" on a listing it made (not sent to clients)
 SCOPE = "lampi.tempurl_scope"  # request key: ("account" | "container", container) of the key used
 
 
@@ -123,6 +124,9 @@ async def authorize(
     alg, sig_hex = decode_signature(sig)
     if alg not in ALLOWED_DIGESTS:
         raise Invalid(f"digest {alg!r} not allowed")
+    prefix = q.get("temp_url_prefix")
+    if obj is None and container is not None and prefix == "" and request.method in ("GET", "HEAD"):
+        obj = ""  # a container's root, for staticweb's listing (anything else is refused after)
     if request.method not in METHODS or container is None or obj is None:
         raise Invalid(f"not an object {'/'.join(METHODS)} request")
     ip_range = q.get("temp_url_ip_range")
@@ -141,7 +145,6 @@ async def authorize(
         scoped += [(k, "container") for k in keys_from_meta(c.meta)]
     if not scoped:
         raise Invalid("no temp URL key configured")
-    prefix = q.get("temp_url_prefix")
     if prefix is None:
         path = f"/v1/{account}/{container}/{obj}"
     else:
@@ -167,6 +170,20 @@ async def authorize(
         lambda resp: _outgoing(request, resp, expires, obj, q.get("filename"), "inline" in q))
 
 
+_KEPT_QUERY = ("temp_url_sig", "temp_url_expires", "temp_url_prefix", "filename", "inline")
+
+
+def strip_query(request: web.Request) -> web.Request:
+    """The request as the API sees it after the temp URL was checked: Swift's tempurl
+    rewrites the query string to its own parameters, so any other (``version-id``,
+    ``multipart-manifest``, ``symlink``, ...) is ignored, as in Swift."""
+    q = request.query
+    if all(k in _KEPT_QUERY for k in q):
+        return request
+    kept = [(k, v) for k, v in q.items() if k in _KEPT_QUERY]
+    return request.clone(rel_url=request.rel_url.with_query(kept))
+
+
 def _disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{quote(filename, safe='')}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
@@ -179,6 +196,8 @@ def _outgoing(request: web.Request, resp: web.StreamResponse, expires: int, obj:
             del resp.headers[h]
     if request.method in ("GET", "HEAD") and 200 <= resp.status < 300:
         existing = resp.headers.pop("Content-Disposition", None)
+        if resp.headers.get(GENERATOR) == "staticweb":  # a staticweb listing is shown inline
+            inline = True
         if inline:
             value = _disposition("inline", filename) if filename else "inline"
         elif filename:

@@ -44,7 +44,8 @@ def container_sys_updates(headers: CIMultiDictProxy[str]) -> dict[str, str | Non
         if not hl:
             hl = None  # defer to X-Versions-Location entirely
         elif vl:
-            raise errors.InvalidArgument("Only one of X-Versions-Location or X-History-Location may be specified")
+            raise errors.InvalidArgument("Only one of X-Versions-Location or X-History-Location may be specified",
+                                          plain=True)
         else:
             vl = None
     out: dict[str, str | None] = {}
@@ -60,7 +61,7 @@ def container_sys_updates(headers: CIMultiDictProxy[str]) -> dict[str, str | Non
                 raise errors.PreconditionFailed("Container name cannot be empty")
             if "/" in location:
                 raise errors.PreconditionFailed("Container name cannot contain slashes")
-            out[key] = location
+            out[key] = val  # kept (and shown) as sent, %-quoted or not, as Swift keeps it
             out[HISTORY if key == VERSIONS else VERSIONS] = None
             remove = False  # setting wins over removing in the same request
     if remove:
@@ -80,9 +81,9 @@ async def _location(storage: Storage, project_id: str, container: str) -> tuple[
     if c is None:
         return None
     if c.meta.get(VERSIONS):
-        return c.meta[VERSIONS], "stack"
+        return unquote(c.meta[VERSIONS]), "stack"
     if c.meta.get(HISTORY):
-        return c.meta[HISTORY], "history"
+        return unquote(c.meta[HISTORY]), "history"
     return None
 
 
@@ -177,12 +178,13 @@ async def delete_object(storage: Storage, project_id: str, container: str, name:
                 if below is None:
                     continue
                 if below.content_type == DELETE_MARKER:
-                    break
+                    break  # nothing to restore
                 await _copy(storage, below, container, name)
                 await storage.delete_object(archive, below.name)
-                await storage.delete_object(archive, prev.name)
-                return
-            break
+                break
+            # as Swift, the DELETE then goes to the marker: it is removed (204)
+            await storage.delete_object(archive, prev.name)
+            return
         await _copy(storage, prev, container, name)
         await storage.delete_object(archive, prev.name)
         return

@@ -442,7 +442,10 @@ def test_rejected_requests_leave_no_credentials_nor_tracebacks_in_the_log(spawn)
                 data, _ = read_until_closed(s, 10)
             finally:
                 s.close()
-            assert data.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), (raw[:60], data[:200])
+            # the last: a valid head with a broken body is answered as its head deserves
+            # (here a 401: the token is no token), then the body's 400
+            expected = (b"HTTP/1.1 401",) if raw is MALFORMED[-1] else (b"HTTP/1.0 400", b"HTTP/1.1 400")
+            assert data.startswith(expected), (raw[:60], data[:200])
             assert SECRET.encode() not in data  # nor echoed back
     # requests the parser accepts carry credentials in the query: the access line redacts them
     requests.get(f"{srv.url}/v1/AUTH_x/c/o?temp_url_sig={SECRET}m&temp_url_expires=1", timeout=10)

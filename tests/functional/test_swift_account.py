@@ -46,7 +46,7 @@ def test_listing_text_json_xml_by_format_and_accept(acct: Account) -> None:
         assert [i["name"] for i in items] == expected
         beta = next(i for i in items if i["name"] == "beta")
         assert beta["count"] == 1 and beta["bytes"] == 5
-        assert set(beta) == {"name", "count", "bytes", "last_modified"}
+        assert set(beta) == {"name", "count", "bytes", "last_modified", "storage_policy"}
 
     for how in ({"params": {"format": "xml"}}, {"headers": {"Accept": "application/xml"}}):
         r = raw("GET", **how)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import (
 )
 
 from lampi.config import load_settings
-from lampi.http.guard import Limits, connection_cap, describe_parse_error, safe_connections
+from lampi.http.guard import Limits, connection_cap, describe_parse_error, fix_request_line, head_end, safe_connections
 from lampi.log import JSONFormatter, Throttle, redact_query, scrub
 
 SECRET = "S3cr3tV4lue"
@@ -131,3 +131,23 @@ def test_soft_fd_limit_is_raised_to_the_hard_limit() -> None:
             "print(n, *resource.getrlimit(resource.RLIMIT_NOFILE))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["300", "300", "300"]
+
+
+@pytest.mark.parametrize(("line", "fixed"), [
+    (b"GET /v1/a/c HTTP/1.1\r", b"GET /v1/a/c HTTP/1.1\r"),  # the common case, untouched
+    (b"PUT /v1/a/\xe2\x98\x83 HTTP/1.1\r", b"PUT /v1/a/%E2%98%83 HTTP/1.1\r"),  # raw UTF-8
+    (b"PUT /v1/a/\x83\x98\xe2 HTTP/1.1", b"PUT /v1/a/%83%98%E2 HTTP/1.1"),  # not UTF-8: the API says so
+    (b"GET /info asdf HTTP/1.1\r", b"GET /info%20asdf HTTP/1.1\r"),  # eventlet's target
+    (b"LICK /v1/a HTTP/1.1\r", b"UNLINK /v1/a HTTP/1.1\r"),  # unknown method: the API's 405
+    (b"get / HTTP/1.1\r", b"UNLINK / HTTP/1.1\r"),
+    (b"\x16\x03\x01\x02\x00", b"\x16\x03\x01\x02\x00"),  # not a request line: left to the parser
+    (b"GET /x\x00y HTTP/1.1\r", b"GET /x\x00y HTTP/1.1\r"),
+])
+def test_fix_request_line(line: bytes, fixed: bytes) -> None:
+    assert fix_request_line(line) == fixed
+
+
+def test_head_end() -> None:
+    assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody") == len(b"GET / HTTP/1.1\r\nA: b\r\n\r\n")
+    assert head_end(b"GET / HTTP/1.1\nA: b\n\nbody") == len(b"GET / HTTP/1.1\nA: b\n\n")
+    assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n") == -1

@@ -12,7 +12,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from lampi.core import errors
 from lampi.core.models import ObjectRecord
 from lampi.swift import constraints as C
-from lampi.swift.http_util import check_conditionals, http_date, parse_meta, parse_range
+from lampi.swift.http_util import check_conditionals, header_text, http_date, nbytes, parse_meta, parse_range
 
 
 def H(*pairs: tuple[str, str], **kw: str) -> CIMultiDictProxy[str]:
@@ -251,8 +251,22 @@ def test_meta_empty_name():
     assert invalid(H(("X-Object-Meta-", "v"))) == "Metadata name cannot be empty"
 
 
-def test_meta_not_utf8_is_a_clean_error():
-    """aiohttp hands undecodable header bytes over as surrogate escapes; they must give
-    InvalidMetadata (400), not an encoding crash (500) or unreadable stored data."""
-    assert "UTF-8" in invalid(H(("X-Object-Meta-K", "caf\udce9")))
-    assert "UTF-8" in invalid(H(("X-Object-Meta-K\udcff", "v")))
+def test_meta_not_utf8():
+    """aiohttp hands undecodable header bytes over as surrogate escapes. Swift's
+    check_metadata refuses them for accounts and containers (400, not an encoding crash)
+    and keeps an object's as sent, counting the bytes received."""
+    for kind in ("container", "account"):
+        with pytest.raises(errors.InvalidMetadata) as exc:
+            parse_meta(H((f"X-{kind.title()}-Meta-K", "caf\udce9")), kind)
+        assert exc.value.message == "Metadata must be valid UTF-8"
+    assert parse_meta(H(("X-Object-Meta-K", "caf\udce9")), "object") == {"k": "caf\udce9"}
+    assert parse_meta(H(("X-Object-Meta-K\udcff", "v")), "object") == {"k\udcff": "v"}
+    # 256 bytes: at the limit with one undecodable byte counted as one
+    assert parse_meta(H(("X-Object-Meta-K", "v" * 255 + "\udce9")), "object")
+    assert invalid(H(("X-Object-Meta-K", "v" * 256 + "\udce9"))).startswith("Metadata value longer than 256")
+
+
+def test_header_text_replaces_undecodable_bytes():
+    assert header_text("caf\udce9") == "caf\ufffd"
+    assert header_text("café") == "café" and header_text("plain") == "plain"
+    assert nbytes("caf\udce9") == 4 and nbytes("café") == 5

@@ -74,11 +74,13 @@ class ContainersMixin(SQLiteBase):
             if row is not None:
                 if row[0] != project_id:
                     raise errors.ContainerNameTaken()
-                if meta:
-                    c.execute(
-                        "UPDATE containers SET meta = ?, updated_at = ? WHERE name = ?",
-                        (self._merge_meta(row[1], dict(meta)), timestamp, name),
-                    )
+                # a PUT on an existing container moves its put timestamp (Swift's
+                # update_put_timestamp: X-PUT-Timestamp, Last-Modified, listings)
+                c.execute(
+                    "UPDATE containers SET meta = ?, updated_at = ?, put_timestamp = MAX(put_timestamp, ?) "
+                    "WHERE name = ?",
+                    (self._merge_meta(row[1], dict(meta)) if meta else row[1], timestamp, timestamp, name),
+                )
                 return False
             if c.execute("SELECT 1 FROM accounts WHERE project_id = ?", (project_id,)).fetchone() is None:
                 raise errors.AccountNotFound()
@@ -121,14 +123,16 @@ class ContainersMixin(SQLiteBase):
 
         return await self._run(fn)
 
-    async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None:
+    async def update_container_meta(self, name: str, updates: dict[str, str | None],
+                                    put_timestamp: float | None = None) -> None:
         def fn(c: sqlite3.Connection) -> None:
-            row = c.execute("SELECT meta FROM containers WHERE name = ?", (name,)).fetchone()
+            row = c.execute("SELECT meta, put_timestamp FROM containers WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise errors.ContainerNotFound()
             c.execute(
-                "UPDATE containers SET meta = ?, updated_at = ? WHERE name = ?",
-                (self._merge_meta(row[0], updates), time.time(), name),
+                "UPDATE containers SET meta = ?, updated_at = ?, put_timestamp = ? WHERE name = ?",
+                (self._merge_meta(row[0], updates), time.time(),
+                 row[1] if put_timestamp is None else max(row[1], put_timestamp), name),
             )
 
         await self._tx(fn)

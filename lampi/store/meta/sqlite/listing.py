@@ -46,6 +46,10 @@ def fold_listing(
     without ever loading more than one batch.
     """
     prefix, delim, limit = params.prefix, params.delimiter, params.limit
+    path = params.path
+    if path is not None:  # Swift's path=: one level under "path/", no subdir entries
+        prefix = path = path.rstrip("/") + "/" if path else ""
+        delim = "/"
     out: list[ListingEntry] = []
     if limit <= 0:
         return out
@@ -93,9 +97,12 @@ def fold_listing(
                 return out
             if delim:
                 idx = name.find(delim, len(prefix))
-                if idx >= 0:
+                # path=: a name with more after the delimiter is in a deeper level (skipped
+                # whole, listed as nothing); "dir/" itself is an entry of its level
+                deeper = idx >= 0 and (path is None or len(name) > idx + len(delim))
+                if deeper:
                     subdir = name[: idx + len(delim)]
-                    if subdir != skip_subdir:
+                    if path is None and subdir != skip_subdir:
                         out.append(ListingEntry(name=subdir, is_subdir=True))
                     if not params.reverse:
                         lower, lower_inc = _after(subdir), True
@@ -105,9 +112,10 @@ def fold_listing(
                         upper, upper_inc = subdir, False
                     moved = True
                     break
-            out.append(make(row))
-            if len(out) >= limit:
-                return out
+            if name != path:  # path=: the directory marker object itself is not listed
+                out.append(make(row))
+                if len(out) >= limit:
+                    return out
             if not params.reverse:
                 lower, lower_inc = name, False
             else:
