@@ -215,6 +215,11 @@ def test_slo_bad_manifests_store_nothing(swift_conn, cont, token_and_url, case) 
 def test_slo_reserved_header_and_copy_from_refused(swift_conn, cont, token_and_url) -> None:  # noqa: ANN001
     r = _raw(token_and_url, "PUT", f"{cont}/x", data=b"[]", headers={"X-Static-Large-Object": "True"})
     assert r.status_code == 400 and "reserved header" in r.text
+    # Swift's copy middleware reads the source first (404 when missing), then slo refuses
+    r = _raw(token_and_url, "PUT", f"{cont}/x?multipart-manifest=put", data=b"",
+             headers={"X-Copy-From": f"{cont}/y"})
+    assert r.status_code == 404
+    swift_conn.put_object(cont, "y", b"[]")
     r = _raw(token_and_url, "PUT", f"{cont}/x?multipart-manifest=put", data=b"",
              headers={"X-Copy-From": f"{cont}/y"})
     assert r.status_code == 405
