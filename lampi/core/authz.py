@@ -130,8 +130,9 @@ class Identity:
     user_name: str
     project_id: str
     project_name: str
-    # the accounts the principal operates, by name (``AUTH_<project_id>``): as tempauth's
-    # group of an account's admins, a bare grantee naming one of them matches
+    # the accounts the principal operates, as tempauth's groups of an account's admins
+    # name them (``AUTH_<project_id>``, the project's id and, within domain Default, its
+    # name): a bare grantee naming one of them matches
     accounts: tuple[str, ...] = ()
 
 
@@ -171,8 +172,8 @@ def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
 
 def grantee_matches(groups: list[str], ident: Identity, allow_names: bool = True) -> bool:
     """keystoneauth's _authorize_cross_tenant: ``<project>:<user>`` by id, name or ``*``;
-    and tempauth's account group: a bare ``AUTH_<project_id>`` names that project's
-    operators (``Identity.accounts``)."""
+    and tempauth's account groups: a bare ``AUTH_<project_id>``, project id or name names
+    that project's operators (``Identity.accounts``)."""
     projects = [ident.project_id, "*"] + ([ident.project_name] if allow_names and ident.project_name else [])
     users = [ident.user_id, "*"] + ([ident.user_name] if allow_names and ident.user_name else [])
     wanted = set(groups)

@@ -15,8 +15,9 @@ Order of the decision (``authorize``), once the container record is known:
      read-only;
   3. the reader role on the account's project → read-only;
   4. container ACL: read ACL for GET/HEAD, write ACL for object PUT/POST/DELETE;
-     grantees ``<project>:<user>`` (id, name or ``*``), a bare ``AUTH_<project_id>``
-     (that project's operators), a role of the caller's own project, referrers
+     grantees ``<project>:<user>`` (id, name or ``*``), a bare ``AUTH_<project_id>``,
+     project id or name (that project's operators: tempauth's account groups of an
+     account's admins), a role of the caller's own project, referrers
      ``.r:`` for GET/HEAD of objects (and of the listing with ``.rlistings``).
 Any other role gives nothing of its own. Denied: 401 without credentials, 403 with.
 """
@@ -162,12 +163,17 @@ async def identity_of(request: web.Request, principal: Principal, account_key: s
         if target != principal.project_id:
             tp = await meta.get_project(target)
             names_ok = tp is not None and tp.domain_id == DEFAULT_DOMAIN_ID
+    pname = project.name if names_ok and project else ""
+    accounts: tuple[str, ...] = ()
+    if principal.project_id and principal.is_operator:
+        # tempauth's groups of an account's admins: the account's name and AUTH_<account>
+        accounts = tuple(a for a in (f"AUTH_{principal.project_id}", principal.project_id, pname) if a)
     return Identity(
         user_id=principal.user_id,
         user_name=user.name if names_ok and user else "",
         project_id=principal.project_id or "",
-        project_name=project.name if names_ok and project else "",
-        accounts=(f"AUTH_{principal.project_id}",) if principal.project_id and principal.is_operator else (),
+        project_name=pname,
+        accounts=accounts,
     )
 
 

@@ -382,6 +382,9 @@ async def expect_handler(request: web.Request) -> None:
 
 async def info(request: web.Request) -> web.Response:
     """``GET /info``: limits and enabled capabilities (``swift capabilities``)."""
+    if request.method == "OPTIONS":  # as the proxy's Controller.OPTIONS: 200 and the methods
+        return web.Response(status=200, headers={"Allow": "GET, HEAD, OPTIONS"}, content_type="text/html",
+                            charset="UTF-8")
     if request.method not in ("GET", "HEAD"):
         return swift_error(405, method=request.method)
     s = request.app[SETTINGS]
