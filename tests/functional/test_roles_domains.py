@@ -283,3 +283,18 @@ def test_openstack_lists_domains_and_roles(server: LampiServer, openrc_env: dict
     assert proc.returncode != 0
     no_traceback(proc)
     server.cli("domain", "delete", dom)
+
+
+def test_keystone_api_unknown_role_and_domain_404(server: LampiServer, swift_conn) -> None:  # noqa: ANN001
+    token = swift_conn.get_auth()[1]
+    for path, what in (("/v3/roles/no-such-role", "role"), ("/v3/domains/no-such-domain", "domain")):
+        r = requests.get(server.url + path, headers={"X-Auth-Token": token})
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == 404 and what in r.json()["error"]["message"]
+    roles = requests.get(f"{server.url}/v3/roles?name=ResellerAdmin", headers={"X-Auth-Token": token}).json()
+    assert [r["name"] for r in roles["roles"]] == ["ResellerAdmin"]
+    # a token's roles carry the same ids as /v3/roles
+    body = requests.get(f"{server.url}/v3/auth/tokens", headers={"X-Auth-Token": token,
+                                                                "X-Subject-Token": token}).json()
+    ids = {r["id"] for r in requests.get(f"{server.url}/v3/roles", headers={"X-Auth-Token": token}).json()["roles"]}
+    assert {r["id"] for r in body["token"]["roles"]} <= ids
