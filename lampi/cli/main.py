@@ -1,4 +1,4 @@
-"""``lampi`` command line: serve, init, openrc, project/user/role/credential administration, fsck.
+"""``lampi`` command line: serve, init, openrc, domain/project/user/role/credential administration, fsck.
 
 Every setting is a flag, a ``LAMPI_*`` environment variable, or a key in the TOML
 file given with ``--config`` / ``LAMPI_CONFIG``. Admin commands work directly on the
@@ -21,7 +21,6 @@ import click
 from lampi import __version__
 from lampi.config import Settings, load_settings
 from lampi.core import errors
-from lampi.core.models import ROLES
 
 T = TypeVar("T")
 
@@ -112,6 +111,8 @@ def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+domain_option = click.option("--domain", "domain_ref", default=None, metavar="DOMAIN",
+                             help="Domain (name or id) of the user and project named [default: Default].")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -268,12 +269,15 @@ def project() -> None:
 @project.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="Free text.")
+@click.option("--domain", "domain_ref", default=None, metavar="DOMAIN",
+              help="Domain (name or id) of the new project [default: Default].")
 @data_dir_option
 @json_option
 @click.pass_context
-def project_create(ctx: click.Context, name: str, description: str, data_dir: str | None, as_json: bool) -> None:
-    """Create project NAME in domain Default."""
-    p = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_project(name, description))
+def project_create(ctx: click.Context, name: str, description: str, domain_ref: str | None, data_dir: str | None,
+                   as_json: bool) -> None:
+    """Create project NAME (in domain Default, or --domain)."""
+    p = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_project(name, description, domain_ref))
     _emit(as_json, {"id": p.id, "name": p.name, "domain_id": p.domain_id}) if as_json else click.echo(p.id)
 
 
@@ -285,18 +289,20 @@ def project_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> Non
     """List projects."""
     ps = _run(_settings(ctx, data_dir=data_dir), lambda i: i.meta.list_projects())
     data = [{"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description} for p in ps]
-    _emit(as_json, data, [[p.id, p.name, p.description] for p in ps], ["ID", "Name", "Description"])
+    _emit(as_json, data, [[p.id, p.name, p.domain_id, p.description] for p in ps],
+          ["ID", "Name", "Domain ID", "Description"])
 
 
 @project.command("delete")
 @click.argument("project_ref")
+@domain_option
 @data_dir_option
 @click.pass_context
-def project_delete(ctx: click.Context, project_ref: str, data_dir: str | None) -> None:
+def project_delete(ctx: click.Context, project_ref: str, domain_ref: str | None, data_dir: str | None) -> None:
     """Delete a project (by name or id); it must have no containers."""
 
     async def go(i: Any) -> None:
-        p = await i.find_project(project_ref)
+        p = await i.find_project(project_ref, domain_ref)
         await i.delete_project(p.id)  # also ends tokens scoped to it
 
     _run(_settings(ctx, data_dir=data_dir), go)
@@ -314,20 +320,23 @@ def user() -> None:
 @click.argument("name")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The user's password.")
 @click.option("--project", "project_ref", default=None, help="Grant a role on this project (name or id).")
-@click.option("--role", type=click.Choice(ROLES), default=None, help="Role on --project [default: member].")
+@click.option("--role", default=None, metavar="ROLE",
+              help="Role on --project (see `lampi role list`) [default: member].")
+@click.option("--domain", "domain_ref", default=None, metavar="DOMAIN",
+              help="Domain (name or id) of the new user, and of --project when named [default: Default].")
 @data_dir_option
 @json_option
 @click.pass_context
 def user_create(ctx: click.Context, name: str, password: str, project_ref: str | None, role: str | None,
-                data_dir: str | None, as_json: bool) -> None:
-    """Create user NAME in domain Default."""
+                domain_ref: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Create user NAME (in domain Default, or --domain)."""
     if role and not project_ref:
         # a role is always on a project; silently dropping it would leave a user without access
         raise click.UsageError("--role needs --project")
 
     async def go(i: Any) -> Any:
-        pid = (await i.find_project(project_ref)).id if project_ref else None
-        return await i.create_user(name, password, pid, role or "member")
+        pid = (await i.find_project(project_ref, domain_ref)).id if project_ref else None
+        return await i.create_user(name, password, pid, role or "member", domain_ref)
 
     u = _run(_settings(ctx, data_dir=data_dir), go)
     _emit(as_json, {"id": u.id, "name": u.name, "default_project_id": u.default_project_id}) if as_json else click.echo(u.id)
@@ -351,19 +360,21 @@ def user_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
         return out
 
     data = _run(_settings(ctx, data_dir=data_dir), go)
-    _emit(as_json, data, [[d["id"], d["name"], ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
-          ["ID", "Name", "Roles"])
+    _emit(as_json, data, [[d["id"], d["name"], d["domain_id"],
+                           ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
+          ["ID", "Name", "Domain ID", "Roles"])
 
 
 @user.command("delete")
 @click.argument("user_ref")
+@domain_option
 @data_dir_option
 @click.pass_context
-def user_delete(ctx: click.Context, user_ref: str, data_dir: str | None) -> None:
+def user_delete(ctx: click.Context, user_ref: str, domain_ref: str | None, data_dir: str | None) -> None:
     """Delete a user (by name or id)."""
 
     async def go(i: Any) -> None:
-        u = await i.find_user(user_ref)
+        u = await i.find_user(user_ref, domain_ref)
         await i.delete_user(u.id)  # also ends the user's tokens
 
     _run(_settings(ctx, data_dir=data_dir), go)
@@ -372,13 +383,15 @@ def user_delete(ctx: click.Context, user_ref: str, data_dir: str | None) -> None
 @user.command("set-password")
 @click.argument("user_ref")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+@domain_option
 @data_dir_option
 @click.pass_context
-def user_set_password(ctx: click.Context, user_ref: str, password: str, data_dir: str | None) -> None:
+def user_set_password(ctx: click.Context, user_ref: str, password: str, domain_ref: str | None,
+                      data_dir: str | None) -> None:
     """Set a user's password (the user's existing tokens are revoked, as in Keystone)."""
 
     async def go(i: Any) -> None:
-        u = await i.find_user(user_ref)
+        u = await i.find_user(user_ref, domain_ref)
         await i.set_password(u.id, password)
 
     _run(_settings(ctx, data_dir=data_dir), go)
@@ -389,7 +402,52 @@ def user_set_password(ctx: click.Context, user_ref: str, password: str, data_dir
 
 @cli.group()
 def role() -> None:
-    """Grant and revoke roles (admin, member, reader) of users on projects."""
+    """Create, list and delete roles; grant and revoke them to users on projects.
+
+    Built in: admin, member and swiftoperator (operators: full rights on the project's
+    storage, ACLs included), reader (reads it), ResellerAdmin (every project's
+    storage), service (with an operator's token, the project's SERVICE_ account).
+    A role made with `lampi role create` makes a user a project member with no storage
+    rights beyond what ACLs grant (as Swift's keystoneauth).
+    """
+
+
+@role.command("create")
+@click.argument("name")
+@data_dir_option
+@json_option
+@click.pass_context
+def role_create(ctx: click.Context, name: str, data_dir: str | None, as_json: bool) -> None:
+    """Create role NAME (unique whatever its case)."""
+    from lampi.identity.service import role_id
+
+    r = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_role(name))
+    _emit(as_json, {"id": role_id(r), "name": r}) if as_json else click.echo(role_id(r))
+
+
+@role.command("list")
+@data_dir_option
+@json_option
+@click.pass_context
+def role_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """List roles, built-in ones first."""
+    from lampi.core.authz import BUILTIN_ROLES
+    from lampi.identity.service import role_id
+
+    names = _run(_settings(ctx, data_dir=data_dir), lambda i: i.list_roles())
+    data = [{"id": role_id(r), "name": r, "builtin": r in BUILTIN_ROLES} for r in names]
+    _emit(as_json, data, [[d["id"], d["name"], "yes" if d["builtin"] else ""] for d in data],
+          ["ID", "Name", "Built in"])
+
+
+@role.command("delete")
+@click.argument("name")
+@data_dir_option
+@click.pass_context
+def role_delete(ctx: click.Context, name: str, data_dir: str | None) -> None:
+    """Delete role NAME (not a built-in one) and every assignment of it; the tokens of
+    the users who had it stop working."""
+    _run(_settings(ctx, data_dir=data_dir), lambda i: i.delete_role(name))
 
 
 def _named(args: tuple[str, ...], given: dict[str, str | None]) -> list[str]:
@@ -419,21 +477,20 @@ def _role_cmd(grant: bool) -> Callable[..., None]:
     @click.argument("args", nargs=-1, metavar="[USER] [PROJECT] [ROLE]")
     @_user_option
     @_project_option
-    @click.option("--role", "role_opt", type=click.Choice(ROLES), default=None,
-                  help="The role (admin, member, reader); or give it as the last argument.")
+    @click.option("--role", "role_opt", default=None, metavar="ROLE",
+                  help="The role (see `lampi role list`); or give it as the last argument.")
+    @domain_option
     @data_dir_option
     @click.pass_context
     def cmd(ctx: click.Context, args: tuple[str, ...], user_opt: str | None, project_opt: str | None,
-            role_opt: str | None, data_dir: str | None) -> None:
+            role_opt: str | None, domain_ref: str | None, data_dir: str | None) -> None:
         user_ref, project_ref, role_name = _named(args, {"user": user_opt, "project": project_opt, "role": role_opt})
-        if role_name not in ROLES:
-            raise click.UsageError(f"invalid role {role_name!r}: choose from {', '.join(ROLES)}")
 
         async def go(i: Any) -> None:
-            u = await i.find_user(user_ref)
-            p = await i.find_project(project_ref)
+            u = await i.find_user(user_ref, domain_ref)
+            p = await i.find_project(project_ref, domain_ref)
             if grant:
-                await i.meta.grant_role(u.id, p.id, role_name)
+                await i.grant_role(u.id, p.id, role_name)
             else:
                 await i.revoke_role(u.id, p.id, role_name)  # also ends tokens carrying it
 
@@ -446,6 +503,46 @@ role.command("grant", help="Give USER the role ROLE on PROJECT (as arguments, or
     _role_cmd(True))
 role.command("revoke", help="Take the role ROLE on PROJECT from USER (as arguments, or --user, --project, --role).")(
     _role_cmd(False))
+
+
+# -- domains ---------------------------------------------------------------------------
+
+
+@cli.group()
+def domain() -> None:
+    """Create, list and delete domains (Keystone v3: users and projects of other
+    organisations, whose names may repeat those of domain Default)."""
+
+
+@domain.command("create")
+@click.argument("name")
+@data_dir_option
+@json_option
+@click.pass_context
+def domain_create(ctx: click.Context, name: str, data_dir: str | None, as_json: bool) -> None:
+    """Create domain NAME; print its id."""
+    d = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_domain(name))
+    _emit(as_json, {"id": d.id, "name": d.name}) if as_json else click.echo(d.id)
+
+
+@domain.command("list")
+@data_dir_option
+@json_option
+@click.pass_context
+def domain_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """List domains."""
+    ds = _run(_settings(ctx, data_dir=data_dir), lambda i: i.meta.list_domains())
+    data = [{"id": d.id, "name": d.name, "enabled": d.enabled} for d in ds]
+    _emit(as_json, data, [[d.id, d.name] for d in ds], ["ID", "Name"])
+
+
+@domain.command("delete")
+@click.argument("domain_ref")
+@data_dir_option
+@click.pass_context
+def domain_delete(ctx: click.Context, domain_ref: str, data_dir: str | None) -> None:
+    """Delete a domain (by name or id); it must have no projects and no users."""
+    _run(_settings(ctx, data_dir=data_dir), lambda i: i.delete_domain(domain_ref))
 
 
 # -- fsck ------------------------------------------------------------------------------
@@ -514,19 +611,20 @@ def credential() -> None:
 @click.argument("args", nargs=-1, metavar="[USER] [PROJECT]")
 @_user_option
 @_project_option
+@domain_option
 @data_dir_option
 @json_option
 @click.pass_context
 def credential_create(ctx: click.Context, args: tuple[str, ...], user_opt: str | None, project_opt: str | None,
-                      data_dir: str | None, as_json: bool) -> None:
+                      domain_ref: str | None, data_dir: str | None, as_json: bool) -> None:
     """Make an S3 key pair acting as USER in PROJECT (names or ids; as arguments, or --user and --project)."""
     from lampi.identity import ec2
 
     user_ref, project_ref = _named(args, {"user": user_opt, "project": project_opt})
 
     async def go(i: Any) -> Any:
-        u = await i.find_user(user_ref)
-        p = await i.find_project(project_ref)
+        u = await i.find_user(user_ref, domain_ref)
+        p = await i.find_project(project_ref, domain_ref)
         return await ec2.create(i, u.id, p.id)
 
     c = _run(_settings(ctx, data_dir=data_dir), go)
@@ -538,16 +636,17 @@ def credential_create(ctx: click.Context, args: tuple[str, ...], user_opt: str |
 @click.option("--user", "user_ref", default=None, metavar="USER", help="Only this user's keys (name or id).")
 @click.option("--project", "project_ref", default=None, metavar="PROJECT",
               help="Only keys for this project (name or id).")
+@domain_option
 @data_dir_option
 @json_option
 @click.pass_context
-def credential_list(ctx: click.Context, user_ref: str | None, project_ref: str | None, data_dir: str | None,
-                    as_json: bool) -> None:
+def credential_list(ctx: click.Context, user_ref: str | None, project_ref: str | None, domain_ref: str | None,
+                    data_dir: str | None, as_json: bool) -> None:
     """List S3 key pairs (secrets only with --json)."""
 
     async def go(i: Any) -> list[dict[str, Any]]:
-        uid = (await i.find_user(user_ref)).id if user_ref else None
-        pid = (await i.find_project(project_ref)).id if project_ref else None
+        uid = (await i.find_user(user_ref, domain_ref)).id if user_ref else None
+        pid = (await i.find_project(project_ref, domain_ref)).id if project_ref else None
         return [{"access": c.access, "secret": c.secret, "user_id": c.user_id, "project_id": c.project_id}
                 for c in await i.meta.list_credentials(uid) if pid is None or c.project_id == pid]
 
@@ -710,11 +809,13 @@ def _quota_value(text: str | None) -> tuple[bool, int | None]:
               help="Maximum number of containers [default: setting quota_containers, 1000].")
 @click.option("--objects-per-container", default=None, metavar="N",
               help="Maximum objects in one container [default: setting quota_objects_per_container, 500000].")
+@domain_option
 @data_dir_option
 @json_option
 @click.pass_context
 def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, containers: str | None,
-                      objects_per_container: str | None, data_dir: str | None, as_json: bool) -> None:
+                      objects_per_container: str | None, domain_ref: str | None, data_dir: str | None,
+                      as_json: bool) -> None:
     """Set the quotas of a project (by name or id); show them when no option is given.
 
     Each value is a number, 0 or 'unlimited' for no limit, or 'default' to follow the
@@ -731,7 +832,7 @@ def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, 
     settings = _settings(ctx, data_dir=data_dir)
 
     async def go(i: Any) -> dict[str, Any]:
-        p = await i.find_project(project_ref)
+        p = await i.find_project(project_ref, domain_ref)
         if updates:
             await i.meta.set_project_quota(p.id, updates)
         lim = await project_limits(i.meta, QuotaDefaults.from_settings(settings), p.id)

@@ -7,6 +7,46 @@ from dataclasses import dataclass, field
 from lampi.core import errors
 
 
+# -- roles, as Swift's keystoneauth reads them (role names compare case-insensitively) --
+#
+# operator roles (keystoneauth's ``operator_roles``; lampi's project members are
+# operators, as Allas's are): full rights on the project's account, swift_owner
+# included (ACLs, temp-URL keys); the reader role: GET/HEAD of the account
+# (``project_reader_roles``); the reseller admin role (``reseller_admin_role``): every
+# account; the service role (``SERVICE_service_roles``): with an operator's token, the
+# project's ``SERVICE_`` account. Any other role makes a user a project member with no
+# storage rights beyond what ACLs grant.
+
+OPERATOR_ROLES = ("admin", "member", "swiftoperator")
+READER_ROLES = ("reader",)
+RESELLER_ADMIN_ROLE = "ResellerAdmin"
+SERVICE_ROLE = "service"
+# the roles every data dir has (lampi role create adds others)
+BUILTIN_ROLES = ("admin", "member", "reader", SERVICE_ROLE, "swiftoperator", RESELLER_ADMIN_ROLE)
+
+# A project's accounts: ``AUTH_<project_id>`` (its storage), and ``SERVICE_<project_id>``
+# (data a service keeps for the project, reached only with the project's token and a
+# service token, as keystoneauth's ``reseller_prefix = AUTH, SERVICE``). The storage
+# core knows an account by a key: the project id for AUTH_, ``SERVICE_<id>`` for SERVICE_.
+SERVICE_PREFIX = "SERVICE_"
+
+
+def account_project(account_key: str) -> tuple[str, bool]:
+    """(project id, is a service account) of a storage account key."""
+    if account_key.startswith(SERVICE_PREFIX):
+        return account_key[len(SERVICE_PREFIX):], True
+    return account_key, False
+
+
+def account_name(account_key: str) -> str:
+    """The Swift account name of a storage account key (``AUTH_<id>``, ``SERVICE_<id>``)."""
+    return account_key if account_key.startswith(SERVICE_PREFIX) else f"AUTH_{account_key}"
+
+
+def _lower(roles: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(r.lower() for r in roles)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str
@@ -17,27 +57,54 @@ class Principal:
     audit_id: str = ""
     expires_at: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
+    # roles of a valid X-Service-Token sent beside the token (keystoneauth's service roles)
+    service_roles: tuple[str, ...] = ()
+
+    @property
+    def is_operator(self) -> bool:
+        """An operator role on its project: swift_owner of the project's account."""
+        return not _lower(self.roles).isdisjoint(OPERATOR_ROLES)
 
     @property
     def can_write(self) -> bool:
-        return "admin" in self.roles or "member" in self.roles
+        return self.is_operator
 
     @property
     def can_read(self) -> bool:
-        return bool({"admin", "member", "reader"} & set(self.roles))
+        return self.is_operator or not _lower(self.roles).isdisjoint(READER_ROLES)
+
+    @property
+    def is_reseller(self) -> bool:
+        """Reaches every account as its owner: the reseller admin role (on any project),
+        or lampi's cloud admin (the admin role on the admin project)."""
+        return self.is_cloud_admin or RESELLER_ADMIN_ROLE.lower() in _lower(self.roles)
+
+    @property
+    def has_service_role(self) -> bool:
+        return SERVICE_ROLE in _lower(self.service_roles)
+
+    def owns(self, account_key: str) -> bool:
+        """Is ``account_key`` one of this principal's project's accounts, with the rights
+        it needs there: an operator role, and for a SERVICE_ account a service token too."""
+        pid, service = account_project(account_key)
+        return (self.project_id == pid and self.is_operator
+                and (not service or self.has_service_role))
+
+    def reads(self, account_key: str) -> bool:
+        """May read ``account_key`` by its role alone (an owner, or a reader of it)."""
+        pid, service = account_project(account_key)
+        return (self.project_id == pid and self.can_read
+                and (not service or self.has_service_role))
 
 
 def authorize_account(principal: Principal | None, project_id: str, write: bool) -> None:
-    """Raise unless ``principal`` may read (or write) the account of ``project_id``."""
+    """Raise unless ``principal`` may read (or write) the account ``project_id`` (an
+    account key) by its roles alone."""
     if principal is None:
         raise errors.Unauthorized()
-    if principal.is_cloud_admin:
+    if principal.is_reseller:
         return
-    if principal.project_id != project_id:
-        raise errors.Forbidden()
-    if write and not principal.can_write:
-        raise errors.Forbidden()
-    if not principal.can_read:
+    if not (principal.owns(project_id) if write else principal.reads(project_id)):
         raise errors.Forbidden()
 
 
@@ -63,6 +130,10 @@ class Identity:
     user_name: str
     project_id: str
     project_name: str
+    # the accounts the principal operates, as tempauth's groups of an account's admins
+    # name them (``AUTH_<project_id>``, the project's id and, within domain Default, its
+    # name): a bare grantee naming one of them matches
+    accounts: tuple[str, ...] = ()
 
 
 def parse_acl(acl: str | None) -> tuple[list[str], list[str]]:
@@ -100,10 +171,14 @@ def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
 
 
 def grantee_matches(groups: list[str], ident: Identity, allow_names: bool = True) -> bool:
-    """keystoneauth's _authorize_cross_tenant: ``<project>:<user>`` by id, name or ``*``."""
+    """keystoneauth's _authorize_cross_tenant: ``<project>:<user>`` by id, name or ``*``;
+    and tempauth's account groups: a bare ``AUTH_<project_id>``, project id or name names
+    that project's operators (``Identity.accounts``)."""
     projects = [ident.project_id, "*"] + ([ident.project_name] if allow_names and ident.project_name else [])
     users = [ident.user_id, "*"] + ([ident.user_name] if allow_names and ident.user_name else [])
     wanted = set(groups)
+    if any(a in wanted for a in ident.accounts):
+        return True
     return any(f"{p}:{u}" in wanted for p in projects for u in users)
 
 

@@ -301,13 +301,15 @@ def link_follower(storage: Storage, project_id: str, access: SegmentAccess | Non
     async def follow(rec: ObjectRecord) -> ObjectRecord:
         from urllib.parse import unquote
 
+        from lampi.core.authz import account_name
+
         hops = 0
         while SYMLINK_TARGET in rec.sysmeta:
             if hops >= SYMLOOP_MAX:
                 raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: too many levels of symbolic links")
             hops += 1
             account = unquote(rec.sysmeta.get(SYMLINK_TARGET_ACCOUNT, ""))
-            if account and account != f"AUTH_{project_id}":
+            if account and account != account_name(project_id):
                 raise errors.Forbidden(f"segment /{rec.container}/{rec.name} links into another account")
             cont, _, obj = unquote(rec.sysmeta[SYMLINK_TARGET]).partition("/")
             c = await storage.meta.get_container(cont)

@@ -138,9 +138,6 @@ class User:
     default_project_id: str | None = None
 
 
-ROLES = ("admin", "member", "reader")
-
-
 @dataclass(frozen=True, slots=True)
 class Credential:
     """A Keystone EC2 credential: an S3 key pair acting as ``user_id`` in ``project_id``."""

@@ -6,8 +6,10 @@ Three layers apply at once, each as the product it models:
 - container quotas (Swift's ``container_quotas``): the container's metadata
   ``quota-bytes`` / ``quota-count`` (``X-Container-Meta-Quota-Bytes`` / ``-Count``),
   set by anyone who may write the container;
-- the account quota (Swift's ``account_quotas``): account metadata ``quota-bytes``
-  (``X-Account-Meta-Quota-Bytes``), settable by cloud admins only;
+- the account quotas (Swift's ``account_quotas``): account system metadata
+  ``sys:quota-bytes`` / ``sys:quota-count`` and their ``-policy-<name>`` forms
+  (``X-Account-Quota-Bytes``, ``-Count``, ``-Bytes-Policy-<name>``, ...), else the
+  legacy metadata ``quota-bytes`` (``X-Account-Meta-Quota-Bytes``); set by resellers only;
 - per-project limits modelled on Allas (10 TiB, 1,000 containers, 500,000 objects per
   container): the settings' defaults, overridden per project by
   ``lampi project set-quota`` (``MetaStore.set_project_quota``). 0 means unlimited.
@@ -100,9 +102,19 @@ async def check_quota(
             raise errors.QuotaExceeded()
         if limits.objects_per_container and c.object_count + add_objects > limits.objects_per_container:
             raise errors.QuotaExceeded()
-    ab = _meta_int(acct.meta, "quota-bytes")
-    if ab is not None:
-        remaining.append(ab - acct.bytes_used - in_project)
+    # account_quotas: the system quotas (X-Account-Quota-Bytes/-Count, set by resellers),
+    # else the legacy metadata one; per-policy quotas apply to the container's policy,
+    # which for lampi's single policy is every container (the account's usage)
+    for suffix in ("", *(k[len("sys:quota-bytes"):] for k in acct.meta if k.startswith("sys:quota-bytes-policy-"))):
+        ab = _meta_int(acct.meta, "sys:quota-bytes" + suffix)
+        if ab is None and not suffix:
+            ab = _meta_int(acct.meta, "quota-bytes")
+        if ab is not None:
+            remaining.append(ab - acct.bytes_used - in_project)
+    for suffix in ("", *(k[len("sys:quota-count"):] for k in acct.meta if k.startswith("sys:quota-count-policy-"))):
+        ac = _meta_int(acct.meta, "sys:quota-count" + suffix)
+        if ac is not None and acct.object_count + add_objects > ac:
+            raise errors.QuotaExceeded()
     if limits.bytes:
         remaining.append(limits.bytes - acct.bytes_used - in_project)
     if not remaining:

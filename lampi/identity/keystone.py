@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core import errors, jsonbody
-from lampi.core.models import Project, User
+from lampi.core.models import Domain, Project, User
 from lampi.http.context import IDENTITY, PROJECT, SETTINGS
-from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles
+from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles, role_id
 from lampi.identity.tokens import TokenData
 
 MAX_AUTH_BODY = 64 * 1024
@@ -29,10 +29,6 @@ JSON_TYPE = "application/json"
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
            503: "Service Unavailable"}
-
-
-def role_id(name: str) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"lampi:role:{name}").hex
 
 
 def fmt_time(ts: float) -> str:
@@ -99,7 +95,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             if ec2_resp is not None:
                 return ec2_resp
         if path in ("/v3/auth/projects", "/v3/auth/catalog", "/v3/auth/domains", "/v3/projects",
-                    "/v3/users", "/v3/domains", "/v3/roles") or path.startswith(("/v3/users/", "/v3/projects/", "/v3/domains/")):
+                    "/v3/users", "/v3/domains", "/v3/roles") or path.startswith(("/v3/users/", "/v3/projects/", "/v3/domains/",
+                                                                     "/v3/roles/")):
             if m not in ("GET", "HEAD"):
                 return error(405, "Method Not Allowed")
             return await read_api(request, path)
@@ -428,6 +425,11 @@ def user_json(request: web.Request, u: User) -> dict[str, Any]:
     }
 
 
+def domain_json(request: web.Request, d: Domain) -> dict[str, Any]:
+    return {"id": d.id, "name": d.name, "enabled": d.enabled, "description": "", "tags": [], "options": {},
+            "links": {"self": f"{base_url(request)}/v3/domains/{d.id}"}}
+
+
 def _collection(request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
     return web.json_response(
         {key: items, "links": {"self": str(request.url), "previous": None, "next": None}}
@@ -461,6 +463,8 @@ async def read_api(request: web.Request, path: str) -> web.Response:
                 raise errors.Forbidden("You are not authorized to perform the requested action: identity:list_projects.")
         if name_filter:
             projects = [p for p in projects if p.name == name_filter]
+        if "domain_id" in request.query:
+            projects = [p for p in projects if p.domain_id == request.query["domain_id"]]
         return _collection(request, "projects", [project_json(request, p) for p in projects])
     if len(parts) == 2 and parts[0] == "projects":
         p = await ident.meta.get_project(parts[1])
@@ -475,6 +479,8 @@ async def read_api(request: web.Request, path: str) -> web.Response:
         users = await ident.meta.list_users()
         if name_filter:
             users = [u for u in users if u.name == name_filter]
+        if "domain_id" in request.query:
+            users = [u for u in users if u.domain_id == request.query["domain_id"]]
         return _collection(request, "users", [user_json(request, u) for u in users])
     if len(parts) >= 2 and parts[0] == "users":
         if parts[1] != caller.user_id and not admin:
@@ -488,18 +494,31 @@ async def read_api(request: web.Request, path: str) -> web.Response:
             projects = await ident.meta.projects_for_user(u.id)
             return _collection(request, "projects", [project_json(request, p) for p in projects])
     if parts == ["domains"] or (len(parts) == 2 and parts[0] == "domains"):
-        d = await ident.meta.get_domain(parts[1] if len(parts) == 2 else DEFAULT_DOMAIN.id)
-        if d is None:
-            raise errors.NotFound("Could not find domain.")
-        dj = {"id": d.id, "name": d.name, "enabled": d.enabled, "description": "",
-              "links": {"self": f"{base_url(request)}/v3/domains/{d.id}"}}
+        if admin:
+            domains = await ident.meta.list_domains()
+        else:  # the domains of the caller's projects (Keystone's policy gives others none)
+            ids = {p.domain_id for p in await ident.meta.projects_for_user(caller.user_id)}
+            domains = [d for d in await ident.meta.list_domains() if d.id in ids or d.id == DEFAULT_DOMAIN.id]
         if len(parts) == 2:
-            return web.json_response({"domain": dj})
-        return _collection(request, "domains", [dj] if not name_filter or name_filter == d.name else [])
-    if parts == ["roles"]:
-        from lampi.core.models import ROLES
-
-        return _collection(request, "roles", [{"id": role_id(r), "name": r} for r in ROLES])
+            d = next((d for d in domains if d.id == parts[1]), None)
+            if d is None:
+                raise errors.NotFound(f"Could not find domain: {parts[1]}.")
+            return web.json_response({"domain": domain_json(request, d)})
+        if name_filter:
+            domains = [d for d in domains if d.name == name_filter]
+        return _collection(request, "domains", [domain_json(request, d) for d in domains])
+    if parts == ["roles"] or (len(parts) == 2 and parts[0] == "roles"):
+        roles = [{"id": role_id(r), "name": r, "domain_id": None, "description": None, "options": {},
+                  "links": {"self": f"{base_url(request)}/v3/roles/{role_id(r)}"}}
+                 for r in await ident.list_roles()]
+        if len(parts) == 2:
+            role = next((r for r in roles if r["id"] == parts[1]), None)
+            if role is None:
+                raise errors.NotFound(f"Could not find role: {parts[1]}.")
+            return web.json_response({"role": role})
+        if name_filter:
+            roles = [r for r in roles if r["name"] == name_filter]
+        return _collection(request, "roles", roles)
     raise errors.NotFound("The resource could not be found.")
 
 

@@ -16,14 +16,21 @@ from pathlib import Path
 
 from lampi.config import Settings
 from lampi.core import errors
-from lampi.core.authz import Principal
-from lampi.core.models import ROLES, Domain, Project, User
+from lampi.core.authz import BUILTIN_ROLES, Principal
+from lampi.core.models import Domain, Project, User
 from lampi.identity.passwords import hash_password, verify_password
 from lampi.identity.tokens import TokenCodec, TokenData, TokenError, load_keys
 from lampi.store.meta.base import MetaStore
 
 DEFAULT_DOMAIN = Domain(id="default", name="Default")
 log = logging.getLogger("lampi.identity")
+
+
+def role_id(name: str) -> str:
+    """A role's id: derived from its name, so that every data dir (and every worker)
+    gives the built-in roles the same ids."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"lampi:role:{name}").hex
+
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -100,6 +107,11 @@ class IdentityService:
 
         lines = [
             "# OpenStack RC file v3 for lampi — load with: eval \"$(lampi openrc)\"",
+            # as CSC's (Horizon's) RC files: what another login left behind would take
+            # precedence over the password (a token from `swift auth` / allas_conf, ids,
+            # Keystone v2 names), so it goes
+            "unset OS_AUTH_TOKEN OS_STORAGE_URL OS_TOKEN OS_AUTH_TYPE OS_CLOUD",
+            "unset OS_PROJECT_ID OS_USER_DOMAIN_ID OS_PROJECT_DOMAIN_ID OS_TENANT_ID OS_TENANT_NAME",
             f"export OS_AUTH_URL={q(s.base_url() + '/v3')}",
             "export OS_IDENTITY_API_VERSION=3",
             f"export OS_USERNAME={q(user)}",
@@ -132,6 +144,19 @@ class IdentityService:
             raise errors.NotFound(f"Could not find domain: {ref}.")
         return d
 
+    async def create_domain(self, name: str) -> Domain:
+        if not name or len(name) > 64 or name != name.strip():
+            raise errors.InvalidArgument("domain name must be 1 to 64 characters, without surrounding spaces")
+        if await self.meta.get_domain(name) is not None:
+            raise errors.Conflict(f"domain {name!r} exists")
+        return await self.meta.create_domain(Domain(uuid.uuid4().hex, name))
+
+    async def delete_domain(self, ref: str) -> None:
+        d = await self.domain(ref)
+        if d.id == DEFAULT_DOMAIN.id:
+            raise errors.InvalidArgument(f"domain {d.name!r} is lampi's default domain and cannot be deleted")
+        await self.meta.delete_domain(d.id)
+
     async def create_project(self, name: str, description: str = "", domain: str | None = None) -> Project:
         if not name or len(name) > 64:
             raise errors.InvalidArgument("project name must be 1 to 64 characters")
@@ -159,8 +184,7 @@ class IdentityService:
             raise errors.InvalidArgument("user name must be 1 to 255 characters")
         if not password:
             raise errors.InvalidArgument("password must not be empty")
-        if role not in ROLES:
-            raise errors.InvalidArgument(f"role must be one of {', '.join(ROLES)}")
+        role = await self.resolve_role(role)
         d = await self.domain(domain)
         import asyncio
 
@@ -171,6 +195,39 @@ class IdentityService:
         if project_id:
             await self.meta.grant_role(user.id, project_id, role)
         return user
+
+    # -- roles: the built-in ones (lampi.core.authz.BUILTIN_ROLES) and custom ones ----
+
+    async def list_roles(self) -> list[str]:
+        custom = await self.meta.list_roles()
+        return [*BUILTIN_ROLES, *(r for r in custom if r.lower() not in {b.lower() for b in BUILTIN_ROLES})]
+
+    async def resolve_role(self, name: str) -> str:
+        """The role called ``name`` (any case), as it is spelled; NotFound when none is."""
+        roles = await self.list_roles()
+        for r in roles:
+            if r.lower() == name.lower():
+                return r
+        raise errors.NotFound(f"Could not find role: {name}. Roles: {', '.join(roles)} "
+                              "(`lampi role create` makes others).")
+
+    async def create_role(self, name: str) -> str:
+        if not name or len(name) > 255 or name != name.strip() or any(ord(ch) < 32 for ch in name):
+            raise errors.InvalidArgument("role name must be 1 to 255 characters, without control characters "
+                                         "or surrounding spaces")
+        if any(r.lower() == name.lower() for r in BUILTIN_ROLES):
+            raise errors.Conflict(f"role {name!r} exists (built in)")
+        await self.meta.create_role(role_id(name), name)
+        return name
+
+    async def delete_role(self, name: str) -> None:
+        if any(r.lower() == name.lower() for r in BUILTIN_ROLES):
+            raise errors.InvalidArgument(f"role {name!r} is built in and cannot be deleted")
+        for user_id in await self.meta.delete_role(name):
+            await self.revoke_tokens_of(user_id=user_id)  # their tokens carry the role
+
+    async def grant_role(self, user_id: str, project_id: str, role: str) -> None:
+        await self.meta.grant_role(user_id, project_id, await self.resolve_role(role))
 
     async def find_user(self, ref: str, domain: str | None = None) -> User:
         u = await self.meta.get_user(ref)
@@ -199,7 +256,7 @@ class IdentityService:
         await self.revoke_tokens_of(project_id=project_id)
 
     async def revoke_role(self, user_id: str, project_id: str, role: str) -> None:
-        await self.meta.revoke_role(user_id, project_id, role)
+        await self.meta.revoke_role(user_id, project_id, await self.resolve_role(role))
         # tokens carry their roles: end the user's tokens on that project
         await self.revoke_tokens_of(user_id=user_id, project_id=project_id)
 
@@ -319,13 +376,16 @@ class IdentityService:
 
 
 def implied_roles(roles: tuple[str, ...]) -> tuple[str, ...]:
-    """Keystone's default role inference: admin implies member implies reader."""
-    out = set(roles)
-    if "admin" in out:
-        out.add("member")
-    if "member" in out:
-        out.add("reader")
-    return tuple(r for r in ROLES if r in out)
+    """Keystone's default role inference: admin implies member implies reader. Other
+    roles (the reseller admin, service and custom roles) are kept as they are."""
+    low = {r.lower() for r in roles}
+    if "admin" in low:
+        low.add("member")
+    if "member" in low:
+        low.add("reader")
+    chain = tuple(r for r in ("admin", "member", "reader") if r in low)
+    rest = tuple(dict.fromkeys(r for r in roles if r.lower() not in ("admin", "member", "reader")))
+    return chain + rest
 
 
 def now() -> float:

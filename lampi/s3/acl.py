@@ -142,11 +142,9 @@ async def _identity(ctx: S3Request) -> Identity | None:
 
 
 def _is_owner(p: Principal, project_id: str, write: bool) -> bool:
-    if p.is_cloud_admin:
+    if p.is_reseller:
         return True
-    if p.project_id != project_id:
-        return False
-    return p.can_write if write else p.can_read
+    return p.owns(project_id) if write else p.reads(project_id)
 
 
 # -- parsing ACLs from requests ----------------------------------------------------------

@@ -7,14 +7,19 @@ Syntax and decisions follow OpenStack Swift's keystoneauth + tempauth middleware
 ``lampi.core.authz`` so S3 can see the same model.
 
 Order of the decision (``authorize``), once the container record is known:
-  1. owner: a member/admin of the account's project, or the cloud admin → all;
-     a reader of the project → read-only;
+  1. owner (swift_owner): the reseller admin role or lampi's cloud admin → every
+     account; an operator role (admin, member, swiftoperator) on the account's
+     project → its ``AUTH_`` account, and with a service token carrying the service
+     role its ``SERVICE_`` account (lampi.core.authz, keystoneauth's roles);
   2. account ACL (``X-Account-Access-Control``): admin → owner, read-write,
      read-only;
-  3. container ACL: read ACL for GET/HEAD, write ACL for object PUT/POST/DELETE;
-     grantees ``<project>:<user>`` (id, name or ``*``), referrers ``.r:`` for
-     GET/HEAD of objects (and of the listing with ``.rlistings``).
-Denied: 401 without credentials, 403 with.
+  3. the reader role on the account's project → read-only;
+  4. container ACL: read ACL for GET/HEAD, write ACL for object PUT/POST/DELETE;
+     grantees ``<project>:<user>`` (id, name or ``*``), a bare ``AUTH_<project_id>``,
+     project id or name (that project's operators: tempauth's account groups of an
+     account's admins), a role of the caller's own project, referrers
+     ``.r:`` for GET/HEAD of objects (and of the listing with ``.rlistings``).
+Any other role gives nothing of its own. Denied: 401 without credentials, 403 with.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from lampi.core.authz import (
     Identity,
     Principal,
     account_access,
+    account_project,
     grantee_matches,
     object_read_allowed,
     parse_account_acl,
@@ -90,24 +96,45 @@ def clean_acl(name: str, value: str) -> str:
 
 
 def clean_account_acl(value: str) -> str | None:
-    """tempauth's checks of X-Account-Access-Control; the JSON to store (None: remove)."""
-    if not value.strip():
-        return None
+    """tempauth's checks of X-Account-Access-Control (``extract_acl_and_report_errors``):
+    the value to store as it was sent (None: remove); a bad ACL → 400 with tempauth's
+    message."""
+    def bad(problem: str) -> errors.InvalidArgument:
+        return errors.InvalidArgument(f"X-Account-Access-Control invalid: {problem}\n\nInput: {value}\n")
+
+    if value == "":
+        return None  # parse_acl(version=2) of '' is {}: valid, and an empty value removes it
     try:
         data = jsonbody.loads(value)
     except ValueError:
-        raise errors.InvalidArgument(f"Syntax error in input ({value!r})") from None
+        data = None
     if not isinstance(data, dict):
-        raise errors.InvalidArgument(f"Syntax error in input ({value!r})")
-    for key, grantees in data.items():
+        raise bad(f"Syntax error in input ({value!r})")
+    for key in data:
         if key not in ACCOUNT_ACL_LEVELS:
-            raise errors.InvalidArgument(f"Key {key!r} not recognized")
-        if not isinstance(grantees, list):
-            raise errors.InvalidArgument(f"Value for key {key!r} must be a list")
-        if not all(isinstance(g, str) for g in grantees):
-            raise errors.InvalidArgument(f"Elements of {key!r} list must be strings")
-    # format_acl(version=2): compact, empty levels dropped
-    return json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
+            raise bad(f"Key {json.dumps(key)} not recognized")
+    for key in ACCOUNT_ACL_LEVELS:
+        if key not in data:
+            continue
+        if not isinstance(data[key], list):
+            raise bad(f"Value for key {json.dumps(key)} must be a list")
+        if not all(isinstance(g, str) for g in data[key]):
+            raise bad(f"Elements of {json.dumps(key)} list must be strings")
+    return value
+
+
+def format_account_acl(stored: str | None) -> str | None:
+    """The X-Account-Access-Control header for a stored ACL: Swift's format_acl(version=2)
+    (compact, keys sorted, ASCII), or None when it grants nothing at all ({})."""
+    if not stored:
+        return None
+    try:
+        data = json.loads(stored)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data:
+        return None
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
 
 
 def container_acl_updates(request: web.Request) -> dict[str, str | None]:
@@ -122,19 +149,31 @@ def container_acl_updates(request: web.Request) -> dict[str, str | None]:
     return out
 
 
-async def identity_of(request: web.Request, principal: Principal) -> Identity:
+async def identity_of(request: web.Request, principal: Principal, account_key: str | None = None) -> Identity:
     """Ids and names of the caller; names only when user and project are in the
-    default domain (keystoneauth's _is_name_allowed_in_acl)."""
+    default domain, and so is the account's project when ``account_key`` names another
+    project's account (keystoneauth's _is_name_allowed_in_acl)."""
     meta = request.app[STORAGE].meta
     user = await meta.get_user(principal.user_id)
     project = await meta.get_project(principal.project_id) if principal.project_id else None
     names_ok = (user is not None and user.domain_id == DEFAULT_DOMAIN_ID
                 and project is not None and project.domain_id == DEFAULT_DOMAIN_ID)
+    if names_ok and account_key is not None:
+        target = account_project(account_key)[0]
+        if target != principal.project_id:
+            tp = await meta.get_project(target)
+            names_ok = tp is not None and tp.domain_id == DEFAULT_DOMAIN_ID
+    pname = project.name if names_ok and project else ""
+    accounts: tuple[str, ...] = ()
+    if principal.project_id and principal.is_operator:
+        # tempauth's groups of an account's admins: the account's name and AUTH_<account>
+        accounts = tuple(a for a in (f"AUTH_{principal.project_id}", principal.project_id, pname) if a)
     return Identity(
         user_id=principal.user_id,
         user_name=user.name if names_ok and user else "",
         project_id=principal.project_id or "",
-        project_name=project.name if names_ok and project else "",
+        project_name=pname,
+        accounts=accounts,
     )
 
 
@@ -165,17 +204,17 @@ async def decide(
     False when merely allowed; raises Unauthorized/Forbidden when denied. Also used
     for the sub-requests Swift makes with the caller's authority: large-object
     segment containers, copy sources and destinations in other accounts."""
-    if principal is not None:
-        if principal.is_cloud_admin or (principal.project_id == project_id and principal.can_write):
-            return True
-        if principal.project_id == project_id and principal.can_read and read:
-            return False  # the reader role: read-only in its own project
+    if principal is not None and (principal.is_reseller or principal.owns(project_id)):
+        return True  # keystoneauth: the reseller admin role, an operator role (+ a service token)
     ident: Identity | None = None
     if principal is not None and principal.project_id:
-        acct = await request.app[STORAGE].account(project_id)
-        acl = parse_account_acl(acct.meta.get(ACCOUNT_ACL_KEY))
+        try:
+            acct = await request.app[STORAGE].account(project_id)
+        except errors.AccountNotFound:
+            acct = None
+        acl = parse_account_acl(acct.meta.get(ACCOUNT_ACL_KEY)) if acct is not None else {}
         if acl:
-            ident = await identity_of(request, principal)
+            ident = await identity_of(request, principal, project_id)
             level = account_access(acl, ident)
             if level == "admin":
                 return True
@@ -183,6 +222,8 @@ async def decide(
                 return False  # tempauth: read-write may not change the account itself
             if level == "read-only" and read:
                 return False
+    if principal is not None and read and principal.reads(project_id):
+        return False  # a reader role (project_reader_roles): read-only, no swift_owner
     if container is None:
         raise _deny(principal)
     c = await request.app[STORAGE].meta.get_container(container)
@@ -193,11 +234,12 @@ async def decide(
     referrers, groups = parse_acl(c.meta.get(READ_ACL_KEY if read else WRITE_ACL_KEY))
     if principal is not None and groups and principal.project_id:
         if ident is None:
-            ident = await identity_of(request, principal)
+            ident = await identity_of(request, principal, project_id)
         if grantee_matches(groups, ident):
             return False
         # keystoneauth: in its own project, a user whose role is named in the ACL
-        if principal.project_id == project_id and set(principal.roles) & set(groups):
+        if principal.project_id == account_project(project_id)[0] and \
+                {r.lower() for r in principal.roles} & {g.lower() for g in groups}:
             return False
     if read and referrer_allowed(request.headers.get("Referer"), referrers):
         if obj is not None or ".rlistings" in groups:
@@ -210,7 +252,7 @@ async def decide(
         rec = await request.app[STORAGE].meta.get_object(container, obj, time.time())
         if rec is not None and OBJECT_ACL_KEY in rec.sysmeta:
             if ident is None and principal is not None and principal.project_id:
-                ident = await identity_of(request, principal)
+                ident = await identity_of(request, principal, project_id)
             if object_read_allowed(rec.sysmeta, ident):
                 return False
     raise _deny(principal)

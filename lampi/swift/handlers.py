@@ -7,13 +7,14 @@ The same API is served under ``/swift/v1/...`` as Allas's URLs have it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from urllib.parse import quote, unquote
 
 from aiohttp import HttpVersion11, web
 
 from lampi.core import errors
-from lampi.core.authz import ACCOUNT_ACL_KEY, Principal
+from lampi.core.authz import ACCOUNT_ACL_KEY, SERVICE_PREFIX, Principal, account_project
 from lampi.core.versions import VERSIONED_KEY
 from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
@@ -99,20 +100,60 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
 
 
 async def authenticate(request: web.Request) -> Principal | None:
+    """The caller of a Swift request: its token's principal, with the roles of a valid
+    ``X-Service-Token`` as its service roles (keystoneauth); an invalid service token
+    is a 401, as keystonemiddleware refuses the request."""
+    ident = request.app[IDENTITY]
     token = request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token")
     if not token:
         return None
-    return await request.app[IDENTITY].principal_for_token(token)
+    principal = await ident.principal_for_token(token)
+    service_token = request.headers.get("X-Service-Token")
+    if service_token:
+        service = await ident.validate(service_token)
+        principal = dataclasses.replace(principal, service_roles=service.roles)
+    return principal
+
+
+def account_key(account: str) -> str:
+    """The storage core's key of a Swift account: the project id of ``AUTH_<id>``,
+    ``SERVICE_<id>`` for a project's service account (lampi.core.authz)."""
+    if account.startswith("AUTH_"):
+        return account[5:]
+    if account.startswith(SERVICE_PREFIX) and len(account) > len(SERVICE_PREFIX):
+        return account
+    raise errors.NotFound()
+
+
+def check_header_lines(request: web.Request) -> None:
+    """Swift's proxy reads at most ``max_header_size`` bytes per header line (eventlet's
+    MAX_HEADER_LINE): a longer one is 400 "Header Line Too Long"."""
+    for name, value in request.raw_headers:
+        if len(name) + len(value) + 4 >= C.MAX_HEADER_SIZE:
+            raise errors.InvalidArgument("Header Line Too Long")
+
+
+async def _ensure_service_account(request: web.Request, key: str) -> None:
+    """A project's SERVICE_ account is made on first use, as Swift's account_autocreate."""
+    if key in _service_accounts:
+        return
+    storage = request.app[STORAGE]
+    if await storage.meta.get_project(account_project(key)[0]) is None:
+        raise errors.NotFound()
+    await storage.meta.ensure_account(key)
+    _service_accounts.add(key)
+
+
+_service_accounts: set[str] = set()  # this process's SERVICE_ accounts known to exist
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     method = request.method
     try:
         account, container, obj = split_path(request)
-        if not account.startswith("AUTH_"):
-            raise errors.NotFound()
+        project_id = account_key(account)
+        check_header_lines(request)
         check_header_text(request.headers)
-        project_id = account[5:]
         request[PROJECT] = project_id
         # access control (lampi/swift/acl.py): CORS preflight and FormPost need no
         # token, a TempURL replaces it; otherwise owner first, then account and
@@ -144,6 +185,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 if resp is not None:
                     return resp
             await acl.authorize(request, principal, project_id, container, obj)
+        if project_id.startswith(SERVICE_PREFIX):
+            await _ensure_service_account(request, project_id)
         if container is not None:
             cbytes = len(container.encode())
             if cbytes > C.MAX_CONTAINER_NAME_LENGTH:
@@ -183,10 +226,16 @@ async def _account_headers(request: web.Request, project_id: str) -> dict[str, s
         "X-Account-Storage-Policy-Default-Placement-Bytes-Used": str(acct.bytes_used),
     }
     for k, v in acct.meta.items():
-        if k == ACCOUNT_ACL_KEY:
-            h["X-Account-Access-Control"] = v
-        elif not k.startswith("sys:"):
+        if not k.startswith("sys:"):
             h[f"X-Account-Meta-{k}"] = v
+    shown_acl = acl.format_account_acl(acct.meta.get(ACCOUNT_ACL_KEY))
+    if shown_acl is not None:
+        h["X-Account-Access-Control"] = shown_acl
+    h.update(quotas.account_quota_headers(acct.meta))
+    # keystoneauth's X-Account-Project-Domain-Id: the domain of the account's project
+    project = await request.app[STORAGE].meta.get_project(account_project(project_id)[0])
+    if project is not None:
+        h["X-Account-Project-Domain-Id"] = project.domain_id
     return acl.strip_privileged(h, request.get(acl.OWNER, False))
 
 
@@ -216,10 +265,12 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
         body, _ = render_containers(fmt, account, rows)
         return _listing_response(request, 200, body, headers, ctype)
     if m == "POST":
-        quotas.check_account_headers(request)  # account_quotas: quota set by cloud admins only
+        # account_quotas: quotas set by resellers only (403 before any other check)
+        quota_updates = quotas.account_quota_updates(request)
         updates = parse_meta(request.headers, "account")
         if "X-Account-Access-Control" in request.headers:  # owners only reach a POST here
             updates[ACCOUNT_ACL_KEY] = acl.clean_account_acl(request.headers["X-Account-Access-Control"])
+        updates.update(quota_updates)
         acct = await storage.account(project_id)
         merged = {k: v for k, v in acct.meta.items() if not k.startswith("sys:")}
         for k, v in updates.items():
@@ -237,8 +288,9 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
 
 # -- container --------------------------------------------------------------------------
 
-# Container headers kept as system metadata (ACLs now; versioning, quotas, etc. later).
-CONTAINER_SYS_HEADERS = ("x-container-read", "x-container-write")
+# Container headers kept as system metadata: ACLs, container-sync's key and target
+# (stored and shown to owners as Swift does; lampi runs no container-sync daemon).
+CONTAINER_SYS_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to")
 
 
 def _container_sys_updates(request: web.Request) -> dict[str, str | None]:
@@ -248,6 +300,8 @@ def _container_sys_updates(request: web.Request) -> dict[str, str | None]:
             value = request.headers[h].strip()
             if h in ("x-container-read", "x-container-write"):
                 value = acl.clean_acl(h, value)  # Swift's clean_acl: 400 on a bad ACL
+            elif h == "x-container-sync-to":
+                check_sync_to(request.headers[h])
             out["sys:" + h] = value or None
         rh = "x-remove-" + h[2:]
         if rh in request.headers:
@@ -257,6 +311,28 @@ def _container_sys_updates(request: web.Request) -> dict[str, str | None]:
     if not request.get(acl.OWNER, True):  # Swift ignores privileged headers of non-owners
         out = {k: v for k, v in out.items() if k[4:] not in acl.PRIVILEGED_HEADERS}
     return out
+
+
+def check_sync_to(value: str) -> None:
+    """Swift's validate_sync_to on X-Container-Sync-To (400 with its message): a
+    ``//realm/cluster/account/container`` or an http(s) URL with a path and no query.
+    lampi has no realms and syncs nothing, so any host is accepted."""
+    from urllib.parse import urlparse
+
+    value = value.rstrip("/")
+    if not value or value.startswith("//"):
+        return
+    try:
+        p = urlparse(value)
+    except ValueError:
+        raise errors.InvalidArgument(f"Invalid X-Container-Sync-To format {value!r}") from None
+    if p.scheme not in ("http", "https"):
+        raise errors.InvalidArgument(
+            f'Invalid scheme {p.scheme!r} in X-Container-Sync-To, must be "//", "http", or "https".')
+    if not p.path:
+        raise errors.InvalidArgument("Path required in X-Container-Sync-To")
+    if p.params or p.query or p.fragment:
+        raise errors.InvalidArgument("Params, queries, and fragments not allowed in X-Container-Sync-To")
 
 
 def _container_meta_updates(request: web.Request) -> dict[str, str | None]:
@@ -374,6 +450,9 @@ async def expect_handler(request: web.Request) -> None:
 
 async def info(request: web.Request) -> web.Response:
     """``GET /info``: limits and enabled capabilities (``swift capabilities``)."""
+    if request.method == "OPTIONS":  # as the proxy's Controller.OPTIONS: 200 and the methods
+        return web.Response(status=200, headers={"Allow": "GET, HEAD, OPTIONS"}, content_type="text/html",
+                            charset="UTF-8")
     if request.method not in ("GET", "HEAD"):
         return swift_error(405, method=request.method)
     s = request.app[SETTINGS]

@@ -26,6 +26,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from lampi.core import errors, versions
+from lampi.core.authz import account_name
 from lampi.core.models import Container
 from lampi.core.storage import Storage
 from lampi.http.context import STORAGE
@@ -152,7 +153,7 @@ def applies(request: web.Request, container: Container) -> bool:
 
 
 def _object_path(project_id: str, container: str, name: str) -> str:
-    return quote(f"/v1/AUTH_{project_id}/{container}/{name}")
+    return quote(f"/v1/{account_name(project_id)}/{container}/{name}")
 
 
 async def handle(

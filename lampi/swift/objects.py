@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, versions
-from lampi.core.authz import OBJECT_ACL_KEY
+from lampi.core.authz import OBJECT_ACL_KEY, account_name
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
@@ -540,7 +540,7 @@ async def copy_object(
             "X-Timestamp": x_timestamp(rec.last_modified),
             "X-Copied-From": quote(f"{sparts[0]}/{sparts[1]}"),
             "X-Copied-From-Last-Modified": http_date(src_rec.last_modified),
-            "X-Copied-From-Account": quote("AUTH_" + src_project),
+            "X-Copied-From-Account": quote(account_name(src_project)),
         },
         content_type="text/html",
         charset="UTF-8",

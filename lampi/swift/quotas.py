@@ -15,6 +15,7 @@ from lampi.core import errors
 from lampi.core import quotas as core_quotas
 from lampi.core.numbers import uint
 from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
+from lampi.swift import constraints as C
 
 
 def defaults(request: web.Request) -> core_quotas.QuotaDefaults:
@@ -31,20 +32,62 @@ def check_container_headers(headers: CIMultiDictProxy[str]) -> None:
         raise errors.InvalidArgument("Invalid count quota.")
 
 
-def check_account_headers(request: web.Request) -> None:
-    """account_quotas: only a reseller (lampi's cloud admin) may set or remove
-    ``X-Account-Meta-Quota-Bytes``; anyone else gets 403 (swob's default body)."""
+QUOTA_TYPES = ("Quota-Bytes", "Quota-Count")
+
+
+def policy_names() -> list[str]:
+    """The storage policies /info lists (account quotas may be set per policy)."""
+    return [str(p["name"]) for p in C.swift_info(0)["policies"]]  # type: ignore[union-attr]
+
+
+def account_quota_updates(request: web.Request) -> dict[str, str | None]:
+    """account_quotas on an account POST: ``X-Account-Quota-Bytes`` / ``-Count``, their
+    ``-Policy-<name>`` forms and the legacy ``X-Account-Meta-Quota-Bytes`` (also kept as
+    user metadata, as Swift does), each with its ``X-Remove-`` form. Only a reseller
+    (the reseller admin role, lampi's cloud admin) may set or remove them: anyone else
+    gets 403 (swob's default body); a value that is not a whole number is 400. Returns
+    the account system-metadata updates (``sys:quota-bytes``, ``sys:quota-count-policy-
+    <name>``, ...; None removes)."""
     h = request.headers
-    new = h.get("X-Account-Meta-Quota-Bytes")
-    if h.get("X-Remove-Account-Meta-Quota-Bytes"):
-        new = "0"  # X-Remove dominates, as in Swift
+    wanted: dict[str, str | None] = {}  # sys key → new value ('' removes); None: not asked
+    for qt in QUOTA_TYPES:
+        new = h.get(f"X-Account-{qt}")
+        remove = h.get(f"X-Remove-Account-{qt}")
+        if qt == "Quota-Bytes":  # the legacy header stands in for a new one not given
+            legacy = h.get("X-Account-Meta-Quota-Bytes")
+            if legacy is not None and not new:
+                new = legacy
+            legacy_rm = h.get("X-Remove-Account-Meta-Quota-Bytes")
+            if legacy_rm is not None and not remove:
+                remove = legacy_rm
+        wanted[f"sys:{qt.lower()}"] = "" if remove else new  # X-Remove dominates, as in Swift
+        for policy in policy_names():
+            tail = f"Account-{qt}-Policy-{policy}"
+            value = "" if h.get("X-Remove-" + tail) else h.get("X-" + tail)
+            wanted[f"sys:{qt.lower()}-policy-{policy.lower()}"] = value
+    asked = {k: v for k, v in wanted.items() if v is not None}
     principal = request.get(PRINCIPAL)
-    if principal is not None and principal.is_cloud_admin:
-        if new and uint(new) is None:
-            raise errors.InvalidArgument("Invalid quota value.")
-        return
-    if new is not None:
-        raise errors.Forbidden()
+    if principal is None or not principal.is_reseller:
+        if asked:
+            raise errors.Forbidden()
+        return {}
+    if any(v and uint(v) is None for v in asked.values()):
+        raise errors.InvalidArgument("Invalid quota value.")
+    return {k: (v or None) for k, v in asked.items()}
+
+
+def account_quota_headers(meta: dict[str, str]) -> dict[str, str]:
+    """The account quotas as account HEAD/GET show them (to anyone who may read the
+    account: non-resellers cannot change them, but see them)."""
+    out: dict[str, str] = {}
+    for qt in QUOTA_TYPES:
+        if meta.get(f"sys:{qt.lower()}"):
+            out[f"X-Account-{qt}"] = meta[f"sys:{qt.lower()}"]
+        for policy in policy_names():
+            value = meta.get(f"sys:{qt.lower()}-policy-{policy.lower()}")
+            if value:
+                out[f"X-Account-{qt}-Policy-{policy}"] = value
+    return out
 
 
 async def check_container_create(request: web.Request, project_id: str, name: str) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.authz import account_name
 from lampi.core.models import MAY_LINK, SYMLINK_TARGET, SYMLINK_TARGET_ACCOUNT, SYMLINK_TARGET_ETAG, SYMLOOP_MAX
 from lampi.http.context import STORAGE
 from lampi.swift import acl
@@ -56,7 +57,7 @@ def target_etag(rec: ObjectRecord) -> str:
 
 
 def _target_path(project_id: str, target: str) -> str:
-    return quote(f"/v1/AUTH_{project_id}/{target}")
+    return quote(f"/v1/{account_name(project_id)}/{target}")
 
 
 async def put_sysmeta(request: web.Request, project_id: str, container: str, name: str) -> dict[str, str]:
@@ -118,7 +119,7 @@ class _LinkConflict(errors.Conflict):
 
 
 def _conflict(message: str, project_id: str, target: str) -> _LinkConflict:
-    return _LinkConflict(message, location=f"/v1/AUTH_{project_id}/{target}")
+    return _LinkConflict(message, location=f"/v1/{account_name(project_id)}/{target}")
 
 
 def conflict_response(exc: errors.Conflict, method: str) -> web.Response | None:
@@ -169,7 +170,7 @@ async def follow(
         target = rec.sysmeta[TARGET]
         if TARGET_ACCOUNT in rec.sysmeta:
             project_id = unquote(rec.sysmeta[TARGET_ACCOUNT]).removeprefix("AUTH_")
-        location = f"/v1/AUTH_{project_id}/{target}"
+        location = f"/v1/{account_name(project_id)}/{target}"
         want_etag = rec.sysmeta.get(TARGET_ETAG)
         tcontainer, _, tobj = unquote(target).partition("/")
         try:
@@ -230,7 +231,7 @@ def post_redirect(request: web.Request, rec: ObjectRecord) -> web.Response:
     Swift's body."""
     from lampi.http.context import PROJECT
 
-    account = unquote(rec.sysmeta.get(TARGET_ACCOUNT, "")) or f"AUTH_{request[PROJECT]}"
+    account = unquote(rec.sysmeta.get(TARGET_ACCOUNT, "")) or account_name(request[PROJECT])
     headers = {"Location": f"/v1/{quote(account)}/{rec.sysmeta[TARGET]}"}
     if TARGET_ETAG in rec.sysmeta:
         headers["X-Symlink-Target-Etag"] = rec.sysmeta[TARGET_ETAG]
@@ -242,7 +243,7 @@ def post_redirect(request: web.Request, rec: ObjectRecord) -> web.Response:
 
 def listing_item(sysmeta: dict[str, str], project_id: str) -> dict[str, object]:
     """The keys Swift's symlink middleware adds to a link's JSON listing entry."""
-    account = unquote(sysmeta.get(TARGET_ACCOUNT, "")) or f"AUTH_{project_id}"
+    account = unquote(sysmeta.get(TARGET_ACCOUNT, "")) or account_name(project_id)
     out: dict[str, object] = {"symlink_path": f"/v1/{account}/{unquote(sysmeta[TARGET])}"}
     if TARGET_ETAG in sysmeta:
         out["symlink_etag"] = sysmeta[TARGET_ETAG]

@@ -215,6 +215,25 @@ def test_openrc_evals_to_v3_env(server: LampiServer) -> None:
     assert can_login(server, got["OS_USERNAME"], got["OS_PASSWORD"], got["OS_PROJECT_NAME"])
 
 
+def test_openrc_after_swift_auth_works_with_openstack(server: LampiServer, tmp_path: Path) -> None:
+    """`eval "$(swift auth)"` (as allas_conf) leaves OS_AUTH_TOKEN and OS_STORAGE_URL set,
+    which `openstack` refuses beside a password: the RC file unsets them, as CSC's do."""
+    import shutil
+
+    if shutil.which("openstack") is None or shutil.which("swift") is None:
+        pytest.skip("openstack or swift CLI not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["HOME"] = str(tmp_path)  # no clouds.yaml of the developer's
+    cmd = " ".join(f"'{c}'" for c in lampi_cmd())
+    rc = f'eval "$({cmd} openrc --data-dir \'{server.data_dir}\')"'
+    script = (f'{rc} && eval "$(swift auth)" && test -n "$OS_AUTH_TOKEN" && {rc} && '
+              'test -z "$OS_AUTH_TOKEN$OS_STORAGE_URL" && openstack container list -f value && echo ok')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr
+    text = (server.data_dir / "openrc.sh").read_text()
+    assert "unset OS_AUTH_TOKEN OS_STORAGE_URL" in text
+
+
 def test_openrc_missing_data_dir(tmp_path: Path) -> None:
     proc = subprocess.run([*lampi_cmd(), "openrc", "--data-dir", str(tmp_path / "nothing")],
                           capture_output=True, text=True, timeout=60)

@@ -103,20 +103,43 @@ def test_swift_accounts_log_in_with_the_written_test_conf(lampi: harness.Lampi, 
                                                           "project_domain_name": "Default"})
         assert token
         urls.append(url)
-        swiftclient.head_account(url, token)
+        if user != "tester3":  # user 3 has no operator role (anotherrole): no access of its own
+            swiftclient.head_account(url, token)
     assert urls[0] == urls[2] and urls[0] != urls[1]  # user 3 is in account 1
-    # user 1 owns account 1; user 6 reaches it too (reseller admin)
+    # user 1 owns account 1; user 6 reaches it and account 2 too (reseller admin); user 3 nothing
     v1 = f"{lampi.url}/auth/v1.0"
     url1, tok1 = swiftclient.get_auth(v1, "test:tester", "testing", auth_version="1")
     swiftclient.put_container(url1, tok1, "conf-owned")
-    _, tok6 = swiftclient.get_auth(v1, "admin:tester6", "testing6", auth_version="1")
+    _, tok6 = swiftclient.get_auth(v1, f"{f['account6']}:tester6", "testing6", auth_version="1")
     swiftclient.head_container(url1, tok6, "conf-owned")
+    url2, _ = swiftclient.get_auth(v1, "test2:tester2", "testing2", auth_version="1")
+    swiftclient.head_account(url2, tok6)
+    _, tok3 = swiftclient.get_auth(v1, "test:tester3", "testing3", auth_version="1")
+    with pytest.raises(swiftclient.ClientException) as exc:
+        swiftclient.head_container(url1, tok3, "conf-owned")
+    assert exc.value.http_status == 403
+    # user 5 (service role) with user 1: the SERVICE_ account of account 1
+    assert f["service_prefix"] == "SERVICE"
+    url5, tok5 = swiftclient.get_auth(v1, f"{f['account5']}:{f['username5']}", f["password5"], auth_version="1")
+    service_url = url1.replace("/AUTH_", "/SERVICE_")
+    assert requests.head(service_url, headers={"X-Auth-Token": tok1, "X-Service-Token": tok5}).status_code == 204
+    assert requests.head(service_url, headers={"X-Auth-Token": tok1}).status_code == 403
+    if auth == "v3":  # user 4: a project in another domain
+        url4, tok4 = swiftclient.get_auth(f["auth_uri"], f["username4"], f["password4"], auth_version="3",
+                                          os_options={"project_name": f["account4"],
+                                                      "user_domain_name": f["domain4"],
+                                                      "project_domain_name": f["domain4"]})
+        assert swiftclient.head_account(url4, tok4)["x-account-project-domain-id"] != "default"
     # the S3 keys the suite's s3api tests would use
     import boto3
 
     for slot in ("", "3"):
         cli = boto3.client("s3", endpoint_url=f["s3_storage_url"], aws_access_key_id=f[f"s3_access_key{slot}"],
                            aws_secret_access_key=f[f"s3_secret_key{slot}"], region_name="us-east-1")
+        if slot == "3":  # no operator role: no bucket listing either, as Swift's s3api with keystoneauth
+            with pytest.raises(cli.exceptions.ClientError):
+                cli.list_buckets()
+            continue
         assert "conf-owned" in [b["Name"] for b in cli.list_buckets()["Buckets"]]
 
 

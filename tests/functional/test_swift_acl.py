@@ -228,23 +228,40 @@ def test_account_acls(server: LampiServer, owner) -> None:  # noqa: ANN001
     r_adm = Raw(adm.token, owner.url)
     assert "X-Account-Access-Control" in r_adm("HEAD", "").headers
     assert r_adm("POST", "", headers={"X-Account-Access-Control": json.dumps({"read-only": []})}).status_code == 204
-    assert "X-Account-Access-Control" not in raw_owner("HEAD", "").headers or \
-        json.loads(raw_owner("HEAD", "").headers["X-Account-Access-Control"]) == {}
+    # shown as Swift's format_acl(version=2) shows what was stored: compact, keys sorted
+    assert raw_owner("HEAD", "").headers["X-Account-Access-Control"] == '{"read-only":[]}'
     assert r_ro("GET", f"/{c}/o").status_code == 403
+    # '{}' grants nothing: no header at all, as Swift (lampi answered '{}')
+    assert raw_owner("POST", "", headers={"X-Account-Access-Control": "{}"}).status_code == 204
+    assert "X-Account-Access-Control" not in raw_owner("HEAD", "").headers
 
 
 @pytest.mark.parametrize("value,message", [
     ("{not json", "Syntax error in input ('{not json')"),
-    ('{"owner": []}', "Key 'owner' not recognized"),
-    ('{"admin": "p:*"}', "Value for key 'admin' must be a list"),
-    ('{"admin": [1]}', "Elements of 'admin' list must be strings"),
+    ("invalid", "Syntax error in input ('invalid')"),
+    ('["admin"]', """Syntax error in input ('["admin"]')"""),
+    ('{"owner": []}', 'Key "owner" not recognized'),
+    ('{"admin": "p:*"}', 'Value for key "admin" must be a list'),
+    ('{"admin": [1]}', 'Elements of "admin" list must be strings'),
 ])
 def test_bad_account_acl_400(owner, value: str, message: str) -> None:  # noqa: ANN001
+    """tempauth's messages, word for word (lampi's quoted keys as Python does)."""
     raw = Raw(owner.token, owner.url)
-    before = raw("HEAD", "").headers.get("X-Account-Access-Control")
+    good = '{"admin":["nobody:nobody"]}'
+    assert raw("POST", "", headers={"X-Account-Access-Control": good}).status_code == 204
     r = raw("POST", "", headers={"X-Account-Access-Control": value})
-    assert r.status_code == 400 and r.text == message
-    assert raw("HEAD", "").headers.get("X-Account-Access-Control") == before
+    assert r.status_code == 400
+    assert r.text == f"X-Account-Access-Control invalid: {message}\n\nInput: {value}\n"
+    assert "X-Account-Access-Control" not in r.headers
+    assert raw("HEAD", "").headers.get("X-Account-Access-Control") == good  # the old ACL stays
+    raw("POST", "", headers={"X-Account-Access-Control": ""})
+
+
+def test_info_answers_options(server: LampiServer, owner) -> None:  # noqa: ANN001
+    """As Swift's proxy (its RBAC tests ask with and without a token): 200 and Allow."""
+    for headers in ({}, {"X-Auth-Token": owner.token}):
+        r = requests.options(f"{server.url}/info", headers=headers)
+        assert r.status_code == 200 and r.headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_info_advertises(server: LampiServer) -> None:
@@ -255,3 +272,107 @@ def test_info_advertises(server: LampiServer) -> None:
     assert set(info["tempurl"]["allowed_digests"]) == {"sha1", "sha256", "sha512"}
     assert info["tempurl"]["outgoing_remove_headers"] == ["x-object-meta-*"]
     assert "formpost" in info and "staticweb" in info
+
+
+def _user_of(server: LampiServer, acct, role: str):  # noqa: ANN001, ANN202
+    """Another user of ``acct``'s project, with ``role``; (name, token)."""
+    import uuid
+
+    name = "u" + uuid.uuid4().hex[:10]
+    server.cli("user", "create", name, "--password", "pw", "--project", acct.project, "--role", role)
+    conn = swiftclient.Connection(
+        authurl=server.auth_url, user=name, key="pw", auth_version="3", retries=0,
+        os_options={"user_domain_name": "Default", "project_domain_name": "Default", "project_name": acct.project})
+    return name, conn.get_auth()[1]
+
+
+def test_account_acl_levels_and_protected_metadata(server: LampiServer) -> None:
+    """tempauth's account ACLs for a user of the account's own project who has no operator
+    role (the suite's user 3): read-only and read-write read the account but see neither the
+    temp-URL key nor the ACL; admin is swift_owner: sees and changes both."""
+    acct = new_account(server)
+    user, token = _user_of(server, acct, "reader")
+    raw_owner, raw = Raw(acct.token, acct.url), Raw(token, acct.url)
+    acct.conn.put_container("c")
+    acct.conn.post_container("c", {"X-Container-Read": "jdoe", "X-Container-Meta-Temp-Url-Key": "ckey"})
+    assert raw_owner("POST", "", headers={"X-Account-Meta-Temp-Url-Key": "secret",
+                                          "X-Account-Meta-Test": "v"}).status_code == 204
+    grantee = f"{acct.project}:{user}"
+    for level in ("read-only", "read-write"):
+        acl = json.dumps({level: [grantee]})
+        assert raw_owner("POST", "", headers={"X-Account-Access-Control": acl}).status_code == 204
+        h = raw("HEAD", "").headers
+        assert h["X-Account-Meta-Test"] == "v"
+        assert "X-Account-Meta-Temp-Url-Key" not in h and "X-Account-Access-Control" not in h
+        ch = raw("HEAD", "/c").headers
+        assert "X-Container-Read" not in ch and "X-Container-Meta-Temp-Url-Key" not in ch
+        assert raw("POST", "", headers={"X-Account-Meta-Test": "w"}).status_code == 403
+    acl = json.dumps({"admin": [grantee]})
+    assert raw_owner("POST", "", headers={"X-Account-Access-Control": acl}).status_code == 204
+    h = raw("HEAD", "").headers
+    assert h["X-Account-Meta-Temp-Url-Key"] == "secret"
+    assert h["X-Account-Access-Control"] == json.dumps({"admin": [grantee]}, separators=(",", ":"))
+    assert raw("HEAD", "/c").headers["X-Container-Read"] == "jdoe"
+    assert raw("POST", "", headers={"X-Account-Meta-Temp-Url-Key": "new"}).status_code == 204
+    assert raw_owner("HEAD", "").headers["X-Account-Meta-Temp-Url-Key"] == "new"
+    # an admin may even revoke its own access
+    assert raw("POST", "", headers={"X-Account-Access-Control": "{}"}).status_code == 204
+    assert raw("POST", "", headers={"X-Account-Meta-Test": "x"}).status_code == 403
+    assert "X-Account-Meta-Temp-Url-Key" not in raw("HEAD", "").headers
+    acct.conn.delete_container("c")
+
+
+def test_account_acl_header_line_too_long(owner) -> None:  # noqa: ANN001
+    """Swift reads at most max_header_size (8192) bytes per header line: 400 beyond."""
+    raw = Raw(owner.token, owner.url)
+    acl = {"admin": [c * 1024 for c in "abcdefgh"]}
+    r = raw("POST", "", headers={"X-Account-Access-Control": json.dumps(acl, separators=(",", ":"))})
+    assert r.status_code == 400
+    acl = {"admin": [c * 1024 for c in "abcdefg"]}  # a touch smaller
+    r = raw("POST", "", headers={"X-Account-Access-Control": json.dumps(acl, separators=(",", ":"))})
+    assert r.status_code == 204
+    assert raw("POST", "", headers={"X-Account-Access-Control": ""}).status_code == 204
+    assert "X-Account-Access-Control" not in raw("HEAD", "").headers
+
+
+@pytest.mark.parametrize("form", ["AUTH_<id>", "<id>", "<name>"])
+def test_bare_account_grantee(server: LampiServer, owner, other, unique: str, form: str) -> None:  # noqa: ANN001
+    """A bare account in a container ACL — ``AUTH_<project_id>``, the project's id or name,
+    tempauth's groups of that account's admins (Swift's suite grants account 2 by its
+    name) — names the project's operators, not its other users (keystoneauth's suite
+    expects a bare name to give a user without an operator role nothing)."""
+    grantee = {"AUTH_<id>": f"AUTH_{other.project_id}", "<id>": other.project_id, "<name>": other.project}[form]
+    owner.conn.put_container(unique)
+    owner.conn.put_object(unique, "o", b"shared")
+    owner.conn.post_container(unique, {"X-Container-Read": grantee, "X-Container-Meta-Temp-Url-Key": "k"})
+    r = Raw(other.token, owner.url)("GET", f"/{unique}/o")
+    assert r.status_code == 200 and r.content == b"shared"
+    h = Raw(other.token, owner.url)("HEAD", f"/{unique}").headers
+    assert "X-Container-Meta-Temp-Url-Key" not in h  # read access only, no swift_owner
+    _, reader_token = _user_of(server, other, "reader")
+    assert Raw(reader_token, owner.url)("GET", f"/{unique}/o").status_code == 403
+
+
+def test_container_sync_keys_stored_and_protected(server: LampiServer, owner, other, unique: str) -> None:  # noqa: ANN001
+    owner.conn.put_container(unique, {"X-Container-Sync-Key": "secret",
+                                      "X-Container-Sync-To": "https://example.org/v1/AUTH_x/c"})
+    h = owner.conn.head_container(unique)
+    assert h["x-container-sync-key"] == "secret"
+    assert h["x-container-sync-to"] == "https://example.org/v1/AUTH_x/c"
+    # hidden from (and not settable by) those who read or write through ACLs
+    owner.conn.post_container(unique, {"X-Container-Read": f"{other.project_id}:*",
+                                       "X-Container-Write": f"{other.project_id}:*"})
+    raw = Raw(other.token, owner.url)
+    seen = raw("HEAD", f"/{unique}").headers
+    assert "X-Container-Sync-Key" not in seen and "X-Container-Sync-To" not in seen
+    assert raw("POST", f"/{unique}", headers={"X-Container-Sync-Key": "mine"}).status_code == 403
+    # Swift's validate_sync_to: a bad target is 400 and changes nothing
+    raw_owner = Raw(owner.token, owner.url)
+    for bad, msg in (("ftp://example.org/c", "Invalid scheme 'ftp'"), ("https://example.org", "Path required"),
+                     ("https://example.org/c?x=1", "Params, queries, and fragments not allowed")):
+        r = raw_owner("POST", f"/{unique}", headers={"X-Container-Sync-To": bad})
+        assert r.status_code == 400 and msg in r.text, (bad, r.text)
+    assert owner.conn.head_container(unique)["x-container-sync-to"] == "https://example.org/v1/AUTH_x/c"
+    owner.conn.post_container(unique, {"X-Remove-Container-Sync-Key": "x", "X-Container-Sync-To": ""})
+    h = owner.conn.head_container(unique)
+    assert "x-container-sync-key" not in h and "x-container-sync-to" not in h

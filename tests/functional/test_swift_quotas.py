@@ -10,6 +10,7 @@ import tarfile
 
 import pytest
 import requests
+import swiftclient
 from swiftclient import ClientException
 
 from tests.functional.conftest import LampiServer
@@ -90,6 +91,62 @@ def test_account_quota_set_by_admin_only(server: LampiServer, swift_conn, unique
     r = requests.post(admin_url, headers={"X-Auth-Token": token, "X-Remove-Account-Meta-Quota-Bytes": "x"})
     assert r.status_code == 204
     acct.conn.put_object(unique, "c", b"x" * 50)
+
+
+def test_account_quota_bytes_count_and_policy_headers(server: LampiServer, unique: str) -> None:
+    """account_quotas' newer headers, X-Account-Quota-Bytes / -Count and their
+    -Policy-<name> forms: set and removed by a reseller (the ResellerAdmin role) only,
+    shown to the account's users, enforced with 413."""
+    acct = new_account(server)
+    policy = swiftclient_info(server)["swift"]["policies"][0]["name"]
+    for header in ("X-Account-Quota-Bytes", "X-Account-Quota-Count", f"X-Account-Quota-Bytes-Policy-{policy}",
+                   f"X-Account-Quota-Count-Policy-{policy}"):
+        for h in (header, header.replace("X-", "X-Remove-", 1)):
+            e = _err(acct.conn.post_account, headers={h: "0"})
+            assert e.http_status == 403, h
+    server.cli("user", "create", f"ra{unique}", "--password", "pw", "--project", acct.project, "--role",
+               "ResellerAdmin")
+    reseller = swiftclient.Connection(
+        authurl=server.auth_url, user=f"ra{unique}", key="pw", auth_version="3", retries=0,
+        os_options={"user_domain_name": "Default", "project_domain_name": "Default", "project_name": acct.project})
+    url, token = reseller.get_auth()
+
+    def post(headers: dict[str, str]) -> int:
+        return requests.post(url, headers={"X-Auth-Token": token, **headers}).status_code
+
+    assert post({"X-Account-Quota-Count": "lots"}) == 400
+    assert post({"X-Account-Quota-Count": "2", "X-Account-Quota-Bytes": "100"}) == 204
+    h = acct.conn.head_account()  # the user sees them (and cannot change them)
+    assert h["x-account-quota-count"] == "2" and h["x-account-quota-bytes"] == "100"
+    acct.conn.put_container(unique)
+    acct.conn.put_object(unique, "a", b"x")
+    acct.conn.put_object(unique, "b", b"x")
+    e = _err(acct.conn.put_object, unique, "c", b"x")  # a third object
+    assert e.http_status == 413 and e.http_response_content == b"Upload exceeds quota."
+    assert post({"X-Remove-Account-Quota-Count": "t"}) == 204
+    assert "x-account-quota-count" not in acct.conn.head_account()
+    e = _err(acct.conn.put_object, unique, "c", b"x" * 99)  # 2 + 99 > 100
+    assert e.http_status == 413
+    assert post({"X-Account-Quota-Bytes": ""}) == 204  # an empty value removes it too
+    acct.conn.put_object(unique, "c", b"x" * 99)
+    # per policy
+    assert post({f"X-Account-Quota-Count-Policy-{policy}": "3"}) == 204
+    assert acct.conn.head_account()[f"x-account-quota-count-policy-{policy}".lower()] == "3"
+    e = _err(acct.conn.put_object, unique, "d", b"x")
+    assert e.http_status == 413
+    assert post({f"X-Remove-Account-Quota-Count-Policy-{policy}": "t"}) == 204
+    acct.conn.put_object(unique, "d", b"x")
+    # the legacy header is shown both ways, as Swift's middleware answers
+    assert post({"X-Account-Meta-Quota-Bytes": "123"}) == 204
+    h = acct.conn.head_account()
+    assert h["x-account-quota-bytes"] == "123" and h["x-account-meta-quota-bytes"] == "123"
+    assert post({"X-Remove-Account-Meta-Quota-Bytes": "t"}) == 204
+    h = acct.conn.head_account()
+    assert "x-account-quota-bytes" not in h and "x-account-meta-quota-bytes" not in h
+
+
+def swiftclient_info(server: LampiServer) -> dict:
+    return requests.get(f"{server.url}/info").json()
 
 
 def test_project_quotas_with_cli(server: LampiServer, unique: str) -> None:

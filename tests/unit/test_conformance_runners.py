@@ -69,6 +69,18 @@ def test_swift_test_conf_v3_with_domain_user(tmp_path: Path) -> None:
         ("test4", "tester4", "testing4", "test-domain")
 
 
+def test_swift_test_conf_service_user(tmp_path: Path) -> None:
+    acc = _accounts()
+    acc.users[5] = swift.User("test5", "tester5", "testing5")
+    acc.service_prefix = "SERVICE"
+    path = tmp_path / "test.conf"
+    swift.write_test_conf(path, "v1", "http://127.0.0.1:4321", acc)
+    c = read_ini(path)["func_test"]
+    # the suite's service-token tests need all of these (test/functional/__init__.py)
+    assert (c["account5"], c["username5"], c["password5"], c["service_prefix"]) == \
+        ("test5", "tester5", "testing5", "SERVICE")
+
+
 def test_swift_test_requirements_filter() -> None:
     text = textwrap.dedent("""\
         # Hacking already pins down pep8, pyflakes and flake8

@@ -28,6 +28,14 @@ class ContainersMixin(SQLiteBase):
 
         return await self._read(fn)
 
+    async def ensure_account(self, project_id: str) -> None:
+        """Make the account ``project_id`` (a storage account key) if it does not exist."""
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR IGNORE INTO accounts (project_id, created_at) VALUES (?, ?)",
+                      (project_id, time.time()))
+
+        await self._tx(fn)
+
     @staticmethod
     def _merge_meta(current: str, updates: dict[str, str | None]) -> str:
         meta = json.loads(current)

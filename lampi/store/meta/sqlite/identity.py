@@ -53,6 +53,57 @@ class IdentityMixin(SQLiteBase):
             )
         )
 
+    async def list_domains(self) -> list[Domain]:
+        return await self._run(
+            lambda c: [
+                self._domain(r)  # type: ignore[misc]
+                for r in c.execute("SELECT id, name, enabled FROM domains ORDER BY name").fetchall()
+            ]
+        )
+
+    async def delete_domain(self, domain_id: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            for what in ("projects", "users"):
+                n = c.execute(f"SELECT COUNT(*) FROM {what} WHERE domain_id = ?", (domain_id,)).fetchone()[0]
+                if n:
+                    raise errors.Conflict(f"domain still has {n} {what[:-1]}(s); delete them first")
+            if not c.execute("DELETE FROM domains WHERE id = ?", (domain_id,)).rowcount:
+                raise errors.NotFound("domain not found")
+
+        await self._tx(fn)
+
+    # -- roles (custom ones; the built-in roles have no row) -------------------------
+
+    async def create_role(self, role_id: str, name: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO roles (id, name, created_at) VALUES (?, ?, ?)", (role_id, name, time.time()))
+            except sqlite3.IntegrityError:
+                raise errors.Conflict(f"role {name!r} exists") from None
+
+        await self._tx(fn)
+
+    async def list_roles(self) -> list[str]:
+        return await self._run(
+            lambda c: [r[0] for r in c.execute("SELECT name FROM roles ORDER BY name COLLATE NOCASE").fetchall()]
+        )
+
+    async def delete_role(self, name: str) -> list[str]:
+        """Delete the role ``name`` and every assignment of it; the ids of the users who
+        had it (their tokens carry it)."""
+
+        def fn(c: sqlite3.Connection) -> list[str]:
+            row = c.execute("SELECT name FROM roles WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise errors.NotFound(f"Could not find role: {name}.")
+            users = [r[0] for r in c.execute(
+                "SELECT DISTINCT user_id FROM assignments WHERE role = ?", (row[0],)).fetchall()]
+            c.execute("DELETE FROM assignments WHERE role = ?", (row[0],))
+            c.execute("DELETE FROM roles WHERE name = ?", (row[0],))
+            return users
+
+        return await self._tx(fn)
+
     _PCOLS = "id, name, domain_id, description, enabled"
     _UCOLS = "id, name, domain_id, password_hash, enabled, default_project_id"
 
@@ -99,15 +150,18 @@ class IdentityMixin(SQLiteBase):
         )
 
     async def delete_project(self, project_id: str) -> None:
+        # the project's accounts: AUTH_<id> (key: the id) and SERVICE_<id> (lampi.core.authz)
+        keys = (project_id, "SERVICE_" + project_id)
+
         def fn(c: sqlite3.Connection) -> None:
             n = c.execute(
-                "SELECT COUNT(*) FROM containers WHERE project_id = ?", (project_id,)
+                "SELECT COUNT(*) FROM containers WHERE project_id IN (?, ?)", keys
             ).fetchone()[0]
             if n:
                 raise errors.Conflict(f"project still has {n} container(s); delete them first")
             if not c.execute("DELETE FROM projects WHERE id = ?", (project_id,)).rowcount:
                 raise errors.NotFound("project not found")
-            c.execute("DELETE FROM accounts WHERE project_id = ?", (project_id,))
+            c.execute("DELETE FROM accounts WHERE project_id IN (?, ?)", keys)
 
         await self._tx(fn)
 

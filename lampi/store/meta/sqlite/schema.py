@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS assignments (
     role TEXT NOT NULL,
     PRIMARY KEY (user_id, project_id, role)
 );
+-- roles made with ``lampi role create`` (the built-in ones, lampi.core.authz.BUILTIN_ROLES,
+-- have no row); names are unique whatever their case, as keystoneauth compares them
+CREATE TABLE IF NOT EXISTS roles (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS accounts (
     project_id TEXT PRIMARY KEY, meta TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL,
     container_count INTEGER NOT NULL DEFAULT 0, object_count INTEGER NOT NULL DEFAULT 0,
