@@ -113,8 +113,19 @@ class Settings:
                   "would leave less is refused with 507 Insufficient Storage. 0 disables the check."},
     )
 
+    bucket_namespace: str = field(
+        default="global",
+        metadata={"help": "Container/bucket names: 'global', one name space for the whole service, as "
+                  "Allas (a name taken by one project is refused to the others); 'project', each project "
+                  "has its own names, as Ceph RGW's tenants (S3: <project_id>:<bucket> names another "
+                  "project's bucket)."},
+    )
+
     def __post_init__(self) -> None:
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
+        if self.bucket_namespace not in BUCKET_NAMESPACES:
+            raise ValueError(f"setting 'bucket_namespace': cannot use {self.bucket_namespace!r} "
+                             f"(one of {', '.join(BUCKET_NAMESPACES)})")
 
     def min_free(self) -> tuple[int, float]:
         """``min_free_space`` as (bytes, fraction of the filesystem)."""
@@ -136,6 +147,7 @@ class Settings:
 
 
 ENV_PREFIX = "LAMPI_"
+BUCKET_NAMESPACES = ("global", "project")
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 

@@ -166,6 +166,10 @@ def cli(config: str | None) -> None:
               help="Seconds an idle kept-alive connection stays open [env LAMPI_KEEPALIVE_TIMEOUT; default 75].")
 @click.option("--max-connections", envvar="LAMPI_MAX_CONNECTIONS", type=int, default=None,
               help="Connections per worker [env LAMPI_MAX_CONNECTIONS; default 0: from the open-file limit].")
+@click.option("--bucket-namespace", envvar="LAMPI_BUCKET_NAMESPACE", default=None,
+              type=click.Choice(["global", "project"]),
+              help="Container/bucket names unique in the whole service (global, as Allas) or per project "
+                   "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from lampi.core import errors
-from lampi.core.models import SYMLINK_TARGET, ListParams, ObjectRecord
+from lampi.core.models import SYMLINK_TARGET, CKey, ListParams, ObjectRecord
 
 if TYPE_CHECKING:
     from lampi.core.storage import Storage
@@ -153,19 +153,20 @@ class _Resolver:
         self.storage = storage
         self.project_id = project_id
         self.access = access
-        self.checked: set[str] = set()
+        self.keys: dict[str, CKey] = {}  # segment container name → key, once checked
 
     async def record(self, seg: Segment) -> ObjectRecord:
         """The current record of a segment's backing object; it must be the one the
         manifest recorded (same ETag and size), else the read is cut (Swift: 409)."""
-        if seg.container not in self.checked:
-            c = await self.storage.meta.get_container(seg.container)
+        key = self.keys.get(seg.container)
+        if key is None:
+            c = await self.storage.lookup(self.project_id, seg.container)
             if c is None or c.project_id != self.project_id:
                 raise errors.SegmentError(f"segment container {seg.container} not found")
             if self.access is not None:
                 await self.access(seg.container)
-            self.checked.add(seg.container)
-        rec = await self.storage.meta.get_object(seg.container, seg.name, time.time())
+            key = self.keys[seg.container] = c.key
+        rec = await self.storage.meta.get_object(key, seg.name, time.time())
         if rec is None:
             raise errors.SegmentError(f"segment /{seg.container}/{seg.name} not found")
         if SYMLINK_TARGET in rec.sysmeta:
@@ -240,14 +241,12 @@ def parse_dlo(value: str) -> tuple[str, str]:
 
 async def dlo_listing(storage: Storage, project_id: str, container: str, prefix: str) -> AsyncIterator[ObjectRecord]:
     """The DLO's segments: objects under ``prefix`` in listing order, paged."""
-    c = await storage.meta.get_container(container)
-    if c is None or c.project_id != project_id:
-        raise errors.ContainerNotFound()
+    key = (await storage.container(project_id, container)).key
     marker = ""
     while True:
-        rows = await storage.list_objects(container, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
+        rows = await storage.list_objects(key, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
         for r in rows:
-            rec = await storage.meta.get_object(container, r.name, time.time())
+            rec = await storage.meta.get_object(key, r.name, time.time())
             if rec is not None:
                 yield rec
         if len(rows) < DLO_PAGE:

@@ -30,7 +30,7 @@ from typing import Any
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.models import CKey, ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.storage import Storage
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3)
@@ -61,7 +61,7 @@ def new_upload_id() -> str:
 
 async def create_upload(
     storage: Storage,
-    container: str,
+    container: CKey,
     name: str,
     project_id: str,
     *,
@@ -78,7 +78,7 @@ async def create_upload(
     return up
 
 
-async def get_upload(storage: Storage, upload_id: str, container: str, name: str) -> MultipartUpload:
+async def get_upload(storage: Storage, upload_id: str, container: CKey, name: str) -> MultipartUpload:
     up = await storage.meta.get_upload(upload_id)
     if up is None or up.container != container or up.name != name:
         raise NoSuchUpload()

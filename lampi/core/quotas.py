@@ -26,6 +26,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core.numbers import uint
+from lampi.core.models import CKey
 from lampi.store.meta.base import MetaStore
 
 
@@ -71,7 +72,7 @@ async def check_quota(
     meta: MetaStore,
     defaults: QuotaDefaults,
     project_id: str,
-    container: str,
+    container: CKey,
     add_bytes: int | None,
     add_objects: int = 1,
     with_parts: bool = False,

@@ -19,7 +19,7 @@ from lampi.core import errors
 from lampi.core import manifest as manifest_mod
 from lampi.core import versions
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
+from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 
@@ -40,10 +40,45 @@ def check_name(kind: str, name: str, max_bytes: int) -> None:
         raise errors.InvalidName(f"{kind} name length of {len(raw)} longer than {max_bytes}")
 
 
+NAMESPACES = ("global", "project")
+
+
+async def namespace_problem(meta: MetaStore, namespace: str) -> str | None:
+    """Why ``meta`` cannot be served in ``namespace`` (None: it can). Any store can be
+    served per project; in the global namespace a name must mean one container, so a
+    store where two projects have containers of the same name (made while it was served
+    per project) is refused until one of each is deleted."""
+    if namespace == "project":
+        return None
+    shared = await meta.shared_names()
+    if not shared:
+        return None
+    return ("bucket_namespace = \"global\" needs every container name to be used by one project only, "
+            "but this store has names used by several projects (made while it was served with "
+            "bucket_namespace = \"project\"): " + ", ".join(repr(n) for n in shared)
+            + ". Serve it with --bucket-namespace project, or delete those containers in all but one project.")
+
+
 class Storage:
-    def __init__(self, meta: MetaStore, blobs: BlobStore) -> None:
+    """``namespace`` (setting ``bucket_namespace``): ``global``, one container name per
+    service as bucket names are on Allas; ``project``, each project has its own names
+    (as RGW's tenants). Clients name containers; every name is resolved here (``lookup``,
+    ``container``) to a Container whose ``key`` the rest of the core and the store use."""
+
+    def __init__(self, meta: MetaStore, blobs: BlobStore, namespace: str = "global") -> None:
+        if namespace not in NAMESPACES:
+            raise ValueError(f"bucket namespace must be one of {', '.join(NAMESPACES)}, not {namespace!r}")
         self.meta = meta
         self.blobs = blobs
+        self.namespace = namespace
+
+    @property
+    def per_project(self) -> bool:
+        return self.namespace == "project"
+
+    def container_key(self, project_id: str, name: str) -> CKey:
+        """The key of a new container ``name`` of ``project_id`` (see ``CKey``)."""
+        return CKey(f"{project_id}/{name}") if self.per_project else CKey(name)
 
     # -- accounts -------------------------------------------------------------------
 
@@ -59,27 +94,43 @@ class Storage:
     # -- containers -----------------------------------------------------------------
 
     async def create_container(
-        self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None
+        self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None,
+        policy: str | None = None,
     ) -> bool:
-        return await self.meta.create_container(project_id, name, meta, timestamp or time.time())
+        return await self.meta.create_container(
+            project_id, name, meta, timestamp or time.time(), key=self.container_key(project_id, name),
+            global_names=not self.per_project, policy=policy)
+
+    async def lookup(self, project_id: str | None, name: str) -> Container | None:
+        """The container ``name`` means to account ``project_id``: that project's in the
+        per-project namespace (None: no project, nothing found), the one of that name
+        whoever owns it in the global namespace (the caller checks the owner)."""
+        if self.per_project:
+            return None if project_id is None else await self.meta.find_container(name, project_id)
+        return await self.meta.find_container(name, None)
 
     async def container(self, project_id: str, name: str) -> Container:
-        """The container ``name`` as seen from account ``project_id``."""
-        c = await self.meta.get_container(name)
+        """The container ``name`` of account ``project_id`` (ContainerNotFound unless it
+        belongs to that account)."""
+        c = await self.lookup(project_id, name)
         if c is None or c.project_id != project_id:
             raise errors.ContainerNotFound()
         return c
 
-    async def update_container_meta(self, name: str, updates: dict[str, str | None]) -> None:
-        await self.meta.update_container_meta(name, updates)
+    async def by_key(self, key: CKey) -> Container | None:
+        return await self.meta.get_container(key)
+
+    async def update_container_meta(self, key: CKey, updates: dict[str, str | None]) -> None:
+        await self.meta.update_container_meta(key, updates)
 
     async def delete_container(self, project_id: str, name: str) -> None:
-        await self.meta.delete_container(project_id, name)
+        c = await self.container(project_id, name)
+        await self.meta.delete_container(project_id, c.key)
 
-    async def list_objects(self, container: str, params: ListParams) -> list[ListingEntry]:
+    async def list_objects(self, container: CKey, params: ListParams) -> list[ListingEntry]:
         return await self.meta.list_objects(container, params, time.time())
 
-    async def list_object_rows(self, container: str, params: ListParams) -> list[Any]:
+    async def list_object_rows(self, container: CKey, params: ListParams) -> list[Any]:
         """``list_objects`` with objects as plain row tuples (see MetaStore.list_objects
         ``raw``): the JSON listing's fast path, no per-row object."""
         return await self.meta.list_objects(container, params, time.time(), raw=True)
@@ -88,7 +139,7 @@ class Storage:
 
     async def put_object(
         self,
-        container: str,
+        container: CKey,
         name: str,
         body: AsyncIterable[bytes],
         *,
@@ -183,7 +234,7 @@ class Storage:
         except Exception:  # an orphan is harmless; fsck collects it
             log.warning("could not delete replaced blob %s", blob_id, exc_info=True)
 
-    async def head_object(self, container: str, name: str) -> ObjectRecord:
+    async def head_object(self, container: CKey, name: str) -> ObjectRecord:
         rec = await self.meta.get_object(container, name, time.time())
         if rec is None:
             raise errors.ObjectNotFound()
@@ -228,7 +279,7 @@ class Storage:
             last_modified=ts,
         )
 
-    async def delete_object(self, container: str, name: str, if_record: ObjectRecord | None = None) -> None:
+    async def delete_object(self, container: CKey, name: str, if_record: ObjectRecord | None = None) -> None:
         """Delete the object. With ``if_record``, only if it is still that version (same
         blob), atomically: otherwise PreconditionFailed and nothing changes (a pass that
         decided on a record must not delete an upload that replaced it meanwhile)."""
@@ -245,10 +296,10 @@ class Storage:
 
     # -- object versions (lampi/core/versions.py) --------------------------------------
 
-    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+    async def get_version(self, container: CKey, name: str, vid: str) -> ObjectRecord | None:
         return await self.meta.get_version(container, name, vid)
 
-    async def delete_current(self, container: str, name: str) -> tuple[bool, str]:
+    async def delete_current(self, container: CKey, name: str) -> tuple[bool, str]:
         """DELETE with versioning enabled: a delete marker (its id returned) replaces the
         current object, which is kept as a version. (existed, marker version id)."""
         now = time.time()
@@ -257,26 +308,26 @@ class Storage:
             await self._release(released)
         return existed, vid
 
-    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str]:
+    async def delete_version(self, container: CKey, name: str, vid: str) -> tuple[bool, str]:
         """Delete one version and its blob; (found, current version id after)."""
         found, blob_id, current = await self.meta.delete_version(container, name, vid)
         if blob_id:
             await self._release(blob_id)
         return found, current
 
-    async def restore_version(self, container: str, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
+    async def restore_version(self, container: CKey, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
         rec, released = await self.meta.restore_version(container, name, vid, keep_current)
         if released:
             await self._release(released)
         return rec
 
-    async def list_versions(self, container: str, params: ListParams, version_marker: str | None) -> list[ListingEntry]:
+    async def list_versions(self, container: CKey, params: ListParams, version_marker: str | None) -> list[ListingEntry]:
         return await self.meta.list_versions(container, params, version_marker, time.time())
 
     async def copy_object(
         self,
         source: ObjectRecord,
-        container: str,
+        container: CKey,
         name: str,
         *,
         content_type: str,

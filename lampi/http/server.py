@@ -64,6 +64,23 @@ def bootstrap(settings: Settings) -> Bootstrap:
     return asyncio.run(run())
 
 
+def namespace_problem(settings: Settings) -> str | None:
+    """Why the store cannot be served with ``settings.bucket_namespace`` (None: it can).
+    The setting is read at every start: a store made in the global namespace can be
+    served per project at any time; back in the global one only while no container name
+    is used by two projects."""
+    from lampi.core.storage import namespace_problem as problem
+
+    async def run() -> str | None:
+        meta, _ = open_stores(settings)
+        try:
+            return await problem(meta, settings.bucket_namespace)
+        finally:
+            await meta.close()
+
+    return asyncio.run(run())
+
+
 def refresh_openrc(ident: IdentityService) -> None:
     """Point an existing RC file at this server's endpoint and region.
 
@@ -316,6 +333,11 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
     boot = bootstrap(settings)
+    problem = namespace_problem(settings)
+    if problem:
+        print(f"lampi: {problem}", file=sys.stderr)
+        close_sockets()
+        return 2
     if _stop_requested:
         close_sockets()
         return 0

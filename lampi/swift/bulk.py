@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.models import CKey
 from lampi.http.context import STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import quotas, versioning
@@ -229,9 +230,9 @@ async def bulk_delete(request: web.Request, project_id: str, fmt: str | None) ->
                 continue
             container, _, name = path.partition("/")
             try:
-                await storage.container(project_id, container)
+                ckey = (await storage.container(project_id, container)).key
                 if name:
-                    await versioning.delete_object(storage, project_id, container, name)
+                    await versioning.delete_object(storage, project_id, ckey, name)
                 else:
                     await storage.delete_container(project_id, container)
                 data["Number Deleted"] += 1
@@ -370,7 +371,7 @@ async def _extract(
     max_size: int, data: dict[str, Any], failed: list[list[str]],
 ) -> None:
     storage = request.app[STORAGE]
-    created: set[str] = set()
+    created: dict[str, CKey] = {}  # container name → key, once checked or made
     pending: Any = None
     async for ev in events:
         if ev is _END:
@@ -407,7 +408,7 @@ async def _extract(
             continue
         try:
             if container not in created:
-                c = await storage.meta.get_container(container)
+                c = await storage.lookup(project_id, container)
                 if c is None:
                     if len(created) >= MAX_CONTAINERS_PER_EXTRACTION:
                         raise BulkError(400, f"More than {MAX_CONTAINERS_PER_EXTRACTION} containers to "
@@ -417,14 +418,16 @@ async def _extract(
                         await storage.create_container(project_id, container, {})
                     except errors.ContainerNameTaken:
                         raise errors.Forbidden() from None
+                    c = await storage.container(project_id, container)
                 elif c.project_id != project_id:
                     raise errors.Forbidden()
-                created.add(container)
-            await quotas.check_upload(request, project_id, container, info.size)
-            await versioning.before_write(storage, project_id, container, name)
+                created[container] = c.key
+            ckey = created[container]
+            await quotas.check_upload(request, project_id, ckey, info.size)
+            await versioning.before_write(storage, project_id, ckey, name)
             pending = _member_body(events)
             await storage.put_object(
-                container, name, pending, content_type=_guess(name), meta=_pax_meta(info), sysmeta={},
+                ckey, name, pending, content_type=_guess(name), meta=_pax_meta(info), sysmeta={},
                 delete_at=delete_at, expected_size=info.size, max_size=max_size,
             )
             data["Number Files Created"] += 1

@@ -64,6 +64,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise errors.NotFound()
         check_header_text(request.headers)
         project_id = account[5:]
+        if container is not None and not (obj is None and method == "PUT"):
+            # the global namespace (Allas): a container name means the same container
+            # from every account, so /v1/AUTH_<B>/<A's container> is A's container, with
+            # A's ACLs deciding (creating one of a taken name stays a 409)
+            found = await request.app[STORAGE].lookup(project_id, container)
+            if found is not None and found.project_id != project_id:
+                project_id = found.project_id
+                account = "AUTH_" + project_id
         request[PROJECT] = project_id
         # access control (lampi/swift/acl.py): CORS preflight and FormPost need no
         # token, a TempURL replaces it; otherwise owner first, then account and
@@ -103,7 +111,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                     f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}"
                 )
             resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
-            return await object_versioning.finish(request, resp, container, obj)  # type: ignore[arg-type]
+            return await object_versioning.finish(request, resp, project_id, container, obj)  # type: ignore[arg-type]
         if container is not None:
             return await handle_container(request, project_id, account, container)
         return await handle_account(request, project_id, account)
@@ -231,15 +239,16 @@ async def handle_container(
         if m == "HEAD":
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
+        c = await storage.container(project_id, name)
         if "versions" in request.query:  # object_versioning's listing of every version
-            return await object_versioning.list_versions(request, name, headers)
+            return await object_versioning.list_versions(request, c, headers)
         fmt, ctype = listing_format(request)
         if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
-            obj_rows = await storage.list_object_rows(name, params)
+            obj_rows = await storage.list_object_rows(c.key, params)
             raw = render_object_rows(obj_rows)
-            raw = await symlink.annotate_listing(storage, project_id, name, obj_rows, raw)  # symlink_path
+            raw = await symlink.annotate_listing(storage, project_id, c.key, obj_rows, raw)  # symlink_path
             return web.Response(status=200, body=raw, headers=headers, content_type=ctype, charset="utf-8")
-        rows = await storage.list_objects(name, params)
+        rows = await storage.list_objects(c.key, params)
         body, _ = render_objects(fmt, name, rows)
         if fmt == "plain" and not rows:
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
@@ -262,7 +271,7 @@ async def handle_container(
             # a PUT on an existing container updates its ACLs too, as Swift's does
             removals.update(sys_updates)
             if removals:
-                await storage.update_container_meta(name, removals)
+                await storage.update_container_meta((await storage.container(project_id, name)).key, removals)
         return web.Response(status=201 if created else 202, content_type="text/html", charset="UTF-8")
     if m == "POST":
         updates = _container_meta_updates(request)
@@ -276,7 +285,7 @@ async def handle_container(
         check_total_meta(merged)
         updates.update(_container_sys_updates(request))
         updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
-        await storage.update_container_meta(name, updates)
+        await storage.update_container_meta(c.key, updates)
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "DELETE":
         await storage.delete_container(project_id, name)

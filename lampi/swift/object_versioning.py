@@ -54,7 +54,7 @@ async def container_updates(
     given = headers.get("X-Versions-Enabled")
     if given is None and not legacy:
         return {}
-    c = await storage.meta.get_container(name)
+    c = await storage.lookup(project_id, name)
     meta = c.meta if c is not None and c.project_id == project_id else {}
     on = given is not None and given.strip().lower() in TRUE_VALUES
     if legacy and (on or versions.versioned(meta)):
@@ -97,7 +97,7 @@ def _accepts_json(request: web.Request) -> bool:
     return False
 
 
-async def list_versions(request: web.Request, name: str, headers: dict[str, str]) -> web.Response:
+async def list_versions(request: web.Request, container: Container, headers: dict[str, str]) -> web.Response:
     """``GET <container>?versions``: every version, ``version_id`` and ``is_latest`` in
     JSON (text and XML list what Swift's listing formats keep: names / the usual fields)."""
     storage = request.app[STORAGE]
@@ -115,7 +115,7 @@ async def list_versions(request: web.Request, name: str, headers: dict[str, str]
         return swift_error(400, "invalid delimiter param")
     if not _accepts_json(request):
         return swift_error(406)
-    rows = await storage.list_versions(name, params, version_marker)
+    rows = await storage.list_versions(container.key, params, version_marker)
     if fmt == "json":
         items: list[dict[str, object]] = []
         for r in rows:
@@ -128,7 +128,7 @@ async def list_versions(request: web.Request, name: str, headers: dict[str, str]
             items.append(item)
         return web.Response(status=200, body=dumps_ascii(items), headers=headers, content_type=ctype,
                             charset="utf-8")
-    body, _ = render_objects(fmt, name, rows)
+    body, _ = render_objects(fmt, container.name, rows)
     if fmt == "plain" and not rows:
         return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
     return web.Response(status=200, text=body, headers=headers, content_type=ctype, charset="utf-8")
@@ -153,13 +153,13 @@ async def handle(
     response, or None to go on with the ordinary handling (headers added on the way)."""
     storage = request.app[STORAGE]
     m = request.method
-    cname = container.name
+    cname, ckey = container.name, container.key
     raw_vid = request.query.get("version-id")
     if raw_vid:
         return await _version_request(request, project_id, container, name, raw_vid)
     if m in ("GET", "HEAD"):
         try:
-            rec = await storage.head_object(cname, name)
+            rec = await storage.head_object(ckey, name)
         except errors.ObjectNotFound:
             im = request.headers.get("If-Match")
             if im is not None and "*" in (t.strip() for t in im.split(",")):
@@ -175,7 +175,7 @@ async def handle(
     if not versions.enabled(container.meta):
         return None  # suspended: writes and deletes of null versions, as without versioning
     if m == "DELETE" and request.query.get("multipart-manifest") != "delete":
-        existed, marker = await storage.delete_current(cname, name)
+        existed, marker = await storage.delete_current(ckey, name)
         resp = web.Response(status=204, content_type="text/html", charset="UTF-8") if existed \
             else swift_error(404, method=m)
         resp.headers["X-Object-Version-Id"] = marker
@@ -185,7 +185,8 @@ async def handle(
     return None
 
 
-async def finish(request: web.Request, resp: web.StreamResponse, container: str, name: str) -> web.StreamResponse:
+async def finish(request: web.Request, resp: web.StreamResponse, project_id: str, container: str,
+                 name: str) -> web.StreamResponse:
     """After a versioned PUT/COPY: ``X-Object-Version-Id`` of the version written."""
     if not request.get(_PENDING) or resp.prepared or not 200 <= resp.status < 300:
         return resp
@@ -194,8 +195,11 @@ async def finish(request: web.Request, resp: web.StreamResponse, container: str,
         if len(dest) != 2:
             return resp
         container, name = dest
+        if request.headers.get("Destination-Account"):
+            project_id = request.headers["Destination-Account"].removeprefix("AUTH_")
+    storage = request.app[STORAGE]
     try:
-        rec = await request.app[STORAGE].head_object(container, name)
+        rec = await storage.head_object((await storage.container(project_id, container)).key, name)
     except errors.NotFound:
         return resp
     resp.headers["X-Object-Version-Id"] = rec.version_id or "null"
@@ -207,7 +211,7 @@ async def _version_request(
 ) -> web.StreamResponse:
     storage = request.app[STORAGE]
     m = request.method
-    cname = container.name
+    ckey = container.key
     if m not in ("GET", "HEAD", "DELETE", "PUT"):
         return swift_error(400, f"{m} to a specific version is not allowed", method=m)
     if not versions.versioned(container.meta) and raw_vid != "null":
@@ -218,14 +222,14 @@ async def _version_request(
     if m == "DELETE":
         if vid == "null":  # the unversioned current object, if that is what is current
             try:
-                rec = await storage.head_object(cname, name)
+                rec = await storage.head_object(ckey, name)
             except errors.ObjectNotFound:
                 rec = None
             if rec is None or rec.version_id is not None:
                 return swift_error(404, method=m)
-            await storage.delete_object(cname, name)
+            await storage.delete_object(ckey, name)
             return web.Response(status=204, content_type="text/html", charset="UTF-8")
-        found, current = await storage.delete_version(cname, name, vid)
+        found, current = await storage.delete_version(ckey, name, vid)
         resp = web.Response(status=204, content_type="text/html", charset="UTF-8") if found \
             else swift_error(404, method=m)
         resp.headers["X-Object-Version-Id"] = vid
@@ -237,14 +241,14 @@ async def _version_request(
 
     if vid == "null":
         try:
-            rec = await storage.head_object(cname, name)
+            rec = await storage.head_object(ckey, name)
         except errors.ObjectNotFound:
             return swift_error(404, method=m)
         if rec.version_id is not None:
             return swift_error(404, method=m)  # the current object has a real version id
         request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": "null"}
-        return await objects.get_object(request, cname, name)
-    version = await storage.get_version(cname, name, vid)
+        return await objects.get_object(request, ckey, name)
+    version = await storage.get_version(ckey, name, vid)
     if version is None:
         return swift_error(404, method=m)
     if version.content_type == versions.DELETE_MARKER:
@@ -254,7 +258,7 @@ async def _version_request(
         return resp
     request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": vid}
     request[objects.RECORD] = version  # served as is, not looked up by name
-    return await objects.get_object(request, cname, name)
+    return await objects.get_object(request, ckey, name)
 
 
 async def _restore(request: web.Request, container: Container, name: str, vid: str) -> web.StreamResponse:
@@ -270,7 +274,7 @@ async def _restore(request: web.Request, container: Container, name: str, vid: s
     if has_body:
         return swift_error(400, "PUT version-id requests require a zero byte body", method="PUT")
     storage = request.app[STORAGE]
-    rec = await storage.restore_version(container.name, name, vid, keep_current=versions.enabled(container.meta))
+    rec = await storage.restore_version(container.key, name, vid, keep_current=versions.enabled(container.meta))
     if rec is None:
         return swift_error(404, "The specified version does not exist", method="PUT")
     return web.Response(

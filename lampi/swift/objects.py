@@ -16,7 +16,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import OBJECT_ACL_KEY
-from lampi.core.models import ObjectRecord
+from lampi.core.models import CKey, ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
@@ -48,13 +48,14 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
         if resp is not None:
             return resp
     if m in ("GET", "HEAD"):
-        target = await symlink.resolve(request, project_id, container, name)  # follow symlinks
+        target = await symlink.resolve(request, project_id, cont.key, name)  # follow symlinks
         if isinstance(target, web.StreamResponse):
             return target
+        key = cont.key
         if target is not None:
-            container, name, location = target
+            key, name, location = target
             request[symlink.EXTRA_HEADERS] = {"Content-Location": location}
-        return await get_object(request, container, name)
+        return await get_object(request, key, name)
     # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
     if m == "PUT" and request.query.get("multipart-manifest") == "put":
         return await slo.put_manifest(request, project_id, container, name)
@@ -63,16 +64,16 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
         return refused
     if m == "PUT" and "X-Symlink-Target" in request.headers:
-        return await symlink.put(request, project_id, container, name)
+        return await symlink.put(request, project_id, cont, name)
     if m == "PUT":
         if "X-Copy-From" in request.headers:
             return await copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
                                      source_account=request.headers.get("X-Copy-From-Account"))
-        return await put_object(request, container, name)
+        return await put_object(request, cont.key, name)
     if m == "POST":
-        return await post_object(request, container, name)
+        return await post_object(request, cont.key, name)
     if m == "DELETE":
-        await versioning.delete_object(storage, project_id, container, name)  # versioned_writes
+        await versioning.delete_object(storage, project_id, cont.key, name)  # versioned_writes
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "COPY":
         dest = request.headers.get("Destination")
@@ -177,7 +178,7 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     return h
 
 
-async def put_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def put_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     length = request.content_length
@@ -226,7 +227,7 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     )
 
 
-async def get_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def get_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     try:
         rec = request.get(RECORD) or await storage.head_object(container, name)
@@ -363,7 +364,7 @@ async def send_blob(
         await resp.write(chunk)
 
 
-async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def post_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
     meta = _user_meta(request)
@@ -404,18 +405,18 @@ async def copy_object(
         src_project = source_account.removeprefix("AUTH_")
     if source_project is None:  # X-Copy-From: the source is read with the caller's authority
         await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
-    await storage.container(src_project, sparts[0])
-    src_rec = await storage.head_object(sparts[0], sparts[1])
+    src_key = (await storage.container(src_project, sparts[0])).key
+    src_rec = await storage.head_object(src_key, sparts[1])
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
         # Swift's copy GETs the source through the symlink middleware: a link is
         # followed and its target copied (the link itself with ?symlink=get)
-        target = await symlink.resolve(request, src_project, sparts[0], sparts[1])
+        target = await symlink.follow(request, src_project, src_key, sparts[1])
         if isinstance(target, web.StreamResponse):
             return target
         if target is not None:
-            sparts = [target[0], target[1]]
-            src_project = (await storage.meta.get_container(target[0])).project_id  # type: ignore[union-attr]
-            src_rec = await storage.head_object(sparts[0], sparts[1])
+            src_project, tc, tname = target[0], target[1], target[2]
+            sparts = [tc.name, tname]
+            src_rec = await storage.head_object(tc.key, tname)
     try:
         check_conditionals(request.headers, src_rec)
     except errors.NotModified:
@@ -437,11 +438,12 @@ async def copy_object(
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT
-    await quotas.check_upload(request, project_id, container,
+    dkey = (await storage.container(project_id, container)).key
+    await quotas.check_upload(request, project_id, dkey,
                               await large_objects.copy_size(request, src_rec, src_project))
-    await versioning.before_write(storage, project_id, container, name)  # archive the current version
+    await versioning.before_write(storage, project_id, dkey, name)  # archive the current version
     rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
-        request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
+        request, src_rec, src_project, dkey, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
         delete_at=_delete_at(request),
     )
     return web.Response(

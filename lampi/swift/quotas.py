@@ -13,6 +13,7 @@ from multidict import CIMultiDictProxy
 
 from lampi.core import errors
 from lampi.core import quotas as core_quotas
+from lampi.core.models import CKey
 from lampi.core.numbers import uint
 from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
 
@@ -50,12 +51,12 @@ def check_account_headers(request: web.Request) -> None:
 async def check_container_create(request: web.Request, project_id: str, name: str) -> None:
     """Per-project container limit, checked before a new container is made."""
     storage = request.app[STORAGE]
-    if await storage.meta.get_container(name) is not None:
+    if await storage.lookup(project_id, name) is not None:
         return  # an existing container: PUT only updates it (or is refused as taken)
     await core_quotas.check_container_limit(storage.meta, defaults(request), project_id)
 
 
-async def check_upload(request: web.Request, project_id: str, container: str, nbytes: int | None) -> int | None:
+async def check_upload(request: web.Request, project_id: str, container: CKey, nbytes: int | None) -> int | None:
     """Before an object write of ``nbytes`` (None: chunked): 413 "Upload exceeds quota."
     if it would pass a quota. Returns the bytes still allowed (None: unlimited)."""
     return await core_quotas.check_quota(

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from lampi.core import errors, jsonbody
 from lampi.core import manifest as M
-from lampi.core.models import ManifestInfo, ObjectRecord
+from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.core.numbers import uint
 from lampi.http.context import SETTINGS, STORAGE
 from lampi.swift.bulk import declaration, out_format, response_body, status_line
@@ -168,6 +168,7 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     settings = request.app[SETTINGS]
     if request.headers.get("X-Copy-From"):
         return swift_error(405, "Multipart Manifest PUTs cannot be COPY requests", method="PUT")
+    ckey = (await storage.container(project_id, container)).key
     length = request.content_length
     if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return swift_error(411, method="PUT")
@@ -181,12 +182,12 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
     # the manifest PUT's own Content-Length (the manifest JSON, which is also what
     # bytes-used counts), not the segments, and one more object
-    await quotas.check_upload(request, project_id, container, length)
+    await quotas.check_upload(request, project_id, ckey, length)
     raw = await _read_capped(request, MAX_MANIFEST_SIZE)
     if raw is None:
         return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
     if length is None:  # chunked: checked once its size is known
-        await quotas.check_upload(request, project_id, container, len(raw))
+        await quotas.check_upload(request, project_id, ckey, len(raw))
     try:
         parsed = _validate_input(raw, container, name)
     except _BadManifest as exc:
@@ -289,9 +290,9 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
 
     from lampi.swift import versioning
 
-    await versioning.before_write(storage, project_id, container, name)  # archive the current version
+    await versioning.before_write(storage, project_id, ckey, name)  # archive the current version
     rec = await storage.put_object(
-        container, name, one(), content_type=ctype, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
+        ckey, name, one(), content_type=ctype, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
         max_size=settings.max_object_size, manifest=ManifestInfo(M.SLO, parts=len(stored)),
         total_size=total, total_etag=etag,
     )
@@ -315,9 +316,10 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
     from lampi.swift import acl, symlink
 
     cont, _, obj = path.lstrip("/").partition("/")
-    head = await _head_segment(storage, project_id, path)
-    if isinstance(head, int):
-        return head
+    found = await _head_segment(storage, project_id, path)
+    if isinstance(found, int):
+        return found
+    ckey, head = found
     try:
         await acl.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
@@ -326,26 +328,27 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
         return 403
     if not symlink.is_link(head.sysmeta):
         return "/" + path.lstrip("/"), head
-    target = await symlink.follow(request, project_id, cont, obj)
+    target = await symlink.follow(request, project_id, ckey, obj)
     if isinstance(target, web.StreamResponse):
         return target.status
     if target is None:  # replaced since: no longer a link
         return 409
-    tproject, tcont, tobj, _ = target
+    tproject, tc, tobj, _ = target
     if tproject != project_id:
         return 403
-    rec = await storage.meta.get_object(tcont, tobj, time.time())
-    return 404 if rec is None else ("/" + tcont + "/" + tobj, rec)
+    rec = await storage.meta.get_object(tc.key, tobj, time.time())
+    return 404 if rec is None else ("/" + tc.name + "/" + tobj, rec)
 
 
-async def _head_segment(storage: Any, project_id: str, path: str) -> ObjectRecord | int:
-    """The segment's record, or the status its HEAD would get (404 outside the account)."""
+async def _head_segment(storage: Any, project_id: str, path: str) -> tuple[CKey, ObjectRecord] | int:
+    """The segment's container key and record, or the status its HEAD would get (404
+    outside the account)."""
     cont, _, obj = path.lstrip("/").partition("/")
-    c = await storage.meta.get_container(cont)
+    c = await storage.lookup(project_id, cont)
     if c is None or c.project_id != project_id or not obj:
         return 404
-    rec = await storage.meta.get_object(cont, obj, time.time())
-    return 404 if rec is None else rec
+    rec = await storage.meta.get_object(c.key, obj, time.time())
+    return 404 if rec is None else (c.key, rec)
 
 
 # -- DELETE ?multipart-manifest=delete ---------------------------------------------------
@@ -375,7 +378,8 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
             break
         seg = queue.pop(0)
         if seg.get("sub_slo"):
-            head = await _head_segment(storage, project_id, seg["name"])
+            found = await _head_segment(storage, project_id, seg["name"])
+            head = found if isinstance(found, int) else found[1]
             if isinstance(head, int):
                 seg["error"] = {"code": 404, "message": "SLO manifest not found"}
             elif is_mpu(head):
@@ -400,12 +404,12 @@ async def delete_manifest(request: web.Request, project_id: str, container: str,
                 failed.append([quote(nm), seg["error"]["message"]])
             continue
         cont, _, obj = nm.lstrip("/").partition("/")
-        c = await storage.meta.get_container(cont)
+        c = await storage.lookup(project_id, cont)
         if c is None or c.project_id != project_id:
             data["Number Not Found"] += 1
             continue
         try:
-            await storage.delete_object(cont, obj)
+            await storage.delete_object(c.key, obj)
             data["Number Deleted"] += 1
         except errors.ObjectNotFound:
             data["Number Not Found"] += 1

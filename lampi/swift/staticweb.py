@@ -17,7 +17,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import Principal
-from lampi.core.models import Container, ListParams
+from lampi.core.models import CKey, Container, ListParams
 from lampi.http.context import STORAGE
 from lampi.swift import acl, objects
 from lampi.swift.listing import iso
@@ -46,7 +46,7 @@ async def _allowed(request: web.Request, principal: Principal | None, project_id
     return True
 
 
-async def _exists(request: web.Request, container: str, name: str) -> bool:
+async def _exists(request: web.Request, container: CKey, name: str) -> bool:
     try:
         await request.app[STORAGE].head_object(container, name)
     except errors.ObjectNotFound:
@@ -59,13 +59,13 @@ async def _error(request: web.Request, principal: Principal | None, c: Container
     _, error, _, _ = _web(c)
     if error:
         page = f"{status}{error}"
-        if await _exists(request, c.name, page) and await _allowed(request, principal, c.project_id, c.name, page):
-            resp = await _serve(request, c.name, page, status=status)
+        if await _exists(request, c.key, page) and await _allowed(request, principal, c.project_id, c.name, page):
+            resp = await _serve(request, c.key, page, status=status)
             return resp
     raise {401: errors.Unauthorized, 403: errors.Forbidden}.get(status, errors.NotFound)()
 
 
-async def _serve(request: web.Request, container: str, name: str, status: int = 200) -> web.StreamResponse:
+async def _serve(request: web.Request, container: CKey, name: str, status: int = 200) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
     if status == 200:
@@ -95,7 +95,7 @@ async def _listing(request: web.Request, principal: Principal | None, c: Contain
                    prefix: str) -> web.StreamResponse:
     if not await _allowed(request, principal, c.project_id, c.name, None):
         return await _error(request, principal, c, 401 if principal is None else 403)
-    rows = await request.app[STORAGE].list_objects(c.name, ListParams(prefix=prefix, delimiter="/"))
+    rows = await request.app[STORAGE].list_objects(c.key, ListParams(prefix=prefix, delimiter="/"))
     if not rows and prefix:
         return await _error(request, principal, c, 404)
     _, _, _, css = _web(c)
@@ -141,7 +141,7 @@ def _redirect(request: web.Request) -> web.Response:
 async def maybe_handle(request: web.Request, principal: Principal | None, account: str, project_id: str,
                        container: str, obj: str | None) -> web.StreamResponse | None:
     """Serve the request as a web site, or None when staticweb doesn't apply."""
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await request.app[STORAGE].lookup(project_id, container)
     if c is None or c.project_id != project_id:
         return None
     index, error, listings, _ = _web(c)
@@ -151,9 +151,9 @@ async def maybe_handle(request: web.Request, principal: Principal | None, accoun
             return None
         if not raw.endswith("/"):
             return _redirect(request)
-        if index and await _exists(request, container, index):
+        if index and await _exists(request, c.key, index):
             if await _allowed(request, principal, project_id, container, index):
-                return await objects.get_object(request, container, index)
+                return await objects.get_object(request, c.key, index)
             return await _error(request, principal, c, 401 if principal is None else 403)
         if listings:
             return await _listing(request, principal, c, account, "")
@@ -161,7 +161,7 @@ async def maybe_handle(request: web.Request, principal: Principal | None, accoun
     if not (index or listings or error):
         return None
     allowed = await _allowed(request, principal, project_id, container, obj)
-    if not obj.endswith("/") and await _exists(request, container, obj):
+    if not obj.endswith("/") and await _exists(request, c.key, obj):
         if allowed:
             return None  # an ordinary object GET
         return await _error(request, principal, c, 401 if principal is None else 403)
@@ -170,15 +170,15 @@ async def maybe_handle(request: web.Request, principal: Principal | None, accoun
             return await _error(request, principal, c, 401 if principal is None else 403)
         return await _error(request, principal, c, 404)
     if obj.endswith("/"):
-        if index and await _exists(request, container, obj + index):
+        if index and await _exists(request, c.key, obj + index):
             if await _allowed(request, principal, project_id, container, obj + index):
-                return await objects.get_object(request, container, obj + index)
+                return await objects.get_object(request, c.key, obj + index)
         if listings:
             return await _listing(request, principal, c, account, obj)
         return await _error(request, principal, c, 404)
     # "dir" without the slash: redirect when it is a directory (index or entries)
-    if (index and await _exists(request, container, obj + "/" + index)) or (
-        listings and await request.app[STORAGE].list_objects(container, ListParams(prefix=obj + "/", limit=1))
+    if (index and await _exists(request, c.key, obj + "/" + index)) or (
+        listings and await request.app[STORAGE].list_objects(c.key, ListParams(prefix=obj + "/", limit=1))
     ):
         return _redirect(request)
     return await _error(request, principal, c, 404)

@@ -35,7 +35,7 @@ class VersionsMixin(ObjectsMixin):
 
     async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
         def fn(c: sqlite3.Connection) -> tuple[bool, str, str | None]:
-            if c.execute("SELECT 1 FROM containers WHERE name = ?", (container,)).fetchone() is None:
+            if c.execute("SELECT 1 FROM containers WHERE ckey = ?", (container,)).fetchone() is None:
                 raise errors.ContainerNotFound()
             old = c.execute("SELECT version_id, delete_at, blob_id FROM objects WHERE container = ? AND name = ?",
                             (container, name)).fetchone()
