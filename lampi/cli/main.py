@@ -112,6 +112,14 @@ def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+_policies_option = click.option(
+    "--storage-policies", envvar="LAMPI_STORAGE_POLICIES", default=None, metavar="NAME[=PATH],...",
+    help="Storage policies, each keeping its objects' bytes in its own directory (relative to the data dir; "
+         "none: the data dir) [env LAMPI_STORAGE_POLICIES; default default-placement].")
+_default_policy_option = click.option(
+    "--default-storage-policy", envvar="LAMPI_DEFAULT_STORAGE_POLICY", default=None, metavar="NAME",
+    help="Policy of containers made without X-Storage-Policy [env LAMPI_DEFAULT_STORAGE_POLICY; default: "
+         "the first].")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -170,6 +178,8 @@ def cli(config: str | None) -> None:
               type=click.Choice(["global", "project"]),
               help="Container/bucket names unique in the whole service (global, as Allas) or per project "
                    "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
+@_policies_option
+@_default_policy_option
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -199,7 +209,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         msg = [
             f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
             f"  Keystone v3:  {s.base_url()}/v3",
-            f"  Swift:        {s.base_url()}/v1/AUTH_{boot.project.id}",
+            f"  Swift:        {s.base_url()}/swift/v1/AUTH_{boot.project.id}",
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
             f"  data dir:     {dd}",
@@ -462,8 +472,10 @@ role.command("revoke", help="Take the role ROLE on PROJECT from USER (as argumen
               help="Also leave files younger than this many seconds alone (a secondary guard: "
                    "uploads in flight are recognised by their lock).")
 @json_option
+@_policies_option
 @click.pass_context
-def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool) -> None:
+def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool,
+         storage_policies: str | None) -> None:
     """Check metadata against blobs; remove orphaned blobs and partial uploads.
 
     Exit status 0 when the store is clean (after removals), 1 when objects have a
@@ -472,17 +484,17 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from rich.progress import Progress
 
     from lampi.bg.fsck import fsck as run_fsck
-    from lampi.store.blob.fs import FSBlobStore
+    from lampi.store.blob.policies import open_policy_stores
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
-    settings = _settings(ctx, data_dir=data_dir)
+    settings = _settings(ctx, data_dir=data_dir, storage_policies=storage_policies)
     _require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
         meta = SQLiteMetaStore(settings.data_path / "meta.db")
         try:
             with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
-                return await run_fsck(meta, FSBlobStore(settings.data_path), repair=not dry_run, grace=grace,
+                return await run_fsck(meta, open_policy_stores(settings), repair=not dry_run, grace=grace,
                                       progress=progress)
         finally:
             await meta.close()

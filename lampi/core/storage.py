@@ -21,6 +21,7 @@ from lampi.core import versions
 from lampi.core.blobwrite import recording, stream_to_blob
 from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
+from lampi.store.blob.policies import PolicyBlobStore
 from lampi.store.meta.base import MetaStore
 
 log = logging.getLogger("lampi.core")
@@ -41,6 +42,7 @@ def check_name(kind: str, name: str, max_bytes: int) -> None:
 
 
 NAMESPACES = ("global", "project")
+DEFAULT_POLICY = "default-placement"  # the one policy of a store not configured otherwise (Allas's name)
 
 
 async def namespace_problem(meta: MetaStore, namespace: str) -> str | None:
@@ -71,6 +73,60 @@ class Storage:
         self.meta = meta
         self.blobs = blobs
         self.namespace = namespace
+        # storage policies: one blob store each (lampi.store.blob.policies); a plain
+        # BlobStore is one policy of the default name
+        self._policies = blobs if isinstance(blobs, PolicyBlobStore) else None
+
+    # -- storage policies -------------------------------------------------------------
+
+    def policy_names(self) -> list[str]:
+        """The configured policies, the first being the one of containers made before
+        policies existed (Swift's policy 0)."""
+        return self._policies.names() if self._policies is not None else [DEFAULT_POLICY]
+
+    def default_policy(self) -> str:
+        return self._policies.default if self._policies is not None else DEFAULT_POLICY
+
+    def find_policy(self, name: str) -> str | None:
+        """The configured spelling of policy ``name`` (case-insensitive, as Swift), or None."""
+        if self._policies is not None:
+            return self._policies.canonical(name)
+        return DEFAULT_POLICY if name.upper() == DEFAULT_POLICY.upper() else None
+
+    def policy_name(self, stored: str | None) -> str:
+        """A container's policy as clients see it, from its stored value (``Container.policy``
+        or an account listing row's ``extra["policy"]``): None, from before policies, is
+        the first policy; a name no longer configured is shown as stored."""
+        if stored is None:
+            return self.policy_names()[0]
+        return self.find_policy(stored) or stored
+
+    def policy_info(self) -> list[tuple[str, bool]]:
+        """(name, is the default) of every policy, for Swift's /info."""
+        default = self.default_policy()
+        return [(n, n == default) for n in self.policy_names()]
+
+    async def policy_stats(self, project_id: str) -> dict[str, tuple[int, int, int]]:
+        """Policy name → (containers, objects, bytes) of the project's containers of that
+        policy, for the policies it has containers in (Swift's per-policy account stats)."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for stored, (nc, no, nb) in (await self.meta.policy_stats(project_id)).items():
+            name = self.policy_name(stored)
+            c0, o0, b0 = out.get(name, (0, 0, 0))
+            out[name] = (c0 + nc, o0 + no, b0 + nb)
+        return out
+
+    async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
+        """An account listing; each container's ``extra["storage_policy"]`` is its policy's name."""
+        rows = await self.meta.list_containers(project_id, params)
+        return [r if r.is_subdir else replace(r, extra={"storage_policy": self.policy_name((r.extra or {}).get("policy"))})
+                for r in rows]
+
+    def blobs_for(self, c: Container | None) -> BlobStore:
+        """Where new bytes of container ``c`` go: its policy's blob store."""
+        if self._policies is None:
+            return self.blobs
+        return self._policies.for_policy(self.policy_name(c.policy) if c is not None else None)
 
     @property
     def per_project(self) -> bool:
@@ -84,9 +140,6 @@ class Storage:
 
     async def account(self, project_id: str) -> Account:
         return await self.meta.get_account(project_id)
-
-    async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
-        return await self.meta.list_containers(project_id, params)
 
     async def update_account_meta(self, project_id: str, updates: dict[str, str | None]) -> None:
         await self.meta.update_account_meta(project_id, updates)
@@ -165,7 +218,8 @@ class Storage:
         record's size and ETag are the large object's (``total_size``, ``total_etag``)
         and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
         """
-        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size,
+        cont = await self.meta.get_container(container)  # its storage policy says where the bytes go
+        blob_id, written, etag = await stream_to_blob(self.blobs_for(cont), body, max_size=max_size,
                                                      expected_size=expected_size, expected_etag=expected_etag)
         ts = timestamp or time.time()
         size = written
@@ -189,7 +243,7 @@ class Storage:
         )
         with recording(self.blobs, blob_id):  # fsck leaves the blob alone until committed
             try:
-                record, old = await self._put_record(record)
+                record, old = await self._put_record(record, cont)
             except asyncio.CancelledError:
                 # Cancelled (e.g. at the end of the shutdown grace period) while the
                 # metadata transaction runs in its thread: it may still commit, so the
@@ -202,10 +256,9 @@ class Storage:
             await self._release(old)
         return record
 
-    async def _put_record(self, record: ObjectRecord) -> tuple[ObjectRecord, str | None]:
+    async def _put_record(self, record: ObjectRecord, c: Container | None) -> tuple[ObjectRecord, str | None]:
         """``meta.put_object``; in a container with object versioning enabled the record
         is written as a new version (id = its timestamp, moved on if taken)."""
-        c = await self.meta.get_container(record.container)
         if c is None or not versions.enabled(c.meta):
             return record, await self.meta.put_object(record)
         ts = record.last_modified

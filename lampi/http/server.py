@@ -32,8 +32,8 @@ from aiohttp import web
 from lampi.config import Settings
 from lampi.http import guard
 from lampi.http.app import build_app
+from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.identity.service import Bootstrap, IdentityService
-from lampi.store.blob.fs import FSBlobStore
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
 from lampi.store.space import MinFree
@@ -42,12 +42,13 @@ log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
 
 
-def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
+def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
     meta = SQLiteMetaStore(root / "meta.db")
-    # uploads leave min_free_space free, and room for the metadata reserve (lampi.store.space)
-    return meta, FSBlobStore(root, MinFree(*settings.min_free()), meta.reserve)
+    # one blob store per storage policy (lampi.store.blob.policies); uploads leave
+    # min_free_space free, and room for the metadata reserve (lampi.store.space)
+    return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
 
 
 def bootstrap(settings: Settings) -> Bootstrap:
@@ -116,7 +117,7 @@ def clear_partials(settings: Settings) -> int:
     """Remove the temp files of interrupted uploads. One an upload still holds (another
     server on this data dir, still finishing its requests) is left alone: its lock says
     so (lampi.store.blob.fs)."""
-    blobs = FSBlobStore(settings.data_path)
+    blobs = open_policy_stores(settings)  # every policy's tmp/
     return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
 
 

@@ -345,7 +345,9 @@ def build_catalog(request: web.Request, project_id: str) -> list[dict[str, Any]]
             "id": uuid.uuid5(uuid.NAMESPACE_URL, "lampi:object-store").hex,
             "type": "object-store",
             "name": "swift",
-            "endpoints": endpoints(f"{base}/v1/AUTH_{project_id}", "object-store"),
+            # Allas's form (allas_conf picks https://a3s.fi:443/swift/... out of the
+            # catalog); /v1/AUTH_<id> is served too (and v1.0 auth's X-Storage-Url)
+            "endpoints": endpoints(f"{base}/swift/v1/AUTH_{project_id}", "object-store"),
         },
     ]
 

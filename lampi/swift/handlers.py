@@ -123,17 +123,21 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _account_headers(request: web.Request, project_id: str) -> dict[str, str]:
-    acct = await request.app[STORAGE].account(project_id)
+    storage = request.app[STORAGE]
+    acct = await storage.account(project_id)
     h = {
         "X-Account-Container-Count": str(acct.container_count),
         "X-Account-Object-Count": str(acct.object_count),
         "X-Account-Bytes-Used": str(acct.bytes_used),
         "X-Timestamp": x_timestamp(acct.created_at),
         "X-PUT-Timestamp": x_timestamp(acct.created_at),
-        "X-Account-Storage-Policy-Default-Placement-Container-Count": str(acct.container_count),
-        "X-Account-Storage-Policy-Default-Placement-Object-Count": str(acct.object_count),
-        "X-Account-Storage-Policy-Default-Placement-Bytes-Used": str(acct.bytes_used),
     }
+    # per storage policy that has containers here, as Swift's account server
+    for policy, (containers, objects_, nbytes) in (await storage.policy_stats(project_id)).items():
+        prefix = f"X-Account-Storage-Policy-{policy}-"
+        h[prefix + "Container-Count"] = str(containers)
+        h[prefix + "Object-Count"] = str(objects_)
+        h[prefix + "Bytes-Used"] = str(nbytes)
     for k, v in acct.meta.items():
         if k == ACCOUNT_ACL_KEY:
             h["X-Account-Access-Control"] = v
@@ -151,7 +155,7 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
         if m == "HEAD":
             return web.Response(status=204, headers=headers, content_type="text/plain", charset="utf-8")
         assert params is not None
-        rows = await storage.list_containers(project_id, params)
+        rows = await storage.list_containers(project_id, params)  # extra["storage_policy"]: its name
         fmt, ctype = listing_format(request)
         body, _ = render_containers(fmt, account, rows)
         if fmt == "plain" and not rows:
@@ -208,6 +212,18 @@ def _container_meta_updates(request: web.Request) -> dict[str, str | None]:
     return updates
 
 
+def _requested_policy(request: web.Request) -> str | None:
+    """The storage policy a container PUT asks for (its configured spelling), None when it
+    asks for none (the default's); InvalidArgument (400, Swift's body) for an unknown one."""
+    asked = request.headers.get("X-Storage-Policy", "")
+    if not asked:
+        return None
+    found = request.app[STORAGE].find_policy(asked)
+    if found is None:
+        raise errors.InvalidArgument(f"Invalid X-Storage-Policy '{asked}'")
+    return found
+
+
 async def _container_headers(request: web.Request, project_id: str, name: str) -> dict[str, str]:
     c = await request.app[STORAGE].container(project_id, name)
     h = {
@@ -215,7 +231,7 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
         "X-Container-Bytes-Used": str(c.bytes_used),
         "X-Timestamp": x_timestamp(c.created_at),
         "X-PUT-Timestamp": x_timestamp(c.put_timestamp),
-        "X-Storage-Policy": "default-placement",
+        "X-Storage-Policy": request.app[STORAGE].policy_name(c.policy),
         "Accept-Ranges": "bytes",
     }
     for k, v in c.meta.items():
@@ -262,8 +278,14 @@ async def handle_container(
         meta = {k: v for k, v in meta_updates.items() if v is not None}
         meta.update({k: v for k, v in sys_updates.items() if v is not None})
         await quotas.check_container_create(request, project_id, name)  # project's container limit
+        policy = _requested_policy(request)  # 400 for an unknown X-Storage-Policy
+        if policy is not None:
+            existing = await storage.lookup(project_id, name)
+            if existing is not None and existing.project_id == project_id \
+                    and storage.policy_name(existing.policy) != policy:
+                return swift_error(409, method="PUT")  # a container's policy never changes
         try:
-            created = await storage.create_container(project_id, name, meta, time.time())
+            created = await storage.create_container(project_id, name, meta, time.time(), policy=policy)
         except errors.ContainerNameTaken:
             return swift_error(409, "Container name is already in use by another project.\n")
         if not created:
@@ -320,7 +342,7 @@ async def info(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     return web.json_response(
         {
-            "swift": C.swift_info(s.max_object_size),
+            "swift": C.swift_info(s.max_object_size, request.app[STORAGE].policy_info()),
             "tempauth": {"account_acls": True},
             "keystoneauth": {},
             "tempurl": tempurl.info(),

@@ -129,12 +129,20 @@ def list_params(request: web.Request) -> ListParams:
     )
 
 
+def _policy_item(r: ListingEntry) -> dict[str, str]:
+    """``storage_policy`` of an account listing row whose policy name was filled in
+    (``Storage.policy_name``, by the account handler: ``extra["storage_policy"]``)."""
+    name = (r.extra or {}).get("storage_policy")
+    return {"storage_policy": name} if name else {}
+
+
 def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple[str, str]:
     if fmt == "json":
         items = [
             {"subdir": r.name}
             if r.is_subdir
-            else {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified)}
+            else {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified),
+                  **_policy_item(r)}
             for r in rows
         ]
         return json.dumps(items), "application/json"
@@ -146,7 +154,9 @@ def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple
             else:
                 out.append(
                     f"<container><name>{escape(r.name)}</name><count>{r.count}</count>"
-                    f"<bytes>{r.bytes}</bytes><last_modified>{iso(r.last_modified)}</last_modified></container>"
+                    f"<bytes>{r.bytes}</bytes><last_modified>{iso(r.last_modified)}</last_modified>"
+                    + "".join(f"<storage_policy>{escape(v)}</storage_policy>" for v in _policy_item(r).values())
+                    + "</container>"
                 )
         out.append("</account>")
         return "\n".join(out), "application/xml"

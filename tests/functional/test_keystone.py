@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -144,7 +145,9 @@ def test_generic_password_from_root_url_discovers_v3(server: LampiServer, alice:
                             user_domain_name="Default", project_name=alice.project, project_domain_name="Default")
     sess = session.Session(auth=auth)
     assert sess.get_project_id() == alice.project_id
-    assert sess.get_endpoint(service_type="object-store", interface="public") == f"{server.url}/v1/AUTH_{alice.project_id}"
+    # Allas's form of the object-store URL: <base>/swift/v1/AUTH_<project_id>
+    assert sess.get_endpoint(service_type="object-store", interface="public") == \
+        f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     assert sess.get_api_major_version(service_type="identity", interface="public") == (3, 0)
 
 
@@ -164,7 +167,7 @@ def test_keystoneauth_password_forms(server: LampiServer, alice: Account, form: 
     assert sess.get_user_id() == alice.user_id
     assert sess.get_project_id() == alice.project_id
     url = sess.get_endpoint(service_type="object-store", interface="public")
-    assert url == f"{server.url}/v1/AUTH_{alice.project_id}"
+    assert url == f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     # and the token works for Swift through swiftclient's session support
     conn = swiftclient.Connection(session=sess, retries=0)
     assert int(conn.head_account()["x-account-container-count"]) >= 0
@@ -206,7 +209,7 @@ def test_token_response_shape(server: LampiServer, alice: Account) -> None:
         assert {e["interface"] for e in svc["endpoints"]} == {"public", "internal", "admin"}
         assert all(e["region"] == "regionOne" and e["region_id"] == "regionOne" for e in svc["endpoints"])
         assert svc["id"] and all(e["id"] for e in svc["endpoints"])
-    assert {e["url"] for e in catalog["object-store"]["endpoints"]} == {f"{server.url}/v1/AUTH_{alice.project_id}"}
+    assert {e["url"] for e in catalog["object-store"]["endpoints"]} == {f"{server.url}/swift/v1/AUTH_{alice.project_id}"}
     assert {e["url"].rstrip("/") for e in catalog["identity"]["endpoints"]} == {server.auth_url}
 
 
@@ -232,16 +235,18 @@ def test_allas_conf_flow(server: LampiServer, alice: Account, unique: str) -> No
     # allas_conf picks the public object-store URL out of the catalog
     storage_url = next(e["url"] for svc in r.json()["token"]["catalog"] if svc["type"] == "object-store"
                        for e in svc["endpoints"] if e["interface"] == "public")
+    # ... with allas_conf's own pattern (https://a3s.fi:443/swift/[A-Za-z0-9/_]*)
+    assert re.fullmatch(re.escape(server.url) + r"/swift/[A-Za-z0-9/_]*", storage_url), storage_url
+    assert storage_url == f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     swiftclient.put_container(storage_url, token, unique)
     swiftclient.put_object(storage_url, token, unique, "o.txt", b"allas")
-    # Allas's own URL form, /swift/v1/AUTH_<id>, serves the same account
-    allas_url = storage_url.replace("/v1/", "/swift/v1/")
-    assert allas_url.startswith(f"{server.url}/swift/v1/AUTH_")
-    _, body = swiftclient.get_object(allas_url, token, unique, "o.txt")
+    # Swift's plain form, /v1/AUTH_<id>, serves the same account
+    plain_url = storage_url.replace("/swift/v1/", "/v1/")
+    _, body = swiftclient.get_object(plain_url, token, unique, "o.txt")
     assert body == b"allas"
-    _, listing = swiftclient.get_container(allas_url, token, unique)
+    _, listing = swiftclient.get_container(plain_url, token, unique)
     assert [o["name"] for o in listing] == ["o.txt"]
-    swiftclient.delete_object(allas_url, token, unique, "o.txt")
+    swiftclient.delete_object(plain_url, token, unique, "o.txt")
     swiftclient.delete_container(storage_url, token, unique)
 
 

@@ -83,6 +83,11 @@ class MetaStore(Protocol):
         (global namespace)."""
         ...
 
+    async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
+        """Stored storage policy (None: from before policies) → (containers, objects,
+        bytes) of the project's containers."""
+        ...
+
     async def shared_names(self, limit: int = 10) -> list[str]:
         """Container names that more than one project uses (possible only in the
         per-project namespace; the global one refuses to serve such a store)."""

@@ -129,6 +129,14 @@ class ContainersMixin(SQLiteBase):
 
         return await self._read(fn)
 
+    async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
+        def fn(c: sqlite3.Connection) -> dict[str | None, tuple[int, int, int]]:
+            return {r[0]: (r[1], r[2], r[3]) for r in c.execute(
+                "SELECT policy, COUNT(*), SUM(object_count), SUM(bytes_used) FROM containers "
+                "WHERE project_id = ? GROUP BY policy", (project_id,))}
+
+        return await self._run(fn)
+
     async def shared_names(self, limit: int = 10) -> list[str]:
         def fn(c: sqlite3.Connection) -> list[str]:
             return [r[0] for r in c.execute(
