@@ -435,6 +435,13 @@ async def copy_object(
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
+    if symlink.is_link(sysmeta) and "X-Symlink-Target-Account" in request.headers:
+        # a link copied as itself (?symlink=get): the copy's PUT names its target account,
+        # as Swift's symlink middleware sees the copy's headers
+        acct = unquote(request.headers["X-Symlink-Target-Account"])
+        if not acct or "/" in acct:
+            raise errors.PreconditionFailed("Account name cannot contain slashes")
+        sysmeta[symlink.TARGET_ACCOUNT] = quote(acct)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT

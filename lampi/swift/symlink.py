@@ -87,6 +87,30 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
             pass
         if rec is None:
             raise _conflict("X-Symlink-Target does not exist", tproject, sys[TARGET])
+        # a static link as the target is followed (its recorded ETag must be the one
+        # asked), a plain link is not: its own (empty) ETag is compared, as Swift's
+        # HEAD with follow_softlinks=False does
+        hops, path, project = 0, sys[TARGET], tproject
+        while is_link(rec.sysmeta) and rec.sysmeta.get(TARGET_ETAG):
+            if rec.sysmeta[TARGET_ETAG] != etag:
+                raise _conflict("X-Symlink-Target-Etag headers do not match", project, path)
+            if hops >= SYMLOOP_MAX:
+                raise _conflict(f"Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}",
+                                project, path)
+            hops += 1
+            if TARGET_ACCOUNT in rec.sysmeta:
+                project = unquote(rec.sysmeta[TARGET_ACCOUNT]).removeprefix("AUTH_")
+            path = rec.sysmeta[TARGET]
+            ncont, _, nobj = unquote(path).partition("/")
+            nxt = None
+            try:
+                await acl.check_subrequest(request, project, ncont, nobj)
+                nxt = await storage.head_object((await storage.container(project, ncont)).key, nobj)
+            except errors.NotFound:
+                pass
+            if nxt is None:
+                raise _conflict("X-Symlink-Target does not exist", project, path)
+            rec = nxt
         if rec.etag != etag:
             raise _conflict(f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {etag!r}",
                             tproject, sys[TARGET])
@@ -168,13 +192,18 @@ async def follow(
             resp = swift_error(404, method=request.method)
             resp.headers["Content-Location"] = location
             return resp
-        except errors.DomainError as exc:
+        except errors.DomainError as exc:  # e.g. 403 reading the target: still says where it points
             from lampi.swift.errors import to_response
 
-            return to_response(exc, request.method)
-        if want_etag and rec.etag != want_etag:
+            resp = to_response(exc, request.method)
+            resp.headers["Content-Location"] = location
+            return resp
+        # a static link pointing at another static link: that one's recorded ETag (Swift's
+        # found_etag), not its own empty body's
+        found = rec.sysmeta.get(TARGET_ETAG) or rec.etag if is_link(rec.sysmeta) else rec.etag
+        if want_etag and found != want_etag:
             resp = swift_error(
-                409, f"Object Etag {rec.etag!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
+                409, f"Object Etag {found!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
                 method=request.method)
             resp.headers["Content-Location"] = location
             return resp
