@@ -121,6 +121,12 @@ class Settings:
                   "project's bucket)."},
     )
 
+    storage_url_form: str = field(
+        default="allas",
+        metadata={"help": "The Keystone catalog's object-store URL: 'allas', <base>/swift/v1/AUTH_<project_id> "
+                  "as Allas's catalog has it; 'swift', <base>/v1/AUTH_<project_id> (tools that take the "
+                  "second path segment for the account, e.g. Swift's own functional tests). Both are served."},
+    )
     storage_policies: str = field(
         default="default-placement",
         metadata={"help": "Storage policies, comma-separated NAME[=PATH]: each keeps its objects' bytes "
@@ -138,6 +144,8 @@ class Settings:
     def __post_init__(self) -> None:
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
         self.policies()  # and malformed storage policies
+        if self.storage_url_form not in ("allas", "swift"):
+            raise ValueError(f"setting 'storage_url_form': cannot use {self.storage_url_form!r} (allas or swift)")
         if self.bucket_namespace not in BUCKET_NAMESPACES:
             raise ValueError(f"setting 'bucket_namespace': cannot use {self.bucket_namespace!r} "
                              f"(one of {', '.join(BUCKET_NAMESPACES)})")

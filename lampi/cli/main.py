@@ -180,6 +180,9 @@ def cli(config: str | None) -> None:
                    "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
 @_policies_option
 @_default_policy_option
+@click.option("--storage-url-form", envvar="LAMPI_STORAGE_URL_FORM", default=None, type=click.Choice(["allas", "swift"]),
+              help="Catalog object-store URL: allas, <base>/swift/v1/AUTH_<id>; swift, <base>/v1/AUTH_<id> (both are "
+                   "served) [env LAMPI_STORAGE_URL_FORM; default allas].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -209,7 +212,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         msg = [
             f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
             f"  Keystone v3:  {s.base_url()}/v3",
-            f"  Swift:        {s.base_url()}/swift/v1/AUTH_{boot.project.id}",
+            f"  Swift:        {s.base_url()}{'/swift' if s.storage_url_form == 'allas' else ''}/v1/AUTH_{boot.project.id}",
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
             f"  data dir:     {dd}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1.identity import generic, v3
 from keystoneclient.v3 import client as ks_client
 
-from tests.functional.conftest import LampiServer
+from tests.functional.conftest import LampiServer, lampi_cmd
 
 
 @dataclass
@@ -400,7 +401,7 @@ def test_keystoneclient_tokens_and_projects(server: LampiServer, alice: Account)
     assert access.project_id == alice.project_id and access.user_id == alice.user_id
     assert "member" in access.role_names
     assert access.service_catalog.url_for(service_type="object-store", endpoint_type="public") == \
-        f"{server.url}/v1/AUTH_{alice.project_id}"
+        f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     ks.tokens.revoke_token(other)
     with pytest.raises(ksa_exc.NotFound):
         ks.tokens.validate(other)
@@ -764,3 +765,22 @@ def test_secrets_never_logged(server: LampiServer, admin: Account, alice: Accoun
     assert log
     for secret in (admin.password, alice.password, token, a_tok, token[:40]):
         assert secret not in log
+
+
+def test_storage_url_form_swift(fresh_server) -> None:  # noqa: ANN001
+    """``storage_url_form = "swift"``: the catalog gives Swift's /v1/AUTH_<id> form (for
+    tools that take its second path segment for the account); both forms are served."""
+    fresh_server.extra_args = ["--storage-url-form", "swift"]
+    fresh_server.start()
+    rc = fresh_server.openrc()
+    conn = swiftclient.Connection(authurl=rc["OS_AUTH_URL"], user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": rc["OS_PROJECT_NAME"]}, auth_version="3", retries=0)
+    url, token = conn.get_auth()
+    assert re.fullmatch(re.escape(fresh_server.url) + r"/v1/AUTH_[0-9a-f]+", url), url
+    conn.put_container("c")
+    _, body = swiftclient.get_container(url.replace("/v1/", "/swift/v1/"), token, "c")
+    assert body == []
+    res = subprocess.run([*lampi_cmd(), "serve", "--storage-url-form", "tenant", "--data-dir",
+                          str(fresh_server.data_dir)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "tenant" in res.stderr
