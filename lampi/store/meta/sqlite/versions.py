@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import ListingEntry, ListParams, ObjectRecord
+from lampi.core.models import CKey, ListingEntry, ListParams, ObjectRecord
 from lampi.core.versions import DELETE_MARKER, EMPTY_MD5, version_id
 from lampi.store.meta.sqlite.listing import _after, _Scan
 from lampi.store.meta.sqlite.objects import ObjectsMixin
@@ -27,7 +27,7 @@ class VersionsMixin(ObjectsMixin):
             vid = version_id(ts)
             try:
                 self._insert_version(c, ObjectRecord(
-                    container=container, name=name, blob_id="", size=0, etag=EMPTY_MD5,
+                    container=CKey(container), name=name, blob_id="", size=0, etag=EMPTY_MD5,
                     content_type=DELETE_MARKER, last_modified=ts, data_timestamp=ts, version_id=vid))
                 return vid
             except errors.Conflict:
