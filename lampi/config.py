@@ -113,8 +113,47 @@ class Settings:
                   "would leave less is refused with 507 Insufficient Storage. 0 disables the check."},
     )
 
+    bucket_namespace: str = field(
+        default="global",
+        metadata={"help": "Container/bucket names: 'global', one name space for the whole service, as "
+                  "Allas (a name taken by one project is refused to the others); 'project', each project "
+                  "has its own names, as Ceph RGW's tenants (S3: <project_id>:<bucket> names another "
+                  "project's bucket)."},
+    )
+
+    storage_url_form: str = field(
+        default="allas",
+        metadata={"help": "The Keystone catalog's object-store URL: 'allas', <base>/swift/v1/AUTH_<project_id> "
+                  "as Allas's catalog has it; 'swift', <base>/v1/AUTH_<project_id> (tools that take the "
+                  "second path segment for the account, e.g. Swift's own functional tests). Both are served."},
+    )
+    storage_policies: str = field(
+        default="default-placement",
+        metadata={"help": "Storage policies, comma-separated NAME[=PATH]: each keeps its objects' bytes "
+                  "under its own directory (PATH, relative to the data dir; none: the data dir itself, "
+                  "where stores from before policies keep theirs). A container's policy is chosen when "
+                  "it is made (Swift's X-Storage-Policy). TOML also takes [[storage_policy]] tables "
+                  "(name, path, default). Default: one policy, 'default-placement', as Allas reports."},
+    )
+    default_storage_policy: str = field(
+        default="",
+        metadata={"help": "The policy of containers made without X-Storage-Policy (and of S3 buckets); "
+                  "empty: the first of storage_policies."},
+    )
+
     def __post_init__(self) -> None:
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
+        self.policies()  # and malformed storage policies
+        if self.storage_url_form not in ("allas", "swift"):
+            raise ValueError(f"setting 'storage_url_form': cannot use {self.storage_url_form!r} (allas or swift)")
+        if self.bucket_namespace not in BUCKET_NAMESPACES:
+            raise ValueError(f"setting 'bucket_namespace': cannot use {self.bucket_namespace!r} "
+                             f"(one of {', '.join(BUCKET_NAMESPACES)})")
+
+    def policies(self) -> list[PolicySpec]:
+        """``storage_policies`` parsed and checked (ValueError names the problem); the
+        default policy is the one with ``default`` set."""
+        return parse_policies(self.storage_policies, self.default_storage_policy, self.data_path)
 
     def min_free(self) -> tuple[int, float]:
         """``min_free_space`` as (bytes, fraction of the filesystem)."""
@@ -135,7 +174,84 @@ class Settings:
         return f"http://{host}:{self.port}"
 
 
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """A storage policy: its name and the directory under which its blobs live."""
+
+    name: str
+    root: Path  # the blob root (the data dir itself for a policy without a path)
+    default: bool = False
+    in_data_dir: bool = True  # root is the data dir: blob ids without a policy prefix
+
+
+_POLICY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def parse_policies(spec: str, default: str, data_dir: Path) -> list[PolicySpec]:
+    """``"gold,silver=silver-disk,/mnt/archive"``-style lists: NAME[=PATH], comma-separated.
+    Names as Swift's (letters, digits, '-'; unique, case-insensitively); paths relative to
+    the data dir; no two policies on one directory."""
+    out: list[PolicySpec] = []
+    seen: dict[str, str] = {}
+    roots: dict[Path, str] = {}
+    base = data_dir.absolute()
+    for item in str(spec).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not name or not set(name) <= _POLICY_CHARS:
+            raise ValueError(f"setting 'storage_policies': invalid policy name {name!r} (letters, digits "
+                             "and '-' only)")
+        if name.upper() in seen:
+            raise ValueError(f"setting 'storage_policies': policy {name!r} named twice")
+        seen[name.upper()] = name
+        root = (base / path).absolute() if path else base
+        if root in roots:
+            raise ValueError(f"setting 'storage_policies': policies {roots[root]!r} and {name!r} share the "
+                             f"directory {root}")
+        roots[root] = name
+        out.append(PolicySpec(name, root, in_data_dir=root == base))
+    if not out:
+        raise ValueError("setting 'storage_policies': at least one policy is needed")
+    for p in out:  # a root inside another's blob or temp tree would be taken for its files
+        for q in out:
+            if p is not q and any(p.root.is_relative_to(q.root / d) for d in ("blobs", "tmp")):
+                raise ValueError(f"setting 'storage_policies': the directory of {p.name!r} ({p.root}) is "
+                                 f"inside the blobs of {q.name!r}")
+    want = default.strip() if default else out[0].name
+    if want.upper() not in seen:
+        raise ValueError(f"setting 'default_storage_policy': {want!r} is not one of the storage policies "
+                         f"({', '.join(p.name for p in out)})")
+    return [dataclasses.replace(p, default=p.name.upper() == want.upper()) for p in out]
+
+
+def _policy_tables(tables: Any, where: str) -> tuple[str, str]:
+    """TOML ``[[storage_policy]]`` tables (name, path, default) → (storage_policies,
+    default_storage_policy)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValueError(f"{where}: storage_policy must be [[storage_policy]] tables")
+    items, default = [], ""
+    for t in tables:
+        unknown = set(t) - {"name", "path", "default"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) in [[storage_policy]]: {', '.join(sorted(unknown))}")
+        name, path = t.get("name"), t.get("path", "")
+        if not isinstance(name, str) or not isinstance(path, str) or "," in name + path or "=" in name:
+            raise ValueError(f"{where}: [[storage_policy]] needs a text name (and path)")
+        items.append(f"{name}={path}" if path else name)
+        if t.get("default") is True:
+            if default:
+                raise ValueError(f"{where}: more than one [[storage_policy]] is the default")
+            default = name
+        elif t.get("default") not in (None, False):
+            raise ValueError(f"{where}: [[storage_policy]] default must be true or false")
+    return ",".join(items), default
+
+
 ENV_PREFIX = "LAMPI_"
+BUCKET_NAMESPACES = ("global", "project")
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -194,6 +310,11 @@ def load_settings(
         data = data.get("lampi", data)
         for key, value in data.items():
             key = key.replace("-", "_")
+            if key == "storage_policy":  # [[storage_policy]] tables
+                values["storage_policies"], default = _policy_tables(value, config_file)
+                if default:
+                    values["default_storage_policy"] = default
+                continue
             if key not in known:
                 raise ValueError(f"{config_file}: unknown setting {key!r}")
             values[key] = _coerce(key, known[key].type, value)

@@ -33,7 +33,7 @@ async def _expire_rule(storage: Storage, c: Container, rule: dict, day_seconds: 
     marker = ""
     prefix = lc.prefix_of(rule)
     while True:
-        page = await storage.list_objects(c.name, ListParams(prefix=prefix, marker=marker, limit=PAGE))
+        page = await storage.list_objects(c.key, ListParams(prefix=prefix, marker=marker, limit=PAGE))
         for e in page:
             if e.is_subdir:
                 continue
@@ -41,14 +41,14 @@ async def _expire_rule(storage: Storage, c: Container, rule: dict, day_seconds: 
             if t is None or t > now or not lc.matches(rule, e.name, e.bytes, None):
                 continue
             try:
-                rec = await storage.head_object(c.name, e.name)
+                rec = await storage.head_object(c.key, e.name)
             except errors.ObjectNotFound:
                 continue
             t = lc.expires_at(rule, rec.last_modified, day_seconds)
             if t is None or t > now or not lc.matches(rule, rec.name, rec.size, tagging.stored(rec.sysmeta)):
                 continue  # replaced since the listing, or its tags don't match
             try:  # only the version judged here: not an upload that replaced it since
-                await storage.delete_object(c.name, rec.name, if_record=rec)
+                await storage.delete_object(c.key, rec.name, if_record=rec)
                 n += 1
             except (errors.ObjectNotFound, errors.PreconditionFailed):
                 pass
@@ -65,7 +65,7 @@ async def _abort_uploads(storage: Storage, c: Container, rule: dict, day_seconds
     n = 0
     key_marker = upload_marker = ""
     while True:
-        ups = await storage.meta.list_uploads(c.name, lc.prefix_of(rule), key_marker, upload_marker, PAGE)
+        ups = await storage.meta.list_uploads(c.key, lc.prefix_of(rule), key_marker, upload_marker, PAGE)
         for up in ups:
             if up.initiated <= cutoff and await multipart.abort_upload(storage, up.upload_id):
                 n += 1

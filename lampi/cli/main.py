@@ -113,6 +113,14 @@ def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 domain_option = click.option("--domain", "domain_ref", default=None, metavar="DOMAIN",
                              help="Domain (name or id) of the user and project named [default: Default].")
+_policies_option = click.option(
+    "--storage-policies", envvar="LAMPI_STORAGE_POLICIES", default=None, metavar="NAME[=PATH],...",
+    help="Storage policies, each keeping its objects' bytes in its own directory (relative to the data dir; "
+         "none: the data dir) [env LAMPI_STORAGE_POLICIES; default default-placement].")
+_default_policy_option = click.option(
+    "--default-storage-policy", envvar="LAMPI_DEFAULT_STORAGE_POLICY", default=None, metavar="NAME",
+    help="Policy of containers made without X-Storage-Policy [env LAMPI_DEFAULT_STORAGE_POLICY; default: "
+         "the first].")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -167,6 +175,15 @@ def cli(config: str | None) -> None:
               help="Seconds an idle kept-alive connection stays open [env LAMPI_KEEPALIVE_TIMEOUT; default 75].")
 @click.option("--max-connections", envvar="LAMPI_MAX_CONNECTIONS", type=int, default=None,
               help="Connections per worker [env LAMPI_MAX_CONNECTIONS; default 0: from the open-file limit].")
+@click.option("--bucket-namespace", envvar="LAMPI_BUCKET_NAMESPACE", default=None,
+              type=click.Choice(["global", "project"]),
+              help="Container/bucket names unique in the whole service (global, as Allas) or per project "
+                   "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
+@_policies_option
+@_default_policy_option
+@click.option("--storage-url-form", envvar="LAMPI_STORAGE_URL_FORM", default=None, type=click.Choice(["allas", "swift"]),
+              help="Catalog object-store URL: allas, <base>/swift/v1/AUTH_<id>; swift, <base>/v1/AUTH_<id> (both are "
+                   "served) [env LAMPI_STORAGE_URL_FORM; default allas].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -196,7 +213,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         msg = [
             f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
             f"  Keystone v3:  {s.base_url()}/v3",
-            f"  Swift:        {s.base_url()}/v1/AUTH_{boot.project.id}",
+            f"  Swift:        {s.base_url()}{'/swift' if s.storage_url_form == 'allas' else ''}/v1/AUTH_{boot.project.id}",
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
             f"  data dir:     {dd}",
@@ -555,8 +572,10 @@ def domain_delete(ctx: click.Context, domain_ref: str, data_dir: str | None) -> 
               help="Also leave files younger than this many seconds alone (a secondary guard: "
                    "uploads in flight are recognised by their lock).")
 @json_option
+@_policies_option
 @click.pass_context
-def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool) -> None:
+def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool,
+         storage_policies: str | None) -> None:
     """Check metadata against blobs; remove orphaned blobs and partial uploads.
 
     Exit status 0 when the store is clean (after removals), 1 when objects have a
@@ -565,17 +584,17 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from rich.progress import Progress
 
     from lampi.bg.fsck import fsck as run_fsck
-    from lampi.store.blob.fs import FSBlobStore
+    from lampi.store.blob.policies import open_policy_stores
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
-    settings = _settings(ctx, data_dir=data_dir)
+    settings = _settings(ctx, data_dir=data_dir, storage_policies=storage_policies)
     _require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
         meta = SQLiteMetaStore(settings.data_path / "meta.db")
         try:
             with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
-                return await run_fsck(meta, FSBlobStore(settings.data_path), repair=not dry_run, grace=grace,
+                return await run_fsck(meta, open_policy_stores(settings), repair=not dry_run, grace=grace,
                                       progress=progress)
         finally:
             await meta.close()

@@ -36,6 +36,7 @@ from lampi.core.models import (
     SYMLINK_TARGET_ACCOUNT,
     SYMLINK_TARGET_ETAG,
     SYMLOOP_MAX,
+    CKey,
     ListParams,
     ObjectRecord,
 )
@@ -189,19 +190,20 @@ class _Resolver:
         self.storage = storage
         self.project_id = project_id
         self.access = access
-        self.checked: set[str] = set()
+        self.keys: dict[str, CKey] = {}  # segment container name → key, once checked
 
     async def record(self, seg: Segment) -> ObjectRecord:
         """The current record of a segment's backing object; it must be the one the
         manifest recorded (same ETag and size), else the read is cut (Swift: 409)."""
-        if seg.container not in self.checked:
-            c = await self.storage.meta.get_container(seg.container)
+        key = self.keys.get(seg.container)
+        if key is None:
+            c = await self.storage.lookup(self.project_id, seg.container)
             if c is None or c.project_id != self.project_id:
                 raise errors.SegmentError(f"segment container {seg.container} not found")
             if self.access is not None:
                 await self.access(seg.container)
-            self.checked.add(seg.container)
-        rec = await self.storage.meta.get_object(seg.container, seg.name, time.time())
+            key = self.keys[seg.container] = c.key
+        rec = await self.storage.meta.get_object(key, seg.name, time.time())
         if rec is None:
             raise errors.SegmentError(f"segment /{seg.container}/{seg.name} not found")
         if SYMLINK_TARGET in rec.sysmeta:
@@ -312,12 +314,12 @@ def link_follower(storage: Storage, project_id: str, access: SegmentAccess | Non
             if account and account != account_name(project_id):
                 raise errors.Forbidden(f"segment /{rec.container}/{rec.name} links into another account")
             cont, _, obj = unquote(rec.sysmeta[SYMLINK_TARGET]).partition("/")
-            c = await storage.meta.get_container(cont)
+            c = await storage.lookup(project_id, cont)
             if c is None or c.project_id != project_id:
                 raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: link target container not found")
             if access is not None:
                 await access(cont)
-            target = await storage.meta.get_object(cont, obj, time.time())
+            target = await storage.meta.get_object(c.key, obj, time.time())
             if target is None:
                 raise errors.SegmentError(f"segment /{rec.container}/{rec.name}: link target not found")
             want = rec.sysmeta.get(SYMLINK_TARGET_ETAG)
@@ -335,14 +337,12 @@ async def dlo_listing(
     """The DLO's segments: objects under ``prefix`` in listing order, paged. A segment
     that is a symlink stands for its target (``follow``; without it, refused): Swift
     reads each segment with a GET, which follows links."""
-    c = await storage.meta.get_container(container)
-    if c is None or c.project_id != project_id:
-        raise errors.ContainerNotFound()
+    key = (await storage.container(project_id, container)).key
     marker = ""
     while True:
-        rows = await storage.list_objects(container, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
+        rows = await storage.list_objects(key, ListParams(prefix=prefix, marker=marker, limit=DLO_PAGE))
         for r in rows:
-            rec = await storage.meta.get_object(container, r.name, time.time())
+            rec = await storage.meta.get_object(key, r.name, time.time())
             if rec is not None and SYMLINK_TARGET in rec.sysmeta:
                 if follow is None:
                     raise errors.SegmentError(f"segment /{container}/{r.name} is a symlink")

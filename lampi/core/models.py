@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NewType
+
+# A container's key in the MetaStore: what objects, versions and uploads refer to. Clients
+# name containers; ``lampi.core.storage.Storage`` resolves a name seen from an account to
+# its Container (and key) and derives the key of a new one: the name itself in the global
+# namespace, "<project_id>/<name>" in the per-project one (``bucket_namespace``).
+CKey = NewType("CKey", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,8 @@ class Container:
     bytes_used: int = 0
     put_timestamp: float = 0.0
     updated_at: float = 0.0
+    key: CKey = CKey("")  # the store's key (see CKey); the store always sets it
+    policy: str | None = None  # storage policy name (None: from before policies: the first policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +54,7 @@ class ManifestInfo:
 
 @dataclass(frozen=True, slots=True)
 class ObjectRecord:
-    container: str
+    container: CKey
     name: str
     blob_id: str
     size: int
@@ -158,7 +166,7 @@ class MultipartUpload:
     object to be (its key, content type, metadata, tags, checksum algorithm)."""
 
     upload_id: str
-    container: str
+    container: CKey
     name: str
     project_id: str
     initiated: float

@@ -30,7 +30,7 @@ from typing import Any
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.models import CKey, ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.storage import Storage
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3)
@@ -61,7 +61,7 @@ def new_upload_id() -> str:
 
 async def create_upload(
     storage: Storage,
-    container: str,
+    container: CKey,
     name: str,
     project_id: str,
     *,
@@ -78,7 +78,7 @@ async def create_upload(
     return up
 
 
-async def get_upload(storage: Storage, upload_id: str, container: str, name: str) -> MultipartUpload:
+async def get_upload(storage: Storage, upload_id: str, container: CKey, name: str) -> MultipartUpload:
     up = await storage.meta.get_upload(upload_id)
     if up is None or up.container != container or up.name != name:
         raise NoSuchUpload()
@@ -100,7 +100,8 @@ async def upload_part(
 
     ``checksum`` is called after the body was consumed (and verified) for the part's
     flexible checksum value, kept for ListParts and the composite checksum."""
-    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size,
+    blobs = storage.blobs_for(await storage.by_key(upload.container))  # the bucket's storage policy
+    blob_id, size, etag = await stream_to_blob(blobs, body, max_size=max_size,
                                                expected_size=expected_size, expected_etag=expected_etag)
     with recording(storage.blobs, blob_id):  # fsck leaves the blob alone until committed
         part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
@@ -205,7 +206,7 @@ async def complete_upload(
         sysmeta.update(extra_sysmeta(used))
     body = M.mpu_body([M.Part(p.blob_id, p.size, p.etag, p.checksum) for p in used])
     md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    writer = storage.blobs.writer(size_hint=len(body))
+    writer = storage.blobs_for(await storage.by_key(upload.container)).writer(size_hint=len(body))
     try:
         await writer.write(body)
         body_blob = await writer.commit()

@@ -28,6 +28,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core.numbers import uint
+from lampi.core.models import CKey
 from lampi.store.meta.base import MetaStore
 
 
@@ -73,16 +74,22 @@ async def check_quota(
     meta: MetaStore,
     defaults: QuotaDefaults,
     project_id: str,
-    container: str,
+    container: CKey,
     add_bytes: int | None,
     add_objects: int = 1,
     with_parts: bool = False,
+    policy_usage: tuple[str, int, int] | None = None,
 ) -> int | None:
     """Raise ``QuotaExceeded`` if writing ``add_bytes`` (None: not known yet) and
     ``add_objects`` objects into ``container`` of ``project_id`` would pass a quota.
 
     ``with_parts`` (S3 UploadPart): the parts of multipart uploads still in progress
     count as used too, so parts uploaded and never completed cannot pass a quota.
+
+    ``policy_usage``: (name, objects, bytes) of the container's storage policy in the
+    project: a per-policy account quota (``-policy-<name>``) counts that policy's usage
+    and applies to containers of that policy only. Without it (a caller that does not
+    know the policy) each per-policy quota counts the whole account's usage.
 
     Returns the number of bytes that may still be written under the tightest byte
     quota (None: unlimited), for streams of unknown length (see ``limit_body``).
@@ -103,17 +110,26 @@ async def check_quota(
         if limits.objects_per_container and c.object_count + add_objects > limits.objects_per_container:
             raise errors.QuotaExceeded()
     # account_quotas: the system quotas (X-Account-Quota-Bytes/-Count, set by resellers),
-    # else the legacy metadata one; per-policy quotas apply to the container's policy,
-    # which for lampi's single policy is every container (the account's usage)
+    # else the legacy metadata one; a per-policy quota applies to containers of that
+    # policy, counting the account's usage in it (Swift's per-policy account stats)
+    def usage(suffix: str) -> tuple[int, int] | None:
+        """(objects, bytes) a quota of this suffix counts; None: not this container's policy."""
+        if not suffix or policy_usage is None:
+            return acct.object_count, acct.bytes_used
+        name, objects_, bytes_ = policy_usage
+        return (objects_, bytes_) if suffix == "-policy-" + name.lower() else None
+
     for suffix in ("", *(k[len("sys:quota-bytes"):] for k in acct.meta if k.startswith("sys:quota-bytes-policy-"))):
         ab = _meta_int(acct.meta, "sys:quota-bytes" + suffix)
         if ab is None and not suffix:
             ab = _meta_int(acct.meta, "quota-bytes")
-        if ab is not None:
-            remaining.append(ab - acct.bytes_used - in_project)
+        used = usage(suffix)
+        if ab is not None and used is not None:
+            remaining.append(ab - used[1] - in_project)
     for suffix in ("", *(k[len("sys:quota-count"):] for k in acct.meta if k.startswith("sys:quota-count-policy-"))):
         ac = _meta_int(acct.meta, "sys:quota-count" + suffix)
-        if ac is not None and acct.object_count + add_objects > ac:
+        used = usage(suffix)
+        if ac is not None and used is not None and used[0] + add_objects > ac:
             raise errors.QuotaExceeded()
     if limits.bytes:
         remaining.append(limits.bytes - acct.bytes_used - in_project)

@@ -19,8 +19,9 @@ from lampi.core import errors
 from lampi.core import manifest as manifest_mod
 from lampi.core import versions
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
+from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
+from lampi.store.blob.policies import PolicyBlobStore
 from lampi.store.meta.base import MetaStore
 
 log = logging.getLogger("lampi.core")
@@ -40,18 +41,105 @@ def check_name(kind: str, name: str, max_bytes: int) -> None:
         raise errors.InvalidName(f"{kind} name length of {len(raw)} longer than {max_bytes}")
 
 
+NAMESPACES = ("global", "project")
+DEFAULT_POLICY = "default-placement"  # the one policy of a store not configured otherwise (Allas's name)
+
+
+async def namespace_problem(meta: MetaStore, namespace: str) -> str | None:
+    """Why ``meta`` cannot be served in ``namespace`` (None: it can). Any store can be
+    served per project; in the global namespace a name must mean one container, so a
+    store where two projects have containers of the same name (made while it was served
+    per project) is refused until one of each is deleted."""
+    if namespace == "project":
+        return None
+    shared = await meta.shared_names()
+    if not shared:
+        return None
+    return ("bucket_namespace = \"global\" needs every container name to be used by one project only, "
+            "but this store has names used by several projects (made while it was served with "
+            "bucket_namespace = \"project\"): " + ", ".join(repr(n) for n in shared)
+            + ". Serve it with --bucket-namespace project, or delete those containers in all but one project.")
+
+
 class Storage:
-    def __init__(self, meta: MetaStore, blobs: BlobStore) -> None:
+    """``namespace`` (setting ``bucket_namespace``): ``global``, one container name per
+    service as bucket names are on Allas; ``project``, each project has its own names
+    (as RGW's tenants). Clients name containers; every name is resolved here (``lookup``,
+    ``container``) to a Container whose ``key`` the rest of the core and the store use."""
+
+    def __init__(self, meta: MetaStore, blobs: BlobStore, namespace: str = "global") -> None:
+        if namespace not in NAMESPACES:
+            raise ValueError(f"bucket namespace must be one of {', '.join(NAMESPACES)}, not {namespace!r}")
         self.meta = meta
         self.blobs = blobs
+        self.namespace = namespace
+        # storage policies: one blob store each (lampi.store.blob.policies); a plain
+        # BlobStore is one policy of the default name
+        self._policies = blobs if isinstance(blobs, PolicyBlobStore) else None
+
+    # -- storage policies -------------------------------------------------------------
+
+    def policy_names(self) -> list[str]:
+        """The configured policies, the first being the one of containers made before
+        policies existed (Swift's policy 0)."""
+        return self._policies.names() if self._policies is not None else [DEFAULT_POLICY]
+
+    def default_policy(self) -> str:
+        return self._policies.default if self._policies is not None else DEFAULT_POLICY
+
+    def find_policy(self, name: str) -> str | None:
+        """The configured spelling of policy ``name`` (case-insensitive, as Swift), or None."""
+        if self._policies is not None:
+            return self._policies.canonical(name)
+        return DEFAULT_POLICY if name.upper() == DEFAULT_POLICY.upper() else None
+
+    def policy_name(self, stored: str | None) -> str:
+        """A container's policy as clients see it, from its stored value (``Container.policy``
+        or an account listing row's ``extra["policy"]``): None, from before policies, is
+        the first policy; a name no longer configured is shown as stored."""
+        if stored is None:
+            return self.policy_names()[0]
+        return self.find_policy(stored) or stored
+
+    def policy_info(self) -> list[tuple[str, bool]]:
+        """(name, is the default) of every policy, for Swift's /info."""
+        default = self.default_policy()
+        return [(n, n == default) for n in self.policy_names()]
+
+    async def policy_stats(self, project_id: str) -> dict[str, tuple[int, int, int]]:
+        """Policy name → (containers, objects, bytes) of the project's containers of that
+        policy, for the policies it has containers in (Swift's per-policy account stats)."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for stored, (nc, no, nb) in (await self.meta.policy_stats(project_id)).items():
+            name = self.policy_name(stored)
+            c0, o0, b0 = out.get(name, (0, 0, 0))
+            out[name] = (c0 + nc, o0 + no, b0 + nb)
+        return out
+
+    async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
+        """An account listing; each container's ``extra["storage_policy"]`` is its policy's name."""
+        rows = await self.meta.list_containers(project_id, params)
+        return [r if r.is_subdir else replace(r, extra={"storage_policy": self.policy_name((r.extra or {}).get("policy"))})
+                for r in rows]
+
+    def blobs_for(self, c: Container | None) -> BlobStore:
+        """Where new bytes of container ``c`` go: its policy's blob store."""
+        if self._policies is None:
+            return self.blobs
+        return self._policies.for_policy(self.policy_name(c.policy) if c is not None else None)
+
+    @property
+    def per_project(self) -> bool:
+        return self.namespace == "project"
+
+    def container_key(self, project_id: str, name: str) -> CKey:
+        """The key of a new container ``name`` of ``project_id`` (see ``CKey``)."""
+        return CKey(f"{project_id}/{name}") if self.per_project else CKey(name)
 
     # -- accounts -------------------------------------------------------------------
 
     async def account(self, project_id: str) -> Account:
         return await self.meta.get_account(project_id)
-
-    async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
-        return await self.meta.list_containers(project_id, params)
 
     async def update_account_meta(self, project_id: str, updates: dict[str, str | None]) -> None:
         await self.meta.update_account_meta(project_id, updates)
@@ -59,28 +147,44 @@ class Storage:
     # -- containers -----------------------------------------------------------------
 
     async def create_container(
-        self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None
+        self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None,
+        policy: str | None = None,
     ) -> bool:
-        return await self.meta.create_container(project_id, name, meta, timestamp or time.time())
+        return await self.meta.create_container(
+            project_id, name, meta, timestamp or time.time(), key=self.container_key(project_id, name),
+            global_names=not self.per_project, policy=policy)
+
+    async def lookup(self, project_id: str | None, name: str) -> Container | None:
+        """The container ``name`` means to account ``project_id``: that project's in the
+        per-project namespace (None: no project, nothing found), the one of that name
+        whoever owns it in the global namespace (the caller checks the owner)."""
+        if self.per_project:
+            return None if project_id is None else await self.meta.find_container(name, project_id)
+        return await self.meta.find_container(name, None)
 
     async def container(self, project_id: str, name: str) -> Container:
-        """The container ``name`` as seen from account ``project_id``."""
-        c = await self.meta.get_container(name)
+        """The container ``name`` of account ``project_id`` (ContainerNotFound unless it
+        belongs to that account)."""
+        c = await self.lookup(project_id, name)
         if c is None or c.project_id != project_id:
             raise errors.ContainerNotFound()
         return c
 
-    async def update_container_meta(self, name: str, updates: dict[str, str | None],
+    async def by_key(self, key: CKey) -> Container | None:
+        return await self.meta.get_container(key)
+
+    async def update_container_meta(self, key: CKey, updates: dict[str, str | None],
                                     put_timestamp: float | None = None) -> None:
-        await self.meta.update_container_meta(name, updates, put_timestamp)
+        await self.meta.update_container_meta(key, updates, put_timestamp)
 
     async def delete_container(self, project_id: str, name: str) -> None:
-        await self.meta.delete_container(project_id, name)
+        c = await self.container(project_id, name)
+        await self.meta.delete_container(project_id, c.key)
 
-    async def list_objects(self, container: str, params: ListParams) -> list[ListingEntry]:
+    async def list_objects(self, container: CKey, params: ListParams) -> list[ListingEntry]:
         return await self.meta.list_objects(container, params, time.time())
 
-    async def list_object_rows(self, container: str, params: ListParams) -> list[Any]:
+    async def list_object_rows(self, container: CKey, params: ListParams) -> list[Any]:
         """``list_objects`` with objects as plain row tuples (see MetaStore.list_objects
         ``raw``): the JSON listing's fast path, no per-row object."""
         return await self.meta.list_objects(container, params, time.time(), raw=True)
@@ -89,7 +193,7 @@ class Storage:
 
     async def put_object(
         self,
-        container: str,
+        container: CKey,
         name: str,
         body: AsyncIterable[bytes],
         *,
@@ -115,7 +219,8 @@ class Storage:
         record's size and ETag are the large object's (``total_size``, ``total_etag``)
         and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
         """
-        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size,
+        cont = await self.meta.get_container(container)  # its storage policy says where the bytes go
+        blob_id, written, etag = await stream_to_blob(self.blobs_for(cont), body, max_size=max_size,
                                                      expected_size=expected_size, expected_etag=expected_etag)
         ts = timestamp or time.time()
         size = written
@@ -139,7 +244,7 @@ class Storage:
         )
         with recording(self.blobs, blob_id):  # fsck leaves the blob alone until committed
             try:
-                record, old = await self._put_record(record)
+                record, old = await self._put_record(record, cont)
             except asyncio.CancelledError:
                 # Cancelled (e.g. at the end of the shutdown grace period) while the
                 # metadata transaction runs in its thread: it may still commit, so the
@@ -152,10 +257,9 @@ class Storage:
             await self._release(old)
         return record
 
-    async def _put_record(self, record: ObjectRecord) -> tuple[ObjectRecord, str | None]:
+    async def _put_record(self, record: ObjectRecord, c: Container | None) -> tuple[ObjectRecord, str | None]:
         """``meta.put_object``; in a container with object versioning enabled the record
         is written as a new version (id = its timestamp, moved on if taken)."""
-        c = await self.meta.get_container(record.container)
         if c is None or not versions.enabled(c.meta):
             return record, await self.meta.put_object(record)
         ts = record.last_modified
@@ -184,7 +288,7 @@ class Storage:
         except Exception:  # an orphan is harmless; fsck collects it
             log.warning("could not delete replaced blob %s", blob_id, exc_info=True)
 
-    async def head_object(self, container: str, name: str) -> ObjectRecord:
+    async def head_object(self, container: CKey, name: str) -> ObjectRecord:
         rec = await self.meta.get_object(container, name, time.time())
         if rec is None:
             raise errors.ObjectNotFound()
@@ -229,7 +333,7 @@ class Storage:
             last_modified=ts,
         )
 
-    async def delete_object(self, container: str, name: str, if_record: ObjectRecord | None = None) -> None:
+    async def delete_object(self, container: CKey, name: str, if_record: ObjectRecord | None = None) -> None:
         """Delete the object. With ``if_record``, only if it is still that version (same
         blob), atomically: otherwise PreconditionFailed and nothing changes (a pass that
         decided on a record must not delete an upload that replaced it meanwhile)."""
@@ -246,10 +350,10 @@ class Storage:
 
     # -- object versions (lampi/core/versions.py) --------------------------------------
 
-    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+    async def get_version(self, container: CKey, name: str, vid: str) -> ObjectRecord | None:
         return await self.meta.get_version(container, name, vid)
 
-    async def delete_current(self, container: str, name: str) -> tuple[bool, str]:
+    async def delete_current(self, container: CKey, name: str) -> tuple[bool, str]:
         """DELETE with versioning enabled: a delete marker (its id returned) replaces the
         current object, which is kept as a version. (existed, marker version id)."""
         now = time.time()
@@ -258,26 +362,26 @@ class Storage:
             await self._release(released)
         return existed, vid
 
-    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str]:
+    async def delete_version(self, container: CKey, name: str, vid: str) -> tuple[bool, str]:
         """Delete one version and its blob; (found, current version id after)."""
         found, blob_id, current = await self.meta.delete_version(container, name, vid)
         if blob_id:
             await self._release(blob_id)
         return found, current
 
-    async def restore_version(self, container: str, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
+    async def restore_version(self, container: CKey, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
         rec, released = await self.meta.restore_version(container, name, vid, keep_current)
         if released:
             await self._release(released)
         return rec
 
-    async def list_versions(self, container: str, params: ListParams, version_marker: str | None) -> list[ListingEntry]:
+    async def list_versions(self, container: CKey, params: ListParams, version_marker: str | None) -> list[ListingEntry]:
         return await self.meta.list_versions(container, params, version_marker, time.time())
 
     async def copy_object(
         self,
         source: ObjectRecord,
-        container: str,
+        container: CKey,
         name: str,
         *,
         content_type: str,

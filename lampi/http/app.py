@@ -200,7 +200,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     )
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
-    app[STORAGE] = Storage(meta, blobs)
+    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace)
     app[IDENTITY] = identity
 
     async def on_startup(app: web.Application) -> None:

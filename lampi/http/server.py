@@ -32,8 +32,8 @@ from aiohttp import web
 from lampi.config import Settings
 from lampi.http import guard
 from lampi.http.app import build_app
+from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.identity.service import Bootstrap, IdentityService
-from lampi.store.blob.fs import FSBlobStore
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
 from lampi.store.space import MinFree
@@ -42,12 +42,13 @@ log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
 
 
-def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, FSBlobStore]:
+def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
     meta = SQLiteMetaStore(root / "meta.db")
-    # uploads leave min_free_space free, and room for the metadata reserve (lampi.store.space)
-    return meta, FSBlobStore(root, MinFree(*settings.min_free()), meta.reserve)
+    # one blob store per storage policy (lampi.store.blob.policies); uploads leave
+    # min_free_space free, and room for the metadata reserve (lampi.store.space)
+    return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
 
 
 def bootstrap(settings: Settings) -> Bootstrap:
@@ -58,6 +59,23 @@ def bootstrap(settings: Settings) -> Bootstrap:
             boot = await ident.bootstrap()
             refresh_openrc(ident)
             return boot
+        finally:
+            await meta.close()
+
+    return asyncio.run(run())
+
+
+def namespace_problem(settings: Settings) -> str | None:
+    """Why the store cannot be served with ``settings.bucket_namespace`` (None: it can).
+    The setting is read at every start: a store made in the global namespace can be
+    served per project at any time; back in the global one only while no container name
+    is used by two projects."""
+    from lampi.core.storage import namespace_problem as problem
+
+    async def run() -> str | None:
+        meta, _ = open_stores(settings)
+        try:
+            return await problem(meta, settings.bucket_namespace)
         finally:
             await meta.close()
 
@@ -99,7 +117,7 @@ def clear_partials(settings: Settings) -> int:
     """Remove the temp files of interrupted uploads. One an upload still holds (another
     server on this data dir, still finishing its requests) is left alone: its lock says
     so (lampi.store.blob.fs)."""
-    blobs = FSBlobStore(settings.data_path)
+    blobs = open_policy_stores(settings)  # every policy's tmp/
     return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
 
 
@@ -316,6 +334,11 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
     boot = bootstrap(settings)
+    problem = namespace_problem(settings)
+    if problem:
+        print(f"lampi: {problem}", file=sys.stderr)
+        close_sockets()
+        return 2
     if _stop_requested:
         close_sockets()
         return 0

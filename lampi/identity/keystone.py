@@ -51,6 +51,11 @@ def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+def swift_prefix(settings: Any) -> str:
+    """The path before ``/v1/AUTH_<id>`` in the catalog (setting ``storage_url_form``)."""
+    return "/swift" if settings.storage_url_form == "allas" else ""
+
+
 def storage_url(request: web.Request, project_id: str) -> str:
     return f"{base_url(request)}/v1/AUTH_{project_id}"
 
@@ -342,7 +347,9 @@ def build_catalog(request: web.Request, project_id: str) -> list[dict[str, Any]]
             "id": uuid.uuid5(uuid.NAMESPACE_URL, "lampi:object-store").hex,
             "type": "object-store",
             "name": "swift",
-            "endpoints": endpoints(f"{base}/v1/AUTH_{project_id}", "object-store"),
+            # Allas's form (allas_conf picks https://a3s.fi:443/swift/... out of the
+            # catalog); /v1/AUTH_<id> is served too (and v1.0 auth's X-Storage-Url)
+            "endpoints": endpoints(f"{base}{swift_prefix(s)}/v1/AUTH_{project_id}", "object-store"),
         },
     ]
 

@@ -88,6 +88,11 @@ def is_anonymous(p: Principal) -> bool:
 # -- the access decision for bucket operations -------------------------------------------
 
 
+def _own(ctx: S3Request, c: Container) -> bool:
+    """``c`` is the request's own bucket (not a copy source)."""
+    return ctx.resolved is not None and c.key == ctx.resolved.key
+
+
 async def check(ctx: S3Request, c: Container, write: bool) -> None:
     """Raise AccessDenied unless the caller may read (or write) bucket ``c``: its own
     project's roles, account ACLs, the container ACL and object ACLs, decided by
@@ -101,10 +106,10 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
         if write:
             # object writes (the router lets only PutObject, DeleteObject and multipart
             # uploads through) into a public-read-write bucket, as AWS
-            if not (ctx.key and c.name == ctx.bucket and anonymous_write(c.meta)):
+            if not (ctx.key and _own(ctx, c) and anonymous_write(c.meta)):
                 raise access_denied()
             return
-        if ctx.key and c.name == ctx.bucket:
+        if ctx.key and _own(ctx, c):
             # GetObject/HeadObject, Allas's public links: the container's read ACL
             # (referrers) or the object's own ACL, decided as for Swift
             try:
@@ -117,13 +122,15 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
             raise access_denied()
         return
     obj: str | None = None
-    if c.name == ctx.bucket and ctx.key:
+    if _own(ctx, c) and ctx.key:
         obj = ctx.key
     if not write and "x-amz-copy-source" in request.headers and request.method == "PUT":
         # the source of CopyObject / UploadPartCopy: reading that object
         src = unquote(request.headers["x-amz-copy-source"].partition("?")[0]).lstrip("/")
         sbucket, _, skey = src.partition("/")
-        obj = skey if sbucket == c.name else ""
+        from lampi.s3.router import split_tenant
+
+        obj = skey if split_tenant(ctx.storage.per_project, sbucket)[1] == c.name else ""
     elif write and not ctx.key and request.method == "POST" and "delete" in ctx.query:
         obj = ""  # DeleteObjects: object deletes, allowed by the write ACL
     try:
@@ -389,7 +396,7 @@ async def policy_xml(ctx: S3Request, owner_project: str, grants: Grants) -> byte
 
 
 async def _bucket(ctx: S3Request) -> Container:
-    c = await ctx.storage.meta.get_container(ctx.bucket)
+    c = await ctx.lookup()
     if c is None:
         from lampi.s3.errors import no_such_bucket
 
@@ -437,7 +444,7 @@ async def put_bucket_acl(ctx: S3Request) -> web.StreamResponse:
     if grants is None:
         raise S3Error(400, "MissingSecurityHeader", "Your request was missing a required header",
                       MissingHeaderName="x-amz-acl")
-    await ctx.storage.update_container_meta(c.name, bucket_meta(grants, c.project_id))
+    await ctx.storage.update_container_meta(c.key, bucket_meta(grants, c.project_id))
     return web.Response(status=200)
 
 
@@ -446,7 +453,7 @@ async def _object(ctx: S3Request) -> tuple[Container, ObjectRecord]:
     if ctx.query.get("versionId", "null") != "null":
         raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
     try:
-        rec = await ctx.storage.head_object(c.name, ctx.key)
+        rec = await ctx.storage.head_object(c.key, ctx.key)
     except errors.ObjectNotFound:
         # reveal absence only to those who may read the bucket
         await check(ctx, c, write=False)

@@ -81,6 +81,8 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     if not p.can_write or not p.project_id:
         raise S3Error(403, "AccessDenied", "Access Denied")
     check_bucket_name(ctx.bucket)
+    if ctx.tenant is not None and ctx.tenant != p.project_id:  # <tenant>:<bucket> of another project
+        raise S3Error(403, "AccessDenied", "Access Denied")
     from lampi.s3 import acl
 
     acl_meta = await acl.create_bucket_meta(ctx, p.project_id)  # x-amz-acl / x-amz-grant-*: 400 before anything
@@ -96,7 +98,7 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
             # clients with no region set, is accepted as "no constraint")
             raise S3Error(400, "IllegalLocationConstraintException", f"The {loc} location constraint is "
                           "incompatible for the region specific endpoint this request was sent to.")
-    existing = await ctx.storage.meta.get_container(ctx.bucket)
+    existing = await ctx.storage.lookup(p.project_id, ctx.bucket)
     if existing is not None:
         if existing.project_id == p.project_id:
             raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
@@ -117,7 +119,7 @@ async def head_bucket(ctx: S3Request) -> web.StreamResponse:
 
 async def delete_bucket(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
-    await ctx.storage.delete_container(c.project_id, c.name)
+    await ctx.storage.meta.delete_container(c.project_id, c.key)
     return web.Response(status=204)
 
 

@@ -153,10 +153,14 @@ def _headers(rule: Rule, origin: str, req_headers: list[str] | None) -> dict[str
     return h
 
 
-async def _bucket_meta(request: web.Request, bucket: str) -> dict[str, str] | None:
+async def _bucket_meta(request: web.Request, bucket: str, project_id: str | None = None) -> dict[str, str] | None:
+    """The metadata of ``bucket`` (as the request names it) seen by a caller of
+    ``project_id`` (None: not known yet, or anonymous)."""
+    from lampi.s3.router import find_bucket
+
     if not bucket:
         return None
-    c: Container | None = await request.app[STORAGE].meta.get_container(bucket)
+    c: Container | None = await find_bucket(request.app[STORAGE], bucket, project_id)
     return None if c is None else c.meta
 
 
@@ -185,13 +189,13 @@ async def preflight(request: web.Request, bucket: str, resource: str, request_id
     return web.Response(status=200, headers=_headers(rule, origin, asked))
 
 
-async def on_actual(request: web.Request, bucket: str) -> None:
+async def on_actual(request: web.Request, bucket: str, project_id: str | None = None) -> None:
     """Arrange CORS headers for a (non-OPTIONS) S3 request with ``Origin`` that a rule of
     ``bucket`` allows; on every response to it, errors included (as S3)."""
     origin = request.headers.get("Origin")
     if not origin or not bucket:
         return
-    meta = await _bucket_meta(request, bucket)
+    meta = await _bucket_meta(request, bucket, project_id)
     if meta is None:
         return
     rule = match(rules_of(meta), origin, request.method, [])

@@ -67,7 +67,7 @@ async def _page(ctx: S3Request, marker: str, limit: int) -> tuple[list[Row], boo
     q = ctx.query
     params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=marker,
                         limit=limit + 1)
-    rows = await ctx.storage.list_object_rows(ctx.bucket, params)
+    rows = await ctx.storage.list_object_rows(ctx.ckey, params)
     return await _dlo_sizes(ctx, c.project_id, rows[:limit]), len(rows) > limit, c
 
 
@@ -90,7 +90,7 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
     from lampi.core import manifest as M
     from lampi.swift.large_objects import segment_access
 
-    sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.bucket, maybe, time.time())
+    sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.ckey, maybe, time.time())
     out = []
     for r in rows:
         sysmeta = sysmetas.get(r[0]) if isinstance(r, tuple) and r[6] & MAY_DLO else None

@@ -54,7 +54,7 @@ def _defaults(ctx: S3Request) -> quotas.QuotaDefaults:
 async def _upload(ctx: S3Request) -> MultipartUpload:
     upload_id = ctx.query.get("uploadId", "")
     try:
-        return await mp.get_upload(ctx.storage, upload_id, ctx.bucket, ctx.key)
+        return await mp.get_upload(ctx.storage, upload_id, ctx.ckey, ctx.key)
     except mp.NoSuchUpload:
         raise no_such_upload(upload_id) from None
 
@@ -101,7 +101,7 @@ async def create(ctx: S3Request) -> web.StreamResponse:
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
     up = await mp.create_upload(
-        ctx.storage, ctx.bucket, ctx.key, c.project_id,
+        ctx.storage, c.key, ctx.key, c.project_id,
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta, checksum_alg=alg, checksum_type=ctype,
         owner=ctx.principal.user_id,
@@ -134,7 +134,7 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
                       ProposedSize=str(plan.decoded_length), MaxSizeAllowed=str(mp.MAX_PART_SIZE))
     # the part's bytes count against the quotas now (no new object yet): QuotaExceeded
-    allowance = await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket,
+    allowance = await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, c.key,
                                          plan.decoded_length, add_objects=0, with_parts=True)
 
     def verified() -> str | None:
@@ -177,7 +177,7 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-    await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0,
+    await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, c.key, length, add_objects=0,
                              with_parts=True)
     # read through manifests (SLO, DLO, multipart): the part gets the data, never shared blobs
     data = reader(offset, length) if reader is not None else ctx.storage.read_object(src_rec, offset, length)
@@ -228,7 +228,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
         return {CHECKSUM_PREFIX + alg: value} if value else {}
 
     async def quota(total: int) -> None:  # the new object: its whole size and one more object
-        await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, total)
+        await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, c.key, total)
 
     try:
         rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota)
@@ -327,7 +327,7 @@ async def list_uploads(ctx: S3Request) -> web.StreamResponse:
     cur_key, cur_id = key_marker, id_marker if key_marker else ""
     done = max_uploads == 0
     while not done:
-        page = await ctx.storage.meta.list_uploads(ctx.bucket, prefix, cur_key, cur_id, MAX_LIST)
+        page = await ctx.storage.meta.list_uploads(ctx.ckey, prefix, cur_key, cur_id, MAX_LIST)
         for up in page:
             cur_key, cur_id = up.name, up.upload_id
             cp = None

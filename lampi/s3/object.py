@@ -107,7 +107,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
     # of unknown length is stopped where it would pass them
     allowance = await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
-                                         bucket.project_id, ctx.bucket, plan.decoded_length)
+                                         bucket.project_id, bucket.key, plan.decoded_length)
 
     async def body():  # noqa: ANN202
         async for data in quotas.limit_body(s3body.stream(request, ctx.auth, plan, max_size), allowance):
@@ -117,7 +117,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
         sysmeta.update(checksum_sysmeta(plan.checksum))
 
     rec = await ctx.storage.put_object(
-        ctx.bucket, ctx.key, body(),
+        bucket.key, ctx.key, body(),
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta,
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, max_size=max_size,
@@ -204,7 +204,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     request = ctx.request
     head = request.method == "HEAD"
     try:
-        rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
+        rec = await ctx.storage.head_object(bucket.key, ctx.key)
     except errors.ObjectNotFound:
         raise no_such_key(ctx.key) from None
     from lampi.s3 import multipart as mpu
@@ -270,7 +270,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
 async def delete_object(ctx: S3Request) -> web.StreamResponse:
     await ctx.get_bucket(write=True)
     try:
-        await ctx.storage.delete_object(ctx.bucket, ctx.key)
+        await ctx.storage.delete_object(ctx.ckey, ctx.key)
     except errors.ObjectNotFound:
         pass  # S3 answers 204 for a missing key too
     return web.Response(status=204)
@@ -302,7 +302,7 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
             continue
         try:
             _check_key(k)
-            await ctx.storage.delete_object(ctx.bucket, k)
+            await ctx.storage.delete_object(ctx.ckey, k)
         except errors.ObjectNotFound:
             pass
         except S3Error as err:
@@ -336,9 +336,9 @@ async def copy_source(ctx: S3Request) -> CopySource:
         raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
     if "versionId=" in src_query and "versionId=null" not in src_query:
         raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
-    await ctx.get_bucket(write=False, name=sbucket)
+    sc = await ctx.get_bucket(write=False, name=sbucket)
     try:
-        src_rec = await ctx.storage.head_object(sbucket, skey)
+        src_rec = await ctx.storage.head_object(sc.key, skey)
     except errors.ObjectNotFound:
         raise no_such_key(skey) from None
     from lampi.s3 import multipart as mpu
@@ -368,7 +368,7 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                         if k.startswith(CHECKSUM_PREFIX) or k == tagging.SYSMETA_KEY})  # unless replaced, tags
         ctype = request.headers.get("Content-Type") or "binary/octet-stream"
     else:
-        if sbucket == ctx.bucket and skey == ctx.key:
+        if src_rec.container == bucket.key and skey == ctx.key:
             raise invalid_request("This copy request is illegal because it is trying to copy an object to itself "
                                   "without changing the object's metadata, storage class, website redirect "
                                   "location or encryption attributes.")
@@ -382,12 +382,12 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     if src_view.size > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
-                             bucket.project_id, ctx.bucket, src_view.size)
+                             bucket.project_id, bucket.key, src_view.size)
     if reader is None:
-        rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta,
+        rec = await ctx.storage.copy_object(src_rec, bucket.key, ctx.key, content_type=ctype, meta=meta,
                                             sysmeta=sysmeta)
     else:
-        rec = await ctx.storage.put_object(ctx.bucket, ctx.key, reader(0, src_view.size), content_type=ctype,
+        rec = await ctx.storage.put_object(bucket.key, ctx.key, reader(0, src_view.size), content_type=ctype,
                                            meta=meta, sysmeta=sysmeta, expected_size=src_view.size,
                                            max_size=max_size)
     body = xml_doc("CopyObjectResult", [element("LastModified", iso8601(rec.last_modified)),

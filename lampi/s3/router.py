@@ -19,7 +19,8 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import Principal
-from lampi.core.models import Container
+from lampi.core.models import CKey, Container
+from lampi.core.storage import Storage
 from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE, TRANS_ID
 from lampi.s3 import sigv4
 from lampi.s3.host import VHOST_BUCKET, virtual_bucket
@@ -29,13 +30,33 @@ log = logging.getLogger("lampi.s3")
 _VHOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # a DNS name (S3 bucket rules are checked on create)
 
 
+def split_tenant(per_project: bool, name: str) -> tuple[str | None, str]:
+    """(tenant, bucket) of a bucket as a request names it. In the per-project namespace
+    ``<project_id>:<bucket>`` names another project's bucket, as RGW's tenants
+    (``tenant:bucket``): how anonymous callers (public buckets) and other projects
+    (ACL grants) reach it. In the global namespace a name is the bucket's whole name."""
+    if per_project and ":" in name:
+        tenant, _, bucket = name.partition(":")
+        return tenant, bucket
+    return None, name
+
+
+async def find_bucket(storage: Storage, name: str, project_id: str | None) -> Container | None:
+    """The bucket ``name`` (as the request names it, see ``split_tenant``) means to a
+    caller of ``project_id`` (None: anonymous)."""
+    tenant, bucket = split_tenant(storage.per_project, name)
+    return await storage.lookup(tenant or project_id, bucket)
+
+
 @dataclass
 class S3Request:
     request: web.Request
     auth: sigv4.Auth
-    bucket: str
+    bucket: str  # the bucket's name (without a ``tenant:`` prefix)
     key: str
     request_id: str
+    tenant: str | None = None  # the project named by ``<tenant>:<bucket>`` (per-project namespace)
+    resolved: Container | None = None  # the bucket, once ``get_bucket`` found it
 
     @property
     def principal(self) -> Principal:
@@ -57,15 +78,37 @@ class S3Request:
         stamp(resp, self.request_id)
         return resp
 
+    @property
+    def scope(self) -> str | None:
+        """The project whose bucket names the request's names mean (per-project namespace)."""
+        return self.tenant or self.principal.project_id or None
+
+    async def lookup(self) -> Container | None:
+        """The request's bucket (no access check)."""
+        if self.resolved is None:
+            self.resolved = await self.storage.lookup(self.scope, self.bucket)
+        return self.resolved
+
+    @property
+    def ckey(self) -> CKey:
+        """The key of the request's bucket, after ``get_bucket`` (or ``lookup``) found it."""
+        assert self.resolved is not None, "the bucket was not looked up"
+        return self.resolved.key
+
     async def get_bucket(self, write: bool, name: str | None = None) -> Container:
-        """The bucket, if the caller may read (or write) it: its own project's roles,
-        or the ACLs Swift and S3 share (``lampi.s3.acl.check``)."""
+        """The bucket (the request's, or ``name`` as a request would name it: a copy
+        source), if the caller may read (or write) it: its own project's roles, or the
+        ACLs Swift and S3 share (``lampi.s3.acl.check``)."""
         from lampi.s3 import acl
 
-        name = self.bucket if name is None else name
-        c = await self.storage.meta.get_container(name)
+        if name is None:
+            c = await self.lookup()
+            shown = self.bucket
+        else:
+            c = await find_bucket(self.storage, name, self.principal.project_id or None)
+            shown = split_tenant(self.storage.per_project, name)[1]
         if c is None:
-            raise no_such_bucket(name)
+            raise no_such_bucket(shown)
         await acl.check(self, c, write)
         return c
 
@@ -285,6 +328,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 auth = acl.anonymous_auth()  # public buckets only (lampi.s3.acl.check)
             request[PRINCIPAL] = auth.principal
             request[PROJECT] = auth.principal.project_id
+            tenant, bucket = split_tenant(request.app[STORAGE].per_project, bucket)
+            if (request.app[STORAGE].per_project and tenant is None and bucket and request.method != "OPTIONS"
+                    and "Origin" in request.headers):
+                from lampi.s3 import cors  # per project, a bucket name needs the caller's project
+
+                await cors.on_actual(request, bucket, auth.principal.project_id or None)
             try:
                 ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
             except S3Error:
@@ -295,7 +344,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise access_denied()
             if ep.handler is None:
                 raise not_implemented(ep.operation)
-            ctx = S3Request(request, auth, bucket, key, request_id)
+            ctx = S3Request(request, auth, bucket, key, request_id, tenant)
             resp = await ep.handler(ctx)
         except errors.DomainError as exc:
             raise from_domain(exc, bucket, key) from None

@@ -52,7 +52,7 @@ async def put(ctx: S3Request, key: str, parse: Callable[[bytes], Any], max_body:
 
     c = await owned_bucket(ctx, write=True)
     rules = parse(await s3body.read_small(ctx.request, ctx.auth, max_body))
-    await ctx.storage.update_container_meta(c.name, {key: json.dumps(rules, separators=(",", ":"))})
+    await ctx.storage.update_container_meta(c.key, {key: json.dumps(rules, separators=(",", ":"))})
     return web.Response(status=200)
 
 
@@ -60,5 +60,5 @@ async def delete(ctx: S3Request, key: str) -> web.StreamResponse:
     from lampi.s3.acl import owned_bucket
 
     c = await owned_bucket(ctx, write=True)
-    await ctx.storage.update_container_meta(c.name, {key: None})
+    await ctx.storage.update_container_meta(c.key, {key: None})
     return web.Response(status=204)

@@ -112,7 +112,7 @@ async def _record(ctx: S3Request, write: bool):  # noqa: ANN202
     if ctx.query.get("versionId", "null") != "null":
         raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
     try:
-        return await ctx.storage.head_object(ctx.bucket, ctx.key)
+        return await ctx.storage.head_object(ctx.ckey, ctx.key)
     except errors.ObjectNotFound:
         raise no_such_key(ctx.key) from None
 

@@ -226,7 +226,7 @@ async def decide(
         return False  # a reader role (project_reader_roles): read-only, no swift_owner
     if container is None:
         raise _deny(principal)
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await request.app[STORAGE].lookup(project_id, container)
     if c is None or c.project_id != project_id:
         raise _deny(principal)  # as Swift: no container info → no ACL → denied
     if obj is None and not read:
@@ -249,7 +249,7 @@ async def decide(
         # Swift, the /<bucket>/<key> public links and S3 (lampi.core.authz)
         import time
 
-        rec = await request.app[STORAGE].meta.get_object(container, obj, time.time())
+        rec = await request.app[STORAGE].meta.get_object(c.key, obj, time.time())
         if rec is not None and OBJECT_ACL_KEY in rec.sysmeta:
             if ident is None and principal is not None and principal.project_id:
                 ident = await identity_of(request, principal, project_id)

@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.models import CKey
 from lampi.http.context import STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import quotas, versioning
@@ -225,17 +226,17 @@ async def delete_as_caller(request: web.Request, project_id: str, container: str
             if vid is None or (vid != "null" and not versions.versioned(c.meta)):
                 return 400
             if vid == "null":
-                rec = await storage.meta.get_object(container, name, time.time())
+                rec = await storage.meta.get_object(c.key, name, time.time())
                 if rec is None or rec.version_id is not None:
                     return 404
-                await storage.delete_object(container, name)
+                await storage.delete_object(c.key, name)
                 return 204
-            found, _ = await storage.delete_version(container, name, vid)
+            found, _ = await storage.delete_version(c.key, name, vid)
             return 204 if found else 404
         if versions.enabled(c.meta):
-            existed, _ = await storage.delete_current(container, name)
+            existed, _ = await storage.delete_current(c.key, name)
             return 204 if existed else 404
-        await versioning.delete_object(storage, project_id, container, name)
+        await versioning.delete_object(storage, project_id, c.key, name)
         return 204
     except errors.NotFound:
         return 404
@@ -410,7 +411,7 @@ async def _extract(
     max_size: int, data: dict[str, Any], failed: list[list[str]],
 ) -> None:
     storage = request.app[STORAGE]
-    created: set[str] = set()
+    created: dict[str, CKey] = {}  # container name → key, once checked or made
     pending: Any = None
     async for ev in events:
         if ev is _END:
@@ -447,7 +448,7 @@ async def _extract(
             continue
         try:
             if container not in created:
-                c = await storage.meta.get_container(container)
+                c = await storage.lookup(project_id, container)
                 if c is None:
                     if len(created) >= MAX_CONTAINERS_PER_EXTRACTION:
                         raise BulkError(400, f"More than {MAX_CONTAINERS_PER_EXTRACTION} containers to "
@@ -457,14 +458,16 @@ async def _extract(
                         await storage.create_container(project_id, container, {})
                     except errors.ContainerNameTaken:
                         raise errors.Forbidden() from None
+                    c = await storage.container(project_id, container)
                 elif c.project_id != project_id:
                     raise errors.Forbidden()
-                created.add(container)
-            await quotas.check_upload(request, project_id, container, info.size)
-            await versioning.before_write(storage, project_id, container, name)
+                created[container] = c.key
+            ckey = created[container]
+            await quotas.check_upload(request, project_id, ckey, info.size)
+            await versioning.before_write(storage, project_id, ckey, name)
             pending = _member_body(events)
             await storage.put_object(
-                container, name, pending, content_type=_guess(name), meta=_pax_meta(info), sysmeta={},
+                ckey, name, pending, content_type=_guess(name), meta=_pax_meta(info), sysmeta={},
                 delete_at=delete_at, expected_size=info.size, max_size=max_size,
             )
             data["Number Files Created"] += 1

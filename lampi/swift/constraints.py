@@ -5,8 +5,6 @@ Values are OpenStack Swift's defaults (swift/common/constraints.py, swift.conf-s
 
 from __future__ import annotations
 
-# the one storage policy (its name as Swift shows it: /info, X-Storage-Policy, listings)
-DEFAULT_POLICY = "default-placement"
 MAX_FILE_SIZE = 5 * 1024 * 1024 * 1024  # 5 GiB, overridable by settings.max_object_size
 MAX_META_NAME_LENGTH = 128
 MAX_META_VALUE_LENGTH = 256
@@ -38,7 +36,9 @@ def new_container_problem(name: str) -> str | None:
     return None
 
 
-def swift_info(max_file_size: int) -> dict[str, object]:
+def swift_info(max_file_size: int, policies: list[tuple[str, bool]] | None = None) -> dict[str, object]:
+    """``policies``: (name, is the default) of every storage policy, as Swift's
+    ``POLICIES.get_policy_info()`` lists them (``default`` only on the default one)."""
     return {
         "max_file_size": max_file_size,
         "max_meta_name_length": MAX_META_NAME_LENGTH,
@@ -54,7 +54,8 @@ def swift_info(max_file_size: int) -> dict[str, object]:
         "extra_header_count": EXTRA_HEADER_COUNT,
         "valid_api_versions": ["v1", "v1.0"],
         "strict_cors_mode": True,
-        "policies": [{"name": DEFAULT_POLICY, "default": True}],
+        "policies": [{"name": n, "aliases": n, **({"default": True} if d else {})}
+                     for n, d in (policies or [("default-placement", True)])],
         "allow_account_management": False,
         "account_autocreate": False,
     }

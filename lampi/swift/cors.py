@@ -28,7 +28,7 @@ def _origin_allowed(meta: dict[str, str], origin: str) -> bool:
 async def _container_meta(request: web.Request, project_id: str, container: str | None) -> dict[str, str] | None:
     if container is None:
         return None
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await request.app[STORAGE].lookup(project_id, container)
     if c is None or c.project_id != project_id:
         return None
     return c.meta

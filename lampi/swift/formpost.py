@@ -100,11 +100,11 @@ async def _translate_form(request: web.Request, account: str, project_id: str, c
                 if keys is None:
                     keys = await _keys(request, project_id, container)
                 _check(request, attributes, keys)
-                c = await storage.meta.get_container(container)
+                c = await storage.lookup(project_id, container)
                 if c is None or c.project_id != project_id:
                     status, message = "404 Not Found", ""
                     break
-                status, message = await _store(request, storage, container, prefix, part, attributes)
+                status, message = await _store(request, storage, c.key, prefix, part, attributes)
                 if not status.startswith("2"):
                     break
             else:
@@ -131,7 +131,7 @@ async def _keys(request: web.Request, project_id: str, container: str) -> list[s
     storage = request.app[STORAGE]
     acct = await storage.account(project_id)
     keys = keys_from_meta(acct.meta)
-    c = await storage.meta.get_container(container)
+    c = await storage.lookup(project_id, container)
     if c is not None and c.project_id == project_id:
         keys += keys_from_meta(c.meta)
     return keys

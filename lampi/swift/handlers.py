@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 from aiohttp import HttpVersion11, web
 
 from lampi.core import errors
-from lampi.core.authz import ACCOUNT_ACL_KEY, SERVICE_PREFIX, Principal, account_project
+from lampi.core.authz import ACCOUNT_ACL_KEY, SERVICE_PREFIX, Principal, account_name, account_project
 from lampi.core.versions import VERSIONED_KEY
 from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
@@ -26,7 +26,6 @@ from lampi.swift.http_util import check_header_text, check_total_meta, http_date
 from lampi.swift.listing import (
     list_params,
     listing_format,
-    policy_name,
     render_containers,
     render_object_rows,
     render_objects,
@@ -154,6 +153,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
         project_id = account_key(account)
         check_header_lines(request)
         check_header_text(request.headers)
+        if container is not None and not (obj is None and method == "PUT"):
+            # the global namespace (Allas): a container name means the same container
+            # from every account, so /v1/AUTH_<B>/<A's container> is A's container, with
+            # A's ACLs deciding (creating one of a taken name stays a 409)
+            found = await request.app[STORAGE].lookup(project_id, container)
+            if found is not None and found.project_id != project_id:
+                project_id = found.project_id
+                account = account_name(project_id)
         request[PROJECT] = project_id
         # access control (lampi/swift/acl.py): CORS preflight and FormPost need no
         # token, a TempURL replaces it; otherwise owner first, then account and
@@ -202,7 +209,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                     f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}", plain=True
                 )
             resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
-            return await object_versioning.finish(request, resp, container, obj)  # type: ignore[arg-type]
+            return await object_versioning.finish(request, resp, project_id, container, obj)  # type: ignore[arg-type]
         if container is not None:
             return await handle_container(request, project_id, account, container)
         return await handle_account(request, project_id, account)
@@ -214,24 +221,28 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _account_headers(request: web.Request, project_id: str) -> dict[str, str]:
-    acct = await request.app[STORAGE].account(project_id)
+    storage = request.app[STORAGE]
+    acct = await storage.account(project_id)
     h = {
         "X-Account-Container-Count": str(acct.container_count),
         "X-Account-Object-Count": str(acct.object_count),
         "X-Account-Bytes-Used": str(acct.bytes_used),
         "X-Timestamp": x_timestamp(acct.created_at),
         "X-PUT-Timestamp": x_timestamp(acct.created_at),
-        "X-Account-Storage-Policy-Default-Placement-Container-Count": str(acct.container_count),
-        "X-Account-Storage-Policy-Default-Placement-Object-Count": str(acct.object_count),
-        "X-Account-Storage-Policy-Default-Placement-Bytes-Used": str(acct.bytes_used),
     }
+    # per storage policy that has containers here, as Swift's account server
+    for policy, (containers, objects_, nbytes) in (await storage.policy_stats(project_id)).items():
+        prefix = f"X-Account-Storage-Policy-{policy}-"
+        h[prefix + "Container-Count"] = str(containers)
+        h[prefix + "Object-Count"] = str(objects_)
+        h[prefix + "Bytes-Used"] = str(nbytes)
     for k, v in acct.meta.items():
         if not k.startswith("sys:"):
             h[f"X-Account-Meta-{k}"] = v
     shown_acl = acl.format_account_acl(acct.meta.get(ACCOUNT_ACL_KEY))
     if shown_acl is not None:
         h["X-Account-Access-Control"] = shown_acl
-    h.update(quotas.account_quota_headers(acct.meta))
+    h.update(quotas.account_quota_headers(request, acct.meta))
     # keystoneauth's X-Account-Project-Domain-Id: the domain of the account's project
     project = await request.app[STORAGE].meta.get_project(account_project(project_id)[0])
     if project is not None:
@@ -261,7 +272,7 @@ async def handle_account(request: web.Request, project_id: str, account: str) ->
         if m == "HEAD":
             return _listing_response(request, 204, None, headers, ctype)
         assert params is not None
-        rows = await storage.list_containers(project_id, params)
+        rows = await storage.list_containers(project_id, params)  # extra["storage_policy"]: its name
         body, _ = render_containers(fmt, account, rows)
         return _listing_response(request, 200, body, headers, ctype)
     if m == "POST":
@@ -342,6 +353,18 @@ def _container_meta_updates(request: web.Request) -> dict[str, str | None]:
     return updates
 
 
+def _requested_policy(request: web.Request) -> str | None:
+    """The storage policy a container PUT asks for (its configured spelling), None when it
+    asks for none (the default's); InvalidArgument (400, Swift's body) for an unknown one."""
+    asked = request.headers.get("X-Storage-Policy", "")
+    if not asked:
+        return None
+    found = request.app[STORAGE].find_policy(asked)
+    if found is None:
+        raise errors.InvalidArgument(f"Invalid X-Storage-Policy '{asked}'")
+    return found
+
+
 async def _container_headers(request: web.Request, project_id: str, name: str) -> dict[str, str]:
     c = await request.app[STORAGE].container(project_id, name)
     h = {
@@ -349,7 +372,7 @@ async def _container_headers(request: web.Request, project_id: str, name: str) -
         "X-Container-Bytes-Used": str(c.bytes_used),
         "X-Timestamp": x_timestamp(c.created_at),
         "X-PUT-Timestamp": x_timestamp(c.put_timestamp),
-        "X-Storage-Policy": policy_name(c),
+        "X-Storage-Policy": request.app[STORAGE].policy_name(c.policy),
         "Accept-Ranges": "bytes",
         # Swift's container server: Last-Modified is the put timestamp (a container PUT
         # or POST moves it; object writes do not), rounded up to the second
@@ -374,18 +397,19 @@ async def handle_container(
         params = list_params(request) if m == "GET" else None
         if m == "GET" and "versions" in request.query:  # object_versioning: JSON only, its own checks
             headers = await _container_headers(request, project_id, name)
-            return await object_versioning.list_versions(request, name, headers)
+            return await object_versioning.list_versions(request, await storage.container(project_id, name), headers)
         fmt, ctype = listing_format(request)
         headers = await _container_headers(request, project_id, name)
+        c = await storage.container(project_id, name)
         if m == "HEAD":
             return _listing_response(request, 204, None, headers, ctype)
         assert params is not None
         if fmt == "json":  # the fast path clients use (python-swiftclient asks for JSON)
-            obj_rows = await storage.list_object_rows(name, params)
+            obj_rows = await storage.list_object_rows(c.key, params)
             raw = render_object_rows(obj_rows)
-            raw = await symlink.annotate_listing(storage, project_id, name, obj_rows, raw)  # symlink_path
+            raw = await symlink.annotate_listing(storage, project_id, c.key, obj_rows, raw)  # symlink_path
             return _listing_response(request, 200, raw, headers, ctype)
-        rows = await storage.list_objects(name, params)
+        rows = await storage.list_objects(c.key, params)
         body, _ = render_objects(fmt, name, rows)
         return _listing_response(request, 200, body, headers, ctype)
     if m == "PUT":
@@ -397,8 +421,14 @@ async def handle_container(
         meta = {k: v for k, v in meta_updates.items() if v is not None}
         meta.update({k: v for k, v in sys_updates.items() if v is not None})
         await quotas.check_container_create(request, project_id, name)  # project's container limit
+        policy = _requested_policy(request)  # 400 for an unknown X-Storage-Policy
+        if policy is not None:
+            existing = await storage.lookup(project_id, name)
+            if existing is not None and existing.project_id == project_id \
+                    and storage.policy_name(existing.policy) != policy:
+                return swift_error(409, method="PUT")  # a container's policy never changes
         try:
-            created = await storage.create_container(project_id, name, meta, time.time())
+            created = await storage.create_container(project_id, name, meta, time.time(), policy=policy)
         except errors.ContainerNameTaken:
             return swift_error(409, "Container name is already in use by another project.\n")
         if not created:
@@ -406,7 +436,7 @@ async def handle_container(
             # a PUT on an existing container updates its ACLs too, as Swift's does
             removals.update(sys_updates)
             if removals:
-                await storage.update_container_meta(name, removals)
+                await storage.update_container_meta((await storage.container(project_id, name)).key, removals)
         return web.Response(status=201 if created else 202, content_type="text/html", charset="UTF-8")
     if m == "POST":
         updates = _container_meta_updates(request)
@@ -420,7 +450,7 @@ async def handle_container(
         check_total_meta(merged)
         updates.update(_container_sys_updates(request))
         updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
-        await storage.update_container_meta(name, updates, put_timestamp=time.time())  # Swift: POST moves it
+        await storage.update_container_meta(c.key, updates, put_timestamp=time.time())  # Swift: POST moves it
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "DELETE":
         await storage.delete_container(project_id, name)
@@ -458,7 +488,7 @@ async def info(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     return web.json_response(
         {
-            "swift": C.swift_info(s.max_object_size),
+            "swift": C.swift_info(s.max_object_size, request.app[STORAGE].policy_info()),
             "tempauth": {"account_acls": True},
             "keystoneauth": {},
             "tempurl": tempurl.info(),

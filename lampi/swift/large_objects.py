@@ -28,7 +28,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core import manifest as M
-from lampi.core.models import ManifestInfo, ObjectRecord
+from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import check_conditionals, parse_range
@@ -415,7 +415,7 @@ async def copy(
     request: web.Request,
     src: ObjectRecord,
     src_project: str,
-    container: str,
+    container: CKey,
     name: str,
     *,
     content_type: str,

@@ -16,7 +16,7 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core.models import ListingEntry, ListParams
 from lampi.core.numbers import uint
-from lampi.swift.constraints import CONTAINER_LISTING_LIMIT, DEFAULT_POLICY
+from lampi.swift.constraints import CONTAINER_LISTING_LIMIT
 
 
 @functools.lru_cache(maxsize=4096)
@@ -156,14 +156,6 @@ def list_params(request: web.Request, container: bool = True) -> ListParams:
     )
 
 
-def policy_name(source: object = None) -> str:
-    """The storage policy a container is in, as its ``X-Storage-Policy`` header and its
-    account listing entry (``storage_policy``) name it: the one lookup for both, where
-    named policies are to be wired in (``source`` is the Container or the account
-    listing's ListingEntry). lampi has one policy today."""
-    return DEFAULT_POLICY
-
-
 def to_xml(doc: Element) -> bytes:
     """Swift's ``listing_formats.to_xml``: ElementTree's bytes with the declaration in
     double quotes, so the body is byte for byte what Swift sends."""
@@ -174,9 +166,16 @@ def to_xml(doc: Element) -> bytes:
     return result
 
 
+def _policy_item(r: ListingEntry) -> dict[str, str]:
+    """``storage_policy`` of an account listing row whose policy name was filled in
+    (``Storage.list_containers``: ``extra["storage_policy"]``, ``Storage.policy_name``)."""
+    name = (r.extra or {}).get("storage_policy")
+    return {"storage_policy": name} if name else {}
+
+
 def _container_item(r: ListingEntry) -> dict[str, object]:
     return {"name": r.name, "count": r.count, "bytes": r.bytes, "last_modified": iso(r.last_modified),
-            "storage_policy": policy_name(r)}
+            **_policy_item(r)}
 
 
 def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple[bytes, str]:
@@ -195,7 +194,8 @@ def render_containers(fmt: str, account: str, rows: list[ListingEntry]) -> tuple
             else:
                 sub = SubElement(doc, "container")
                 for key in ("name", "count", "bytes", "last_modified", "storage_policy"):
-                    SubElement(sub, key).text = str(item[key])
+                    if key in item:
+                        SubElement(sub, key).text = str(item[key])
             sub.tail = "\n"
         return to_xml(doc), "application/xml"
     return "".join(r.name + "\n" for r in rows).encode(), "text/plain"

@@ -55,7 +55,7 @@ async def container_updates(
     given = headers.get("X-Versions-Enabled")
     if given is None and not legacy:
         return {}
-    c = await storage.meta.get_container(name)
+    c = await storage.lookup(project_id, name)
     meta = c.meta if c is not None and c.project_id == project_id else {}
     on = given is not None and given.strip().lower() in TRUE_VALUES
     if legacy and (on or versions.versioned(meta)):
@@ -98,7 +98,7 @@ def _accepts_json(request: web.Request) -> bool:
     return False
 
 
-async def list_versions(request: web.Request, name: str, headers: dict[str, str]) -> web.Response:
+async def list_versions(request: web.Request, container: Container, headers: dict[str, str]) -> web.Response:
     """``GET <container>?versions``: every version, with ``version_id`` and ``is_latest``.
 
     Always JSON, as Swift's object_versioning answers it (it turns the listing filter
@@ -121,7 +121,7 @@ async def list_versions(request: web.Request, name: str, headers: dict[str, str]
         return swift_error(400, "version_marker param requires marker")
     if set(params.delimiter) & set("0123456789.\x00"):  # version ids' characters
         return swift_error(400, "invalid delimiter param")
-    rows = await storage.list_versions(name, params, version_marker)
+    rows = await storage.list_versions(container.key, params, version_marker)
     items: list[dict[str, object]] = []
     marker_latest = False
     for r in rows:
@@ -163,7 +163,7 @@ async def handle(
     response, or None to go on with the ordinary handling (headers added on the way)."""
     storage = request.app[STORAGE]
     m = request.method
-    cname = container.name
+    cname, ckey = container.name, container.key
     raw_vid = request.query.get("version-id")
     if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
         return None  # slo.delete_manifest: segments, then the manifest (that version of it)
@@ -171,7 +171,7 @@ async def handle(
         return await _version_request(request, project_id, container, name, raw_vid)
     if m in ("GET", "HEAD"):
         try:
-            rec = await storage.head_object(cname, name)
+            rec = await storage.head_object(ckey, name)
         except errors.ObjectNotFound:
             im = request.headers.get("If-Match")
             if im is not None and "*" in (t.strip() for t in im.split(",")):
@@ -187,7 +187,7 @@ async def handle(
     if not versions.enabled(container.meta):
         return None  # suspended: writes and deletes of null versions, as without versioning
     if m == "DELETE" and request.query.get("multipart-manifest") != "delete":
-        existed, marker = await storage.delete_current(cname, name)
+        existed, marker = await storage.delete_current(ckey, name)
         resp = web.Response(status=204, content_type="text/html", charset="UTF-8") if existed \
             else swift_error(404, method=m)
         resp.headers["X-Object-Version-Id"] = marker
@@ -197,7 +197,8 @@ async def handle(
     return None
 
 
-async def finish(request: web.Request, resp: web.StreamResponse, container: str, name: str) -> web.StreamResponse:
+async def finish(request: web.Request, resp: web.StreamResponse, project_id: str, container: str,
+                 name: str) -> web.StreamResponse:
     """After a versioned PUT/COPY: ``X-Object-Version-Id`` of the version written."""
     if not request.get(_PENDING) or resp.prepared or not 200 <= resp.status < 300:
         return resp
@@ -206,8 +207,11 @@ async def finish(request: web.Request, resp: web.StreamResponse, container: str,
         if len(dest) != 2:
             return resp
         container, name = dest
+        if request.headers.get("Destination-Account"):
+            project_id = request.headers["Destination-Account"].removeprefix("AUTH_")
+    storage = request.app[STORAGE]
     try:
-        rec = await request.app[STORAGE].head_object(container, name)
+        rec = await storage.head_object((await storage.container(project_id, container)).key, name)
     except errors.NotFound:
         return resp
     resp.headers["X-Object-Version-Id"] = rec.version_id or "null"
@@ -219,7 +223,7 @@ async def _version_request(
 ) -> web.StreamResponse | None:
     storage = request.app[STORAGE]
     m = request.method
-    cname = container.name
+    ckey = container.key
     if m not in ("GET", "HEAD", "DELETE", "PUT", "COPY"):
         return swift_error(400, f"{m} to a specific version is not allowed", method=m)
     if not versions.versioned(container.meta) and raw_vid != "null":
@@ -234,12 +238,12 @@ async def _version_request(
             # Swift lets it through to the current object (its "is_latest link"): an
             # unversioned object goes, a current version only stops being current
             try:
-                await storage.head_object(cname, name)
+                await storage.head_object(ckey, name)
             except errors.ObjectNotFound:
                 return swift_error(404, method=m)
-            await storage.delete_object(cname, name)
+            await storage.delete_object(ckey, name)
             return web.Response(status=204, content_type="text/html", charset="UTF-8")
-        found, current = await storage.delete_version(cname, name, vid)
+        found, current = await storage.delete_version(ckey, name, vid)
         resp = web.Response(status=204, content_type="text/html", charset="UTF-8") if found \
             else swift_error(404, method=m)
         resp.headers["X-Object-Version-Id"] = vid
@@ -252,13 +256,13 @@ async def _version_request(
     if m == "COPY":  # Swift's copy GETs its source with the version-id: that version is copied
         if vid == "null":
             try:
-                rec = await storage.head_object(cname, name)
+                rec = await storage.head_object(ckey, name)
             except errors.ObjectNotFound:
                 return swift_error(404, method=m)
             if rec.version_id is not None:
                 return swift_error(404, method=m)
         else:
-            rec = await storage.get_version(cname, name, vid)
+            rec = await storage.get_version(ckey, name, vid)
             if rec is None or rec.content_type == versions.DELETE_MARKER:
                 return swift_error(404, method=m)
         request[objects.COPY_SOURCE] = rec
@@ -268,14 +272,14 @@ async def _version_request(
 
     if vid == "null":
         try:
-            rec = await storage.head_object(cname, name)
+            rec = await storage.head_object(ckey, name)
         except errors.ObjectNotFound:
             return swift_error(404, method=m)
         if rec.version_id is not None:
             return swift_error(404, method=m)  # the current object has a real version id
         request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": "null"}
-        return await objects.get_object(request, cname, name)
-    version = await storage.get_version(cname, name, vid)
+        return await objects.get_object(request, ckey, name)
+    version = await storage.get_version(ckey, name, vid)
     if version is None:
         return swift_error(404, method=m)
     if version.content_type == versions.DELETE_MARKER:
@@ -285,14 +289,14 @@ async def _version_request(
         return resp
     request[symlink.EXTRA_HEADERS] = {"X-Object-Version-Id": vid}
     if symlink.is_link(version.sysmeta):  # a version that is a link is followed, as the current one is
-        target = await symlink.resolve(request, project_id, cname, name, version)
+        target = await symlink.resolve(request, project_id, ckey, name, version)
         if isinstance(target, web.StreamResponse):
             return target
         if target is not None:
             request[symlink.EXTRA_HEADERS]["Content-Location"] = target[2]
             return await objects.get_object(request, target[0], target[1])
     request[objects.RECORD] = version  # served as is, not looked up by name
-    return await objects.get_object(request, cname, name)
+    return await objects.get_object(request, ckey, name)
 
 
 async def _restore(request: web.Request, container: Container, name: str, vid: str) -> web.StreamResponse:
@@ -308,7 +312,7 @@ async def _restore(request: web.Request, container: Container, name: str, vid: s
     if has_body:
         return swift_error(400, "PUT version-id requests require a zero byte body", method="PUT", plain=True)
     storage = request.app[STORAGE]
-    rec = await storage.restore_version(container.name, name, vid, keep_current=versions.enabled(container.meta))
+    rec = await storage.restore_version(container.key, name, vid, keep_current=versions.enabled(container.meta))
     if rec is None:
         return swift_error(404, "The specified version does not exist", method="PUT", plain=True)
     return web.Response(

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from lampi.core import errors, versions
 from lampi.core.authz import OBJECT_ACL_KEY, account_name
-from lampi.core.models import ObjectRecord
+from lampi.core.models import CKey, ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
@@ -56,20 +56,21 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
         if resp is not None:
             return resp
     if m in ("GET", "HEAD"):
-        target = await symlink.resolve(request, project_id, container, name)  # follow symlinks
+        target = await symlink.resolve(request, project_id, cont.key, name)  # follow symlinks
         if isinstance(target, web.StreamResponse):
             return target
+        key = cont.key
         if target is not None:
-            container, name, location = target
+            key, name, location = target
             extra = {"Content-Location": location}
-            tcont = await storage.meta.get_container(container)
+            tcont = await storage.by_key(key)
             if tcont is not None and versions.versioned(tcont.meta):
                 # the target's version, as object_versioning answers for it (not the link's)
-                trec = await storage.meta.get_object(container, name, time.time())
+                trec = await storage.meta.get_object(key, name, time.time())
                 if trec is not None:
                     extra["X-Object-Version-Id"] = trec.version_id or "null"
             request[symlink.EXTRA_HEADERS] = extra
-        return await get_object(request, container, name)
+        return await get_object(request, key, name)
     # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
     if m == "PUT" and request.query.get("multipart-manifest") == "put":
         return await slo.put_manifest(request, project_id, container, name)
@@ -78,16 +79,16 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
         return refused
     if m == "PUT" and "X-Symlink-Target" in request.headers:
-        return await symlink.put(request, project_id, container, name)
+        return await symlink.put(request, project_id, cont, name)
     if m == "PUT":
         if "X-Copy-From" in request.headers:
             return await copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
                                      source_account=request.headers.get("X-Copy-From-Account"))
-        return await put_object(request, container, name)
+        return await put_object(request, cont.key, name)
     if m == "POST":
-        return await post_object(request, container, name)
+        return await post_object(request, cont.key, name)
     if m == "DELETE":
-        await versioning.delete_object(storage, project_id, container, name)  # versioned_writes
+        await versioning.delete_object(storage, project_id, cont.key, name)  # versioned_writes
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "COPY":
         dest = request.headers.get("Destination")
@@ -104,7 +105,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
         # Swift's copy middleware reads the source before it writes the destination: a
         # missing source is 404 whatever the destination
         if COPY_SOURCE not in request:
-            await storage.head_object(container, name)
+            await storage.head_object(cont.key, name)
         # the destination is written with the caller's authority: owner, account ACL
         # or the destination container's write ACL (also in another account)
         await acl.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
@@ -199,7 +200,7 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     return h
 
 
-async def check_if_none_match(request: web.Request, container: str, name: str) -> web.Response | None:
+async def check_if_none_match(request: web.Request, container: CKey, name: str) -> web.Response | None:
     """Swift: a conditional PUT creates only (``If-None-Match: *``; any other value 400);
     412 when the object exists. None when the PUT may go on."""
     inm = request.headers.get("If-None-Match")
@@ -236,7 +237,7 @@ def framing_error(request: web.Request) -> web.Response | None:
     return resp
 
 
-async def put_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def put_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     length = request.content_length
@@ -275,7 +276,7 @@ async def put_object(request: web.Request, container: str, name: str) -> web.Str
     )
 
 
-async def get_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def get_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     try:
         rec = request.get(RECORD) or await storage.head_object(container, name)
@@ -413,7 +414,7 @@ async def send_blob(
         await resp.write(chunk)
 
 
-async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
+async def post_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
     meta = _user_meta(request)
@@ -449,8 +450,7 @@ async def copy_source(request: web.Request, project_id: str, source: str, source
     sparts, src_project = _copy_source_path(source, source_account, project_id)
     await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
     storage = request.app[STORAGE]
-    await storage.container(src_project, sparts[0])
-    await storage.head_object(sparts[0], sparts[1])
+    await storage.head_object((await storage.container(src_project, sparts[0])).key, sparts[1])
 
 
 async def copy_object(
@@ -469,18 +469,18 @@ async def copy_object(
     sparts, src_project = _copy_source_path(source, source_account, source_project or project_id)
     if source_project is None:  # X-Copy-From: the source is read with the caller's authority
         await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
-    await storage.container(src_project, sparts[0])
-    src_rec = request.get(COPY_SOURCE) or await storage.head_object(sparts[0], sparts[1])
+    src_key = (await storage.container(src_project, sparts[0])).key
+    src_rec = request.get(COPY_SOURCE) or await storage.head_object(src_key, sparts[1])
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
         # Swift's copy GETs the source through the symlink middleware: a link is
         # followed and its target copied (the link itself with ?symlink=get)
-        target = await symlink.resolve(request, src_project, sparts[0], sparts[1], src_rec)
+        target = await symlink.follow(request, src_project, src_key, sparts[1], src_rec)
         if isinstance(target, web.StreamResponse):
             return target
         if target is not None:
-            sparts = [target[0], target[1]]
-            src_project = (await storage.meta.get_container(target[0])).project_id  # type: ignore[union-attr]
-            src_rec = await storage.head_object(sparts[0], sparts[1])
+            src_project, tc, tname = target[0], target[1], target[2]
+            sparts = [tc.name, tname]
+            src_rec = await storage.head_object(tc.key, tname)
     try:
         check_conditionals(request.headers, src_rec)
     except errors.NotModified:
@@ -509,6 +509,13 @@ async def copy_object(
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
+    if symlink.is_link(sysmeta) and "X-Symlink-Target-Account" in request.headers:
+        # a link copied as itself (?symlink=get): the copy's PUT names its target account,
+        # as Swift's symlink middleware sees the copy's headers
+        acct = unquote(request.headers["X-Symlink-Target-Account"])
+        if not acct or "/" in acct:
+            raise errors.PreconditionFailed("Account name cannot contain slashes")
+        sysmeta[symlink.TARGET_ACCOUNT] = quote(acct)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # Swift's copy GETs the source with the request's Range: one range of a plain object
     # copies those bytes
@@ -520,16 +527,17 @@ async def copy_object(
             span = ranges[0]
             size = span[1] - span[0]
     # 413 over quota, counting the bytes the copy writes, as Swift's quotas see the copy's PUT
-    await quotas.check_upload(request, project_id, container, size)
-    await versioning.before_write(storage, project_id, container, name)  # archive the current version
+    dkey = (await storage.container(project_id, container)).key
+    await quotas.check_upload(request, project_id, dkey, size)
+    await versioning.before_write(storage, project_id, dkey, name)  # archive the current version
     if span is not None:
         start, end = span
         rec = await storage.put_object(
-            container, name, storage.read_object(src_rec, start, end - start), content_type=ctype, meta=meta,
+            dkey, name, storage.read_object(src_rec, start, end - start), content_type=ctype, meta=meta,
             sysmeta=sysmeta, delete_at=_delete_at(request), expected_size=end - start)
     else:
         rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
-            request, src_rec, src_project, container, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
+            request, src_rec, src_project, dkey, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
             delete_at=_delete_at(request), built=built,
         )
     return web.Response(

@@ -13,9 +13,9 @@ from multidict import CIMultiDictProxy
 
 from lampi.core import errors
 from lampi.core import quotas as core_quotas
+from lampi.core.models import CKey
 from lampi.core.numbers import uint
 from lampi.http.context import PRINCIPAL, SETTINGS, STORAGE
-from lampi.swift import constraints as C
 
 
 def defaults(request: web.Request) -> core_quotas.QuotaDefaults:
@@ -35,9 +35,9 @@ def check_container_headers(headers: CIMultiDictProxy[str]) -> None:
 QUOTA_TYPES = ("Quota-Bytes", "Quota-Count")
 
 
-def policy_names() -> list[str]:
+def policy_names(request: web.Request) -> list[str]:
     """The storage policies /info lists (account quotas may be set per policy)."""
-    return [str(p["name"]) for p in C.swift_info(0)["policies"]]  # type: ignore[union-attr]
+    return request.app[STORAGE].policy_names()
 
 
 def account_quota_updates(request: web.Request) -> dict[str, str | None]:
@@ -61,7 +61,7 @@ def account_quota_updates(request: web.Request) -> dict[str, str | None]:
             if legacy_rm is not None and not remove:
                 remove = legacy_rm
         wanted[f"sys:{qt.lower()}"] = "" if remove else new  # X-Remove dominates, as in Swift
-        for policy in policy_names():
+        for policy in policy_names(request):
             tail = f"Account-{qt}-Policy-{policy}"
             value = "" if h.get("X-Remove-" + tail) else h.get("X-" + tail)
             wanted[f"sys:{qt.lower()}-policy-{policy.lower()}"] = value
@@ -76,14 +76,14 @@ def account_quota_updates(request: web.Request) -> dict[str, str | None]:
     return {k: (v or None) for k, v in asked.items()}
 
 
-def account_quota_headers(meta: dict[str, str]) -> dict[str, str]:
+def account_quota_headers(request: web.Request, meta: dict[str, str]) -> dict[str, str]:
     """The account quotas as account HEAD/GET show them (to anyone who may read the
     account: non-resellers cannot change them, but see them)."""
     out: dict[str, str] = {}
     for qt in QUOTA_TYPES:
         if meta.get(f"sys:{qt.lower()}"):
             out[f"X-Account-{qt}"] = meta[f"sys:{qt.lower()}"]
-        for policy in policy_names():
+        for policy in policy_names(request):
             value = meta.get(f"sys:{qt.lower()}-policy-{policy.lower()}")
             if value:
                 out[f"X-Account-{qt}-Policy-{policy}"] = value
@@ -93,16 +93,23 @@ def account_quota_headers(meta: dict[str, str]) -> dict[str, str]:
 async def check_container_create(request: web.Request, project_id: str, name: str) -> None:
     """Per-project container limit, checked before a new container is made."""
     storage = request.app[STORAGE]
-    if await storage.meta.get_container(name) is not None:
+    if await storage.lookup(project_id, name) is not None:
         return  # an existing container: PUT only updates it (or is refused as taken)
     await core_quotas.check_container_limit(storage.meta, defaults(request), project_id)
 
 
-async def check_upload(request: web.Request, project_id: str, container: str, nbytes: int | None) -> int | None:
+async def check_upload(request: web.Request, project_id: str, container: CKey, nbytes: int | None) -> int | None:
     """Before an object write of ``nbytes`` (None: chunked): 413 "Upload exceeds quota."
     if it would pass a quota. Returns the bytes still allowed (None: unlimited)."""
+    storage = request.app[STORAGE]
+    c = await storage.by_key(container)
+    policy_usage = None
+    if c is not None:  # per-policy account quotas count the usage of the container's policy
+        name = storage.policy_name(c.policy)
+        _, objects_, bytes_ = (await storage.policy_stats(project_id)).get(name, (0, 0, 0))
+        policy_usage = (name, objects_, bytes_)
     return await core_quotas.check_quota(
-        request.app[STORAGE].meta, defaults(request), project_id, container, nbytes
+        storage.meta, defaults(request), project_id, container, nbytes, policy_usage=policy_usage
     )
 
 

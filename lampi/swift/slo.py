@@ -22,7 +22,7 @@ from aiohttp import web
 
 from lampi.core import errors, jsonbody
 from lampi.core import manifest as M
-from lampi.core.models import ManifestInfo, ObjectRecord
+from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.core.numbers import uint
 from lampi.http.context import SETTINGS, STORAGE
 from lampi.swift.bulk import declaration, delete_as_caller, out_format, response_body, status_line
@@ -272,6 +272,7 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     settings = request.app[SETTINGS]
     if request.headers.get("X-Copy-From"):
         return swift_error(405, "Multipart Manifest PUTs cannot be COPY requests", method="PUT")
+    ckey = (await storage.container(project_id, container)).key
     length = request.content_length
     if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return swift_error(411, method="PUT")
@@ -285,12 +286,12 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
     # the manifest PUT's own Content-Length (the manifest JSON, which is also what
     # bytes-used counts), not the segments, and one more object
-    await quotas.check_upload(request, project_id, container, length)
+    await quotas.check_upload(request, project_id, ckey, length)
     raw = await _read_capped(request, MAX_MANIFEST_SIZE)
     if raw is None:
         return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
     if length is None:  # chunked: checked once its size is known
-        await quotas.check_upload(request, project_id, container, len(raw))
+        await quotas.check_upload(request, project_id, ckey, len(raw))
     try:
         parsed = _validate_input(raw, container, name)
     except _BadManifest as exc:
@@ -339,15 +340,15 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     if client_etag and client_etag.strip().strip('"') != built.etag:
         return await finish(422, {}, [])
     # the manifest's own PUT is conditional as any PUT (proxy / object server, after slo)
-    if (refused := await check_if_none_match(request, container, name)) is not None:
+    if (refused := await check_if_none_match(request, ckey, name)) is not None:
         if resp is None:
             return refused
         return await finish(refused.status, {}, [])
     ctype = _content_type(request, name)
     from lampi.swift import versioning
 
-    await versioning.before_write(storage, project_id, container, name)  # archive the current version
-    rec = await store(storage, container, name, built, content_type=ctype, meta=meta, sysmeta=sysmeta,
+    await versioning.before_write(storage, project_id, ckey, name)  # archive the current version
+    rec = await store(storage, ckey, name, built, content_type=ctype, meta=meta, sysmeta=sysmeta,
                       delete_at=delete_at, max_size=settings.max_object_size)
     headers = {"ETag": f'"{rec.etag}"', "Last-Modified": http_date(rec.last_modified),
                "X-Timestamp": x_timestamp(rec.last_modified)}
@@ -357,7 +358,7 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     return await finish(201, {}, [], headers=headers)
 
 
-async def store(storage: Any, container: str, name: str, built: M.BuiltManifest, *, content_type: str,
+async def store(storage: Any, container: CKey, name: str, built: M.BuiltManifest, *, content_type: str,
                 meta: dict[str, str], sysmeta: dict[str, str], delete_at: int | None,
                 max_size: int | None = None) -> ObjectRecord:
     """Write a validated manifest (its size and ETag those of the large object)."""
@@ -411,31 +412,33 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
         return 401
     except errors.Forbidden:
         return 403
-    head = await _head_segment(storage, project_id, path)
-    if isinstance(head, int):
-        return head
+    found = await _head_segment(storage, project_id, path)
+    if isinstance(found, int):
+        return found
+    ckey, head = found
     if not symlink.is_link(head.sysmeta):
         return "/" + path.lstrip("/"), head
-    target = await symlink.follow(request, project_id, cont, obj)
+    target = await symlink.follow(request, project_id, ckey, obj)
     if isinstance(target, web.StreamResponse):
         return target.status
     if target is None:  # replaced since: no longer a link
         return 409
-    tproject, tcont, tobj, _ = target
+    tproject, tc, tobj, _ = target
     if tproject != project_id:
         return 403
-    rec = await storage.meta.get_object(tcont, tobj, time.time())
-    return 404 if rec is None else ("/" + tcont + "/" + tobj, rec)
+    rec = await storage.meta.get_object(tc.key, tobj, time.time())
+    return 404 if rec is None else ("/" + tc.name + "/" + tobj, rec)
 
 
-async def _head_segment(storage: Any, project_id: str, path: str) -> ObjectRecord | int:
-    """The segment's record, or the status its HEAD would get (404 outside the account)."""
+async def _head_segment(storage: Any, project_id: str, path: str) -> tuple[CKey, ObjectRecord] | int:
+    """The segment's container key and record, or the status its HEAD would get (404
+    outside the account)."""
     cont, _, obj = path.lstrip("/").partition("/")
-    c = await storage.meta.get_container(cont)
+    c = await storage.lookup(project_id, cont)
     if c is None or c.project_id != project_id or not obj:
         return 404
-    rec = await storage.meta.get_object(cont, obj, time.time())
-    return 404 if rec is None else rec
+    rec = await storage.meta.get_object(c.key, obj, time.time())
+    return 404 if rec is None else (c.key, rec)
 
 
 # -- DELETE ?multipart-manifest=delete ---------------------------------------------------
@@ -463,7 +466,7 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
         raise _LoadError(401, "401 Unauthorized") from None
     except errors.Forbidden:
         raise _LoadError(500, "Unable to load SLO manifest or segment.") from None
-    c = await storage.meta.get_container(cont)
+    c = await storage.lookup(project_id, cont)
     if c is None or c.project_id != project_id or not obj:
         raise _LoadError(404, "SLO manifest not found")
     if version_id is not None:
@@ -472,9 +475,9 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
         vid = versions.normalize(version_id)
         if vid is None or (vid != "null" and not versions.versioned(c.meta)):
             raise _LoadError(500, "Unable to load SLO manifest or segment.")  # the GET's 400
-        head = await storage.meta.get_object(cont, obj, time.time())
+        head = await storage.meta.get_object(c.key, obj, time.time())
         if vid != "null":
-            head = await storage.get_version(cont, obj, vid)
+            head = await storage.get_version(c.key, obj, vid)
         elif head is not None and head.version_id is not None:
             head = None
         if head is None or head.content_type == versions.DELETE_MARKER:
@@ -483,7 +486,7 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
         found = await _head_segment(storage, project_id, path)
         if isinstance(found, int):
             raise _LoadError(404, "SLO manifest not found")
-        head = found
+        head = found[1]
     if is_mpu(head):
         return []  # an S3 multipart object: deleted as one object, its parts with it
     if not is_slo(head):

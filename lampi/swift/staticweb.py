@@ -23,7 +23,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import Principal
-from lampi.core.models import Container, ListParams
+from lampi.core.models import CKey, Container, ListParams
 from lampi.http.context import STORAGE
 from lampi.swift import acl, objects, tempurl
 from lampi.swift.errors import swift_error
@@ -72,7 +72,7 @@ async def _allowed(request: web.Request, principal: Principal | None, project_id
     return 0
 
 
-async def _object(request: web.Request, container: str, name: str) -> tuple[int, str, int]:
+async def _object(request: web.Request, container: CKey, name: str) -> tuple[int, str, int]:
     """(status, content type, size) of a GET of ``name`` (200 or 404; no access check)."""
     try:
         rec = await request.app[STORAGE].head_object(container, name)
@@ -88,15 +88,15 @@ async def _error(request: web.Request, principal: Principal | None, site: _Site,
     c = site.container
     if site.error and c is not None:
         page = f"{status}{site.error}"
-        if (await _object(request, c.name, page))[0] == 200 and not await _allowed(
+        if (await _object(request, c.key, page))[0] == 200 and not await _allowed(
                 request, principal, c.project_id, c.name, page):
-            return await _serve(request, c.name, page, status=status)
+            return await _serve(request, c.key, page, status=status)
     if response is not None:
         return response
     raise {401: errors.Unauthorized, 403: errors.Forbidden}.get(status, errors.NotFound)()
 
 
-async def _serve(request: web.Request, container: str, name: str, status: int) -> web.StreamResponse:
+async def _serve(request: web.Request, container: CKey, name: str, status: int) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
     resp = web.StreamResponse(status=status)
@@ -174,7 +174,7 @@ async def _listing(request: web.Request, principal: Principal | None, site: _Sit
     refused = await _allowed(request, principal, c.project_id, c.name, None)  # the listing sub-request
     if refused:
         return await _error(request, principal, site, refused)
-    rows = await request.app[STORAGE].list_objects(c.name, ListParams(prefix=prefix, delimiter="/"))
+    rows = await request.app[STORAGE].list_objects(c.key, ListParams(prefix=prefix, delimiter="/"))
     if prefix and not rows:
         return await _error(request, principal, site, 404)
     qs, tempurl_prefix = _tempurl_query(request)
@@ -231,7 +231,7 @@ def _redirect(request: web.Request) -> web.Response:
 async def maybe_handle(request: web.Request, principal: Principal | None, account: str, project_id: str,
                        container: str, obj: str | None) -> web.StreamResponse | None:
     """Serve the request as a web site, or None to go on with the ordinary API."""
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await request.app[STORAGE].lookup(project_id, container)
     site = _Site(c if c is not None and c.project_id == project_id else None)
     if obj is None:
         return await _container(request, principal, site, project_id, container)
@@ -252,10 +252,12 @@ async def _container(request: web.Request, principal: Principal | None, site: _S
         return _redirect(request)
     if not site.index:
         return await _listing(request, principal, site)
-    status, _, _ = await _object(request, container, site.index)
+    assert site.container is not None  # an index is a container's setting
+    key = site.container.key
+    status, _, _ = await _object(request, key, site.index)
     if status == 404:
         return await _listing(request, principal, site)
-    return await objects.get_object(request, container, site.index)
+    return await objects.get_object(request, key, site.index)
 
 
 async def _object_request(request: web.Request, principal: Principal | None, site: _Site, project_id: str,
@@ -267,7 +269,8 @@ async def _object_request(request: web.Request, principal: Principal | None, sit
         raise {401: errors.Unauthorized, 403: errors.Forbidden}[refused]()  # no custom page but for 404s
     if site.container is None:
         return None  # the ordinary 404
-    status, ctype, size = await _object(request, container, obj)
+    key = site.container.key
+    status, ctype, size = await _object(request, key, obj)
     if status == 200 and not (ctype == site.dir_type and size <= 1):
         return None  # an ordinary object GET
     if not site.listings and not site.index:
@@ -275,15 +278,14 @@ async def _object_request(request: web.Request, principal: Principal | None, sit
     slashed = _path(request).endswith("/")
     if site.index:
         index = obj + ("" if obj.endswith("/") else "/") + site.index
-        if (await _object(request, container, index))[0] == 200:
+        if (await _object(request, key, index))[0] == 200:
             if not slashed:
                 return _redirect(request)
             if await _allowed(request, principal, project_id, container, index):
                 return await _error(request, principal, site, 401 if principal is None else 403)
-            return await objects.get_object(request, container, index)
+            return await objects.get_object(request, key, index)
     if not slashed:
-        rows = await request.app[STORAGE].list_objects(container, ListParams(prefix=obj + "/", delimiter="/",
-                                                                             limit=1))
+        rows = await request.app[STORAGE].list_objects(key, ListParams(prefix=obj + "/", delimiter="/", limit=1))
         if not rows:
             return await _error(request, principal, site, 404)
         return _redirect(request)

@@ -19,7 +19,15 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import account_name
-from lampi.core.models import MAY_LINK, SYMLINK_TARGET, SYMLINK_TARGET_ACCOUNT, SYMLINK_TARGET_ETAG, SYMLOOP_MAX
+from lampi.core.models import (
+    MAY_LINK,
+    SYMLINK_TARGET,
+    SYMLINK_TARGET_ACCOUNT,
+    SYMLINK_TARGET_ETAG,
+    SYMLOOP_MAX,
+    CKey,
+    Container,
+)
 from lampi.http.context import STORAGE
 from lampi.swift import acl
 from lampi.swift.errors import swift_error
@@ -95,12 +103,36 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
         rec = None
         try:
             await acl.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
-            await storage.container(tproject, tcontainer)
-            rec = await storage.head_object(tcontainer, tobj)
+            tkey = (await storage.container(tproject, tcontainer)).key
+            rec = await storage.head_object(tkey, tobj)
         except errors.NotFound:
             pass
         if rec is None:
             raise _conflict("X-Symlink-Target does not exist", tproject, sys[TARGET])
+        # a static link as the target is followed (its recorded ETag must be the one
+        # asked), a plain link is not: its own (empty) ETag is compared, as Swift's
+        # HEAD with follow_softlinks=False does
+        hops, path, project = 0, sys[TARGET], tproject
+        while is_link(rec.sysmeta) and rec.sysmeta.get(TARGET_ETAG):
+            if rec.sysmeta[TARGET_ETAG] != etag:
+                raise _conflict("X-Symlink-Target-Etag headers do not match", project, path)
+            if hops >= SYMLOOP_MAX:
+                raise _conflict(f"Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}",
+                                project, path)
+            hops += 1
+            if TARGET_ACCOUNT in rec.sysmeta:
+                project = unquote(rec.sysmeta[TARGET_ACCOUNT]).removeprefix("AUTH_")
+            path = rec.sysmeta[TARGET]
+            ncont, _, nobj = unquote(path).partition("/")
+            nxt = None
+            try:
+                await acl.check_subrequest(request, project, ncont, nobj)
+                nxt = await storage.head_object((await storage.container(project, ncont)).key, nobj)
+            except errors.NotFound:
+                pass
+            if nxt is None:
+                raise _conflict("X-Symlink-Target does not exist", project, path)
+            rec = nxt
         if target_etag(rec) != etag:
             raise _conflict(f"Object Etag {target_etag(rec)!r} does not match X-Symlink-Target-Etag header {etag!r}",
                             tproject, sys[TARGET])
@@ -131,33 +163,37 @@ def conflict_response(exc: errors.Conflict, method: str) -> web.Response | None:
 
 
 async def resolve(
-    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
-) -> tuple[str, str, str] | web.Response | None:
-    """For a GET/HEAD without ``?symlink=get``: follow links from ``container/name``.
+    request: web.Request, project_id: str, container: CKey, name: str, rec: ObjectRecord | None = None,
+) -> tuple[CKey, str, str] | web.Response | None:
+    """For a GET/HEAD without ``?symlink=get``: follow links from ``name`` in the
+    container of key ``container``.
 
-    Returns None when it is not a link (serve it as usual), (container, object,
+    Returns None when it is not a link (serve it as usual), (container key, object,
     Content-Location) of the final target, or an error response (dangling link 404,
     loop 409, static link whose target changed 409).
     """
     if request.query.get("symlink") == "get":
         return None
     target = await follow(request, project_id, container, name, rec)
-    return target[1:] if isinstance(target, tuple) else target
+    if isinstance(target, tuple):
+        return target[1].key, target[2], target[3]
+    return target
 
 
 async def follow(
-    request: web.Request, project_id: str, container: str, name: str, rec: ObjectRecord | None = None,
-) -> tuple[str, str, str, str] | web.Response | None:
+    request: web.Request, project_id: str, container: CKey, name: str, rec: ObjectRecord | None = None,
+) -> tuple[str, Container, str, str] | web.Response | None:
     """``resolve`` whatever the query says, with the target's project: (project, container,
     object, Content-Location), an error response (as for a GET of the link by the
-    caller), or None when ``container/name`` is not a link. ``rec``: the link's record
-    when it is not the current object (a version)."""
+    caller), or None when ``name`` (in the container of key ``container``) is not a link.
+    ``rec``: the link's record when it is not the current object (a version)."""
     storage = request.app[STORAGE]
     if rec is None:
         try:
             rec = await storage.head_object(container, name)
         except errors.ObjectNotFound:
             return None
+    tc: Container | None = None
     if not is_link(rec.sysmeta):
         return None
     hops = 0
@@ -176,34 +212,40 @@ async def follow(
         try:
             # the target is read with the caller's authority (ACLs of the target container)
             await acl.check_subrequest(request, project_id, tcontainer, tobj)
-            await storage.container(project_id, tcontainer)
-            rec = await storage.head_object(tcontainer, tobj)
+            tc = await storage.container(project_id, tcontainer)
+            rec = await storage.head_object(tc.key, tobj)
         except errors.NotFound:
             resp = swift_error(404, method=request.method)
             resp.headers["Content-Location"] = location
             return resp
-        except errors.DomainError as exc:
+        except errors.DomainError as exc:  # e.g. 403 reading the target: still says where it points
             from lampi.swift.errors import to_response
 
-            return to_response(exc, request.method)
-        if want_etag and target_etag(rec) != want_etag:
+            resp = to_response(exc, request.method)
+            resp.headers["Content-Location"] = location
+            return resp
+        # a static link pointing at another static link: that one's recorded ETag (Swift's
+        # found_etag), not its own empty body's
+        found = rec.sysmeta.get(TARGET_ETAG) or rec.etag if is_link(rec.sysmeta) else target_etag(rec)
+        if want_etag and found != want_etag:
             resp = swift_error(
-                409, f"Object Etag {target_etag(rec)!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
+                409, f"Object Etag {found!r} does not match X-Symlink-Target-Etag header {want_etag!r}",
                 method=request.method)
             resp.headers["Content-Location"] = location
             return resp
-        container, name = tcontainer, tobj
-    return project_id, container, name, location
+        name = tobj
+    assert tc is not None
+    return project_id, tc, name, location
 
 
-async def put(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
+async def put(request: web.Request, project_id: str, container: Container, name: str) -> web.StreamResponse:
     """PUT with ``X-Symlink-Target``: store the zero-byte link object."""
     from lampi.swift import objects, quotas, versioning  # objects imports this module
     from lampi.swift.http_util import http_date, x_timestamp
 
     storage = request.app[STORAGE]
     try:
-        sys = await put_sysmeta(request, project_id, container, name)
+        sys = await put_sysmeta(request, project_id, container.name, name)
     except _LinkConflict as exc:
         resp = conflict_response(exc, request.method)
         assert resp is not None
@@ -213,9 +255,9 @@ async def put(request: web.Request, project_id: str, container: str, name: str) 
     sysmeta.update(sys)
     meta = objects._user_meta(request)
     delete_at = objects._delete_at(request)
-    await quotas.check_upload(request, project_id, container, 0)
-    await versioning.before_write(storage, project_id, container, name)
-    rec = await storage.put_object(container, name, objects._body(request), content_type=ctype, meta=meta,
+    await quotas.check_upload(request, project_id, container.key, 0)
+    await versioning.before_write(storage, project_id, container.key, name)
+    rec = await storage.put_object(container.key, name, objects._body(request), content_type=ctype, meta=meta,
                                    sysmeta=sysmeta, delete_at=delete_at, expected_size=0, max_size=0)
     return web.Response(
         status=201,
@@ -253,7 +295,7 @@ def listing_item(sysmeta: dict[str, str], project_id: str) -> dict[str, object]:
     return out
 
 
-async def annotate_listing(storage: Storage, project_id: str, container: str, rows: list[Any],
+async def annotate_listing(storage: Storage, project_id: str, container: CKey, rows: list[Any],
                            body: bytes) -> bytes:
     """Add ``symlink_path`` (and a static link's ``symlink_etag``/``symlink_bytes``) to
     the links of a rendered JSON object listing. Links are zero-byte objects, so only

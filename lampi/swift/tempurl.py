@@ -140,7 +140,7 @@ async def authorize(
     storage = request.app[STORAGE]
     acct = await storage.account(project_id)
     scoped = [(k, "account") for k in keys_from_meta(acct.meta)]
-    c = await storage.meta.get_container(container)
+    c = await storage.lookup(project_id, container)
     if c is not None and c.project_id == project_id:
         scoped += [(k, "container") for k in keys_from_meta(c.meta)]
     if not scoped:

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from multidict import CIMultiDictProxy
 
 from lampi.core import errors
-from lampi.core.models import ListParams, ObjectRecord
+from lampi.core.models import CKey, ListParams, ObjectRecord
 from lampi.core.storage import Storage
 from lampi.swift.http_util import x_timestamp
 
@@ -75,9 +75,9 @@ def archive_prefix(name: str) -> str:
     return "%03x%s/" % (len(name.encode("utf-8")), name)
 
 
-async def _location(storage: Storage, project_id: str, container: str) -> tuple[str, str] | None:
-    """(archive container, mode) when ``container`` is versioned, else None."""
-    c = await storage.meta.get_container(container)
+async def _location(storage: Storage, project_id: str, container: CKey) -> tuple[str, str] | None:
+    """(archive container's name, mode) when ``container`` is versioned, else None."""
+    c = await storage.by_key(container)
     if c is None:
         return None
     if c.meta.get(VERSIONS):
@@ -87,14 +87,16 @@ async def _location(storage: Storage, project_id: str, container: str) -> tuple[
     return None
 
 
-async def _archive_container(storage: Storage, project_id: str, archive: str) -> None:
-    """Swift's 412 when the archive container is missing (it must be in this account)."""
-    c = await storage.meta.get_container(archive)
+async def _archive_container(storage: Storage, project_id: str, archive: str) -> CKey:
+    """The archive container's key; Swift's 412 when it is missing (it must be in this
+    account)."""
+    c = await storage.lookup(project_id, archive)
     if c is None or c.project_id != project_id:
         raise errors.PreconditionFailed()
+    return c.key
 
 
-async def _copy(storage: Storage, src: ObjectRecord, container: str, name: str) -> ObjectRecord:
+async def _copy(storage: Storage, src: ObjectRecord, container: CKey, name: str) -> ObjectRecord:
     if src.manifest is not None and src.manifest.kind == "slo":
         # an SLO is archived and restored as its manifest, not its data (Swift's
         # versioned_writes copies with ?multipart-manifest=get); a DLO's manifest is
@@ -111,16 +113,16 @@ async def _copy(storage: Storage, src: ObjectRecord, container: str, name: str) 
     )
 
 
-async def _copy_current(storage: Storage, project_id: str, container: str, name: str, archive: str) -> None:
+async def _copy_current(storage: Storage, project_id: str, container: CKey, name: str, archive: str) -> None:
     try:
         cur = await storage.head_object(container, name)
     except errors.ObjectNotFound:
         return  # nothing to archive
-    await _archive_container(storage, project_id, archive)
-    await _copy(storage, cur, archive, archive_prefix(name) + x_timestamp(cur.last_modified))
+    akey = await _archive_container(storage, project_id, archive)
+    await _copy(storage, cur, akey, archive_prefix(name) + x_timestamp(cur.last_modified))
 
 
-async def before_write(storage: Storage, project_id: str, container: str, name: str) -> None:
+async def before_write(storage: Storage, project_id: str, container: CKey, name: str) -> None:
     """Hook before an object PUT/COPY lands on ``container/name``: archive the current
     version if the container is versioned (either mode)."""
     loc = await _location(storage, project_id, container)
@@ -128,7 +130,7 @@ async def before_write(storage: Storage, project_id: str, container: str, name: 
         await _copy_current(storage, project_id, container, name, loc[0])
 
 
-async def _archived(storage: Storage, archive: str, name: str) -> list[ObjectRecord | None]:
+async def _archived(storage: Storage, archive: CKey, name: str) -> list[ObjectRecord | None]:
     """Archived versions of ``name``, newest first (at most one listing page, as Swift's
     own restore only ever needs the newest few)."""
     rows = await storage.list_objects(archive, ListParams(prefix=archive_prefix(name), reverse=True, limit=1000))
@@ -141,26 +143,28 @@ async def _archived(storage: Storage, archive: str, name: str) -> list[ObjectRec
     return out
 
 
-async def delete_object(storage: Storage, project_id: str, container: str, name: str) -> None:
+async def delete_object(storage: Storage, project_id: str, container: CKey, name: str) -> None:
     """DELETE of ``container/name`` with versioned_writes semantics (plain delete when
     the container is not versioned). Raises ObjectNotFound as the plain DELETE would."""
     loc = await _location(storage, project_id, container)
     if loc is None:
         await storage.delete_object(container, name)
         return
-    archive, mode = loc
+    archive_name, mode = loc
     if mode == "history":
-        await _copy_current(storage, project_id, container, name, archive)
-        await _archive_container(storage, project_id, archive)
+        await _copy_current(storage, project_id, container, name, archive_name)
+        akey = await _archive_container(storage, project_id, archive_name)
         marker = archive_prefix(name) + x_timestamp(time.time())
-        await storage.put_object(archive, marker, _empty(), content_type=DELETE_MARKER, meta={}, sysmeta={},
+        await storage.put_object(akey, marker, _empty(), content_type=DELETE_MARKER, meta={}, sysmeta={},
                                  expected_size=0)
         await storage.delete_object(container, name)
         return
     # stack mode: pop the newest archived version back into place
-    if await storage.meta.get_container(archive) is None:
+    found = await storage.lookup(project_id, archive_name)
+    if found is None or found.project_id != project_id:
         await storage.delete_object(container, name)
         return
+    archive = found.key
     versions = await _archived(storage, archive, name)
     for i, prev in enumerate(versions):
         if prev is None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1.identity import generic, v3
 from keystoneclient.v3 import client as ks_client
 
-from tests.functional.conftest import LampiServer
+from tests.functional.conftest import LampiServer, lampi_cmd
 
 
 @dataclass
@@ -144,7 +146,9 @@ def test_generic_password_from_root_url_discovers_v3(server: LampiServer, alice:
                             user_domain_name="Default", project_name=alice.project, project_domain_name="Default")
     sess = session.Session(auth=auth)
     assert sess.get_project_id() == alice.project_id
-    assert sess.get_endpoint(service_type="object-store", interface="public") == f"{server.url}/v1/AUTH_{alice.project_id}"
+    # Allas's form of the object-store URL: <base>/swift/v1/AUTH_<project_id>
+    assert sess.get_endpoint(service_type="object-store", interface="public") == \
+        f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     assert sess.get_api_major_version(service_type="identity", interface="public") == (3, 0)
 
 
@@ -164,7 +168,7 @@ def test_keystoneauth_password_forms(server: LampiServer, alice: Account, form: 
     assert sess.get_user_id() == alice.user_id
     assert sess.get_project_id() == alice.project_id
     url = sess.get_endpoint(service_type="object-store", interface="public")
-    assert url == f"{server.url}/v1/AUTH_{alice.project_id}"
+    assert url == f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     # and the token works for Swift through swiftclient's session support
     conn = swiftclient.Connection(session=sess, retries=0)
     assert int(conn.head_account()["x-account-container-count"]) >= 0
@@ -206,7 +210,7 @@ def test_token_response_shape(server: LampiServer, alice: Account) -> None:
         assert {e["interface"] for e in svc["endpoints"]} == {"public", "internal", "admin"}
         assert all(e["region"] == "regionOne" and e["region_id"] == "regionOne" for e in svc["endpoints"])
         assert svc["id"] and all(e["id"] for e in svc["endpoints"])
-    assert {e["url"] for e in catalog["object-store"]["endpoints"]} == {f"{server.url}/v1/AUTH_{alice.project_id}"}
+    assert {e["url"] for e in catalog["object-store"]["endpoints"]} == {f"{server.url}/swift/v1/AUTH_{alice.project_id}"}
     assert {e["url"].rstrip("/") for e in catalog["identity"]["endpoints"]} == {server.auth_url}
 
 
@@ -232,16 +236,18 @@ def test_allas_conf_flow(server: LampiServer, alice: Account, unique: str) -> No
     # allas_conf picks the public object-store URL out of the catalog
     storage_url = next(e["url"] for svc in r.json()["token"]["catalog"] if svc["type"] == "object-store"
                        for e in svc["endpoints"] if e["interface"] == "public")
+    # ... with allas_conf's own pattern (https://a3s.fi:443/swift/[A-Za-z0-9/_]*)
+    assert re.fullmatch(re.escape(server.url) + r"/swift/[A-Za-z0-9/_]*", storage_url), storage_url
+    assert storage_url == f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     swiftclient.put_container(storage_url, token, unique)
     swiftclient.put_object(storage_url, token, unique, "o.txt", b"allas")
-    # Allas's own URL form, /swift/v1/AUTH_<id>, serves the same account
-    allas_url = storage_url.replace("/v1/", "/swift/v1/")
-    assert allas_url.startswith(f"{server.url}/swift/v1/AUTH_")
-    _, body = swiftclient.get_object(allas_url, token, unique, "o.txt")
+    # Swift's plain form, /v1/AUTH_<id>, serves the same account
+    plain_url = storage_url.replace("/swift/v1/", "/v1/")
+    _, body = swiftclient.get_object(plain_url, token, unique, "o.txt")
     assert body == b"allas"
-    _, listing = swiftclient.get_container(allas_url, token, unique)
+    _, listing = swiftclient.get_container(plain_url, token, unique)
     assert [o["name"] for o in listing] == ["o.txt"]
-    swiftclient.delete_object(allas_url, token, unique, "o.txt")
+    swiftclient.delete_object(plain_url, token, unique, "o.txt")
     swiftclient.delete_container(storage_url, token, unique)
 
 
@@ -395,7 +401,7 @@ def test_keystoneclient_tokens_and_projects(server: LampiServer, alice: Account)
     assert access.project_id == alice.project_id and access.user_id == alice.user_id
     assert "member" in access.role_names
     assert access.service_catalog.url_for(service_type="object-store", endpoint_type="public") == \
-        f"{server.url}/v1/AUTH_{alice.project_id}"
+        f"{server.url}/swift/v1/AUTH_{alice.project_id}"
     ks.tokens.revoke_token(other)
     with pytest.raises(ksa_exc.NotFound):
         ks.tokens.validate(other)
@@ -759,3 +765,22 @@ def test_secrets_never_logged(server: LampiServer, admin: Account, alice: Accoun
     assert log
     for secret in (admin.password, alice.password, token, a_tok, token[:40]):
         assert secret not in log
+
+
+def test_storage_url_form_swift(fresh_server) -> None:  # noqa: ANN001
+    """``storage_url_form = "swift"``: the catalog gives Swift's /v1/AUTH_<id> form (for
+    tools that take its second path segment for the account); both forms are served."""
+    fresh_server.extra_args = ["--storage-url-form", "swift"]
+    fresh_server.start()
+    rc = fresh_server.openrc()
+    conn = swiftclient.Connection(authurl=rc["OS_AUTH_URL"], user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": rc["OS_PROJECT_NAME"]}, auth_version="3", retries=0)
+    url, token = conn.get_auth()
+    assert re.fullmatch(re.escape(fresh_server.url) + r"/v1/AUTH_[0-9a-f]+", url), url
+    conn.put_container("c")
+    _, body = swiftclient.get_container(url.replace("/v1/", "/swift/v1/"), token, "c")
+    assert body == []
+    res = subprocess.run([*lampi_cmd(), "serve", "--storage-url-form", "tenant", "--data-dir",
+                          str(fresh_server.data_dir)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "tenant" in res.stderr

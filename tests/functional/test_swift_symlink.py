@@ -119,8 +119,50 @@ def test_cross_account_link_needs_access(server: LampiServer, swift_conn, unique
                                                                   "X-Symlink-Target-Account": admin_acct})
     e = _err(other.conn.get_object, unique + "-mine", "link")
     assert e.http_status == 403
+    # refused, the answer still says where the link points (Swift's Content-Location)
+    assert e.http_response_headers["Content-Location"] == f"/v1/{admin_acct}/{unique}/mine"
     h = other.conn.head_object(unique + "-mine", "link", query_string="symlink=get")
     assert h["x-symlink-target-account"] == admin_acct
+
+
+def test_static_link_to_static_link(swift_conn, unique: str) -> None:  # noqa: ANN001
+    """A static link may target another static link with the same target ETag (Swift
+    follows static links when it validates, not plain ones)."""
+    swift_conn.put_container(unique)
+    etag = hashlib.md5(b"the target").hexdigest()
+    swift_conn.put_object(unique, "t", b"the target")
+    swift_conn.put_object(unique, "a", b"", headers={"X-Symlink-Target": f"{unique}/t", "X-Symlink-Target-Etag": etag})
+    swift_conn.put_object(unique, "b", b"", headers={"X-Symlink-Target": f"{unique}/a", "X-Symlink-Target-Etag": etag})
+    hdrs, body = swift_conn.get_object(unique, "b")
+    assert body == b"the target" and hdrs["content-location"].endswith(f"/{unique}/t")
+    assert swift_conn.head_object(unique, "b")["etag"] == etag
+    e = _err(swift_conn.put_object, unique, "c", b"", headers={"X-Symlink-Target": f"{unique}/a",
+                                                               "X-Symlink-Target-Etag": "0" * 32})
+    assert e.http_status == 409
+    # a plain link is not followed: its own (empty) ETag is what a static link must match
+    swift_conn.put_object(unique, "plain", b"", headers={"X-Symlink-Target": f"{unique}/t"})
+    e = _err(swift_conn.put_object, unique, "d", b"", headers={"X-Symlink-Target": f"{unique}/plain",
+                                                               "X-Symlink-Target-Etag": etag})
+    assert e.http_status == 409
+
+
+def test_copy_link_itself_with_target_account(server: LampiServer, swift_conn, unique: str) -> None:  # noqa: ANN001
+    """COPY of a link with ?symlink=get and X-Symlink-Target-Account: the copy points
+    into that account (the copy's PUT carries the header, as in Swift)."""
+    from tests.functional.swift_helpers import new_account
+
+    other = new_account(server)
+    swift_conn.put_container(unique, headers={"X-Container-Read": f"{other.project_id}:*"})
+    swift_conn.put_object(unique, "t", b"admin's target")
+    swift_conn.put_object(unique, "link", b"", headers={"X-Symlink-Target": f"{unique}/t"})
+    admin_acct = swift_conn.get_auth()[0].rsplit("/", 1)[1]
+    other.conn.put_container(unique + "-o")
+    other.conn.put_object(unique + "-o", "copy", b"", query_string="symlink=get",
+                          headers={"X-Copy-From": f"{unique}/link", "X-Copy-From-Account": admin_acct,
+                                   "X-Symlink-Target-Account": admin_acct})
+    h = other.conn.head_object(unique + "-o", "copy", query_string="symlink=get")
+    assert h["x-symlink-target-account"] == admin_acct and h["x-symlink-target"] == f"{unique}/t"
+    assert other.conn.get_object(unique + "-o", "copy")[1] == b"admin's target"
 
 
 def test_info_advertises_symlink(server: LampiServer) -> None:

@@ -123,8 +123,9 @@ def allas_conf_env(server: LampiServer, v1_user: dict[str, str], url_form: str) 
     assert r.status_code == 201, r.text
     storage_url = next(e["url"] for svc in r.json()["token"]["catalog"] if svc["type"] == "object-store"
                        for e in svc["endpoints"] if e["interface"] == "public")
-    if url_form == "swift":
-        storage_url = storage_url.replace("/v1/AUTH_", "/swift/v1/AUTH_")
+    assert "/swift/v1/AUTH_" in storage_url  # the catalog has Allas's form
+    if url_form == "v1":
+        storage_url = storage_url.replace("/swift/v1/AUTH_", "/v1/AUTH_")
     env = swift_env()
     env.update({"OS_AUTH_TOKEN": r.headers["X-Subject-Token"], "OS_STORAGE_URL": storage_url})
     return env

@@ -130,3 +130,36 @@ def test_min_free_space_refuses_nonsense(text):
 def test_min_free_space_in_toml_is_text(tmp_path):
     with pytest.raises(ValueError, match="min_free_space"):  # as every text setting: quote it
         load_settings(config_file=toml(tmp_path, "min_free_space = 1024\n"), environ={})
+
+
+def test_bucket_namespace_sources(tmp_path):
+    assert Settings().bucket_namespace == "global"
+    assert load_settings(environ={"LAMPI_BUCKET_NAMESPACE": "project"}).bucket_namespace == "project"
+    cfg = toml(tmp_path, 'bucket_namespace = "project"\n')
+    assert load_settings(config_file=cfg, environ={}).bucket_namespace == "project"
+    for bad in ({"environ": {"LAMPI_BUCKET_NAMESPACE": "tenant"}},
+                {"config_file": toml(tmp_path, 'bucket_namespace = "Global"\n'), "environ": {}}):
+        with pytest.raises(ValueError, match="bucket_namespace.*global, project"):
+            load_settings(**bad)
+
+
+def test_storage_policy_tables(tmp_path):
+    cfg = toml(tmp_path, '[[storage_policy]]\nname = "fast"\n\n[[storage_policy]]\nname = "slow"\n'
+                         'path = "/mnt/slow"\ndefault = true\n')
+    s = load_settings(config_file=cfg, environ={"LAMPI_DATA_DIR": str(tmp_path / "d")})
+    pols = s.policies()
+    assert [(p.name, p.default, p.in_data_dir) for p in pols] == [("fast", False, True), ("slow", True, False)]
+    assert pols[1].root == Path("/mnt/slow")
+    assert [p.name for p in Settings().policies()] == ["default-placement"]
+
+
+@pytest.mark.parametrize("text,word", [
+    ('[[storage_policy]]\nname = "a"\ndefault = true\n[[storage_policy]]\nname = "b"\ndefault = true\n', "default"),
+    ('[[storage_policy]]\nname = "a"\ncolour = "red"\n', "colour"),
+    ('[[storage_policy]]\nname = "a_b"\n', "invalid"),
+    ('[[storage_policy]]\nname = "a"\npath = "x"\n[[storage_policy]]\nname = "b"\npath = "x/blobs/y"\n', "inside"),
+    ('storage_policy = "a"\n', "tables"),
+])
+def test_storage_policy_tables_refused(tmp_path, text, word):
+    with pytest.raises(ValueError, match=word):
+        load_settings(config_file=toml(tmp_path, text), environ={})

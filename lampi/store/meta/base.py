@@ -14,6 +14,7 @@ from typing import Protocol
 
 from lampi.core.models import (
     Account,
+    CKey,
     Container,
     Credential,
     Domain,
@@ -73,10 +74,32 @@ class MetaStore(Protocol):
     async def update_account_meta(self, project_id: str, updates: dict[str, str | None]) -> None: ...
     async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]: ...
     async def create_container(
-        self, project_id: str, name: str, meta: dict[str, str], timestamp: float
-    ) -> bool: ...
-    async def get_container(self, name: str) -> Container | None: ...
-    async def update_container_meta(self, name: str, updates: dict[str, str | None],
+        self, project_id: str, name: str, meta: dict[str, str], timestamp: float, *,
+        key: CKey | None = None, global_names: bool = True, policy: str | None = None,
+    ) -> bool:
+        """Create container ``name`` of ``project_id`` under ``key`` (default: the name; False
+        when the project has it already: ``meta`` is merged into it). ``global_names``: a
+        name is unique in the whole service (ContainerNameTaken when another project has
+        it), else per project. ``policy``: its storage policy's name."""
+        ...
+
+    async def get_container(self, key: CKey) -> Container | None: ...
+    async def find_container(self, name: str, project_id: str | None) -> Container | None:
+        """The container ``name`` of ``project_id``; with None, of whichever project has it
+        (global namespace)."""
+        ...
+
+    async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
+        """Stored storage policy (None: from before policies) → (containers, objects,
+        bytes) of the project's containers."""
+        ...
+
+    async def shared_names(self, limit: int = 10) -> list[str]:
+        """Container names that more than one project uses (possible only in the
+        per-project namespace; the global one refuses to serve such a store)."""
+        ...
+
+    async def update_container_meta(self, key: CKey, updates: dict[str, str | None],
                                     put_timestamp: float | None = None) -> None:
         """Merge ``updates`` (None removes a key); ``put_timestamp`` moves the container's
         put timestamp forward (a Swift container POST)."""
@@ -85,18 +108,18 @@ class MetaStore(Protocol):
         """Every container whose metadata has ``key`` (S3 lifecycle configuration)."""
         ...
 
-    async def delete_container(self, project_id: str, name: str) -> None: ...
+    async def delete_container(self, project_id: str, key: CKey) -> None: ...
 
     # objects
     async def put_object(self, record: ObjectRecord) -> str | None:
         """Make ``record`` the visible version; return the blob id it replaced."""
         ...
 
-    async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None: ...
-    async def objects_sysmeta(self, container: str, names: list[str], now: float) -> dict[str, dict[str, str]]: ...
+    async def get_object(self, container: CKey, name: str, now: float) -> ObjectRecord | None: ...
+    async def objects_sysmeta(self, container: CKey, names: list[str], now: float) -> dict[str, dict[str, str]]: ...
     async def update_object_meta(
         self,
-        container: str,
+        container: CKey,
         name: str,
         meta: dict[str, str],
         sysmeta: dict[str, str],
@@ -110,18 +133,18 @@ class MetaStore(Protocol):
         one worker of all the service's processes runs each)."""
         ...
 
-    async def pending_part_bytes(self, project_id: str, container: str) -> tuple[int, int]:
+    async def pending_part_bytes(self, project_id: str, container: CKey) -> tuple[int, int]:
         """Bytes in the parts of multipart uploads in progress: (in ``container``, in the
         whole project). They count against byte quotas while the uploads run."""
         ...
 
-    async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
+    async def delete_object(self, container: CKey, name: str, if_blob: str | None = None) -> str | None:
         """Remove the object; return its blob id (None when it was absent, or, with
         ``if_blob``, when its current version is not that blob: replaced meanwhile)."""
         ...
 
     async def list_objects(
-        self, container: str, params: ListParams, now: float, raw: bool = False
+        self, container: CKey, params: ListParams, now: float, raw: bool = False
     ) -> list[ListingEntry]:
         """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
         last_modified, manifest JSON or None, flags)`` tuples (subdirs stay ListingEntry;
@@ -182,7 +205,7 @@ class MetaStore(Protocol):
     async def create_upload(self, upload: MultipartUpload) -> None: ...
     async def get_upload(self, upload_id: str) -> MultipartUpload | None: ...
     async def list_uploads(
-        self, container: str, prefix: str, key_marker: str, upload_id_marker: str, limit: int
+        self, container: CKey, prefix: str, key_marker: str, upload_id_marker: str, limit: int
     ) -> list[MultipartUpload]:
         """Uploads of ``container`` under ``prefix`` ordered by (key, initiated, id), after
         (``key_marker``, ``upload_id_marker``) as S3 pages them."""
@@ -217,25 +240,25 @@ class MetaStore(Protocol):
     # count in bytes-used (not in object counts); a current object that points at a
     # version (``version_id`` set) counts one object and no bytes, and ``delete_object`` /
     # ``reap_expired`` of one release no blob (``delete_object`` returns "").
-    async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
+    async def get_version(self, container: CKey, name: str, vid: str) -> ObjectRecord | None:
         """A version row (a delete marker has content type ``DELETE_MARKER``, no blob)."""
         ...
 
-    async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
+    async def delete_current(self, container: CKey, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
         """DELETE in a versioning-enabled container, one transaction: keep an unversioned
         current object as a version, remove the current object, write a delete marker at
         ``ts``. Returns (a current object existed, the marker's version id, a blob to
         release (an expired unversioned object's) or None)."""
         ...
 
-    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str | None, str]:
+    async def delete_version(self, container: CKey, name: str, vid: str) -> tuple[bool, str | None, str]:
         """Remove one version (and the current object when it pointed at it). Returns
         (found, its blob to release or None, the current version id after: "null" when
         there is none or it is unversioned)."""
         ...
 
     async def restore_version(
-        self, container: str, name: str, vid: str, keep_current: bool
+        self, container: CKey, name: str, vid: str, keep_current: bool
     ) -> tuple[ObjectRecord | None, str | None]:
         """Make the current object point at version ``vid`` (None, None when it does not
         exist or is a delete marker). An unversioned current object is kept as a version
@@ -243,7 +266,7 @@ class MetaStore(Protocol):
         ...
 
     async def list_versions(
-        self, container: str, params: ListParams, version_marker: str | None, now: float
+        self, container: CKey, params: ListParams, version_marker: str | None, now: float
     ) -> list[ListingEntry]:
         """Swift's ``?versions`` listing (prefix, delimiter, marker + version_marker,
         limit, reverse); ``extra`` has ``version_id``, ``is_latest`` and ``manifest``."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import Account, Container, ListingEntry, ListParams
+from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch
 
@@ -58,44 +59,59 @@ class ContainersMixin(SQLiteBase):
 
         await self._tx(fn)
 
+    _KCOLS = "ckey, name, project_id, created_at, meta, object_count, bytes_used, put_timestamp, updated_at, policy"
+
+    @staticmethod
+    def _container(r: tuple[Any, ...]) -> Container:
+        return Container(name=r[1], project_id=r[2], created_at=r[3], meta=json.loads(r[4]), object_count=r[5],
+                         bytes_used=r[6], put_timestamp=r[7], updated_at=r[8], key=CKey(r[0]), policy=r[9])
+
     async def list_containers(self, project_id: str, params: ListParams) -> list[ListingEntry]:
         def fn(c: sqlite3.Connection) -> list[ListingEntry]:
             fetch = range_fetch(
                 c,
-                "SELECT name, object_count, bytes_used, put_timestamp FROM containers WHERE project_id = ?",
+                "SELECT name, object_count, bytes_used, put_timestamp, policy FROM containers WHERE project_id = ?",
                 [project_id],
                 params.reverse,
             )
             return fold_listing(
                 fetch,
                 params,
-                lambda r: ListingEntry(name=r[0], count=r[1], bytes=r[2], last_modified=r[3]),
+                lambda r: ListingEntry(name=r[0], count=r[1], bytes=r[2], last_modified=r[3],
+                                       extra={"policy": r[4]}),
             )
 
         return await self._run(fn)
 
     async def create_container(
-        self, project_id: str, name: str, meta: dict[str, str], timestamp: float
+        self, project_id: str, name: str, meta: dict[str, str], timestamp: float, *,
+        key: CKey | None = None, global_names: bool = True, policy: str | None = None,
     ) -> bool:
+        ckey = CKey(name) if key is None else key
+
         def fn(c: sqlite3.Connection) -> bool:
-            row = c.execute("SELECT project_id, meta FROM containers WHERE name = ?", (name,)).fetchone()
+            if global_names:  # one container per name in the whole service
+                row = c.execute("SELECT ckey, project_id, meta FROM containers WHERE name = ?", (name,)).fetchone()
+            else:
+                row = c.execute("SELECT ckey, project_id, meta FROM containers WHERE project_id = ? AND name = ?",
+                                (project_id, name)).fetchone()
             if row is not None:
-                if row[0] != project_id:
+                if row[1] != project_id:
                     raise errors.ContainerNameTaken()
                 # a PUT on an existing container moves its put timestamp (Swift's
                 # update_put_timestamp: X-PUT-Timestamp, Last-Modified, listings)
                 c.execute(
                     "UPDATE containers SET meta = ?, updated_at = ?, put_timestamp = MAX(put_timestamp, ?) "
-                    "WHERE name = ?",
-                    (self._merge_meta(row[1], dict(meta)) if meta else row[1], timestamp, timestamp, name),
+                    "WHERE ckey = ?",
+                    (self._merge_meta(row[2], dict(meta)) if meta else row[2], timestamp, timestamp, row[0]),
                 )
                 return False
             if c.execute("SELECT 1 FROM accounts WHERE project_id = ?", (project_id,)).fetchone() is None:
                 raise errors.AccountNotFound()
             c.execute(
-                "INSERT INTO containers (name, project_id, created_at, put_timestamp, updated_at, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, project_id, timestamp, timestamp, timestamp, json.dumps(meta)),
+                "INSERT INTO containers (ckey, name, project_id, created_at, put_timestamp, updated_at, meta, policy) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (ckey, name, project_id, timestamp, timestamp, timestamp, json.dumps(meta), policy),
             )
             c.execute(
                 "UPDATE accounts SET container_count = container_count + 1 WHERE project_id = ?",
@@ -105,63 +121,82 @@ class ContainersMixin(SQLiteBase):
 
         return await self._tx(fn)
 
-    async def get_container(self, name: str) -> Container | None:
+    async def get_container(self, key: CKey) -> Container | None:
         def fn(c: sqlite3.Connection) -> Container | None:
-            row = c.execute(
-                "SELECT name, project_id, created_at, meta, object_count, bytes_used, put_timestamp, "
-                "updated_at FROM containers WHERE name = ?",
-                (name,),
-            ).fetchone()
-            if row is None:
-                return None
-            return Container(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
+            row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE ckey = ?", (key,)).fetchone()
+            return None if row is None else self._container(row)
 
         return await self._read(fn)
+
+    async def find_container(self, name: str, project_id: str | None) -> Container | None:
+        def fn(c: sqlite3.Connection) -> Container | None:
+            if project_id is None:
+                row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE name = ? LIMIT 1", (name,)).fetchone()
+            else:
+                row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE project_id = ? AND name = ?",
+                                (project_id, name)).fetchone()
+            return None if row is None else self._container(row)
+
+        return await self._read(fn)
+
+    async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
+        def fn(c: sqlite3.Connection) -> dict[str | None, tuple[int, int, int]]:
+            return {r[0]: (r[1], r[2], r[3]) for r in c.execute(
+                "SELECT policy, COUNT(*), SUM(object_count), SUM(bytes_used) FROM containers "
+                "WHERE project_id = ? GROUP BY policy", (project_id,))}
+
+        return await self._run(fn)
+
+    async def shared_names(self, limit: int = 10) -> list[str]:
+        def fn(c: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in c.execute(
+                "SELECT name FROM containers GROUP BY name HAVING COUNT(*) > 1 ORDER BY name LIMIT ?", (limit,))]
+
+        return await self._run(fn)
 
     async def containers_with_meta(self, key: str) -> list[Container]:
         """Every container whose metadata has ``key`` (the S3 lifecycle pass's scan)."""
 
         def fn(c: sqlite3.Connection) -> list[Container]:
             rows = c.execute(
-                "SELECT name, project_id, created_at, meta, object_count, bytes_used, put_timestamp, "
-                "updated_at FROM containers WHERE json_extract(meta, ?) IS NOT NULL ORDER BY name",
+                f"SELECT {self._KCOLS} FROM containers WHERE json_extract(meta, ?) IS NOT NULL ORDER BY ckey",
                 ('$."' + key.replace('"', '') + '"',),
             ).fetchall()
-            return [Container(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+            return [self._container(r) for r in rows]
 
         return await self._run(fn)
 
-    async def update_container_meta(self, name: str, updates: dict[str, str | None],
+    async def update_container_meta(self, key: CKey, updates: dict[str, str | None],
                                     put_timestamp: float | None = None) -> None:
         def fn(c: sqlite3.Connection) -> None:
-            row = c.execute("SELECT meta, put_timestamp FROM containers WHERE name = ?", (name,)).fetchone()
+            row = c.execute("SELECT meta, put_timestamp FROM containers WHERE ckey = ?", (key,)).fetchone()
             if row is None:
                 raise errors.ContainerNotFound()
             c.execute(
-                "UPDATE containers SET meta = ?, updated_at = ?, put_timestamp = ? WHERE name = ?",
+                "UPDATE containers SET meta = ?, updated_at = ?, put_timestamp = ? WHERE ckey = ?",
                 (self._merge_meta(row[0], updates), time.time(),
-                 row[1] if put_timestamp is None else max(row[1], put_timestamp), name),
+                 row[1] if put_timestamp is None else max(row[1], put_timestamp), key),
             )
 
         await self._tx(fn)
 
-    async def delete_container(self, project_id: str, name: str) -> None:
+    async def delete_container(self, project_id: str, key: CKey) -> None:
         def fn(c: sqlite3.Connection) -> None:
             row = c.execute(
-                "SELECT project_id FROM containers WHERE name = ?", (name,)
+                "SELECT project_id FROM containers WHERE ckey = ?", (key,)
             ).fetchone()
             if row is None or row[0] != project_id:
                 raise errors.ContainerNotFound()
-            if c.execute("SELECT 1 FROM objects WHERE container = ? LIMIT 1", (name,)).fetchone():
+            if c.execute("SELECT 1 FROM objects WHERE container = ? LIMIT 1", (key,)).fetchone():
                 raise errors.ContainerNotEmpty()
-            if c.execute("SELECT 1 FROM object_versions WHERE container = ? LIMIT 1", (name,)).fetchone():
+            if c.execute("SELECT 1 FROM object_versions WHERE container = ? LIMIT 1", (key,)).fetchone():
                 raise errors.ContainerNotEmpty("Delete all versions before deleting container.")
-            c.execute("DELETE FROM containers WHERE name = ?", (name,))
+            c.execute("DELETE FROM containers WHERE ckey = ?", (key,))
             # multipart uploads in progress go with the bucket; their part blobs are
             # then unreferenced and fsck collects them
             c.execute("DELETE FROM mpu_parts WHERE upload_id IN "
-                      "(SELECT upload_id FROM mpu_uploads WHERE container = ?)", (name,))
-            c.execute("DELETE FROM mpu_uploads WHERE container = ?", (name,))
+                      "(SELECT upload_id FROM mpu_uploads WHERE container = ?)", (key,))
+            c.execute("DELETE FROM mpu_uploads WHERE container = ?", (key,))
             c.execute(
                 "UPDATE accounts SET container_count = container_count - 1 WHERE project_id = ?",
                 (project_id,),

@@ -27,7 +27,7 @@ class MultipartMixin(ObjectsMixin):
 
     async def create_upload(self, upload: MultipartUpload) -> None:
         def fn(c: sqlite3.Connection) -> None:
-            if c.execute("SELECT 1 FROM containers WHERE name = ?", (upload.container,)).fetchone() is None:
+            if c.execute("SELECT 1 FROM containers WHERE ckey = ?", (upload.container,)).fetchone() is None:
                 raise errors.ContainerNotFound()
             c.execute(
                 f"INSERT INTO mpu_uploads ({self._MUCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -58,7 +58,7 @@ class ObjectsMixin(SQLiteBase):
     def _adjust(c: sqlite3.Connection, container: str, objects: int, nbytes: int) -> None:
         row = c.execute(
             "UPDATE containers SET object_count = object_count + ?, bytes_used = bytes_used + ? "
-            "WHERE name = ? RETURNING project_id",
+            "WHERE ckey = ? RETURNING project_id",
             (objects, nbytes, container),
         ).fetchone()
         if row is None:
@@ -103,7 +103,7 @@ class ObjectsMixin(SQLiteBase):
             "SELECT blob_id, size, manifest, version_id FROM objects WHERE container = ? AND name = ?",
             (record.container, record.name),
         ).fetchone()
-        if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
+        if c.execute("SELECT 1 FROM containers WHERE ckey = ?", (record.container,)).fetchone() is None:
             raise errors.ContainerNotFound()
         released: str | None = None
         old_used = 0

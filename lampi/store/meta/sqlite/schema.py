@@ -35,12 +35,19 @@ CREATE TABLE IF NOT EXISTS accounts (
     container_count INTEGER NOT NULL DEFAULT 0, object_count INTEGER NOT NULL DEFAULT 0,
     bytes_used INTEGER NOT NULL DEFAULT 0
 );
+-- containers: ``ckey`` is the container's key, what objects, versions and uploads refer
+-- to (lampi.core.storage.Storage.container_key): its name when it was made in the global
+-- namespace (so stores from before the key keep their rows), "<project_id>/<name>" in the
+-- per-project one. Clients name a container by (project, name), or by name alone in the
+-- global namespace; ``policy`` is its storage policy's name (NULL: made before policies,
+-- i.e. Policy-0's blob root)
 CREATE TABLE IF NOT EXISTS containers (
-    name TEXT PRIMARY KEY, project_id TEXT NOT NULL, created_at REAL NOT NULL,
+    ckey TEXT PRIMARY KEY, name TEXT NOT NULL, project_id TEXT NOT NULL, created_at REAL NOT NULL,
     put_timestamp REAL NOT NULL, updated_at REAL NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
-    object_count INTEGER NOT NULL DEFAULT 0, bytes_used INTEGER NOT NULL DEFAULT 0
+    object_count INTEGER NOT NULL DEFAULT 0, bytes_used INTEGER NOT NULL DEFAULT 0, policy TEXT
 );
-CREATE INDEX IF NOT EXISTS containers_by_project ON containers (project_id, name);
+CREATE UNIQUE INDEX IF NOT EXISTS containers_by_project_name ON containers (project_id, name);
+CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
 CREATE TABLE IF NOT EXISTS objects (
     container TEXT NOT NULL, name TEXT NOT NULL, blob_id TEXT NOT NULL, size INTEGER NOT NULL,
     etag TEXT NOT NULL, content_type TEXT NOT NULL, last_modified REAL NOT NULL,
@@ -126,7 +133,38 @@ ADDED_COLUMNS = (("objects", "manifest", "TEXT"), ("objects", "version_id", "TEX
                  ("credentials", "key_hash", "TEXT"))
 
 
+# the containers table of stores from before container keys: ``name`` was the primary key
+_CONTAINERS_V1 = ("name", "project_id", "created_at", "put_timestamp", "updated_at", "meta",
+                  "object_count", "bytes_used")
+
+
+def _key_containers(conn: sqlite3.Connection) -> None:
+    """Give the containers of an older store their key (= their name: they were made in
+    the global namespace), rebuilding the table in one transaction (SQLite cannot change
+    a primary key in place). Objects, versions and uploads already refer to the name."""
+    if "ckey" in {r[1] for r in conn.execute("PRAGMA table_info(containers)")}:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "ckey" not in {r[1] for r in conn.execute("PRAGMA table_info(containers)")}:  # not another worker
+            cols = ", ".join(_CONTAINERS_V1)
+            ddl = SCHEMA.split("CREATE TABLE IF NOT EXISTS containers (", 1)[1].split(");", 1)[0]
+            conn.execute(f"CREATE TABLE containers_keyed ({ddl})")
+            conn.execute(f"INSERT INTO containers_keyed (ckey, {cols}) SELECT name, {cols} FROM containers")
+            conn.execute("DROP TABLE containers")
+            conn.execute("ALTER TABLE containers_keyed RENAME TO containers")
+            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS containers_by_project_name "
+                         "ON containers (project_id, name)")
+            conn.execute("CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name)")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def migrate(conn: sqlite3.Connection) -> None:
+    _key_containers(conn)
     for table, column, decl in ADDED_COLUMNS:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column in have:

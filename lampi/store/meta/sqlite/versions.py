@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import ListingEntry, ListParams, ObjectRecord
+from lampi.core.models import CKey, ListingEntry, ListParams, ObjectRecord
 from lampi.core.versions import DELETE_MARKER, EMPTY_MD5, version_id
 from lampi.store.meta.sqlite.listing import _after, _Scan
 from lampi.store.meta.sqlite.objects import ObjectsMixin
@@ -27,7 +27,7 @@ class VersionsMixin(ObjectsMixin):
             vid = version_id(ts)
             try:
                 self._insert_version(c, ObjectRecord(
-                    container=container, name=name, blob_id="", size=0, etag=EMPTY_MD5,
+                    container=CKey(container), name=name, blob_id="", size=0, etag=EMPTY_MD5,
                     content_type=DELETE_MARKER, last_modified=ts, data_timestamp=ts, version_id=vid))
                 return vid
             except errors.Conflict:
@@ -35,7 +35,7 @@ class VersionsMixin(ObjectsMixin):
 
     async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
         def fn(c: sqlite3.Connection) -> tuple[bool, str, str | None]:
-            if c.execute("SELECT 1 FROM containers WHERE name = ?", (container,)).fetchone() is None:
+            if c.execute("SELECT 1 FROM containers WHERE ckey = ?", (container,)).fetchone() is None:
                 raise errors.ContainerNotFound()
             old = c.execute("SELECT version_id, delete_at, blob_id FROM objects WHERE container = ? AND name = ?",
                             (container, name)).fetchone()
