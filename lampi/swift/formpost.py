@@ -152,12 +152,14 @@ def _check(request: web.Request, attributes: dict[str, str], keys: list[str]) ->
             raise FormUnauthorized("form expired")
     except ValueError:
         raise FormInvalid("expired not an integer") from None
-    path = request.path
-    if path.startswith("/swift/"):
-        path = path[len("/swift"):]
-    hmac_body = "%s\n%s\n%s\n%s\n%s" % (
+    # under Allas's /swift/v1 (the catalog's form) the form may be signed over the path as
+    # requested or over its /v1 form, as RGW accepts both
+    paths = [request.path]
+    if request.path.startswith("/swift/"):
+        paths.insert(0, request.path[len("/swift"):])
+    hmac_bodies = ["%s\n%s\n%s\n%s\n%s" % (
         path, attributes.get("redirect") or "", attributes.get("max_file_size") or "0",
-        attributes.get("max_file_count") or "0", attributes.get("expires") or "0")
+        attributes.get("max_file_count") or "0", attributes.get("expires") or "0") for path in paths]
     try:
         alg, sig_hex = decode_signature(attributes.get("signature") or "invalid")
     except Invalid:
@@ -165,8 +167,10 @@ def _check(request: web.Request, attributes: dict[str, str], keys: list[str]) ->
     if alg not in ALLOWED_DIGESTS:
         raise FormUnauthorized("invalid signature")
     for key in keys:
-        if hmac.compare_digest(hmac.new(key.encode(), hmac_body.encode(), getattr(hashlib, alg)).hexdigest(), sig_hex):
-            return
+        for hmac_body in hmac_bodies:
+            if hmac.compare_digest(hmac.new(key.encode(), hmac_body.encode(), getattr(hashlib, alg)).hexdigest(),
+                                   sig_hex):
+                return
     raise FormUnauthorized("invalid signature")
 
 

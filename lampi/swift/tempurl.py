@@ -146,15 +146,19 @@ async def authorize(
     if not scoped:
         raise Invalid("no temp URL key configured")
     if prefix is None:
-        path = f"/v1/{account}/{container}/{obj}"
+        tail = f"/v1/{account}/{container}/{obj}"
     else:
         if not obj.startswith(prefix):
             raise Invalid("object not under temp_url_prefix")
-        path = f"prefix:/v1/{account}/{container}/{prefix}"
+        tail = f"/v1/{account}/{container}/{prefix}"
+    # a URL under Allas's /swift/v1 (the catalog's form) may be signed over the path as
+    # requested or over its /v1 form, as RGW accepts both (rgw_swift_url_prefix)
+    tails = [tail, "/swift" + tail] if request.raw_path.startswith("/swift/") else [tail]
+    paths = [t if prefix is None else "prefix:" + t for t in tails]
     methods = ("HEAD", "GET", "POST", "PUT") if request.method == "HEAD" else (request.method,)
     valid = False
     for key, _scope in scoped:
-        for m in methods:
+        for m, path in ((m, path) for m in methods for path in paths):
             if hmac.compare_digest(signature(key, m, expires, path, alg, ip_range), sig_hex):
                 valid = True
                 # Swift's authorize_same_account / authorize_same_container: what the

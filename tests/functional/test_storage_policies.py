@@ -188,3 +188,40 @@ def test_bad_policy_settings_are_config_errors(tmp_path: Path, policies: str, de
     res = subprocess.run([*lampi_cmd(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"),
                           *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and word in res.stderr, res.stderr
+
+
+def test_per_policy_account_quotas_count_their_policy(pol_server: LampiServer, conn, unique: str) -> None:  # noqa: ANN001
+    """X-Account-Quota-Bytes/-Count-Policy-<name> (set by a reseller) apply to the
+    containers of that policy and count the account's usage in it, as Swift's
+    account_quotas with per-policy account stats; every configured policy may have one."""
+    pol_server.cli("project", "create", f"p{unique}")
+    pol_server.cli("user", "create", f"u{unique}", "--password", "pw", "--project", f"p{unique}", "--role", "member")
+    pol_server.cli("user", "create", f"r{unique}", "--password", "pw", "--project", f"p{unique}", "--role",
+                   "ResellerAdmin")
+
+    def connect(user: str) -> swiftclient.Connection:
+        return swiftclient.Connection(authurl=pol_server.auth_url, user=user, key="pw", auth_version="3", retries=0,
+                                      os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                                  "project_name": f"p{unique}"})
+
+    user = connect(f"u{unique}")
+    url, token = connect(f"r{unique}").get_auth()
+    r = requests.post(url, headers={"X-Auth-Token": token, "X-Account-Quota-Bytes-Policy-gold": "100",
+                                    "X-Account-Quota-Count-Policy-default-placement": "2"}, timeout=30)
+    assert r.status_code == 204
+    h = user.head_account()
+    assert h["x-account-quota-bytes-policy-gold"] == "100"
+    assert h["x-account-quota-count-policy-default-placement"] == "2"
+    user.put_container(unique + "-g", headers={"X-Storage-Policy": "gold"})
+    user.put_container(unique + "-d")
+    user.put_object(unique + "-d", "big", b"x" * 500)  # the gold quota does not count default-placement
+    user.put_object(unique + "-g", "a", b"x" * 60)
+    user.put_object(unique + "-g", "b", b"x" * 30)
+    with pytest.raises(swiftclient.ClientException) as exc:  # 90 + 20 > 100 in gold
+        user.put_object(unique + "-g", "c", b"x" * 20)
+    assert exc.value.http_status == 413
+    user.put_object(unique + "-d", "small", b"x")  # a second default-placement object
+    with pytest.raises(swiftclient.ClientException) as exc:  # a third: over the count quota
+        user.put_object(unique + "-d", "third", b"x")
+    assert exc.value.http_status == 413
+    user.put_object(unique + "-g", "c", b"x" * 10)  # gold has no count quota, and room for 10 bytes

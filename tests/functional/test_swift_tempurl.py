@@ -38,6 +38,12 @@ def path_of(a, *parts: str) -> str:  # noqa: ANN001
     return urlsplit(a.url).path + "/" + "/".join(parts)
 
 
+def v1_path_of(a, *parts: str) -> str:  # noqa: ANN001
+    """The object's path in Swift's /v1 form (the catalog's URL is Allas's /swift/v1):
+    swiftclient's prefix temp URLs take the segment after /v1/<account>/ as container."""
+    return path_of(a, *parts).removeprefix("/swift")
+
+
 def test_swift_tempurl_with_curl_then_expires(server: LampiServer, acct, unique: str) -> None:  # noqa: ANN001
     acct.conn.put_container(unique)
     acct.conn.put_object(unique, "report.txt", b"temp data", headers={"X-Object-Meta-Secret": "s",
@@ -85,7 +91,7 @@ def test_container_key_prefix_inline_filename_ip_range(server: LampiServer, acct
     acct.conn.put_object(unique, "dir/a.txt", b"A")
     acct.conn.put_object(unique, "other.txt", b"O")
     exp = int(time.time() + 60)
-    u = generate_temp_url(path_of(acct, unique, "dir/"), exp, "ckey", "GET", prefix=True, absolute=True)
+    u = generate_temp_url(v1_path_of(acct, unique, "dir/"), exp, "ckey", "GET", prefix=True, absolute=True)
     base, qs = u.split("?", 1)
     r = requests.get(server.url + path_of(acct, unique, "dir/a.txt") + "?" + qs + "&inline", timeout=10)
     assert r.status_code == 200 and r.content == b"A" and r.headers["Content-Disposition"] == "inline"
@@ -150,3 +156,23 @@ def test_account_keys_hidden_from_non_owner(server: LampiServer, acct) -> None: 
     assert h.status_code == 204 and "X-Account-Meta-Temp-Url-Key" not in h.headers
     assert acct.conn.head_account()["x-account-meta-temp-url-key"] == "acctkey"
     requests.post(acct.url, headers={"X-Auth-Token": acct.token, "X-Account-Access-Control": "{}"}, timeout=10)
+
+
+def test_signed_over_either_form_of_an_allas_url(server: LampiServer, acct, unique: str) -> None:  # noqa: ANN001
+    """The catalog's storage URL is Allas's /swift/v1/AUTH_<id>: a temp URL under it may
+    be signed over the path as requested or over its /v1 form (RGW accepts both), prefix
+    temp URLs too; /v1 URLs are signed over /v1 only."""
+    acct.conn.put_container(unique)
+    acct.conn.put_object(unique, "d/o.txt", b"both")
+    exp = int(time.time() + 60)
+    swift_path, v1_path = path_of(acct, unique, "d/o.txt"), v1_path_of(acct, unique, "d/o.txt")
+    assert swift_path.startswith("/swift/v1/") and v1_path.startswith("/v1/")
+    for signed in (swift_path, v1_path):
+        qs = generate_temp_url(signed, exp, "acctkey", "GET").split("?", 1)[1]
+        r = requests.get(server.url + swift_path + "?" + qs, timeout=10)
+        assert r.status_code == 200 and r.content == b"both", signed
+    qs = generate_temp_url(swift_path, exp, "acctkey", "GET").split("?", 1)[1]
+    assert requests.get(server.url + v1_path + "?" + qs, timeout=10).status_code == 401
+    qs = generate_temp_url(v1_path_of(acct, unique, "d/"), exp, "acctkey", "GET", prefix=True).split("?", 1)[1]
+    r = requests.get(server.url + swift_path + "?" + qs, timeout=10)
+    assert r.status_code == 200 and r.content == b"both"
