@@ -150,6 +150,10 @@ class Storage:
         self, project_id: str, name: str, meta: dict[str, str], timestamp: float | None = None,
         policy: str | None = None,
     ) -> bool:
+        """``policy``: its storage policy's name; None, the default policy (recorded by
+        name when policies are configured: None in the store means the first one)."""
+        if policy is None and self._policies is not None:
+            policy = self.default_policy()
         return await self.meta.create_container(
             project_id, name, meta, timestamp or time.time(), key=self.container_key(project_id, name),
             global_names=not self.per_project, policy=policy)

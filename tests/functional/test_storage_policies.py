@@ -225,3 +225,27 @@ def test_per_policy_account_quotas_count_their_policy(pol_server: LampiServer, c
         user.put_object(unique + "-d", "third", b"x")
     assert exc.value.http_status == 413
     user.put_object(unique + "-g", "c", b"x" * 10)  # gold has no count quota, and room for 10 bytes
+
+
+def test_default_policy_that_is_not_the_first(tmp_path: Path) -> None:
+    """--default-storage-policy names the policy of containers made without
+    X-Storage-Policy, also when it is not the first configured one."""
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(),
+                      extra_args=["--storage-policies", "default-placement,gold=gold-disk",
+                                  "--default-storage-policy", "gold"])
+    srv.start()
+    try:
+        rc = srv.openrc()
+        c = swiftclient.Connection(authurl=rc["OS_AUTH_URL"], user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
+                                   os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                               "project_name": rc["OS_PROJECT_NAME"]}, auth_version="3", retries=0)
+        c.put_container("plain")
+        c.put_container("first", headers={"X-Storage-Policy": "default-placement"})
+        assert c.head_container("plain")["x-storage-policy"] == "gold"
+        assert c.head_container("first")["x-storage-policy"] == "default-placement"
+        c.put_object("plain", "o", b"gold bytes")
+        assert _blob_files(tmp_path / "data" / "gold-disk"), "the default policy's directory holds the bytes"
+        info = requests.get(f"{srv.url}/info", timeout=30).json()["swift"]["policies"]
+        assert [p["name"] for p in info if p.get("default")] == ["gold"]
+    finally:
+        srv.stop()
