@@ -81,7 +81,8 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
 
     - ``Content-Length: 0`` on a 204 (aiohttp leaves it out, swob always sends it);
     - ``WWW-Authenticate: Swift realm="<account>"`` on a 401;
-    - a relative ``Location`` made absolute (swob's ``absolute_location``);
+    - a relative ``Location`` made absolute (swob's ``absolute_location``), but for a
+      POST to a symlink (its 307 names the target relatively, as Swift's symlink asks);
     - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet).
     """
     h = resp.headers
@@ -91,7 +92,7 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     elif resp.status == 401 and "WWW-Authenticate" not in h:
         h["WWW-Authenticate"] = f'Swift realm="{realm(request)}"'
     loc = h.get("Location")
-    if loc is not None and loc.startswith("/"):
+    if loc is not None and loc.startswith("/") and not request.get(symlink.LEAVE_RELATIVE_LOCATION):
         h["Location"] = host_url(request) + loc
     if (resp.keep_alive and "Connection" not in h
             and request.headers.get("Connection", "").strip().lower() == "keep-alive"):

@@ -43,6 +43,9 @@ TARGET_BYTES = "x-symlink-target-bytes"
 # a static link to an SLO: the SLO's ETag, for its listing entry's ``slo_etag`` (not a header)
 TARGET_SLO_ETAG = "x-symlink-target-slo-etag"
 HIDDEN_SYSMETA = frozenset({TARGET_SLO_ETAG})
+# Set on a request whose response's Location stays relative (swob's
+# ``swift.leave_relative_location``; handlers.prepare_response makes others absolute).
+LEAVE_RELATIVE_LOCATION = "lampi.swift.leave_relative_location"
 # Response headers the caller may add to the object response (see objects.get_object).
 EXTRA_HEADERS = "lampi.swift.extra_headers"
 
@@ -279,6 +282,7 @@ def post_redirect(request: web.Request, rec: ObjectRecord) -> web.Response:
         headers["X-Symlink-Target-Etag"] = rec.sysmeta[TARGET_ETAG]
     body = ("The requested POST was applied to a symlink. POST directly to the target to apply "
             "requested metadata.")
+    request[LEAVE_RELATIVE_LOCATION] = True  # as Swift's symlink sets swift.leave_relative_location
     return web.Response(status=307, text=None if request.method == "HEAD" else body, headers=headers,
                         content_type="text/html", charset="UTF-8")
 
