@@ -30,6 +30,12 @@ CALLS = {
     "user list": [],
     "user delete": ["u1"],
     "user set-password": ["u1", "--password", "pw"],
+    "domain create": ["d1"],
+    "domain list": [],
+    "domain delete": ["d1"],
+    "role create": ["r1"],
+    "role list": [],
+    "role delete": ["r1"],
     "role grant": ["u1", "p1", "member"],
     "role revoke": ["--user", "u1", "--project", "p1", "--role", "member"],
     "credential create": ["--user", "u1", "--project", "p1"],
@@ -214,7 +220,6 @@ def test_user_and_project_by_option_or_argument(server: LampiServer, unique: str
     # what is missing or too much is a usage error naming it
     for args, words in ((["role", "grant", user, proj], ["missing ROLE", "--role"]),
                         (["role", "grant", "--user", user, user, proj, "member"], ["unexpected extra argument"]),
-                        (["role", "grant", user, proj, "boss"], ["boss", "admin, member, reader"]),
                         (["credential", "create", "--project", proj], ["missing USER", "--user"]),
                         (["credential", "create", user], ["missing PROJECT", "--project"])):
         res = server.cli(*args, check=False)
@@ -222,6 +227,12 @@ def test_user_and_project_by_option_or_argument(server: LampiServer, unique: str
         assert "Traceback" not in res.stderr
         for w in words:
             assert w in res.stderr, res.stderr
+
+    # a role that does not exist (roles are made with `lampi role create`): an error naming it
+    res = server.cli("role", "grant", user, proj, "boss", check=False)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    for w in ("boss", "admin, member, reader", "lampi role create"):
+        assert w in res.stderr, res.stderr
 
     for c in mine:
         server.cli("credential", "delete", c)

@@ -103,7 +103,7 @@ def test_banner_prints_endpoint_and_openrc_hint(fresh_server: LampiServer) -> No
     dd = str(fresh_server.data_dir.resolve())
     assert f"listening on {fresh_server.url}" in log
     assert f"{fresh_server.url}/v3" in log
-    assert f"{fresh_server.url}/v1/AUTH_" in log
+    assert f"{fresh_server.url}/swift/v1/AUTH_" in log  # the catalog's form (storage_url_form = allas)
     assert f'eval "$(lampi openrc --data-dir {dd})"' in log
     assert "first start" in log
     # the RC file it points at logs in

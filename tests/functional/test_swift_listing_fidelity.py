@@ -47,24 +47,25 @@ def test_container_xml_has_no_text_between_elements(acct, raw: Raw, unique: str)
     assert sub.getAttribute("name") == "dir/" and sub.getElementsByTagName("name")[0].firstChild.nodeValue == "dir/"
 
 
-def test_account_listing_names_the_storage_policy(server: LampiServer) -> None:
+def test_account_listing_names_the_storage_policy(server: LampiServer, unique: str) -> None:
     """Account listings carry each container's ``storage_policy`` (JSON and XML) as
     Swift's account server does; the XML has a newline after the root's start tag and
     after each entry (account_to_xml); subdirs are empty <subdir name=..> elements."""
     a = new_account(server)
-    a.conn.put_container("alpha")
-    a.conn.put_container("beta-1")
+    alpha, beta = unique + "alpha", unique + "beta-1"  # container names are service-wide (bucket_namespace global)
+    a.conn.put_container(alpha)
+    a.conn.put_container(beta)
     raw = Raw(a.token, a.url)
     rows = raw("GET", "?format=json").json()
-    assert [(r["name"], r["storage_policy"]) for r in rows] == [("alpha", "default-placement"),
-                                                               ("beta-1", "default-placement")]
+    assert [(r["name"], r["storage_policy"]) for r in rows] == [(alpha, "default-placement"),
+                                                               (beta, "default-placement")]
     assert a.conn.get_account()[1][0]["storage_policy"] == "default-placement"  # swiftclient
     r = raw("GET", "?format=xml&delimiter=-")
     body = r.content.decode()
     assert body.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<account name="AUTH_%s">\n<container>'
                            % a.project_id)
     assert "<storage_policy>default-placement</storage_policy></container>\n" in body
-    assert '<subdir name="beta-" />\n</account>' in body
+    assert f'<subdir name="{unique}beta-" />\n</account>' in body
     doc = minidom.parseString(r.content)
     assert [c.getElementsByTagName("storage_policy")[0].firstChild.nodeValue
             for c in doc.getElementsByTagName("container")] == ["default-placement"]
