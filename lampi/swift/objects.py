@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, sse
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -238,6 +238,10 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         raise
     headers = _object_headers(rec)
     headers.update(request.get(symlink.EXTRA_HEADERS, {}))
+    if request.method == "GET":
+        # data encrypted at rest (S3 SSE, lampi.core.sse) is decrypted with the server's
+        # keys; one encrypted with an S3 customer's key cannot be read here (400)
+        storage.data_key(rec.sysmeta)
     if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
@@ -314,7 +318,7 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
     is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
     fsck`` reports it) is a 503 rather than a 200 cut short."""
     path = request.app[STORAGE].blobs.local_path(rec.blob_id)
-    if path is None or rec.size == 0:
+    if path is None or rec.size == 0 or sse.is_encrypted(rec.sysmeta):  # encrypted: decrypted as read
         return None
     try:
         return open(path, "rb")
