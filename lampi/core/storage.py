@@ -123,6 +123,8 @@ class Storage:
         """
         sysmeta = sse.without_keys(sysmeta)
         data_key, sealer = None, None
+        if manifest is not None and encryption is not None:
+            raise errors.InvalidArgument("manifest bodies are not encrypted")
         if manifest is None:
             if encryption is None:
                 c = await self.meta.get_container(container)
@@ -354,7 +356,8 @@ class Storage:
         A manifest source is copied as its concatenated data into a plain object. The
         source is decrypted (``customer_key``: an SSE-C source's key) and the copy
         encrypted as ``encryption`` or the destination's default says."""
-        self.data_key(source.sysmeta, customer_key) if source.manifest is None else None  # refuse before writing
+        if source.manifest is None:
+            self.data_key(source.sysmeta, customer_key)  # a missing or wrong key: refused before writing
         return await self.put_object(
             container,
             name,

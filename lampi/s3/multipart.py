@@ -470,6 +470,6 @@ async def send_large(request: web.Request, resp: web.StreamResponse, reader: Rea
             await resp.write(chunk)
         if sent != length:
             raise errors.SegmentError(f"segments changed while reading ({sent} of {length} bytes)")
-    except errors.SegmentError:
+    except errors.DomainError:  # a segment changed, or (encrypted) failed its integrity check
         if request.transport is not None:
             request.transport.close()

@@ -318,7 +318,12 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
     is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
     fsck`` reports it) is a 503 rather than a 200 cut short."""
     path = request.app[STORAGE].blobs.local_path(rec.blob_id)
-    if path is None or rec.size == 0 or sse.is_encrypted(rec.sysmeta):  # encrypted: decrypted as read
+    if path is None or rec.size == 0:
+        return None
+    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
+        if not path.exists():
+            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            raise errors.DataUnavailable()
         return None
     try:
         return open(path, "rb")
@@ -363,8 +368,13 @@ async def send_blob(
             pass
         finally:
             fh.close()
-    async for chunk in storage.read_object(rec, offset, length):
-        await resp.write(chunk)
+    try:
+        async for chunk in storage.read_object(rec, offset, length):
+            await resp.write(chunk)
+    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
+        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
+        if transport is not None:
+            transport.close()
 
 
 async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
