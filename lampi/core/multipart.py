@@ -27,7 +27,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lampi.core import errors
+from lampi.core import errors, sse
 from lampi.core import manifest as M
 from lampi.core.blobwrite import recording, stream_to_blob
 from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
@@ -71,7 +71,18 @@ async def create_upload(
     checksum_alg: str | None = None,
     checksum_type: str | None = None,
     owner: str = "",
+    encryption: sse.Encryption | None = None,
 ) -> MultipartUpload:
+    """A new upload. Its parts will be encrypted (``lampi.core.sse``) as ``encryption``
+    asks, else as the container's default encryption says: the upload's data key is made
+    now and recorded in its system metadata, which the completed object takes over."""
+    sysmeta = sse.without_keys(sysmeta)
+    if encryption is None:
+        c = await storage.meta.get_container(container)
+        encryption = sse.default_encryption(c.meta) if c is not None else None
+    if encryption is not None:
+        _key, enc_meta = storage.encryption_keys().new_data_key(encryption)
+        sysmeta.update(enc_meta)
     up = MultipartUpload(new_upload_id(), container, name, project_id, time.time(), content_type, meta, sysmeta,
                          checksum_alg, checksum_type, owner)
     await storage.meta.create_upload(up)
@@ -95,13 +106,18 @@ async def upload_part(
     expected_etag: str | None = None,
     max_size: int = MAX_PART_SIZE,
     checksum: Callable[[], str | None] | None = None,
+    customer_key: bytes | None = None,
 ) -> UploadPart:
     """Stream ``body`` into a new blob, commit it, then record it as part ``part_number``.
 
     ``checksum`` is called after the body was consumed (and verified) for the part's
-    flexible checksum value, kept for ListParts and the composite checksum."""
-    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size,
-                                               expected_size=expected_size, expected_etag=expected_etag)
+    flexible checksum value, kept for ListParts and the composite checksum. The part is
+    encrypted as the upload is (an SSE-C upload's key is ``customer_key``, checked)."""
+    key = storage.data_key(upload.sysmeta, customer_key)
+    sealer = sse.Sealer(key) if key is not None else None
+    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size, expected_size=expected_size,
+                                               expected_etag=expected_etag, sealer=sealer)
+    etag = sse.etag_for(upload.sysmeta, key, etag)
     with recording(storage.blobs, blob_id):  # fsck leaves the blob alone until committed
         part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
                           checksum() if checksum is not None else None)

@@ -17,7 +17,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
-from lampi.core import versions
+from lampi.core import sse, versions
 from lampi.core.blobwrite import recording, stream_to_blob
 from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
 from lampi.store.blob.base import BlobStore
@@ -41,9 +41,10 @@ def check_name(kind: str, name: str, max_bytes: int) -> None:
 
 
 class Storage:
-    def __init__(self, meta: MetaStore, blobs: BlobStore) -> None:
+    def __init__(self, meta: MetaStore, blobs: BlobStore, keys: sse.KeyService | None = None) -> None:
         self.meta = meta
         self.blobs = blobs
+        self.keys = keys  # server-side encryption keys (None: encryption is refused)
 
     # -- accounts -------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Storage:
         manifest: ManifestInfo | None = None,
         total_size: int | None = None,
         total_etag: str | None = None,
+        encryption: sse.Encryption | None = None,
     ) -> ObjectRecord:
         """Stream ``body`` into a new blob and make it the visible version of the object.
 
@@ -113,11 +115,31 @@ class Storage:
         With ``manifest`` the body is a manifest body (``lampi.core.manifest``): the
         record's size and ETag are the large object's (``total_size``, ``total_etag``)
         and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
+
+        Data is encrypted at rest (``lampi.core.sse``) as ``encryption`` asks, else as
+        the container's default encryption says, whichever API writes; manifest bodies
+        are not. The record's ``s3-sse*`` system metadata is set here, never taken from
+        the caller's ``sysmeta``.
         """
-        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size,
-                                                     expected_size=expected_size, expected_etag=expected_etag)
+        sysmeta = sse.without_keys(sysmeta)
+        data_key, sealer = None, None
+        if manifest is not None and encryption is not None:
+            raise errors.InvalidArgument("manifest bodies are not encrypted")
+        if manifest is None:
+            if encryption is None:
+                c = await self.meta.get_container(container)
+                encryption = sse.default_encryption(c.meta) if c is not None else None
+            if encryption is not None:
+                data_key, enc_meta = self.encryption_keys().new_data_key(encryption)
+                sysmeta.update(enc_meta)
+                sealer = sse.Sealer(data_key)
+        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size, expected_size=expected_size,
+                                                     expected_etag=expected_etag, sealer=sealer)
         ts = timestamp or time.time()
         size = written
+        if sealer is not None:
+            sysmeta[sse.STORED_KEY] = str(sse.stored_size(written))
+            etag = sse.etag_for(sysmeta, data_key, etag)
         if manifest is not None:
             manifest = replace(manifest, body_size=written, body_etag=etag)
             size = total_size if total_size is not None else written
@@ -189,21 +211,62 @@ class Storage:
             raise errors.ObjectNotFound()
         return rec
 
-    def read_object(
-        self, record: ObjectRecord, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The object's bytes; for a manifest, the concatenated segments (streamed)."""
-        if record.manifest is not None:
-            return self._read_manifest(record, offset, length)
-        return self.blobs.read(record.blob_id, offset, length)
+    # -- encryption at rest (lampi/core/sse.py) ---------------------------------------
 
-    async def _read_manifest(self, record: ObjectRecord, offset: int, length: int | None) -> AsyncIterator[bytes]:
+    def encryption_keys(self) -> sse.KeyService:
+        if self.keys is None:
+            raise errors.InvalidArgument("Server-side encryption is not available on this server.")
+        return self.keys
+
+    def data_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
+        """The data key of an object (or multipart upload) with system metadata
+        ``sysmeta``, None when it is not encrypted. Raises ``EncryptionKeyRequired`` (an
+        SSE-C object read without its key), ``EncryptionKeyMismatch``,
+        ``EncryptionNotApplicable`` (a customer key for an object that is not SSE-C),
+        ``EncryptionKeyUnavailable`` (a server key missing from keys/)."""
+        if not sse.is_encrypted(sysmeta):
+            if customer_key is not None:
+                raise errors.EncryptionNotApplicable()
+            return None
+        return self.encryption_keys().data_key(sysmeta, customer_key)
+
+    def read_blob(
+        self, blob_id: str, size: int, data_key: bytes | None, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """``length`` bytes from ``offset`` of a data blob holding ``size`` bytes,
+        decrypted with ``data_key`` (None: stored in clear)."""
+        if data_key is None:
+            return self.blobs.read(blob_id, offset, length)
+        return sse.read(self.blobs, blob_id, size, data_key, offset, length)
+
+    def read_object(
+        self, record: ObjectRecord, offset: int = 0, length: int | None = None, customer_key: bytes | None = None
+    ) -> AsyncIterator[bytes]:
+        """The object's bytes; for a manifest, the concatenated segments (streamed);
+        decrypted (``customer_key``: an SSE-C object's key; without it such an object
+        raises ``EncryptionKeyRequired`` at the first read)."""
+        if record.manifest is not None:
+            return self._read_manifest(record, offset, length, customer_key)
+        if not sse.is_encrypted(record.sysmeta) and customer_key is None:
+            return self.blobs.read(record.blob_id, offset, length)
+        return self._read_encrypted(record, offset, length, customer_key)
+
+    async def _read_encrypted(
+        self, record: ObjectRecord, offset: int, length: int | None, customer_key: bytes | None
+    ) -> AsyncIterator[bytes]:
+        key = self.data_key(record.sysmeta, customer_key)
+        async for chunk in self.read_blob(record.blob_id, record.size, key, offset, length):
+            yield chunk
+
+    async def _read_manifest(
+        self, record: ObjectRecord, offset: int, length: int | None, customer_key: bytes | None = None
+    ) -> AsyncIterator[bytes]:
         # segments are named relative to the manifest's account
         c = await self.meta.get_container(record.container)
         if c is None:
             raise errors.ContainerNotFound()
         project_id = c.project_id
-        async for chunk in manifest_mod.read(self, record, project_id, offset, length):
+        async for chunk in manifest_mod.read(self, record, project_id, offset, length, customer_key=customer_key):
             yield chunk
 
     def read_stored(self, record: ObjectRecord, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
@@ -220,6 +283,9 @@ class Storage:
         timestamp: float | None = None,
     ) -> ObjectRecord:
         ts = timestamp or time.time()
+        # the record's encryption is the blob's, whatever the caller sends (Swift POST
+        # replaces system metadata)
+        sysmeta = {**sse.without_keys(sysmeta), **sse.own_keys(record.sysmeta)}
         await self.meta.update_object_meta(
             record.container, record.name, meta, sysmeta, content_type, delete_at, ts
         )
@@ -283,16 +349,23 @@ class Storage:
         meta: dict[str, str],
         sysmeta: dict[str, str],
         delete_at: int | None = None,
+        customer_key: bytes | None = None,
+        encryption: sse.Encryption | None = None,
     ) -> ObjectRecord:
         """Server-side copy: stream the source's bytes into a new blob (never shared).
-        A manifest source is copied as its concatenated data into a plain object."""
+        A manifest source is copied as its concatenated data into a plain object. The
+        source is decrypted (``customer_key``: an SSE-C source's key) and the copy
+        encrypted as ``encryption`` or the destination's default says."""
+        if source.manifest is None:
+            self.data_key(source.sysmeta, customer_key)  # a missing or wrong key: refused before writing
         return await self.put_object(
             container,
             name,
-            self.read_object(source),
+            self.read_object(source, customer_key=customer_key),
             content_type=content_type,
             meta=meta,
             sysmeta=sysmeta,
             delete_at=delete_at,
             expected_size=source.size,
+            encryption=encryption,
         )

@@ -56,6 +56,18 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
     match exc:
         case errors.ContainerNotFound():
             return no_such_bucket(bucket)
+        case errors.EncryptionKeyRequired():
+            return invalid_request("The object was stored using a form of Server Side Encryption. The correct "
+                                   "parameters must be provided to retrieve the object.")
+        case errors.EncryptionKeyMismatch():
+            # AWS answers 403 AccessDenied; Ceph RGW (Allas), MinIO and Ceph's s3-tests 400
+            return invalid_argument("The provided encryption parameters did not match the ones used originally.")
+        case errors.EncryptionNotApplicable():
+            return invalid_request("The encryption parameters are not applicable to this object.")
+        case errors.NoSuchEncryptionKey():
+            return S3Error(400, "KMS.NotFoundException", exc.message)
+        case errors.EncryptionKeyUnavailable():
+            return S3Error(503, "ServiceUnavailable", exc.message)
         case errors.ObjectNotFound():
             return no_such_key(key)
         case errors.ContainerNotEmpty():

@@ -23,6 +23,7 @@ from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.numbers import uint
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
+from lampi.s3 import sse as s3sse
 from lampi.s3.bucket import iso8601, owner, xml_response
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.object import (
@@ -100,16 +101,18 @@ async def create(ctx: S3Request) -> web.StreamResponse:
             raise invalid_argument("Value for x-amz-checksum-type header is invalid.", "x-amz-checksum-type", ctype)
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
+    enc = s3sse.for_write(ctx, c)  # the parts' encryption (else the bucket's default)
     up = await mp.create_upload(
         ctx.storage, ctx.bucket, ctx.key, c.project_id,
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta, checksum_alg=alg, checksum_type=ctype,
-        owner=ctx.principal.user_id,
+        owner=ctx.principal.user_id, encryption=enc.encryption,
     )
     body = xml_doc("InitiateMultipartUploadResult", [
         element("Bucket", ctx.bucket), element("Key", ctx.key), element("UploadId", up.upload_id)])
     resp = xml_response(ctx, body)
     resp.headers.update(_checksum_headers(alg, ctype))
+    resp.headers.update(s3sse.response_headers(up.sysmeta, enc.customer))
     return resp
 
 
@@ -125,6 +128,7 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     number = _part_number(ctx)
     up = await _upload(ctx)
+    ck = s3sse.for_upload(ctx, up)  # encrypted as the upload is (an SSE-C upload's key on every part)
     request = ctx.request
     plan = s3body.plan(request, ctx.auth)
     te_chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -144,8 +148,10 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
         ctx.storage, up, number,
         quotas.limit_body(s3body.stream(request, ctx.auth, plan, mp.MAX_PART_SIZE), allowance),
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, checksum=verified,
+        customer_key=ck.key if ck else None,
     )
-    return web.Response(status=200, headers={"ETag": f'"{part.etag}"', **plan.checksum})
+    return web.Response(status=200, headers={"ETag": f'"{part.etag}"', **plan.checksum,
+                                             **s3sse.response_headers(up.sysmeta, ck)})
 
 
 # -- UploadPartCopy ------------------------------------------------------------------
@@ -173,6 +179,7 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     number = _part_number(ctx)
     up = await _upload(ctx)
     src = await copy_source(ctx)
+    ck = s3sse.for_upload(ctx, up)
     src_rec, reader = src.view, src.reader
     offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
@@ -180,11 +187,15 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0,
                              with_parts=True)
     # read through manifests (SLO, DLO, multipart): the part gets the data, never shared blobs
-    data = reader(offset, length) if reader is not None else ctx.storage.read_object(src_rec, offset, length)
-    part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length)
+    data = reader(offset, length) if reader is not None else \
+        ctx.storage.read_object(src_rec, offset, length, customer_key=src.customer_key)
+    part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length,
+                                customer_key=ck.key if ck else None)
     body = xml_doc("CopyPartResult", [element("LastModified", iso8601(part.last_modified)),
                                       element("ETag", f'"{part.etag}"')])
-    return xml_response(ctx, body)
+    resp = xml_response(ctx, body)
+    resp.headers.update(s3sse.response_headers(up.sysmeta, ck))
+    return resp
 
 
 # -- CompleteMultipartUpload ---------------------------------------------------------
@@ -213,6 +224,8 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     up = await _upload(ctx)
+    ck = s3sse.for_upload(ctx, up)
+    ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY)
     requested = _parse_complete(raw)
     for r in requested:
@@ -243,6 +256,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
         headers[f"x-amz-checksum-{alg}"] = rec.sysmeta[CHECKSUM_PREFIX + alg]
     resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
     resp.headers.update(headers)
+    resp.headers.update(s3sse.response_headers(rec.sysmeta, ck))
     return resp
 
 
@@ -381,9 +395,12 @@ def s3_etag(rec: ObjectRecord) -> str:
     return rec.etag
 
 
-async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, Reader | None]:
+async def large_view(
+    ctx: S3Request, rec: ObjectRecord, customer_key: bytes | None = None
+) -> tuple[ObjectRecord, Reader | None]:
     """For a large object (S3 multipart, Swift SLO or DLO): the record as S3 shows it
-    (real size, ETag) and a reader of its bytes; (rec, None) for a plain object."""
+    (real size, ETag) and a reader of its bytes (an SSE-C multipart object's parts
+    decrypted with ``customer_key``); (rec, None) for a plain object."""
     from lampi.swift.large_objects import segment_access
 
     storage = ctx.storage
@@ -396,7 +413,7 @@ async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, R
         access = segment_access(ctx.request, project_id) if rec.manifest.kind == M.SLO else None
 
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.read(storage, rec, project_id, off, n, access)
+            return M.read(storage, rec, project_id, off, n, access, customer_key=customer_key)
 
         return view, reader
     if "x-object-manifest" in rec.sysmeta:  # Swift DLO: segments listed at read time
@@ -453,6 +470,6 @@ async def send_large(request: web.Request, resp: web.StreamResponse, reader: Rea
             await resp.write(chunk)
         if sent != length:
             raise errors.SegmentError(f"segments changed while reading ({sent} of {length} bytes)")
-    except errors.SegmentError:
+    except errors.DomainError:  # a segment changed, or (encrypted) failed its integrity check
         if request.transport is not None:
             request.transport.close()

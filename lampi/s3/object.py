@@ -17,13 +17,14 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, quotas
+from lampi.core import errors, quotas, sse
 from lampi.core.models import ObjectRecord
 from lampi.core.numbers import uint
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
 from lampi.s3 import lifecycle, tagging
+from lampi.s3 import sse as s3sse
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
@@ -104,6 +105,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
     sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    enc = s3sse.for_write(ctx, bucket)  # encryption at rest (else the bucket's default)
     # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
     # of unknown length is stopped where it would pass them
     allowance = await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
@@ -121,8 +123,10 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta,
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, max_size=max_size,
+        encryption=enc.encryption,
     )
-    return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum})
+    return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum,
+                                             **s3sse.response_headers(rec.sysmeta, enc.customer)})
 
 
 CHECKSUM_PREFIX = "s3-checksum-"
@@ -199,10 +203,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _decrypting(ctx: S3Request, rec: ObjectRecord, key: bytes | None) -> Callable[[int, int], AsyncIterator[bytes]]:
+    def reader(off: int, n: int) -> AsyncIterator[bytes]:
+        return ctx.storage.read_object(rec, off, n, customer_key=key)
+
+    return reader
+
+
 async def get_object(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=False)
     request = ctx.request
     head = request.method == "HEAD"
+    s3sse.refuse_on_read(ctx)
+    ck = s3sse.customer_key(ctx)
     try:
         rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
     except errors.ObjectNotFound:
@@ -210,9 +223,15 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     from lampi.s3 import multipart as mpu
 
     # large objects (S3 multipart, Swift SLO/DLO): real size and ETag, bytes read through
-    rec, reader = await mpu.large_view(ctx, rec)
+    rec, reader = await mpu.large_view(ctx, rec, ck.key if ck else None)
+    if reader is None and sse.is_encrypted(rec.sysmeta):  # decrypted as it streams, by range
+        reader = _decrypting(ctx, rec, ck.key if ck else None)
     part = await mpu.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
+    # an encrypted object's key: an SSE-C object needs the customer's (400 without it, or
+    # with another), checked before anything is sent, HEAD included, as S3 does
+    ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)
     headers = object_headers(rec)
+    headers.update(s3sse.response_headers(rec.sysmeta, ck))
     headers.update(tagging.count_header(rec.sysmeta))
     headers.update(lifecycle.expiration_header(bucket.meta, rec, ctx.settings.lifecycle_day_seconds))
     cond = check_conditionals(request.headers, rec)
@@ -323,6 +342,7 @@ class CopySource(NamedTuple):
     rec: ObjectRecord  # as stored
     view: ObjectRecord  # as S3 shows it: a large object's real size and ETag
     reader: Callable[[int, int], AsyncIterator[bytes]] | None  # a large object's bytes; None: plain
+    customer_key: bytes | None = None  # an SSE-C source's key (x-amz-copy-source-server-side-encryption-*)
 
 
 async def copy_source(ctx: S3Request) -> CopySource:
@@ -336,6 +356,7 @@ async def copy_source(ctx: S3Request) -> CopySource:
         raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
     if "versionId=" in src_query and "versionId=null" not in src_query:
         raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
+    ck = s3sse.customer_key(ctx, s3sse.COPY_SOURCE_CUSTOMER)
     await ctx.get_bucket(write=False, name=sbucket)
     try:
         src_rec = await ctx.storage.head_object(sbucket, skey)
@@ -343,19 +364,22 @@ async def copy_source(ctx: S3Request) -> CopySource:
         raise no_such_key(skey) from None
     from lampi.s3 import multipart as mpu
 
+    key = ck.key if ck else None
+    ctx.storage.data_key(src_rec.sysmeta, key)  # an SSE-C source needs its key (checked)
     # a large source (S3 multipart, Swift SLO or DLO) is copied as its data: its real
     # size and ETag, segments read with the caller's authority
-    src_view, reader = await mpu.large_view(ctx, src_rec)
+    src_view, reader = await mpu.large_view(ctx, src_rec, key)
     if check_conditionals(request.headers, src_view, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
-    return CopySource(sbucket, skey, src_rec, src_view, reader)
+    return CopySource(sbucket, skey, src_rec, src_view, reader, key)
 
 
 async def copy_object(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     request = ctx.request
-    sbucket, skey, src_rec, src_view, reader = await copy_source(ctx)
+    sbucket, skey, src_rec, src_view, reader, src_key = await copy_source(ctx)
+    enc = s3sse.for_write(ctx, bucket)  # the copy's encryption: as asked, else the bucket's default
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
@@ -368,7 +392,7 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                         if k.startswith(CHECKSUM_PREFIX) or k == tagging.SYSMETA_KEY})  # unless replaced, tags
         ctype = request.headers.get("Content-Type") or "binary/octet-stream"
     else:
-        if sbucket == ctx.bucket and skey == ctx.key:
+        if sbucket == ctx.bucket and skey == ctx.key and enc.encryption is None:
             raise invalid_request("This copy request is illegal because it is trying to copy an object to itself "
                                   "without changing the object's metadata, storage class, website redirect "
                                   "location or encryption attributes.")
@@ -385,11 +409,13 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                              bucket.project_id, ctx.bucket, src_view.size)
     if reader is None:
         rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta,
-                                            sysmeta=sysmeta)
+                                            sysmeta=sysmeta, customer_key=src_key, encryption=enc.encryption)
     else:
         rec = await ctx.storage.put_object(ctx.bucket, ctx.key, reader(0, src_view.size), content_type=ctype,
                                            meta=meta, sysmeta=sysmeta, expected_size=src_view.size,
-                                           max_size=max_size)
+                                           max_size=max_size, encryption=enc.encryption)
     body = xml_doc("CopyObjectResult", [element("LastModified", iso8601(rec.last_modified)),
                                         element("ETag", f'"{rec.etag}"')])
-    return xml_response(ctx, body)
+    resp = xml_response(ctx, body)
+    resp.headers.update(s3sse.response_headers(rec.sysmeta, enc.customer))
+    return resp

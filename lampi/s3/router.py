@@ -206,7 +206,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, cors, lifecycle
+    from lampi.s3 import acl, cors, lifecycle, sse
 
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
@@ -215,6 +215,9 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
                       "PUT": ("PutBucketLifecycleConfiguration", lifecycle.put_config),
                       "DELETE": ("DeleteBucketLifecycle", lifecycle.delete_config)},
+        "encryption": {"GET": ("GetBucketEncryption", sse.get_bucket_encryption),
+                       "PUT": ("PutBucketEncryption", sse.put_bucket_encryption),
+                       "DELETE": ("DeleteBucketEncryption", sse.delete_bucket_encryption)},
     }
     for sub, by_method in ops.items():
         if sub in query:

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, sse
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -238,6 +238,10 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         raise
     headers = _object_headers(rec)
     headers.update(request.get(symlink.EXTRA_HEADERS, {}))
+    if request.method == "GET":
+        # data encrypted at rest (S3 SSE, lampi.core.sse) is decrypted with the server's
+        # keys; one encrypted with an S3 customer's key cannot be read here (400)
+        storage.data_key(rec.sysmeta)
     if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
@@ -316,6 +320,11 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
     path = request.app[STORAGE].blobs.local_path(rec.blob_id)
     if path is None or rec.size == 0:
         return None
+    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
+        if not path.exists():
+            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            raise errors.DataUnavailable()
+        return None
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -359,8 +368,13 @@ async def send_blob(
             pass
         finally:
             fh.close()
-    async for chunk in storage.read_object(rec, offset, length):
-        await resp.write(chunk)
+    try:
+        async for chunk in storage.read_object(rec, offset, length):
+            await resp.write(chunk)
+    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
+        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
+        if transport is not None:
+            transport.close()
 
 
 async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:

@@ -16,6 +16,14 @@ from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch, raw_row
 
 
+
+# (fsck) the bytes of an object's own blob: its manifest body (SLO, S3 multipart), an
+# encrypted blob's size on disk (lampi.core.sse records it as "s3-sse-stored"), else size
+_STORED_SIZE = ("CASE WHEN manifest IS NOT NULL THEN json_extract(manifest, '$.body_size') "
+                "WHEN json_extract(sysmeta, '$.\"s3-sse-stored\"') IS NOT NULL "
+                "THEN CAST(json_extract(sysmeta, '$.\"s3-sse-stored\"') AS INTEGER) ELSE size END")
+
+
 class ObjectsMixin(SQLiteBase):
     # -- objects ----------------------------------------------------------------
 
@@ -300,12 +308,10 @@ class ObjectsMixin(SQLiteBase):
             lambda c: [
                 tuple(r)  # type: ignore[misc]
                 for r in c.execute(
-                    "SELECT container, name, blob_id, "
-                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    f"SELECT container, name, blob_id, {_STORED_SIZE} "
                     f"FROM objects WHERE version_id IS NULL{where} UNION ALL "
                     # object versions (delete markers have no blob), named as their URL
-                    "SELECT container, name || '?version-id=' || version_id, blob_id, "
-                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    f"SELECT container, name || '?version-id=' || version_id, blob_id, {_STORED_SIZE} "
                     f"FROM object_versions WHERE blob_id != ''{where} ORDER BY 1, 2",
                     args,
                 )
