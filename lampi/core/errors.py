@@ -114,3 +114,7 @@ class DataUnavailable(DomainError):
 
 class InsufficientStorage(DomainError):
     """There is not enough free space on the server's disk to store the data."""
+
+
+class ObjectLocked(Forbidden):
+    """The object version is protected by object lock (retention or legal hold)."""

@@ -108,13 +108,12 @@ def from_xml(raw: bytes) -> Tags:
 
 
 async def _record(ctx: S3Request, write: bool):  # noqa: ANN202
+    """The object (the version of ``?versionId=``, lampi/s3/versioning.py) tagged."""
+    from lampi.s3 import versioning
+
     await ctx.get_bucket(write=write)
-    if ctx.query.get("versionId", "null") != "null":
-        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
-    try:
-        return await ctx.storage.head_object(ctx.bucket, ctx.key)
-    except errors.ObjectNotFound:
-        raise no_such_key(ctx.key) from None
+    rec, _vid = await versioning.record(ctx, ctx.bucket, ctx.key)
+    return rec
 
 
 async def get_object_tagging(ctx: S3Request) -> web.StreamResponse:
@@ -124,9 +123,10 @@ async def get_object_tagging(ctx: S3Request) -> web.StreamResponse:
 
 
 async def _set(ctx: S3Request, tags: Tags) -> None:
+    from lampi.s3 import versioning
+
     rec = await _record(ctx, write=True)
-    await ctx.storage.update_object_meta(rec, dict(rec.meta), apply(rec.sysmeta, tags), rec.content_type,
-                                         rec.delete_at, timestamp=rec.last_modified)
+    await versioning.update_sysmeta(ctx, rec, apply(rec.sysmeta, tags))
 
 
 async def put_object_tagging(ctx: S3Request) -> web.StreamResponse:
