@@ -707,3 +707,115 @@ async def test_leases(meta):
     assert not await meta.take_lease("expirer", "b", 10, 115.0)
     assert await meta.take_lease("expirer", "b", 10, 118.5)  # a stopped renewing: b takes over
     assert not await meta.take_lease("expirer", "a", 10, 119.0)
+
+
+async def test_s3_null_versions_promotion_and_conditions(meta):
+    """S3's view of the versions (lampi/s3/versioning.py): the null version, promotion of
+    the previous version, suspended writes and deletes, conditional writes."""
+    from lampi.core.models import WriteCondition
+    from lampi.core.versions import DELETE_MARKER, version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    t = 1700000000.0
+    null = rec("c", "o", size=10, last_modified=t, data_timestamp=t)
+    assert await meta.put_object(null) == []
+    assert await meta.null_version("c", "o") is None  # the unversioned current object is the null version
+    v1 = rec("c", "o", size=20, last_modified=t + 1, version_id=version_id(t + 1))
+    await meta.put_object(v1)
+    assert await meta.null_version("c", "o") == version_id(t)  # kept as a version: still the null one
+    rows = await meta.list_versions("c", ListParams(), None, time.time())
+    assert [(r.extra["version_id"], r.extra["null"]) for r in rows] == [(version_id(t + 1), False),
+                                                                         (version_id(t), True)]
+    # S3: deleting the current version makes the previous one current
+    assert await meta.delete_version("c", "o", version_id(t + 1), promote=True) == \
+        (True, v1.blob_id, version_id(t))
+    cur = await meta.get_object("c", "o", time.time())
+    assert cur.version_id == version_id(t) and cur.blob_id == null.blob_id
+    assert await counters(meta, p.id, "c") == (1, 1, 10, 1, 10)
+    # the null version by its S3 name: current or not, it goes
+    assert await meta.delete_null("c", "o", promote=True) == (True, null.blob_id, False)
+    assert await meta.get_object("c", "o", time.time()) is None and await meta.null_version("c", "o") is None
+    assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)
+    assert await meta.delete_null("c", "o") == (False, None, False)
+
+    # suspended writes: null_write replaces the null version wherever it is
+    await meta.put_object(rec("c", "s", size=1, last_modified=t))  # null
+    await meta.put_object(rec("c", "s", size=2, last_modified=t + 1, version_id=version_id(t + 1)))
+    kept_null = await meta.null_version("c", "s")
+    n2 = rec("c", "s", size=3, last_modified=t + 2)
+    released = await meta.put_object(n2, null_write=True)
+    assert len(released) == 1 and await meta.get_version("c", "s", kept_null) is None
+    assert await counters(meta, p.id, "c") == (1, 1, 5, 1, 5)
+    # without null_write (Swift's suspended write) an older null version stays, as a plain version
+    await meta.put_object(rec("c", "w", size=1, last_modified=t))
+    await meta.put_object(rec("c", "w", size=1, last_modified=t + 1, version_id=version_id(t + 1)))
+    assert await meta.put_object(rec("c", "w", size=1, last_modified=t + 2)) == []
+    assert await meta.null_version("c", "w") is None and await meta.get_version("c", "w", version_id(t))
+    # suspended DELETE: the null version goes, the marker is the new null version
+    existed, marker, released = await meta.delete_current("c", "s", t + 3, time.time(), suspended=True)
+    assert existed and released == [n2.blob_id] and await meta.null_version("c", "s") == marker
+    assert (await meta.get_version("c", "s", marker)).content_type == DELETE_MARKER
+    assert (await meta.latest_version("c", "s")).version_id == marker
+    assert await meta.delete_null("c", "s", promote=True) == (True, None, True)  # the null marker
+    assert (await meta.get_object("c", "s", time.time())).version_id == version_id(t + 1)  # promoted
+
+    # conditional writes, in the committing transaction
+    await meta.put_object(rec("c", "k", etag="a" * 32))
+    with pytest.raises(errors.PreconditionFailed):
+        await meta.put_object(rec("c", "k", etag="b" * 32), cond=WriteCondition(if_none_match=("*",)))
+    with pytest.raises(errors.PreconditionFailed):
+        await meta.put_object(rec("c", "k"), cond=WriteCondition(if_match=("c" * 32,)))
+    with pytest.raises(errors.ObjectNotFound):
+        await meta.put_object(rec("c", "nope"), cond=WriteCondition(if_match=("*",)))
+    assert (await meta.get_object("c", "k", time.time())).etag == "a" * 32
+    await meta.put_object(rec("c", "k", etag="b" * 32), cond=WriteCondition(if_match=("a" * 32,)))
+    await meta.put_object(rec("c", "new"), cond=WriteCondition(if_none_match=("*",)))
+
+    # update_version_sysmeta: one version (and the current pointing at it)
+    vid = (await meta.get_object("c", "s", time.time())).version_id
+    await meta.update_version_sysmeta("c", "s", vid, lambda r: {**r.sysmeta, "s3-x": "1"})
+    assert (await meta.get_version("c", "s", vid)).sysmeta["s3-x"] == "1"
+    assert (await meta.get_object("c", "s", time.time())).sysmeta["s3-x"] == "1"
+    with pytest.raises(errors.ObjectNotFound):
+        await meta.update_version_sysmeta("c", "s", version_id(t + 99), lambda r: r.sysmeta)
+
+
+async def test_object_lock_is_enforced_by_the_store(meta):
+    """Object lock (lampi/core/objectlock.py): no transaction releases a locked version."""
+    from lampi.core import objectlock
+    from lampi.core.versions import version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    far = time.time() + 3600
+    gov = objectlock.retention("GOVERNANCE", far)
+    t = 1700000000.0
+    v = rec("c", "o", last_modified=t, version_id=version_id(t), sysmeta=dict(gov))
+    await meta.put_object(v)
+    with pytest.raises(errors.ObjectLocked):
+        await meta.delete_version("c", "o", version_id(t))
+    assert await meta.get_version("c", "o", version_id(t)) is not None
+    assert (await meta.delete_version("c", "o", version_id(t), bypass_governance=True))[0]
+    # COMPLIANCE and legal hold: never, bypass or not; the unversioned object too
+    await meta.put_object(rec("c", "u", sysmeta={**objectlock.retention("COMPLIANCE", far)}))
+    for call in (lambda: meta.delete_object("c", "u", bypass_governance=True),
+                 lambda: meta.put_object(rec("c", "u")),
+                 lambda: meta.delete_null("c", "u", bypass_governance=True),
+                 lambda: meta.delete_current("c", "u", time.time(), time.time(), suspended=True)):
+        with pytest.raises(errors.ObjectLocked):
+            await call()
+    assert await meta.get_object("c", "u", time.time()) is not None
+    await meta.put_object(rec("c", "h", sysmeta={objectlock.HOLD_KEY: "ON"}))
+    with pytest.raises(errors.ObjectLocked):
+        await meta.delete_object("c", "h", bypass_governance=True)
+    # the expirer leaves a locked object alone, and takes it once the lock is gone
+    await meta.put_object(rec("c", "e", sysmeta=dict(gov), delete_at=int(time.time()) - 10))
+    await meta.put_object(rec("c", "x", delete_at=int(time.time()) - 10))
+    assert len(await meta.reap_expired(time.time(), 100)) == 1
+    assert await meta.get_object("c", "e", time.time() - 3600) is not None
+    await meta.update_version_sysmeta("c", "e", None, lambda r: {})
+    assert len(await meta.reap_expired(time.time(), 100)) == 1
+    # an expired retention no longer protects
+    await meta.put_object(rec("c", "old", sysmeta=objectlock.retention("COMPLIANCE", time.time() - 1)))
+    assert await meta.delete_object("c", "old") is not None
