@@ -48,7 +48,7 @@ from lampi.core.authz import (
 from lampi.core.models import Container, Credential, ObjectRecord
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_key
+from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.sigv4 import Auth
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc

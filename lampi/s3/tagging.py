@@ -12,10 +12,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from lampi.core import errors
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, malformed_xml, no_such_key
+from lampi.s3.errors import S3Error, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
