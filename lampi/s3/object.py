@@ -337,6 +337,8 @@ async def delete_one(ctx: S3Request, bucket: Container, key: str, raw_vid: str |
     Object lock: AccessDenied for a locked version (``bypass``: GOVERNANCE bypassed)."""
     storage = ctx.storage
     if raw_vid is not None:
+        if s3acl.is_anonymous(ctx.principal):  # a version is history: not for anonymous writers
+            raise S3Error(403, "AccessDenied", "Access Denied")
         if raw_vid == "":
             raise invalid_argument("Version id cannot be the empty string", "versionId", raw_vid)
         vid = versioning.parse_id(raw_vid)
