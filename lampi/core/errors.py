@@ -137,3 +137,7 @@ class NoSuchEncryptionKey(DomainError):
 
 class EncryptionKeyUnavailable(DataUnavailable):
     """The server-managed key that encrypted this object's data is not available (see docs/operations.md)."""
+
+
+class ObjectLocked(Forbidden):
+    """The object version is protected by object lock (retention or legal hold)."""

@@ -30,10 +30,11 @@ from typing import Any
 from lampi.core import errors, sse
 from lampi.core import manifest as M
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart, WriteCondition
 from lampi.core.storage import Storage
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3)
+UPLOAD_ID_KEY = "s3-upload-id"  # sysmeta of a completed upload's object: the upload it was
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10000
 
@@ -186,12 +187,17 @@ async def complete_upload(
     min_part_size: int = MIN_PART_SIZE,
     extra_sysmeta: Callable[[list[UploadPart]], dict[str, str]] | None = None,
     precheck: Callable[[int], Awaitable[None]] | None = None,
+    cond: WriteCondition | None = None,
+    null_write: bool = False,
 ) -> ObjectRecord:
     """Make the upload the object ``upload.name``: an ``mpu`` manifest over the named parts.
 
     ``extra_sysmeta(parts)`` adds system metadata computed from the parts used (the S3
     adapter's composite checksum); ``precheck(total size)`` may refuse (quotas) before
-    anything is written."""
+    anything is written. The object is written as ``Storage.put_object`` writes (a new
+    version in a versioned container, default retention, ``cond`` checked and
+    ``null_write`` applied in the completing transaction); it records the upload id
+    (``UPLOAD_ID_KEY``), so a retried Complete can be recognised (``completed_as``)."""
     if not requested:
         raise errors.InvalidArgument("You must specify at least one part")
     last = 0
@@ -217,6 +223,7 @@ async def complete_upload(
         await precheck(total)
     etag = composite_etag(used)
     sysmeta = dict(upload.sysmeta)
+    sysmeta[UPLOAD_ID_KEY] = upload.upload_id
     if extra_sysmeta is not None:
         sysmeta.update(extra_sysmeta(used))
     body = M.mpu_body([M.Part(p.blob_id, p.size, p.etag, p.checksum) for p in used])
@@ -236,7 +243,12 @@ async def complete_upload(
             data_timestamp=ts, manifest=ManifestInfo(M.MPU, body_size=len(body), body_etag=md5, parts=len(used)),
         )
         try:
-            old, unused = await storage.meta.complete_upload(upload.upload_id, record, [p.blob_id for p in used])
+            record, (old, unused) = await storage.commit_record(
+                record, lambda rec: storage.meta.complete_upload(upload.upload_id, rec, [p.blob_id for p in used],
+                                                                 cond, null_write))
+        except errors.ObjectNotFound:  # If-Match on a missing object
+            await storage.blobs.delete(body_blob)
+            raise
         except errors.NotFound:
             await storage.blobs.delete(body_blob)
             raise NoSuchUpload() from None
@@ -250,9 +262,20 @@ async def complete_upload(
             raise
     for blob_id in unused:
         await _delete_blob(storage, blob_id)
-    if old is not None and old != body_blob:
-        await storage.release_blob(old)
+    for blob_id in old:
+        if blob_id != body_blob:
+            await storage.release_blob(blob_id)
     return record
+
+
+async def completed_as(storage: Storage, upload_id: str, container: str, name: str) -> ObjectRecord | None:
+    """The current object ``name`` if it is what completing ``upload_id`` made (a client
+    retrying a Complete whose answer it lost gets that answer again), else None."""
+    try:
+        rec = await storage.head_object(container, name)
+    except errors.ObjectNotFound:
+        return None
+    return rec if upload_id and rec.sysmeta.get(UPLOAD_ID_KEY) == upload_id else None
 
 
 async def abort_upload(storage: Storage, upload_id: str) -> bool:

@@ -48,7 +48,7 @@ from lampi.core.authz import (
 from lampi.core.models import Container, Credential, ObjectRecord
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_key
+from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.sigv4 import Auth
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
@@ -444,15 +444,16 @@ async def put_bucket_acl(ctx: S3Request) -> web.StreamResponse:
 
 
 async def _object(ctx: S3Request) -> tuple[Container, ObjectRecord]:
+    """The object (the version of ``?versionId=``, lampi/s3/versioning.py) whose ACL is asked."""
+    from lampi.s3 import versioning
+
     c = await _bucket(ctx)
-    if ctx.query.get("versionId", "null") != "null":
-        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
     try:
-        rec = await ctx.storage.head_object(c.name, ctx.key)
-    except errors.ObjectNotFound:
-        # reveal absence only to those who may read the bucket
-        await check(ctx, c, write=False)
-        raise no_such_key(ctx.key) from None
+        rec, _vid = await versioning.record(ctx, c.name, ctx.key)
+    except S3Error as err:
+        if err.status == 404:  # reveal absence only to those who may read the bucket
+            await check(ctx, c, write=False)
+        raise
     return c, rec
 
 
@@ -476,6 +477,7 @@ async def put_object_acl(ctx: S3Request) -> web.StreamResponse:
     if stored:
         sysmeta[OBJECT_ACL_KEY] = stored
     # an ACL change is not a new version: bytes and Last-Modified stay (as tagging)
-    await ctx.storage.update_object_meta(rec, dict(rec.meta), sysmeta, rec.content_type, rec.delete_at,
-                                         timestamp=rec.last_modified)
+    from lampi.s3 import versioning
+
+    await versioning.update_sysmeta(ctx, rec, sysmeta)
     return web.Response(status=200)

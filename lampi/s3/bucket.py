@@ -1,5 +1,5 @@
 """Service and bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
-GetBucketLocation, GetBucketVersioning. A bucket is a Swift container."""
+GetBucketLocation. A bucket is a Swift container (versioning: lampi/s3/versioning.py)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     from lampi.s3 import acl
 
     acl_meta = await acl.create_bucket_meta(ctx, p.project_id)  # x-amz-acl / x-amz-grant-*: 400 before anything
+    from lampi.s3 import objectlock
+
+    acl_meta.update(objectlock.create_bucket_meta(ctx))  # x-amz-bucket-object-lock-enabled
     raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
     if raw.strip():
         try:
@@ -126,7 +129,3 @@ async def get_location(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, xml_doc("LocationConstraint", []).replace(
         b"></LocationConstraint>", b">" + ctx.settings.region.encode() + b"</LocationConstraint>"))
 
-
-async def get_versioning(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=False)
-    return xml_response(ctx, xml_doc("VersioningConfiguration", []))

@@ -16,9 +16,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.core.models import MAY_DLO, Container, ListParams
+from lampi.core import errors, versions
+from lampi.core.models import MAY_DLO, Container, ListingEntry, ListParams
+from lampi.s3 import versioning
 from lampi.s3.bucket import iso_second, iso8601, owner, xml_response
-from lampi.s3.errors import invalid_argument
+from lampi.s3.errors import S3Error, invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
 from lampi.swift.listing import DIGITS3
@@ -86,7 +88,6 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
         return rows
     import time
 
-    from lampi.core import errors
     from lampi.core import manifest as M
     from lampi.swift.large_objects import segment_access
 
@@ -233,38 +234,88 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
 
+def _entry_etag(e: ListingEntry) -> str:
+    """A version's ETag as S3 shows it (a Swift SLO's with ``-<segments>``)."""
+    m = (e.extra or {}).get("manifest")
+    if m and m.get("kind") == "slo":
+        return f"{e.hash}-{m.get('parts', 0)}"
+    return e.hash
+
+
+async def _store_marker(ctx: S3Request, key_marker: str, raw: str | None) -> str | None:
+    """``version-id-marker`` as the store's ``version_marker``: an S3 ``null`` is the
+    unversioned current object ("null") or the version row kept as null (its id)."""
+    if raw is None or raw == "":
+        return None
+    vid = versioning.parse_id(raw)
+    if vid != "null":
+        return vid
+    try:
+        cur = await ctx.storage.head_object(ctx.bucket, key_marker)
+        if cur.version_id is None:
+            return "null"
+    except errors.ObjectNotFound:
+        pass
+    return await ctx.storage.null_version(ctx.bucket, key_marker) or "null"
+
+
 async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
-    """ListObjectVersions of an unversioned bucket: every object is its single version,
-    ``null``, and the latest. ``version-id-marker`` can only be ``null`` (or empty)."""
+    """ListObjectVersions: the container's versions (lampi/s3/versioning.py), newest
+    first per key, delete markers among them; an unversioned object is its one version
+    ``null``. Paged with key-marker + version-id-marker (NextKeyMarker and
+    NextVersionIdMarker name the last entry given); max-keys counts versions, delete
+    markers and common prefixes."""
     q = ctx.query
     enc = _encoder(ctx)
     max_keys = _max_keys(ctx)
     key_marker = q.get("key-marker", "")
     vid_marker = q.get("version-id-marker")
-    if vid_marker is not None:
-        if not key_marker:
-            raise invalid_argument("A version-id marker cannot be specified without a key marker.",
-                                   "version-id-marker", vid_marker)
-        if vid_marker not in ("", "null"):
-            raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker)
-    entries, truncated, c = await _page(ctx, key_marker, max_keys)
+    if vid_marker is not None and vid_marker != "" and not key_marker:
+        raise invalid_argument("A version-id marker cannot be specified without a key marker.",
+                               "version-id-marker", vid_marker)
+    try:
+        store_marker = await _store_marker(ctx, key_marker, vid_marker)
+    except S3Error:
+        raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker or "") from None
+    c = await ctx.get_bucket(write=False)
+    rows: list[ListingEntry] = []
+    if max_keys:
+        params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=key_marker,
+                            limit=max_keys + 1)
+        rows = await ctx.storage.list_versions(ctx.bucket, params, store_marker)
+    truncated = len(rows) > max_keys
+    rows = rows[:max_keys]
     kids = _head(ctx, enc)
     kids.append(element("KeyMarker", enc(key_marker)))
     kids.append(element("VersionIdMarker", vid_marker or ""))
-    if truncated and entries:
-        kids.append(element("NextKeyMarker", enc(_name(entries[-1]))))
-        if isinstance(entries[-1], tuple):
-            kids.append(element("NextVersionIdMarker", "null"))
-    kids += _tail(ctx, enc, max_keys, truncated)
-    versions, prefixes = [], []
-    for r in entries:
-        if not isinstance(r, tuple):
-            prefixes.append(element("CommonPrefixes", [element("Prefix", enc(r.name))]))
+    own = owner(ctx, c.project_id)
+    # Swift DLOs among the unversioned objects: their real size and -N ETag, as ListObjects
+    dlo = {r[0]: r for r in await _dlo_sizes(ctx, c.project_id, [
+        (e.name, e.bytes, e.hash, e.content_type, e.last_modified, None, MAY_DLO) for e in rows
+        if not e.is_subdir and e.bytes == 0 and (e.extra or {}).get("version_id") == "null"
+        and not (e.extra or {}).get("manifest")])}
+    entries, prefixes, last_vid = [], [], ""
+    for e in rows:
+        if e.is_subdir:
+            prefixes.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
+            last_vid = ""
             continue
-        versions.append(element("Version", [
-            element("Key", enc(r[0])), element("VersionId", "null"), element("IsLatest", True),
-            element("LastModified", iso8601(r[4])), element("ETag", f'"{_etag(r)}"'),
-            element("Size", r[1]), owner(ctx, c.project_id), element("StorageClass", "STANDARD"),
-        ]))
-    kids += versions + prefixes
+        x = e.extra or {}
+        vid = "null" if x.get("version_id") == "null" or x.get("null") else str(x.get("version_id"))
+        last_vid = vid
+        common = [element("Key", enc(e.name)), element("VersionId", vid), element("IsLatest", bool(x.get("is_latest"))),
+                  element("LastModified", iso8601(e.last_modified))]
+        if e.content_type == versions.DELETE_MARKER:
+            entries.append(element("DeleteMarker", [*common, own]))
+        else:
+            size, etag = e.bytes, _entry_etag(e)
+            if x.get("version_id") == "null" and e.name in dlo:
+                size, etag = dlo[e.name][1], dlo[e.name][2]
+            entries.append(element("Version", [*common, element("ETag", f'"{etag}"'), element("Size", size),
+                                               own, element("StorageClass", "STANDARD")]))
+    if truncated and rows:
+        kids.append(element("NextKeyMarker", enc(rows[-1].name)))
+        kids.append(element("NextVersionIdMarker", last_vid))
+    kids += _tail(ctx, enc, max_keys, truncated)
+    kids += entries + prefixes
     return xml_response(ctx, xml_doc("ListVersionsResult", kids))

@@ -26,12 +26,15 @@ from lampi.s3 import checksums, tagging
 from lampi.s3 import sse as s3sse
 from lampi.s3.bucket import iso8601, owner, xml_response
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
+from lampi.s3 import versioning
 from lampi.s3.object import (
     CHECKSUM_PREFIX,
     _check_key,
     copy_source,
     sys_meta,
     user_meta,
+    version_header,
+    write_condition,
 )
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
@@ -89,6 +92,9 @@ async def create(ctx: S3Request) -> web.StreamResponse:
     from lampi.s3 import acl as s3acl
 
     sysmeta.update(await s3acl.put_object_sysmeta(ctx, c.project_id))  # x-amz-acl: the completed object's ACL
+    from lampi.s3 import objectlock
+
+    sysmeta.update(objectlock.request_sysmeta(ctx, c))  # x-amz-object-lock-*: the completed object's lock
     alg = request.headers.get("x-amz-checksum-algorithm")
     if alg is not None:
         alg = alg.strip().lower()
@@ -181,6 +187,7 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     src = await copy_source(ctx)
     ck = s3sse.for_upload(ctx, up)
     src_rec, reader = src.view, src.reader
+    src_headers = {"x-amz-copy-source-version-id": src.version_id} if src.version_id is not None else {}
     offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
@@ -195,6 +202,7 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
                                       element("ETag", f'"{part.etag}"')])
     resp = xml_response(ctx, body)
     resp.headers.update(s3sse.response_headers(up.sysmeta, ck))
+    resp.headers.update(src_headers)
     return resp
 
 
@@ -220,10 +228,43 @@ def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     return out
 
 
+def _complete_result(ctx: S3Request, rec: ObjectRecord, alg: str | None,
+                     ck: s3sse.CustomerKey | None) -> web.StreamResponse:
+    kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
+            element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
+    headers = {}
+    if alg and CHECKSUM_PREFIX + alg in rec.sysmeta:
+        kids.append(element(CHECKSUM_ELEMENTS[alg], rec.sysmeta[CHECKSUM_PREFIX + alg]))
+        kids.append(element("ChecksumType", "COMPOSITE"))
+        headers[f"x-amz-checksum-{alg}"] = rec.sysmeta[CHECKSUM_PREFIX + alg]
+    resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
+    resp.headers.update(headers)
+    resp.headers.update(version_header(rec))
+    resp.headers.update(s3sse.response_headers(rec.sysmeta, ck))
+    return resp
+
+
+async def _completed(ctx: S3Request, upload_id: str) -> web.StreamResponse:
+    """A Complete of an upload that is gone: if it completed as the current object (a
+    client retrying a Complete whose answer it lost), that answer again (200, as AWS
+    and Ceph RGW); else NoSuchUpload."""
+    rec = await mp.completed_as(ctx.storage, upload_id, ctx.bucket, ctx.key)
+    if rec is None:
+        raise no_such_upload(upload_id)
+    alg = next((k[len(CHECKSUM_PREFIX):] for k in rec.sysmeta
+                if k.startswith(CHECKSUM_PREFIX) and k[len(CHECKSUM_PREFIX):] in CHECKSUM_ELEMENTS), None)
+    return _complete_result(ctx, rec, alg, s3sse.customer_key(ctx))
+
+
 async def complete(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
-    up = await _upload(ctx)
+    try:
+        up = await _upload(ctx)
+    except S3Error as err:
+        if err.code != "NoSuchUpload":
+            raise
+        return await _completed(ctx, ctx.query.get("uploadId", ""))
     ck = s3sse.for_upload(ctx, up)
     ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY)
@@ -244,20 +285,12 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
         await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, total)
 
     try:
-        rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota)
+        rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota,
+                                       cond=write_condition(ctx.request.headers),
+                                       null_write=versioning.versioned(c.meta))
     except mp.NoSuchUpload:
-        raise no_such_upload(up.upload_id) from None
-    kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
-            element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
-    headers = {}
-    if alg and CHECKSUM_PREFIX + alg in rec.sysmeta:
-        kids.append(element(CHECKSUM_ELEMENTS[alg], rec.sysmeta[CHECKSUM_PREFIX + alg]))
-        kids.append(element("ChecksumType", "COMPOSITE"))
-        headers[f"x-amz-checksum-{alg}"] = rec.sysmeta[CHECKSUM_PREFIX + alg]
-    resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
-    resp.headers.update(headers)
-    resp.headers.update(s3sse.response_headers(rec.sysmeta, ck))
-    return resp
+        return await _completed(ctx, up.upload_id)  # completed meanwhile by a retry of this request
+    return _complete_result(ctx, rec, alg, ck)
 
 
 # -- AbortMultipartUpload ------------------------------------------------------------
@@ -444,9 +477,10 @@ async def part_number_range(ctx: S3Request, rec: ObjectRecord) -> tuple[int, int
     if "Range" in ctx.request.headers:
         raise S3Error(400, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     found = await mp.part_range(ctx.storage, rec, number)
-    if found is None:
-        raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable", PartNumberRequested=raw,
-                      ActualPartCount=str(rec.manifest.parts if rec.manifest is not None else 1))
+    if found is None:  # 400 InvalidPart, as Ceph RGW (Allas) answers (AWS: 416 InvalidPartNumber)
+        raise S3Error(400, "InvalidPart", "The requested partnumber is not satisfiable", PartNumberRequested=raw,
+                      ActualPartCount=str(rec.manifest.parts if rec.manifest is not None and rec.manifest.kind == M.MPU
+                                          else 1))
     return found
 
 

@@ -101,7 +101,7 @@ BUCKET_SUBRESOURCES = {
     "requestPayment": "BucketRequestPayment", "accelerate": "BucketAccelerateConfiguration",
     "publicAccessBlock": "PublicAccessBlock", "analytics": "BucketAnalyticsConfiguration",
     "metrics": "BucketMetricsConfiguration", "inventory": "BucketInventoryConfiguration",
-    "intelligent-tiering": "BucketIntelligentTieringConfiguration",
+    "intelligent-tiering": "BucketIntelligentTieringConfiguration", "versioning": "BucketVersioning",
 }
 OBJECT_SUBRESOURCES = {
     "acl": "ObjectAcl", "tagging": "ObjectTagging", "retention": "ObjectRetention",
@@ -133,8 +133,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "GET":
             if "location" in query:
                 return Endpoint("GetBucketLocation", b.get_location)
-            if "versioning" in query:
-                return Endpoint("GetBucketVersioning", b.get_versioning)
             if "versions" in query:
                 return Endpoint("ListObjectVersions", listing.list_object_versions)
             if "uploads" in query:
@@ -145,8 +143,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "HEAD":
             return Endpoint("HeadBucket", b.head_bucket)
         if method == "PUT":
-            if "versioning" in query:
-                return ni("PutBucketVersioning")
             return Endpoint("CreateBucket", b.create_bucket)
         if method == "DELETE":
             return Endpoint("DeleteBucket", b.delete_bucket)
@@ -170,6 +166,14 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "PUT":
             return Endpoint("PutObjectAcl", acl.put_object_acl)
         return Endpoint("GetObjectAcl", acl.get_object_acl)
+    if ("retention" in query or "legal-hold" in query) and method in ("GET", "HEAD", "PUT"):
+        from lampi.s3 import objectlock
+
+        if "retention" in query:
+            return Endpoint("PutObjectRetention", objectlock.put_retention) if method == "PUT" else \
+                Endpoint("GetObjectRetention", objectlock.get_retention)
+        return Endpoint("PutObjectLegalHold", objectlock.put_legal_hold) if method == "PUT" else \
+            Endpoint("GetObjectLegalHold", objectlock.get_legal_hold)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
             if sub in query:
@@ -206,7 +210,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, cors, lifecycle, sse
+    from lampi.s3 import acl, cors, lifecycle, objectlock, sse, versioning
 
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
@@ -218,6 +222,10 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "encryption": {"GET": ("GetBucketEncryption", sse.get_bucket_encryption),
                        "PUT": ("PutBucketEncryption", sse.put_bucket_encryption),
                        "DELETE": ("DeleteBucketEncryption", sse.delete_bucket_encryption)},
+        "versioning": {"GET": ("GetBucketVersioning", versioning.get_bucket_versioning),
+                       "PUT": ("PutBucketVersioning", versioning.put_bucket_versioning)},
+        "object-lock": {"GET": ("GetObjectLockConfiguration", objectlock.get_config),
+                        "PUT": ("PutObjectLockConfiguration", objectlock.put_config)},
     }
     for sub, by_method in ops.items():
         if sub in query:

@@ -62,6 +62,8 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
             return swift_error(400, exc.message, method=method)
         case errors.TooManyContainers():
             return swift_error(403, exc.message, method=method)  # proxy: "Reached container limit of N"
+        case errors.ObjectLocked():  # S3 object lock holds for Swift requests too
+            return swift_error(403, exc.message, method=method)
         case errors.Forbidden():
             return swift_error(403, method=method)
         case errors.NotFound():

@@ -14,7 +14,8 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, sse
+from lampi.core import errors, objectlock, sse
+from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -448,6 +449,10 @@ async def copy_object(
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
+    # nor its object lock (the copy gets the destination's default retention) or the
+    # S3 upload it came from (lampi/core/objectlock.py, lampi/core/multipart.py)
+    for k in (*objectlock.KEYS, UPLOAD_ID_KEY):
+        sysmeta.pop(k, None)
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT

@@ -357,10 +357,9 @@ def test_not_implemented_names_the_operation(s3, unique) -> None:  # noqa: ANN00
         "PutBucketPolicy": lambda: s3.put_bucket_policy(Bucket=unique, Policy="{}"),
         "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=unique),
         "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=unique),
-        "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=unique),
-        "PutBucketVersioning": lambda: s3.put_bucket_versioning(
-            Bucket=unique, VersioningConfiguration={"Status": "Enabled"}),
-        "GetObjectLockConfiguration": lambda: s3.get_object_lock_configuration(Bucket=unique),
+        "GetBucketNotificationConfiguration": lambda: s3.get_bucket_notification_configuration(Bucket=unique),
+        "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=unique),
+        "GetBucketAccelerateConfiguration": lambda: s3.get_bucket_accelerate_configuration(Bucket=unique),
     }
     for op, call in calls.items():
         with pytest.raises(ClientError) as exc:

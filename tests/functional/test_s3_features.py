@@ -1,4 +1,4 @@
-"""S3 second slice: object tagging, stored checksums, versioning answers, virtual-hosted
+"""S3 second slice: object tagging, stored checksums, versioning answers of unversioned buckets, virtual-hosted
 style, the S3-only port, trusted proxies, routing of bucket names that look like other
 APIs, 100-continue after the signature check, and XML 500s."""
 
@@ -194,10 +194,11 @@ def test_versioning_answers(s3, unique, server, ec2_keys) -> None:  # noqa: ANN0
     with pytest.raises(ClientError) as exc:
         s3.list_object_versions(Bucket=unique + "-none")
     assert code(exc) == (404, "NoSuchBucket")
-    with pytest.raises(ClientError) as exc:
-        s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Enabled"})
-    assert code(exc) == (501, "NotImplemented")
-    assert "Status" not in s3.get_bucket_versioning(Bucket=unique)
+    # versioning itself: tests/functional/test_s3_versioning.py
+    s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=unique)["Status"] == "Enabled"
+    r = s3.list_object_versions(Bucket=unique, Prefix="a")  # objects from before: their null version
+    assert [(x["Key"], x["VersionId"], x["IsLatest"]) for x in r["Versions"]] == [("a", "null", True)]
 
 
 # -- routing on the shared listener, 100-continue, 500s ---------------------------------

@@ -43,6 +43,7 @@ EXPECTED = {
     "RangeNotSatisfiable": 416,
     "Unauthorized": 401,
     "Forbidden": 403,
+    "ObjectLocked": 403,
     "NotAcceptable": 406,
     "EncryptionKeyRequired": 400,
     "EncryptionKeyMismatch": 400,
