@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, quotas
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.models import ObjectRecord
 from lampi.core.numbers import uint
 from lampi.core.storage import check_name
@@ -103,7 +104,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     sysmeta = sys_meta(request)
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
     # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
     # of unknown length is stopped where it would pass them
     allowance = await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
@@ -277,7 +278,10 @@ async def delete_object(ctx: S3Request) -> web.StreamResponse:
 
 
 async def delete_objects(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=True)
+    bucket = await ctx.get_bucket(write=True)
+    from lampi.s3.policy import policy_of
+
+    per_key = policy_of(bucket) is not None  # a bucket policy decides each key (s3:DeleteObject)
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
     try:
         root = parse(raw, "Delete")
@@ -299,6 +303,10 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
         if vid not in (None, "", "null"):
             out.append(element("Error", [element("Key", k), element("VersionId", vid), element("Code", "NoSuchVersion"),
                                          element("Message", "The specified version does not exist.")]))
+            continue
+        if per_key and not await s3acl.check_key(ctx, bucket, "s3:DeleteObject", k, write=True):
+            out.append(element("Error", [element("Key", k), element("Code", "AccessDenied"),
+                                         element("Message", "Access Denied")]))
             continue
         try:
             _check_key(k)
@@ -375,9 +383,10 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
         meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
     if tag_directive == "REPLACE":
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
-    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private
+    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private,
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # and its owner the copier (or the bucket's: ObjectOwnership)
     sysmeta.pop("x-object-manifest", None)  # a DLO's copy is its data, not another manifest
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
     max_size = ctx.settings.max_object_size
     if src_view.size > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")

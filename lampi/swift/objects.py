@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -434,6 +435,7 @@ async def copy_object(
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # a Swift copy belongs to the destination bucket's project
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT
