@@ -625,7 +625,8 @@ async def _may_acp(ctx: S3Request, c: Container, owner: str, grants: Grants, wri
             return
         acl: dict[str, list[str]] = {}
         for g, perm in grants:
-            acl.setdefault(perm, []).append(g)
+            if g != owner + ":*":  # the owner's own grant: its roles decide (a reader reads)
+                acl.setdefault(perm, []).append(g)
         if access.grants(acl, await _identity(ctx), "WRITE_ACP" if write else "READ_ACP", False):
             return
         raise access_denied()

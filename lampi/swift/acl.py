@@ -110,6 +110,19 @@ def clean_account_acl(value: str) -> str | None:
     return json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
 
 
+def block_public_acls(meta: dict[str, str], updates: dict[str, str | None]) -> None:
+    """The bucket's S3 PublicAccessBlock (BlockPublicAcls) refuses a Swift ACL that
+    grants the public (a referrer item, ``*:*``): 403, nothing changed."""
+    from lampi.core import access
+
+    if not (access.PAB_KEY in meta and access.public_access_block(meta)["BlockPublicAcls"]):
+        return
+    for key in (READ_ACL_KEY, WRITE_ACL_KEY):
+        referrers, groups = parse_acl(updates.get(key))
+        if any(r and not r.startswith("-") for r in referrers) or "*:*" in groups:
+            raise errors.Forbidden("Public ACLs are blocked by the bucket's PublicAccessBlock.")
+
+
 def container_acl_updates(request: web.Request) -> dict[str, str | None]:
     """X-Container-Read/-Write (and X-Remove-Container-Read/-Write) of a container
     PUT/POST, cleaned (400 on a bad ACL)."""
