@@ -513,7 +513,8 @@ def parse(text: str | bytes, bucket: str, owner: tuple[str, ...] | None = None) 
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError("Policy exceeds the maximum allowed document size.")
     try:
-        doc = jsonbody.loads(raw, max_depth=10)
+        text = raw.decode("utf-8")
+        doc = jsonbody.loads(text, max_depth=10)
     except (ValueError, UnicodeDecodeError):
         raise PolicyError("This policy contains invalid Json") from None
     if not isinstance(doc, dict):
@@ -577,7 +578,7 @@ def parse(text: str | bytes, bucket: str, owner: tuple[str, ...] | None = None) 
             resources=ress("Resource"), not_resources=ress("NotResource"),
             conditions=conds, sid=sid,
         ))
-    return Policy(raw.decode(), tuple(statements), version, frozenset(keys))
+    return Policy(text, tuple(statements), version, frozenset(keys))
 
 
 # Stored policies are parsed once per worker and text (they are validated when put).

@@ -59,6 +59,8 @@ def verdict(policy: str, action: str = "s3:GetObject", resource: str = f"{B}/k",
     (pol(st(Sid="a"), st(Sid="a")), "must be unique"),
     (pol(st(Bogus=1)), "Unknown field Bogus"),
     ("{" * 50 + "}" * 50, "invalid Json"),
+    ('\ufeff{"Statement": []}'.encode("utf-16"), "invalid Json"),  # JSON, but not UTF-8
+    (b'{"Version": "2012-10-17", "Statement": "\xff"}', "invalid Json"),
     (json.dumps({"Statement": [st()], "Version": "2012-10-17", "Id": "x" * 21000}), "maximum allowed document size"),
 ])
 def test_invalid_policies_are_refused_with_a_message(doc: str, message: str) -> None:
