@@ -138,8 +138,9 @@ def _now() -> float:
 
 
 async def _acl_list_check(ctx: S3Request, c: Container) -> None:
-    from lampi.swift.acl import decide
+    from lampi.swift.acl import decide, remember
 
+    remember(ctx.request, c)
     p = None if is_anonymous(ctx.principal) else ctx.principal
     try:
         await decide(ctx.request, p, c.project_id, c.name, None, read=True, bucket_policy=False)
@@ -150,10 +151,11 @@ async def _acl_list_check(ctx: S3Request, c: Container) -> None:
 async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
     """``check`` by roles and ACLs (the bucket policy said nothing)."""
     from lampi.core.authz import anonymous_read
-    from lampi.swift.acl import decide
+    from lampi.swift.acl import decide, remember
 
     p = ctx.principal
     request = ctx.request
+    remember(request, c)
     if is_anonymous(p):
         if write:
             # object writes (the router lets only PutObject, DeleteObject and multipart

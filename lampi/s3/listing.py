@@ -17,11 +17,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from lampi.core.models import MAY_DLO, S3_OWNED, Container, ListParams
-from lampi.s3.bucket import iso_second, iso8601, owner, xml_response
+from lampi.s3.bucket import iso_second, owner, xml_response
 from lampi.s3.errors import invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
-from lampi.swift.listing import DIGITS3
 
 MAX_KEYS = 1000
 
@@ -153,8 +152,9 @@ def _contents(ctx: S3Request, rows: list[Row], enc, own: str = "",  # noqa: ANN0
     # The same bytes as element("Contents", [element("Key", ...), ...]), written as one
     # f-string per key: the nested element()/escape() calls were ~40% of a 1,000-key
     # page's server time (py-spy), and iso8601 per key a quarter of what was left, so
-    # the whole-second text is looked up per row in a dict and the milliseconds taken
-    # from a table (the same text as ``iso8601``). An ETag or a key can hold any
+    # the text of each second is looked up per row in a dict. LastModified is the second
+    # HEAD's Last-Modified shows (rounded up, as Swift's), ``.000Z`` as AWS and Ceph RGW
+    # list it: a client comparing the two sees one time. An ETag or a key can hold any
     # character, so both are still escaped; the size is an int, the owner (``own``, "":
     # none) the same for every key but the few ``owners`` names.
     owners = owners or {}
@@ -163,16 +163,14 @@ def _contents(ctx: S3Request, rows: list[Row], enc, own: str = "",  # noqa: ANN0
     keys = _esc_all(names if enc is _plain else [enc(n) for n in names])
     etags = _esc_all([r[2] if r[5] is None else _etag(r) for r in objs])
     seconds: dict[int, str] = {}
-    digits = DIGITS3
     contents = []
     append = contents.append
     for r, key, etag in zip(objs, keys, etags):
-        ts = r[4]
-        whole = math.floor(ts)
+        whole = math.ceil(r[4])
         day = seconds.get(whole)
         if day is None:
-            day = seconds[whole] = iso_second(whole) + "."
-        append(f"<Contents><Key>{key}</Key><LastModified>{day}{digits[int(ts % 1 * 1000)]}Z"
+            day = seconds[whole] = iso_second(whole) + ".000Z"
+        append(f"<Contents><Key>{key}</Key><LastModified>{day}"
                f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{owners.get(r[0], own)}"
                "<StorageClass>STANDARD</StorageClass></Contents>")
     # S3 lists all Contents before the CommonPrefixes
@@ -283,7 +281,7 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
             continue
         versions.append(element("Version", [
             element("Key", enc(r[0])), element("VersionId", "null"), element("IsLatest", True),
-            element("LastModified", iso8601(r[4])), element("ETag", f'"{_etag(r)}"'),
+            element("LastModified", iso_second(math.ceil(r[4])) + ".000Z"), element("ETag", f'"{_etag(r)}"'),
             element("Size", r[1]), owners.get(r[0], own), element("StorageClass", "STANDARD"),
         ]))
     kids += versions + prefixes

@@ -39,6 +39,7 @@ from lampi.core.authz import (
     parse_acl,
     referrer_allowed,
 )
+from lampi.core.models import Container
 from lampi.http.context import STORAGE
 
 OWNER = "lampi.swift_owner"  # request key: True when the caller has swift_owner rights
@@ -151,6 +152,32 @@ async def identity_of(request: web.Request, principal: Principal) -> Identity:
     )
 
 
+_CONTAINERS = "lampi.swift.acl.containers"  # request key: container records read while deciding
+
+
+async def container_record(request: web.Request, name: str) -> Container | None:
+    """The container ``name`` as this request first read it (one lookup per request for
+    the decision and the handler; None: none)."""
+    seen: dict[str, Container | None] = request.setdefault(_CONTAINERS, {})
+    if name not in seen:
+        seen[name] = await request.app[STORAGE].meta.get_container(name)
+    return seen[name]
+
+
+def remember(request: web.Request, c: Container) -> None:
+    """Seed the request's memo with a container record the caller already read."""
+    request.setdefault(_CONTAINERS, {})[c.name] = c
+
+
+async def container_of(request: web.Request, project_id: str, name: str) -> Container:
+    """``Storage.container`` through the request's memo: the container of account
+    ``project_id`` or ContainerNotFound."""
+    c = await container_record(request, name)
+    if c is None or c.project_id != project_id:
+        raise errors.ContainerNotFound()
+    return c
+
+
 def _deny(principal: Principal | None) -> errors.DomainError:
     return errors.Unauthorized() if principal is None else errors.Forbidden()
 
@@ -211,7 +238,7 @@ async def _policy_verdict(
     from lampi.core import policy as P
     from lampi.http.peer import policy_env
 
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await container_record(request, container)
     if c is None or c.project_id != project_id or access.POLICY_KEY not in c.meta:
         return None
     pol = P.stored(c.meta[access.POLICY_KEY], container)
@@ -266,7 +293,7 @@ async def _decide_acls(
                 return False
     if container is None:
         raise _deny(principal)
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await container_record(request, container)
     if c is None or c.project_id != project_id:
         raise _deny(principal)  # as Swift: no container info → no ACL → denied
     if obj is None and not read:

@@ -43,7 +43,7 @@ INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (sen
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     m = request.method
     storage = request.app[STORAGE]
-    cont = await storage.container(project_id, container)  # 404 unless it exists in this account
+    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
         if resp is not None:

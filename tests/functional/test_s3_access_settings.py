@@ -215,7 +215,8 @@ def test_acl_grant_lists(s3, swift_conn, alt, unique) -> None:  # noqa: ANN001
 def test_owner_ids_everywhere(server, s3, swift_conn, unique) -> None:  # noqa: ANN001
     """ID = project id, DisplayName = project name: ListBuckets, ListObjects (v1, v2 with
     fetch-owner), ListObjectVersions, GetBucketAcl, GetObjectAcl, ListParts,
-    ListMultipartUploads — and what the s3-tests runner tells the suite."""
+    ListMultipartUploads (tests/functional/test_conformance_setup.py checks the same
+    against what the s3-tests runner tells the suite)."""
     pid = admin_project_id(swift_conn)
     want = {"ID": pid, "DisplayName": "admin"}
     s3.create_bucket(Bucket=unique)
@@ -223,6 +224,10 @@ def test_owner_ids_everywhere(server, s3, swift_conn, unique) -> None:  # noqa: 
     up = s3.create_multipart_upload(Bucket=unique, Key="m")["UploadId"]
     assert s3.list_buckets()["Owner"] == want
     assert s3.list_objects(Bucket=unique)["Contents"][0]["Owner"] == want
+    # and the listing's LastModified is HEAD's (whole seconds, as AWS and RGW list them)
+    head = s3.head_object(Bucket=unique, Key="k")["LastModified"]
+    assert s3.list_objects(Bucket=unique)["Contents"][0]["LastModified"] == head
+    assert s3.list_object_versions(Bucket=unique)["Versions"][0]["LastModified"] == head
     assert s3.list_objects_v2(Bucket=unique, FetchOwner=True)["Contents"][0]["Owner"] == want
     assert s3.list_object_versions(Bucket=unique)["Versions"][0]["Owner"] == want
     assert s3.get_bucket_acl(Bucket=unique)["Owner"] == want
