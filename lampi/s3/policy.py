@@ -114,7 +114,7 @@ async def who_of(ctx: S3Request) -> P.Who:
         who = P.ANONYMOUS
     else:
         ident = await identity_of(ctx.request, p)
-        who = P.Who(ident.project_id, ident.project_name or "", ident.user_id, ident.user_name or p.user_name)
+        who = P.Who(ident.project_id, ident.project_name or "", ident.user_id, ident.user_name or "")
     ctx.request[_WHO] = who
     return who
 
@@ -132,7 +132,7 @@ async def request_env(ctx: S3Request, pol: P.Policy, action: str, bucket: str, k
 
     request = ctx.request
     h = request.headers
-    env = policy_env(request, who.user_id, who.user_name)
+    env = policy_env(request, who.user_id, "" if who.anonymous else ctx.principal.user_name)
     for name in _HEADER_KEYS:
         if name in h:
             env["s3:" + name] = [h[name]]

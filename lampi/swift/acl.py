@@ -257,7 +257,7 @@ async def _policy_verdict(
     if principal is not None and principal.project_id:
         ident = await identity_of(request, principal)
         who = P.Who(ident.project_id, ident.project_name, ident.user_id, ident.user_name)
-    env = policy_env(request, who.user_id, who.user_name)
+    env = policy_env(request, who.user_id, principal.user_name if principal is not None else "")
     verdict = pol.evaluate(action, resource, who, env)
     if verdict == "Allow" and access.public_access_block(c.meta)["RestrictPublicBuckets"] \
             and pol.is_public() and who.project_id != c.project_id:
