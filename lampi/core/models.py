@@ -111,6 +111,7 @@ SYMLINK_TARGET = "x-symlink-target"
 # whose sysmeta may make it a symlink, or a DLO manifest
 MAY_LINK = 1
 MAY_DLO = 2
+S3_OWNED = 4  # listing flag: the object's sysmeta names an S3 owner other than the bucket's
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,36 +17,14 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from lampi.http.context import SETTINGS
+from lampi.http.peer import trusted_peer as _trusted_peer
 
 VHOST_BUCKET = "lampi.s3.vhost_bucket"
-
-
-@functools.lru_cache(maxsize=16)
-def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    nets = []
-    for part in spec.split(","):
-        part = part.strip()
-        if part:
-            nets.append(ipaddress.ip_network(part, strict=False))
-    return tuple(nets)
-
-
-def _trusted_peer(request: web.Request) -> bool:
-    spec = request.app[SETTINGS].trusted_proxies
-    if not spec or not request.remote:
-        return False
-    try:
-        addr = ipaddress.ip_address(request.remote)
-        return any(addr in net for net in _networks(spec))
-    except ValueError:
-        return False
 
 
 def request_host(request: web.Request) -> str:

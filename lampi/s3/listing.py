@@ -17,13 +17,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from lampi.core import errors, versions
-from lampi.core.models import MAY_DLO, Container, ListingEntry, ListParams
+from lampi.core.models import MAY_DLO, S3_OWNED, Container, ListingEntry, ListParams
 from lampi.s3 import versioning
-from lampi.s3.bucket import iso_second, iso8601, owner, xml_response
+from lampi.s3.bucket import iso_second, owner, xml_response
 from lampi.s3.errors import S3Error, invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
-from lampi.swift.listing import DIGITS3
 
 MAX_KEYS = 1000
 
@@ -131,31 +130,49 @@ def _esc_all(texts: list[str]) -> list[str]:
     return _esc(joined).split("\x00")
 
 
-def _contents(ctx: S3Request, rows: list[Row], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
+async def _owners(ctx: S3Request, c: Container, rows: list[Row]) -> tuple[str, dict[str, str]]:
+    """The ``<Owner>`` of the bucket's own objects, and of each listed object an S3
+    owner other than the bucket's project wrote (flagged ``S3_OWNED`` by the store)."""
+    import time
+
+    from lampi.core.access import OBJECT_OWNER_KEY
+
+    default = await owner(ctx, c.project_id)
+    names = [r[0] for r in rows if isinstance(r, tuple) and r[6] & S3_OWNED]
+    others: dict[str, str] = {}
+    if names:
+        sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.bucket, names, time.time())
+        for name, sysmeta in sysmetas.items():
+            if sysmeta.get(OBJECT_OWNER_KEY):
+                others[name] = await owner(ctx, sysmeta[OBJECT_OWNER_KEY])
+    return default, others
+
+
+def _contents(ctx: S3Request, rows: list[Row], enc, own: str = "",  # noqa: ANN001
+              owners: dict[str, str] | None = None) -> list[str]:
     # The same bytes as element("Contents", [element("Key", ...), ...]), written as one
     # f-string per key: the nested element()/escape() calls were ~40% of a 1,000-key
     # page's server time (py-spy), and iso8601 per key a quarter of what was left, so
-    # the whole-second text is looked up per row in a dict and the milliseconds taken
-    # from a table (the same text as ``iso8601``). An ETag or a key can hold any
-    # character, so both are still escaped; the size is an int, the owner the same for
-    # every key.
-    own = owner(ctx, project_id) if with_owner else ""
+    # the text of each second is looked up per row in a dict. LastModified is the second
+    # HEAD's Last-Modified shows (rounded up, as Swift's), ``.000Z`` as AWS and Ceph RGW
+    # list it: a client comparing the two sees one time. An ETag or a key can hold any
+    # character, so both are still escaped; the size is an int, the owner (``own``, "":
+    # none) the same for every key but the few ``owners`` names.
+    owners = owners or {}
     objs = [r for r in rows if isinstance(r, tuple)]
     names = [r[0] for r in objs]
     keys = _esc_all(names if enc is _plain else [enc(n) for n in names])
     etags = _esc_all([r[2] if r[5] is None else _etag(r) for r in objs])
     seconds: dict[int, str] = {}
-    digits = DIGITS3
     contents = []
     append = contents.append
     for r, key, etag in zip(objs, keys, etags):
-        ts = r[4]
-        whole = math.floor(ts)
+        whole = math.ceil(r[4])
         day = seconds.get(whole)
         if day is None:
-            day = seconds[whole] = iso_second(whole) + "."
-        append(f"<Contents><Key>{key}</Key><LastModified>{day}{digits[int(ts % 1 * 1000)]}Z"
-               f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{own}"
+            day = seconds[whole] = iso_second(whole) + ".000Z"
+        append(f"<Contents><Key>{key}</Key><LastModified>{day}"
+               f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{owners.get(r[0], own)}"
                "<StorageClass>STANDARD</StorageClass></Contents>")
     # S3 lists all Contents before the CommonPrefixes
     if len(objs) < len(rows):
@@ -193,7 +210,7 @@ async def list_objects(ctx: S3Request) -> web.StreamResponse:
     if truncated and q.get("delimiter") and entries:
         kids.append(element("NextMarker", enc(_name(entries[-1]))))
     kids += _tail(ctx, enc, max_keys, truncated)
-    kids += _contents(ctx, entries, enc, True, c.project_id)
+    kids += _contents(ctx, entries, enc, *await _owners(ctx, c, entries))
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
 
@@ -230,7 +247,7 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     kids.append(element("KeyCount", len(entries)))
     kids += _tail(ctx, enc, max_keys, truncated)
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
-    kids += _contents(ctx, entries, enc, fetch_owner, c.project_id)
+    kids += _contents(ctx, entries, enc, *(await _owners(ctx, c, entries) if fetch_owner else ("", {})))
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
 
@@ -288,7 +305,10 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
     kids = _head(ctx, enc)
     kids.append(element("KeyMarker", enc(key_marker)))
     kids.append(element("VersionIdMarker", vid_marker or ""))
-    own = owner(ctx, c.project_id)
+    own = await owner(ctx, c.project_id)
+    # a version an S3 owner other than the bucket's project wrote names that owner
+    # (lampi.core.access.OBJECT_OWNER_KEY), as ListObjects does
+    owners = {o: await owner(ctx, o) for o in {(e.extra or {}).get("owner") for e in rows} - {None, c.project_id}}
     # Swift DLOs among the unversioned objects: their real size and -N ETag, as ListObjects
     dlo = {r[0]: r for r in await _dlo_sizes(ctx, c.project_id, [
         (e.name, e.bytes, e.hash, e.content_type, e.last_modified, None, MAY_DLO) for e in rows
@@ -304,15 +324,16 @@ async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
         vid = "null" if x.get("version_id") == "null" or x.get("null") else str(x.get("version_id"))
         last_vid = vid
         common = [element("Key", enc(e.name)), element("VersionId", vid), element("IsLatest", bool(x.get("is_latest"))),
-                  element("LastModified", iso8601(e.last_modified))]
+                  element("LastModified", iso_second(math.ceil(e.last_modified)) + ".000Z")]  # HEAD's second
+        who = owners.get(x.get("owner"), own)
         if e.content_type == versions.DELETE_MARKER:
-            entries.append(element("DeleteMarker", [*common, own]))
+            entries.append(element("DeleteMarker", [*common, who]))
         else:
             size, etag = e.bytes, _entry_etag(e)
             if x.get("version_id") == "null" and e.name in dlo:
                 size, etag = dlo[e.name][1], dlo[e.name][2]
             entries.append(element("Version", [*common, element("ETag", f'"{etag}"'), element("Size", size),
-                                               own, element("StorageClass", "STANDARD")]))
+                                               who, element("StorageClass", "STANDARD")]))
     if truncated and rows:
         kids.append(element("NextKeyMarker", enc(rows[-1].name)))
         kids.append(element("NextVersionIdMarker", last_vid))

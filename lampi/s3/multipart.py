@@ -91,7 +91,7 @@ async def create(ctx: S3Request) -> web.StreamResponse:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
     from lampi.s3 import acl as s3acl
 
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, c.project_id))  # x-amz-acl: the completed object's ACL
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, c))  # x-amz-acl: the completed object's ACL
     from lampi.s3 import objectlock
 
     sysmeta.update(objectlock.request_sysmeta(ctx, c))  # x-amz-object-lock-*: the completed object's lock
@@ -320,10 +320,14 @@ def _int_param(ctx: S3Request, name: str, default: int, cap: int) -> int:
     return min(n, cap)
 
 
-def _initiator(ctx: S3Request, up: MultipartUpload) -> list[str]:
-    return [element("Initiator", [element("ID", up.owner or up.project_id), element("DisplayName", up.owner or
-                                                                                     up.project_id)]),
-            owner(ctx, up.project_id)]
+async def _initiator(ctx: S3Request, up: MultipartUpload) -> list[str]:
+    """Initiator and Owner of an upload: the project the object will belong to (the
+    initiating project, or the bucket's under its ObjectOwnership), as S3 owners are
+    shown everywhere (project id, project name)."""
+    from lampi.core.access import object_owner
+
+    who = object_owner(up.sysmeta, up.project_id)
+    return [await owner(ctx, who, "Initiator"), await owner(ctx, who)]
 
 
 async def list_parts(ctx: S3Request) -> web.StreamResponse:
@@ -335,7 +339,7 @@ async def list_parts(ctx: S3Request) -> web.StreamResponse:
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]
     kids = [element("Bucket", ctx.bucket), element("Key", ctx.key), element("UploadId", up.upload_id),
-            *_initiator(ctx, up), element("StorageClass", "STANDARD"),
+            *await _initiator(ctx, up), element("StorageClass", "STANDARD"),
             element("PartNumberMarker", marker),
             element("NextPartNumberMarker", parts[-1].part_number if parts else marker),
             element("MaxParts", max_parts), element("IsTruncated", truncated)]
@@ -405,7 +409,7 @@ async def list_uploads(ctx: S3Request) -> web.StreamResponse:
     if et:
         kids.append(element("EncodingType", et))
     for up in uploads:
-        uk = [element("Key", enc(up.name)), element("UploadId", up.upload_id), *_initiator(ctx, up),
+        uk = [element("Key", enc(up.name)), element("UploadId", up.upload_id), *await _initiator(ctx, up),
               element("StorageClass", "STANDARD"), element("Initiated", iso8601(up.initiated))]
         if up.checksum_alg:
             uk += [element("ChecksumAlgorithm", up.checksum_alg.upper()),

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, quotas, sse
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.models import Container, ObjectRecord, WriteCondition
 from lampi.core.numbers import uint
 from lampi.core.multipart import UPLOAD_ID_KEY
@@ -105,7 +106,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     sysmeta = sys_meta(request)
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
     sysmeta.update(objectlock.request_sysmeta(ctx, bucket))  # x-amz-object-lock-*: 400 before the body
     enc = s3sse.for_write(ctx, bucket)  # encryption at rest (else the bucket's default)
     cond = write_condition(request.headers)
@@ -230,7 +231,7 @@ def _decrypting(ctx: S3Request, rec: ObjectRecord, key: bytes | None) -> Callabl
     return reader
 
 
-async def _no_current(ctx: S3Request, bucket: Container) -> S3Error:
+async def no_current(ctx: S3Request, bucket: Container) -> S3Error:
     """NoSuchKey, with ``x-amz-delete-marker`` (true and the marker's id when the object's
     latest version is a delete marker), as Ceph RGW and AWS answer GET/HEAD."""
     err = no_such_key(ctx.key)
@@ -271,7 +272,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
         try:
             rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
         except errors.ObjectNotFound:
-            raise await _no_current(ctx, bucket) from None
+            raise await no_current(ctx, bucket) from None
         shown_vid = await versioning.s3_id(ctx, rec) if versioning.versioned(bucket.meta) else None
     from lampi.s3 import multipart as mpu
 
@@ -355,8 +356,11 @@ async def delete_one(ctx: S3Request, bucket: Container, key: str, raw_vid: str |
     Object lock: AccessDenied for a locked version (``bypass``: GOVERNANCE bypassed)."""
     storage = ctx.storage
     if raw_vid is not None:
-        if s3acl.is_anonymous(ctx.principal):  # a version is history: not for anonymous writers
-            raise S3Error(403, "AccessDenied", "Access Denied")
+        if s3acl.is_anonymous(ctx.principal):  # a version is history: not for anonymous writers,
+            from lampi.s3.policy import verdict  # unless the bucket policy says so
+
+            if await verdict(ctx, bucket, "s3:DeleteObjectVersion", key) != "Allow":
+                raise S3Error(403, "AccessDenied", "Access Denied")
         if raw_vid == "":
             raise invalid_argument("Version id cannot be the empty string", "versionId", raw_vid)
         vid = versioning.parse_id(raw_vid)
@@ -381,7 +385,7 @@ async def delete_one(ctx: S3Request, bucket: Container, key: str, raw_vid: str |
 
 async def delete_object(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=True)
-    d = await delete_one(ctx, bucket, ctx.key, ctx.query.get("versionId"), objectlock.bypass(ctx, bucket))
+    d = await delete_one(ctx, bucket, ctx.key, ctx.query.get("versionId"), await objectlock.bypass(ctx, bucket, ctx.key))
     resp = web.Response(status=204)
     if d.version_id is not None:
         resp.headers["x-amz-version-id"] = d.version_id
@@ -399,6 +403,9 @@ def _error(key: str, vid: str | None, code: str, message: str) -> str:
 
 async def delete_objects(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=True)
+    from lampi.s3.policy import policy_of
+
+    per_key = policy_of(bucket) is not None  # a bucket policy decides each key (s3:DeleteObject[Version])
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
     try:
         root = parse(raw, "Delete")
@@ -416,12 +423,17 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
         raise malformed_xml()
     if len(keys) > MAX_DELETE_KEYS:
         raise malformed_xml()
-    bypass = objectlock.bypass(ctx, bucket)
     out = []
     for k, vid in keys:
+        # with a bucket policy each key is decided on its own: s3:DeleteObject, or for
+        # one version s3:DeleteObjectVersion, as DeleteObject
+        action = "s3:DeleteObjectVersion" if vid not in (None, "") else "s3:DeleteObject"
+        if per_key and not await s3acl.check_key(ctx, bucket, action, k, write=True):
+            out.append(_error(k, vid, "AccessDenied", "Access Denied"))
+            continue
         try:
             _check_key(k)
-            d = await delete_one(ctx, bucket, k, vid, bypass)
+            d = await delete_one(ctx, bucket, k, vid, await objectlock.bypass(ctx, bucket, k))
         except S3Error as err:
             out.append(_error(k, vid, err.code, err.message))
             continue
@@ -513,11 +525,12 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
         meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
     if tag_directive == "REPLACE":
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
-    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private
+    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private,
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # and its owner the copier (or the bucket's: ObjectOwnership)
     sysmeta.pop("x-object-manifest", None)  # a DLO's copy is its data, not another manifest
     sysmeta.pop(UPLOAD_ID_KEY, None)  # a copy is no upload's result
     sysmeta = objectlock.strip(sysmeta)  # the copy's lock: the request's, else the bucket's default
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
     sysmeta.update(objectlock.request_sysmeta(ctx, bucket))
     cond = write_condition(request.headers)
     null_write = versioning.versioned(bucket.meta)

@@ -52,12 +52,21 @@ def _require_integrity(ctx: S3Request) -> None:
     raise invalid_request("Missing required header for this request: Content-MD5")
 
 
-def bypass(ctx: S3Request, c: Container) -> bool:
-    """Whether the request asks to bypass GOVERNANCE retention and may (the bucket's
-    owners with write rights: the s3:BypassGovernanceRetention of a bucket owner)."""
+async def bypass(ctx: S3Request, c: Container, key: str) -> bool:
+    """Whether the request asks to bypass GOVERNANCE retention of object ``key`` and may:
+    the bucket policy's word on s3:BypassGovernanceRetention first (a Deny refuses it to
+    the owner too, an Allow grants it to others), else the bucket's owners with write
+    rights."""
     if ctx.request.headers.get(BYPASS_HEADER, "").strip().lower() != "true":
         return False
+    from lampi.s3 import policy as s3policy
+
     p = ctx.principal
+    if p.is_cloud_admin:
+        return True
+    verdict = await s3policy.verdict(ctx, c, "s3:BypassGovernanceRetention", key)
+    if verdict is not None:
+        return verdict == "Allow"
     return bool(p.project_id) and p.project_id == c.project_id and p.can_write
 
 
@@ -242,7 +251,7 @@ async def put_retention(ctx: S3Request) -> web.StreamResponse:
     c, rec = await _target(ctx, write=True)
     _require_integrity(ctx)
     mode, ts = _parse_retention(await s3body.read_small(ctx.request, ctx.auth, MAX_BODY))
-    may_bypass = bypass(ctx, c)
+    may_bypass = await bypass(ctx, c, rec.name)
     new_until = lock.iso(ts) if ts is not None else None
 
     def change(r: ObjectRecord) -> dict[str, str]:

@@ -36,6 +36,7 @@ class S3Request:
     bucket: str
     key: str
     request_id: str
+    operation: str = ""  # the S3 operation (its bucket-policy action: lampi.s3.policy.action_of)
 
     @property
     def principal(self) -> Principal:
@@ -84,6 +85,34 @@ _ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetOb
                             # object writes into a public-read-write bucket, as AWS and Ceph RGW
                             "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
                             "CompleteMultipartUpload", "AbortMultipartUpload"})
+
+
+async def _tenant_bucket(request: web.Request, bucket: str) -> str:
+    """Ceph RGW's ``<tenant>:<bucket>`` path form (a bucket of another tenant, by its
+    tenant's name): here the tenant is a project (id or name) and bucket names are
+    unique anyway, so it names ``<bucket>`` if that project owns it (an empty tenant:
+    whoever does). A container whose name holds the colon itself comes first."""
+    meta = request.app[STORAGE].meta
+    if await meta.get_container(bucket) is not None:
+        return bucket
+    tenant, _, name = bucket.partition(":")
+    c = await meta.get_container(name) if name else None
+    if c is None:
+        return bucket
+    if tenant and tenant != c.project_id:
+        project = await meta.get_project(c.project_id)
+        if project is None or project.name != tenant:
+            return bucket
+    return name
+
+
+async def _has_policy(request: web.Request, bucket: str) -> bool:
+    from lampi.core.access import POLICY_KEY
+
+    if not bucket:
+        return False
+    c = await request.app[STORAGE].meta.get_container(bucket)
+    return c is not None and POLICY_KEY in c.meta
 
 
 def stamp(resp: web.StreamResponse, request_id: str) -> None:
@@ -174,6 +203,10 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
                 Endpoint("GetObjectRetention", objectlock.get_retention)
         return Endpoint("PutObjectLegalHold", objectlock.put_legal_hold) if method == "PUT" else \
             Endpoint("GetObjectLegalHold", objectlock.get_legal_hold)
+    if "attributes" in query and method in ("GET", "HEAD"):
+        from lampi.s3 import attributes
+
+        return Endpoint("GetObjectAttributes", attributes.get_object_attributes)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
             if sub in query:
@@ -210,10 +243,20 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, cors, lifecycle, objectlock, sse, versioning
+    from lampi.s3 import acl, bucketconf, cors, lifecycle, objectlock, sse, versioning
+    from lampi.s3 import policy as pol
 
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
+        "policy": {"GET": ("GetBucketPolicy", pol.get_bucket_policy), "PUT": ("PutBucketPolicy", pol.put_bucket_policy),
+                   "DELETE": ("DeleteBucketPolicy", pol.delete_bucket_policy)},
+        "policyStatus": {"GET": ("GetBucketPolicyStatus", pol.get_bucket_policy_status)},
+        "publicAccessBlock": {"GET": ("GetPublicAccessBlock", bucketconf.get_public_access_block),
+                              "PUT": ("PutPublicAccessBlock", bucketconf.put_public_access_block),
+                              "DELETE": ("DeletePublicAccessBlock", bucketconf.delete_public_access_block)},
+        "ownershipControls": {"GET": ("GetBucketOwnershipControls", bucketconf.get_ownership_controls),
+                              "PUT": ("PutBucketOwnershipControls", bucketconf.put_ownership_controls),
+                              "DELETE": ("DeleteBucketOwnershipControls", bucketconf.delete_ownership_controls)},
         "cors": {"GET": ("GetBucketCors", cors.get_bucket_cors), "PUT": ("PutBucketCors", cors.put_bucket_cors),
                  "DELETE": ("DeleteBucketCors", cors.delete_bucket_cors)},
         "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
@@ -277,6 +320,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         request[VHOST_BUCKET] = bucket  # SigV2 signs "/<bucket>/<key>"
     else:
         bucket, key = split_path(request.raw_path)
+        if ":" in bucket:
+            bucket = await _tenant_bucket(request, bucket)
     resource = "/" + bucket + ("/" + key if key else "")
     try:
         try:
@@ -302,11 +347,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 if auth.version == 0 and request.method not in ("GET", "HEAD"):
                     raise access_denied() from None  # no credentials: nothing more to learn
                 raise
-            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS:
-                raise access_denied()
+            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket):
+                raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)
-            ctx = S3Request(request, auth, bucket, key, request_id)
+            ctx = S3Request(request, auth, bucket, key, request_id, ep.operation)
             resp = await ep.handler(ctx)
         except errors.DomainError as exc:
             raise from_domain(exc, bucket, key) from None

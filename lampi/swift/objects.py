@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, objectlock, sse
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
@@ -43,7 +44,7 @@ INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (sen
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     m = request.method
     storage = request.app[STORAGE]
-    cont = await storage.container(project_id, container)  # 404 unless it exists in this account
+    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
         if resp is not None:
@@ -453,6 +454,7 @@ async def copy_object(
     # S3 upload it came from (lampi/core/objectlock.py, lampi/core/multipart.py)
     for k in (*objectlock.KEYS, UPLOAD_ID_KEY):
         sysmeta.pop(k, None)
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # a Swift copy belongs to the destination bucket's project
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT

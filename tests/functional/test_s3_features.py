@@ -264,12 +264,30 @@ def test_internal_error_is_s3_xml(server, ec2_keys, s3, unique) -> None:  # noqa
         s3.head_object(Bucket=unique, Key="dst")
 
 
-def test_create_own_bucket_again(s3, unique) -> None:  # noqa: ANN001
-    """As Allas (Ceph RGW) answers, not us-east-1's 200: documented in docs/s3-api.md."""
+def test_create_own_bucket_again(server, s3, unique) -> None:  # noqa: ANN001
+    """As Allas (Ceph RGW 16) answers: the owner's re-create asking for the bucket's
+    current ACL is 200 and changes nothing (objects and ACL stay); one asking for another
+    ACL is 409 BucketAlreadyExists, as is anyone else's (docs/s3-api.md)."""
     s3.create_bucket(Bucket=unique)
+    s3.put_object(Bucket=unique, Key="keep", Body=b"k")
+    assert s3.create_bucket(Bucket=unique)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.create_bucket(Bucket=unique, ACL="private")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]] == ["keep"]
     with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=unique)
-    assert code(exc) == (409, "BucketAlreadyOwnedByYou")
+        s3.create_bucket(Bucket=unique, ACL="public-read")
+    assert code(exc) == (409, "BucketAlreadyExists")
+    assert len(s3.get_bucket_acl(Bucket=unique)["Grants"]) == 1  # unchanged
+    s3.put_bucket_acl(Bucket=unique, ACL="public-read")
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=unique)  # the bucket is public-read now: "private" differs
+    assert code(exc) == (409, "BucketAlreadyExists")
+    assert s3.create_bucket(Bucket=unique, ACL="public-read")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    from tests.functional.test_s3_acl import new_project_keys
+
+    other_s3 = new_project_keys(server)[2]
+    with pytest.raises(ClientError) as exc:
+        other_s3.create_bucket(Bucket=unique)
+    assert code(exc) == (409, "BucketAlreadyExists")
 
 
 # -- a server with a virtual-host domain, an S3-only port and a trusted proxy -----------

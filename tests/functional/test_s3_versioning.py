@@ -27,13 +27,29 @@ def hdrs(resp: dict) -> dict[str, str]:
 
 
 def versions(s3, bucket: str, **kw) -> list[tuple[str, str, bool, str]]:  # noqa: ANN001
-    """(key, version id, is latest, "v" or "<marker>") of every version, newest first per
-    key (boto3 splits versions and delete markers into two lists: merged by time here)."""
-    r = s3.list_object_versions(Bucket=bucket, **kw)
-    out = [(v["Key"], v["VersionId"], v["IsLatest"], v["LastModified"], "v") for v in r.get("Versions", [])]
-    out += [(v["Key"], v["VersionId"], v["IsLatest"], v["LastModified"], "<marker>") for v in r.get("DeleteMarkers", [])]
-    out.sort(key=lambda v: (v[0], -v[3].timestamp()))
-    return [(k, vid, latest, kind) for k, vid, latest, _lm, kind in out]
+    """(key, version id, is latest, "v" or "<marker>") of every version, in the order the
+    server lists them (newest first per key). boto3 splits versions and delete markers into
+    two lists, and LastModified has whole seconds (as HEAD's, as AWS lists them), so the
+    order is read from the XML itself."""
+    import xml.etree.ElementTree as ET
+
+    raw: dict[str, bytes] = {}
+
+    def grab(http_response, **_kw) -> None:  # noqa: ANN001
+        raw["body"] = http_response.content
+
+    s3.meta.events.register("after-call.s3.ListObjectVersions", grab)
+    try:
+        s3.list_object_versions(Bucket=bucket, **kw)
+    finally:
+        s3.meta.events.unregister("after-call.s3.ListObjectVersions", grab)
+    out = []
+    for el in ET.fromstring(raw["body"]):
+        tag = el.tag.rpartition("}")[2]
+        if tag in ("Version", "DeleteMarker"):
+            f = {c.tag.rpartition("}")[2]: c.text for c in el}
+            out.append((f["Key"], f["VersionId"], f["IsLatest"] == "true", "v" if tag == "Version" else "<marker>"))
+    return out
 
 
 def body(s3, bucket: str, key: str, vid: str | None = None) -> bytes:  # noqa: ANN001

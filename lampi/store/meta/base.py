@@ -124,7 +124,8 @@ class MetaStore(Protocol):
         """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
         last_modified, manifest JSON or None, flags)`` tuples (subdirs stay ListingEntry;
         ``flags``: ``MAY_LINK`` | ``MAY_DLO`` (lampi.core.models) for a zero-byte object
-        whose sysmeta may name a symlink target or a DLO segment prefix, else 0)."""
+        whose sysmeta may name a symlink target or a DLO segment prefix, ``S3_OWNED``
+        for one whose sysmeta names an S3 owner, else 0)."""
         ...
 
     async def blob_refs(self) -> set[str]:

@@ -299,7 +299,8 @@ class ObjectsMixin(SQLiteBase):
         (container, name) primary key either way.
 
         ``flags`` is 0 except for a zero-byte, non-manifest object whose sysmeta mentions
-        the symlink target key (``MAY_LINK``) or a DLO manifest (``MAY_DLO``): only those
+        the symlink target key (``MAY_LINK``) or a DLO manifest (``MAY_DLO``), and an
+        object whose sysmeta names an S3 owner (``S3_OWNED``, for S3 listings): only those
         can be symlinks or DLOs, whose sysmeta the Swift JSON listing
         (lampi.swift.symlink.annotate_listing) and the S3 listing (real DLO sizes) then
         look up. Looking up every zero-byte object instead was half of a listing of
@@ -311,7 +312,7 @@ class ObjectsMixin(SQLiteBase):
                 "SELECT name, size, etag, content_type, last_modified, manifest, "
                 "CASE WHEN size = 0 AND manifest IS NULL THEN "
                 "(instr(sysmeta, '\"x-symlink-target\"') > 0) | (instr(sysmeta, '\"x-object-manifest\"') > 0) * 2 "
-                "ELSE 0 END "
+                "ELSE 0 END | (instr(sysmeta, '\"s3-owner\"') > 0) * 4 "
                 "FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)",
                 [container, now],
                 params.reverse,

@@ -225,13 +225,15 @@ class VersionsMixin(ObjectsMixin):
         version rows, by name, each name's ``null`` first, then its versions newest first
         (oldest first when reversed, as Swift's merge gives). Two paged range scans merged
         (never more than a batch of each in memory); delimiter subdirs skip both scans past
-        the subdir. ``extra`` carries version_id, is_latest and the manifest."""
+        the subdir. ``extra`` carries version_id, is_latest, the manifest and the S3 owner
+        (``owner``: the ``s3-owner`` system metadata, when set)."""
         rev = params.reverse
         prefix, delim, marker = params.prefix, params.delimiter, params.marker
         after, before = (">", "<") if not rev else ("<", ">")
 
         def fn(c: sqlite3.Connection) -> list[ListingEntry]:
-            a_base = ("SELECT name, size, etag, content_type, last_modified, manifest FROM objects "
+            a_base = ("SELECT name, size, etag, content_type, last_modified, manifest, "
+                      "json_extract(sysmeta, '$.\"s3-owner\"') FROM objects "
                       "WHERE container = ? AND version_id IS NULL AND (delete_at IS NULL OR delete_at > ?)")
             b_base = ("SELECT v.name, v.size, v.etag, v.content_type, v.last_modified, v.manifest, v.version_id, "
                       "(SELECT COALESCE(o.version_id, 'null') FROM objects o WHERE o.container = v.container "
@@ -239,7 +241,8 @@ class VersionsMixin(ObjectsMixin):
                       "(SELECT MAX(w.version_id) FROM object_versions w WHERE w.container = v.container "
                       "AND w.name = v.name), "
                       "EXISTS (SELECT 1 FROM null_versions n WHERE n.container = v.container AND n.name = v.name "
-                      "AND n.version_id = v.version_id) FROM object_versions v WHERE v.container = ?")
+                      "AND n.version_id = v.version_id), json_extract(v.sysmeta, '$.\"s3-owner\"') "
+                      "FROM object_versions v WHERE v.container = ?")
             a_args: list[Any] = [container, now]
             b_args: list[Any] = [now, container]
             if prefix:
@@ -298,10 +301,14 @@ class VersionsMixin(ObjectsMixin):
                     extra["manifest"] = json.loads(row[5])
                 if take_a:
                     extra.update(version_id="null", is_latest=True)
+                    if row[6]:
+                        extra["owner"] = row[6]
                 else:
                     vid, cur, newest = row[6], row[7], row[8]
                     extra.update(version_id=vid, is_latest=cur == vid or (
                         cur is None and row[3] == DELETE_MARKER and vid == newest), null=bool(row[9]))
+                    if row[10]:
+                        extra["owner"] = row[10]
                 out.append(ListingEntry(name=name, bytes=row[1], hash=row[2], content_type=row[3],
                                         last_modified=row[4], extra=extra))
             return out
