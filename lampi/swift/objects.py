@@ -14,9 +14,11 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, versions
+from lampi.core import errors, objectlock, sse, versions
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.authz import OBJECT_ACL_KEY, account_name
 from lampi.core.models import CKey, ObjectRecord
+from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
@@ -50,7 +52,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
             # before the PUT reaches the destination: 403/404 of the source come first
             await copy_source(request, project_id, request.headers["X-Copy-From"],
                               request.headers.get("X-Copy-From-Account"))
-    cont = await storage.container(project_id, container)  # 404 unless it exists in this account
+    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
         if resp is not None:
@@ -288,6 +290,10 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
         raise
     headers = _object_headers(rec)
     headers.update(request.get(symlink.EXTRA_HEADERS, {}))
+    if request.method == "GET":
+        # data encrypted at rest (S3 SSE, lampi.core.sse) is decrypted with the server's
+        # keys; one encrypted with an S3 customer's key cannot be read here (400)
+        storage.data_key(rec.sysmeta)
     if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
@@ -367,6 +373,11 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
     path = request.app[STORAGE].blobs.local_path(rec.blob_id)
     if path is None or rec.size == 0:
         return None
+    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
+        if not path.exists():
+            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            raise errors.DataUnavailable()
+        return None
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -410,8 +421,13 @@ async def send_blob(
             pass
         finally:
             fh.close()
-    async for chunk in storage.read_object(rec, offset, length):
-        await resp.write(chunk)
+    try:
+        async for chunk in storage.read_object(rec, offset, length):
+            await resp.write(chunk)
+    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
+        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
+        if transport is not None:
+            transport.close()
 
 
 async def post_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
@@ -516,6 +532,11 @@ async def copy_object(
         if not acct or "/" in acct:
             raise errors.PreconditionFailed("Account name cannot contain slashes")
         sysmeta[symlink.TARGET_ACCOUNT] = quote(acct)
+    # nor its object lock (the copy gets the destination's default retention) or the
+    # S3 upload it came from (lampi/core/objectlock.py, lampi/core/multipart.py)
+    for k in (*objectlock.KEYS, UPLOAD_ID_KEY):
+        sysmeta.pop(k, None)
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # a Swift copy belongs to the destination bucket's project
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # Swift's copy GETs the source with the request's Range: one range of a plain object
     # copies those bytes
