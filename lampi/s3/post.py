@@ -370,7 +370,8 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
     status = fields.get("success_action_status", "").strip()
     if status == "201":
         doc = xml_doc("PostResponse", [element("Location", location), element("Bucket", ctx.bucket),
-                                       element("Key", key), element("ETag", etag)])
+                                       element("Key", key), element("ETag", etag)],
+                      namespace=False)  # as AWS's PostResponse (clients look up <Key> unqualified)
         return web.Response(status=201, body=doc, content_type="application/xml", headers=headers)
     if status == "200":
         return web.Response(status=200, headers=headers)

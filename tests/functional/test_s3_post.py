@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 import requests
@@ -53,6 +54,7 @@ def test_presigned_post_v4_then_read_through_s3_and_swift(server, ec2_keys, s3, 
     assert post["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
     r = _post(post["url"], post["fields"], body)
     assert r.status_code == 201, r.text
+    assert ET.fromstring(r.content).find("Key").text == "docs/report.bin"  # unqualified, as AWS
     assert "<PostResponse" in r.text and "<Key>docs/report.bin</Key>" in r.text and f"<Bucket>{unique}</Bucket>" in r.text
     md5 = hashlib.md5(body).hexdigest()
     assert r.headers["ETag"] == f'"{md5}"' and f'<ETag>"{md5}"</ETag>' in r.text
