@@ -84,7 +84,9 @@ class Endpoint:
 _ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetObject", "HeadObject",
                             # object writes into a public-read-write bucket, as AWS and Ceph RGW
                             "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
-                            "CompleteMultipartUpload", "AbortMultipartUpload"})
+                            "CompleteMultipartUpload", "AbortMultipartUpload",
+                            # browser form uploads: the form carries its own signature (lampi.s3.post)
+                            "PostObject"})
 
 
 async def _tenant_bucket(request: web.Request, bucket: str) -> str:
@@ -178,7 +180,9 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "POST":
             if "delete" in query:
                 return Endpoint("DeleteObjects", o.delete_objects)
-            return ni("PostObject")
+            from lampi.s3 import post
+
+            return Endpoint("PostObject", post.post_object)
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
     if "tagging" in query:
         if method == "HEAD":  # as Ceph RGW (Allas): a HEAD on ?tagging is HeadObject
@@ -347,7 +351,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 if auth.version == 0 and request.method not in ("GET", "HEAD"):
                     raise access_denied() from None  # no credentials: nothing more to learn
                 raise
-            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket):
+            if auth.version == 0 and (ep.handler is None or (
+                    ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket))):
                 raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)
