@@ -182,11 +182,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 async def expect_handler(request: web.Request) -> None:
     """``Expect: 100-continue``: for S3 the interim response waits until the signature
     and the request's headers were checked (``lampi.s3.body.stream`` sends it, through
-    Swift's ``send_continue``), so a refused upload is not sent; the rest as Swift does."""
-    if (api_of(request) == "s3" and request.version == HttpVersion11
-            and request.headers.get("Expect", "").lower() == "100-continue"):
-        request["swift.expect_continue"] = True
-        return
+    Swift's ``send_continue``), so a refused upload is not sent; an S3 request's other
+    ``Expect`` values are ignored; the rest as Swift does."""
+    if api_of(request) == "s3":
+        if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+            request["swift.expect_continue"] = True
+        return  # other Expect values are ignored, as AWS and RGW do (no 417)
     await swift.expect_handler(request)
 
 

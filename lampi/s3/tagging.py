@@ -35,6 +35,7 @@ def _invalid(message: str) -> S3Error:
 
 
 def validate(tags: Tags) -> Tags:
+    """Tags checked as S3 checks them, returned sorted by key."""
     if len(tags) > MAX_TAGS:
         raise S3Error(400, "BadRequest", "Object tags cannot be greater than 10")
     seen = set()
@@ -54,13 +55,14 @@ def validate(tags: Tags) -> Tags:
         if k in seen:
             raise _invalid("Cannot provide multiple Tags with the same key")
         seen.add(k)
-    return tags
+    return sorted(tags)  # kept and listed by key, as RGW (Allas) keeps them
 
 
 def from_header(value: str) -> Tags:
-    """``x-amz-tagging: k1=v1&k2=v2`` (URL query encoding)."""
+    """``x-amz-tagging: k1=v1&k2=v2`` (URL query encoding); a key without ``=`` has an empty
+    value."""
     try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value), errors="strict")
+        pairs = parse_qsl(value, keep_blank_values=True, errors="strict")
     except (ValueError, UnicodeDecodeError):
         raise _invalid("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
                        "parameters without tag name duplicates.") from None

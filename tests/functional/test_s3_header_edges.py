@@ -1,0 +1,144 @@
+"""S3 header edge cases as AWS and RGW answer them: unknown ``Expect`` values ignored,
+SigV2 dates (an empty or pre-epoch ``x-amz-date`` is AccessDenied, not a skew or a
+signature mismatch), an empty ListObjectsV2 continuation token, and ``x-amz-tagging``
+keys without a value."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .conftest import LampiServer
+
+
+def code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    e = exc.value.response
+    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"]
+
+
+def with_headers(client, operation: str, headers: dict[str, str]) -> None:  # noqa: ANN001
+    """Add headers before botocore signs (so they are signed), as s3-tests do."""
+    client.meta.events.register(f"before-call.s3.{operation}",
+                                lambda **kw: kw["params"]["headers"].update(headers))
+
+
+@pytest.fixture
+def s3v2(server: LampiServer, ec2_keys: dict[str, str]):  # noqa: ANN201
+    return boto3.client("s3", endpoint_url=server.url, aws_access_key_id=ec2_keys["access"],
+                        aws_secret_access_key=ec2_keys["secret"], region_name="us-east-1",
+                        config=Config(signature_version="s3"))
+
+
+def test_unknown_expect_is_ignored_by_s3_not_by_swift(server, s3, swift_conn, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with_headers(s3, "PutObject", {"Expect": "200"})
+    s3.put_object(Bucket=unique, Key="empty")  # no body: the server sees the Expect as sent
+    s3.put_object(Bucket=unique, Key="k", Body=b"bar")
+    assert s3.get_object(Bucket=unique, Key="k")["Body"].read() == b"bar"
+    assert s3.head_object(Bucket=unique, Key="empty")["ContentLength"] == 0
+    # Swift keeps its 417 for an Expect it does not know
+    url, token = swift_conn.get_auth()
+    u = urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as sock:
+        sock.sendall(f"PUT {u.path}/{unique}/swift HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\n"
+                     "Content-Length: 3\r\nExpect: 200\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 417"), reply[:200]
+
+
+@pytest.mark.parametrize("value", ["", "Tue, 07 Jul 1950 21:53:04 GMT", "Bad Date"])
+def test_sigv2_bad_amz_date_is_access_denied(s3v2, s3, unique, value: str) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with_headers(s3v2, "PutObject", {"x-amz-date": value})
+    with pytest.raises(ClientError) as e:
+        s3v2.put_object(Bucket=unique, Key="k", Body=b"bar")
+    assert code(e) == (403, "AccessDenied")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=unique, Key="k")
+    assert code(e)[0] == 404  # nothing was stored
+
+
+def test_sigv2_old_amz_date_is_skewed(s3v2, s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with_headers(s3v2, "PutObject", {"x-amz-date": "Tue, 07 Jul 2010 21:53:04 GMT"})
+    with pytest.raises(ClientError) as e:
+        s3v2.put_object(Bucket=unique, Key="k", Body=b"bar")
+    assert code(e) == (403, "RequestTimeTooSkewed")
+
+
+def test_sigv2_valid_amz_date_accepted(s3v2, unique) -> None:  # noqa: ANN001
+    s3v2.create_bucket(Bucket=unique)
+    s3v2.put_object(Bucket=unique, Key="k", Body=b"bar")
+    assert s3v2.get_object(Bucket=unique, Key="k")["Body"].read() == b"bar"
+
+
+def test_empty_continuation_token_lists_from_the_start(s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    for k in ("bar", "baz", "foo"):
+        s3.put_object(Bucket=unique, Key=k, Body=b"")
+    r = s3.list_objects_v2(Bucket=unique, ContinuationToken="")
+    assert r["ContinuationToken"] == "" and r["IsTruncated"] is False
+    assert [o["Key"] for o in r["Contents"]] == ["bar", "baz", "foo"]
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=unique, ContinuationToken="!!not-a-token!!")
+    assert code(e) == (400, "InvalidArgument")
+
+
+def test_tagging_header_key_without_value(s3, swift_conn, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with_headers(s3, "PutObject", {"x-amz-tagging": "foo=bar&bar"})
+    s3.put_object(Bucket=unique, Key="k", Body=b"A" * 100)
+    assert s3.get_object_tagging(Bucket=unique, Key="k")["TagSet"] == [
+        {"Key": "bar", "Value": ""}, {"Key": "foo", "Value": "bar"}]
+    assert swift_conn.get_object(unique, "k")[1] == b"A" * 100
+
+
+@pytest.mark.parametrize("value", ["=v", "a=1&a=2", "aws:x=1", "k=%FF"])
+def test_bad_tagging_header_is_invalid_tag(s3, unique, value: str) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with_headers(s3, "PutObject", {"x-amz-tagging": value})
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=unique, Key="k", Body=b"x")
+    assert code(e)[0] == 400
+
+
+def _raw(url: str, head: str) -> bytes:
+    u = urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_raw_requests_the_header_tests_meant(server, s3, ec2_keys, unique) -> None:  # noqa: ANN001
+    """What test_headers.py's before-signing edits meant to send, sent as raw requests."""
+    import requests
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    s3.create_bucket(Bucket=unique)
+    url = f"{server.url}/{unique}/k"
+    for headers, want in (({}, (403, "AccessDenied")), ({"Authorization": ""}, (403, "AccessDenied")),
+                          ({"Authorization": "AWS HAHAHA"}, (400, "InvalidArgument"))):
+        r = requests.put(url, data=b"bar", headers=headers, timeout=30)
+        assert (r.status_code, r.text.split("<Code>")[1].split("</Code>")[0]) == want, (headers, r.text)
+    # a signed PUT that has neither Content-Length nor Transfer-Encoding
+    req = AWSRequest(method="PUT", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    S3SigV4Auth(Credentials(ec2_keys["access"], ec2_keys["secret"]), "s3", "us-east-1").add_auth(req)
+    head = f"PUT /{unique}/k HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "content-length")
+    reply = _raw(server.url, head + "Connection: close\r\n")
+    assert reply.startswith(b"HTTP/1.1 411") and b"<Code>MissingContentLength</Code>" in reply, reply[:600]
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=unique, Key="k")
+    assert code(e)[0] == 404
