@@ -9,6 +9,8 @@ Content-MD5, x-amz-content-sha256, aws-chunked with trailers, flexible checksums
 
 from __future__ import annotations
 
+import base64
+import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from urllib.parse import quote
@@ -23,8 +25,9 @@ from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.numbers import uint
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
+from lampi.s3.checksums import checksum_type
 from lampi.s3.bucket import iso8601, owner, xml_response
-from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
+from lampi.s3.errors import S3Error, invalid_argument, invalid_request, malformed_xml
 from lampi.s3.object import (
     CHECKSUM_PREFIX,
     _check_key,
@@ -98,6 +101,11 @@ async def create(ctx: S3Request) -> web.StreamResponse:
         ctype = ctype.strip().upper()
         if ctype not in ("COMPOSITE", "FULL_OBJECT") or alg is None:
             raise invalid_argument("Value for x-amz-checksum-type header is invalid.", "x-amz-checksum-type", ctype)
+        # S3: FULL_OBJECT for the CRCs only, COMPOSITE for all but CRC64NVME
+        if (ctype == "FULL_OBJECT" and alg not in checksums.CRC_ALGORITHMS) or (
+                ctype == "COMPOSITE" and alg == "crc64nvme"):
+            raise invalid_request(f"The {ctype} checksum type cannot be used with the {alg.upper()} "
+                                  "checksum algorithm.")
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
     up = await mp.create_upload(
@@ -209,23 +217,46 @@ def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     return out
 
 
+UPLOAD_ID_KEY = "s3-upload-id"  # sysmeta: the upload an object was completed from (retries)
+
+
 async def complete(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
-    up = await _upload(ctx)
-    raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY)
+    try:
+        up = await mp.get_upload(ctx.storage, ctx.query.get("uploadId", ""), ctx.bucket, ctx.key)
+    except mp.NoSuchUpload:
+        return await _completed_before(ctx)
+    # x-amz-checksum-<alg> names the whole object's checksum here, not the XML body's
+    raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY, checksum_headers=False)
     requested = _parse_complete(raw)
     for r in requested:
         if r.number < 1 or r.number > mp.MAX_PARTS:
             raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber",
                                    str(r.number))
     alg = up.checksum_alg
+    claimed = {a: ctx.request.headers[f"x-amz-checksum-{a}"] for a in checksums.ALGORITHMS
+               if f"x-amz-checksum-{a}" in ctx.request.headers}
+    if claimed and (alg is None or set(claimed) != {alg}):
+        raise invalid_request(f"The upload was created using the {(alg or 'null').upper()} checksum algorithm; "
+                              f"a checksum for {', '.join(a.upper() for a in claimed)} was given.")
 
     def extra(parts: list[UploadPart]) -> dict[str, str]:
-        if not alg or (up.checksum_type or "COMPOSITE") != "COMPOSITE":
-            return {}
-        value = mp.composite_checksum(lambda: checksums.new(alg), checksums.encode, parts)
-        return {CHECKSUM_PREFIX + alg: value} if value else {}
+        out = {UPLOAD_ID_KEY: up.upload_id}
+        if not alg:
+            return out
+        if (up.checksum_type or "COMPOSITE") == "COMPOSITE":
+            value = mp.composite_checksum(lambda: checksums.new(alg), checksums.encode, parts)
+        elif all(p.checksum for p in parts):  # FULL_OBJECT: the parts' CRCs combined
+            value = checksums.encode(checksums.combine(
+                alg, [(base64.b64decode(p.checksum or ""), p.size) for p in parts]))
+        else:
+            value = None
+        if alg in claimed and claimed[alg] != value:
+            raise S3Error(400, "BadDigest", f"The {alg.upper()} you specified did not match the calculated checksum.")
+        if value:
+            out[CHECKSUM_PREFIX + alg] = value
+        return out
 
     async def quota(total: int) -> None:  # the new object: its whole size and one more object
         await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, total)
@@ -233,14 +264,36 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
     try:
         rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota)
     except mp.NoSuchUpload:
-        raise no_such_upload(up.upload_id) from None
+        return await _completed_before(ctx)
+    return _complete_result(ctx, rec)
+
+
+async def _completed_before(ctx: S3Request) -> web.StreamResponse:
+    """A CompleteMultipartUpload retried after it succeeded (the answer was lost, or the
+    client retries by design): 200 and the same result while the object it made is the
+    key's current object, as S3 and RGW answer; NoSuchUpload otherwise."""
+    upload_id = ctx.query.get("uploadId", "")
+    try:
+        rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
+    except errors.ObjectNotFound:
+        raise no_such_upload(upload_id) from None
+    if not upload_id or not hmac.compare_digest(rec.sysmeta.get(UPLOAD_ID_KEY, "").encode(),
+                                                upload_id.encode("utf-8", "surrogateescape")):
+        raise no_such_upload(upload_id)
+    return _complete_result(ctx, rec)
+
+
+def _complete_result(ctx: S3Request, rec: ObjectRecord) -> web.StreamResponse:
     kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
             element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
     headers = {}
-    if alg and CHECKSUM_PREFIX + alg in rec.sysmeta:
-        kids.append(element(CHECKSUM_ELEMENTS[alg], rec.sysmeta[CHECKSUM_PREFIX + alg]))
-        kids.append(element("ChecksumType", "COMPOSITE"))
-        headers[f"x-amz-checksum-{alg}"] = rec.sysmeta[CHECKSUM_PREFIX + alg]
+    for alg in checksums.ALGORITHMS:
+        value = rec.sysmeta.get(CHECKSUM_PREFIX + alg)
+        if value:
+            ctype = checksum_type(value)
+            kids += [element(CHECKSUM_ELEMENTS[alg], value), element("ChecksumType", ctype)]
+            headers[f"x-amz-checksum-{alg}"] = value
+            headers["x-amz-checksum-type"] = ctype
     resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
     resp.headers.update(headers)
     return resp

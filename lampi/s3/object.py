@@ -18,12 +18,13 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, quotas
+from lampi.core import manifest as M
 from lampi.core.models import ObjectRecord
 from lampi.core.numbers import uint
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
-from lampi.s3 import lifecycle, tagging
+from lampi.s3 import checksums, lifecycle, tagging
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
@@ -133,9 +134,25 @@ def checksum_sysmeta(verified: dict[str, str]) -> dict[str, str]:
     return {CHECKSUM_PREFIX + k.removeprefix("x-amz-checksum-"): v for k, v in verified.items()}
 
 
+async def _part_checksum(ctx: S3Request, rec: ObjectRecord, number: int) -> dict[str, str]:
+    """GET/HEAD ``?partNumber=N`` in checksum mode: that part's checksum, typed as the object's."""
+    whole = checksum_headers(rec.sysmeta)
+    if not whole:
+        return {}
+    parts = await M.parts_of(ctx.storage, rec)
+    value = parts[number - 1].checksum if 1 <= number <= len(parts) else None
+    if not value:
+        return {}
+    alg = next(k for k in whole if k != "x-amz-checksum-type")
+    return {alg: value, "x-amz-checksum-type": whole["x-amz-checksum-type"]}
+
+
 def checksum_headers(sysmeta: dict[str, str]) -> dict[str, str]:
-    return {"x-amz-checksum-" + k[len(CHECKSUM_PREFIX):]: v for k, v in sysmeta.items()
-            if k.startswith(CHECKSUM_PREFIX)}
+    out = {"x-amz-checksum-" + k[len(CHECKSUM_PREFIX):]: v for k, v in sysmeta.items()
+           if k.startswith(CHECKSUM_PREFIX)}
+    if out:
+        out["x-amz-checksum-type"] = checksums.checksum_type(next(iter(out.values())))
+    return out
 
 
 def _ts(value: str) -> float | None:
@@ -248,10 +265,13 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     resp.content_length = end - start
     if part is not None and rec.manifest is not None and rec.manifest.kind == "mpu":
         resp.headers["x-amz-mp-parts-count"] = str(part[2])
+    checksum_mode = request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     if rng is not None:
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
-    elif request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+    elif checksum_mode:
         resp.headers.update(checksum_headers(rec.sysmeta))  # whole-object checksums only, as S3
+    if checksum_mode and part is not None and rec.manifest is not None and rec.manifest.kind == "mpu":
+        resp.headers.update(await _part_checksum(ctx, rec, int(ctx.query["partNumber"])))
     ctx.stamp(resp)
     if reader is not None and not head and end > start:
         await mpu.send_large(request, resp, reader, start, end - start)
