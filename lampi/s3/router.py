@@ -206,7 +206,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, cors, lifecycle
+    from lampi.s3 import acl, bucket_tagging, cors, lifecycle
 
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
@@ -215,6 +215,9 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
                       "PUT": ("PutBucketLifecycleConfiguration", lifecycle.put_config),
                       "DELETE": ("DeleteBucketLifecycle", lifecycle.delete_config)},
+        "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
+                    "PUT": ("PutBucketTagging", bucket_tagging.put_bucket_tagging),
+                    "DELETE": ("DeleteBucketTagging", bucket_tagging.delete_bucket_tagging)},
     }
     for sub, by_method in ops.items():
         if sub in query:

@@ -313,11 +313,11 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
         except ValueError:
             raise S3Error(400, "AuthorizationQueryParametersError",
                           "X-Amz-Expires should be a number") from None
+        # out of range: 403 AccessDenied, as RGW (Allas) answers (AWS: 400 AuthorizationQueryParametersError)
         if expires < 0:
-            raise S3Error(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+            raise access_denied("X-Amz-Expires must be non-negative")
         if expires > MAX_PRESIGN_EXPIRES:
-            raise S3Error(400, "AuthorizationQueryParametersError",
-                          "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            raise access_denied("X-Amz-Expires must be less than a week (in seconds) that is 604800")
         now = time.time()
         if t - now > MAX_SKEW:
             raise access_denied("Request is not valid yet")

@@ -34,10 +34,10 @@ def _invalid(message: str) -> S3Error:
     return S3Error(400, "InvalidTag", message)
 
 
-def validate(tags: Tags) -> Tags:
+def validate(tags: Tags, max_tags: int = MAX_TAGS) -> Tags:
     """Tags checked as S3 checks them, returned sorted by key."""
-    if len(tags) > MAX_TAGS:
-        raise S3Error(400, "BadRequest", "Object tags cannot be greater than 10")
+    if len(tags) > max_tags:  # InvalidTag, as RGW (Allas) answers
+        raise _invalid(f"Object tags cannot be greater than {max_tags}")
     seen = set()
     for k, v in tags:
         if not k:
@@ -90,7 +90,7 @@ def count_header(sysmeta: dict[str, str]) -> dict[str, str]:
     return {"x-amz-tagging-count": str(n)} if n else {}
 
 
-def from_xml(raw: bytes) -> Tags:
+def from_xml(raw: bytes, max_tags: int = MAX_TAGS) -> Tags:
     try:
         root = parse(raw, "Tagging")
     except XMLError:
@@ -106,7 +106,7 @@ def from_xml(raw: bytes) -> Tags:
         tags.append((k, v))
     if len(tagset) != len(tags):
         raise malformed_xml()  # something other than <Tag> inside <TagSet>
-    return validate(tags)
+    return validate(tags, max_tags)
 
 
 async def _record(ctx: S3Request, write: bool):  # noqa: ANN202

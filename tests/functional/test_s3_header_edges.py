@@ -142,3 +142,64 @@ def test_raw_requests_the_header_tests_meant(server, s3, ec2_keys, unique) -> No
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=unique, Key="k")
     assert code(e)[0] == 404
+
+
+def test_bucket_tagging(s3, swift_conn, ec2_keys, server, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_tagging(Bucket=unique)
+    assert code(e) == (404, "NoSuchTagSet")
+    s3.put_bucket_tagging(Bucket=unique, Tagging={"TagSet": [{"Key": "Hello", "Value": "World"},
+                                                             {"Key": "dept", "Value": "bio"}]})
+    assert s3.get_bucket_tagging(Bucket=unique)["TagSet"] == [
+        {"Key": "Hello", "Value": "World"}, {"Key": "dept", "Value": "bio"}]
+    assert not any("tagging" in k.lower() for k in swift_conn.head_container(unique))  # S3's own
+    for bad in ([{"Key": "aws:x", "Value": "1"}], [{"Key": "k", "Value": "v"}] * 2,
+                [{"Key": f"k{i}", "Value": "v"} for i in range(51)]):
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_tagging(Bucket=unique, Tagging={"TagSet": bad})
+        assert code(e) == (400, "InvalidTag")
+    assert len(s3.get_bucket_tagging(Bucket=unique)["TagSet"]) == 2  # refused writes changed nothing
+    # only the bucket's owner: another project's user, even with write access, may not
+    s3.put_bucket_acl(Bucket=unique, ACL="public-read-write")
+    anon = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                        config=Config(signature_version=__import__("botocore").UNSIGNED))
+    with pytest.raises(ClientError) as e:
+        anon.get_bucket_tagging(Bucket=unique)
+    assert code(e)[0] == 403
+    assert s3.delete_bucket_tagging(Bucket=unique)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_tagging(Bucket=unique)
+    assert code(e) == (404, "NoSuchTagSet")
+
+
+def test_more_than_ten_object_tags_is_invalid_tag(s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    s3.put_object(Bucket=unique, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.put_object_tagging(Bucket=unique, Key="k", Tagging={"TagSet": [
+            {"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    assert code(e) == (400, "InvalidTag")
+
+
+def test_if_modified_since_a_later_date_is_not_modified(s3, unique) -> None:  # noqa: ANN001
+    import datetime
+
+    s3.create_bucket(Bucket=unique)
+    etag = s3.put_object(Bucket=unique, Key="k", Body=b"bar")["ETag"]
+    lm = s3.head_object(Bucket=unique, Key="k")["LastModified"]
+    later = lm + datetime.timedelta(seconds=30)  # in the future: RGW still compares
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=unique, Key="k", IfModifiedSince=later)
+    assert code(e)[0] == 304 and e.value.response["ResponseMetadata"]["HTTPHeaders"]["etag"] == etag
+    earlier = lm - datetime.timedelta(seconds=30)
+    assert s3.get_object(Bucket=unique, Key="k", IfModifiedSince=earlier)["Body"].read() == b"bar"
+
+
+@pytest.mark.parametrize(("sent", "kept"), [("gzip", "gzip"), ("deflate, gzip", "deflate, gzip"),
+                                             ("gzip, aws-chunked", "gzip"), ("aws-chunked, gzip", "gzip"),
+                                             ("aws-chunked", None)])
+def test_content_encoding_without_aws_chunked(s3, unique, sent: str, kept: str | None) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    s3.put_object(Bucket=unique, Key="k", ContentEncoding=sent)
+    assert s3.head_object(Bucket=unique, Key="k").get("ContentEncoding") == kept
