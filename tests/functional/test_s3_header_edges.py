@@ -203,3 +203,33 @@ def test_content_encoding_without_aws_chunked(s3, unique, sent: str, kept: str |
     s3.create_bucket(Bucket=unique)
     s3.put_object(Bucket=unique, Key="k", ContentEncoding=sent)
     assert s3.head_object(Bucket=unique, Key="k").get("ContentEncoding") == kept
+
+
+def test_list_buckets_paginated(server, unique) -> None:  # noqa: ANN001
+    """MaxBuckets and ContinuationToken, in a project of its own so the count is known."""
+    server.cli("project", "create", unique)
+    server.cli("user", "create", unique, "--password", "pw-" + unique, "--project", unique)
+    import json
+
+    k = json.loads(server.cli("credential", "create", unique, unique, "--json").stdout)
+    s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=k["access"],
+                      aws_secret_access_key=k["secret"], region_name="us-east-1")
+    assert s3.list_buckets(MaxBuckets=1)["Buckets"] == []
+    for suffix in ("a", "b", "c"):
+        s3.create_bucket(Bucket=f"{unique}-{suffix}")
+    r = s3.list_buckets(MaxBuckets=2)
+    assert [b["Name"] for b in r["Buckets"]] == [f"{unique}-a", f"{unique}-b"]
+    r = s3.list_buckets(MaxBuckets=2, ContinuationToken=r["ContinuationToken"])
+    assert [b["Name"] for b in r["Buckets"]] == [f"{unique}-c"] and "ContinuationToken" not in r
+    assert [b["Name"] for b in s3.list_buckets(Prefix=f"{unique}-b")["Buckets"]] == [f"{unique}-b"]
+    assert len(s3.list_buckets()["Buckets"]) == 3
+    import requests
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    for query in ("max-buckets=0", "max-buckets=10001", "max-buckets=x", "continuation-token=%21%21"):
+        req = AWSRequest(method="GET", url=f"{server.url}/?{query}")
+        S3SigV4Auth(Credentials(k["access"], k["secret"]), "s3", "us-east-1").add_auth(req)
+        r = requests.get(req.url, headers=dict(req.headers.items()), timeout=30)
+        assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text, (query, r.text)
