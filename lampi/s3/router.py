@@ -66,6 +66,9 @@ class S3Request:
         c = await self.storage.meta.get_container(name)
         if c is None:
             raise no_such_bucket(name)
+        expected = self.request.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and name == self.bucket and expected != c.project_id:
+            raise S3Error(403, "AccessDenied", "Access Denied")  # owned by another account than expected
         await acl.check(self, c, write)
         return c
 

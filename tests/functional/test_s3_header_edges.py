@@ -233,3 +233,20 @@ def test_list_buckets_paginated(server, unique) -> None:  # noqa: ANN001
         S3SigV4Auth(Credentials(k["access"], k["secret"]), "s3", "us-east-1").add_auth(req)
         r = requests.get(req.url, headers=dict(req.headers.items()), timeout=30)
         assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text, (query, r.text)
+
+
+def test_expected_bucket_owner(server, s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    s3.put_bucket_acl(Bucket=unique, ACL="public-read-write")
+    owner_id = s3.get_bucket_acl(Bucket=unique)["Owner"]["ID"]
+    s3.put_object(Bucket=unique, Key="k", Body=b"x", ExpectedBucketOwner=owner_id)
+    assert s3.list_objects(Bucket=unique, ExpectedBucketOwner=owner_id)["Contents"][0]["Key"] == "k"
+    anon = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                        config=Config(signature_version=__import__("botocore").UNSIGNED))
+    for call in (lambda o: anon.list_objects(Bucket=unique, ExpectedBucketOwner=o),
+                 lambda o: anon.put_object(Bucket=unique, Key="k2", Body=b"y", ExpectedBucketOwner=o),
+                 lambda o: s3.get_object(Bucket=unique, Key="k", ExpectedBucketOwner=o)):
+        with pytest.raises(ClientError) as e:
+            call(owner_id + "foo")
+        assert code(e) == (403, "AccessDenied")
+    assert [o["Key"] for o in s3.list_objects(Bucket=unique)["Contents"]] == ["k"]
