@@ -30,6 +30,7 @@ from lampi.core.storage import Storage
 from lampi.http.context import (
     BODY_TIMEOUT,
     IDENTITY,
+    INFO,
     ON_PREPARE,
     SETTINGS,
     STORAGE,
@@ -42,6 +43,7 @@ from lampi.log import access_log
 from lampi.s3 import cors as s3_cors
 from lampi.s3 import errors as s3_errors
 from lampi.s3 import host as s3_host
+from lampi.s3 import info as s3_info
 from lampi.s3 import router as s3_router
 from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
@@ -201,6 +203,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     )
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
+    app[INFO] = s3_info.info()
     app[STORAGE] = Storage(meta, blobs)
     app[IDENTITY] = identity
 

@@ -250,3 +250,13 @@ def test_expected_bucket_owner(server, s3, unique) -> None:  # noqa: ANN001
             call(owner_id + "foo")
         assert code(e) == (403, "AccessDenied")
     assert [o["Key"] for o in s3.list_objects(Bucket=unique)["Contents"]] == ["k"]
+
+
+def test_info_advertises_s3api(server, swift_conn) -> None:  # noqa: ANN001
+    """Swift's /info names the S3 API and its limits, as Swift's s3api middleware does
+    (``swift capabilities``; Swift's s3api functional tests skip without it)."""
+    caps = swift_conn.get_capabilities()
+    assert caps["s3api"] == {"max_bucket_listing": 1000, "max_parts_listing": 1000, "max_upload_part_num": 10000,
+                             "max_multi_delete_objects": 1000, "allow_multipart_uploads": True,
+                             "min_segment_size": 5 * 1024 * 1024, "s3_acl": True}
+    assert "slo" in caps and "swift" in caps
