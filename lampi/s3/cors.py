@@ -194,7 +194,10 @@ async def on_actual(request: web.Request, bucket: str) -> None:
     meta = await _bucket_meta(request, bucket)
     if meta is None:
         return
-    rule = match(rules_of(meta), origin, request.method, [])
+    # the method a rule must allow: Access-Control-Request-Method when sent, else the
+    # request's own, as RGW (Allas) decides (RGWOp::generate_cors_headers)
+    method = request.headers.get("Access-Control-Request-Method", "").strip() or request.method
+    rule = match(rules_of(meta), origin, method, [])
     if rule is None:
         return
     headers = _headers(rule, origin, None)

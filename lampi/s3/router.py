@@ -67,6 +67,9 @@ class S3Request:
         c = await self.storage.meta.get_container(name)
         if c is None:
             raise no_such_bucket(name)
+        expected = self.request.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and name == self.bucket and expected != c.project_id:
+            raise S3Error(403, "AccessDenied", "Access Denied")  # owned by another account than expected
         await acl.check(self, c, write)
         return c
 
@@ -247,7 +250,7 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, bucketconf, cors, lifecycle, objectlock, sse, versioning
+    from lampi.s3 import acl, bucket_tagging, bucketconf, cors, lifecycle, objectlock, sse, versioning
     from lampi.s3 import policy as pol
 
     ops = {
@@ -273,6 +276,9 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
                        "PUT": ("PutBucketVersioning", versioning.put_bucket_versioning)},
         "object-lock": {"GET": ("GetObjectLockConfiguration", objectlock.get_config),
                         "PUT": ("PutObjectLockConfiguration", objectlock.put_config)},
+        "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
+                    "PUT": ("PutBucketTagging", bucket_tagging.put_bucket_tagging),
+                    "DELETE": ("DeleteBucketTagging", bucket_tagging.delete_bucket_tagging)},
     }
     for sub, by_method in ops.items():
         if sub in query:
