@@ -22,6 +22,15 @@ must be covered by a condition except ``policy``, the signature fields, ``file``
 and ``key`` is checked after ``${filename}`` is substituted. A malformed policy is a 400
 ``InvalidPolicyDocument``; an expired one or a failed condition a 403 ``AccessDenied``.
 
+The upload is then a PutObject in all but its transport: the form's fields stand for
+PutObject's headers (``acl`` for ``x-amz-acl``, ``tagging`` for ``x-amz-tagging``, the
+``x-amz-server-side-encryption*`` and ``x-amz-object-lock-*`` fields for the headers of
+their names; the POST's own ``x-amz-*`` headers do not count, as the signature does not
+cover them), and PutObject's helpers decide on that view (``_as_put``): the access
+decision with the bucket policy and its conditions, PublicAccessBlock, the owner and ACL
+as ObjectOwnership says, object lock, encryption (asked for, else the bucket's default),
+versioning (a version, ``x-amz-version-id``).
+
 The answer: ``success_action_redirect`` (or ``redirect``) → 303 to it with
 ``bucket``, ``key`` and ``etag`` added to the query; else ``success_action_status``
 200 (empty), 201 (``PostResponse`` XML) or 204 (the default, also for any other value).
@@ -41,13 +50,15 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from lampi.core import quotas
 from lampi.http import forms
 from lampi.s3 import acl as s3acl
-from lampi.s3 import checksums, sigv4, tagging
+from lampi.s3 import checksums, objectlock, sigv4, tagging, versioning
+from lampi.s3 import sse as s3sse
 from lampi.s3.host import VHOST_BUCKET
-from lampi.s3.object import MAX_META_SIZE, checksum_sysmeta
+from lampi.s3.object import MAX_META_SIZE, checksum_sysmeta, version_header
 from lampi.s3.object import _check_key as check_key
 from lampi.s3.errors import S3Error, access_denied, invalid_argument, invalid_request, no_such_bucket
 from lampi.s3.router import S3Request
@@ -58,6 +69,9 @@ SYS_FIELDS = ("content-disposition", "content-encoding", "content-language", "ca
 # fields no policy condition has to name (AWS's list, plus RGW's checksum fields)
 _EXEMPT = frozenset(("policy", "file", "x-amz-signature", "signature", "awsaccesskeyid"))
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ")
+# form fields that prove the uploader, not PutObject headers
+_SIGNATURE_FIELDS = frozenset(("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature",
+                               "x-amz-security-token"))
 
 
 def _invalid_policy(message: str) -> S3Error:
@@ -287,10 +301,6 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
     if not key:
         raise invalid_argument("User key must have a length greater than 0.", "key", "")
     check_key(key)
-    if any(k.startswith("x-amz-server-side-encryption") for k in fields):
-        # never accept an encryption request and store the object in clear
-        raise S3Error(501, "NotImplemented", "Server-side encryption is not implemented by this server.")
-
     # who uploads: the form's signed policy, else the request's own credentials (none, as a rule)
     policy = None
     if "policy" in fields:
@@ -303,17 +313,16 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
         raise _missing_field("policy")
     else:
         auth = ctx.auth
-    upload = S3Request(request, auth, ctx.bucket, key, ctx.request_id)
-    bucket = await upload.get_bucket(write=True)  # PutObject's access decision
-
+    tags = tagging.from_xml(fields["tagging"].encode()) if "tagging" in fields else None
+    upload = S3Request(_as_put(request, fields, tags), auth, ctx.bucket, key, ctx.request_id, ctx.operation)
+    # PutObject's decisions, in PutObject's order, on the form's fields as its headers
+    bucket = await upload.get_bucket(write=True)  # bucket policy (and its conditions), ACLs
     sysmeta = {k: fields[k] for k in SYS_FIELDS if fields.get(k)}
-    if "tagging" in fields:
-        sysmeta = tagging.apply(sysmeta, tagging.from_xml(fields["tagging"].encode()))
-    acl_name = fields.get("acl")
-    if acl_name is not None:
-        stored = s3acl.object_sysmeta(s3acl.canned(acl_name.strip(), bucket=False), bucket.project_id)
-        if stored:
-            sysmeta[s3acl.OBJECT_ACL_KEY] = stored
+    if tags is not None:
+        sysmeta = tagging.apply(sysmeta, tags)
+    sysmeta.update(await s3acl.put_object_sysmeta(upload, bucket))  # owner, ACL, PublicAccessBlock
+    sysmeta.update(objectlock.request_sysmeta(upload, bucket))
+    enc = s3sse.for_write(upload, bucket)  # encryption asked for (else the bucket's default, in the core)
     meta = _user_meta(fields)
     found = [a for a in checksums.ALGORITHMS if f"x-amz-checksum-{a}" in fields]
     if len(found) > 1:
@@ -356,10 +365,12 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
         ctx.bucket, key, quotas.limit_body(body(), allowance),
         content_type=fields.get("content-type") or "binary/octet-stream",
         meta=meta, sysmeta=sysmeta, max_size=max_size,
+        encryption=enc.encryption, null_write=versioning.versioned(bucket.meta),
     )
     etag = f'"{rec.etag}"'
     location = _location(request, ctx.bucket, key)
-    headers = {"ETag": etag, "Location": location}
+    headers = {"ETag": etag, "Location": location, **version_header(rec),
+               **s3sse.response_headers(rec.sysmeta, enc.customer)}
     redirect = _redirect_url(fields)
     if redirect is not None:
         sep = "&" if urlsplit(redirect).query else ("" if redirect.endswith("?") else "?")
@@ -376,6 +387,23 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
     if status == "200":
         return web.Response(status=200, headers=headers)
     return web.Response(status=204, headers=headers)
+
+
+def _as_put(request: web.Request, fields: dict[str, str], tags: tagging.Tags | None) -> web.Request:
+    """The request as PutObject's helpers read it: the form's fields as the headers
+    PutObject takes (``acl`` → ``x-amz-acl``, ``tagging`` → ``x-amz-tagging``, the
+    ``x-amz-*`` fields by their names) in place of the POST's own ``x-amz-*`` headers."""
+    headers = CIMultiDict((k, v) for k, v in request.headers.items()
+                          if not k.lower().startswith("x-amz-") or k.lower() == "x-amz-expected-bucket-owner")
+    for name, value in fields.items():
+        if name.startswith("x-amz-") and name not in _SIGNATURE_FIELDS and not name.startswith(
+                ("x-amz-meta-", "x-amz-checksum-")):
+            headers[name] = value
+    if "acl" in fields:
+        headers["x-amz-acl"] = fields["acl"]
+    if tags:
+        headers["x-amz-tagging"] = tagging.encode(tags)
+    return request.clone(headers=headers)
 
 
 def _malformed() -> S3Error:

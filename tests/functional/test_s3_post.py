@@ -17,10 +17,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from tests.functional.test_s3_acl import new_project_keys
 from tests.functional.test_s3_api import client
 from tests.functional.test_s3_features import xml_code
+from tests.functional.test_s3_sse import KEY, OTHER, c3, headers_c, keys, marked, on_disk, srv, sse_c  # noqa: F401
 
 
 def _post(url: str, fields: dict, content: bytes, filename: str = "upload.bin", **kw) -> requests.Response:  # noqa: ANN003
@@ -32,6 +34,17 @@ def _v2_form(secret: str, access: str, policy_doc: dict, **fields: str) -> dict:
     policy = base64.b64encode(json.dumps(policy_doc).encode()).decode()
     sig = base64.b64encode(hmac.new(secret.encode(), policy.encode(), hashlib.sha1).digest()).decode()
     return {**fields, "AWSAccessKeyId": access, "policy": policy, "signature": sig}
+
+
+def _signed(cli, bucket: str, key: str, **fields: str) -> tuple[str, dict]:  # noqa: ANN001
+    """A SigV4 form (boto3's generate_presigned_post) whose policy names every field."""
+    post = cli.generate_presigned_post(bucket, key, Fields=fields, Conditions=[{k: v} for k, v in fields.items()],
+                                       ExpiresIn=600)
+    return post["url"], post["fields"]
+
+
+def _keys_of(cli, bucket: str) -> list[str]:  # noqa: ANN001
+    return [o["Key"] for o in cli.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 def _expires(seconds: int) -> str:
@@ -178,14 +191,6 @@ def test_bad_forms_and_policies_store_nothing(server, ec2_keys, s3, unique) -> N
     assert (r.status_code, xml_code(r)) == (404, "NoSuchBucket"), r.text
 
 
-@pytest.mark.parametrize("field", ["x-amz-server-side-encryption"])
-def test_encryption_fields_are_never_ignored(server, s3, unique, field) -> None:  # noqa: ANN001
-    s3.create_bucket(Bucket=unique, ACL="public-read-write")
-    r = _post(f"{server.url}/{unique}", {"key": "e.txt", field: "AES256"}, b"secret")
-    assert r.status_code in (400, 501) and "<Code>" in r.text, r.text
-    assert s3.list_objects_v2(Bucket=unique)["KeyCount"] == 0
-
-
 def test_v4_form_with_wrong_secret_or_missing_date(server, ec2_keys, s3, unique) -> None:  # noqa: ANN001
     s3.create_bucket(Bucket=unique)
     wrong = client(server, ec2_keys["access"], "not-the-secret", signature_version="s3v4")
@@ -199,3 +204,212 @@ def test_v4_form_with_wrong_secret_or_missing_date(server, ec2_keys, s3, unique)
     r = _post(good["url"], fields, b"x")
     assert (r.status_code, xml_code(r)) == (400, "InvalidArgument") and "x-amz-date" in r.text, r.text
     assert s3.list_objects_v2(Bucket=unique)["KeyCount"] == 0
+
+
+# -- PostObject is PutObject: encryption, versioning and object lock, access ---------------
+# (before: SSE fields were a 501, the bucket default's mode went unreported, no version id
+# was answered and a suspended bucket's null version was not replaced, the ``acl`` field
+# skipped ObjectOwnership and PublicAccessBlock, and bucket policy conditions did not see
+# the form's fields)
+
+
+def test_post_with_sse_c_s3_and_kms_fields_is_stored_encrypted(srv, keys, c3, unique) -> None:  # noqa: ANN001, F811
+    c3.create_bucket(Bucket=unique)
+    v4 = client(srv, keys["access"], keys["secret"], signature_version="s3v4")
+    data = marked(200_000)
+    md5_of_key = base64.b64encode(hashlib.md5(KEY).digest()).decode()
+    # SSE-C: the response names the key's MD5; every read needs the key
+    url, fields = _signed(v4, unique, "c.bin", **{
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(KEY).decode(),
+        "x-amz-server-side-encryption-customer-key-MD5": md5_of_key})
+    r = _post(url, fields, data)
+    assert r.status_code == 204, r.text
+    assert r.headers["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    assert r.headers["x-amz-server-side-encryption-customer-key-MD5"] == md5_of_key
+    assert not on_disk(srv, b"PLAINTEXT-MARKER")
+    for bad in ({}, sse_c(OTHER)):
+        with pytest.raises(ClientError) as e:
+            c3.get_object(Bucket=unique, Key="c.bin", **bad)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert c3.get_object(Bucket=unique, Key="c.bin", **sse_c())["Body"].read() == data
+    # SSE-S3 and SSE-KMS (a key of the local key store)
+    url, fields = _signed(v4, unique, "s3.bin", **{"x-amz-server-side-encryption": "AES256"})
+    r = _post(url, fields, data)
+    assert r.status_code == 204 and r.headers["x-amz-server-side-encryption"] == "AES256", r.text
+    url, fields = _signed(v4, unique, "kms.bin", **{"x-amz-server-side-encryption": "aws:kms",
+                                                    "x-amz-server-side-encryption-aws-kms-key-id": "k1"})
+    r = _post(url, fields, data)
+    assert r.status_code == 204 and r.headers["x-amz-server-side-encryption"] == "aws:kms", r.text
+    assert r.headers["x-amz-server-side-encryption-aws-kms-key-id"] == "k1"
+    assert c3.head_object(Bucket=unique, Key="s3.bin")["ServerSideEncryption"] == "AES256"
+    head = c3.head_object(Bucket=unique, Key="kms.bin")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", "k1")
+    assert c3.get_object(Bucket=unique, Key="kms.bin")["Body"].read() == data
+    assert not on_disk(srv, b"PLAINTEXT-MARKER")
+
+
+def test_post_into_a_bucket_with_default_encryption(srv, keys, c3, unique) -> None:  # noqa: ANN001, F811
+    c3.create_bucket(Bucket=unique)
+    c3.put_bucket_encryption(Bucket=unique, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k2"}}]})
+    v4 = client(srv, keys["access"], keys["secret"], signature_version="s3v4")
+    url, fields = _signed(v4, unique, "d.bin")
+    data = marked(50_000)
+    r = _post(url, fields, data)
+    assert r.status_code == 204, r.text
+    assert (r.headers["x-amz-server-side-encryption"], r.headers["x-amz-server-side-encryption-aws-kms-key-id"]) \
+        == ("aws:kms", "k2")
+    assert c3.head_object(Bucket=unique, Key="d.bin")["SSEKMSKeyId"] == "k2"
+    assert c3.get_object(Bucket=unique, Key="d.bin")["Body"].read() == data
+    assert not on_disk(srv, b"PLAINTEXT-MARKER")
+
+
+def test_post_with_bad_encryption_fields_stores_nothing(srv, keys, c3, unique) -> None:  # noqa: ANN001, F811
+    c3.create_bucket(Bucket=unique)
+    v4 = client(srv, keys["access"], keys["secret"], signature_version="s3v4")
+    c = headers_c()
+    cases = [
+        ({**c, "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(hashlib.md5(OTHER).digest())
+          .decode()}, 400, "InvalidArgument"),  # the key's MD5 is another key's
+        ({k: v for k, v in c.items() if not k.endswith("-key")}, 400, "InvalidArgument"),  # no key
+        ({**c, "x-amz-server-side-encryption-customer-algorithm": "AES128"}, 400, "InvalidEncryptionAlgorithmError"),
+        ({**c, "x-amz-server-side-encryption": "AES256"}, 400, "InvalidArgument"),  # SSE-C and SSE-S3
+        ({"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "nokey"}, 400,
+         "KMS.NotFoundException"),
+        ({"x-amz-server-side-encryption": "AES512"}, 400, "InvalidArgument"),
+        ({"x-amz-server-side-encryption-aws-kms-key-id": "k1"}, 400, "InvalidArgument"),  # a key id without kms
+        ({"x-amz-server-side-encryption": "aws:kms:dsse"}, 501, "NotImplemented"),
+    ]
+    for extra, status, err in cases:
+        url, fields = _signed(v4, unique, "x.bin", **extra)
+        r = _post(url, fields, b"never stored")
+        assert (r.status_code, xml_code(r)) == (status, err), (extra, r.text)
+    assert _keys_of(c3, unique) == []
+
+
+def test_post_into_versioned_and_suspended_buckets(server, ec2_keys, s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique)
+    s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Enabled"})
+    v4 = client(server, ec2_keys["access"], ec2_keys["secret"], signature_version="s3v4")
+    ids = []
+    for content in (b"one", b"two"):
+        url, fields = _signed(v4, unique, "v.txt")
+        r = _post(url, fields, content)
+        assert r.status_code == 204 and r.headers.get("x-amz-version-id"), (r.headers, r.text)
+        ids.append(r.headers["x-amz-version-id"])
+    assert ids[0] != ids[1]
+    listed = s3.list_object_versions(Bucket=unique)["Versions"]
+    assert sorted(v["VersionId"] for v in listed) == sorted(ids)
+    assert s3.get_object(Bucket=unique, Key="v.txt", VersionId=ids[0])["Body"].read() == b"one"
+    assert s3.get_object(Bucket=unique, Key="v.txt")["VersionId"] == ids[1]
+    # suspended: the null version, no id answered; a second POST replaces the null version
+    s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Suspended"})
+    for content in (b"three", b"four"):
+        url, fields = _signed(v4, unique, "v.txt")
+        r = _post(url, fields, content)
+        assert r.status_code == 204 and "x-amz-version-id" not in r.headers, (r.headers, r.text)
+    listed = s3.list_object_versions(Bucket=unique)["Versions"]
+    assert sorted(v["VersionId"] for v in listed) == sorted(ids + ["null"])
+    assert s3.get_object(Bucket=unique, Key="v.txt", VersionId="null")["Body"].read() == b"four"
+
+
+def test_post_into_an_object_lock_bucket(server, ec2_keys, s3, unique) -> None:  # noqa: ANN001
+    s3.create_bucket(Bucket=unique, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=unique, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    v4 = client(server, ec2_keys["access"], ec2_keys["secret"], signature_version="s3v4")
+    url, fields = _signed(v4, unique, "locked.txt")
+    r = _post(url, fields, b"keep me")
+    assert r.status_code == 204 and r.headers.get("x-amz-version-id"), r.text
+    vid = r.headers["x-amz-version-id"]
+    assert s3.head_object(Bucket=unique, Key="locked.txt")["ObjectLockMode"] == "GOVERNANCE"  # the default applies
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=unique, Key="locked.txt", VersionId=vid)
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    # the form's own lock fields, as PutObject's headers
+    url, fields = _signed(v4, unique, "held.txt", **{"x-amz-object-lock-legal-hold": "ON"})
+    assert _post(url, fields, b"held").status_code == 204
+    assert s3.head_object(Bucket=unique, Key="held.txt")["ObjectLockLegalHoldStatus"] == "ON"
+    url, fields = _signed(v4, unique, "bad.txt", **{"x-amz-object-lock-legal-hold": "MAYBE"})
+    r = _post(url, fields, b"x")
+    assert (r.status_code, xml_code(r)) == (400, "InvalidArgument"), r.text
+    # lock fields where the bucket has no object lock: 400, as PutObject
+    s3.create_bucket(Bucket=unique + "-plain")
+    url, fields = _signed(v4, unique + "-plain", "x.txt", **{"x-amz-object-lock-legal-hold": "ON"})
+    r = _post(url, fields, b"x")
+    assert (r.status_code, xml_code(r)) == (400, "InvalidRequest"), r.text
+    assert _keys_of(s3, unique + "-plain") == [] and "bad.txt" not in _keys_of(s3, unique)
+
+
+def test_post_is_held_to_bucket_policy_conditions(server, unique) -> None:  # noqa: ANN001
+    _pid, _name, s3, keys = new_project_keys(server)  # not the cloud admin, whom no policy binds
+    s3.create_bucket(Bucket=unique)
+    arn = f"arn:aws:s3:::{unique}/*"
+    s3.put_bucket_policy(Bucket=unique, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": arn,
+         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}}},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": arn,
+         "Condition": {"StringNotEquals": {"s3:RequestObjectTag/team": "blue"}}}]}))
+    v4 = client(server, keys["access"], keys["secret"], signature_version="s3v4")
+
+    def tags(team: str) -> str:
+        return f"<Tagging><TagSet><Tag><Key>team</Key><Value>{team}</Value></Tag></TagSet></Tagging>"
+
+    for fields in ({"tagging": tags("blue")},  # no encryption
+                   {"x-amz-server-side-encryption": "AES256"},  # no tag
+                   {"x-amz-server-side-encryption": "AES256", "tagging": tags("red")}):
+        url, form = _signed(v4, unique, "p.txt", **fields)
+        r = _post(url, form, b"x")
+        assert (r.status_code, xml_code(r)) == (403, "AccessDenied"), (fields, r.text)
+    url, form = _signed(v4, unique, "p.txt", **{"x-amz-server-side-encryption": "AES256", "tagging": tags("blue")})
+    r = _post(url, form, b"x")
+    assert r.status_code == 204, r.text
+    assert s3.get_object_tagging(Bucket=unique, Key="p.txt")["TagSet"] == [{"Key": "team", "Value": "blue"}]
+    # the POST's own headers are not the form's: an encryption header does not satisfy the policy
+    url, form = _signed(v4, unique, "h.txt", tagging=tags("blue"))
+    r = _post(url, form, b"x", headers={"x-amz-server-side-encryption": "AES256"})
+    assert (r.status_code, xml_code(r)) == (403, "AccessDenied"), r.text
+    assert _keys_of(s3, unique) == ["p.txt"]
+
+
+def test_post_acl_meets_public_access_block_and_ownership(server, unique) -> None:  # noqa: ANN001
+    owner_pid, _n, s3, owner_keys = new_project_keys(server)
+    pid, _name, other_s3, keys = new_project_keys(server)
+    s3.create_bucket(Bucket=unique)
+    s3.put_bucket_policy(Bucket=unique, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{pid}:root"}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{unique}/*"}]}))
+    v4 = client(server, owner_keys["access"], owner_keys["secret"], signature_version="s3v4")
+    other = client(server, keys["access"], keys["secret"], signature_version="s3v4")
+    # BlockPublicAcls: a public acl field is refused; an unknown one is a 400
+    s3.put_public_access_block(Bucket=unique, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False})
+    url, form = _signed(v4, unique, "pub.txt", acl="public-read")
+    r = _post(url, form, b"x")
+    assert (r.status_code, xml_code(r)) == (403, "AccessDenied"), r.text
+    url, form = _signed(v4, unique, "bad.txt", acl="no-such-acl")
+    r = _post(url, form, b"x")
+    assert (r.status_code, xml_code(r)) == (400, "InvalidArgument"), r.text
+    s3.delete_public_access_block(Bucket=unique)
+    # ObjectWriter: another project's upload is its own; BucketOwnerPreferred with
+    # bucket-owner-full-control: the bucket owner's
+    url, form = _signed(other, unique, "writer.txt")
+    assert _post(url, form, b"w").status_code == 204
+    assert other_s3.get_object_acl(Bucket=unique, Key="writer.txt")["Owner"]["ID"] == pid
+    s3.put_bucket_ownership_controls(Bucket=unique, OwnershipControls={"Rules": [
+        {"ObjectOwnership": "BucketOwnerPreferred"}]})
+    url, form = _signed(other, unique, "preferred.txt", acl="bucket-owner-full-control")
+    assert _post(url, form, b"p").status_code == 204
+    assert s3.get_object_acl(Bucket=unique, Key="preferred.txt")["Owner"]["ID"] == owner_pid
+    # BucketOwnerEnforced: ACLs other than bucket-owner-full-control refused, the owner the bucket's
+    s3.put_bucket_ownership_controls(Bucket=unique, OwnershipControls={"Rules": [
+        {"ObjectOwnership": "BucketOwnerEnforced"}]})
+    url, form = _signed(other, unique, "enforced.txt", acl="public-read")
+    r = _post(url, form, b"x")
+    assert (r.status_code, xml_code(r)) == (400, "AccessControlListNotSupported"), r.text
+    url, form = _signed(other, unique, "enforced.txt")
+    assert _post(url, form, b"e").status_code == 204
+    assert s3.get_object_acl(Bucket=unique, Key="enforced.txt")["Owner"]["ID"] == owner_pid
+    assert sorted(_keys_of(s3, unique)) == ["enforced.txt", "preferred.txt", "writer.txt"]
