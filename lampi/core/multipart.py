@@ -204,9 +204,12 @@ async def complete_upload(
         raise errors.InvalidArgument("You must specify at least one part")
     last = 0
     for r in requested:
-        if r.number <= last:
+        if r.number < last:
             raise InvalidPartOrder()
         last = r.number
+    # a part number listed twice counts once, with its last entry, as RGW (Allas) reads the
+    # list (a map by number): a client that re-sent a part lists both uploads' answers
+    requested = list({r.number: r for r in requested}.values())
     have = {p.part_number: p for p in await storage.meta.list_parts(upload.upload_id, 0, MAX_PARTS)}
     used: list[UploadPart] = []
     for r in requested:

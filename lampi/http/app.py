@@ -31,6 +31,7 @@ from lampi.core.storage import Storage
 from lampi.http.context import (
     BODY_TIMEOUT,
     IDENTITY,
+    INFO,
     ON_PREPARE,
     SETTINGS,
     STORAGE,
@@ -43,6 +44,7 @@ from lampi.log import access_log
 from lampi.s3 import cors as s3_cors
 from lampi.s3 import errors as s3_errors
 from lampi.s3 import host as s3_host
+from lampi.s3 import info as s3_info
 from lampi.s3 import router as s3_router
 from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
@@ -183,11 +185,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 async def expect_handler(request: web.Request) -> None:
     """``Expect: 100-continue``: for S3 the interim response waits until the signature
     and the request's headers were checked (``lampi.s3.body.stream`` sends it, through
-    Swift's ``send_continue``), so a refused upload is not sent; the rest as Swift does."""
-    if (api_of(request) == "s3" and request.version == HttpVersion11
-            and request.headers.get("Expect", "").lower() == "100-continue"):
-        request["swift.expect_continue"] = True
-        return
+    Swift's ``send_continue``), so a refused upload is not sent; an S3 request's other
+    ``Expect`` values are ignored; the rest as Swift does."""
+    if api_of(request) == "s3":
+        if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+            request["swift.expect_continue"] = True
+        return  # other Expect values are ignored, as AWS and RGW do (no 417)
     await swift.expect_handler(request)
 
 
@@ -201,6 +204,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     )
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
+    app[INFO] = s3_info.info()
     app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(settings.data_path / "keys"))
     app[IDENTITY] = identity
 

@@ -14,6 +14,9 @@ from lampi.identity.service import IdentityService
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 IDENTITY = web.AppKey("identity", IdentityService)
+# what other front-ends add to Swift's ``GET /info`` (the S3 API's ``s3api`` section):
+# set when the app is assembled, so Swift need not import them
+INFO = web.AppKey("info", dict)
 
 TRANS_ID = "lampi.trans_id"
 PRINCIPAL = "lampi.principal"
@@ -27,4 +30,4 @@ BODY_TIMEOUT = "lampi.body_timeout"
 
 trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
 
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "Principal", "trans_id_var"]

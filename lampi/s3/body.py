@@ -64,8 +64,10 @@ def _content_md5(request: web.Request) -> str | None:
     return raw.hex()
 
 
-def plan(request: web.Request, auth: Auth) -> Body:
-    """Read the headers describing the body; reject what cannot be honoured up front."""
+def plan(request: web.Request, auth: Auth, *, checksum_headers: bool = True) -> Body:
+    """Read the headers describing the body; reject what cannot be honoured up front.
+    ``checksum_headers=False``: ``x-amz-checksum-*`` headers are not the body's (on
+    CompleteMultipartUpload they name the whole object's checksum)."""
     h = request.headers
     payload = auth.payload or UNSIGNED
     md5 = _content_md5(request)
@@ -95,15 +97,15 @@ def plan(request: web.Request, auth: Auth) -> Body:
         if not name.startswith("x-amz-checksum-") or alg not in checksums.ALGORITHMS:
             raise invalid_request(f"The value specified in the x-amz-trailer header is not supported: {trailer}")
         body.checksum_alg, body.checksum_in_trailer = alg, True
-    else:
+    elif checksum_headers:
         found = [a for a in checksums.ALGORITHMS if f"x-amz-checksum-{a}" in h]
         if len(found) > 1:
             raise invalid_request("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
         if found:
             alg = found[0]
             value = h[f"x-amz-checksum-{alg}"]
-            if not checksums.valid_value(alg, value):
-                raise invalid_request(f"Value for x-amz-checksum-{alg} header is invalid.")
+            if not checksums.valid_value(alg, value):  # no such digest can match: RGW's BadDigest
+                raise _bad_digest(alg)
             body.checksum_alg, body.checksum_value = alg, value
     return body
 
@@ -114,7 +116,7 @@ def _bad_digest(alg: str) -> S3Error:
 
 async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) -> AsyncIterator[bytes]:
     """The decoded, verified body bytes."""
-    from lampi.swift.objects import send_continue
+    from lampi.http.expect import send_continue
 
     # a deferred "100 Continue" (Expect: 100-continue) goes out only now that the
     # signature and the headers were accepted: see lampi.http.app.expect_handler
@@ -266,9 +268,9 @@ async def _trailers(request: web.Request, auth: Auth, body: Body, prev: str) -> 
             raise invalid_request(f"The trailer {k} was not declared in x-amz-trailer.")
 
 
-async def read_small(request: web.Request, auth: Auth, cap: int) -> bytes:
+async def read_small(request: web.Request, auth: Auth, cap: int, *, checksum_headers: bool = True) -> bytes:
     """A small body (XML), verified like any other, refused beyond ``cap`` bytes."""
-    body = plan(request, auth)
+    body = plan(request, auth, checksum_headers=checksum_headers)
     if body.decoded_length is not None and body.decoded_length > cap:
         raise S3Error(400, "MaxMessageLengthExceeded", "Your request was too big.")
     buf = bytearray()

@@ -3,6 +3,7 @@ GetBucketLocation. A bucket is a Swift container (versioning: lampi/s3/versionin
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import math
@@ -12,8 +13,9 @@ import time
 from aiohttp import web
 
 from lampi.core.models import ListParams
+from lampi.core.numbers import uint
 from lampi.s3.body import read_small
-from lampi.s3.errors import S3Error, malformed_xml
+from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
@@ -62,22 +64,59 @@ async def owner(ctx: S3Request, project_id: str, tag: str = "Owner") -> str:
     return await owner_xml(ctx, project_id, tag)
 
 
+MAX_LIST_BUCKETS = 10000
+
+
+def _bucket_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _bucket_untoken(token: str) -> str:
+    try:
+        name = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+        if not name:
+            raise ValueError(token)
+        return name
+    except (ValueError, UnicodeError):
+        raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token) from None
+
+
 async def list_buckets(ctx: S3Request) -> web.StreamResponse:
+    """ListBuckets; ``max-buckets`` (1-10,000) pages it with an opaque ``continuation-token``,
+    ``prefix`` narrows it (AWS's paginated ListBuckets)."""
     p = ctx.principal
     if not p.can_read or not p.project_id:
         raise S3Error(403, "AccessDenied", "Access Denied")
-    entries = []
-    marker = ""
-    while True:  # every bucket of the project, in pages of the core's listing limit
-        page = await ctx.storage.list_containers(p.project_id, ListParams(marker=marker, limit=10000))
+    q = ctx.query
+    limit: int | None = None
+    if "max-buckets" in q:
+        limit = uint(q["max-buckets"])
+        if limit is None or not 1 <= limit <= MAX_LIST_BUCKETS:
+            raise invalid_argument("max-buckets must be an integer between 1 and 10000", "max-buckets",
+                                   q["max-buckets"])
+    prefix = q.get("prefix", "")
+    marker = _bucket_untoken(q["continuation-token"]) if q.get("continuation-token") else ""
+    entries: list = []
+    truncated = False
+    while True:  # in pages of the core's listing limit
+        want = MAX_LIST_BUCKETS if limit is None else limit + 1 - len(entries)
+        page = await ctx.storage.list_containers(p.project_id, ListParams(marker=marker, limit=min(want, 10000),
+                                                                          prefix=prefix))
         entries += page
-        if len(page) < 10000:
+        if limit is not None and len(entries) > limit:
+            entries, truncated = entries[:limit], True
+            break
+        if len(page) < min(want, 10000):
             break
         marker = page[-1].name
     buckets = [element("Bucket", [element("Name", e.name), element("CreationDate", iso8601(e.last_modified))])
                for e in entries]
-    body = xml_doc("ListAllMyBucketsResult", [await owner(ctx, p.project_id), element("Buckets", buckets)])
-    return xml_response(ctx, body)
+    kids = [await owner(ctx, p.project_id), element("Buckets", buckets)]
+    if truncated:
+        kids.append(element("ContinuationToken", _bucket_token(entries[-1].name)))
+    if "prefix" in q:
+        kids.append(element("Prefix", prefix))
+    return xml_response(ctx, xml_doc("ListAllMyBucketsResult", kids))
 
 
 async def create_bucket(ctx: S3Request) -> web.StreamResponse:

@@ -7,6 +7,7 @@ computed with awscrt when installed, else with a table in pure Python (slow but 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import zlib
 from typing import Protocol
@@ -111,3 +112,52 @@ def valid_value(algorithm: str, value: str) -> bool:
     except (ValueError, TypeError):
         return False
     return len(raw) == _LENGTHS[algorithm]
+
+
+# -- FULL_OBJECT checksums of multipart uploads: the parts' CRCs combined -------------------
+# A CRC of A+B follows from crc(A), crc(B) and len(B) (zlib's crc32_combine, generalised
+# to the three reflected CRCs S3 uses, all with init and final XOR of all ones): multiply
+# crc(A) by x^(8·len(B)) modulo the polynomial, XOR crc(B).
+
+_CRCS = {"crc32": (0xEDB88320, 32), "crc32c": (0x82F63B78, 32), "crc64nvme": (0x9A6C9329AC4BC9B5, 64)}
+CRC_ALGORITHMS = tuple(_CRCS)
+
+
+def _multmodp(a: int, b: int, poly: int, width: int) -> int:
+    """a(x)·b(x) mod p(x), reflected bit order (the most significant bit is x^0)."""
+    m = 1 << (width - 1)
+    p = 0
+    while a:
+        if a & m:
+            p ^= b
+            a ^= m
+        m >>= 1
+        b = (b >> 1) ^ poly if b & 1 else b >> 1
+    return p
+
+
+@functools.lru_cache(maxsize=256)  # parts mostly share one size: one power per size
+def _x8nmodp(n: int, poly: int, width: int) -> int:
+    """x^(8·n) mod p(x): square-and-multiply over n's bits."""
+    result = 1 << (width - 1)  # x^0
+    power = 1 << (width - 1 - 8)  # x^8
+    while n:
+        if n & 1:
+            result = _multmodp(power, result, poly, width)
+        power = _multmodp(power, power, poly, width)
+        n >>= 1
+    return result
+
+
+def combine(algorithm: str, parts: list[tuple[bytes, int]]) -> bytes:
+    """The CRC of the concatenation of parts given as (digest, length) pairs."""
+    poly, width = _CRCS[algorithm]
+    crc = 0
+    for digest, length in parts:
+        crc = _multmodp(_x8nmodp(length, poly, width), crc, poly, width) ^ int.from_bytes(digest, "big")
+    return crc.to_bytes(width // 8, "big")
+
+
+def checksum_type(value: str) -> str:
+    """A stored checksum's S3 type: COMPOSITE values end in ``-<parts>``."""
+    return "COMPOSITE" if "-" in value else "FULL_OBJECT"

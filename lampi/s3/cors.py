@@ -198,7 +198,10 @@ async def on_actual(request: web.Request, bucket: str, project_id: str | None = 
     meta = await _bucket_meta(request, bucket, project_id)
     if meta is None:
         return
-    rule = match(rules_of(meta), origin, request.method, [])
+    # the method a rule must allow: Access-Control-Request-Method when sent, else the
+    # request's own, as RGW (Allas) decides (RGWOp::generate_cors_headers)
+    method = request.headers.get("Access-Control-Request-Method", "").strip() or request.method
+    rule = match(rules_of(meta), origin, method, [])
     if rule is None:
         return
     headers = _headers(rule, origin, None)

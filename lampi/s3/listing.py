@@ -231,11 +231,10 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     enc = _encoder(ctx)
     max_keys = _max_keys(ctx)
     token = q.get("continuation-token")
-    if token is not None and token == "":
-        raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
     start_after = q.get("start-after", "")
-    marker = _untoken(token) if token is not None else start_after
-    if token is not None and start_after > marker:
+    # an empty token starts at the beginning and is echoed, as RGW (Allas) does
+    marker = _untoken(token) if token else start_after
+    if token and start_after > marker:
         marker = start_after
     entries, truncated, c = await _page(ctx, marker, max_keys)
     kids = _head(ctx, enc)

@@ -9,6 +9,7 @@ Content-MD5, x-amz-content-sha256, aws-chunked with trailers, flexible checksums
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from urllib.parse import quote
@@ -24,9 +25,10 @@ from lampi.core.numbers import uint
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
 from lampi.s3 import sse as s3sse
-from lampi.s3.bucket import iso8601, owner, xml_response
-from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
 from lampi.s3 import versioning
+from lampi.s3.bucket import iso8601, owner, xml_response
+from lampi.s3.checksums import checksum_type
+from lampi.s3.errors import S3Error, invalid_argument, invalid_request, malformed_xml
 from lampi.s3.object import (
     CHECKSUM_PREFIX,
     _check_key,
@@ -105,6 +107,11 @@ async def create(ctx: S3Request) -> web.StreamResponse:
         ctype = ctype.strip().upper()
         if ctype not in ("COMPOSITE", "FULL_OBJECT") or alg is None:
             raise invalid_argument("Value for x-amz-checksum-type header is invalid.", "x-amz-checksum-type", ctype)
+        # S3: FULL_OBJECT for the CRCs only, COMPOSITE for all but CRC64NVME
+        if (ctype == "FULL_OBJECT" and alg not in checksums.CRC_ALGORITHMS) or (
+                ctype == "COMPOSITE" and alg == "crc64nvme"):
+            raise invalid_request(f"The {ctype} checksum type cannot be used with the {alg.upper()} "
+                                  "checksum algorithm.")
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
     enc = s3sse.for_write(ctx, c)  # the parts' encryption (else the bucket's default)
@@ -233,10 +240,13 @@ def _complete_result(ctx: S3Request, rec: ObjectRecord, alg: str | None,
     kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
             element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
     headers = {}
-    if alg and CHECKSUM_PREFIX + alg in rec.sysmeta:
-        kids.append(element(CHECKSUM_ELEMENTS[alg], rec.sysmeta[CHECKSUM_PREFIX + alg]))
-        kids.append(element("ChecksumType", "COMPOSITE"))
-        headers[f"x-amz-checksum-{alg}"] = rec.sysmeta[CHECKSUM_PREFIX + alg]
+    for a in checksums.ALGORITHMS:  # the object's checksum (the upload's algorithm), typed
+        value = rec.sysmeta.get(CHECKSUM_PREFIX + a)
+        if value:
+            ctype = checksum_type(value)
+            kids += [element(CHECKSUM_ELEMENTS[a], value), element("ChecksumType", ctype)]
+            headers[f"x-amz-checksum-{a}"] = value
+            headers["x-amz-checksum-type"] = ctype
     resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
     resp.headers.update(headers)
     resp.headers.update(version_header(rec))
@@ -267,19 +277,36 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
         return await _completed(ctx, ctx.query.get("uploadId", ""))
     ck = s3sse.for_upload(ctx, up)
     ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
-    raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY)
+    # x-amz-checksum-<alg> names the whole object's checksum here, not the XML body's
+    raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY, checksum_headers=False)
     requested = _parse_complete(raw)
     for r in requested:
         if r.number < 1 or r.number > mp.MAX_PARTS:
             raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber",
                                    str(r.number))
     alg = up.checksum_alg
+    claimed = {a: ctx.request.headers[f"x-amz-checksum-{a}"] for a in checksums.ALGORITHMS
+               if f"x-amz-checksum-{a}" in ctx.request.headers}
+    if claimed and (alg is None or set(claimed) != {alg}):
+        raise invalid_request(f"The upload was created using the {(alg or 'null').upper()} checksum algorithm; "
+                              f"a checksum for {', '.join(a.upper() for a in claimed)} was given.")
 
     def extra(parts: list[UploadPart]) -> dict[str, str]:
-        if not alg or (up.checksum_type or "COMPOSITE") != "COMPOSITE":
-            return {}
-        value = mp.composite_checksum(lambda: checksums.new(alg), checksums.encode, parts)
-        return {CHECKSUM_PREFIX + alg: value} if value else {}
+        out: dict[str, str] = {}
+        if not alg:
+            return out
+        if (up.checksum_type or "COMPOSITE") == "COMPOSITE":
+            value = mp.composite_checksum(lambda: checksums.new(alg), checksums.encode, parts)
+        elif all(p.checksum for p in parts):  # FULL_OBJECT: the parts' CRCs combined
+            value = checksums.encode(checksums.combine(
+                alg, [(base64.b64decode(p.checksum or ""), p.size) for p in parts]))
+        else:
+            value = None
+        if alg in claimed and claimed[alg] != value:
+            raise S3Error(400, "BadDigest", f"The {alg.upper()} you specified did not match the calculated checksum.")
+        if value:
+            out[CHECKSUM_PREFIX + alg] = value
+        return out
 
     async def quota(total: int) -> None:  # the new object: its whole size and one more object
         await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, c.key, total)

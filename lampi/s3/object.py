@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, quote, unquote
 from aiohttp import web
 
 from lampi.core import errors, quotas, sse
+from lampi.core import manifest as M
 from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.models import Container, ObjectRecord, WriteCondition
 from lampi.core.numbers import uint
@@ -25,7 +25,7 @@ from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
-from lampi.s3 import lifecycle, objectlock, tagging, versioning
+from lampi.s3 import checksums, lifecycle, objectlock, tagging, versioning
 from lampi.s3 import sse as s3sse
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
@@ -75,7 +75,7 @@ def sys_meta(request: web.Request) -> dict[str, str]:
     if "content-encoding" in out:  # aws-chunked is transfer framing, not the object's encoding
         enc = [e.strip() for e in out["content-encoding"].split(",") if e.strip() and e.strip() != "aws-chunked"]
         if enc:
-            out["content-encoding"] = ",".join(enc)
+            out["content-encoding"] = ", ".join(enc)
         else:
             del out["content-encoding"]
     return out
@@ -158,9 +158,25 @@ def checksum_sysmeta(verified: dict[str, str]) -> dict[str, str]:
     return {CHECKSUM_PREFIX + k.removeprefix("x-amz-checksum-"): v for k, v in verified.items()}
 
 
+async def _part_checksum(ctx: S3Request, rec: ObjectRecord, number: int) -> dict[str, str]:
+    """GET/HEAD ``?partNumber=N`` in checksum mode: that part's checksum, typed as the object's."""
+    whole = checksum_headers(rec.sysmeta)
+    if not whole:
+        return {}
+    parts = await M.parts_of(ctx.storage, rec)
+    value = parts[number - 1].checksum if 1 <= number <= len(parts) else None
+    if not value:
+        return {}
+    alg = next(k for k in whole if k != "x-amz-checksum-type")
+    return {alg: value, "x-amz-checksum-type": whole["x-amz-checksum-type"]}
+
+
 def checksum_headers(sysmeta: dict[str, str]) -> dict[str, str]:
-    return {"x-amz-checksum-" + k[len(CHECKSUM_PREFIX):]: v for k, v in sysmeta.items()
-            if k.startswith(CHECKSUM_PREFIX)}
+    out = {"x-amz-checksum-" + k[len(CHECKSUM_PREFIX):]: v for k, v in sysmeta.items()
+           if k.startswith(CHECKSUM_PREFIX)}
+    if out:
+        out["x-amz-checksum-type"] = checksums.checksum_type(next(iter(out.values())))
+    return out
 
 
 def _ts(value: str) -> float | None:
@@ -194,7 +210,7 @@ def check_conditionals(headers, rec: ObjectRecord, prefix: str = "") -> int | No
             return 304
     elif ims is not None:
         t = _ts(ims)
-        if t is not None and lm <= t and t <= time.time():
+        if t is not None and lm <= t:  # a date in the future too, as RGW (Allas) compares
             return 304
     return None
 
@@ -324,10 +340,13 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     resp.content_length = end - start
     if part is not None and rec.manifest is not None and rec.manifest.kind == "mpu":
         resp.headers["x-amz-mp-parts-count"] = str(part[2])
+    checksum_mode = request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     if rng is not None:
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
-    elif request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+    elif checksum_mode:
         resp.headers.update(checksum_headers(rec.sysmeta))  # whole-object checksums only, as S3
+    if checksum_mode and part is not None and rec.manifest is not None and rec.manifest.kind == "mpu":
+        resp.headers.update(await _part_checksum(ctx, rec, int(ctx.query["partNumber"])))
     ctx.stamp(resp)
     if reader is not None and not head and end > start:
         await mpu.send_large(request, resp, reader, start, end - start)

@@ -313,11 +313,11 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
         except ValueError:
             raise S3Error(400, "AuthorizationQueryParametersError",
                           "X-Amz-Expires should be a number") from None
+        # out of range: 403 AccessDenied, as RGW (Allas) answers (AWS: 400 AuthorizationQueryParametersError)
         if expires < 0:
-            raise S3Error(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+            raise access_denied("X-Amz-Expires must be non-negative")
         if expires > MAX_PRESIGN_EXPIRES:
-            raise S3Error(400, "AuthorizationQueryParametersError",
-                          "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            raise access_denied("X-Amz-Expires must be less than a week (in seconds) that is 604800")
         now = time.time()
         if t - now > MAX_SKEW:
             raise access_denied("Request is not valid yet")
@@ -375,9 +375,11 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
         if not sep or not access:
             raise invalid_argument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
                                    "Authorization", header)
-        ds = request.headers.get("X-Amz-Date") or request.headers.get("Date")
+        # x-amz-date, when sent, is the request's time even if empty (AWS: AccessDenied then);
+        # a time before the epoch is no valid date either, not a skew
+        ds = request.headers.get("X-Amz-Date") if "X-Amz-Date" in request.headers else request.headers.get("Date")
         t = _parse_http_date(ds) if ds else None
-        if t is None:
+        if t is None or t < 0:
             raise access_denied("AWS authentication requires a valid Date or x-amz-date header")
         _check_skew(t)
         date_value = "" if "X-Amz-Date" in request.headers else request.headers.get("Date", "")
@@ -410,3 +412,8 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
         if hmac.compare_digest(sig, provided):
             return Auth(principal, cred, 2, None)
     raise _mismatch(access, _v2_string_to_sign(request, date_value, raw_path), provided, None)
+
+
+# for PostObject (lampi.s3.post), whose signature is a form field over the policy
+key_principal = _principal
+parse_amz_date = _parse_amz_date

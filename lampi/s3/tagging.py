@@ -33,9 +33,10 @@ def _invalid(message: str) -> S3Error:
     return S3Error(400, "InvalidTag", message)
 
 
-def validate(tags: Tags) -> Tags:
-    if len(tags) > MAX_TAGS:
-        raise S3Error(400, "BadRequest", "Object tags cannot be greater than 10")
+def validate(tags: Tags, max_tags: int = MAX_TAGS) -> Tags:
+    """Tags checked as S3 checks them, returned sorted by key."""
+    if len(tags) > max_tags:  # InvalidTag, as RGW (Allas) answers
+        raise _invalid(f"Object tags cannot be greater than {max_tags}")
     seen = set()
     for k, v in tags:
         if not k:
@@ -53,13 +54,14 @@ def validate(tags: Tags) -> Tags:
         if k in seen:
             raise _invalid("Cannot provide multiple Tags with the same key")
         seen.add(k)
-    return tags
+    return sorted(tags)  # kept and listed by key, as RGW (Allas) keeps them
 
 
 def from_header(value: str) -> Tags:
-    """``x-amz-tagging: k1=v1&k2=v2`` (URL query encoding)."""
+    """``x-amz-tagging: k1=v1&k2=v2`` (URL query encoding); a key without ``=`` has an empty
+    value."""
     try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value), errors="strict")
+        pairs = parse_qsl(value, keep_blank_values=True, errors="strict")
     except (ValueError, UnicodeDecodeError):
         raise _invalid("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
                        "parameters without tag name duplicates.") from None
@@ -87,7 +89,7 @@ def count_header(sysmeta: dict[str, str]) -> dict[str, str]:
     return {"x-amz-tagging-count": str(n)} if n else {}
 
 
-def from_xml(raw: bytes) -> Tags:
+def from_xml(raw: bytes, max_tags: int = MAX_TAGS) -> Tags:
     try:
         root = parse(raw, "Tagging")
     except XMLError:
@@ -103,7 +105,7 @@ def from_xml(raw: bytes) -> Tags:
         tags.append((k, v))
     if len(tagset) != len(tags):
         raise malformed_xml()  # something other than <Tag> inside <TagSet>
-    return validate(tags)
+    return validate(tags, max_tags)
 
 
 async def _record(ctx: S3Request, write: bool):  # noqa: ANN202

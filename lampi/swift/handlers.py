@@ -16,7 +16,7 @@ from aiohttp import HttpVersion11, web
 from lampi.core import errors
 from lampi.core.authz import ACCOUNT_ACL_KEY, SERVICE_PREFIX, Principal, account_name, account_project
 from lampi.core.versions import VERSIONED_KEY
-from lampi.http.context import IDENTITY, PRINCIPAL, PROJECT, SETTINGS, STORAGE
+from lampi.http.context import IDENTITY, INFO, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
@@ -502,6 +502,7 @@ async def info(request: web.Request) -> web.Response:
             **_c_slice_info(),
             **large_objects.info(),  # slo, dlo
             **object_versioning.info(),  # X-Versions-Enabled
+            **request.app.get(INFO, {}),  # the other front-ends' sections (s3api)
         }
     )
 

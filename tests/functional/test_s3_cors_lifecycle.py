@@ -265,3 +265,28 @@ def test_lifecycle_expires_objects(fresh_server: LampiServer, monkeypatch) -> No
     assert code(exc) == (404, "NoSuchUpload")
     # the bucket's counters followed (the objects were really deleted)
     assert fresh_server.cli("fsck", "--grace", "0").returncode == 0
+
+
+def test_cors_on_actual_requests_wildcards_and_request_method(server, s3, unique) -> None:  # noqa: ANN001
+    """Origins with a wildcard anywhere; on an actual (non-OPTIONS) request the rule must
+    allow Access-Control-Request-Method when it is sent, else the request's method (RGW)."""
+    s3.create_bucket(Bucket=unique, ACL="public-read")
+    s3.put_bucket_cors(Bucket=unique, CORSConfiguration={"CORSRules": [
+        {"AllowedMethods": ["GET"], "AllowedOrigins": ["*suffix"]},
+        {"AllowedMethods": ["GET"], "AllowedOrigins": ["start*end"]},
+        {"AllowedMethods": ["PUT"], "AllowedOrigins": ["*.put"]}]})
+
+    def allowed(method: str, path: str, origin: str, extra: dict[str, str] | None = None) -> tuple[int, str | None]:
+        r = requests.request(method, f"{server.url}/{unique}{path}", timeout=30,
+                             headers={"Origin": origin, "Content-Length": "0", **(extra or {})})
+        return r.status_code, r.headers.get("Access-Control-Allow-Origin")
+
+    assert allowed("GET", "", "foo.suffix") == (200, "foo.suffix")
+    assert allowed("GET", "", "foo.suffix.get") == (200, None)
+    assert allowed("GET", "", "start12end") == (200, "start12end")
+    assert allowed("GET", "", "0start12end") == (200, None)
+    assert allowed("GET", "/missing", "foo.suffix") == (404, "foo.suffix")  # errors carry them too
+    assert allowed("PUT", "/k", "foo.suffix", {"Access-Control-Request-Method": "GET"}) == (403, "foo.suffix")
+    assert allowed("PUT", "/k", "foo.suffix", {"Access-Control-Request-Method": "PUT"}) == (403, None)
+    assert allowed("PUT", "/k", "foo.suffix") == (403, None)
+    assert allowed("PUT", "/k", "foo.put") == (403, "foo.put")

@@ -57,8 +57,8 @@ def test_object_tagging(s3, unique, swift_conn) -> None:  # noqa: ANN001
     assert g["TagCount"] == 3
     assert s3.head_object(Bucket=unique, Key="k")["ResponseMetadata"]["HTTPHeaders"]["x-amz-tagging-count"] == "3"
     tags = s3.get_object_tagging(Bucket=unique, Key="k")["TagSet"]
-    assert tags == [{"Key": "project", "Value": "alpha"}, {"Key": "owner", "Value": "me too"},
-                    {"Key": "empty", "Value": ""}]
+    assert tags == [{"Key": "empty", "Value": ""}, {"Key": "owner", "Value": "me too"},
+                    {"Key": "project", "Value": "alpha"}]  # by key, as RGW lists them
     lm = s3.head_object(Bucket=unique, Key="k")["LastModified"]
     time.sleep(1.1)
     s3.put_object_tagging(Bucket=unique, Key="k", Tagging={"TagSet": [{"Key": "x", "Value": "1"}]})
@@ -96,7 +96,7 @@ def test_object_tagging_bad_input(s3, unique) -> None:  # noqa: ANN001
         return {"TagSet": [{"Key": k, "Value": v} for k, v in pairs]}
 
     bad = [
-        (tagset(*[(f"k{i}", "v") for i in range(11)]), "BadRequest"),
+        (tagset(*[(f"k{i}", "v") for i in range(11)]), "InvalidTag"),  # as RGW
         (tagset(("k" * 129, "v")), "InvalidTag"),
         (tagset(("k", "v" * 257)), "InvalidTag"),
         (tagset(("dup", "1"), ("dup", "2")), "InvalidTag"),
@@ -109,8 +109,8 @@ def test_object_tagging_bad_input(s3, unique) -> None:  # noqa: ANN001
         assert code(exc) == (400, want), tagging
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket=unique, Key="k", Body=b"replaced", Tagging="&".join(f"k{i}=v" for i in range(11)))
-    assert code(exc) == (400, "BadRequest")
-    for header in ("a=1&a=2", "=1", "novalue", "a=%ZZ%"):
+    assert code(exc) == (400, "InvalidTag")  # as RGW (Allas)
+    for header in ("a=1&a=2", "=1", "a=%ZZ%", "a=%FF"):  # ("novalue" is the tag novalue="", as RGW reads it)
         with pytest.raises(ClientError) as exc:
             s3.put_object(Bucket=unique, Key="k", Body=b"replaced", Tagging=header)
         assert code(exc) == (400, "InvalidTag"), header
