@@ -113,6 +113,14 @@ class Settings:
                   "would leave less is refused with 507 Insufficient Storage. 0 disables the check."},
     )
 
+    sse_c_require_tls: bool = field(
+        default=True,
+        metadata={"help": "Refuse S3 SSE-C requests (customer-provided encryption keys) that did not come over "
+                  "HTTPS, as S3 does: lampi serves plain HTTP, so behind a TLS proxy list the proxy in "
+                  "trusted_proxies and have it send X-Forwarded-Proto: https. false accepts the keys over "
+                  "plain HTTP (a laptop, CI)."},
+    )
+
     def __post_init__(self) -> None:
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
 
@@ -160,9 +168,19 @@ def parse_min_free(text: str) -> tuple[int, float]:
                          "percentage below 100 such as 1%)") from None
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if value is None:
         return None
+    if kind in (bool, "bool"):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"setting {name!r}: cannot use {value!r} (true or false)")
     typ = kind if isinstance(kind, type) else {"int": int, "float": float, "str": str}.get(str(kind), str)
     # Text (env, flags, quoted TOML) is converted; other TOML values must already have
     # the setting's type: int(True) or int(80.5) would silently give 1 and 80.

@@ -23,7 +23,8 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterable, Iterator
 
-from lampi.core import errors
+from lampi.core import errors, sse
+from lampi.core.sse import Sealer
 from lampi.store.blob.base import BlobStore
 
 HASH_BUFFER = 1024 * 1024
@@ -92,9 +93,13 @@ async def stream_to_blob(
     max_size: int | None = None,
     expected_size: int | None = None,
     expected_etag: str | None = None,
+    sealer: Sealer | None = None,
 ) -> tuple[str, int, str]:
     """Write ``body`` to a new blob and commit it (durable); ``(blob_id, size, md5 hex)``.
     The blob is held until ``blobs.release(blob_id)`` (use ``recording``).
+
+    With ``sealer`` (``lampi.core.sse``) the blob holds the body encrypted; size, MD5 and
+    every check are the plaintext's (the blob is ``sse.stored_size(size)`` bytes).
 
     ``EntityTooLarge`` past ``max_size``, ``IncompleteBody`` when the size is not
     ``expected_size``, ``ChecksumMismatch`` when the MD5 is not ``expected_etag``,
@@ -102,7 +107,8 @@ async def stream_to_blob(
     before the body is read; on any failure the blob is aborted and nothing is left behind.
     """
     md5 = PipelinedMD5()
-    writer = blobs.writer(size_hint=expected_size)
+    hint = expected_size if sealer is None or expected_size is None else sse.stored_size(expected_size)
+    writer = blobs.writer(size_hint=hint)
     size = 0
     buf = bytearray()
     try:
@@ -116,10 +122,12 @@ async def stream_to_blob(
             if len(buf) >= HASH_BUFFER:
                 data, buf = buf, bytearray()
                 await md5.update(data)
-                await writer.write(data)
+                await writer.write(data if sealer is None else await _seal(sealer, data))
         if buf:
             await md5.update(buf)
-            await writer.write(buf)
+            await writer.write(buf if sealer is None else await _seal(sealer, buf))
+        if sealer is not None:
+            await writer.write(sealer.finish())
         if expected_size is not None and size != expected_size:
             raise errors.IncompleteBody(f"received {size} of {expected_size} bytes")
         etag = await md5.hexdigest()
@@ -130,4 +138,11 @@ async def stream_to_blob(
         await md5.close()
         await writer.abort()
         raise
-    return blob_id, writer.size, etag
+    return blob_id, (writer.size if sealer is None else size), etag
+
+
+async def _seal(sealer: Sealer, data: bytearray) -> bytes:
+    """Encrypt a buffer: in a thread when large (as the MD5), inline when small."""
+    if len(data) < HASH_BUFFER:
+        return sealer.update(data)
+    return await asyncio.to_thread(sealer.update, data)

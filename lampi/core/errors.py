@@ -114,3 +114,30 @@ class DataUnavailable(DomainError):
 
 class InsufficientStorage(DomainError):
     """There is not enough free space on the server's disk to store the data."""
+
+
+# -- server-side encryption (lampi/core/sse.py) ----------------------------------------
+
+
+class EncryptionKeyRequired(DomainError):
+    """The object is encrypted with a customer-provided key (S3 SSE-C): that key is needed to read it."""
+
+
+class EncryptionKeyMismatch(DomainError):
+    """The provided encryption key is not the one the object was encrypted with."""
+
+
+class EncryptionNotApplicable(DomainError):
+    """The encryption parameters are not applicable to this object."""
+
+
+class NoSuchEncryptionKey(DomainError):
+    """The named KMS key does not exist."""
+
+
+class EncryptionKeyUnavailable(DataUnavailable):
+    """The server-managed key that encrypted this object's data is not available (see docs/operations.md)."""
+
+
+class ObjectLocked(Forbidden):
+    """The object version is protected by object lock (retention or legal hold)."""

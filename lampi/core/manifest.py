@@ -136,10 +136,22 @@ def overlapping(items: Iterable[tuple[T, int]], first: int, end: int) -> Iterato
         yield item, max(first, lo) - lo, min(end, hi) - lo
 
 
-def part_pieces(parts: list[Part], first: int, end: int) -> Iterator[tuple[str, int, int]]:
-    """(blob id, offset, length) of the parts covering bytes [first, end)."""
+def part_pieces(parts: list[Part], first: int, end: int) -> Iterator[tuple[Part, int, int]]:
+    """(part, offset in it, length) of the parts covering bytes [first, end)."""
     for p, a, b in overlapping(((p, p.size) for p in parts), first, end):
-        yield p.blob_id, a, b - a
+        yield p, a, b - a
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Bytes [offset, offset + length) of a data blob of ``size`` bytes, encrypted under
+    ``key`` (``lampi.core.sse``) or stored in clear (None)."""
+
+    blob_id: str
+    size: int
+    key: bytes | None
+    offset: int
+    length: int
 
 
 async def segments_of(storage: Storage, rec: ObjectRecord) -> list[Segment]:
@@ -179,14 +191,16 @@ class _Resolver:
 
     async def pieces(
         self, segments: list[Segment], first: int, end: int, depth: int = 1
-    ) -> AsyncIterator[tuple[str, int, int]]:
-        """(blob id, offset in the blob, length) covering bytes [first, end)."""
+    ) -> AsyncIterator[Piece]:
+        """The blob pieces covering bytes [first, end). Encrypted segments are read with
+        the server's keys; one encrypted with a customer's key (S3 SSE-C) cannot be."""
         for seg, a, b in overlapping(((seg, seg.length) for seg in segments), first, end):
             lo, hi = a + seg.start, b + seg.start
             rec = await self.record(seg)
             if rec.manifest is not None and rec.manifest.kind == MPU:  # an S3 multipart object as a segment
-                for p in part_pieces(await parts_of(self.storage, rec), lo, hi):
-                    yield p
+                key = self.storage.data_key(rec.sysmeta)
+                for p, off, n in part_pieces(await parts_of(self.storage, rec), lo, hi):
+                    yield Piece(p.blob_id, p.size, key, off, n)
             elif seg.nested or rec.manifest is not None:
                 if depth >= MAX_DEPTH:
                     raise errors.SegmentError("max recursion depth exceeded")
@@ -194,7 +208,7 @@ class _Resolver:
                 async for p in self.pieces(subs, lo, hi, depth + 1):
                     yield p
             else:
-                yield rec.blob_id, lo, hi - lo
+                yield Piece(rec.blob_id, rec.size, self.storage.data_key(rec.sysmeta), lo, hi - lo)
 
 
 async def read(
@@ -204,26 +218,31 @@ async def read(
     offset: int = 0,
     length: int | None = None,
     access: SegmentAccess | None = None,
+    customer_key: bytes | None = None,
 ) -> AsyncIterator[bytes]:
     """Stream ``length`` bytes from ``offset`` of the large object ``rec`` (SLO or mpu).
 
     Raises SegmentError when a segment is missing or changed — before the first byte
     if it is the first segment, otherwise mid-stream (the caller then cuts the
-    connection, as Swift does)."""
+    connection, as Swift does). An S3 multipart object encrypted with a customer's key
+    needs ``customer_key`` (``lampi.core.sse``)."""
     end = rec.size if length is None else min(rec.size, offset + length)
     if end <= offset:
         return
     if rec.manifest is not None and rec.manifest.kind == MPU:
-        for blob_id, off, n in part_pieces(await parts_of(storage, rec), offset, end):
+        key = storage.data_key(rec.sysmeta, customer_key)
+        for p, off, n in part_pieces(await parts_of(storage, rec), offset, end):
             try:
-                async for chunk in storage.blobs.read(blob_id, off, n):
+                async for chunk in storage.read_blob(p.blob_id, p.size, key, off, n):
                     yield chunk
             except FileNotFoundError:
-                raise errors.SegmentError(f"part blob {blob_id} missing") from None
+                raise errors.SegmentError(f"part blob {p.blob_id} missing") from None
         return
+    if customer_key is not None:
+        raise errors.EncryptionNotApplicable()
     res = _Resolver(storage, project_id, access)
-    async for blob_id, off, n in res.pieces(await segments_of(storage, rec), offset, end):
-        async for chunk in storage.blobs.read(blob_id, off, n):
+    async for piece in res.pieces(await segments_of(storage, rec), offset, end):
+        async for chunk in storage.read_blob(piece.blob_id, piece.size, piece.key, piece.offset, piece.length):
             yield chunk
 
 
@@ -284,6 +303,6 @@ async def dlo_read(
         if rec.manifest is not None:
             source = read(storage, rec, project_id, a, b - a, access)  # a nested SLO
         else:
-            source = storage.blobs.read(rec.blob_id, a, b - a)
+            source = storage.read_object(rec, a, b - a)  # decrypted (never an SSE-C segment)
         async for chunk in source:
             yield chunk

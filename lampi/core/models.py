@@ -69,6 +69,40 @@ class ObjectRecord:
         return self.manifest.body_size if self.manifest is not None else self.size
 
 
+@dataclass(frozen=True, slots=True)
+class WriteCondition:
+    """A conditional write (S3 PutObject, CopyObject, CompleteMultipartUpload with
+    ``If-Match`` / ``If-None-Match``), checked against the current object inside the
+    metadata transaction that commits the write, so no other write can slip in between.
+
+    Each is a tuple of ETags (without quotes); ``"*"`` matches any object."""
+
+    if_match: tuple[str, ...] | None = None  # the current object must exist and match
+    if_none_match: tuple[str, ...] | None = None  # no current object may match
+
+    def check(self, current: ObjectRecord | None) -> None:
+        """Raise ObjectNotFound (If-Match, no object) or PreconditionFailed."""
+        from lampi.core import errors
+
+        tags = _etags_of(current) if current is not None else ()
+        if self.if_match is not None:
+            if current is None:
+                raise errors.ObjectNotFound()
+            if "*" not in self.if_match and not set(tags) & set(self.if_match):
+                raise errors.PreconditionFailed(condition="If-Match")
+        if self.if_none_match is not None and current is not None:
+            if "*" in self.if_none_match or set(tags) & set(self.if_none_match):
+                raise errors.PreconditionFailed(condition="If-None-Match")
+
+
+def _etags_of(rec: ObjectRecord) -> tuple[str, ...]:
+    """The ETags a condition may name: the stored one and, for a Swift SLO, the ``-N``
+    form S3 shows."""
+    if rec.manifest is not None and rec.manifest.kind == "slo":
+        return rec.etag, f"{rec.etag}-{rec.manifest.parts}"
+    return (rec.etag,)
+
+
 # the sysmeta key that makes a zero-byte object a Swift symlink (lampi.swift.symlink):
 # its value names the target; the object's own bytes are none of the target's
 SYMLINK_TARGET = "x-symlink-target"
@@ -77,6 +111,7 @@ SYMLINK_TARGET = "x-symlink-target"
 # whose sysmeta may make it a symlink, or a DLO manifest
 MAY_LINK = 1
 MAY_DLO = 2
+S3_OWNED = 4  # listing flag: the object's sysmeta names an S3 owner other than the bucket's
 
 
 @dataclass(frozen=True, slots=True)

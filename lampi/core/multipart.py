@@ -27,13 +27,14 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lampi.core import errors
+from lampi.core import errors, sse
 from lampi.core import manifest as M
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.models import ManifestInfo, MultipartUpload, ObjectRecord, UploadPart, WriteCondition
 from lampi.core.storage import Storage
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3)
+UPLOAD_ID_KEY = "s3-upload-id"  # sysmeta of a completed upload's object: the upload it was
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10000
 
@@ -71,7 +72,18 @@ async def create_upload(
     checksum_alg: str | None = None,
     checksum_type: str | None = None,
     owner: str = "",
+    encryption: sse.Encryption | None = None,
 ) -> MultipartUpload:
+    """A new upload. Its parts will be encrypted (``lampi.core.sse``) as ``encryption``
+    asks, else as the container's default encryption says: the upload's data key is made
+    now and recorded in its system metadata, which the completed object takes over."""
+    sysmeta = sse.without_keys(sysmeta)
+    if encryption is None:
+        c = await storage.meta.get_container(container)
+        encryption = sse.default_encryption(c.meta) if c is not None else None
+    if encryption is not None:
+        _key, enc_meta = storage.encryption_keys().new_data_key(encryption)
+        sysmeta.update(enc_meta)
     up = MultipartUpload(new_upload_id(), container, name, project_id, time.time(), content_type, meta, sysmeta,
                          checksum_alg, checksum_type, owner)
     await storage.meta.create_upload(up)
@@ -95,13 +107,18 @@ async def upload_part(
     expected_etag: str | None = None,
     max_size: int = MAX_PART_SIZE,
     checksum: Callable[[], str | None] | None = None,
+    customer_key: bytes | None = None,
 ) -> UploadPart:
     """Stream ``body`` into a new blob, commit it, then record it as part ``part_number``.
 
     ``checksum`` is called after the body was consumed (and verified) for the part's
-    flexible checksum value, kept for ListParts and the composite checksum."""
-    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size,
-                                               expected_size=expected_size, expected_etag=expected_etag)
+    flexible checksum value, kept for ListParts and the composite checksum. The part is
+    encrypted as the upload is (an SSE-C upload's key is ``customer_key``, checked)."""
+    key = storage.data_key(upload.sysmeta, customer_key)
+    sealer = sse.Sealer(key) if key is not None else None
+    blob_id, size, etag = await stream_to_blob(storage.blobs, body, max_size=max_size, expected_size=expected_size,
+                                               expected_etag=expected_etag, sealer=sealer)
+    etag = sse.etag_for(upload.sysmeta, key, etag)
     with recording(storage.blobs, blob_id):  # fsck leaves the blob alone until committed
         part = UploadPart(upload.upload_id, part_number, blob_id, size, etag, time.time(),
                           checksum() if checksum is not None else None)
@@ -170,12 +187,17 @@ async def complete_upload(
     min_part_size: int = MIN_PART_SIZE,
     extra_sysmeta: Callable[[list[UploadPart]], dict[str, str]] | None = None,
     precheck: Callable[[int], Awaitable[None]] | None = None,
+    cond: WriteCondition | None = None,
+    null_write: bool = False,
 ) -> ObjectRecord:
     """Make the upload the object ``upload.name``: an ``mpu`` manifest over the named parts.
 
     ``extra_sysmeta(parts)`` adds system metadata computed from the parts used (the S3
     adapter's composite checksum); ``precheck(total size)`` may refuse (quotas) before
-    anything is written."""
+    anything is written. The object is written as ``Storage.put_object`` writes (a new
+    version in a versioned container, default retention, ``cond`` checked and
+    ``null_write`` applied in the completing transaction); it records the upload id
+    (``UPLOAD_ID_KEY``), so a retried Complete can be recognised (``completed_as``)."""
     if not requested:
         raise errors.InvalidArgument("You must specify at least one part")
     last = 0
@@ -204,6 +226,7 @@ async def complete_upload(
         await precheck(total)
     etag = composite_etag(used)
     sysmeta = dict(upload.sysmeta)
+    sysmeta[UPLOAD_ID_KEY] = upload.upload_id
     if extra_sysmeta is not None:
         sysmeta.update(extra_sysmeta(used))
     body = M.mpu_body([M.Part(p.blob_id, p.size, p.etag, p.checksum) for p in used])
@@ -223,7 +246,12 @@ async def complete_upload(
             data_timestamp=ts, manifest=ManifestInfo(M.MPU, body_size=len(body), body_etag=md5, parts=len(used)),
         )
         try:
-            old, unused = await storage.meta.complete_upload(upload.upload_id, record, [p.blob_id for p in used])
+            record, (old, unused) = await storage.commit_record(
+                record, lambda rec: storage.meta.complete_upload(upload.upload_id, rec, [p.blob_id for p in used],
+                                                                 cond, null_write))
+        except errors.ObjectNotFound:  # If-Match on a missing object
+            await storage.blobs.delete(body_blob)
+            raise
         except errors.NotFound:
             await storage.blobs.delete(body_blob)
             raise NoSuchUpload() from None
@@ -237,9 +265,20 @@ async def complete_upload(
             raise
     for blob_id in unused:
         await _delete_blob(storage, blob_id)
-    if old is not None and old != body_blob:
-        await storage.release_blob(old)
+    for blob_id in old:
+        if blob_id != body_blob:
+            await storage.release_blob(blob_id)
     return record
+
+
+async def completed_as(storage: Storage, upload_id: str, container: str, name: str) -> ObjectRecord | None:
+    """The current object ``name`` if it is what completing ``upload_id`` made (a client
+    retrying a Complete whose answer it lost gets that answer again), else None."""
+    try:
+        rec = await storage.head_object(container, name)
+    except errors.ObjectNotFound:
+        return None
+    return rec if upload_id and rec.sysmeta.get(UPLOAD_ID_KEY) == upload_id else None
 
 
 async def abort_upload(storage: Storage, upload_id: str) -> bool:

@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
-from lampi.core import versions
+from lampi.core import objectlock, sse, versions
 from lampi.core.blobwrite import recording, stream_to_blob
-from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord
+from lampi.core.models import Account, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 
 log = logging.getLogger("lampi.core")
+T = TypeVar("T")
 
 
 def check_name(kind: str, name: str, max_bytes: int) -> None:
@@ -41,9 +42,10 @@ def check_name(kind: str, name: str, max_bytes: int) -> None:
 
 
 class Storage:
-    def __init__(self, meta: MetaStore, blobs: BlobStore) -> None:
+    def __init__(self, meta: MetaStore, blobs: BlobStore, keys: sse.KeyService | None = None) -> None:
         self.meta = meta
         self.blobs = blobs
+        self.keys = keys  # server-side encryption keys (None: encryption is refused)
 
     # -- accounts -------------------------------------------------------------------
 
@@ -103,6 +105,9 @@ class Storage:
         manifest: ManifestInfo | None = None,
         total_size: int | None = None,
         total_etag: str | None = None,
+        encryption: sse.Encryption | None = None,
+        cond: WriteCondition | None = None,
+        null_write: bool = False,
     ) -> ObjectRecord:
         """Stream ``body`` into a new blob and make it the visible version of the object.
 
@@ -113,11 +118,36 @@ class Storage:
         With ``manifest`` the body is a manifest body (``lampi.core.manifest``): the
         record's size and ETag are the large object's (``total_size``, ``total_etag``)
         and the manifest's ``body_size``/``body_etag`` are filled from the bytes written.
+
+        Data is encrypted at rest (``lampi.core.sse``) as ``encryption`` asks, else as
+        the container's default encryption says, whichever API writes; manifest bodies
+        are not. The record's ``s3-sse*`` system metadata is set here, never taken from
+        the caller's ``sysmeta``.
+
+        ``cond`` (S3 If-Match / If-None-Match) is checked in the metadata transaction
+        (the blob is then deleted); ``null_write``: S3's null-version write (see
+        ``MetaStore.put_object``). The returned record is as stored (its version id).
         """
-        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size,
-                                                     expected_size=expected_size, expected_etag=expected_etag)
+        data_key, sealer, enc_meta = None, None, {}
+        if manifest is not None and encryption is not None:
+            raise errors.InvalidArgument("manifest bodies are not encrypted")
+        if manifest is None:
+            if encryption is None:
+                c = await self.meta.get_container(container)
+                encryption = sse.default_encryption(c.meta) if c is not None else None
+            if encryption is not None:
+                data_key, enc_meta = self.encryption_keys().new_data_key(encryption)
+                sealer = sse.Sealer(data_key)
+        blob_id, written, etag = await stream_to_blob(self.blobs, body, max_size=max_size, expected_size=expected_size,
+                                                     expected_etag=expected_etag, sealer=sealer)
+        # read only now: the caller may add to ``sysmeta`` as the body ends (S3's verified
+        # checksums, lampi.s3.object.put_object)
+        sysmeta = {**sse.without_keys(sysmeta), **enc_meta}
         ts = timestamp or time.time()
         size = written
+        if sealer is not None:
+            sysmeta[sse.STORED_KEY] = str(sse.stored_size(written))
+            etag = sse.etag_for(sysmeta, data_key, etag)
         if manifest is not None:
             manifest = replace(manifest, body_size=written, body_etag=etag)
             size = total_size if total_size is not None else written
@@ -138,7 +168,8 @@ class Storage:
         )
         with recording(self.blobs, blob_id):  # fsck leaves the blob alone until committed
             try:
-                record, old = await self._put_record(record)
+                record, old = await self.commit_record(
+                    record, lambda rec: self.meta.put_object(rec, cond, null_write))
             except asyncio.CancelledError:
                 # Cancelled (e.g. at the end of the shutdown grace period) while the
                 # metadata transaction runs in its thread: it may still commit, so the
@@ -147,21 +178,31 @@ class Storage:
             except BaseException:
                 await self.blobs.delete(blob_id)
                 raise
-        if old is not None and old != blob_id:
-            await self._release(old)
+        for blob in old:
+            if blob != blob_id:
+                await self._release(blob)
         return record
 
-    async def _put_record(self, record: ObjectRecord) -> tuple[ObjectRecord, str | None]:
-        """``meta.put_object``; in a container with object versioning enabled the record
-        is written as a new version (id = its timestamp, moved on if taken)."""
+    async def commit_record(
+        self, record: ObjectRecord, commit: Callable[[ObjectRecord], Awaitable[T]]
+    ) -> tuple[ObjectRecord, T]:
+        """Run ``commit`` (the metadata transaction making ``record`` visible) on the
+        record as the container wants it: in a container with object versioning enabled
+        a new version (id = its timestamp, moved on if taken); in a lock-enabled one with
+        the default retention (lampi/core/objectlock.py), lock keys dropped elsewhere."""
         c = await self.meta.get_container(record.container)
-        if c is None or not versions.enabled(c.meta):
-            return record, await self.meta.put_object(record)
+        if c is None:
+            return record, await commit(record)  # the store's ContainerNotFound
+        sysmeta = objectlock.apply_default(c.meta, record.sysmeta, record.last_modified)
+        if sysmeta is not record.sysmeta:
+            record = replace(record, sysmeta=sysmeta)
+        if not versions.enabled(c.meta):
+            return record, await commit(record)
         ts = record.last_modified
         for _ in range(100):
             rec = replace(record, last_modified=ts, data_timestamp=ts, version_id=versions.version_id(ts))
             try:
-                return rec, await self.meta.put_object(rec)
+                return rec, await commit(rec)
             except errors.Conflict as exc:
                 if exc.message != "version exists":
                     raise
@@ -189,21 +230,62 @@ class Storage:
             raise errors.ObjectNotFound()
         return rec
 
-    def read_object(
-        self, record: ObjectRecord, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The object's bytes; for a manifest, the concatenated segments (streamed)."""
-        if record.manifest is not None:
-            return self._read_manifest(record, offset, length)
-        return self.blobs.read(record.blob_id, offset, length)
+    # -- encryption at rest (lampi/core/sse.py) ---------------------------------------
 
-    async def _read_manifest(self, record: ObjectRecord, offset: int, length: int | None) -> AsyncIterator[bytes]:
+    def encryption_keys(self) -> sse.KeyService:
+        if self.keys is None:
+            raise errors.InvalidArgument("Server-side encryption is not available on this server.")
+        return self.keys
+
+    def data_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
+        """The data key of an object (or multipart upload) with system metadata
+        ``sysmeta``, None when it is not encrypted. Raises ``EncryptionKeyRequired`` (an
+        SSE-C object read without its key), ``EncryptionKeyMismatch``,
+        ``EncryptionNotApplicable`` (a customer key for an object that is not SSE-C),
+        ``EncryptionKeyUnavailable`` (a server key missing from keys/)."""
+        if not sse.is_encrypted(sysmeta):
+            if customer_key is not None:
+                raise errors.EncryptionNotApplicable()
+            return None
+        return self.encryption_keys().data_key(sysmeta, customer_key)
+
+    def read_blob(
+        self, blob_id: str, size: int, data_key: bytes | None, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """``length`` bytes from ``offset`` of a data blob holding ``size`` bytes,
+        decrypted with ``data_key`` (None: stored in clear)."""
+        if data_key is None:
+            return self.blobs.read(blob_id, offset, length)
+        return sse.read(self.blobs, blob_id, size, data_key, offset, length)
+
+    def read_object(
+        self, record: ObjectRecord, offset: int = 0, length: int | None = None, customer_key: bytes | None = None
+    ) -> AsyncIterator[bytes]:
+        """The object's bytes; for a manifest, the concatenated segments (streamed);
+        decrypted (``customer_key``: an SSE-C object's key; without it such an object
+        raises ``EncryptionKeyRequired`` at the first read)."""
+        if record.manifest is not None:
+            return self._read_manifest(record, offset, length, customer_key)
+        if not sse.is_encrypted(record.sysmeta) and customer_key is None:
+            return self.blobs.read(record.blob_id, offset, length)
+        return self._read_encrypted(record, offset, length, customer_key)
+
+    async def _read_encrypted(
+        self, record: ObjectRecord, offset: int, length: int | None, customer_key: bytes | None
+    ) -> AsyncIterator[bytes]:
+        key = self.data_key(record.sysmeta, customer_key)
+        async for chunk in self.read_blob(record.blob_id, record.size, key, offset, length):
+            yield chunk
+
+    async def _read_manifest(
+        self, record: ObjectRecord, offset: int, length: int | None, customer_key: bytes | None = None
+    ) -> AsyncIterator[bytes]:
         # segments are named relative to the manifest's account
         c = await self.meta.get_container(record.container)
         if c is None:
             raise errors.ContainerNotFound()
         project_id = c.project_id
-        async for chunk in manifest_mod.read(self, record, project_id, offset, length):
+        async for chunk in manifest_mod.read(self, record, project_id, offset, length, customer_key=customer_key):
             yield chunk
 
     def read_stored(self, record: ObjectRecord, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
@@ -220,6 +302,9 @@ class Storage:
         timestamp: float | None = None,
     ) -> ObjectRecord:
         ts = timestamp or time.time()
+        # the record's encryption is the blob's, whatever the caller sends (Swift POST
+        # replaces system metadata)
+        sysmeta = {**sse.without_keys(sysmeta), **sse.own_keys(record.sysmeta)}
         await self.meta.update_object_meta(
             record.container, record.name, meta, sysmeta, content_type, delete_at, ts
         )
@@ -228,13 +313,16 @@ class Storage:
             last_modified=ts,
         )
 
-    async def delete_object(self, container: str, name: str, if_record: ObjectRecord | None = None) -> None:
+    async def delete_object(self, container: str, name: str, if_record: ObjectRecord | None = None,
+                            bypass_governance: bool = False) -> None:
         """Delete the object. With ``if_record``, only if it is still that version (same
         blob), atomically: otherwise PreconditionFailed and nothing changes (a pass that
-        decided on a record must not delete an upload that replaced it meanwhile)."""
+        decided on a record must not delete an upload that replaced it meanwhile).
+        ObjectLocked for an unversioned object under object lock."""
         rec = await self.meta.get_object(container, name, time.time())
         blob_id = await self.meta.delete_object(container, name,
-                                                if_blob=if_record.blob_id if if_record is not None else None)
+                                                if_blob=if_record.blob_id if if_record is not None else None,
+                                                bypass_governance=bypass_governance)
         if blob_id is None and if_record is not None and rec is not None:
             raise errors.PreconditionFailed("the object was replaced")
         if blob_id is None or rec is None:
@@ -248,21 +336,53 @@ class Storage:
     async def get_version(self, container: str, name: str, vid: str) -> ObjectRecord | None:
         return await self.meta.get_version(container, name, vid)
 
-    async def delete_current(self, container: str, name: str) -> tuple[bool, str]:
+    async def delete_current(self, container: str, name: str, suspended: bool = False,
+                             bypass_governance: bool = False) -> tuple[bool, str]:
         """DELETE with versioning enabled: a delete marker (its id returned) replaces the
-        current object, which is kept as a version. (existed, marker version id)."""
+        current object, which is kept as a version. ``suspended`` (S3's suspended
+        versioning): the object's null version goes and the marker is the new null
+        version. (existed, marker version id)."""
         now = time.time()
-        existed, vid, released = await self.meta.delete_current(container, name, now, now)
-        if released:
-            await self._release(released)
+        existed, vid, released = await self.meta.delete_current(container, name, now, now, suspended,
+                                                                bypass_governance)
+        for blob in released:
+            await self._release(blob)
         return existed, vid
 
-    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str]:
-        """Delete one version and its blob; (found, current version id after)."""
-        found, blob_id, current = await self.meta.delete_version(container, name, vid)
+    async def delete_version(self, container: str, name: str, vid: str, promote: bool = False,
+                             bypass_governance: bool = False) -> tuple[bool, str]:
+        """Delete one version and its blob (object lock permitting); ``promote`` (S3):
+        the newest remaining version becomes current. (found, current version id after)."""
+        found, blob_id, current = await self.meta.delete_version(container, name, vid, promote, bypass_governance)
         if blob_id:
             await self._release(blob_id)
         return found, current
+
+    async def delete_null(self, container: str, name: str, promote: bool = False,
+                          bypass_governance: bool = False) -> tuple[bool, bool]:
+        """Delete the object's S3 null version (unversioned current object or the version
+        kept as null). (found, whether it was a delete marker)."""
+        found, blob_id, marker = await self.meta.delete_null(container, name, promote, bypass_governance)
+        if blob_id:
+            await self._release(blob_id)
+        return found, marker
+
+    async def null_version(self, container: str, name: str) -> str | None:
+        return await self.meta.null_version(container, name)
+
+    async def latest_version(self, container: str, name: str) -> ObjectRecord | None:
+        return await self.meta.latest_version(container, name)
+
+    async def update_version_sysmeta(
+        self, container: str, name: str, vid: str | None, fn: Callable[[ObjectRecord], dict[str, str]]
+    ) -> ObjectRecord:
+        """Replace one version's system metadata with ``fn(record)`` (S3 tags, retention,
+        legal hold of a version); its encryption keys stay the blob's whatever ``fn`` returns."""
+
+        def keep_encryption(rec: ObjectRecord) -> dict[str, str]:
+            return {**sse.without_keys(fn(rec)), **sse.own_keys(rec.sysmeta)}
+
+        return await self.meta.update_version_sysmeta(container, name, vid, keep_encryption)
 
     async def restore_version(self, container: str, name: str, vid: str, keep_current: bool) -> ObjectRecord | None:
         rec, released = await self.meta.restore_version(container, name, vid, keep_current)
@@ -283,16 +403,27 @@ class Storage:
         meta: dict[str, str],
         sysmeta: dict[str, str],
         delete_at: int | None = None,
+        customer_key: bytes | None = None,
+        encryption: sse.Encryption | None = None,
+        cond: WriteCondition | None = None,
+        null_write: bool = False,
     ) -> ObjectRecord:
         """Server-side copy: stream the source's bytes into a new blob (never shared).
-        A manifest source is copied as its concatenated data into a plain object."""
+        A manifest source is copied as its concatenated data into a plain object. The
+        source is decrypted (``customer_key``: an SSE-C source's key) and the copy
+        encrypted as ``encryption`` or the destination's default says."""
+        if source.manifest is None:
+            self.data_key(source.sysmeta, customer_key)  # a missing or wrong key: refused before writing
         return await self.put_object(
             container,
             name,
-            self.read_object(source),
+            self.read_object(source, customer_key=customer_key),
             content_type=content_type,
             meta=meta,
             sysmeta=sysmeta,
             delete_at=delete_at,
             expected_size=source.size,
+            encryption=encryption,
+            cond=cond,
+            null_write=null_write,
         )

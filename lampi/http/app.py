@@ -26,6 +26,7 @@ from aiohttp import HttpVersion11, web
 
 from lampi.bg import expirer, lifecycle
 from lampi.config import Settings
+from lampi.core import sse
 from lampi.core.storage import Storage
 from lampi.http.context import (
     BODY_TIMEOUT,
@@ -204,7 +205,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
     app[INFO] = s3_info.info()
-    app[STORAGE] = Storage(meta, blobs)
+    app[STORAGE] = Storage(meta, blobs, sse.KeyService(settings.data_path / "keys"))
     app[IDENTITY] = identity
 
     async def on_startup(app: web.Application) -> None:

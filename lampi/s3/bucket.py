@@ -1,5 +1,5 @@
 """Service and bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
-GetBucketLocation, GetBucketVersioning. A bucket is a Swift container."""
+GetBucketLocation. A bucket is a Swift container (versioning: lampi/s3/versioning.py)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,12 @@ def check_bucket_name(name: str) -> None:
         raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=name)
 
 
-def owner(ctx: S3Request, project_id: str) -> str:
-    return element("Owner", [element("ID", project_id), element("DisplayName", project_id)])
+async def owner(ctx: S3Request, project_id: str, tag: str = "Owner") -> str:
+    """``<Owner><ID>project id</ID><DisplayName>project name</DisplayName></Owner>``: the
+    one form of an owner in every response (ACLs, listings, uploads)."""
+    from lampi.s3.acl import owner_xml
+
+    return await owner_xml(ctx, project_id, tag)
 
 
 MAX_LIST_BUCKETS = 10000
@@ -107,7 +111,7 @@ async def list_buckets(ctx: S3Request) -> web.StreamResponse:
         marker = page[-1].name
     buckets = [element("Bucket", [element("Name", e.name), element("CreationDate", iso8601(e.last_modified))])
                for e in entries]
-    kids = [owner(ctx, p.project_id), element("Buckets", buckets)]
+    kids = [await owner(ctx, p.project_id), element("Buckets", buckets)]
     if truncated:
         kids.append(element("ContinuationToken", _bucket_token(entries[-1].name)))
     if "prefix" in q:
@@ -123,6 +127,10 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     from lampi.s3 import acl
 
     acl_meta = await acl.create_bucket_meta(ctx, p.project_id)  # x-amz-acl / x-amz-grant-*: 400 before anything
+    acl_meta.update(_ownership_meta(ctx, acl_meta, p.project_id))
+    from lampi.s3 import objectlock
+
+    acl_meta.update(objectlock.create_bucket_meta(ctx))  # x-amz-bucket-object-lock-enabled
     raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
     if raw.strip():
         try:
@@ -136,17 +144,36 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
             raise S3Error(400, "IllegalLocationConstraintException", f"The {loc} location constraint is "
                           "incompatible for the region specific endpoint this request was sent to.")
     existing = await ctx.storage.meta.get_container(ctx.bucket)
-    if existing is not None:
-        if existing.project_id == p.project_id:
-            raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
-                          "succeeded and you already own it.", BucketName=ctx.bucket)
-        raise S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
-                      "namespace is shared by all users of the system. Please select a different name and try "
-                      "again.", BucketName=ctx.bucket)
-    if not await ctx.storage.create_container(p.project_id, ctx.bucket, acl_meta):
-        raise S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
-                      "succeeded and you already own it.", BucketName=ctx.bucket)
-    return web.Response(status=200, headers={"Location": "/" + ctx.bucket})
+    if existing is None and await ctx.storage.create_container(p.project_id, ctx.bucket, acl_meta):
+        return web.Response(status=200, headers={"Location": "/" + ctx.bucket})
+    if existing is None:
+        existing = await ctx.storage.meta.get_container(ctx.bucket)  # made meanwhile by another request
+    # As Ceph RGW (Allas): the owner's re-create that asks for the bucket's current ACL
+    # is a 200 that changes nothing; another ACL, or another owner, is 409
+    # BucketAlreadyExists (RGW refuses to change the ACL this way).
+    if existing is not None and existing.project_id == p.project_id \
+            and await acl.requested_bucket_grants(ctx, p.project_id) == acl.bucket_grants(existing.meta, p.project_id):
+        return web.Response(status=200, headers={"Location": "/" + ctx.bucket})
+    raise S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
+                  "namespace is shared by all users of the system. Please select a different name and try "
+                  "again.", BucketName=ctx.bucket)
+
+
+def _ownership_meta(ctx: S3Request, acl_meta: dict[str, str], project_id: str) -> dict[str, str]:
+    """CreateBucket's ``x-amz-object-ownership`` (BucketOwnerEnforced refuses a bucket
+    ACL other than the owner's, as AWS)."""
+    from lampi.core import access
+    from lampi.s3.bucketconf import check_ownership_with_acl, invalid_ownership
+
+    value = ctx.request.headers.get("x-amz-object-ownership")
+    if value is None:
+        return {}
+    value = value.strip()
+    if value not in access.OWNERSHIP_VALUES:
+        raise invalid_ownership(value or "-")
+    if value == "BucketOwnerEnforced" and acl_meta:
+        check_ownership_with_acl(acl_meta, project_id)
+    return {access.OWNERSHIP_KEY: value}
 
 
 async def head_bucket(ctx: S3Request) -> web.StreamResponse:
@@ -165,7 +192,3 @@ async def get_location(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, xml_doc("LocationConstraint", []).replace(
         b"></LocationConstraint>", b">" + ctx.settings.region.encode() + b"</LocationConstraint>"))
 
-
-async def get_versioning(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=False)
-    return xml_response(ctx, xml_doc("VersioningConfiguration", []))

@@ -19,6 +19,7 @@ class S3Error(Exception):
         self.code = code
         self.message = message
         self.extra = extra  # extra child elements, e.g. CanonicalRequest, StringToSign
+        self.headers: dict[str, str] = {}  # response headers, e.g. x-amz-delete-marker on a 404
 
 
 def access_denied(message: str = "Access Denied") -> S3Error:
@@ -56,6 +57,18 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
     match exc:
         case errors.ContainerNotFound():
             return no_such_bucket(bucket)
+        case errors.EncryptionKeyRequired():
+            return invalid_request("The object was stored using a form of Server Side Encryption. The correct "
+                                   "parameters must be provided to retrieve the object.")
+        case errors.EncryptionKeyMismatch():
+            # AWS answers 403 AccessDenied; Ceph RGW (Allas), MinIO and Ceph's s3-tests 400
+            return invalid_argument("The provided encryption parameters did not match the ones used originally.")
+        case errors.EncryptionNotApplicable():
+            return invalid_request("The encryption parameters are not applicable to this object.")
+        case errors.NoSuchEncryptionKey():
+            return S3Error(400, "KMS.NotFoundException", exc.message)
+        case errors.EncryptionKeyUnavailable():
+            return S3Error(503, "ServiceUnavailable", exc.message)
         case errors.ObjectNotFound():
             return no_such_key(key)
         case errors.ContainerNotEmpty():
@@ -64,6 +77,8 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
             return S3Error(409, "BucketAlreadyExists", "The requested bucket name is not available. The bucket "
                            "namespace is shared by all users of the system. Please select a different name "
                            "and try again.", BucketName=bucket)
+        case errors.ObjectLocked():
+            return access_denied(exc.message)
         case errors.Unauthorized() | errors.Forbidden():
             return access_denied()
         case errors.QuotaExceeded():
@@ -78,7 +93,9 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
             return S3Error(400, "IncompleteBody", "You did not provide the number of bytes specified by the "
                            "Content-Length HTTP header.")
         case errors.PreconditionFailed():
-            return S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+            cond = {"Condition": str(exc.detail["condition"])} if "condition" in exc.detail else {}
+            return S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                           **cond)
         case errors.RangeNotSatisfiable():
             return S3Error(416, "InvalidRange", "The requested range is not satisfiable")
         case errors.DataUnavailable():
@@ -130,6 +147,7 @@ def error_response(request: web.Request, err: S3Error, resource: str, request_id
                  element("HostId", request_id)]
     body = b"" if request.method == "HEAD" else xml_doc("Error", children, namespace=False)
     resp = web.Response(status=err.status, body=body, content_type="application/xml")
+    resp.headers.update(err.headers)
     if err.code in ("NoSuchBucket", "NoSuchKey", "AccessDenied") and request.method == "HEAD":
         resp.headers["x-amz-error-code"] = err.code
     return resp

@@ -3,8 +3,10 @@
 - ``request_host``: the ``Host`` header, or the first ``X-Forwarded-Host`` when the
   peer is one of the ``trusted_proxies`` (never otherwise: anyone could send it).
   SigV4 signs the host the *client* used, so behind a proxy that rewrites ``Host``
-  this is what the signature check must see. ``X-Forwarded-Proto`` is not needed:
-  the scheme is not part of any S3 signature.
+  this is what the signature check must see. ``X-Forwarded-Proto`` is not needed
+  for that (the scheme is not part of any S3 signature).
+- ``forwarded_https``: a trusted proxy says the client used HTTPS (SSE-C keys are
+  accepted only over HTTPS, ``lampi.s3.sse``).
 - ``host_candidates``: the hosts a signature may have been made for — the request
   host, the raw ``Host`` and the ``public_url``'s host (for proxies that rewrite
   ``Host`` without sending ``X-Forwarded-Host``).
@@ -15,36 +17,14 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from lampi.http.context import SETTINGS
+from lampi.http.peer import trusted_peer as _trusted_peer
 
 VHOST_BUCKET = "lampi.s3.vhost_bucket"
-
-
-@functools.lru_cache(maxsize=16)
-def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    nets = []
-    for part in spec.split(","):
-        part = part.strip()
-        if part:
-            nets.append(ipaddress.ip_network(part, strict=False))
-    return tuple(nets)
-
-
-def _trusted_peer(request: web.Request) -> bool:
-    spec = request.app[SETTINGS].trusted_proxies
-    if not spec or not request.remote:
-        return False
-    try:
-        addr = ipaddress.ip_address(request.remote)
-        return any(addr in net for net in _networks(spec))
-    except ValueError:
-        return False
 
 
 def request_host(request: web.Request) -> str:
@@ -54,6 +34,14 @@ def request_host(request: web.Request) -> str:
         if first:
             return first
     return request.headers.get("Host", "")
+
+
+def forwarded_https(request: web.Request) -> bool:
+    """The client reached a trusted proxy over HTTPS (its ``X-Forwarded-Proto``)."""
+    if not _trusted_peer(request):
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",", 1)[0].strip().lower()
+    return proto == "https"
 
 
 def host_candidates(request: web.Request) -> list[str]:

@@ -5,7 +5,7 @@ Stored in hidden container metadata ``sys:s3-lifecycle`` (JSON). Supported: Expi
 Days / Date (ExpiredObjectDeleteMarker accepted, a no-op without versions), Filter by
 Prefix, Tag, ObjectSizeGreaterThan/LessThan and And, the legacy rule-level Prefix,
 Status Enabled/Disabled, AbortIncompleteMultipartUpload DaysAfterInitiation,
-NoncurrentVersionExpiration (accepted; buckets are unversioned). Transitions → 501.
+NoncurrentVersionExpiration (applied in versioned buckets, lampi/bg/lifecycle.py). Transitions → 501.
 
 An object expires ``Days`` after its Last-Modified, rounded up to the next midnight UTC
 as S3 does; the setting ``lifecycle_day_seconds`` (for tests only) shortens a "day" and

@@ -16,12 +16,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.core.models import MAY_DLO, Container, ListParams
-from lampi.s3.bucket import iso_second, iso8601, owner, xml_response
-from lampi.s3.errors import invalid_argument
+from lampi.core import errors, versions
+from lampi.core.models import MAY_DLO, S3_OWNED, Container, ListingEntry, ListParams
+from lampi.s3 import versioning
+from lampi.s3.bucket import iso_second, owner, xml_response
+from lampi.s3.errors import S3Error, invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
-from lampi.swift.listing import DIGITS3
 
 MAX_KEYS = 1000
 
@@ -86,7 +87,6 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
         return rows
     import time
 
-    from lampi.core import errors
     from lampi.core import manifest as M
     from lampi.swift.large_objects import segment_access
 
@@ -130,31 +130,49 @@ def _esc_all(texts: list[str]) -> list[str]:
     return _esc(joined).split("\x00")
 
 
-def _contents(ctx: S3Request, rows: list[Row], enc, with_owner: bool, project_id: str) -> list[str]:  # noqa: ANN001
+async def _owners(ctx: S3Request, c: Container, rows: list[Row]) -> tuple[str, dict[str, str]]:
+    """The ``<Owner>`` of the bucket's own objects, and of each listed object an S3
+    owner other than the bucket's project wrote (flagged ``S3_OWNED`` by the store)."""
+    import time
+
+    from lampi.core.access import OBJECT_OWNER_KEY
+
+    default = await owner(ctx, c.project_id)
+    names = [r[0] for r in rows if isinstance(r, tuple) and r[6] & S3_OWNED]
+    others: dict[str, str] = {}
+    if names:
+        sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.bucket, names, time.time())
+        for name, sysmeta in sysmetas.items():
+            if sysmeta.get(OBJECT_OWNER_KEY):
+                others[name] = await owner(ctx, sysmeta[OBJECT_OWNER_KEY])
+    return default, others
+
+
+def _contents(ctx: S3Request, rows: list[Row], enc, own: str = "",  # noqa: ANN001
+              owners: dict[str, str] | None = None) -> list[str]:
     # The same bytes as element("Contents", [element("Key", ...), ...]), written as one
     # f-string per key: the nested element()/escape() calls were ~40% of a 1,000-key
     # page's server time (py-spy), and iso8601 per key a quarter of what was left, so
-    # the whole-second text is looked up per row in a dict and the milliseconds taken
-    # from a table (the same text as ``iso8601``). An ETag or a key can hold any
-    # character, so both are still escaped; the size is an int, the owner the same for
-    # every key.
-    own = owner(ctx, project_id) if with_owner else ""
+    # the text of each second is looked up per row in a dict. LastModified is the second
+    # HEAD's Last-Modified shows (rounded up, as Swift's), ``.000Z`` as AWS and Ceph RGW
+    # list it: a client comparing the two sees one time. An ETag or a key can hold any
+    # character, so both are still escaped; the size is an int, the owner (``own``, "":
+    # none) the same for every key but the few ``owners`` names.
+    owners = owners or {}
     objs = [r for r in rows if isinstance(r, tuple)]
     names = [r[0] for r in objs]
     keys = _esc_all(names if enc is _plain else [enc(n) for n in names])
     etags = _esc_all([r[2] if r[5] is None else _etag(r) for r in objs])
     seconds: dict[int, str] = {}
-    digits = DIGITS3
     contents = []
     append = contents.append
     for r, key, etag in zip(objs, keys, etags):
-        ts = r[4]
-        whole = math.floor(ts)
+        whole = math.ceil(r[4])
         day = seconds.get(whole)
         if day is None:
-            day = seconds[whole] = iso_second(whole) + "."
-        append(f"<Contents><Key>{key}</Key><LastModified>{day}{digits[int(ts % 1 * 1000)]}Z"
-               f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{own}"
+            day = seconds[whole] = iso_second(whole) + ".000Z"
+        append(f"<Contents><Key>{key}</Key><LastModified>{day}"
+               f"</LastModified><ETag>\"{etag}\"</ETag><Size>{r[1]}</Size>{owners.get(r[0], own)}"
                "<StorageClass>STANDARD</StorageClass></Contents>")
     # S3 lists all Contents before the CommonPrefixes
     if len(objs) < len(rows):
@@ -192,7 +210,7 @@ async def list_objects(ctx: S3Request) -> web.StreamResponse:
     if truncated and q.get("delimiter") and entries:
         kids.append(element("NextMarker", enc(_name(entries[-1]))))
     kids += _tail(ctx, enc, max_keys, truncated)
-    kids += _contents(ctx, entries, enc, True, c.project_id)
+    kids += _contents(ctx, entries, enc, *await _owners(ctx, c, entries))
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
 
@@ -228,42 +246,96 @@ async def list_objects_v2(ctx: S3Request) -> web.StreamResponse:
     kids.append(element("KeyCount", len(entries)))
     kids += _tail(ctx, enc, max_keys, truncated)
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
-    kids += _contents(ctx, entries, enc, fetch_owner, c.project_id)
+    kids += _contents(ctx, entries, enc, *(await _owners(ctx, c, entries) if fetch_owner else ("", {})))
     return xml_response(ctx, xml_doc("ListBucketResult", kids))
 
 
+def _entry_etag(e: ListingEntry) -> str:
+    """A version's ETag as S3 shows it (a Swift SLO's with ``-<segments>``)."""
+    m = (e.extra or {}).get("manifest")
+    if m and m.get("kind") == "slo":
+        return f"{e.hash}-{m.get('parts', 0)}"
+    return e.hash
+
+
+async def _store_marker(ctx: S3Request, key_marker: str, raw: str | None) -> str | None:
+    """``version-id-marker`` as the store's ``version_marker``: an S3 ``null`` is the
+    unversioned current object ("null") or the version row kept as null (its id)."""
+    if raw is None or raw == "":
+        return None
+    vid = versioning.parse_id(raw)
+    if vid != "null":
+        return vid
+    try:
+        cur = await ctx.storage.head_object(ctx.bucket, key_marker)
+        if cur.version_id is None:
+            return "null"
+    except errors.ObjectNotFound:
+        pass
+    return await ctx.storage.null_version(ctx.bucket, key_marker) or "null"
+
+
 async def list_object_versions(ctx: S3Request) -> web.StreamResponse:
-    """ListObjectVersions of an unversioned bucket: every object is its single version,
-    ``null``, and the latest. ``version-id-marker`` can only be ``null`` (or empty)."""
+    """ListObjectVersions: the container's versions (lampi/s3/versioning.py), newest
+    first per key, delete markers among them; an unversioned object is its one version
+    ``null``. Paged with key-marker + version-id-marker (NextKeyMarker and
+    NextVersionIdMarker name the last entry given); max-keys counts versions, delete
+    markers and common prefixes."""
     q = ctx.query
     enc = _encoder(ctx)
     max_keys = _max_keys(ctx)
     key_marker = q.get("key-marker", "")
     vid_marker = q.get("version-id-marker")
-    if vid_marker is not None:
-        if not key_marker:
-            raise invalid_argument("A version-id marker cannot be specified without a key marker.",
-                                   "version-id-marker", vid_marker)
-        if vid_marker not in ("", "null"):
-            raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker)
-    entries, truncated, c = await _page(ctx, key_marker, max_keys)
+    if vid_marker is not None and vid_marker != "" and not key_marker:
+        raise invalid_argument("A version-id marker cannot be specified without a key marker.",
+                               "version-id-marker", vid_marker)
+    try:
+        store_marker = await _store_marker(ctx, key_marker, vid_marker)
+    except S3Error:
+        raise invalid_argument("Invalid version id specified", "version-id-marker", vid_marker or "") from None
+    c = await ctx.get_bucket(write=False)
+    rows: list[ListingEntry] = []
+    if max_keys:
+        params = ListParams(prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), marker=key_marker,
+                            limit=max_keys + 1)
+        rows = await ctx.storage.list_versions(ctx.bucket, params, store_marker)
+    truncated = len(rows) > max_keys
+    rows = rows[:max_keys]
     kids = _head(ctx, enc)
     kids.append(element("KeyMarker", enc(key_marker)))
     kids.append(element("VersionIdMarker", vid_marker or ""))
-    if truncated and entries:
-        kids.append(element("NextKeyMarker", enc(_name(entries[-1]))))
-        if isinstance(entries[-1], tuple):
-            kids.append(element("NextVersionIdMarker", "null"))
-    kids += _tail(ctx, enc, max_keys, truncated)
-    versions, prefixes = [], []
-    for r in entries:
-        if not isinstance(r, tuple):
-            prefixes.append(element("CommonPrefixes", [element("Prefix", enc(r.name))]))
+    own = await owner(ctx, c.project_id)
+    # a version an S3 owner other than the bucket's project wrote names that owner
+    # (lampi.core.access.OBJECT_OWNER_KEY), as ListObjects does
+    owners = {o: await owner(ctx, o) for o in {(e.extra or {}).get("owner") for e in rows} - {None, c.project_id}}
+    # Swift DLOs among the unversioned objects: their real size and -N ETag, as ListObjects
+    dlo = {r[0]: r for r in await _dlo_sizes(ctx, c.project_id, [
+        (e.name, e.bytes, e.hash, e.content_type, e.last_modified, None, MAY_DLO) for e in rows
+        if not e.is_subdir and e.bytes == 0 and (e.extra or {}).get("version_id") == "null"
+        and not (e.extra or {}).get("manifest")])}
+    entries, prefixes, last_vid = [], [], ""
+    for e in rows:
+        if e.is_subdir:
+            prefixes.append(element("CommonPrefixes", [element("Prefix", enc(e.name))]))
+            last_vid = ""
             continue
-        versions.append(element("Version", [
-            element("Key", enc(r[0])), element("VersionId", "null"), element("IsLatest", True),
-            element("LastModified", iso8601(r[4])), element("ETag", f'"{_etag(r)}"'),
-            element("Size", r[1]), owner(ctx, c.project_id), element("StorageClass", "STANDARD"),
-        ]))
-    kids += versions + prefixes
+        x = e.extra or {}
+        vid = "null" if x.get("version_id") == "null" or x.get("null") else str(x.get("version_id"))
+        last_vid = vid
+        common = [element("Key", enc(e.name)), element("VersionId", vid), element("IsLatest", bool(x.get("is_latest"))),
+                  element("LastModified", iso_second(math.ceil(e.last_modified)) + ".000Z")]  # HEAD's second
+        who = owners.get(x.get("owner"), own)
+        if e.content_type == versions.DELETE_MARKER:
+            entries.append(element("DeleteMarker", [*common, who]))
+        else:
+            size, etag = e.bytes, _entry_etag(e)
+            if x.get("version_id") == "null" and e.name in dlo:
+                size, etag = dlo[e.name][1], dlo[e.name][2]
+            entries.append(element("Version", [*common, element("ETag", f'"{etag}"'), element("Size", size),
+                                               who, element("StorageClass", "STANDARD")]))
+    if truncated and rows:
+        kids.append(element("NextKeyMarker", enc(rows[-1].name)))
+        kids.append(element("NextVersionIdMarker", last_vid))
+    kids += _tail(ctx, enc, max_keys, truncated)
+    kids += entries + prefixes
     return xml_response(ctx, xml_doc("ListVersionsResult", kids))

@@ -10,7 +10,6 @@ Content-MD5, x-amz-content-sha256, aws-chunked with trailers, flexible checksums
 from __future__ import annotations
 
 import base64
-import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from urllib.parse import quote
@@ -25,8 +24,10 @@ from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.numbers import uint
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
-from lampi.s3.checksums import checksum_type
+from lampi.s3 import sse as s3sse
+from lampi.s3 import versioning
 from lampi.s3.bucket import iso8601, owner, xml_response
+from lampi.s3.checksums import checksum_type
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request, malformed_xml
 from lampi.s3.object import (
     CHECKSUM_PREFIX,
@@ -34,6 +35,8 @@ from lampi.s3.object import (
     copy_source,
     sys_meta,
     user_meta,
+    version_header,
+    write_condition,
 )
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
@@ -90,7 +93,10 @@ async def create(ctx: S3Request) -> web.StreamResponse:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
     from lampi.s3 import acl as s3acl
 
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, c.project_id))  # x-amz-acl: the completed object's ACL
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, c))  # x-amz-acl: the completed object's ACL
+    from lampi.s3 import objectlock
+
+    sysmeta.update(objectlock.request_sysmeta(ctx, c))  # x-amz-object-lock-*: the completed object's lock
     alg = request.headers.get("x-amz-checksum-algorithm")
     if alg is not None:
         alg = alg.strip().lower()
@@ -108,16 +114,18 @@ async def create(ctx: S3Request) -> web.StreamResponse:
                                   "checksum algorithm.")
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
+    enc = s3sse.for_write(ctx, c)  # the parts' encryption (else the bucket's default)
     up = await mp.create_upload(
         ctx.storage, ctx.bucket, ctx.key, c.project_id,
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta, checksum_alg=alg, checksum_type=ctype,
-        owner=ctx.principal.user_id,
+        owner=ctx.principal.user_id, encryption=enc.encryption,
     )
     body = xml_doc("InitiateMultipartUploadResult", [
         element("Bucket", ctx.bucket), element("Key", ctx.key), element("UploadId", up.upload_id)])
     resp = xml_response(ctx, body)
     resp.headers.update(_checksum_headers(alg, ctype))
+    resp.headers.update(s3sse.response_headers(up.sysmeta, enc.customer))
     return resp
 
 
@@ -133,6 +141,7 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     number = _part_number(ctx)
     up = await _upload(ctx)
+    ck = s3sse.for_upload(ctx, up)  # encrypted as the upload is (an SSE-C upload's key on every part)
     request = ctx.request
     plan = s3body.plan(request, ctx.auth)
     te_chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -152,8 +161,10 @@ async def upload_part(ctx: S3Request) -> web.StreamResponse:
         ctx.storage, up, number,
         quotas.limit_body(s3body.stream(request, ctx.auth, plan, mp.MAX_PART_SIZE), allowance),
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, checksum=verified,
+        customer_key=ck.key if ck else None,
     )
-    return web.Response(status=200, headers={"ETag": f'"{part.etag}"', **plan.checksum})
+    return web.Response(status=200, headers={"ETag": f'"{part.etag}"', **plan.checksum,
+                                             **s3sse.response_headers(up.sysmeta, ck)})
 
 
 # -- UploadPartCopy ------------------------------------------------------------------
@@ -181,18 +192,25 @@ async def upload_part_copy(ctx: S3Request) -> web.StreamResponse:
     number = _part_number(ctx)
     up = await _upload(ctx)
     src = await copy_source(ctx)
+    ck = s3sse.for_upload(ctx, up)
     src_rec, reader = src.view, src.reader
+    src_headers = {"x-amz-copy-source-version-id": src.version_id} if src.version_id is not None else {}
     offset, length = _copy_range(ctx.request.headers.get("x-amz-copy-source-range"), src_rec.size)
     if length > mp.MAX_PART_SIZE:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
     await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, length, add_objects=0,
                              with_parts=True)
     # read through manifests (SLO, DLO, multipart): the part gets the data, never shared blobs
-    data = reader(offset, length) if reader is not None else ctx.storage.read_object(src_rec, offset, length)
-    part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length)
+    data = reader(offset, length) if reader is not None else \
+        ctx.storage.read_object(src_rec, offset, length, customer_key=src.customer_key)
+    part = await mp.upload_part(ctx.storage, up, number, data, expected_size=length,
+                                customer_key=ck.key if ck else None)
     body = xml_doc("CopyPartResult", [element("LastModified", iso8601(part.last_modified)),
                                       element("ETag", f'"{part.etag}"')])
-    return xml_response(ctx, body)
+    resp = xml_response(ctx, body)
+    resp.headers.update(s3sse.response_headers(up.sysmeta, ck))
+    resp.headers.update(src_headers)
+    return resp
 
 
 # -- CompleteMultipartUpload ---------------------------------------------------------
@@ -217,16 +235,45 @@ def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     return out
 
 
-UPLOAD_ID_KEY = "s3-upload-id"  # sysmeta: the upload an object was completed from (retries)
+def _complete_result(ctx: S3Request, rec: ObjectRecord, ck: s3sse.CustomerKey | None) -> web.StreamResponse:
+    kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
+            element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
+    headers = {}
+    for alg in checksums.ALGORITHMS:
+        value = rec.sysmeta.get(CHECKSUM_PREFIX + alg)
+        if value:
+            ctype = checksum_type(value)
+            kids += [element(CHECKSUM_ELEMENTS[alg], value), element("ChecksumType", ctype)]
+            headers[f"x-amz-checksum-{alg}"] = value
+            headers["x-amz-checksum-type"] = ctype
+    resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
+    resp.headers.update(headers)
+    resp.headers.update(version_header(rec))
+    resp.headers.update(s3sse.response_headers(rec.sysmeta, ck))
+    return resp
+
+
+async def _completed(ctx: S3Request, upload_id: str) -> web.StreamResponse:
+    """A Complete of an upload that is gone: if it completed as the current object (a
+    client retrying a Complete whose answer it lost, or retrying by design), that answer
+    again (200, as AWS and Ceph RGW); else NoSuchUpload."""
+    rec = await mp.completed_as(ctx.storage, upload_id, ctx.bucket, ctx.key)
+    if rec is None:
+        raise no_such_upload(upload_id)
+    return _complete_result(ctx, rec, s3sse.customer_key(ctx))
 
 
 async def complete(ctx: S3Request) -> web.StreamResponse:
     c = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     try:
-        up = await mp.get_upload(ctx.storage, ctx.query.get("uploadId", ""), ctx.bucket, ctx.key)
-    except mp.NoSuchUpload:
-        return await _completed_before(ctx)
+        up = await _upload(ctx)
+    except S3Error as err:
+        if err.code != "NoSuchUpload":
+            raise
+        return await _completed(ctx, ctx.query.get("uploadId", ""))
+    ck = s3sse.for_upload(ctx, up)
+    ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
     # x-amz-checksum-<alg> names the whole object's checksum here, not the XML body's
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY, checksum_headers=False)
     requested = _parse_complete(raw)
@@ -242,7 +289,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
                               f"a checksum for {', '.join(a.upper() for a in claimed)} was given.")
 
     def extra(parts: list[UploadPart]) -> dict[str, str]:
-        out = {UPLOAD_ID_KEY: up.upload_id}
+        out: dict[str, str] = {}  # (the upload id is recorded by mp.complete_upload)
         if not alg:
             return out
         if (up.checksum_type or "COMPOSITE") == "COMPOSITE":
@@ -262,41 +309,12 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
         await quotas.check_quota(ctx.storage.meta, _defaults(ctx), c.project_id, ctx.bucket, total)
 
     try:
-        rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota)
+        rec = await mp.complete_upload(ctx.storage, up, requested, extra_sysmeta=extra, precheck=quota,
+                                       cond=write_condition(ctx.request.headers),
+                                       null_write=versioning.versioned(c.meta))
     except mp.NoSuchUpload:
-        return await _completed_before(ctx)
-    return _complete_result(ctx, rec)
-
-
-async def _completed_before(ctx: S3Request) -> web.StreamResponse:
-    """A CompleteMultipartUpload retried after it succeeded (the answer was lost, or the
-    client retries by design): 200 and the same result while the object it made is the
-    key's current object, as S3 and RGW answer; NoSuchUpload otherwise."""
-    upload_id = ctx.query.get("uploadId", "")
-    try:
-        rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
-    except errors.ObjectNotFound:
-        raise no_such_upload(upload_id) from None
-    if not upload_id or not hmac.compare_digest(rec.sysmeta.get(UPLOAD_ID_KEY, "").encode(),
-                                                upload_id.encode("utf-8", "surrogateescape")):
-        raise no_such_upload(upload_id)
-    return _complete_result(ctx, rec)
-
-
-def _complete_result(ctx: S3Request, rec: ObjectRecord) -> web.StreamResponse:
-    kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
-            element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
-    headers = {}
-    for alg in checksums.ALGORITHMS:
-        value = rec.sysmeta.get(CHECKSUM_PREFIX + alg)
-        if value:
-            ctype = checksum_type(value)
-            kids += [element(CHECKSUM_ELEMENTS[alg], value), element("ChecksumType", ctype)]
-            headers[f"x-amz-checksum-{alg}"] = value
-            headers["x-amz-checksum-type"] = ctype
-    resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
-    resp.headers.update(headers)
-    return resp
+        return await _completed(ctx, up.upload_id)  # completed meanwhile by a retry of this request
+    return _complete_result(ctx, rec, ck)
 
 
 # -- AbortMultipartUpload ------------------------------------------------------------
@@ -326,10 +344,14 @@ def _int_param(ctx: S3Request, name: str, default: int, cap: int) -> int:
     return min(n, cap)
 
 
-def _initiator(ctx: S3Request, up: MultipartUpload) -> list[str]:
-    return [element("Initiator", [element("ID", up.owner or up.project_id), element("DisplayName", up.owner or
-                                                                                     up.project_id)]),
-            owner(ctx, up.project_id)]
+async def _initiator(ctx: S3Request, up: MultipartUpload) -> list[str]:
+    """Initiator and Owner of an upload: the project the object will belong to (the
+    initiating project, or the bucket's under its ObjectOwnership), as S3 owners are
+    shown everywhere (project id, project name)."""
+    from lampi.core.access import object_owner
+
+    who = object_owner(up.sysmeta, up.project_id)
+    return [await owner(ctx, who, "Initiator"), await owner(ctx, who)]
 
 
 async def list_parts(ctx: S3Request) -> web.StreamResponse:
@@ -341,7 +363,7 @@ async def list_parts(ctx: S3Request) -> web.StreamResponse:
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]
     kids = [element("Bucket", ctx.bucket), element("Key", ctx.key), element("UploadId", up.upload_id),
-            *_initiator(ctx, up), element("StorageClass", "STANDARD"),
+            *await _initiator(ctx, up), element("StorageClass", "STANDARD"),
             element("PartNumberMarker", marker),
             element("NextPartNumberMarker", parts[-1].part_number if parts else marker),
             element("MaxParts", max_parts), element("IsTruncated", truncated)]
@@ -411,7 +433,7 @@ async def list_uploads(ctx: S3Request) -> web.StreamResponse:
     if et:
         kids.append(element("EncodingType", et))
     for up in uploads:
-        uk = [element("Key", enc(up.name)), element("UploadId", up.upload_id), *_initiator(ctx, up),
+        uk = [element("Key", enc(up.name)), element("UploadId", up.upload_id), *await _initiator(ctx, up),
               element("StorageClass", "STANDARD"), element("Initiated", iso8601(up.initiated))]
         if up.checksum_alg:
             uk += [element("ChecksumAlgorithm", up.checksum_alg.upper()),
@@ -434,9 +456,12 @@ def s3_etag(rec: ObjectRecord) -> str:
     return rec.etag
 
 
-async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, Reader | None]:
+async def large_view(
+    ctx: S3Request, rec: ObjectRecord, customer_key: bytes | None = None
+) -> tuple[ObjectRecord, Reader | None]:
     """For a large object (S3 multipart, Swift SLO or DLO): the record as S3 shows it
-    (real size, ETag) and a reader of its bytes; (rec, None) for a plain object."""
+    (real size, ETag) and a reader of its bytes (an SSE-C multipart object's parts
+    decrypted with ``customer_key``); (rec, None) for a plain object."""
     from lampi.swift.large_objects import segment_access
 
     storage = ctx.storage
@@ -449,7 +474,7 @@ async def large_view(ctx: S3Request, rec: ObjectRecord) -> tuple[ObjectRecord, R
         access = segment_access(ctx.request, project_id) if rec.manifest.kind == M.SLO else None
 
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
-            return M.read(storage, rec, project_id, off, n, access)
+            return M.read(storage, rec, project_id, off, n, access, customer_key=customer_key)
 
         return view, reader
     if "x-object-manifest" in rec.sysmeta:  # Swift DLO: segments listed at read time
@@ -480,9 +505,10 @@ async def part_number_range(ctx: S3Request, rec: ObjectRecord) -> tuple[int, int
     if "Range" in ctx.request.headers:
         raise S3Error(400, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     found = await mp.part_range(ctx.storage, rec, number)
-    if found is None:
-        raise S3Error(416, "InvalidPartNumber", "The requested partnumber is not satisfiable", PartNumberRequested=raw,
-                      ActualPartCount=str(rec.manifest.parts if rec.manifest is not None else 1))
+    if found is None:  # 400 InvalidPart, as Ceph RGW (Allas) answers (AWS: 416 InvalidPartNumber)
+        raise S3Error(400, "InvalidPart", "The requested partnumber is not satisfiable", PartNumberRequested=raw,
+                      ActualPartCount=str(rec.manifest.parts if rec.manifest is not None and rec.manifest.kind == M.MPU
+                                          else 1))
     return found
 
 
@@ -506,6 +532,6 @@ async def send_large(request: web.Request, resp: web.StreamResponse, reader: Rea
             await resp.write(chunk)
         if sent != length:
             raise errors.SegmentError(f"segments changed while reading ({sent} of {length} bytes)")
-    except errors.SegmentError:
+    except errors.DomainError:  # a segment changed, or (encrypted) failed its integrity check
         if request.transport is not None:
             request.transport.close()

@@ -12,18 +12,21 @@ import re
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, quotas
+from lampi.core import errors, quotas, sse
 from lampi.core import manifest as M
-from lampi.core.models import ObjectRecord
+from lampi.core.access import OBJECT_OWNER_KEY
+from lampi.core.models import Container, ObjectRecord, WriteCondition
 from lampi.core.numbers import uint
+from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.storage import check_name
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
-from lampi.s3 import checksums, lifecycle, tagging
+from lampi.s3 import checksums, lifecycle, objectlock, tagging, versioning
+from lampi.s3 import sse as s3sse
 from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
@@ -103,7 +106,10 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
     sysmeta = sys_meta(request)
     if "x-amz-tagging" in request.headers:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
+    sysmeta.update(objectlock.request_sysmeta(ctx, bucket))  # x-amz-object-lock-*: 400 before the body
+    enc = s3sse.for_write(ctx, bucket)  # encryption at rest (else the bucket's default)
+    cond = write_condition(request.headers)
     # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
     # of unknown length is stopped where it would pass them
     allowance = await quotas.check_quota(ctx.storage.meta, quotas.QuotaDefaults.from_settings(ctx.settings),
@@ -121,8 +127,27 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
         meta=user_meta(request), sysmeta=sysmeta,
         expected_size=plan.decoded_length, expected_etag=plan.content_md5, max_size=max_size,
+        encryption=enc.encryption, cond=cond, null_write=versioning.versioned(bucket.meta),
     )
-    return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum})
+    return web.Response(status=200, headers={"ETag": f'"{rec.etag}"', **plan.checksum, **version_header(rec),
+                                             **s3sse.response_headers(rec.sysmeta, enc.customer)})
+
+
+def write_condition(headers) -> WriteCondition | None:  # noqa: ANN001
+    """PutObject / CopyObject / CompleteMultipartUpload ``If-Match`` / ``If-None-Match``
+    (S3's conditional writes): checked against the current object in the transaction
+    that commits the write (``MetaStore.put_object``), so two writers cannot both pass."""
+    im, inm = headers.get("If-Match"), headers.get("If-None-Match")
+    if im is None and inm is None:
+        return None
+    return WriteCondition(if_match=tuple(_etags(im)) if im is not None else None,
+                          if_none_match=tuple(_etags(inm)) if inm is not None else None)
+
+
+def version_header(rec: ObjectRecord) -> dict[str, str]:
+    """``x-amz-version-id`` of a write: only when it made a version (versioning Enabled;
+    a write while versioning is suspended is the null version, and S3 sends no id)."""
+    return {"x-amz-version-id": rec.version_id} if rec.version_id else {}
 
 
 CHECKSUM_PREFIX = "s3-checksum-"
@@ -215,22 +240,73 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _decrypting(ctx: S3Request, rec: ObjectRecord, key: bytes | None) -> Callable[[int, int], AsyncIterator[bytes]]:
+    def reader(off: int, n: int) -> AsyncIterator[bytes]:
+        return ctx.storage.read_object(rec, off, n, customer_key=key)
+
+    return reader
+
+
+async def no_current(ctx: S3Request, bucket: Container) -> S3Error:
+    """NoSuchKey, with ``x-amz-delete-marker`` (true and the marker's id when the object's
+    latest version is a delete marker), as Ceph RGW and AWS answer GET/HEAD."""
+    err = no_such_key(ctx.key)
+    err.headers["x-amz-delete-marker"] = "false"
+    if versioning.versioned(bucket.meta):
+        latest = await ctx.storage.latest_version(bucket.name, ctx.key)
+        if latest is not None and versioning.is_marker(latest):
+            err.headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": await versioning.s3_id(ctx, latest)})
+    return err
+
+
+async def version_of(ctx: S3Request, bucket: Container, raw: str) -> ObjectRecord:
+    """GET/HEAD ``?versionId=``: that version; NoSuchVersion, or 405 for a delete marker."""
+    if raw == "":
+        raise invalid_argument("Version id cannot be the empty string", "versionId", raw)
+    rec = await versioning.find(ctx, bucket.name, ctx.key, versioning.parse_id(raw))
+    if rec is None:
+        raise versioning.no_such_version(ctx.key, raw)
+    if versioning.is_marker(rec):
+        err = versioning.marker_not_allowed()
+        err.headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": raw,
+                            "Last-Modified": http_date(rec.last_modified)})
+        raise err
+    return rec
+
+
 async def get_object(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=False)
     request = ctx.request
     head = request.method == "HEAD"
-    try:
-        rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
-    except errors.ObjectNotFound:
-        raise no_such_key(ctx.key) from None
+    s3sse.refuse_on_read(ctx)
+    ck = s3sse.customer_key(ctx)
+    raw_vid = ctx.query.get("versionId")
+    if raw_vid is not None:
+        rec = await version_of(ctx, bucket, raw_vid)
+        shown_vid: str | None = raw_vid
+    else:
+        try:
+            rec = await ctx.storage.head_object(ctx.bucket, ctx.key)
+        except errors.ObjectNotFound:
+            raise await no_current(ctx, bucket) from None
+        shown_vid = await versioning.s3_id(ctx, rec) if versioning.versioned(bucket.meta) else None
     from lampi.s3 import multipart as mpu
 
     # large objects (S3 multipart, Swift SLO/DLO): real size and ETag, bytes read through
-    rec, reader = await mpu.large_view(ctx, rec)
+    rec, reader = await mpu.large_view(ctx, rec, ck.key if ck else None)
+    if reader is None and sse.is_encrypted(rec.sysmeta):  # decrypted as it streams, by range
+        reader = _decrypting(ctx, rec, ck.key if ck else None)
     part = await mpu.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
+    # an encrypted object's key: an SSE-C object needs the customer's (400 without it, or
+    # with another), checked before anything is sent, HEAD included, as S3 does
+    ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)
     headers = object_headers(rec)
+    headers.update(s3sse.response_headers(rec.sysmeta, ck))
     headers.update(tagging.count_header(rec.sysmeta))
     headers.update(lifecycle.expiration_header(bucket.meta, rec, ctx.settings.lifecycle_day_seconds))
+    headers.update(objectlock.response_headers(rec))
+    if shown_vid is not None:
+        headers["x-amz-version-id"] = shown_vid
     cond = check_conditionals(request.headers, rec)
     if cond == 304:
         resp = web.Response(status=304, headers={k: v for k, v in headers.items()
@@ -286,17 +362,69 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     return resp
 
 
-async def delete_object(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=True)
+class Deleted(NamedTuple):
+    version_id: str | None  # the version deleted, or the delete marker written
+    delete_marker: bool  # a delete marker was written, or the version deleted was one
+
+
+async def delete_one(ctx: S3Request, bucket: Container, key: str, raw_vid: str | None, bypass: bool) -> Deleted:
+    """DeleteObject of ``key`` (DeleteObjects: each key). With a version id: that version
+    (the newest remaining one becomes current, as S3), 204 also when there is none.
+    Without: with versioning Enabled a delete marker; Suspended, the null version goes
+    and a null delete marker replaces it; unversioned, the object (204 also if absent).
+    Object lock: AccessDenied for a locked version (``bypass``: GOVERNANCE bypassed)."""
+    storage = ctx.storage
+    if raw_vid is not None:
+        if s3acl.is_anonymous(ctx.principal):  # a version is history: not for anonymous writers,
+            from lampi.s3.policy import verdict  # unless the bucket policy says so
+
+            if await verdict(ctx, bucket, "s3:DeleteObjectVersion", key) != "Allow":
+                raise S3Error(403, "AccessDenied", "Access Denied")
+        if raw_vid == "":
+            raise invalid_argument("Version id cannot be the empty string", "versionId", raw_vid)
+        vid = versioning.parse_id(raw_vid)
+        if vid == "null":
+            _found, marker = await storage.delete_null(bucket.name, key, promote=True, bypass_governance=bypass)
+        else:
+            before = await storage.get_version(bucket.name, key, vid)
+            await storage.delete_version(bucket.name, key, vid, promote=True, bypass_governance=bypass)
+            marker = before is not None and versioning.is_marker(before)
+        return Deleted(raw_vid, marker)
+    st = versioning.state(bucket.meta)
+    if st is not None:
+        _existed, mid = await storage.delete_current(bucket.name, key, suspended=st == versioning.SUSPENDED,
+                                                     bypass_governance=bypass)
+        return Deleted("null" if st == versioning.SUSPENDED else mid, True)
     try:
-        await ctx.storage.delete_object(ctx.bucket, ctx.key)
+        await storage.delete_object(bucket.name, key, bypass_governance=bypass)
     except errors.ObjectNotFound:
         pass  # S3 answers 204 for a missing key too
-    return web.Response(status=204)
+    return Deleted(None, False)
+
+
+async def delete_object(ctx: S3Request) -> web.StreamResponse:
+    bucket = await ctx.get_bucket(write=True)
+    d = await delete_one(ctx, bucket, ctx.key, ctx.query.get("versionId"), await objectlock.bypass(ctx, bucket, ctx.key))
+    resp = web.Response(status=204)
+    if d.version_id is not None:
+        resp.headers["x-amz-version-id"] = d.version_id
+    if d.delete_marker:
+        resp.headers["x-amz-delete-marker"] = "true"
+    return resp
+
+
+def _error(key: str, vid: str | None, code: str, message: str) -> str:
+    kids = [element("Key", key)]
+    if vid is not None:
+        kids.append(element("VersionId", vid))
+    return element("Error", [*kids, element("Code", code), element("Message", message)])
 
 
 async def delete_objects(ctx: S3Request) -> web.StreamResponse:
-    await ctx.get_bucket(write=True)
+    bucket = await ctx.get_bucket(write=True)
+    from lampi.s3.policy import policy_of
+
+    per_key = policy_of(bucket) is not None  # a bucket policy decides each key (s3:DeleteObject[Version])
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
     try:
         root = parse(raw, "Delete")
@@ -307,7 +435,8 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
     for obj in root.findall("Object"):
         k = child_text(obj, "Key")
         if k is None:
-            raise malformed_xml()
+            raise S3Error(400, "UserKeyMustBeSpecified", "The bucket POST must contain the specified field name. "
+                          "If it is specified, check the order of the fields.")
         keys.append((k, child_text(obj, "VersionId")))
     if not keys:
         raise malformed_xml()
@@ -315,24 +444,29 @@ async def delete_objects(ctx: S3Request) -> web.StreamResponse:
         raise malformed_xml()
     out = []
     for k, vid in keys:
-        if vid not in (None, "", "null"):
-            out.append(element("Error", [element("Key", k), element("VersionId", vid), element("Code", "NoSuchVersion"),
-                                         element("Message", "The specified version does not exist.")]))
+        # with a bucket policy each key is decided on its own: s3:DeleteObject, or for
+        # one version s3:DeleteObjectVersion, as DeleteObject
+        action = "s3:DeleteObjectVersion" if vid not in (None, "") else "s3:DeleteObject"
+        if per_key and not await s3acl.check_key(ctx, bucket, action, k, write=True):
+            out.append(_error(k, vid, "AccessDenied", "Access Denied"))
             continue
         try:
             _check_key(k)
-            await ctx.storage.delete_object(ctx.bucket, k)
-        except errors.ObjectNotFound:
-            pass
+            d = await delete_one(ctx, bucket, k, vid, await objectlock.bypass(ctx, bucket, k))
         except S3Error as err:
-            out.append(element("Error", [element("Key", k), element("Code", err.code), element("Message", err.message)]))
+            out.append(_error(k, vid, err.code, err.message))
             continue
         except errors.DomainError as exc:
             err = from_domain(exc, ctx.bucket, k)
-            out.append(element("Error", [element("Key", k), element("Code", err.code), element("Message", err.message)]))
+            out.append(_error(k, vid, err.code, err.message))
             continue
         if not quiet:
-            out.append(element("Deleted", [element("Key", k)]))
+            kids = [element("Key", k)]
+            if vid is not None:
+                kids.append(element("VersionId", vid))
+            if d.delete_marker:
+                kids += [element("DeleteMarker", True), element("DeleteMarkerVersionId", d.version_id or "null")]
+            out.append(element("Deleted", kids))
     return xml_response(ctx, xml_doc("DeleteResult", out))
 
 
@@ -342,6 +476,8 @@ class CopySource(NamedTuple):
     rec: ObjectRecord  # as stored
     view: ObjectRecord  # as S3 shows it: a large object's real size and ETag
     reader: Callable[[int, int], AsyncIterator[bytes]] | None  # a large object's bytes; None: plain
+    version_id: str | None = None  # x-amz-copy-source-version-id: the version copied (versioned source buckets)
+    customer_key: bytes | None = None  # an SSE-C source's key (x-amz-copy-source-server-side-encryption-*)
 
 
 async def copy_source(ctx: S3Request) -> CopySource:
@@ -353,28 +489,41 @@ async def copy_source(ctx: S3Request) -> CopySource:
     sbucket, _, skey = unquote(src_path).lstrip("/").partition("/")
     if not sbucket or not skey:
         raise invalid_argument("Invalid copy source object key", "x-amz-copy-source", src)
-    if "versionId=" in src_query and "versionId=null" not in src_query:
-        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
-    await ctx.get_bucket(write=False, name=sbucket)
-    try:
-        src_rec = await ctx.storage.head_object(sbucket, skey)
-    except errors.ObjectNotFound:
-        raise no_such_key(skey) from None
+    raw_vid = parse_qs(src_query, keep_blank_values=True).get("versionId", [None])[-1]
+    ck = s3sse.customer_key(ctx, s3sse.COPY_SOURCE_CUSTOMER)
+    sc = await ctx.get_bucket(write=False, name=sbucket)
+    if raw_vid is not None:  # a version of the source (versionId=null: its null version)
+        src_rec = await versioning.find(ctx, sbucket, skey, versioning.parse_id(raw_vid)) if raw_vid else None
+        if src_rec is None:
+            raise versioning.no_such_version(skey, raw_vid)
+        if versioning.is_marker(src_rec):
+            raise invalid_request("The source of a copy request may not specifically refer to a delete marker by "
+                                  "version id.")
+        shown: str | None = raw_vid
+    else:
+        try:
+            src_rec = await ctx.storage.head_object(sbucket, skey)
+        except errors.ObjectNotFound:
+            raise no_such_key(skey) from None
+        shown = await versioning.s3_id(ctx, src_rec) if versioning.versioned(sc.meta) else None
     from lampi.s3 import multipart as mpu
 
+    key = ck.key if ck else None
+    ctx.storage.data_key(src_rec.sysmeta, key)  # an SSE-C source needs its key (checked)
     # a large source (S3 multipart, Swift SLO or DLO) is copied as its data: its real
     # size and ETag, segments read with the caller's authority
-    src_view, reader = await mpu.large_view(ctx, src_rec)
+    src_view, reader = await mpu.large_view(ctx, src_rec, key)
     if check_conditionals(request.headers, src_view, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
-    return CopySource(sbucket, skey, src_rec, src_view, reader)
+    return CopySource(sbucket, skey, src_rec, src_view, reader, shown, key)
 
 
 async def copy_object(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=True)
     _check_key(ctx.key)
     request = ctx.request
-    sbucket, skey, src_rec, src_view, reader = await copy_source(ctx)
+    sbucket, skey, src_rec, src_view, reader, src_vid, src_key = await copy_source(ctx)
+    enc = s3sse.for_write(ctx, bucket)  # the copy's encryption: as asked, else the bucket's default
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
@@ -387,16 +536,23 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                         if k.startswith(CHECKSUM_PREFIX) or k == tagging.SYSMETA_KEY})  # unless replaced, tags
         ctype = request.headers.get("Content-Type") or "binary/octet-stream"
     else:
-        if sbucket == ctx.bucket and skey == ctx.key:
+        if (sbucket == ctx.bucket and skey == ctx.key and enc.encryption is None
+                and "versionId=" not in request.headers["x-amz-copy-source"]):
             raise invalid_request("This copy request is illegal because it is trying to copy an object to itself "
                                   "without changing the object's metadata, storage class, website redirect "
                                   "location or encryption attributes.")
         meta, sysmeta, ctype = dict(src_rec.meta), dict(src_rec.sysmeta), src_rec.content_type
     if tag_directive == "REPLACE":
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers.get("x-amz-tagging", "")))
-    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private
+    sysmeta.pop(s3acl.OBJECT_ACL_KEY, None)  # as S3: a copy's ACL is the request's, else private,
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # and its owner the copier (or the bucket's: ObjectOwnership)
     sysmeta.pop("x-object-manifest", None)  # a DLO's copy is its data, not another manifest
-    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket.project_id))
+    sysmeta.pop(UPLOAD_ID_KEY, None)  # a copy is no upload's result
+    sysmeta = objectlock.strip(sysmeta)  # the copy's lock: the request's, else the bucket's default
+    sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
+    sysmeta.update(objectlock.request_sysmeta(ctx, bucket))
+    cond = write_condition(request.headers)
+    null_write = versioning.versioned(bucket.meta)
     max_size = ctx.settings.max_object_size
     if src_view.size > max_size:
         raise S3Error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
@@ -404,11 +560,18 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
                              bucket.project_id, ctx.bucket, src_view.size)
     if reader is None:
         rec = await ctx.storage.copy_object(src_rec, ctx.bucket, ctx.key, content_type=ctype, meta=meta,
-                                            sysmeta=sysmeta)
+                                            sysmeta=sysmeta, customer_key=src_key, encryption=enc.encryption,
+                                            cond=cond, null_write=null_write)
     else:
         rec = await ctx.storage.put_object(ctx.bucket, ctx.key, reader(0, src_view.size), content_type=ctype,
                                            meta=meta, sysmeta=sysmeta, expected_size=src_view.size,
-                                           max_size=max_size)
+                                           max_size=max_size, encryption=enc.encryption, cond=cond,
+                                           null_write=null_write)
     body = xml_doc("CopyObjectResult", [element("LastModified", iso8601(rec.last_modified)),
                                         element("ETag", f'"{rec.etag}"')])
-    return xml_response(ctx, body)
+    resp = xml_response(ctx, body)
+    resp.headers.update(s3sse.response_headers(rec.sysmeta, enc.customer))
+    resp.headers.update(version_header(rec))
+    if src_vid is not None:
+        resp.headers["x-amz-copy-source-version-id"] = src_vid
+    return resp

@@ -36,6 +36,7 @@ class S3Request:
     bucket: str
     key: str
     request_id: str
+    operation: str = ""  # the S3 operation (its bucket-policy action: lampi.s3.policy.action_of)
 
     @property
     def principal(self) -> Principal:
@@ -89,6 +90,34 @@ _ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetOb
                             "CompleteMultipartUpload", "AbortMultipartUpload"})
 
 
+async def _tenant_bucket(request: web.Request, bucket: str) -> str:
+    """Ceph RGW's ``<tenant>:<bucket>`` path form (a bucket of another tenant, by its
+    tenant's name): here the tenant is a project (id or name) and bucket names are
+    unique anyway, so it names ``<bucket>`` if that project owns it (an empty tenant:
+    whoever does). A container whose name holds the colon itself comes first."""
+    meta = request.app[STORAGE].meta
+    if await meta.get_container(bucket) is not None:
+        return bucket
+    tenant, _, name = bucket.partition(":")
+    c = await meta.get_container(name) if name else None
+    if c is None:
+        return bucket
+    if tenant and tenant != c.project_id:
+        project = await meta.get_project(c.project_id)
+        if project is None or project.name != tenant:
+            return bucket
+    return name
+
+
+async def _has_policy(request: web.Request, bucket: str) -> bool:
+    from lampi.core.access import POLICY_KEY
+
+    if not bucket:
+        return False
+    c = await request.app[STORAGE].meta.get_container(bucket)
+    return c is not None and POLICY_KEY in c.meta
+
+
 def stamp(resp: web.StreamResponse, request_id: str) -> None:
     resp.headers["x-amz-request-id"] = request_id
     resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()
@@ -104,7 +133,7 @@ BUCKET_SUBRESOURCES = {
     "requestPayment": "BucketRequestPayment", "accelerate": "BucketAccelerateConfiguration",
     "publicAccessBlock": "PublicAccessBlock", "analytics": "BucketAnalyticsConfiguration",
     "metrics": "BucketMetricsConfiguration", "inventory": "BucketInventoryConfiguration",
-    "intelligent-tiering": "BucketIntelligentTieringConfiguration",
+    "intelligent-tiering": "BucketIntelligentTieringConfiguration", "versioning": "BucketVersioning",
 }
 OBJECT_SUBRESOURCES = {
     "acl": "ObjectAcl", "tagging": "ObjectTagging", "retention": "ObjectRetention",
@@ -136,8 +165,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "GET":
             if "location" in query:
                 return Endpoint("GetBucketLocation", b.get_location)
-            if "versioning" in query:
-                return Endpoint("GetBucketVersioning", b.get_versioning)
             if "versions" in query:
                 return Endpoint("ListObjectVersions", listing.list_object_versions)
             if "uploads" in query:
@@ -148,8 +175,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "HEAD":
             return Endpoint("HeadBucket", b.head_bucket)
         if method == "PUT":
-            if "versioning" in query:
-                return ni("PutBucketVersioning")
             return Endpoint("CreateBucket", b.create_bucket)
         if method == "DELETE":
             return Endpoint("DeleteBucket", b.delete_bucket)
@@ -173,6 +198,18 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "PUT":
             return Endpoint("PutObjectAcl", acl.put_object_acl)
         return Endpoint("GetObjectAcl", acl.get_object_acl)
+    if ("retention" in query or "legal-hold" in query) and method in ("GET", "HEAD", "PUT"):
+        from lampi.s3 import objectlock
+
+        if "retention" in query:
+            return Endpoint("PutObjectRetention", objectlock.put_retention) if method == "PUT" else \
+                Endpoint("GetObjectRetention", objectlock.get_retention)
+        return Endpoint("PutObjectLegalHold", objectlock.put_legal_hold) if method == "PUT" else \
+            Endpoint("GetObjectLegalHold", objectlock.get_legal_hold)
+    if "attributes" in query and method in ("GET", "HEAD"):
+        from lampi.s3 import attributes
+
+        return Endpoint("GetObjectAttributes", attributes.get_object_attributes)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
             if sub in query:
@@ -209,10 +246,20 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, bucket_tagging, cors, lifecycle
+    from lampi.s3 import acl, bucket_tagging, bucketconf, cors, lifecycle, objectlock, sse, versioning
+    from lampi.s3 import policy as pol
 
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
+        "policy": {"GET": ("GetBucketPolicy", pol.get_bucket_policy), "PUT": ("PutBucketPolicy", pol.put_bucket_policy),
+                   "DELETE": ("DeleteBucketPolicy", pol.delete_bucket_policy)},
+        "policyStatus": {"GET": ("GetBucketPolicyStatus", pol.get_bucket_policy_status)},
+        "publicAccessBlock": {"GET": ("GetPublicAccessBlock", bucketconf.get_public_access_block),
+                              "PUT": ("PutPublicAccessBlock", bucketconf.put_public_access_block),
+                              "DELETE": ("DeletePublicAccessBlock", bucketconf.delete_public_access_block)},
+        "ownershipControls": {"GET": ("GetBucketOwnershipControls", bucketconf.get_ownership_controls),
+                              "PUT": ("PutBucketOwnershipControls", bucketconf.put_ownership_controls),
+                              "DELETE": ("DeleteBucketOwnershipControls", bucketconf.delete_ownership_controls)},
         "cors": {"GET": ("GetBucketCors", cors.get_bucket_cors), "PUT": ("PutBucketCors", cors.put_bucket_cors),
                  "DELETE": ("DeleteBucketCors", cors.delete_bucket_cors)},
         "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
@@ -221,6 +268,13 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
                     "PUT": ("PutBucketTagging", bucket_tagging.put_bucket_tagging),
                     "DELETE": ("DeleteBucketTagging", bucket_tagging.delete_bucket_tagging)},
+        "encryption": {"GET": ("GetBucketEncryption", sse.get_bucket_encryption),
+                       "PUT": ("PutBucketEncryption", sse.put_bucket_encryption),
+                       "DELETE": ("DeleteBucketEncryption", sse.delete_bucket_encryption)},
+        "versioning": {"GET": ("GetBucketVersioning", versioning.get_bucket_versioning),
+                       "PUT": ("PutBucketVersioning", versioning.put_bucket_versioning)},
+        "object-lock": {"GET": ("GetObjectLockConfiguration", objectlock.get_config),
+                        "PUT": ("PutObjectLockConfiguration", objectlock.put_config)},
     }
     for sub, by_method in ops.items():
         if sub in query:
@@ -272,6 +326,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         request[VHOST_BUCKET] = bucket  # SigV2 signs "/<bucket>/<key>"
     else:
         bucket, key = split_path(request.raw_path)
+        if ":" in bucket:
+            bucket = await _tenant_bucket(request, bucket)
     resource = "/" + bucket + ("/" + key if key else "")
     try:
         try:
@@ -297,11 +353,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 if auth.version == 0 and request.method not in ("GET", "HEAD"):
                     raise access_denied() from None  # no credentials: nothing more to learn
                 raise
-            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS:
-                raise access_denied()
+            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket):
+                raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)
-            ctx = S3Request(request, auth, bucket, key, request_id)
+            ctx = S3Request(request, auth, bucket, key, request_id, ep.operation)
             resp = await ep.handler(ctx)
         except errors.DomainError as exc:
             raise from_domain(exc, bucket, key) from None

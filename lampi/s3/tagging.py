@@ -12,10 +12,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from lampi.core import errors
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, malformed_xml, no_such_key
+from lampi.s3.errors import S3Error, malformed_xml
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
 
@@ -110,13 +109,12 @@ def from_xml(raw: bytes, max_tags: int = MAX_TAGS) -> Tags:
 
 
 async def _record(ctx: S3Request, write: bool):  # noqa: ANN202
+    """The object (the version of ``?versionId=``, lampi/s3/versioning.py) tagged."""
+    from lampi.s3 import versioning
+
     await ctx.get_bucket(write=write)
-    if ctx.query.get("versionId", "null") != "null":
-        raise S3Error(404, "NoSuchVersion", "The specified version does not exist.")
-    try:
-        return await ctx.storage.head_object(ctx.bucket, ctx.key)
-    except errors.ObjectNotFound:
-        raise no_such_key(ctx.key) from None
+    rec, _vid = await versioning.record(ctx, ctx.bucket, ctx.key)
+    return rec
 
 
 async def get_object_tagging(ctx: S3Request) -> web.StreamResponse:
@@ -126,9 +124,10 @@ async def get_object_tagging(ctx: S3Request) -> web.StreamResponse:
 
 
 async def _set(ctx: S3Request, tags: Tags) -> None:
+    from lampi.s3 import versioning
+
     rec = await _record(ctx, write=True)
-    await ctx.storage.update_object_meta(rec, dict(rec.meta), apply(rec.sysmeta, tags), rec.content_type,
-                                         rec.delete_at, timestamp=rec.last_modified)
+    await versioning.update_sysmeta(ctx, rec, apply(rec.sysmeta, tags))
 
 
 async def put_object_tagging(ctx: S3Request) -> web.StreamResponse:

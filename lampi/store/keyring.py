@@ -15,6 +15,7 @@ them all (``docs/operations.md``: back up ``keys/`` with the database).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -54,6 +55,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._listing: tuple[str, ...] | None = None
         self._keys: dict[str, Fernet] = {}  # key id -> key
+        self._raw: dict[str, bytes] = {}  # key id -> its 32 random bytes (``secret``)
         self._files: dict[str, Path] = {}  # key id -> its file
         self._primary: str | None = None
 
@@ -77,6 +79,7 @@ class KeyRing:
         if listing == self._listing and not force:
             return
         keys: dict[str, Fernet] = {}
+        raws: dict[str, bytes] = {}
         files: dict[str, Path] = {}
         primary = None
         for _n, path in found:
@@ -89,8 +92,9 @@ class KeyRing:
                 raise SealError(f"key file {path} is unreadable or not a Fernet key: {exc}") from None
             kid = key_id(raw)
             keys[kid], files[kid] = fernet, path
+            raws[kid] = base64.urlsafe_b64decode(raw)
             primary = kid  # sorted by n: the last one is the highest
-        self._keys, self._files, self._primary, self._listing = keys, files, primary, listing
+        self._keys, self._raw, self._files, self._primary, self._listing = keys, raws, files, primary, listing
 
     def refresh(self) -> None:
         """Re-read the key directory if its listing changed (one ``listdir``)."""
@@ -139,6 +143,34 @@ class KeyRing:
             return fernet.decrypt(token.encode())
         except (InvalidToken, UnicodeError):
             raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
+
+    # -- raw key material (wrapping data keys: lampi.core.sse) ------------------------
+
+    def secret(self, kid: str) -> bytes:
+        """The 32 random bytes of key ``kid`` (its Fernet encoding decoded), for callers
+        that derive keys of their own from it; SealError when the key is not in the ring."""
+        with self._lock:
+            raw = self._raw.get(kid)
+            if raw is None:
+                self._load_locked()  # rotated by another process since we last looked
+                raw = self._raw.get(kid)
+        if raw is None:
+            raise SealError(f"the key {kid} is not in {self.key_dir} (restore it from the backup of {self.key_dir})")
+        return raw
+
+    def primary_secret(self, create: bool = True) -> tuple[str, bytes]:
+        """(id, 32 bytes) of the primary key as it is on disk now (made when there is none
+        and ``create``); SealError when there is none."""
+        kid = self.primary(create=create)
+        if kid is None:
+            raise SealError(f"there is no {self.prefix} key in {self.key_dir}")
+        return kid, self.secret(kid)
+
+    def exists(self) -> bool:
+        """Whether any key of this ring is on disk (re-reading the directory if it changed)."""
+        with self._lock:
+            self._load_locked()
+            return self._primary is not None
 
     # -- rotation ---------------------------------------------------------------------
 

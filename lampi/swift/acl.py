@@ -39,6 +39,7 @@ from lampi.core.authz import (
     parse_acl,
     referrer_allowed,
 )
+from lampi.core.models import Container, ObjectRecord
 from lampi.http.context import STORAGE
 
 OWNER = "lampi.swift_owner"  # request key: True when the caller has swift_owner rights
@@ -110,6 +111,19 @@ def clean_account_acl(value: str) -> str | None:
     return json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
 
 
+def block_public_acls(meta: dict[str, str], updates: dict[str, str | None]) -> None:
+    """The bucket's S3 PublicAccessBlock (BlockPublicAcls) refuses a Swift ACL that
+    grants the public (a referrer item, ``*:*``): 403, nothing changed."""
+    from lampi.core import access
+
+    if not (access.PAB_KEY in meta and access.public_access_block(meta)["BlockPublicAcls"]):
+        return
+    for key in (READ_ACL_KEY, WRITE_ACL_KEY):
+        referrers, groups = parse_acl(updates.get(key))
+        if any(r and not r.startswith("-") for r in referrers) or "*:*" in groups:
+            raise errors.Forbidden("Public ACLs are blocked by the bucket's PublicAccessBlock.")
+
+
 def container_acl_updates(request: web.Request) -> dict[str, str | None]:
     """X-Container-Read/-Write (and X-Remove-Container-Read/-Write) of a container
     PUT/POST, cleaned (400 on a bad ACL)."""
@@ -138,6 +152,32 @@ async def identity_of(request: web.Request, principal: Principal) -> Identity:
     )
 
 
+_CONTAINERS = "lampi.swift.acl.containers"  # request key: container records read while deciding
+
+
+async def container_record(request: web.Request, name: str) -> Container | None:
+    """The container ``name`` as this request first read it (one lookup per request for
+    the decision and the handler; None: none)."""
+    seen: dict[str, Container | None] = request.setdefault(_CONTAINERS, {})
+    if name not in seen:
+        seen[name] = await request.app[STORAGE].meta.get_container(name)
+    return seen[name]
+
+
+def remember(request: web.Request, c: Container) -> None:
+    """Seed the request's memo with a container record the caller already read."""
+    request.setdefault(_CONTAINERS, {})[c.name] = c
+
+
+async def container_of(request: web.Request, project_id: str, name: str) -> Container:
+    """``Storage.container`` through the request's memo: the container of account
+    ``project_id`` or ContainerNotFound."""
+    c = await container_record(request, name)
+    if c is None or c.project_id != project_id:
+        raise errors.ContainerNotFound()
+    return c
+
+
 def _deny(principal: Principal | None) -> errors.DomainError:
     return errors.Unauthorized() if principal is None else errors.Forbidden()
 
@@ -158,13 +198,83 @@ async def authorize(
 
 async def decide(
     request: web.Request, principal: Principal | None, project_id: str,
-    container: str | None, obj: str | None, *, read: bool,
+    container: str | None, obj: str | None, *, read: bool, bucket_policy: bool = True,
+    record: ObjectRecord | None = None,
 ) -> bool:
     """The ACL decision for ``principal`` reading (``read``) or writing ``container``
     (or its object ``obj``) of account ``project_id``: True with swift_owner rights,
     False when merely allowed; raises Unauthorized/Forbidden when denied. Also used
     for the sub-requests Swift makes with the caller's authority: large-object
-    segment containers, copy sources and destinations in other accounts."""
+    segment containers, copy sources and destinations in other accounts.
+
+    The bucket's S3 policy (``lampi.core.policy``) comes first, as S3 and Ceph RGW
+    evaluate it: an explicit Deny refuses whatever the ACLs say (the cloud admin
+    aside), an Allow grants what the ACLs would refuse. S3 requests evaluate it
+    themselves with S3's request context (``lampi.s3.policy``) and pass
+    ``bucket_policy=False``. ``record``: the object version whose own ACL and owner
+    decide a read (S3's ``versionId``), instead of the current object."""
+    if principal is not None and principal.is_cloud_admin:
+        return True
+    verdict = None
+    if bucket_policy and container is not None:
+        verdict = await _policy_verdict(request, principal, project_id, container, obj, read)
+        if verdict == "Deny":
+            raise _deny(principal)
+    try:
+        return await _decide_acls(request, principal, project_id, container, obj, read=read, record=record)
+    except (errors.Unauthorized, errors.Forbidden):
+        if verdict == "Allow":
+            return False
+        raise
+
+
+async def _policy_verdict(
+    request: web.Request, principal: Principal | None, project_id: str, container: str, obj: str | None,
+    read: bool,
+) -> str | None:
+    """The bucket policy's verdict on a Swift request (or sub-request): GET/HEAD of an
+    object is s3:GetObject, PUT/POST/COPY s3:PutObject, DELETE s3:DeleteObject; a
+    container listing s3:ListBucket, its DELETE s3:DeleteBucket. None: no policy, or
+    nothing it speaks of."""
+    from lampi.core import access
+    from lampi.core import policy as P
+    from lampi.http.peer import policy_env
+
+    c = await container_record(request, container)
+    if c is None or c.project_id != project_id or access.POLICY_KEY not in c.meta:
+        return None
+    pol = P.stored(c.meta[access.POLICY_KEY], container)
+    if pol is None:
+        return None
+    if obj is not None:
+        action = "s3:GetObject" if read else "s3:DeleteObject" if request.method == "DELETE" else "s3:PutObject"
+        resource = f"{container}/{obj}"
+    elif read:
+        action, resource = "s3:ListBucket", container
+    elif request.method == "DELETE":
+        action, resource = "s3:DeleteBucket", container
+    else:
+        return None
+    who = P.ANONYMOUS
+    if principal is not None and principal.project_id:
+        ident = await identity_of(request, principal)
+        who = P.Who(ident.project_id, ident.project_name, ident.user_id, ident.user_name)
+    env = policy_env(request, who.user_id, principal.user_name if principal is not None else "")
+    verdict = pol.evaluate(action, resource, who, env)
+    if verdict == "Allow" and access.public_access_block(c.meta)["RestrictPublicBuckets"] \
+            and pol.is_public() and who.project_id != c.project_id:
+        return None  # RestrictPublicBuckets: a public policy serves the owner's project only
+    return verdict
+
+
+async def _decide_acls(
+    request: web.Request, principal: Principal | None, project_id: str,
+    container: str | None, obj: str | None, *, read: bool, record: ObjectRecord | None = None,
+) -> bool:
+    """``decide`` by roles and ACLs: account ACLs, Swift's container ACLs, the S3 grants
+    kept beside them (S3 READ lists a bucket; objects have their own ACLs and owner)."""
+    from lampi.core import access
+
     if principal is not None:
         if principal.is_cloud_admin or (principal.project_id == project_id and principal.can_write):
             return True
@@ -185,12 +295,15 @@ async def decide(
                 return False
     if container is None:
         raise _deny(principal)
-    c = await request.app[STORAGE].meta.get_container(container)
+    c = await container_record(request, container)
     if c is None or c.project_id != project_id:
         raise _deny(principal)  # as Swift: no container info → no ACL → denied
     if obj is None and not read:
         raise _deny(principal)  # container PUT/POST/DELETE: owners only
     referrers, groups = parse_acl(c.meta.get(READ_ACL_KEY if read else WRITE_ACL_KEY))
+    ignore_public = access.ignore_public_acls(c.meta)  # PublicAccessBlock: public grants count for nothing
+    if ignore_public:
+        referrers, groups = [], [g for g in groups if not access.is_public_grantee(g)]
     if principal is not None and groups and principal.project_id:
         if ident is None:
             ident = await identity_of(request, principal)
@@ -202,16 +315,23 @@ async def decide(
     if read and referrer_allowed(request.headers.get("Referer"), referrers):
         if obj is not None or ".rlistings" in groups:
             return False
+    if read and obj is None and access.ACP_KEY in c.meta:
+        # S3 READ on the bucket: listing only (lampi.core.access)
+        if ident is None and principal is not None and principal.project_id:
+            ident = await identity_of(request, principal)
+        if access.s3_list_allowed(c.meta, ident):
+            return False
     if read and obj:
-        # the object's own S3 ACL (public-read, a grant to a project): one model for
-        # Swift, the /<bucket>/<key> public links and S3 (lampi.core.authz)
+        # the object's own S3 ACL (public-read, a grant to a project) and S3 owner: one
+        # model for Swift, the /<bucket>/<key> public links and S3 (lampi.core.authz)
         import time
 
-        rec = await request.app[STORAGE].meta.get_object(container, obj, time.time())
-        if rec is not None and OBJECT_ACL_KEY in rec.sysmeta:
+        rec = record if record is not None else await request.app[STORAGE].meta.get_object(container, obj,
+                                                                                              time.time())
+        if rec is not None and (OBJECT_ACL_KEY in rec.sysmeta or access.OBJECT_OWNER_KEY in rec.sysmeta):
             if ident is None and principal is not None and principal.project_id:
                 ident = await identity_of(request, principal)
-            if object_read_allowed(rec.sysmeta, ident):
+            if object_read_allowed(rec.sysmeta, ident, ignore_public):
                 return False
     raise _deny(principal)
 

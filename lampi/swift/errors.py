@@ -54,8 +54,16 @@ def to_response(exc: errors.DomainError, method: str) -> web.Response:
     match exc:
         case errors.Unauthorized():
             return swift_error(401, method=method)
+        case errors.EncryptionKeyRequired():
+            return swift_error(400, "The object is encrypted with a customer-provided key (S3 SSE-C): read it "
+                               "through the S3 API with that key.", method=method)
+        case (errors.EncryptionKeyMismatch() | errors.EncryptionNotApplicable()
+              | errors.NoSuchEncryptionKey()):
+            return swift_error(400, exc.message, method=method)
         case errors.TooManyContainers():
             return swift_error(403, exc.message, method=method)  # proxy: "Reached container limit of N"
+        case errors.ObjectLocked():  # S3 object lock holds for Swift requests too
+            return swift_error(403, exc.message, method=method)
         case errors.Forbidden():
             return swift_error(403, method=method)
         case errors.NotFound():

@@ -258,6 +258,8 @@ async def handle_container(
         except errors.ContainerNameTaken:
             return swift_error(409, "Container name is already in use by another project.\n")
         if not created:
+            existing = await storage.container(project_id, name)
+            acl.block_public_acls(existing.meta, sys_updates)  # the bucket's S3 PublicAccessBlock
             removals = {k: None for k, v in meta_updates.items() if v is None}
             # a PUT on an existing container updates its ACLs too, as Swift's does
             removals.update(sys_updates)
@@ -274,7 +276,9 @@ async def handle_container(
             else:
                 merged[k] = v
         check_total_meta(merged)
-        updates.update(_container_sys_updates(request))
+        sys_updates = _container_sys_updates(request)
+        acl.block_public_acls(c.meta, sys_updates)  # the bucket's S3 PublicAccessBlock
+        updates.update(sys_updates)
         updates.update(await object_versioning.container_updates(storage, project_id, name, request.headers))
         await storage.update_container_meta(name, updates)
         return web.Response(status=204, content_type="text/html", charset="UTF-8")

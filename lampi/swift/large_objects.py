@@ -260,9 +260,9 @@ async def serve(
                 raise errors.SegmentError(f"segments changed while reading ({sent} of {e - s} bytes)")
         if ranges and len(ranges) > 1:
             await resp.write(closing)
-    except (errors.SegmentError, errors.Unauthorized, errors.Forbidden) as exc:
+    except errors.DomainError as exc:
         # Swift drops the connection mid-body when a later segment is missing, changed
-        # or not readable by the caller
+        # or not readable by the caller (or, encrypted, cannot be decrypted)
         log.warning("large object %s/%s cut: %s", rec.container, rec.name, exc)
         if request.transport is not None:
             request.transport.close()

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from lampi.core import errors, versions
+from lampi.core import errors, objectlock, versions
 from lampi.core.models import Container
 from lampi.core.storage import Storage
 from lampi.http.context import STORAGE
@@ -70,6 +70,8 @@ async def container_updates(
         return {}
     if on:
         return {versions.ENABLED_KEY: "True", versions.VERSIONED_KEY: "1"}
+    if objectlock.enabled(meta):  # S3 object lock: versioning stays on (lampi/core/objectlock.py)
+        raise errors.Conflict("Versioning cannot be suspended on a container with S3 object lock.")
     return {versions.ENABLED_KEY: "False"}
 
 

@@ -14,7 +14,9 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, objectlock, sse
+from lampi.core.access import OBJECT_OWNER_KEY
+from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
@@ -42,7 +44,7 @@ INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (sen
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     m = request.method
     storage = request.app[STORAGE]
-    cont = await storage.container(project_id, container)  # 404 unless it exists in this account
+    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
         if resp is not None:
@@ -238,6 +240,10 @@ async def get_object(request: web.Request, container: str, name: str) -> web.Str
         raise
     headers = _object_headers(rec)
     headers.update(request.get(symlink.EXTRA_HEADERS, {}))
+    if request.method == "GET":
+        # data encrypted at rest (S3 SSE, lampi.core.sse) is decrypted with the server's
+        # keys; one encrypted with an S3 customer's key cannot be read here (400)
+        storage.data_key(rec.sysmeta)
     if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:
@@ -316,6 +322,11 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
     path = request.app[STORAGE].blobs.local_path(rec.blob_id)
     if path is None or rec.size == 0:
         return None
+    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
+        if not path.exists():
+            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            raise errors.DataUnavailable()
+        return None
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -359,8 +370,13 @@ async def send_blob(
             pass
         finally:
             fh.close()
-    async for chunk in storage.read_object(rec, offset, length):
-        await resp.write(chunk)
+    try:
+        async for chunk in storage.read_object(rec, offset, length):
+            await resp.write(chunk)
+    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
+        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
+        if transport is not None:
+            transport.close()
 
 
 async def post_object(request: web.Request, container: str, name: str) -> web.StreamResponse:
@@ -434,6 +450,11 @@ async def copy_object(
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
+    # nor its object lock (the copy gets the destination's default retention) or the
+    # S3 upload it came from (lampi/core/objectlock.py, lampi/core/multipart.py)
+    for k in (*objectlock.KEYS, UPLOAD_ID_KEY):
+        sysmeta.pop(k, None)
+    sysmeta.pop(OBJECT_OWNER_KEY, None)  # a Swift copy belongs to the destination bucket's project
     ctype = request.headers.get("Content-Type") or src_rec.content_type
     # 413 over quota, counting the bytes the copy writes (a large object's data, or
     # with ?multipart-manifest=get its manifest), as Swift's quotas see the copy's PUT

@@ -148,8 +148,11 @@ def test_s3_users_and_owner_ids_match_what_lampi_reports(lampi: harness.Lampi, t
                            aws_secret_access_key=sec["secret_key"], region_name="us-east-1")
         bucket = f"conf-{section}-{os.getpid()}"
         cli.create_bucket(Bucket=bucket)
-        owner = cli.get_bucket_acl(Bucket=bucket)["Owner"]
-        # the suite compares these with its config's user_id / display_name
-        assert (owner["ID"], owner["DisplayName"]) == (sec["user_id"], sec["display_name"])
+        cli.put_object(Bucket=bucket, Key="k", Body=b"k")
+        # the suite compares these with its config's user_id / display_name: ACLs,
+        # listings and ListBuckets name the owner the same way
+        for owner in (cli.get_bucket_acl(Bucket=bucket)["Owner"], cli.get_object_acl(Bucket=bucket, Key="k")["Owner"],
+                      cli.list_objects(Bucket=bucket)["Contents"][0]["Owner"], cli.list_buckets()["Owner"]):
+            assert (owner["ID"], owner["DisplayName"]) == (sec["user_id"], sec["display_name"])
         projects.add(owner["ID"])
     assert len(projects) == 3  # three users in three projects

@@ -36,6 +36,10 @@ CALLS = {
     "credential list": [],
     "credential delete": ["AKIA"],
     "credential rotate-key": [],
+    "kms create": ["k1"],
+    "kms list": [],
+    "kms rotate": ["k1"],
+    "sse rotate-key": [],
 }
 
 

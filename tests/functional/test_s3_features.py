@@ -1,4 +1,4 @@
-"""S3 second slice: object tagging, stored checksums, versioning answers, virtual-hosted
+"""S3 second slice: object tagging, stored checksums, versioning answers of unversioned buckets, virtual-hosted
 style, the S3-only port, trusted proxies, routing of bucket names that look like other
 APIs, 100-continue after the signature check, and XML 500s."""
 
@@ -194,10 +194,11 @@ def test_versioning_answers(s3, unique, server, ec2_keys) -> None:  # noqa: ANN0
     with pytest.raises(ClientError) as exc:
         s3.list_object_versions(Bucket=unique + "-none")
     assert code(exc) == (404, "NoSuchBucket")
-    with pytest.raises(ClientError) as exc:
-        s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Enabled"})
-    assert code(exc) == (501, "NotImplemented")
-    assert "Status" not in s3.get_bucket_versioning(Bucket=unique)
+    # versioning itself: tests/functional/test_s3_versioning.py
+    s3.put_bucket_versioning(Bucket=unique, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=unique)["Status"] == "Enabled"
+    r = s3.list_object_versions(Bucket=unique, Prefix="a")  # objects from before: their null version
+    assert [(x["Key"], x["VersionId"], x["IsLatest"]) for x in r["Versions"]] == [("a", "null", True)]
 
 
 # -- routing on the shared listener, 100-continue, 500s ---------------------------------
@@ -263,12 +264,30 @@ def test_internal_error_is_s3_xml(server, ec2_keys, s3, unique) -> None:  # noqa
         s3.head_object(Bucket=unique, Key="dst")
 
 
-def test_create_own_bucket_again(s3, unique) -> None:  # noqa: ANN001
-    """As Allas (Ceph RGW) answers, not us-east-1's 200: documented in docs/s3-api.md."""
+def test_create_own_bucket_again(server, s3, unique) -> None:  # noqa: ANN001
+    """As Allas (Ceph RGW 16) answers: the owner's re-create asking for the bucket's
+    current ACL is 200 and changes nothing (objects and ACL stay); one asking for another
+    ACL is 409 BucketAlreadyExists, as is anyone else's (docs/s3-api.md)."""
     s3.create_bucket(Bucket=unique)
+    s3.put_object(Bucket=unique, Key="keep", Body=b"k")
+    assert s3.create_bucket(Bucket=unique)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.create_bucket(Bucket=unique, ACL="private")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=unique)["Contents"]] == ["keep"]
     with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=unique)
-    assert code(exc) == (409, "BucketAlreadyOwnedByYou")
+        s3.create_bucket(Bucket=unique, ACL="public-read")
+    assert code(exc) == (409, "BucketAlreadyExists")
+    assert len(s3.get_bucket_acl(Bucket=unique)["Grants"]) == 1  # unchanged
+    s3.put_bucket_acl(Bucket=unique, ACL="public-read")
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=unique)  # the bucket is public-read now: "private" differs
+    assert code(exc) == (409, "BucketAlreadyExists")
+    assert s3.create_bucket(Bucket=unique, ACL="public-read")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    from tests.functional.test_s3_acl import new_project_keys
+
+    other_s3 = new_project_keys(server)[2]
+    with pytest.raises(ClientError) as exc:
+        other_s3.create_bucket(Bucket=unique)
+    assert code(exc) == (409, "BucketAlreadyExists")
 
 
 # -- a server with a virtual-host domain, an S3-only port and a trusted proxy -----------

@@ -130,3 +130,18 @@ def test_min_free_space_refuses_nonsense(text):
 def test_min_free_space_in_toml_is_text(tmp_path):
     with pytest.raises(ValueError, match="min_free_space"):  # as every text setting: quote it
         load_settings(config_file=toml(tmp_path, "min_free_space = 1024\n"), environ={})
+
+
+def test_boolean_settings_from_env_toml_and_flags(tmp_path) -> None:
+    assert load_settings({}, environ={}).sse_c_require_tls is True
+    for text, want in (("false", False), ("0", False), ("No", False), ("off", False), ("true", True), ("1", True)):
+        assert load_settings({}, environ={"LAMPI_SSE_C_REQUIRE_TLS": text}).sse_c_require_tls is want
+    toml = tmp_path / "lampi.toml"
+    toml.write_text("sse_c_require_tls = false\n")
+    assert load_settings({}, config_file=str(toml), environ={}).sse_c_require_tls is False
+    assert load_settings({"sse_c_require_tls": True}, config_file=str(toml), environ={}).sse_c_require_tls is True
+    toml.write_text("sse_c_require_tls = 0\n")  # a TOML integer is not a boolean
+    with pytest.raises(ValueError, match="sse_c_require_tls"):
+        load_settings({}, config_file=str(toml), environ={})
+    with pytest.raises(ValueError, match="true or false"):
+        load_settings({}, environ={"LAMPI_SSE_C_REQUIRE_TLS": "maybe"})

@@ -43,7 +43,13 @@ EXPECTED = {
     "RangeNotSatisfiable": 416,
     "Unauthorized": 401,
     "Forbidden": 403,
+    "ObjectLocked": 403,
     "NotAcceptable": 406,
+    "EncryptionKeyRequired": 400,
+    "EncryptionKeyMismatch": 400,
+    "EncryptionNotApplicable": 400,
+    "NoSuchEncryptionKey": 400,
+    "EncryptionKeyUnavailable": 503,
 }
 
 
@@ -51,7 +57,7 @@ EXPECTED = {
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT"])
 def test_every_domain_error_maps_to_a_client_status(cls, method):
     resp = to_response(cls(), method)
-    if cls is errors.DataUnavailable:  # the server's trouble (a missing blob), never a 500
+    if issubclass(cls, errors.DataUnavailable):  # the server's trouble (a missing blob or key), never a 500
         assert resp.status == 503
         return
     if cls is errors.InsufficientStorage:  # a full disk: Swift's answer for a full device

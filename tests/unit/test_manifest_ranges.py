@@ -22,7 +22,7 @@ def test_overlapping_cuts_items_to_the_range_and_stops_past_it() -> None:
     assert list(overlapping(consumed(), 0, 5)) == [("a", 0, 5)]
 
 
-def test_part_pieces_are_blob_offset_length() -> None:
+def test_part_pieces_are_part_offset_length() -> None:
     parts = [Part("p1", 4, "e1"), Part("p2", 6, "e2")]
-    assert list(part_pieces(parts, 2, 7)) == [("p1", 2, 2), ("p2", 0, 3)]
-    assert list(part_pieces(parts, 4, 10)) == [("p2", 0, 6)]
+    assert [(p.blob_id, a, n) for p, a, n in part_pieces(parts, 2, 7)] == [("p1", 2, 2), ("p2", 0, 3)]
+    assert [(p.blob_id, a, n) for p, a, n in part_pieces(parts, 4, 10)] == [("p2", 0, 6)]

@@ -7,7 +7,7 @@ is the contract every implementation must pass.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,7 @@ from lampi.core.models import (
     Project,
     UploadPart,
     User,
+    WriteCondition,
 )
 
 
@@ -78,8 +79,13 @@ class MetaStore(Protocol):
     async def delete_container(self, project_id: str, name: str) -> None: ...
 
     # objects
-    async def put_object(self, record: ObjectRecord) -> str | None:
-        """Make ``record`` the visible version; return the blob id it replaced."""
+    async def put_object(self, record: ObjectRecord, cond: WriteCondition | None = None,
+                         null_write: bool = False) -> list[str]:
+        """Make ``record`` the visible version; return the blob ids it released (the
+        replaced unversioned object's; with ``null_write`` also an earlier S3 null version
+        kept as a version). ``cond`` (If-Match / If-None-Match) is checked against the
+        current object in the same transaction (ObjectNotFound / PreconditionFailed).
+        Object lock: ObjectLocked rather than release a locked version."""
         ...
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None: ...
@@ -105,9 +111,11 @@ class MetaStore(Protocol):
         whole project). They count against byte quotas while the uploads run."""
         ...
 
-    async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
+    async def delete_object(self, container: str, name: str, if_blob: str | None = None,
+                            bypass_governance: bool = False) -> str | None:
         """Remove the object; return its blob id (None when it was absent, or, with
-        ``if_blob``, when its current version is not that blob: replaced meanwhile)."""
+        ``if_blob``, when its current version is not that blob: replaced meanwhile).
+        ObjectLocked when an unversioned object is under object lock."""
         ...
 
     async def list_objects(
@@ -116,7 +124,8 @@ class MetaStore(Protocol):
         """Listing entries; with ``raw`` objects are ``(name, size, etag, content_type,
         last_modified, manifest JSON or None, flags)`` tuples (subdirs stay ListingEntry;
         ``flags``: ``MAY_LINK`` | ``MAY_DLO`` (lampi.core.models) for a zero-byte object
-        whose sysmeta may name a symlink target or a DLO segment prefix, else 0)."""
+        whose sysmeta may name a symlink target or a DLO segment prefix, ``S3_OWNED``
+        for one whose sysmeta names an S3 owner, else 0)."""
         ...
 
     async def blob_refs(self) -> set[str]:
@@ -185,11 +194,13 @@ class MetaStore(Protocol):
 
     async def list_parts(self, upload_id: str, marker: int = 0, limit: int = 10000) -> list[UploadPart]: ...
     async def complete_upload(
-        self, upload_id: str, record: ObjectRecord, part_blobs: list[str]
-    ) -> tuple[str | None, list[str]]:
+        self, upload_id: str, record: ObjectRecord, part_blobs: list[str], cond: WriteCondition | None = None,
+        null_write: bool = False,
+    ) -> tuple[list[str], list[str]]:
         """One transaction: the upload (NotFound if gone) becomes the object ``record``
-        (an ``mpu`` manifest owning ``part_blobs``). Returns (the replaced object's blob id,
-        blob ids of the upload's parts not used, for the caller to delete)."""
+        (an ``mpu`` manifest owning ``part_blobs``; ``cond``, ``null_write`` as for
+        ``put_object``). Returns (blob ids released by the write, blob ids of the upload's
+        parts not used, for the caller to delete)."""
         ...
 
     async def abort_upload(self, upload_id: str) -> list[str] | None:
@@ -211,17 +222,44 @@ class MetaStore(Protocol):
         """A version row (a delete marker has content type ``DELETE_MARKER``, no blob)."""
         ...
 
-    async def delete_current(self, container: str, name: str, ts: float, now: float) -> tuple[bool, str, str | None]:
+    async def delete_current(self, container: str, name: str, ts: float, now: float, suspended: bool = False,
+                             bypass_governance: bool = False) -> tuple[bool, str, list[str]]:
         """DELETE in a versioning-enabled container, one transaction: keep an unversioned
-        current object as a version, remove the current object, write a delete marker at
-        ``ts``. Returns (a current object existed, the marker's version id, a blob to
-        release (an expired unversioned object's) or None)."""
+        current object as a version (the object's null version), remove the current object,
+        write a delete marker at ``ts``. ``suspended`` (S3): the null version goes instead
+        (object lock permitting) and the marker becomes the null version. Returns (a
+        current object existed, the marker's version id, blobs to release)."""
         ...
 
-    async def delete_version(self, container: str, name: str, vid: str) -> tuple[bool, str | None, str]:
-        """Remove one version (and the current object when it pointed at it). Returns
-        (found, its blob to release or None, the current version id after: "null" when
-        there is none or it is unversioned)."""
+    async def delete_version(self, container: str, name: str, vid: str, promote: bool = False,
+                             bypass_governance: bool = False) -> tuple[bool, str | None, str]:
+        """Remove one version (object lock permitting; and the current object when it
+        pointed at it). ``promote`` (S3): the newest remaining version, unless a delete
+        marker, then becomes current. Returns (found, its blob to release or None, the
+        current version id after: "null" when there is none or it is unversioned)."""
+        ...
+
+    async def delete_null(self, container: str, name: str, promote: bool = False,
+                          bypass_governance: bool = False) -> tuple[bool, str | None, bool]:
+        """Remove the object's S3 null version: the unversioned current object or the
+        version row named in ``null_versions``. Returns (found, its blob or None, whether
+        it was a delete marker)."""
+        ...
+
+    async def null_version(self, container: str, name: str) -> str | None:
+        """The id of the version row that is the object's S3 null version, if any."""
+        ...
+
+    async def latest_version(self, container: str, name: str) -> ObjectRecord | None:
+        """The newest version row of the object, if any."""
+        ...
+
+    async def update_version_sysmeta(
+        self, container: str, name: str, vid: str | None, fn: Callable[[ObjectRecord], dict[str, str]]
+    ) -> ObjectRecord:
+        """Replace one version's system metadata by ``fn(record)`` in one transaction
+        (``vid`` None: the unversioned current object; ObjectNotFound if absent or a
+        marker); a current object pointing at that version follows."""
         ...
 
     async def restore_version(
@@ -236,5 +274,6 @@ class MetaStore(Protocol):
         self, container: str, params: ListParams, version_marker: str | None, now: float
     ) -> list[ListingEntry]:
         """Swift's ``?versions`` listing (prefix, delimiter, marker + version_marker,
-        limit, reverse); ``extra`` has ``version_id``, ``is_latest`` and ``manifest``."""
+        limit, reverse); ``extra`` has ``version_id``, ``is_latest``, ``manifest`` and,
+        for version rows, ``null`` (the row is the object's S3 null version)."""
         ...

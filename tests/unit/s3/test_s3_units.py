@@ -67,6 +67,16 @@ def test_invalid_bucket_names(name: str) -> None:
     ("GET", "b", "k", {"tagging": ""}, {}, "GetObjectTagging"),
     ("HEAD", "b", "k", {}, {}, "HeadObject"),
     ("HEAD", "b", "k", {"tagging": ""}, {}, "HeadObject"),
+    ("GET", "b", "", {"versioning": ""}, {}, "GetBucketVersioning"),
+    ("PUT", "b", "", {"versioning": ""}, {}, "PutBucketVersioning"),
+    ("DELETE", "b", "", {"versioning": ""}, {}, "DeleteBucketVersioning"),  # not DeleteBucket
+    ("GET", "b", "", {"versions": ""}, {}, "ListObjectVersions"),
+    ("GET", "b", "", {"object-lock": ""}, {}, "GetObjectLockConfiguration"),
+    ("PUT", "b", "", {"object-lock": ""}, {}, "PutObjectLockConfiguration"),
+    ("GET", "b", "k", {"retention": ""}, {}, "GetObjectRetention"),
+    ("PUT", "b", "k", {"retention": "", "versionId": "1"}, {}, "PutObjectRetention"),
+    ("GET", "b", "k", {"legal-hold": ""}, {}, "GetObjectLegalHold"),
+    ("PUT", "b", "k", {"legal-hold": ""}, {}, "PutObjectLegalHold"),
 ])
 def test_routing(method: str, bucket: str, key: str, query: dict, headers: dict, op: str) -> None:
     assert resolve(method, bucket, key, query, headers).operation == op

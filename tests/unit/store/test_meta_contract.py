@@ -269,7 +269,7 @@ async def test_object_roundtrip(meta):
         meta={"color": "blue"}, sysmeta={"content-disposition": "inline"},
         delete_at=int(time.time()) + 3600, last_modified=1000.5, data_timestamp=999.25,
     )
-    assert await meta.put_object(r) is None
+    assert await meta.put_object(r) == []
     got = await meta.get_object("c", r.name, time.time())
     assert got == r
     assert await meta.get_object("c", "other", time.time()) is None
@@ -296,16 +296,16 @@ async def test_counters_exact(meta):
     assert await counters(meta, p.id, "c") == (2, 0, 0, 0, 0)
 
     first = rec("c", "a", size=100)
-    assert await meta.put_object(first) is None
+    assert await meta.put_object(first) == []
     assert await counters(meta, p.id, "c") == (2, 1, 100, 1, 100)
-    assert await meta.put_object(rec("c", "b", size=50)) is None
+    assert await meta.put_object(rec("c", "b", size=50)) == []
     assert await counters(meta, p.id, "c") == (2, 2, 150, 2, 150)
     await meta.put_object(rec("d", "a", size=7))
     assert await counters(meta, p.id, "c") == (2, 3, 157, 2, 150)
 
     # overwrite: count unchanged, bytes adjusted, the replaced blob returned
     second = rec("c", "a", size=30)
-    assert await meta.put_object(second) == first.blob_id
+    assert await meta.put_object(second) == [first.blob_id]
     assert await counters(meta, p.id, "c") == (2, 3, 87, 2, 80)
     assert (await meta.get_object("c", "a", time.time())).blob_id == second.blob_id
 
@@ -329,7 +329,7 @@ async def test_manifest_record_counts_its_stored_body(meta):
     p = await setup_project(meta)
     await meta.create_container(p.id, "c", {}, time.time())
     m = rec("c", "m", size=5000, manifest=ManifestInfo("slo", body_size=120, body_etag="e" * 32, parts=3))
-    assert await meta.put_object(m) is None
+    assert await meta.put_object(m) == []
     got = await meta.get_object("c", "m", time.time())
     assert got.manifest == m.manifest and got.size == 5000 and got.stored_size == 120
     assert await counters(meta, p.id, "c") == (1, 1, 120, 1, 120)
@@ -337,7 +337,7 @@ async def test_manifest_record_counts_its_stored_body(meta):
     assert entry.bytes == 5000 and entry.extra["manifest"]["body_etag"] == "e" * 32
     assert [(n, s) for _c, n, _b, s in await meta.objects_with_blobs()] == [("m", 120)]
     # overwritten by a plain object, then deleted: counters stay exact
-    assert await meta.put_object(rec("c", "m", size=7)) == m.blob_id
+    assert await meta.put_object(rec("c", "m", size=7)) == [m.blob_id]
     assert await counters(meta, p.id, "c") == (1, 1, 7, 1, 7)
     await meta.delete_object("c", "m")
     assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)
@@ -519,7 +519,7 @@ async def test_multipart_uploads_parts_complete_abort(meta):
                  manifest=ManifestInfo("mpu", body_size=100, body_etag="b" * 32, parts=2))
     before = await counters(meta, p.id, "mpu")
     old, unused = await meta.complete_upload(u.upload_id, record, [parts[0].blob_id, parts[2].blob_id])
-    assert old is None and unused == [parts[1].blob_id]
+    assert old == [] and unused == [parts[1].blob_id]
     after = await counters(meta, p.id, "mpu")
     assert after[1] - before[1] == 1 and after[2] - before[2] == 40  # a multipart object counts its whole size
     assert await meta.get_upload(u.upload_id) is None and await meta.list_parts(u.upload_id) == []
@@ -536,7 +536,7 @@ async def test_multipart_uploads_parts_complete_abort(meta):
     # the owner is still an object: nothing to release
     assert await meta.release_manifest(body) == []
     # replaced: the manifest's parts are released once, and no longer referenced
-    assert await meta.put_object(rec("mpu", "k", size=5)) == body
+    assert await meta.put_object(rec("mpu", "k", size=5)) == [body]
     assert sorted(await meta.release_manifest(body)) == sorted([parts[0].blob_id, parts[2].blob_id])
     assert await meta.release_manifest(body) == []
     assert parts[0].blob_id not in await meta.blob_refs()
@@ -564,11 +564,11 @@ async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
     await meta.create_container(p.id, "c", {}, time.time())
     t = 1700000000.0
     null = rec("c", "o", size=10, last_modified=t, data_timestamp=t)
-    assert await meta.put_object(null) is None
+    assert await meta.put_object(null) == []
     # a versioned write keeps the unversioned object as a version (id = its timestamp)
     v1 = rec("c", "o", size=20, last_modified=t + 1, data_timestamp=t + 1, version_id=version_id(t + 1),
              delete_at=int(t + 10**9))
-    assert await meta.put_object(v1) is None  # nothing released
+    assert await meta.put_object(v1) == []  # nothing released
     assert await counters(meta, p.id, "c") == (1, 1, 30, 1, 30)
     cur = await meta.get_object("c", "o", time.time())
     assert cur.version_id == version_id(t + 1) and cur.blob_id == v1.blob_id and cur.delete_at == v1.delete_at
@@ -578,7 +578,7 @@ async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
     with pytest.raises(errors.Conflict):  # a taken version id
         await meta.put_object(rec("c", "o", last_modified=t + 1, version_id=version_id(t + 1)))
     v2 = rec("c", "o", size=5, last_modified=t + 2, data_timestamp=t + 2, version_id=version_id(t + 2))
-    assert await meta.put_object(v2) is None
+    assert await meta.put_object(v2) == []
     assert await counters(meta, p.id, "c") == (1, 1, 35, 1, 35)
     assert await meta.blob_refs() >= {null.blob_id, v1.blob_id, v2.blob_id}
     assert sorted(s for _c, _n, _b, s in await meta.objects_with_blobs()) == [5, 10, 20]
@@ -592,7 +592,7 @@ async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
 
     # DELETE: a delete marker; the versions stay
     existed, marker, released = await meta.delete_current("c", "o", t + 4, time.time())
-    assert existed and marker == version_id(t + 4) and released is None
+    assert existed and marker == version_id(t + 4) and released == []
     assert await meta.get_object("c", "o", time.time()) is None
     assert (await meta.get_version("c", "o", marker)).content_type == DELETE_MARKER
     assert await counters(meta, p.id, "c") == (1, 0, 35, 0, 35)
@@ -619,7 +619,7 @@ async def test_versioned_writes_keep_versions_and_count_bytes_once(meta):
 
     # an unversioned write over a pointer (suspended) releases nothing; the version stays
     await meta.restore_version("c", "o", version_id(t + 2), keep_current=True)
-    assert await meta.put_object(rec("c", "o", size=3)) is None
+    assert await meta.put_object(rec("c", "o", size=3)) == []
     assert await counters(meta, p.id, "c") == (1, 1, 8, 1, 8)
     # a delete of a pointer releases nothing ("" = present, no blob of its own)
     null2 = (await meta.get_object("c", "o", time.time())).blob_id
@@ -690,7 +690,7 @@ async def test_conditional_delete(meta):
     first = rec("c", "o")
     await meta.put_object(first)
     second = rec("c", "o", size=5)
-    assert await meta.put_object(second) == first.blob_id  # replaced
+    assert await meta.put_object(second) == [first.blob_id]  # replaced
     assert await meta.delete_object("c", "o", if_blob=first.blob_id) is None  # not that version any more
     assert (await meta.get_object("c", "o", time.time())).blob_id == second.blob_id
     assert await meta.delete_object("c", "o", if_blob=second.blob_id) == second.blob_id
@@ -707,3 +707,115 @@ async def test_leases(meta):
     assert not await meta.take_lease("expirer", "b", 10, 115.0)
     assert await meta.take_lease("expirer", "b", 10, 118.5)  # a stopped renewing: b takes over
     assert not await meta.take_lease("expirer", "a", 10, 119.0)
+
+
+async def test_s3_null_versions_promotion_and_conditions(meta):
+    """S3's view of the versions (lampi/s3/versioning.py): the null version, promotion of
+    the previous version, suspended writes and deletes, conditional writes."""
+    from lampi.core.models import WriteCondition
+    from lampi.core.versions import DELETE_MARKER, version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    t = 1700000000.0
+    null = rec("c", "o", size=10, last_modified=t, data_timestamp=t)
+    assert await meta.put_object(null) == []
+    assert await meta.null_version("c", "o") is None  # the unversioned current object is the null version
+    v1 = rec("c", "o", size=20, last_modified=t + 1, version_id=version_id(t + 1))
+    await meta.put_object(v1)
+    assert await meta.null_version("c", "o") == version_id(t)  # kept as a version: still the null one
+    rows = await meta.list_versions("c", ListParams(), None, time.time())
+    assert [(r.extra["version_id"], r.extra["null"]) for r in rows] == [(version_id(t + 1), False),
+                                                                         (version_id(t), True)]
+    # S3: deleting the current version makes the previous one current
+    assert await meta.delete_version("c", "o", version_id(t + 1), promote=True) == \
+        (True, v1.blob_id, version_id(t))
+    cur = await meta.get_object("c", "o", time.time())
+    assert cur.version_id == version_id(t) and cur.blob_id == null.blob_id
+    assert await counters(meta, p.id, "c") == (1, 1, 10, 1, 10)
+    # the null version by its S3 name: current or not, it goes
+    assert await meta.delete_null("c", "o", promote=True) == (True, null.blob_id, False)
+    assert await meta.get_object("c", "o", time.time()) is None and await meta.null_version("c", "o") is None
+    assert await counters(meta, p.id, "c") == (1, 0, 0, 0, 0)
+    assert await meta.delete_null("c", "o") == (False, None, False)
+
+    # suspended writes: null_write replaces the null version wherever it is
+    await meta.put_object(rec("c", "s", size=1, last_modified=t))  # null
+    await meta.put_object(rec("c", "s", size=2, last_modified=t + 1, version_id=version_id(t + 1)))
+    kept_null = await meta.null_version("c", "s")
+    n2 = rec("c", "s", size=3, last_modified=t + 2)
+    released = await meta.put_object(n2, null_write=True)
+    assert len(released) == 1 and await meta.get_version("c", "s", kept_null) is None
+    assert await counters(meta, p.id, "c") == (1, 1, 5, 1, 5)
+    # without null_write (Swift's suspended write) an older null version stays, as a plain version
+    await meta.put_object(rec("c", "w", size=1, last_modified=t))
+    await meta.put_object(rec("c", "w", size=1, last_modified=t + 1, version_id=version_id(t + 1)))
+    assert await meta.put_object(rec("c", "w", size=1, last_modified=t + 2)) == []
+    assert await meta.null_version("c", "w") is None and await meta.get_version("c", "w", version_id(t))
+    # suspended DELETE: the null version goes, the marker is the new null version
+    existed, marker, released = await meta.delete_current("c", "s", t + 3, time.time(), suspended=True)
+    assert existed and released == [n2.blob_id] and await meta.null_version("c", "s") == marker
+    assert (await meta.get_version("c", "s", marker)).content_type == DELETE_MARKER
+    assert (await meta.latest_version("c", "s")).version_id == marker
+    assert await meta.delete_null("c", "s", promote=True) == (True, None, True)  # the null marker
+    assert (await meta.get_object("c", "s", time.time())).version_id == version_id(t + 1)  # promoted
+
+    # conditional writes, in the committing transaction
+    await meta.put_object(rec("c", "k", etag="a" * 32))
+    with pytest.raises(errors.PreconditionFailed):
+        await meta.put_object(rec("c", "k", etag="b" * 32), cond=WriteCondition(if_none_match=("*",)))
+    with pytest.raises(errors.PreconditionFailed):
+        await meta.put_object(rec("c", "k"), cond=WriteCondition(if_match=("c" * 32,)))
+    with pytest.raises(errors.ObjectNotFound):
+        await meta.put_object(rec("c", "nope"), cond=WriteCondition(if_match=("*",)))
+    assert (await meta.get_object("c", "k", time.time())).etag == "a" * 32
+    await meta.put_object(rec("c", "k", etag="b" * 32), cond=WriteCondition(if_match=("a" * 32,)))
+    await meta.put_object(rec("c", "new"), cond=WriteCondition(if_none_match=("*",)))
+
+    # update_version_sysmeta: one version (and the current pointing at it)
+    vid = (await meta.get_object("c", "s", time.time())).version_id
+    await meta.update_version_sysmeta("c", "s", vid, lambda r: {**r.sysmeta, "s3-x": "1"})
+    assert (await meta.get_version("c", "s", vid)).sysmeta["s3-x"] == "1"
+    assert (await meta.get_object("c", "s", time.time())).sysmeta["s3-x"] == "1"
+    with pytest.raises(errors.ObjectNotFound):
+        await meta.update_version_sysmeta("c", "s", version_id(t + 99), lambda r: r.sysmeta)
+
+
+async def test_object_lock_is_enforced_by_the_store(meta):
+    """Object lock (lampi/core/objectlock.py): no transaction releases a locked version."""
+    from lampi.core import objectlock
+    from lampi.core.versions import version_id
+
+    p = await setup_project(meta)
+    await meta.create_container(p.id, "c", {}, time.time())
+    far = time.time() + 3600
+    gov = objectlock.retention("GOVERNANCE", far)
+    t = 1700000000.0
+    v = rec("c", "o", last_modified=t, version_id=version_id(t), sysmeta=dict(gov))
+    await meta.put_object(v)
+    with pytest.raises(errors.ObjectLocked):
+        await meta.delete_version("c", "o", version_id(t))
+    assert await meta.get_version("c", "o", version_id(t)) is not None
+    assert (await meta.delete_version("c", "o", version_id(t), bypass_governance=True))[0]
+    # COMPLIANCE and legal hold: never, bypass or not; the unversioned object too
+    await meta.put_object(rec("c", "u", sysmeta={**objectlock.retention("COMPLIANCE", far)}))
+    for call in (lambda: meta.delete_object("c", "u", bypass_governance=True),
+                 lambda: meta.put_object(rec("c", "u")),
+                 lambda: meta.delete_null("c", "u", bypass_governance=True),
+                 lambda: meta.delete_current("c", "u", time.time(), time.time(), suspended=True)):
+        with pytest.raises(errors.ObjectLocked):
+            await call()
+    assert await meta.get_object("c", "u", time.time()) is not None
+    await meta.put_object(rec("c", "h", sysmeta={objectlock.HOLD_KEY: "ON"}))
+    with pytest.raises(errors.ObjectLocked):
+        await meta.delete_object("c", "h", bypass_governance=True)
+    # the expirer leaves a locked object alone, and takes it once the lock is gone
+    await meta.put_object(rec("c", "e", sysmeta=dict(gov), delete_at=int(time.time()) - 10))
+    await meta.put_object(rec("c", "x", delete_at=int(time.time()) - 10))
+    assert len(await meta.reap_expired(time.time(), 100)) == 1
+    assert await meta.get_object("c", "e", time.time() - 3600) is not None
+    await meta.update_version_sysmeta("c", "e", None, lambda r: {})
+    assert len(await meta.reap_expired(time.time(), 100)) == 1
+    # an expired retention no longer protects
+    await meta.put_object(rec("c", "old", sysmeta=objectlock.retention("COMPLIANCE", time.time() - 1)))
+    assert await meta.delete_object("c", "old") is not None

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from lampi.core import errors
-from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
+from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart, WriteCondition
 from lampi.store.meta.sqlite.listing import _after
 from lampi.store.meta.sqlite.objects import ObjectsMixin
 
@@ -97,20 +97,24 @@ class MultipartMixin(ObjectsMixin):
         return await self._run(fn)
 
     async def complete_upload(
-        self, upload_id: str, record: ObjectRecord, part_blobs: list[str]
-    ) -> tuple[str | None, list[str]]:
-        def fn(c: sqlite3.Connection) -> tuple[str | None, list[str]]:
+        self, upload_id: str, record: ObjectRecord, part_blobs: list[str], cond: WriteCondition | None = None,
+        null_write: bool = False,
+    ) -> tuple[list[str], list[str]]:
+        """Make the upload the object ``record`` (an ``mpu`` manifest owning ``part_blobs``)
+        in one transaction; ``cond`` and ``null_write`` as for ``put_object``.
+        (blobs released by the replaced object, parts not used)."""
+        def fn(c: sqlite3.Connection) -> tuple[list[str], list[str]]:
             if c.execute("SELECT 1 FROM mpu_uploads WHERE upload_id = ?", (upload_id,)).fetchone() is None:
                 raise errors.NotFound("upload not found")
             have = {r[0] for r in c.execute("SELECT blob_id FROM mpu_parts WHERE upload_id = ?", (upload_id,))}
             used = set(part_blobs)
             if not used <= have:  # a part was replaced or the upload completed meanwhile
                 raise errors.Conflict("a part changed while completing")
+            old = self._put_row(c, record, cond, null_write)  # first: a failed condition changes nothing
             c.execute("DELETE FROM mpu_parts WHERE upload_id = ?", (upload_id,))
             c.execute("DELETE FROM mpu_uploads WHERE upload_id = ?", (upload_id,))
             c.executemany("INSERT OR IGNORE INTO manifest_parts (owner, blob_id) VALUES (?, ?)",
                           [(record.blob_id, b) for b in part_blobs])
-            old = self._put_row(c, record)
             return old, sorted(have - used)
 
         return await self._tx(fn)

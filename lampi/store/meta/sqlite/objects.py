@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Collection
 from dataclasses import asdict, replace
 from typing import Any
 
-from lampi.core import errors
-from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord
+from lampi.core import errors, objectlock
+from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition
 from lampi.core.versions import version_id
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch, raw_row
+
+
+
+# (fsck) the bytes of an object's own blob: its manifest body (SLO, S3 multipart), an
+# encrypted blob's size on disk (lampi.core.sse records it as "s3-sse-stored"), else size
+_STORED_SIZE = ("CASE WHEN manifest IS NOT NULL THEN json_extract(manifest, '$.body_size') "
+                "WHEN json_extract(sysmeta, '$.\"s3-sse-stored\"') IS NOT NULL "
+                "THEN CAST(json_extract(sysmeta, '$.\"s3-sse-stored\"') AS INTEGER) ELSE size END")
 
 
 class ObjectsMixin(SQLiteBase):
@@ -69,8 +78,9 @@ class ObjectsMixin(SQLiteBase):
             (objects, nbytes, row[0]),
         )
 
-    async def put_object(self, record: ObjectRecord) -> str | None:
-        return await self._tx(lambda c: self._put_row(c, record))
+    async def put_object(self, record: ObjectRecord, cond: WriteCondition | None = None,
+                         null_write: bool = False) -> list[str]:
+        return await self._tx(lambda c: self._put_row(c, record, cond, null_write))
 
     @staticmethod
     def _values(record: ObjectRecord) -> tuple[Any, ...]:
@@ -91,29 +101,52 @@ class ObjectsMixin(SQLiteBase):
             record.version_id,
         )
 
-    def _put_row(self, c: sqlite3.Connection, record: ObjectRecord) -> str | None:
-        """put_object's transaction body (shared with complete_upload).
+    def _put_row(self, c: sqlite3.Connection, record: ObjectRecord, cond: WriteCondition | None = None,
+                 null_write: bool = False) -> list[str]:
+        """put_object's transaction body (shared with complete_upload); the blobs it
+        released (the caller deletes them after the commit).
 
         With ``record.version_id`` (a versioned write, lampi/core/versions.py) the record
         also becomes a version row owning the blob, an unversioned current object is kept
-        as a version (Swift's _copy_current) and nothing is released. A current object
-        pointing at a version never owns its blob: replacing it releases nothing.
-        Bytes-used counts each blob once: version rows and unversioned objects."""
+        as a version (Swift's _copy_current; it stays the object's S3 "null" version) and
+        nothing is released. A current object pointing at a version never owns its blob:
+        replacing it releases nothing. An unversioned write is the object's null version:
+        an earlier null version kept as a version row stops being null (Swift: it stays a
+        version) or, with ``null_write`` (S3's suspended versioning), goes.
+        Bytes-used counts each blob once: version rows and unversioned objects.
+
+        ``cond`` (S3 If-Match / If-None-Match) is checked against the current object here,
+        in the transaction that commits the write. Object lock (lampi/core/objectlock.py):
+        a locked version is never released."""
         old = c.execute(
-            "SELECT blob_id, size, manifest, version_id FROM objects WHERE container = ? AND name = ?",
+            "SELECT blob_id, size, manifest, version_id, delete_at, sysmeta FROM objects "
+            "WHERE container = ? AND name = ?",
             (record.container, record.name),
         ).fetchone()
         if c.execute("SELECT 1 FROM containers WHERE name = ?", (record.container,)).fetchone() is None:
             raise errors.ContainerNotFound()
-        released: str | None = None
+        now = time.time()
+        if cond is not None:
+            live = old is not None and (old[4] is None or old[4] > now)
+            cond.check(self._object(c.execute(f"SELECT {self._OCOLS} FROM objects WHERE container = ? AND name = ?",
+                                              (record.container, record.name)).fetchone()) if live else None)
+        released: list[str] = []
         old_used = 0
         if old is not None and old[3] is None:
             old_used = self._stored_size(old[1], old[2])
             if record.version_id is not None:
                 self._keep_as_version(c, record.container, record.name)
             else:
-                released = str(old[0])
-        if record.version_id is not None:
+                self._check_lock(old[5], now)
+                released.append(str(old[0]))
+        if record.version_id is None:
+            gone = c.execute("DELETE FROM null_versions WHERE container = ? AND name = ? RETURNING version_id",
+                             (record.container, record.name)).fetchone()
+            if gone is not None and null_write:  # S3: the new null version replaces the old one
+                blob = self._drop_version(c, record.container, record.name, gone[0], now)
+                if blob:
+                    released.append(blob)
+        else:
             self._insert_version(c, replace(record, delete_at=None))  # expiry applies to the current only
         c.execute(
             f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES ({', '.join('?' * 13)})",
@@ -123,6 +156,27 @@ class ObjectsMixin(SQLiteBase):
             record.size, json.dumps(asdict(record.manifest)) if record.manifest else None)
         self._adjust(c, record.container, 1 if old is None else 0, used - old_used)
         return released
+
+    @staticmethod
+    def _check_lock(sysmeta: str, now: float, bypass_governance: bool = False) -> None:
+        """ObjectLocked if a version with this (stored JSON) sysmeta may not go now."""
+        if objectlock.may_lock(sysmeta):
+            objectlock.check(json.loads(sysmeta), now, bypass_governance)
+
+    def _drop_version(self, c: sqlite3.Connection, container: str, name: str, vid: str, now: float,
+                      bypass_governance: bool = False) -> str:
+        """Delete version row ``vid`` (lock permitting) and its bytes; its blob ("" for a
+        delete marker or none). A current object pointing at it is the caller's business."""
+        row = c.execute("SELECT sysmeta FROM object_versions WHERE container = ? AND name = ? AND version_id = ?",
+                        (container, name, vid)).fetchone()
+        if row is None:
+            return ""
+        self._check_lock(row[0], now, bypass_governance)
+        row = c.execute("DELETE FROM object_versions WHERE container = ? AND name = ? AND version_id = ? "
+                        "RETURNING blob_id, size, manifest", (container, name, vid)).fetchone()
+        if row[0]:
+            self._adjust(c, container, 0, -self._stored_size(row[1], row[2]))
+        return str(row[0])
 
     # -- a replaced current object kept as a version (for _put_row; the versions API is in versions.py)
 
@@ -147,9 +201,13 @@ class ObjectsMixin(SQLiteBase):
         while True:
             try:
                 self._insert_version(c, replace(rec, version_id=version_id(ts), delete_at=None))
-                return
+                break
             except errors.Conflict:
                 ts += 0.00001
+        # it was the object's null version and stays so (an earlier null row cannot exist:
+        # an unversioned current object is the null version)
+        c.execute("INSERT OR REPLACE INTO null_versions (container, name, version_id) VALUES (?, ?, ?)",
+                  (container, name, version_id(ts)))
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None:
         def fn(c: sqlite3.Connection) -> ObjectRecord | None:
@@ -209,8 +267,13 @@ class ObjectsMixin(SQLiteBase):
 
         await self._tx(fn)
 
-    async def delete_object(self, container: str, name: str, if_blob: str | None = None) -> str | None:
+    async def delete_object(self, container: str, name: str, if_blob: str | None = None,
+                            bypass_governance: bool = False) -> str | None:
         def fn(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT version_id, sysmeta FROM objects WHERE container = ? AND name = ?",
+                            (container, name)).fetchone()
+            if row is not None and row[0] is None:  # it owns its blob: object lock permitting
+                self._check_lock(row[1], time.time(), bypass_governance)
             row = c.execute(
                 "DELETE FROM objects WHERE container = ? AND name = ? AND (? IS NULL OR blob_id = ?) "
                 "RETURNING blob_id, size, manifest, version_id",
@@ -236,7 +299,8 @@ class ObjectsMixin(SQLiteBase):
         (container, name) primary key either way.
 
         ``flags`` is 0 except for a zero-byte, non-manifest object whose sysmeta mentions
-        the symlink target key (``MAY_LINK``) or a DLO manifest (``MAY_DLO``): only those
+        the symlink target key (``MAY_LINK``) or a DLO manifest (``MAY_DLO``), and an
+        object whose sysmeta names an S3 owner (``S3_OWNED``, for S3 listings): only those
         can be symlinks or DLOs, whose sysmeta the Swift JSON listing
         (lampi.swift.symlink.annotate_listing) and the S3 listing (real DLO sizes) then
         look up. Looking up every zero-byte object instead was half of a listing of
@@ -248,7 +312,7 @@ class ObjectsMixin(SQLiteBase):
                 "SELECT name, size, etag, content_type, last_modified, manifest, "
                 "CASE WHEN size = 0 AND manifest IS NULL THEN "
                 "(instr(sysmeta, '\"x-symlink-target\"') > 0) | (instr(sysmeta, '\"x-object-manifest\"') > 0) * 2 "
-                "ELSE 0 END "
+                "ELSE 0 END | (instr(sysmeta, '\"s3-owner\"') > 0) * 4 "
                 "FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?)",
                 [container, now],
                 params.reverse,
@@ -300,12 +364,10 @@ class ObjectsMixin(SQLiteBase):
             lambda c: [
                 tuple(r)  # type: ignore[misc]
                 for r in c.execute(
-                    "SELECT container, name, blob_id, "
-                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    f"SELECT container, name, blob_id, {_STORED_SIZE} "
                     f"FROM objects WHERE version_id IS NULL{where} UNION ALL "
                     # object versions (delete markers have no blob), named as their URL
-                    "SELECT container, name || '?version-id=' || version_id, blob_id, "
-                    "CASE WHEN manifest IS NULL THEN size ELSE json_extract(manifest, '$.body_size') END "
+                    f"SELECT container, name || '?version-id=' || version_id, blob_id, {_STORED_SIZE} "
                     f"FROM object_versions WHERE blob_id != ''{where} ORDER BY 1, 2",
                     args,
                 )
@@ -325,6 +387,12 @@ class ObjectsMixin(SQLiteBase):
 
         return await self._tx(fn, frees=True)
 
+    # rows the expirer may remove: pointers to versions (the version stays) and unversioned
+    # objects without a legal hold or a running retention (the parameter: now, as iso())
+    _NOT_LOCKED = ("(version_id IS NOT NULL OR instr(sysmeta, '\"s3-l') = 0 OR "
+                   "(COALESCE(json_extract(sysmeta, '$.\"s3-legal-hold\"'), '') != 'ON' AND "
+                   "COALESCE(json_extract(sysmeta, '$.\"s3-lock-until\"'), '') <= ?))")
+
     async def reap_expired(self, now: float, limit: int) -> list[str]:
         """Remove up to ``limit`` objects whose delete_at has passed; return their blob ids.
 
@@ -334,17 +402,18 @@ class ObjectsMixin(SQLiteBase):
         """
 
         def fn(c: sqlite3.Connection) -> list[str]:
+            # an unversioned object under object lock stays (lampi/core/objectlock.py)
             rows = c.execute(
                 "SELECT container, name FROM objects WHERE delete_at IS NOT NULL AND delete_at <= ? "
-                "ORDER BY delete_at LIMIT ?",
-                (now, limit),
+                f"AND {self._NOT_LOCKED} ORDER BY delete_at LIMIT ?",
+                (now, objectlock.iso(now), limit),
             ).fetchall()
             blobs: list[str] = []
             for container, name in rows:
                 row = c.execute(
                     "DELETE FROM objects WHERE container = ? AND name = ? AND delete_at IS NOT NULL "
-                    "AND delete_at <= ? RETURNING blob_id, size, manifest, version_id",
-                    (container, name, now),
+                    f"AND delete_at <= ? AND {self._NOT_LOCKED} RETURNING blob_id, size, manifest, version_id",
+                    (container, name, now, objectlock.iso(now)),
                 ).fetchone()
                 if row is not None and row[3] is not None:  # pointed at a version: it keeps the blob
                     self._adjust(c, container, -1, 0)

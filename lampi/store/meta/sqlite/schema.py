@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS object_versions (
     PRIMARY KEY (container, name, version_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS object_versions_by_blob ON object_versions (blob_id);
+-- S3's "null" version of an object (lampi/core/versions.py): an unversioned current object
+-- is null by definition; once kept as a version, that version row is named here (at most
+-- one per object: the primary key). S3 shows it as versionId "null", Swift by its id.
+CREATE TABLE IF NOT EXISTS null_versions (
+    container TEXT NOT NULL, name TEXT NOT NULL, version_id TEXT NOT NULL,
+    PRIMARY KEY (container, name)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS null_versions_gone AFTER DELETE ON object_versions BEGIN
+    DELETE FROM null_versions WHERE container = OLD.container AND name = OLD.name
+        AND version_id = OLD.version_id;
+END;
 """
 
 # Identity generation: a counter that moves, in the same transaction, whenever a
