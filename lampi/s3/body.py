@@ -116,7 +116,7 @@ def _bad_digest(alg: str) -> S3Error:
 
 async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) -> AsyncIterator[bytes]:
     """The decoded, verified body bytes."""
-    from lampi.swift.objects import send_continue
+    from lampi.http.expect import send_continue
 
     # a deferred "100 Continue" (Expect: 100-continue) goes out only now that the
     # signature and the headers were accepted: see lampi.http.app.expect_handler

@@ -235,16 +235,17 @@ def _parse_complete(raw: bytes) -> list[mp.RequestedPart]:
     return out
 
 
-def _complete_result(ctx: S3Request, rec: ObjectRecord, ck: s3sse.CustomerKey | None) -> web.StreamResponse:
+def _complete_result(ctx: S3Request, rec: ObjectRecord, alg: str | None,
+                     ck: s3sse.CustomerKey | None) -> web.StreamResponse:
     kids = [element("Location", f"{ctx.request.scheme}://{ctx.request.host}/{quote(ctx.bucket)}/{quote(ctx.key)}"),
             element("Bucket", ctx.bucket), element("Key", ctx.key), element("ETag", f'"{rec.etag}"')]
     headers = {}
-    for alg in checksums.ALGORITHMS:
-        value = rec.sysmeta.get(CHECKSUM_PREFIX + alg)
+    for a in checksums.ALGORITHMS:  # the object's checksum (the upload's algorithm), typed
+        value = rec.sysmeta.get(CHECKSUM_PREFIX + a)
         if value:
             ctype = checksum_type(value)
-            kids += [element(CHECKSUM_ELEMENTS[alg], value), element("ChecksumType", ctype)]
-            headers[f"x-amz-checksum-{alg}"] = value
+            kids += [element(CHECKSUM_ELEMENTS[a], value), element("ChecksumType", ctype)]
+            headers[f"x-amz-checksum-{a}"] = value
             headers["x-amz-checksum-type"] = ctype
     resp = xml_response(ctx, xml_doc("CompleteMultipartUploadResult", kids))
     resp.headers.update(headers)
@@ -255,12 +256,14 @@ def _complete_result(ctx: S3Request, rec: ObjectRecord, ck: s3sse.CustomerKey | 
 
 async def _completed(ctx: S3Request, upload_id: str) -> web.StreamResponse:
     """A Complete of an upload that is gone: if it completed as the current object (a
-    client retrying a Complete whose answer it lost, or retrying by design), that answer
-    again (200, as AWS and Ceph RGW); else NoSuchUpload."""
+    client retrying a Complete whose answer it lost), that answer again (200, as AWS
+    and Ceph RGW); else NoSuchUpload."""
     rec = await mp.completed_as(ctx.storage, upload_id, ctx.bucket, ctx.key)
     if rec is None:
         raise no_such_upload(upload_id)
-    return _complete_result(ctx, rec, s3sse.customer_key(ctx))
+    alg = next((k[len(CHECKSUM_PREFIX):] for k in rec.sysmeta
+                if k.startswith(CHECKSUM_PREFIX) and k[len(CHECKSUM_PREFIX):] in CHECKSUM_ELEMENTS), None)
+    return _complete_result(ctx, rec, alg, s3sse.customer_key(ctx))
 
 
 async def complete(ctx: S3Request) -> web.StreamResponse:
@@ -289,7 +292,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
                               f"a checksum for {', '.join(a.upper() for a in claimed)} was given.")
 
     def extra(parts: list[UploadPart]) -> dict[str, str]:
-        out: dict[str, str] = {}  # (the upload id is recorded by mp.complete_upload)
+        out: dict[str, str] = {}
         if not alg:
             return out
         if (up.checksum_type or "COMPOSITE") == "COMPOSITE":
@@ -314,7 +317,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
                                        null_write=versioning.versioned(c.meta))
     except mp.NoSuchUpload:
         return await _completed(ctx, up.upload_id)  # completed meanwhile by a retry of this request
-    return _complete_result(ctx, rec, ck)
+    return _complete_result(ctx, rec, alg, ck)
 
 
 # -- AbortMultipartUpload ------------------------------------------------------------

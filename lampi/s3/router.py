@@ -87,7 +87,9 @@ class Endpoint:
 _ANONYMOUS_OPS = frozenset({"ListObjects", "ListObjectsV2", "HeadBucket", "GetObject", "HeadObject",
                             # object writes into a public-read-write bucket, as AWS and Ceph RGW
                             "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
-                            "CompleteMultipartUpload", "AbortMultipartUpload"})
+                            "CompleteMultipartUpload", "AbortMultipartUpload",
+                            # browser form uploads: the form carries its own signature (lampi.s3.post)
+                            "PostObject"})
 
 
 async def _tenant_bucket(request: web.Request, bucket: str) -> str:
@@ -181,7 +183,9 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "POST":
             if "delete" in query:
                 return Endpoint("DeleteObjects", o.delete_objects)
-            return ni("PostObject")
+            from lampi.s3 import post
+
+            return Endpoint("PostObject", post.post_object)
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
     if "tagging" in query:
         if method == "HEAD":  # as Ceph RGW (Allas): a HEAD on ?tagging is HeadObject
@@ -265,9 +269,6 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "lifecycle": {"GET": ("GetBucketLifecycleConfiguration", lifecycle.get_config),
                       "PUT": ("PutBucketLifecycleConfiguration", lifecycle.put_config),
                       "DELETE": ("DeleteBucketLifecycle", lifecycle.delete_config)},
-        "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
-                    "PUT": ("PutBucketTagging", bucket_tagging.put_bucket_tagging),
-                    "DELETE": ("DeleteBucketTagging", bucket_tagging.delete_bucket_tagging)},
         "encryption": {"GET": ("GetBucketEncryption", sse.get_bucket_encryption),
                        "PUT": ("PutBucketEncryption", sse.put_bucket_encryption),
                        "DELETE": ("DeleteBucketEncryption", sse.delete_bucket_encryption)},
@@ -275,6 +276,9 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
                        "PUT": ("PutBucketVersioning", versioning.put_bucket_versioning)},
         "object-lock": {"GET": ("GetObjectLockConfiguration", objectlock.get_config),
                         "PUT": ("PutObjectLockConfiguration", objectlock.put_config)},
+        "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
+                    "PUT": ("PutBucketTagging", bucket_tagging.put_bucket_tagging),
+                    "DELETE": ("DeleteBucketTagging", bucket_tagging.delete_bucket_tagging)},
     }
     for sub, by_method in ops.items():
         if sub in query:
@@ -353,7 +357,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 if auth.version == 0 and request.method not in ("GET", "HEAD"):
                     raise access_denied() from None  # no credentials: nothing more to learn
                 raise
-            if auth.version == 0 and ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket):
+            if auth.version == 0 and (ep.handler is None or (
+                    ep.operation not in _ANONYMOUS_OPS and not await _has_policy(request, bucket))):
                 raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)

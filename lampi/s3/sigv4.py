@@ -412,3 +412,8 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
         if hmac.compare_digest(sig, provided):
             return Auth(principal, cred, 2, None)
     raise _mismatch(access, _v2_string_to_sign(request, date_value, raw_path), provided, None)
+
+
+# for PostObject (lampi.s3.post), whose signature is a form field over the policy
+key_principal = _principal
+parse_amz_date = _parse_amz_date

@@ -7,8 +7,8 @@ each file part becomes the object ``<prefix><filename>``. The signature is an HM
 of ``<path>\\n<redirect>\\n<max_file_size>\\n<max_file_count>\\n<expires>`` with an
 account or container Temp-URL key (SHA1/SHA256/SHA512, hex or ``<alg>:<base64>``).
 
-File parts are streamed from aiohttp's MultipartReader into the storage core in
-chunks; a part over ``max_file_size`` is aborted (nothing of it is stored).
+File parts are streamed from the shared form reader (``lampi.http.forms``) into the
+storage core in chunks; a part over ``max_file_size`` is aborted (nothing of it is stored).
 Responses are Swift's: ``201 Created`` text (or ``400``/``401`` ``FormPost: ...``),
 or a ``303`` to ``redirect?status=<code>&message=<msg>`` when a redirect was given.
 """
@@ -18,19 +18,17 @@ from __future__ import annotations
 import hmac
 import mimetypes
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp import web
 
 from lampi.core import errors
+from lampi.http import forms
 from lampi.http.context import SETTINGS, STORAGE
 from lampi.swift.http_util import normalize_delete_at
 from lampi.swift.tempurl import ALLOWED_DIGESTS, Invalid, decode_signature, keys_from_meta
 
 MAX_VALUE_LENGTH = 4096  # Swift's cap on a form field's value
-CHUNK = 64 * 1024
 
 
 class FormInvalid(Exception):
@@ -44,9 +42,7 @@ class FormUnauthorized(Exception):
 def applies(request: web.Request, container: str | None) -> bool:
     if request.method != "POST" or container is None:
         return False
-    ctype = request.headers.get("Content-Type", "")
-    main, _, params = ctype.partition(";")
-    return main.strip().lower() == "multipart/form-data" and "boundary=" in params.lower()
+    return forms.is_form(request.headers.get("Content-Type", ""))
 
 
 def info() -> dict[str, object]:
@@ -73,21 +69,16 @@ async def handle(request: web.Request, account: str, project_id: str, container:
 async def _translate_form(request: web.Request, account: str, project_id: str, container: str,
                           prefix: str) -> tuple[str, str, str | None]:
     storage = request.app[STORAGE]
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:
-        raise FormInvalid(f"invalid starting boundary ({exc})") from None
     attributes: dict[str, str] = {}
     status = message = ""
     file_count = 0
     keys: list[str] | None = None
     try:
+        form = await forms.Form.open(request)
         while True:
-            part = await reader.next()
+            part = await form.next()
             if part is None:
                 break
-            if not isinstance(part, BodyPartReader):
-                raise FormInvalid("nested multipart not supported")
             if part.filename:  # a file
                 file_count += 1
                 try:
@@ -108,20 +99,11 @@ async def _translate_form(request: web.Request, account: str, project_id: str, c
                 if not status.startswith("2"):
                     break
             else:
-                data = bytearray()
-                while len(data) < MAX_VALUE_LENGTH:
-                    chunk = await part.read_chunk(MAX_VALUE_LENGTH - len(data))
-                    if not chunk:
-                        break
-                    data += chunk
-                while await part.read_chunk(CHUNK):  # drain the rest of an over-long value
-                    pass
+                data, _ = await part.value(MAX_VALUE_LENGTH)  # an over-long value: cut, as Swift
                 if part.name:
                     attributes[part.name.lower()] = data.decode("utf-8", "replace").rstrip("\r\n--")
-    except ValueError as exc:  # aiohttp: malformed multipart body
-        raise FormInvalid(str(exc) or "malformed multipart body") from None
-    except BadHttpMessage as exc:  # aiohttp: a part's header line malformed or too long
-        raise FormInvalid(f"malformed part header ({exc.message})") from None
+    except forms.MalformedForm as exc:
+        raise FormInvalid(str(exc)) from None
     if not status:
         status, message = "400 Bad Request", "no files to process"
     return status, message, attributes.get("redirect") or None
@@ -171,7 +153,7 @@ def _check(request: web.Request, attributes: dict[str, str], keys: list[str]) ->
 
 
 async def _store(request: web.Request, storage, container: str, prefix: str,  # noqa: ANN001
-                 part: BodyPartReader, attributes: dict[str, str]) -> tuple[str, str]:
+                 part: forms.Part, attributes: dict[str, str]) -> tuple[str, str]:
     max_size = int(attributes.get("max_file_size") or 0)
     name = prefix + (part.filename or "filename")
     delete_at = None
@@ -193,16 +175,9 @@ async def _store(request: web.Request, storage, container: str, prefix: str,  # 
     if len(name.encode()) > 1024:
         return "400 Bad Request", "Object name too long"
 
-    async def body() -> AsyncIterator[bytes]:
-        while True:
-            chunk = await part.read_chunk(CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
     try:
         await storage.put_object(
-            container, name, body(), content_type=ctype, meta={}, sysmeta={}, delete_at=delete_at,
+            container, name, part.chunks(), content_type=ctype, meta={}, sysmeta={}, delete_at=delete_at,
             max_size=min(max_size, request.app[SETTINGS].max_object_size),
         )
     except errors.EntityTooLarge:

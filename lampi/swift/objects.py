@@ -20,6 +20,7 @@ from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.authz import OBJECT_ACL_KEY
 from lampi.core.models import ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
+from lampi.http.expect import send_continue  # noqa: F401  (re-exported: bulk, slo use it from here)
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
 from lampi.swift.errors import swift_error
@@ -140,14 +141,6 @@ def _user_meta(request: web.Request) -> dict[str, str]:
 
 def _sysmeta(request: web.Request) -> dict[str, str]:
     return {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
-
-
-async def send_continue(request: web.Request) -> None:
-    """Send the ``100 Continue`` deferred by ``handlers.expect_handler`` (once)."""
-    if request.get("swift.expect_continue"):
-        request["swift.expect_continue"] = False
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:

@@ -88,3 +88,17 @@ def test_no_key_configured(server: LampiServer, unique: str) -> None:
     r = post(url, form(urlsplit(url).path), [("x.txt", b"x")])
     assert r.status_code == 401 and "Invalid Signature" in r.text
     assert b.conn.get_container(unique)[1] == []
+
+
+def test_a_body_cut_off_inside_the_file_stores_nothing(server: LampiServer, acct, unique: str) -> None:  # noqa: ANN001
+    """A form whose body ends inside the file part (no closing boundary) is malformed:
+    aiohttp ends such a part quietly, and the truncated file used to be stored."""
+    acct.conn.put_container(unique)
+    url = f"{acct.url}/{unique}/"
+    fields = form(urlsplit(url).path)
+    raw = b"".join(b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode())
+                   for k, v in fields.items())
+    raw += b'--XX\r\nContent-Disposition: form-data; name="file1"; filename="cut.txt"\r\n\r\nhalf of it'
+    r = requests.post(url, data=raw, headers={"Content-Type": "multipart/form-data; boundary=XX"}, timeout=30)
+    assert r.status_code == 400 and r.text.startswith("FormPost: "), r.text
+    assert acct.conn.get_container(unique)[1] == []
