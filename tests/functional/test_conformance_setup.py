@@ -80,11 +80,12 @@ def test_server_is_killed_when_it_ignores_sigterm(tmp_path: Path) -> None:
     assert not _alive(pid)
 
 
-@pytest.mark.parametrize("auth", ["v1", "v3"])
-def test_swift_accounts_log_in_with_the_written_test_conf(lampi: harness.Lampi, tmp_path: Path, auth: str) -> None:
+@pytest.mark.parametrize(("auth", "suite"), [("v1", "functional"), ("v3", "functional"), ("v1", "s3api")])
+def test_swift_accounts_log_in_with_the_written_test_conf(lampi: harness.Lampi, tmp_path: Path, auth: str,
+                                                          suite: str) -> None:
     import swiftclient
 
-    acc = swift.make_accounts(lampi, auth)
+    acc = swift.make_accounts(lampi, auth, suite)
     conf = tmp_path / "test.conf"
     swift.write_test_conf(conf, auth, lampi.url, acc)
     c = configparser.RawConfigParser()
@@ -130,17 +131,28 @@ def test_swift_accounts_log_in_with_the_written_test_conf(lampi: harness.Lampi, 
                                                       "user_domain_name": f["domain4"],
                                                       "project_domain_name": f["domain4"]})
         assert swiftclient.head_account(url4, tok4)["x-account-project-domain-id"] != "default"
-    # the S3 keys the suite's s3api tests would use
+    if suite != "s3api":
+        assert "s3_access_key" not in f
+        return
+    # the S3 keys of test/functional/s3api: three users of account test, as Swift's
+    # test:tester, test:tester2 (operator rights: may create buckets), test:tester3 (may not)
     import boto3
+    import botocore.exceptions
 
-    for slot in ("", "3"):
-        cli = boto3.client("s3", endpoint_url=f["s3_storage_url"], aws_access_key_id=f[f"s3_access_key{slot}"],
-                           aws_secret_access_key=f[f"s3_secret_key{slot}"], region_name="us-east-1")
+    clients = {}
+    for slot in ("", "2", "3"):
+        clients[slot] = boto3.client("s3", endpoint_url=f["s3_storage_url"],
+                                     aws_access_key_id=f[f"s3_access_key{slot}"],
+                                     aws_secret_access_key=f[f"s3_secret_key{slot}"], region_name=f["s3_region"])
         if slot == "3":  # no operator role: no bucket listing either, as Swift's s3api with keystoneauth
-            with pytest.raises(cli.exceptions.ClientError):
-                cli.list_buckets()
+            with pytest.raises(botocore.exceptions.ClientError):
+                clients[slot].list_buckets()
             continue
-        assert "conf-owned" in [b["Name"] for b in cli.list_buckets()["Buckets"]]
+        assert "conf-owned" in [b["Name"] for b in clients[slot].list_buckets()["Buckets"]]
+    clients["2"].create_bucket(Bucket="conf-by-key2")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        clients["3"].create_bucket(Bucket="conf-by-key3")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_s3_users_and_owner_ids_match_what_lampi_reports(lampi: harness.Lampi, tmp_path: Path) -> None:

@@ -35,8 +35,6 @@ def _accounts(with_domain: bool = False):  # noqa: ANN202
     if with_domain:
         acc.users[4] = swift.User("test4", "tester4", "testing4", domain="test-domain")
     acc.users[6] = swift.User("admin", "tester6", "testing6")
-    acc.s3[1] = ("AK1", "SK1")
-    acc.s3[3] = ("AK3", "SK3")
     return acc
 
 
@@ -53,9 +51,40 @@ def test_swift_test_conf_v1(tmp_path: Path) -> None:
     assert "account3" not in c
     assert (c["account6"], c["username6"], c["password6"]) == ("admin", "tester6", "testing6")
     assert "username4" not in c and "username5" not in c and "service_prefix" not in c
-    assert (c["s3_access_key"], c["s3_secret_key"], c["s3_access_key3"]) == ("AK1", "SK1", "AK3")
+    assert "s3_access_key" not in c  # S3 keys only for --suite s3api
     assert c["s3_storage_url"] == "http://127.0.0.1:4321"
     assert c["collate"] == "C"
+
+
+def test_swift_test_conf_s3api_keys(tmp_path: Path) -> None:
+    """What test/functional/s3api reads: keys 1-3 (slot 1 without a suffix), the endpoint
+    and the region lampi is started with."""
+    acc = _accounts()
+    acc.s3 = {1: ("AK1", "SK1"), 2: ("AK2", "SK2"), 3: ("AK3", "SK3")}
+    path = tmp_path / "test.conf"
+    swift.write_test_conf(path, "v1", "http://127.0.0.1:4321", acc)
+    c = read_ini(path)["func_test"]
+    assert (c["s3_access_key"], c["s3_secret_key"]) == ("AK1", "SK1")
+    assert (c["s3_access_key2"], c["s3_secret_key2"]) == ("AK2", "SK2")
+    assert (c["s3_access_key3"], c["s3_secret_key3"]) == ("AK3", "SK3")
+    assert "s3_access_key1" not in c
+    assert c["s3_storage_url"] == "http://127.0.0.1:4321"
+    assert c["s3_region"] == swift.REGION == "regionOne"
+    # test/functional's setup_package still logs the Swift users in (and reads /info)
+    assert c["auth_uri"] == "http://127.0.0.1:4321/auth/v1.0" and c["username"] == "tester"
+
+
+def test_swift_suites_select_and_floor() -> None:
+    # the Swift API suite leaves s3api out (its own floor; not in CI's time budget)
+    fn, s3api = swift.SUITES["functional"], swift.SUITES["s3api"]
+    assert fn[0] == "test/functional" and "--ignore=test/functional/s3api" in fn
+    assert s3api[0] == "test/functional/s3api" and not any(a.startswith("--ignore") for a in s3api)
+    assert "python_files=test*.py" in fn and "python_files=test*.py" in s3api
+    assert swift.floor_of("functional", "v1") == swift.FLOOR["v1"]
+    assert swift.floor_of("functional", "v3") == swift.FLOOR["v3"]
+    assert swift.floor_of("s3api", "v1") == swift.floor_of("s3api", "v3") == swift.FLOOR["s3api"] > 0
+    assert swift.module_of(harness.Result("test/functional/s3api/test_bucket.py::TestS3ApiBucket::test_bucket",
+                                          "passed")) == "s3api/test_bucket.py"
 
 
 def test_swift_test_conf_v3_with_domain_user(tmp_path: Path) -> None:
@@ -276,6 +305,9 @@ def test_runners_help() -> None:
     for name in ("swift-functional", "s3-tests"):
         res = subprocess.run([str(CONF_DIR / name / "run"), "--help"], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and "--floor" in res.stdout and "--list-failures" in res.stdout
+    res = subprocess.run([str(CONF_DIR / "swift-functional" / "run"), "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert "--suite {functional,s3api}" in res.stdout
 
 
 def test_kill_session_ends_every_process_of_the_session() -> None:
