@@ -91,6 +91,13 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
     if m == "POST":
         return await post_object(request, cont.key, name)
     if m == "DELETE":
+        if "X-If-Delete-At" in request.headers:  # the object server's check, before the object is looked up
+            want = request.headers["X-If-Delete-At"].strip()
+            if not want.isdigit():
+                return swift_error(400, "Bad X-If-Delete-At header value", plain=True)
+            rec = await storage.meta.get_object(cont.key, name, time.time())
+            if rec is not None and (rec.delete_at is None or rec.delete_at != int(want)):
+                return swift_error(412, method=m)
         await versioning.delete_object(storage, project_id, cont.key, name)  # versioned_writes
         return web.Response(status=204, content_type="text/html", charset="UTF-8")
     if m == "COPY":
@@ -183,7 +190,7 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     }
     for k, v in rec.meta.items():
         if v.isascii() and k.isascii():
-            h[f"X-Object-Meta-{k}"] = v
+            h[f"X-Object-Meta-{k}".title()] = v  # title-cased, as Swift's swob sends header names
         else:  # kept as sent, perhaps not UTF-8 (Swift allows that for objects)
             h[f"X-Object-Meta-{header_text(k)}"] = header_text(v)
     for k, v in rec.sysmeta.items():

@@ -545,3 +545,42 @@ def test_missing_blob_is_a_503_before_any_byte(server: LampiServer, swift_conn: 
     assert ce.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert once.get_object(Bucket=box, Key="kept")["Body"].read() == b"still here"
     assert f"{box}/lost is missing" in server.log()
+
+
+def test_metadata_names_title_cased(token_and_url, box: str) -> None:  # noqa: ANN001
+    """Swift's swob sends header names title-cased, whatever case they were stored in."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    token, url = token_and_url
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("PUT", f"{u.path}/{box}/m", b"", {"X-Auth-Token": token, "x-object-meta-Color": "blUe",
+                                                        "X-Object-Meta-food": "PizZa"})
+        assert conn.getresponse().read() is not None
+        conn.request("HEAD", f"{u.path}/{box}/m", headers={"X-Auth-Token": token})
+        resp = conn.getresponse()
+        resp.read()
+        meta = {k: v for k, v in resp.getheaders() if "meta" in k.lower()}
+        assert meta == {"X-Object-Meta-Color": "blUe", "X-Object-Meta-Food": "PizZa"}
+    finally:
+        conn.close()
+
+
+def test_x_if_delete_at(swift_conn: swiftclient.Connection, box: str) -> None:
+    """X-If-Delete-At on DELETE, as Swift's object server: a value that is no timestamp is
+    400 before the object is looked up; one that is not the object's X-Delete-At is 412."""
+    at = int(time.time()) + 3600
+    swift_conn.put_object(box, "o", b"x", headers={"X-Delete-At": str(at)})
+    swift_conn.put_object(box, "plain", b"y")
+    for name, value, status in (("missing", "bad", 400), ("o", "bad", 400), ("o", str(at + 1), 412),
+                                ("plain", str(at), 412), ("missing", str(at), 404)):
+        with pytest.raises(ClientException) as e:
+            swift_conn.delete_object(box, name, headers={"X-If-Delete-At": value})
+        assert e.value.http_status == status, (name, value)
+    assert swift_conn.get_object(box, "o")[1] == b"x" and swift_conn.get_object(box, "plain")[1] == b"y"
+    swift_conn.delete_object(box, "o", headers={"X-If-Delete-At": str(at)})
+    with pytest.raises(ClientException) as e:
+        swift_conn.head_object(box, "o")
+    assert e.value.http_status == 404
