@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.numbers import uint
 from lampi.s3.bucket import xml_response
@@ -50,8 +49,7 @@ async def get_object_attributes(ctx: S3Request) -> web.StreamResponse:
     from lampi.s3.object import CHECKSUM_PREFIX
 
     from lampi.s3 import sse as s3sse
-    from lampi.s3 import versioning
-    from lampi.s3.object import no_current, version_of
+    from lampi.s3.object import addressed
 
     bucket = await ctx.get_bucket(write=False)
     wanted = _requested(ctx)
@@ -59,16 +57,7 @@ async def get_object_attributes(ctx: S3Request) -> web.StreamResponse:
     marker = _int_header(ctx, "x-amz-part-number-marker", 0)
     s3sse.refuse_on_read(ctx)
     ck = s3sse.customer_key(ctx)
-    raw_vid = ctx.query.get("versionId")
-    if raw_vid is not None:
-        rec = await version_of(ctx, bucket, raw_vid)
-        shown_vid: str | None = raw_vid
-    else:
-        try:
-            rec = await ctx.storage.head_object(bucket.key, ctx.key)
-        except errors.ObjectNotFound:
-            raise await no_current(ctx, bucket) from None
-        shown_vid = await versioning.s3_id(ctx, rec) if versioning.versioned(bucket.meta) else None
+    rec, shown_vid = await addressed(ctx, bucket)
     ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)  # an SSE-C object's key, as HeadObject
     from lampi.s3 import multipart as mpu
 

@@ -259,6 +259,19 @@ async def no_current(ctx: S3Request, bucket: Container) -> S3Error:
     return err
 
 
+async def addressed(ctx: S3Request, bucket: Container) -> tuple[ObjectRecord, str | None]:
+    """The record a GET/HEAD (or GetObjectAttributes) addresses — ``?versionId=`` or the
+    current object — and the version id to show for it (None: unversioned)."""
+    raw_vid = ctx.query.get("versionId")
+    if raw_vid is not None:
+        return await version_of(ctx, bucket, raw_vid), raw_vid
+    try:
+        rec = await ctx.storage.head_object(bucket.key, ctx.key)
+    except errors.ObjectNotFound:
+        raise await no_current(ctx, bucket) from None
+    return rec, await versioning.s3_id(ctx, rec) if versioning.versioned(bucket.meta) else None
+
+
 async def version_of(ctx: S3Request, bucket: Container, raw: str) -> ObjectRecord:
     """GET/HEAD ``?versionId=``: that version; NoSuchVersion, or 405 for a delete marker."""
     if raw == "":
@@ -280,16 +293,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     head = request.method == "HEAD"
     s3sse.refuse_on_read(ctx)
     ck = s3sse.customer_key(ctx)
-    raw_vid = ctx.query.get("versionId")
-    if raw_vid is not None:
-        rec = await version_of(ctx, bucket, raw_vid)
-        shown_vid: str | None = raw_vid
-    else:
-        try:
-            rec = await ctx.storage.head_object(bucket.key, ctx.key)
-        except errors.ObjectNotFound:
-            raise await no_current(ctx, bucket) from None
-        shown_vid = await versioning.s3_id(ctx, rec) if versioning.versioned(bucket.meta) else None
+    rec, shown_vid = await addressed(ctx, bucket)
     from lampi.s3 import multipart as mpu
 
     # large objects (S3 multipart, Swift SLO/DLO): real size and ETag, bytes read through
