@@ -189,10 +189,10 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
         "Accept-Ranges": "bytes",
     }
     for k, v in rec.meta.items():
-        if v.isascii() and k.isascii():
-            h[f"X-Object-Meta-{k}".title()] = v  # title-cased, as Swift's swob sends header names
-        else:  # kept as sent, perhaps not UTF-8 (Swift allows that for objects)
-            h[f"X-Object-Meta-{header_text(k)}"] = header_text(v)
+        # ASCII names title-cased, as Swift's swob sends header names; other bytes kept as
+        # sent, perhaps not UTF-8 (Swift allows that for objects)
+        name = f"X-Object-Meta-{k}".title() if k.isascii() else f"X-Object-Meta-{header_text(k)}"
+        h[name] = v if v.isascii() else header_text(v)
     for k, v in rec.sysmeta.items():
         if k.startswith("s3-") or k in symlink.HIDDEN_SYSMETA:
             continue  # S3's own (tags, checksums), a link's SLO ETag: internal, as Swift's x-object-sysmeta-*

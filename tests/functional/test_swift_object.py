@@ -557,13 +557,15 @@ def test_metadata_names_title_cased(token_and_url, box: str) -> None:  # noqa: A
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
         conn.request("PUT", f"{u.path}/{box}/m", b"", {"X-Auth-Token": token, "x-object-meta-Color": "blUe",
-                                                        "X-Object-Meta-food": "PizZa"})
+                                                        "X-Object-Meta-food": "PizZa",
+                                                        "X-Object-Meta-drink": "B\u00e2r".encode()})
         assert conn.getresponse().read() is not None
         conn.request("HEAD", f"{u.path}/{box}/m", headers={"X-Auth-Token": token})
         resp = conn.getresponse()
         resp.read()
         meta = {k: v for k, v in resp.getheaders() if "meta" in k.lower()}
-        assert meta == {"X-Object-Meta-Color": "blUe", "X-Object-Meta-Food": "PizZa"}
+        assert meta == {"X-Object-Meta-Color": "blUe", "X-Object-Meta-Food": "PizZa",
+                        "X-Object-Meta-Drink": "B\u00e2r".encode().decode("latin-1")}  # the UTF-8 bytes as sent
     finally:
         conn.close()
 
