@@ -169,7 +169,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             await s3_cors.on_actual(request, s3_router.bucket_of(request))
         # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>) are
         # anonymous S3 GetObject/HeadObject: S3 headers (x-amz-meta-*), the one access
-        # decision (lampi.s3.acl.check → lampi.swift.acl.decide), as Allas's RGW answers
+        # decision (lampi.s3.acl.check → lampi.http.authz.decide), as Allas's RGW answers
         return await s3_router.handle(request)
     if api == "swift":
         return await swift.handle(request)

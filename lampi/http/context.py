@@ -27,7 +27,10 @@ ON_PREPARE = "lampi.on_prepare"
 # set when the request's body stalled past ``body_timeout`` (lampi.http.guard): the
 # outer middleware answers 408 in the request's protocol, whatever the handler made of it
 BODY_TIMEOUT = "lampi.body_timeout"
+# set by a valid temp URL (lampi.swift.tempurl): ("account" | "container", container) of
+# the key used, the scope of the sub-requests it allows (lampi.http.authz.check_subrequest)
+TEMPURL_SCOPE = "lampi.tempurl_scope"
 
 trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
 
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "TEMPURL_SCOPE", "Principal", "trans_id_var"]

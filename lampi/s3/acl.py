@@ -48,6 +48,7 @@ from lampi.core.authz import (
     parse_acl,
 )
 from lampi.core.models import Container, Credential, ObjectRecord
+from lampi.http.authz import decide, identity_of, remember
 from lampi.s3 import body as s3body
 from lampi.s3.bucket import xml_response
 from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_key
@@ -114,7 +115,7 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
     """Raise AccessDenied unless the caller may read (or write) bucket ``c`` as the
     request asks: the bucket policy first (``lampi.s3.policy.authorize``), then roles,
     account ACLs, Swift's container ACLs, S3's grants and object ACLs
-    (``lampi.swift.acl.decide``, the decision Swift makes too). A GetObject/HeadObject
+    (``lampi.http.authz.decide``, the decision Swift makes too). A GetObject/HeadObject
     of a missing key by someone who may list the bucket is 404 NoSuchKey, else 403."""
     from lampi.s3 import policy as s3policy
 
@@ -143,8 +144,6 @@ def _now() -> float:
 
 
 async def _acl_list_check(ctx: S3Request, c: Container) -> None:
-    from lampi.swift.acl import decide, remember
-
     remember(ctx.request, c)
     p = None if is_anonymous(ctx.principal) else ctx.principal
     try:
@@ -171,9 +170,6 @@ async def _version_read(ctx: S3Request, c: Container) -> ObjectRecord | None:
 
 async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
     """``check`` by roles and ACLs (the bucket policy said nothing)."""
-    from lampi.core.authz import anonymous_read
-    from lampi.swift.acl import decide, remember
-
     p = ctx.principal
     request = ctx.request
     remember(request, c)
@@ -195,7 +191,7 @@ async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
                 raise access_denied() from None
             return
         # ListObjects / HeadBucket of a public bucket (.rlistings, S3 AllUsers READ)
-        if ctx.key or not anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
+        if ctx.key or not access.anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
             raise access_denied()
         return
     obj: str | None = None
@@ -220,7 +216,6 @@ async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
 async def check_key(ctx: S3Request, c: Container, action: str, key: str, write: bool) -> bool:
     """May the caller do ``action`` on object ``key`` of ``c`` (one key of DeleteObjects)?"""
     from lampi.s3 import policy as s3policy
-    from lampi.swift.acl import decide
 
     async def fallback() -> None:
         p = None if is_anonymous(ctx.principal) else ctx.principal
@@ -241,8 +236,6 @@ async def check_key(ctx: S3Request, c: Container, action: str, key: str, write: 
 
 
 async def _identity(ctx: S3Request) -> Identity | None:
-    from lampi.swift.acl import identity_of
-
     p = ctx.principal
     if is_anonymous(p) or not p.project_id:
         return None

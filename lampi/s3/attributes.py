@@ -12,11 +12,11 @@ from aiohttp import web
 
 from lampi.core import manifest as M
 from lampi.core.numbers import uint
+from lampi.http.dates import http_date
 from lampi.s3.bucket import xml_response
 from lampi.s3.errors import invalid_argument
 from lampi.s3.router import S3Request
 from lampi.s3.xml import element, xml_doc
-from lampi.swift.http_util import http_date
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_PARTS = 1000

@@ -7,7 +7,7 @@ PublicAccessBlock (four booleans; missing elements are false, as AWS):
                         CreateMultipartUpload with a public grant → 403 (lampi.s3.acl),
                         and Swift container ACLs with ``.r:`` or ``*:*`` (lampi.swift)
   IgnorePublicAcls      public grants (S3's AllUsers / AuthenticatedUsers, Swift's
-                        referrers and ``*:*``) count for nothing (lampi.swift.acl.decide)
+                        referrers and ``*:*``) count for nothing (lampi.http.authz.decide)
   BlockPublicPolicy     PutBucketPolicy of a public policy → 403 (lampi.s3.policy)
   RestrictPublicBuckets a public policy allows the bucket owner's project only
 OwnershipControls: BucketOwnerEnforced (ACLs off, every object the bucket owner's),

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from lampi.core import errors, versions
 from lampi.core.models import MAY_DLO, S3_OWNED, Container, ListingEntry, ListParams
+from lampi.http.authz import segment_access
 from lampi.s3 import versioning
 from lampi.s3.bucket import iso_second, owner, xml_response
 from lampi.s3.errors import S3Error, invalid_argument
@@ -88,7 +89,6 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
     import time
 
     from lampi.core import manifest as M
-    from lampi.swift.large_objects import segment_access
 
     sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.ckey, maybe, time.time())
     out = []

@@ -22,6 +22,7 @@ from lampi.core import multipart as mp
 from lampi.core import quotas
 from lampi.core.models import MultipartUpload, ObjectRecord, UploadPart
 from lampi.core.numbers import uint
+from lampi.http.authz import segment_access
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, tagging
 from lampi.s3 import sse as s3sse
@@ -465,8 +466,6 @@ async def large_view(
     """For a large object (S3 multipart, Swift SLO or DLO): the record as S3 shows it
     (real size, ETag) and a reader of its bytes (an SSE-C multipart object's parts
     decrypted with ``customer_key``); (rec, None) for a plain object."""
-    from lampi.swift.large_objects import segment_access
-
     storage = ctx.storage
     if rec.manifest is not None:
         view = replace(rec, etag=s3_etag(rec))

@@ -23,6 +23,8 @@ from lampi.core.models import Container, ObjectRecord, WriteCondition
 from lampi.core.numbers import uint
 from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.storage import check_name
+from lampi.http.dates import http_date  # cached per second
+from lampi.http.transfer import open_blob, send_blob  # zero-copy sendfile from a local file
 from lampi.s3 import body as s3body
 from lampi.s3 import acl as s3acl
 from lampi.s3 import checksums, lifecycle, objectlock, tagging, versioning
@@ -31,7 +33,6 @@ from lampi.s3.bucket import iso8601, xml_response
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
 from lampi.s3.router import S3Request
 from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
-from lampi.swift.http_util import http_date  # cached per second
 
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
 MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
@@ -355,8 +356,6 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     if reader is not None and not head and end > start:
         await mpu.send_large(request, resp, reader, start, end - start)
     elif not head and end > start:
-        from lampi.swift.objects import open_blob, send_blob  # zero-copy sendfile from a local file
-
         fh = open_blob(request, rec)  # a missing blob: 503 before any header
         await resp.prepare(request)
         await send_blob(request, resp, rec, start, end - start, fh)

@@ -3,7 +3,7 @@ policy's part in every S3 access decision (``authorize``).
 
 The language lives in ``lampi.core.policy``; the document is kept as put in the
 container's hidden metadata (``sys:s3-policy``), so Swift requests meet it too
-(``lampi.swift.acl.decide``). Evaluation follows S3 and Ceph RGW: the policy first —
+(``lampi.http.authz.decide``). Evaluation follows S3 and Ceph RGW: the policy first —
 an explicit Deny refuses (the bucket owner included, except for the policy operations
 themselves, as AWS keeps them for the account root), an Allow grants — then, when it
 says nothing, the ACLs (``lampi.s3.acl``).
@@ -30,6 +30,7 @@ from aiohttp import web
 from lampi.core import access, errors
 from lampi.core import policy as P
 from lampi.core.models import CKey, Container
+from lampi.http.authz import identity_of
 from lampi.s3 import body as s3body
 from lampi.s3.errors import S3Error, access_denied, no_such_bucket
 from lampi.s3.router import S3Request
@@ -107,7 +108,6 @@ async def who_of(ctx: S3Request) -> P.Who:
     if cached is not None:
         return cached
     from lampi.s3.acl import is_anonymous
-    from lampi.swift.acl import identity_of
 
     p = ctx.principal
     if is_anonymous(p) or not p.project_id:

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.models import CKey
+from lampi.http import authz
 from lampi.http.context import STORAGE
 from lampi.swift import constraints as C
 from lampi.swift import quotas, versioning
@@ -211,12 +212,11 @@ async def delete_as_caller(request: web.Request, project_id: str, container: str
     deletes that version. The status the sub-request would answer (2xx, 401, 403,
     404, 409, ...); nothing is deleted unless it is 2xx."""
     from lampi.core import versions
-    from lampi.swift import acl
     from lampi.swift.errors import to_response
 
     storage = request.app[STORAGE]
     try:
-        await acl.check_subrequest(request, project_id, container, name or None, read=False)
+        await authz.check_subrequest(request, project_id, container, name or None, read=False)
         c = await storage.container(project_id, container)  # 404 outside the account
         if not name:
             await storage.delete_container(project_id, container)

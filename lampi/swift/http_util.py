@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from datetime import timezone
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from multidict import CIMultiDictProxy
 
@@ -13,15 +12,6 @@ from lampi.core import errors
 from lampi.core.models import ObjectRecord
 from lampi.core.numbers import uint
 from lampi.swift import constraints as C
-
-
-def http_date(ts: float) -> str:
-    return _http_date(math.ceil(ts))
-
-
-@functools.lru_cache(maxsize=1024)
-def _http_date(secs: int) -> str:  # formatdate builds a datetime each call
-    return formatdate(secs, usegmt=True)
 
 
 def x_timestamp(ts: float) -> str:

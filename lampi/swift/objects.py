@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import IO
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, objectlock, sse, versions
+from lampi.core import errors, objectlock, versions
 from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.authz import OBJECT_ACL_KEY, account_name
 from lampi.core.models import CKey, ObjectRecord
 from lampi.core.multipart import UPLOAD_ID_KEY
+from lampi.http import authz
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
+from lampi.http.dates import http_date
 from lampi.http.expect import send_continue  # noqa: F401  (re-exported: bulk, slo use it from here)
-from lampi.http.sendfile import sendfile as zero_copy_sendfile
-from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
+from lampi.http.transfer import open_blob, send_blob
+from lampi.swift import large_objects, object_versioning, quotas, slo, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
     header_text,
-    http_date,
     normalize_delete_at,
     parse_meta,
     parse_range,
@@ -41,7 +40,6 @@ RECORD = "lampi.swift.objects.record"  # a record get_object serves instead of l
 COPY_SOURCE = "lampi.swift.objects.copy_source"  # the record a COPY copies (a version: ?version-id)
 
 log = logging.getLogger("lampi.swift")
-INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (send_blob)
 
 
 async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
@@ -53,7 +51,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
             # before the PUT reaches the destination: 403/404 of the source come first
             await copy_source(request, project_id, request.headers["X-Copy-From"],
                               request.headers.get("X-Copy-From-Account"))
-    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
+    cont = await authz.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
         if resp is not None:
@@ -118,7 +116,7 @@ async def handle(request: web.Request, project_id: str, container: str, name: st
             await storage.head_object(cont.key, name)
         # the destination is written with the caller's authority: owner, account ACL
         # or the destination container's write ACL (also in another account)
-        await acl.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
+        await authz.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
         await storage.container(dest_project, dparts[0])
         return await copy_object(
             request, dest_project, dparts[0], dparts[1], source=quote(f"/{container}/{name}"),
@@ -366,70 +364,6 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
     return resp
 
 
-def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
-    """The object's blob file, opened *before* any header is sent (None when the store
-    is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
-    fsck`` reports it) is a 503 rather than a 200 cut short."""
-    path = request.app[STORAGE].blobs.local_path(rec.blob_id)
-    if path is None or rec.size == 0:
-        return None
-    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
-        if not path.exists():
-            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
-            raise errors.DataUnavailable()
-        return None
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
-        raise errors.DataUnavailable() from None
-
-
-async def send_blob(
-    request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int,
-    fh: IO[bytes] | None = None,
-) -> None:
-    """Send ``length`` bytes of the object's blob from ``offset``; closes ``fh``.
-
-    Zero-copy when the blob is a local file (``fh`` from ``open_blob``):
-    ``loop.sendfile`` on asyncio's default loop, ``os.sendfile`` from a thread on
-    uvloop (lampi.http.sendfile; uvloop has no sendfile and the chunked fallback
-    reached only ~46% of loopback throughput), else streamed in chunks. Headers were
-    already sent by ``prepare()``.
-    """
-    storage = request.app[STORAGE]
-    transport = request.transport
-    if fh is not None and 0 < length <= INLINE_READ:
-        # Small objects: one pread on the loop and one write. The zero-copy path below
-        # costs a thread hop, two dup()s, a 1 MiB buffer and a wait for the headers to
-        # drain: for a 4 KiB GET, more than everything else the request does.
-        try:
-            data = os.pread(fh.fileno(), length, offset)
-        finally:
-            fh.close()
-        if len(data) != length:  # the file is shorter than the record says
-            raise ConnectionResetError("blob shorter than expected")
-        await resp.write(data)
-        return
-    if fh is not None:
-        try:
-            if transport is not None and length > 0:
-                await resp.drain()
-                await zero_copy_sendfile(transport, fh, offset, length)
-                return
-        except NotImplementedError:
-            pass
-        finally:
-            fh.close()
-    try:
-        async for chunk in storage.read_object(rec, offset, length):
-            await resp.write(chunk)
-    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
-        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
-        if transport is not None:
-            transport.close()
-
-
 async def post_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
@@ -464,7 +398,7 @@ async def copy_source(request: web.Request, project_id: str, source: str, source
     if request.content_length:
         return  # copy_object answers 400 (a copy has no body)
     sparts, src_project = _copy_source_path(source, source_account, project_id)
-    await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
+    await authz.check_subrequest(request, src_project, sparts[0], sparts[1])
     storage = request.app[STORAGE]
     await storage.head_object((await storage.container(src_project, sparts[0])).key, sparts[1])
 
@@ -484,7 +418,7 @@ async def copy_object(
         return swift_error(400, "Copy requests require a zero byte body", method=request.method, plain=True)
     sparts, src_project = _copy_source_path(source, source_account, source_project or project_id)
     if source_project is None:  # X-Copy-From: the source is read with the caller's authority
-        await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
+        await authz.check_subrequest(request, src_project, sparts[0], sparts[1])
     src_key = (await storage.container(src_project, sparts[0])).key
     src_rec = request.get(COPY_SOURCE) or await storage.head_object(src_key, sparts[1])
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":

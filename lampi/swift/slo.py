@@ -24,10 +24,12 @@ from lampi.core import errors, jsonbody
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.core.numbers import uint
+from lampi.http import authz
 from lampi.http.context import SETTINGS, STORAGE
+from lampi.http.dates import http_date
 from lampi.swift.bulk import declaration, delete_as_caller, out_format, response_body, status_line
 from lampi.swift.errors import REASONS, swift_error
-from lampi.swift.http_util import http_date, x_timestamp
+from lampi.swift.http_util import x_timestamp
 from lampi.swift.large_objects import (
     MAX_MANIFEST_SEGMENTS,
     MAX_MANIFEST_SIZE,
@@ -403,11 +405,11 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
     it, and its target recorded: segments are read straight from the account's objects,
     so a link (whose own bytes are none) would read as 0 bytes, and a link into another
     account is refused (403), as segments of another account are."""
-    from lampi.swift import acl, symlink
+    from lampi.swift import symlink
 
     cont, _, obj = path.lstrip("/").partition("/")
     try:  # the caller's authority first, as the proxy decides before looking (403, not 404)
-        await acl.check_subrequest(request, project_id, cont, obj)
+        await authz.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
         return 401
     except errors.Forbidden:
@@ -456,12 +458,10 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
     """slo.get_slo_segments: the segments of the manifest at ``path`` (``version_id``:
     that version of it), read as the caller's ``GET ?multipart-manifest=get`` would
     read it; _LoadError with the code and message Swift reports otherwise."""
-    from lampi.swift import acl
-
     storage = request.app[STORAGE]
     cont, _, obj = path.lstrip("/").partition("/")
     try:
-        await acl.check_subrequest(request, project_id, cont, obj)
+        await authz.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
         raise _LoadError(401, "401 Unauthorized") from None
     except errors.Forbidden:

@@ -28,8 +28,8 @@ from lampi.core.models import (
     CKey,
     Container,
 )
+from lampi.http import authz
 from lampi.http.context import STORAGE
-from lampi.swift import acl
 from lampi.swift.errors import swift_error
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
         storage = request.app[STORAGE]
         rec = None
         try:
-            await acl.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
+            await authz.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
             tkey = (await storage.container(tproject, tcontainer)).key
             rec = await storage.head_object(tkey, tobj)
         except errors.NotFound:
@@ -129,7 +129,7 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
             ncont, _, nobj = unquote(path).partition("/")
             nxt = None
             try:
-                await acl.check_subrequest(request, project, ncont, nobj)
+                await authz.check_subrequest(request, project, ncont, nobj)
                 nxt = await storage.head_object((await storage.container(project, ncont)).key, nobj)
             except errors.NotFound:
                 pass
@@ -214,7 +214,7 @@ async def follow(
         tcontainer, _, tobj = unquote(target).partition("/")
         try:
             # the target is read with the caller's authority (ACLs of the target container)
-            await acl.check_subrequest(request, project_id, tcontainer, tobj)
+            await authz.check_subrequest(request, project_id, tcontainer, tobj)
             tc = await storage.container(project_id, tcontainer)
             rec = await storage.head_object(tc.key, tobj)
         except errors.NotFound:
@@ -244,7 +244,8 @@ async def follow(
 async def put(request: web.Request, project_id: str, container: Container, name: str) -> web.StreamResponse:
     """PUT with ``X-Symlink-Target``: store the zero-byte link object."""
     from lampi.swift import objects, quotas, versioning  # objects imports this module
-    from lampi.swift.http_util import http_date, x_timestamp
+    from lampi.http.dates import http_date
+    from lampi.swift.http_util import x_timestamp
 
     storage = request.app[STORAGE]
     try:
