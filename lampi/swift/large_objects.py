@@ -31,7 +31,7 @@ from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.authz import segment_access
-from lampi.swift.errors import swift_error
+from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_conditionals, parse_range
 
 log = logging.getLogger("lampi.swift.slo")
@@ -336,8 +336,6 @@ async def serve(
         return swift_error(409, method=request.method)
     except (errors.Unauthorized, errors.Forbidden) as exc:
         # the caller may not read the first segment's container: its 401/403
-        from lampi.swift.errors import to_response
-
         return to_response(exc, request.method)
     await resp.prepare(request)
     try:

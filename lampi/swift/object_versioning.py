@@ -31,7 +31,7 @@ from lampi.core.models import Container
 from lampi.core.storage import Storage
 from lampi.http.context import STORAGE
 from lampi.http.dates import http_date
-from lampi.swift import symlink
+from lampi.swift import objects, symlink
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import x_timestamp
 from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
@@ -254,8 +254,6 @@ async def _version_request(
         return resp
     if m == "PUT":
         return await _restore(request, container, name, vid)
-    from lampi.swift import objects  # objects imports this module
-
     if m == "COPY":  # Swift's copy GETs its source with the version-id: that version is copied
         if vid == "null":
             try:
