@@ -56,7 +56,7 @@ def _require_store(settings: Settings) -> None:
 
 def _run(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``fn(identity_service)`` against the data dir's stores (which must exist)."""
-    from lampi.identity.service import IdentityService
+    from lampi.core.identity import IdentityService
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
     _require_store(settings)
@@ -439,7 +439,7 @@ def role() -> None:
 @click.pass_context
 def role_create(ctx: click.Context, name: str, data_dir: str | None, as_json: bool) -> None:
     """Create role NAME (unique whatever its case)."""
-    from lampi.identity.service import role_id
+    from lampi.core.identity import role_id
 
     r = _run(_settings(ctx, data_dir=data_dir), lambda i: i.create_role(name))
     _emit(as_json, {"id": role_id(r), "name": r}) if as_json else click.echo(role_id(r))
@@ -452,7 +452,7 @@ def role_create(ctx: click.Context, name: str, data_dir: str | None, as_json: bo
 def role_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     """List roles, built-in ones first."""
     from lampi.core.authz import BUILTIN_ROLES
-    from lampi.identity.service import role_id
+    from lampi.core.identity import role_id
 
     names = _run(_settings(ctx, data_dir=data_dir), lambda i: i.list_roles())
     data = [{"id": role_id(r), "name": r, "builtin": r in BUILTIN_ROLES} for r in names]

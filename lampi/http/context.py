@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
-
 from aiohttp import web
 
 from lampi.config import Settings
 from lampi.core.authz import Principal
+from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
-from lampi.identity.service import IdentityService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
@@ -31,6 +29,4 @@ BODY_TIMEOUT = "lampi.body_timeout"
 # the key used, the scope of the sub-requests it allows (lampi.http.authz.check_subrequest)
 TEMPURL_SCOPE = "lampi.tempurl_scope"
 
-trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
-
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "TEMPURL_SCOPE", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "TEMPURL_SCOPE", "Principal"]

@@ -33,7 +33,7 @@ from lampi.config import Settings
 from lampi.http import guard
 from lampi.http.app import build_app
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
-from lampi.identity.service import Bootstrap, IdentityService
+from lampi.core.identity import Bootstrap, IdentityService
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
 from lampi.store.space import MinFree

@@ -31,7 +31,7 @@ from aiohttp import web
 from lampi.core.authz import Principal
 from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
-from lampi.identity.service import implied_roles
+from lampi.core.identity import implied_roles
 from lampi.s3.errors import S3Error, access_denied, invalid_argument
 from lampi.s3.host import VHOST_BUCKET, host_candidates
 
