@@ -200,12 +200,12 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     import signal
 
     # A stop signal while the server starts (these imports are most of it) is noted, not
-    # fatal: the server stops at its next start-up step and exits 0 (lampi.http.server).
+    # fatal: the server stops at its next start-up step and exits 0 (lampi.gateway.server).
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
 
-    from lampi.http.server import serve as run_server
+    from lampi.gateway.server import serve as run_server
     from lampi.log import setup_logging
 
     settings = _settings(ctx, **flags)
@@ -250,7 +250,7 @@ def init(ctx: click.Context, **flags: Any) -> None:
     does, the RC file is pointed at the given host and port (or, if it was lost,
     written again with a new admin password).
     """
-    from lampi.http.server import bootstrap
+    from lampi.gateway.server import bootstrap
 
     settings = _settings(ctx, **flags)
     boot = bootstrap(settings)

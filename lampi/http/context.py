@@ -22,7 +22,7 @@ PROJECT = "lampi.project"  # project id of the request, for the access log
 # callables(response) run just before a response's headers are sent (streamed ones
 # too): middleware-like response headers (CORS, TempURL's Content-Disposition)
 ON_PREPARE = "lampi.on_prepare"
-# set when the request's body stalled past ``body_timeout`` (lampi.http.guard): the
+# set when the request's body stalled past ``body_timeout`` (lampi.gateway.guard): the
 # outer middleware answers 408 in the request's protocol, whatever the handler made of it
 BODY_TIMEOUT = "lampi.body_timeout"
 # set by a valid temp URL (lampi.swift.tempurl): ("account" | "container", container) of

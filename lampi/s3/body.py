@@ -119,7 +119,7 @@ async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) ->
     from lampi.http.expect import send_continue
 
     # a deferred "100 Continue" (Expect: 100-continue) goes out only now that the
-    # signature and the headers were accepted: see lampi.http.app.expect_handler
+    # signature and the headers were accepted: see lampi.gateway.app.expect_handler
     await send_continue(request)
     hasher = checksums.new(body.checksum_alg) if body.checksum_alg else None
     total = 0

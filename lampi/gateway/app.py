@@ -89,7 +89,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
             else:
                 resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
         if request.get(BODY_TIMEOUT) and not resp.prepared:
-            # the body stalled (lampi.http.guard): whatever the handler made of the cut
+            # the body stalled (lampi.gateway.guard): whatever the handler made of the cut
             # body (499, IncompleteBody, ...), the client is told it was too slow
             resp = request_timeout(request, tid)
         status = resp.status
