@@ -133,6 +133,6 @@ def named(args: tuple[str, ...], given: dict[str, str | None]) -> list[str]:
 
 
 user_option = click.option("--user", "user_opt", default=None, metavar="USER",
-                            help="The user (name or id); or give it as the first argument.")
+                           help="The user (name or id); or give it as the first argument.")
 project_option = click.option("--project", "project_opt", default=None, metavar="PROJECT",
-                               help="The project (name or id); or give it as an argument after USER.")
+                              help="The project (name or id); or give it as an argument after USER.")

@@ -50,7 +50,7 @@ def project_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> Non
     ps = run_identity(settings_of(ctx, data_dir=data_dir), lambda i: i.meta.list_projects())
     data = [{"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description} for p in ps]
     emit(as_json, data, [[p.id, p.name, p.domain_id, p.description] for p in ps],
-          ["ID", "Name", "Domain ID", "Description"])
+         ["ID", "Name", "Domain ID", "Description"])
 
 
 @project.command("delete")
@@ -121,8 +121,8 @@ def user_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
 
     data = run_identity(settings_of(ctx, data_dir=data_dir), go)
     emit(as_json, data, [[d["id"], d["name"], d["domain_id"],
-                           ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
-          ["ID", "Name", "Domain ID", "Roles"])
+                          ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
+         ["ID", "Name", "Domain ID", "Roles"])
 
 
 @user.command("delete")
@@ -197,7 +197,7 @@ def role_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     names = run_identity(settings_of(ctx, data_dir=data_dir), lambda i: i.list_roles())
     data = [{"id": role_id(r), "name": r, "builtin": r in BUILTIN_ROLES} for r in names]
     emit(as_json, data, [[d["id"], d["name"], "yes" if d["builtin"] else ""] for d in data],
-          ["ID", "Name", "Built in"])
+         ["ID", "Name", "Built in"])
 
 
 @role.command("delete")

@@ -236,8 +236,7 @@ async def _decide_acls(
     if read and obj:
         # the object's own S3 ACL (public-read, a grant to a project) and S3 owner: one
         # model for Swift, the /<bucket>/<key> public links and S3 (lampi.core.authz)
-        rec = record if record is not None else await request.app[STORAGE].meta.get_object(c.key, obj,
-                                                                                              time.time())
+        rec = record if record is not None else await request.app[STORAGE].meta.get_object(c.key, obj, time.time())
         if rec is not None and (OBJECT_ACL_KEY in rec.sysmeta or access.OBJECT_OWNER_KEY in rec.sysmeta):
             if ident is None and principal is not None and principal.project_id:
                 ident = await identity_of(request, principal, project_id)

@@ -69,11 +69,16 @@ async def get_public_access_block(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, body)
 
 
-async def delete_public_access_block(ctx: S3Request) -> web.StreamResponse:
+async def _delete(ctx: S3Request, key: str) -> web.StreamResponse:
+    """Delete one of the bucket's settings (its owners): 204, also when it was not set."""
     c = await _owned(ctx, write=True)
-    if access.PAB_KEY in c.meta:
-        await ctx.storage.update_container_meta(c.key, {access.PAB_KEY: None})
+    if key in c.meta:
+        await ctx.storage.update_container_meta(c.key, {key: None})
     return web.Response(status=204)
+
+
+async def delete_public_access_block(ctx: S3Request) -> web.StreamResponse:
+    return await _delete(ctx, access.PAB_KEY)
 
 
 def invalid_ownership(value: str) -> S3Error:
@@ -122,7 +127,4 @@ async def get_ownership_controls(ctx: S3Request) -> web.StreamResponse:
 
 
 async def delete_ownership_controls(ctx: S3Request) -> web.StreamResponse:
-    c = await _owned(ctx, write=True)
-    if access.OWNERSHIP_KEY in c.meta:
-        await ctx.storage.update_container_meta(c.key, {access.OWNERSHIP_KEY: None})
-    return web.Response(status=204)
+    return await _delete(ctx, access.OWNERSHIP_KEY)

@@ -233,7 +233,7 @@ async def handle_object(request: web.Request, project_id: str, container: str, n
             # Swift's copy middleware reads the source (with the caller's authority)
             # before the PUT reaches the destination: 403/404 of the source come first
             await objects.copy_source(request, project_id, request.headers["X-Copy-From"],
-                              request.headers.get("X-Copy-From-Account"))
+                                      request.headers.get("X-Copy-From-Account"))
     cont = await authz.container_of(request, project_id, container)  # 404 unless it exists in this account
     if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
         resp = await object_versioning.handle(request, project_id, cont, name)
@@ -266,8 +266,9 @@ async def handle_object(request: web.Request, project_id: str, container: str, n
         return await symlink.put(request, project_id, cont, name)
     if m == "PUT":
         if "X-Copy-From" in request.headers:
-            return await objects.copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
-                                     source_account=request.headers.get("X-Copy-From-Account"))
+            return await objects.copy_object(request, project_id, container, name,
+                                             source=request.headers["X-Copy-From"],
+                                             source_account=request.headers.get("X-Copy-From-Account"))
         return await objects.put_object(request, cont.key, name)
     if m == "POST":
         return await objects.post_object(request, cont.key, name)
