@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core import errors, jsonbody
+from lampi.core.identity import IdentityService
 from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
 from lampi.identity import common
-from lampi.core.identity import IdentityService
 
 
 def new_key() -> str:

@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.models import Domain, Project, User
-from lampi.http.context import IDENTITY, PROJECT, SETTINGS
 from lampi.core.identity import DEFAULT_DOMAIN, IdentityService, implied_roles, role_id
+from lampi.core.models import Domain, Project, User
 from lampi.core.tokens import TokenData
+from lampi.http.context import IDENTITY, PROJECT, SETTINGS
 from lampi.identity import ec2  # EC2 credentials (S3 keys)
 from lampi.identity.common import base_url, error
 from lampi.identity.common import caller as _caller

@@ -23,18 +23,17 @@ from aiohttp import web
 
 from lampi.core import access
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import policy as s3policy
+from lampi.s3.acl import bucket_grants
 from lampi.s3.errors import S3Error, malformed_xml
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
 
 MAX_BODY = 16 * 1024
 
 
 async def _owned(ctx: S3Request, write: bool):  # noqa: ANN202
-    from lampi.s3.acl import owned_bucket
-
-    return await owned_bucket(ctx, write=write)
+    return await s3policy.owned_bucket(ctx, write=write)
 
 
 def _bool(text: str | None, name: str) -> bool:
@@ -90,8 +89,6 @@ def invalid_ownership(value: str) -> S3Error:
 
 def check_ownership_with_acl(meta: dict[str, str], project_id: str) -> None:
     """BucketOwnerEnforced needs a bucket ACL of the owner's grant only (AWS's rule)."""
-    from lampi.s3.acl import bucket_grants
-
     if bucket_grants(meta, project_id) != [(project_id + ":*", "FULL_CONTROL")]:
         raise S3Error(400, "InvalidBucketAclWithObjectOwnership",
                       "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")

@@ -465,8 +465,6 @@ async def _extract(
         except BulkError:
             raise
         except errors.DomainError as exc:
-            from lampi.swift.errors import to_response
-
             failed.append([shown, status_line(to_response(exc, "PUT").status)])
         finally:
             if pending is not None:

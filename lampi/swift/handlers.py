@@ -19,10 +19,10 @@ from lampi.core.versions import VERSIONED_KEY
 from lampi.http import authz
 from lampi.http.context import IDENTITY, INFO, PRINCIPAL, PROJECT, SETTINGS, STORAGE
 from lampi.http.dates import http_date
-from lampi.swift import constraints as C
-from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
 from lampi.swift import bulk, object_versioning, quotas, slo, symlink, versioning
+from lampi.swift import constraints as C
+from lampi.swift import large_objects
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, x_timestamp
 from lampi.swift.listing import (

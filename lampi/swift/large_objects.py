@@ -29,8 +29,8 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
-from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.authz import segment_access
+from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_conditionals, parse_range
 

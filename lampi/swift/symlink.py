@@ -33,7 +33,7 @@ from lampi.http import authz
 from lampi.http.context import PROJECT, STORAGE
 from lampi.http.dates import http_date
 from lampi.swift import quotas, versioning
-from lampi.swift.errors import swift_error
+from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import request_body, request_delete_at, request_sysmeta, request_user_meta, x_timestamp
 from lampi.swift.listing import dumps_ascii
 
@@ -225,8 +225,6 @@ async def follow(
             resp.headers["Content-Location"] = location
             return resp
         except errors.DomainError as exc:  # e.g. 403 reading the target: still says where it points
-            from lampi.swift.errors import to_response
-
             resp = to_response(exc, request.method)
             resp.headers["Content-Location"] = location
             return resp
