@@ -3,7 +3,10 @@ print its OpenStack RC file."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -63,6 +66,17 @@ from lampi.config import Settings
 @click.option("--sse-c-require-tls/--no-sse-c-require-tls", "sse_c_require_tls", default=None,
               help="Refuse S3 SSE-C keys sent over plain HTTP (behind a TLS proxy: --trusted-proxies and "
                    "X-Forwarded-Proto: https) [env LAMPI_SSE_C_REQUIRE_TLS; default: require].")
+@click.option("--ephemeral", is_flag=True, default=None,
+              help="A throw-away store for tests: no fsync, the data dir (a new temporary one unless --data-dir "
+                   "names an empty or missing one) deleted at exit [env LAMPI_EPHEMERAL].")
+@click.option("--admin-password", envvar="LAMPI_ADMIN_PASSWORD", default=None,
+              help="Fixed password of user admin, set at every start [env LAMPI_ADMIN_PASSWORD; default: random "
+                   "at the first start, in the RC file].")
+@click.option("--s3-access-key", envvar="LAMPI_S3_ACCESS_KEY", default=None,
+              help="Fixed S3 access key of user admin in project admin, made at every start; with "
+                   "--s3-secret-key [env LAMPI_S3_ACCESS_KEY].")
+@click.option("--s3-secret-key", envvar="LAMPI_S3_SECRET_KEY", default=None,
+              help="Secret of --s3-access-key [env LAMPI_S3_SECRET_KEY].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -86,6 +100,9 @@ def serve(ctx: click.Context, **flags: Any) -> None:
 
     settings = settings_of(ctx, **flags)
     setup_logging(settings.log_level, settings.log_format)
+    throwaway = _ephemeral_dir(settings) if settings.ephemeral else None
+    if throwaway is not None:
+        settings = dataclasses.replace(settings, data_dir=str(throwaway))
 
     def announce(s: Settings, boot: Any, took: float) -> None:
         dd = str(s.data_path.resolve())
@@ -101,9 +118,37 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         if boot.created:
             msg.append(f"  first start: created project '{boot.project.name}' and user '{boot.user.name}' "
                        f"(password in {dd}/openrc.sh)")
+        if s.ephemeral:
+            msg.append("  EPHEMERAL: no fsync, and the data dir is deleted when the server stops")
         click.echo("\n".join(msg), err=True)
 
-    sys.exit(run_server(settings, announce, stopped=lambda: bool(early)))
+    try:
+        code = run_server(settings, announce, stopped=lambda: bool(early))
+    finally:
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
+    sys.exit(code)
+
+
+def _ephemeral_dir(settings: Settings) -> Path:
+    """The data dir of ``lampi serve --ephemeral``: a new temporary directory when no data
+    dir was given, else the given one if it is missing or empty (never one holding a
+    store, or anything else: it is deleted at exit)."""
+    import tempfile
+
+    if settings.data_dir == Settings.__dataclass_fields__["data_dir"].default:
+        return Path(tempfile.mkdtemp(prefix="lampi-ephemeral-"))
+    path = settings.data_path.resolve()
+    if path.exists():
+        if not path.is_dir():
+            raise click.UsageError(f"--ephemeral: {path} is not a directory")
+        if (path / "meta.db").exists():
+            raise click.UsageError(f"--ephemeral: {path} holds a lampi store, which --ephemeral would delete at "
+                                   "exit; give a new directory, or none for a temporary one")
+        if any(path.iterdir()):
+            raise click.UsageError(f"--ephemeral: {path} is not empty, and --ephemeral deletes its data dir at exit; "
+                                   "give a new directory, or none for a temporary one")
+    return path
 
 
 @click.command()

@@ -47,7 +47,7 @@ READ_BUFSIZE = 1024 * 1024
 def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(root / "meta.db")
+    meta = SQLiteMetaStore(root / "meta.db", durable=not settings.ephemeral)
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)

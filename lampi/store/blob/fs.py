@@ -158,7 +158,8 @@ class FSBlobWriter:
         with self._lock:
             if self._fd is None:
                 raise OSError("blob writer aborted")
-            os.fsync(self._fd)  # the fd stays open: its lock holds the blob until release()
+            if self.store.durable:
+                os.fsync(self._fd)  # the fd stays open: its lock holds the blob until release()
         final = self.store.blob_path(self.blob_id)
         leaf = final.rpartition("/")[0]
         try:
@@ -166,7 +167,8 @@ class FSBlobWriter:
         except FileNotFoundError:  # the first blob of its directory
             self._make_dirs(leaf)
             os.rename(self._tmp, final)
-        fsync_dir(leaf)
+        if self.store.durable:
+            fsync_dir(leaf)
 
     @staticmethod
     def _make_dirs(leaf: str) -> None:
@@ -230,11 +232,14 @@ class FSBlobWriter:
 
 
 class FSBlobStore:
-    def __init__(self, root: str | Path, min_free: MinFree = MinFree(), reserve: Reserve | None = None) -> None:
+    def __init__(self, root: str | Path, min_free: MinFree = MinFree(), reserve: Reserve | None = None,
+                 durable: bool = True) -> None:
         """``min_free``: the free space uploads must leave (none: no check);
         ``reserve``: the metadata store's reserve on the same filesystem, whose missing
-        part uploads must leave free too."""
+        part uploads must leave free too; ``durable=False`` (``lampi serve
+        --ephemeral``): no fsync at commit, for a throw-away store."""
         self.root = Path(root)
+        self.durable = durable
         self.blob_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
