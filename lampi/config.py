@@ -24,7 +24,9 @@ class Settings:
         metadata={"help": "Directory holding metadata (SQLite), blobs, keys and the RC file."},
     )
     workers: int = field(
-        default=1, metadata={"help": "Worker processes sharing the listening port."}
+        default=0,
+        metadata={"help": "Worker processes sharing the listening port; auto (or 0): one per CPU core "
+                  "this process may run on (as Swift's workers = auto)."},
     )
     public_url: str = field(
         default="",
@@ -168,6 +170,10 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"setting 'workers': cannot use {self.workers} (a number of processes, or auto)")
+        if self.workers == 0:  # auto: resolved here, so every reader sees the number that runs
+            object.__setattr__(self, "workers", cpu_cores())
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
         self.policies()  # and malformed storage policies
         if self.storage_url_form not in ("allas", "swift"):
@@ -317,9 +323,20 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's
+    cpuset), else the machine's count: what ``workers = auto`` starts."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if value is None:
         return None
+    if name == "workers" and isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
     if kind in (bool, "bool"):
         if isinstance(value, bool):
             return value
