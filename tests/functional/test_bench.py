@@ -168,18 +168,28 @@ def test_bench_s3_signer_matches_botocore() -> None:
 
     from lampi.bench.s3sign import EMPTY_SHA256, Signer
 
-    url = "http://127.0.0.1:8080/bkt/a%20b~c.txt"
-    for method, query, body in (("GET", {"list-type": "2", "continuation-token": "a+b/c="}, b""),
-                                ("PUT", {}, b"hello")):
+    # one signer for every request, as a bench phase uses it: what it keeps between
+    # requests (signing key, date text, a URL's canonical path) must not leak into the next
+    signer = Signer("AKID", "SECRET", "us-east-1")
+    cases = [(url, method, query, body)
+             for url in ("http://127.0.0.1:8080/bkt/a%20b~c.txt", "http://127.0.0.1:8080/bkt/plain-key_1.txt")
+             for method, query, body in (("GET", {"list-type": "2", "continuation-token": "a+b/c="}, b""),
+                                         ("PUT", {}, b"hello"), ("HEAD", {}, b""))]
+    for url, method, query, body in cases * 2:
         req = AWSRequest(method=method, url=url, params=query, data=body, headers={"Host": "127.0.0.1:8080"})
         S3SigV4Auth(BotoCredentials("AKID", "SECRET"), "s3", "us-east-1").add_auth(req)
         payload = req.headers["X-Amz-Content-SHA256"]  # botocore hashes the body over http
         assert payload == (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
         amz_date = req.headers["X-Amz-Date"]  # botocore's clock; sign at that same second
         ts = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        ours = Signer("AKID", "SECRET", "us-east-1").headers(method, url, query, payload, ts.timestamp())
+        ours = signer.headers(method, url, query, payload, ts.timestamp())
         assert ours["X-Amz-Date"] == amz_date
-        assert ours["Authorization"] == req.headers["Authorization"], (method, query)
+        assert ours["Authorization"] == req.headers["Authorization"], (method, url, query)
+    # a day later and back: the kept signing key and date text follow the clock
+    url, t = "http://127.0.0.1:8080/bkt/plain-key_1.txt", 1_700_000_000.5
+    for now in (t, t + 86_400, t + 86_401, t):
+        assert signer.headers("GET", url, None, EMPTY_SHA256, now) == \
+            Signer("AKID", "SECRET", "us-east-1").headers("GET", url, None, EMPTY_SHA256, now)
 
 
 def test_bench_reports_failures(server: LampiServer, tmp_path: Path, unique: str) -> None:
