@@ -133,9 +133,13 @@ async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) ->
 
     if body.mode == "plain":
         sha = hashlib.sha256() if auth.payload and auth.payload != UNSIGNED else None
-        # iter_any: the chunks as received, never joined or split (iter_chunked copied
-        # every byte once more to cut exact READ_SIZE pieces; the Swift PUT reads so too)
-        async for data in request.content.iter_any():
+        # iter_chunks: the chunks as received, never joined or split (iter_chunked copied
+        # every byte once more to cut exact READ_SIZE pieces, iter_any joins what was
+        # buffered while the loop was busy; the Swift PUT reads so too). Empty pieces
+        # mark chunked-encoding boundaries.
+        async for data, _ in request.content.iter_chunks():
+            if not data:
+                continue
             feed(data)
             if sha is not None:
                 sha.update(data)

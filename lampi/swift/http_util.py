@@ -291,8 +291,13 @@ def request_sysmeta(request: web.Request) -> dict[str, str]:
 async def request_body(request: web.Request) -> AsyncIterator[bytes]:
     await send_continue(request)
     try:
-        async for chunk in request.content.iter_any():
-            yield chunk
+        # iter_chunks: each chunk as received. iter_any joins every chunk buffered
+        # while the loop was busy (b"".join): one more copy of a large body's every byte,
+        # ~8% of the loop's time in a 1 GiB PUT. Empty pieces mark chunked-encoding
+        # boundaries: skipped.
+        async for chunk, _ in request.content.iter_chunks():
+            if chunk:
+                yield chunk
     except (ConnectionResetError, web.RequestPayloadError) as exc:
         # the client went away (or sent a broken chunked body) before the end:
         # Swift's 499; the storage core aborts the blob, nothing becomes visible
