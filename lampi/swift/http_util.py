@@ -18,6 +18,7 @@ from lampi.core.models import CKey, ObjectRecord
 from lampi.core.numbers import uint
 from lampi.http.context import STORAGE
 from lampi.http.expect import send_continue
+from lampi.http.transfer import body_chunks
 from lampi.swift import constraints as C
 from lampi.swift.errors import swift_error
 
@@ -291,13 +292,8 @@ def request_sysmeta(request: web.Request) -> dict[str, str]:
 async def request_body(request: web.Request) -> AsyncIterator[bytes]:
     await send_continue(request)
     try:
-        # iter_chunks: each chunk as received. iter_any joins every chunk buffered
-        # while the loop was busy (b"".join): one more copy of a large body's every byte,
-        # ~8% of the loop's time in a 1 GiB PUT. Empty pieces mark chunked-encoding
-        # boundaries: skipped.
-        async for chunk, _ in request.content.iter_chunks():
-            if chunk:
-                yield chunk
+        async for chunk in body_chunks(request.content):  # as received, never joined
+            yield chunk
     except (ConnectionResetError, web.RequestPayloadError) as exc:
         # the client went away (or sent a broken chunked body) before the end:
         # Swift's 499; the storage core aborts the blob, nothing becomes visible
