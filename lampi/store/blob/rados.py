@@ -1,0 +1,497 @@
+"""Ceph RADOS BlobStore: blobs striped over RADOS objects of at most ``STRIPE`` bytes.
+
+Naming (in the store's pool and RADOS namespace): a blob ``<id>`` (32 hex digits) is the
+head object ``<id>``, holding the first stripe, and ``<id>.<i>`` (i = 1, 2, … in hex) for
+the others. The head carries, once the blob is committed, the xattr ``lampi.blob`` =
+``<size>:<stripe size>``; a head without it is a partial (a write in progress, or the
+leftover of an interrupted one). Enumerating heads (names without a dot) is what
+``iter_blobs``/``iter_partials`` — fsck and the start-up clean-up — do.
+
+Writing: the writer takes an exclusive RADOS lock (``lampi.writer``, with a lease of
+``LEASE`` seconds, renewed while it writes) on the head, which creates it: from then on
+other gateways' fsck sees a partial it must leave alone. Bytes are cut into stripes and
+each full stripe sent with ``aio_write_full`` at once, up to ``IN_FLIGHT`` of them in
+flight (memory: the stripe being filled plus ``IN_FLIGHT`` stripes, whatever the blob's
+size). ``commit`` waits for every stripe write, then writes the last stripe and — in one
+atomic operation on the head, after all other stripes are on the OSDs — the
+``lampi.blob`` xattr: durable before acknowledged. The lock stays until ``release``
+(after the metadata transaction referring to the blob), as the file store's flock does;
+a crashed gateway's locks lapse when their lease runs out.
+
+Reading touches only the stripes a range needs, one RADOS read per stripe (at most
+``STRIPE`` bytes) with the next one already requested. Deleting removes the other
+stripes first and the head last, so an interrupted delete leaves a committed blob that
+fsck finds unreferenced and removes again. Completions of librados' asynchronous calls
+come back on librados' threads and are handed to the event loop with
+``call_soon_threadsafe``; the few synchronous calls (head lookups, locks) run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import errno
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from lampi.store.blob import radosbind
+from lampi.store.blob.base import READ_CHUNK
+from lampi.store.space import FULL_ERRNOS, insufficient
+
+STRIPE = 4 * 1024 * 1024  # as RGW's rgw_obj_stripe_size
+IN_FLIGHT = 4  # stripe writes in flight per writer
+LEASE = 300  # seconds a writer's lock outlives a crashed gateway
+LOCK = "lampi.writer"
+XATTR = "lampi.blob"
+LOCK_FLAG_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW
+
+
+def stripe_name(blob_id: str, i: int) -> str:
+    return blob_id if i == 0 else f"{blob_id}.{i:x}"
+
+
+def parse_url(url: str) -> dict[str, str]:
+    """``rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client>&namespace=<ns>`` → its parts
+    (ValueError naming what is wrong)."""
+    u = urlsplit(url)
+    if u.scheme != "rados" or not u.netloc or u.path not in ("", "/"):
+        raise ValueError(f"cannot use {url!r}: expected rados://<pool>?conf=<ceph.conf>&id=<client>")
+    q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+    unknown = set(q) - {"conf", "id", "namespace"}
+    if unknown:
+        raise ValueError(f"cannot use {url!r}: unknown parameter(s) {', '.join(sorted(unknown))} "
+                         "(conf, id, namespace)")
+    return {"pool": u.netloc, "conf": q.get("conf", ""), "client": q.get("id", "") or "admin",
+            "namespace": q.get("namespace", "")}
+
+
+# -- connections: one per (conf, client) and process ----------------------------------
+
+_clusters: dict[tuple[str, str, int], Any] = {}
+_clusters_lock = threading.Lock()
+
+
+def _cluster(conf: str, client: str) -> Any:
+    key = (conf, client, os.getpid())  # a forked worker connects anew
+    with _clusters_lock:
+        c = _clusters.get(key)
+        if c is None:
+            rados = radosbind.load()
+            c = rados.Rados(conffile=conf or "", rados_id=client)
+            c.connect(timeout=60)
+            _clusters[key] = c
+        return c
+
+
+@atexit.register
+def _shutdown() -> None:
+    with _clusters_lock:
+        for (_c, _i, pid), cluster in list(_clusters.items()):
+            if pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    cluster.shutdown()
+        _clusters.clear()
+
+
+def _errno(exc: BaseException) -> int | None:
+    e = getattr(exc, "errno", None)
+    return abs(e) if isinstance(e, int) else None
+
+
+class RadosBlobWriter:
+    def __init__(self, store: RadosBlobStore) -> None:
+        self.store = store
+        self.blob_id = uuid.uuid4().hex
+        self.size = 0
+        self.peak_in_flight = 0  # most stripe writes in flight at once (measured, for tests)
+        self._cookie = uuid.uuid4().hex
+        self._buf = bytearray()
+        self._next = 0  # index of the next stripe to send
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._locked_at: float | None = None  # monotonic time of the last lock (re)newal
+        self._done = False
+        store._writing[self.blob_id] = time.time()
+
+    async def _lock(self) -> None:
+        now = time.monotonic()
+        if self._locked_at is None:
+            await asyncio.to_thread(self.store._lock, self.blob_id, self._cookie, 0)
+        elif now - self._locked_at > self.store.lease / 3:
+            await asyncio.to_thread(self.store._lock, self.blob_id, self._cookie, LOCK_FLAG_RENEW)
+        else:
+            return
+        self._locked_at = now
+
+    def _reap(self) -> None:
+        for fut in [f for f in self._inflight if f.done()]:
+            self._inflight.discard(fut)
+            fut.result()  # a failed stripe write fails the upload
+
+    async def _send(self, data: bytes) -> None:
+        await self._lock()
+        while len(self._inflight) >= self.store.in_flight:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
+        name = stripe_name(self.blob_id, self._next)
+        self._next += 1
+        io = self.store._io()
+        self._inflight.add(self.store._aio(lambda cb: io.aio_write_full(name, data, oncomplete=cb)))
+        self.peak_in_flight = max(self.peak_in_flight, len(self._inflight))
+
+    async def write(self, chunk: bytes | bytearray) -> None:
+        if self._done:
+            raise OSError("blob writer finished")
+        self.size += len(chunk)
+        stripe = self.store.stripe_size
+        if not self._buf and len(chunk) == stripe:
+            await self._send(bytes(chunk))
+            return
+        self._buf += chunk
+        while len(self._buf) >= stripe:
+            data = bytes(self._buf[:stripe])
+            del self._buf[:stripe]
+            await self._send(data)
+
+    async def _drain(self) -> None:
+        while self._inflight:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
+
+    async def commit(self) -> str:
+        try:
+            await self._lock()
+            tail, self._buf = bytes(self._buf), bytearray()
+            if self._next > 0 and tail:  # a last, partial stripe of a multi-stripe blob
+                await self._send(tail)
+                tail = b""
+            await self._drain()  # every stripe on the OSDs before the blob is marked committed
+            await self.store._commit_head(self.blob_id, tail if self._next == 0 else None, self.size)
+        except BaseException:
+            await self.abort()
+            raise
+        self._done = True
+        self.store._writing.pop(self.blob_id, None)
+        self.store._held[self.blob_id] = self._cookie
+        return self.blob_id
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._buf = bytearray()
+        if self._inflight:  # let them finish before removing what they wrote
+            await asyncio.wait(self._inflight)
+            for f in self._inflight:
+                if not f.cancelled():
+                    f.exception()
+            self._inflight.clear()
+        try:
+            if self._locked_at is not None:
+                await self.store._remove_all(self.blob_id, max(self._next, 1))
+        finally:
+            self.store._writing.pop(self.blob_id, None)
+
+
+class RadosBlobStore:
+    def __init__(self, pool: str, conf: str = "", client: str = "admin", namespace: str = "",
+                 stripe_size: int = STRIPE, in_flight: int = IN_FLIGHT, lease: int = LEASE) -> None:
+        self.pool = pool
+        self.conf = conf
+        self.client = client
+        self.namespace = namespace
+        self.stripe_size = stripe_size
+        self.in_flight = in_flight
+        self.lease = lease
+        self._ioctx: Any = None
+        self._ioctx_pid = 0
+        self._ioctx_lock = threading.Lock()
+        self._writing: dict[str, float] = {}  # writers of this process not committed yet
+        self._held: dict[str, str] = {}  # committed, not released: blob id → lock cookie
+        self._releasing: dict[str, concurrent.futures.Future[None]] = {}
+        self._pool_exec = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="lampi-rados-release")
+
+    @classmethod
+    def from_url(cls, url: str, **kw: Any) -> RadosBlobStore:
+        p = parse_url(url)
+        return cls(p["pool"], p["conf"], p["client"], p["namespace"], **kw)
+
+    def __repr__(self) -> str:
+        return f"RadosBlobStore(pool={self.pool!r}, namespace={self.namespace!r})"
+
+    # -- librados plumbing -------------------------------------------------------------
+
+    def _io(self) -> Any:
+        if self._ioctx is not None and self._ioctx_pid == os.getpid():
+            return self._ioctx
+        with self._ioctx_lock:
+            if self._ioctx is None or self._ioctx_pid != os.getpid():
+                io = _cluster(self.conf, self.client).open_ioctx(self.pool)
+                if self.namespace:
+                    io.set_namespace(self.namespace)
+                self._ioctx, self._ioctx_pid = io, os.getpid()
+        return self._ioctx
+
+    def connect(self) -> None:
+        """Connect now (and fail now, naming the problem, if the cluster or pool is not there)."""
+        self._io()
+
+    def _error(self, code: int, what: str) -> BaseException:
+        code = abs(code)
+        if code == errno.ENOENT:
+            return FileNotFoundError(code, os.strerror(code), what)
+        exc = OSError(code, f"RADOS: {os.strerror(code)}", what)
+        if code in FULL_ERRNOS:
+            return insufficient(Path(self.pool), exc)
+        return exc
+
+    def _aio(self, start: Callable[[Callable[..., None]], Any]) -> asyncio.Future[Any]:
+        """Start an asynchronous librados call; its result (or error) arrives on the loop."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def settle(rv: int, data: Any) -> None:
+            if fut.done():
+                return
+            if rv < 0:
+                fut.set_exception(self._error(rv, self.pool))
+            else:
+                fut.set_result(data if data is not None else rv)
+
+        def done(comp: Any, data: Any = None) -> None:  # on a librados thread
+            rv = comp.get_return_value()
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, rv, data)
+
+        start(done)
+        return fut
+
+    def _lock(self, blob_id: str, cookie: str, flags: int) -> None:
+        self._io().lock_exclusive(blob_id, LOCK, cookie, "lampi upload", self.lease, flags)
+
+    def _try_lock(self, blob_id: str, cookie: str) -> bool:
+        rados = radosbind.load()
+        try:
+            self._io().lock_exclusive(blob_id, LOCK, cookie, "lampi fsck", self.lease, 0)
+        except (rados.ObjectBusy, rados.ObjectExists):
+            return False
+        return True
+
+    def _unlock(self, blob_id: str, cookie: str) -> None:
+        rados = radosbind.load()
+        with contextlib.suppress(rados.ObjectNotFound):
+            self._io().unlock(blob_id, LOCK, cookie)
+
+    def _head(self, blob_id: str) -> tuple[int, int] | None:
+        """(size, stripe size) of a committed blob; None for a partial or nothing."""
+        rados = radosbind.load()
+        try:
+            raw = self._io().get_xattr(blob_id, XATTR)
+        except (rados.ObjectNotFound, rados.NoData):
+            return None
+        size, _, stripe = bytes(raw).decode().partition(":")
+        return int(size), int(stripe)
+
+    async def _commit_head(self, blob_id: str, data: bytes | None, size: int) -> None:
+        io = self._io()
+        op = io.create_write_op()
+        try:
+            if data is not None:
+                op.write_full(data)
+            op.set_xattr(XATTR, f"{size}:{self.stripe_size}".encode())
+            await self._aio(lambda cb: io.operate_aio_write_op(op, blob_id, oncomplete=cb))
+        finally:
+            op.release()  # the operation was handed to librados when submitted
+
+    async def _remove(self, name: str) -> bool:
+        io = self._io()
+        try:
+            await self._aio(lambda cb: io.aio_remove(name, oncomplete=cb))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _remove_all(self, blob_id: str, stripes: int | None) -> None:
+        """Remove the stripes other than the head (``stripes`` of them in all; None: as
+        many as are found, a leftover's count being unknown), then the head."""
+        batch = max(self.in_flight, 1) * 4
+        if stripes is not None:
+            for i in range(1, stripes, batch):
+                await asyncio.gather(*(self._remove(stripe_name(blob_id, j))
+                                       for j in range(i, min(stripes, i + batch))))
+        else:
+            # stripe i is sent only once stripe i - IN_FLIGHT is written: a crash leaves
+            # gaps shorter than the in-flight count; past a longer run of misses is nothing
+            i, misses = 1, 0
+            while misses <= self.in_flight + 1:
+                found = await asyncio.gather(*(self._remove(stripe_name(blob_id, j)) for j in range(i, i + batch)))
+                for hit in found:
+                    misses = 0 if hit else misses + 1
+                i += batch
+        await self._remove(blob_id)
+
+    # -- the BlobStore protocol ----------------------------------------------------------
+
+    def writer(self, size_hint: int | None = None) -> RadosBlobWriter:
+        return RadosBlobWriter(self)
+
+    def local_path(self, blob_id: str) -> Path | None:
+        return None
+
+    async def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        head = await asyncio.to_thread(self._head, blob_id)
+        if head is None:
+            raise FileNotFoundError(errno.ENOENT, "no such blob", blob_id)
+        size, stripe = head
+        end = size if length is None else min(size, offset + length)
+        if offset >= end:
+            return
+        io = self._io()
+
+        def request(pos: int) -> asyncio.Future[Any]:
+            i, within = divmod(pos, stripe)
+            n = min(stripe - within, end - pos)
+            return self._aio(lambda cb: io.aio_read(stripe_name(blob_id, i), n, within, oncomplete=cb))
+
+        pos = offset
+        pending = request(pos)
+        try:
+            while pending is not None:
+                data = await pending
+                expected = min(stripe - pos % stripe, end - pos)
+                if len(data) != expected:
+                    raise OSError(errno.EIO, f"RADOS: stripe of blob {blob_id} at {pos} short "
+                                  f"({len(data)} of {expected} bytes)")
+                pos += len(data)
+                pending = request(pos) if pos < end else None  # read-ahead: the next stripe
+                view = memoryview(data)
+                for k in range(0, len(view), READ_CHUNK):
+                    yield bytes(view[k : k + READ_CHUNK])
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+
+    async def delete(self, blob_id: str) -> None:
+        head = await asyncio.to_thread(self._head, blob_id)
+        if head is None:
+            await self._remove(blob_id)  # a partial's head, if any, still goes
+            return
+        size, stripe = head
+        await self._remove_all(blob_id, max(1, -(-size // stripe)))
+
+    def _heads(self) -> Iterator[tuple[str, float]]:
+        io = self._io()
+        for obj in io.list_objects():
+            name = obj.key
+            if "." in name or len(name) != 32:
+                continue
+            try:
+                _size, mtime = io.stat(name)
+            except radosbind.load().ObjectNotFound:
+                continue
+            yield name, time.mktime(mtime)
+
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        for name, mtime in self._heads():
+            head = self._head(name)
+            if head is not None:
+                yield name, head[0], mtime
+
+    def iter_partials(self) -> Iterator[tuple[str, float]]:
+        seen = set()
+        for name, mtime in self._heads():
+            if self._head(name) is None:
+                seen.add(name)
+                yield name, mtime
+        for name, t in list(self._writing.items()):  # this process's writers not sent a byte yet
+            if name not in seen:
+                yield name, t
+
+    def release(self, blob_id: str) -> None:
+        """Drop the writer lock, in the background (a librados round trip)."""
+        cookie = self._held.pop(blob_id, None)
+        if cookie is None:
+            return
+        fut = self._pool_exec.submit(self._unlock, blob_id, cookie)
+        self._releasing[blob_id] = fut
+        fut.add_done_callback(lambda _f: self._releasing.pop(blob_id, None))
+
+    def _settle_release(self, blob_id: str) -> None:
+        fut = self._releasing.get(blob_id)
+        if fut is not None:
+            with contextlib.suppress(Exception):
+                fut.result(60)
+
+    def blob_size(self, blob_id: str) -> int | None:
+        head = self._head(blob_id)
+        return None if head is None else head[0]
+
+    @contextlib.contextmanager
+    def _claim(self, blob_id: str, committed: bool) -> Iterator[bool]:
+        if blob_id in self._held or blob_id in self._writing:
+            yield False
+            return
+        self._settle_release(blob_id)
+        io = self._io()
+        rados = radosbind.load()
+        try:
+            io.stat(blob_id)
+        except rados.ObjectNotFound:
+            yield False
+            return
+        if (self._head(blob_id) is not None) != committed:
+            yield False
+            return
+        cookie = "claim-" + uuid.uuid4().hex
+        if not self._try_lock(blob_id, cookie):
+            yield False
+            return
+        try:
+            # locked: but the blob may have gone between the look and the lock, and locking
+            # then made an empty head of its own (removed again here). A partial gone so
+            # is an empty partial now, which the caller may remove as any other.
+            if committed and self._head(blob_id) is None:
+                with contextlib.suppress(rados.ObjectNotFound):
+                    io.remove_object(blob_id)
+                yield False
+                return
+            yield True
+        finally:
+            self._unlock(blob_id, cookie)
+
+    def claim_blob(self, blob_id: str) -> contextlib.AbstractContextManager[bool]:
+        """True while no writer holds the committed blob (locked for the ``with`` block)."""
+        return self._claim(blob_id, True)
+
+    def claim_partial(self, ident: str) -> contextlib.AbstractContextManager[bool]:
+        """``claim_blob`` for a partial: False while an upload (of any gateway) writes it."""
+        return self._claim(ident, False)
+
+    def remove_partial(self, ident: str) -> bool:
+        with self.claim_partial(ident) as free:
+            if free:
+                _run_sync(self._remove_all(ident, None))
+            return free
+
+    async def close(self) -> None:
+        for fut in list(self._releasing.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(fut)
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run ``coro`` to completion from synchronous code (fsck's and start-up's clean-up
+    run outside, or inside, an event loop: in the latter case on a thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
