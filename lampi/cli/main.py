@@ -117,6 +117,10 @@ _policies_option = click.option(
     "--storage-policies", envvar="LAMPI_STORAGE_POLICIES", default=None, metavar="NAME[=PATH],...",
     help="Storage policies, each keeping its objects' bytes in its own directory (relative to the data dir; "
          "none: the data dir) [env LAMPI_STORAGE_POLICIES; default default-placement].")
+_blob_url_option = click.option(
+    "--blob-url", envvar="LAMPI_BLOB_URL", default=None, metavar="URL",
+    help="Where object bytes are kept: rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client> for a Ceph pool "
+         "[env LAMPI_BLOB_URL; default: files under the data dir].")
 _default_policy_option = click.option(
     "--default-storage-policy", envvar="LAMPI_DEFAULT_STORAGE_POLICY", default=None, metavar="NAME",
     help="Policy of containers made without X-Storage-Policy [env LAMPI_DEFAULT_STORAGE_POLICY; default: "
@@ -181,6 +185,7 @@ def cli(config: str | None) -> None:
                    "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
 @_policies_option
 @_default_policy_option
+@_blob_url_option
 @click.option("--storage-url-form", envvar="LAMPI_STORAGE_URL_FORM", default=None, type=click.Choice(["allas", "swift"]),
               help="Catalog object-store URL: allas, <base>/swift/v1/AUTH_<id>; swift, <base>/v1/AUTH_<id> (both are "
                    "served) [env LAMPI_STORAGE_URL_FORM; default allas].")
@@ -576,9 +581,10 @@ def domain_delete(ctx: click.Context, domain_ref: str, data_dir: str | None) -> 
                    "uploads in flight are recognised by their lock).")
 @json_option
 @_policies_option
+@_blob_url_option
 @click.pass_context
 def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool,
-         storage_policies: str | None) -> None:
+         storage_policies: str | None, blob_url: str | None) -> None:
     """Check metadata against blobs; remove orphaned blobs and partial uploads.
 
     Exit status 0 when the store is clean (after removals), 1 when objects have a
@@ -587,10 +593,11 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from rich.progress import Progress
 
     from lampi.bg.fsck import fsck as run_fsck
+    from lampi.store.blob.base import BlobStoreUnavailable
     from lampi.store.blob.policies import open_policy_stores
     from lampi.store.meta.sqlite import SQLiteMetaStore
 
-    settings = _settings(ctx, data_dir=data_dir, storage_policies=storage_policies)
+    settings = _settings(ctx, data_dir=data_dir, storage_policies=storage_policies, blob_url=blob_url)
     _require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
@@ -602,7 +609,12 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
         finally:
             await meta.close()
 
-    rep = asyncio.run(go())
+    try:
+        rep = asyncio.run(go())
+    except BlobStoreUnavailable as exc:
+        err = click.ClickException(str(exc))
+        err.exit_code = NO_STORE_EXIT
+        raise err from None
     if as_json:
         click.echo(json.dumps(rep.as_dict(), indent=2))
     else:

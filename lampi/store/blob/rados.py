@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from lampi.store.blob import radosbind
-from lampi.store.blob.base import READ_CHUNK
+from lampi.store.blob.base import READ_CHUNK, BlobStoreUnavailable
 from lampi.store.space import FULL_ERRNOS, insufficient
 
 STRIPE = 4 * 1024 * 1024  # as RGW's rgw_obj_stripe_size
@@ -79,31 +79,37 @@ _clusters: dict[tuple[str, str, int], Any] = {}
 _clusters_lock = threading.Lock()
 
 
+CONNECT_TIMEOUT = 30  # seconds to reach the monitors
+
+
 def _cluster(conf: str, client: str) -> Any:
     key = (conf, client, os.getpid())  # a forked worker connects anew
     with _clusters_lock:
         c = _clusters.get(key)
         if c is None:
-            rados = radosbind.load()
-            c = rados.Rados(conffile=conf or "", rados_id=client)
-            c.connect(timeout=60)
+            try:
+                rados = radosbind.load()
+            except (radosbind.RadosUnavailable, ImportError) as exc:
+                raise BlobStoreUnavailable(str(exc)) from None
+            try:
+                c = rados.Rados(conffile=conf or "", rados_id=client)
+                c.connect(timeout=CONNECT_TIMEOUT)
+            except rados.Error as exc:
+                raise BlobStoreUnavailable(f"cannot connect to Ceph as client.{client} (conf {conf or 'default'}): "
+                                           f"{exc}") from None
             _clusters[key] = c
         return c
 
 
 @atexit.register
-def _shutdown() -> None:
+def disconnect() -> None:
+    """Shut this process's connections down (before a fork: a child makes its own)."""
     with _clusters_lock:
         for (_c, _i, pid), cluster in list(_clusters.items()):
             if pid == os.getpid():
                 with contextlib.suppress(Exception):
                     cluster.shutdown()
         _clusters.clear()
-
-
-def _errno(exc: BaseException) -> int | None:
-    e = getattr(exc, "errno", None)
-    return abs(e) if isinstance(e, int) else None
 
 
 class RadosBlobWriter:
@@ -213,6 +219,7 @@ class RadosBlobStore:
         self._ioctx: Any = None
         self._ioctx_pid = 0
         self._ioctx_lock = threading.Lock()
+        self._cluster: Any = None
         self._writing: dict[str, float] = {}  # writers of this process not committed yet
         self._held: dict[str, str] = {}  # committed, not released: blob id → lock cookie
         self._releasing: dict[str, concurrent.futures.Future[None]] = {}
@@ -229,14 +236,19 @@ class RadosBlobStore:
     # -- librados plumbing -------------------------------------------------------------
 
     def _io(self) -> Any:
-        if self._ioctx is not None and self._ioctx_pid == os.getpid():
+        if self._ioctx is not None and self._ioctx_pid == os.getpid() and not _cluster_gone(self):
             return self._ioctx
         with self._ioctx_lock:
-            if self._ioctx is None or self._ioctx_pid != os.getpid():
-                io = _cluster(self.conf, self.client).open_ioctx(self.pool)
+            if self._ioctx is None or self._ioctx_pid != os.getpid() or _cluster_gone(self):
+                cluster = _cluster(self.conf, self.client)
+                try:
+                    io = cluster.open_ioctx(self.pool)
+                except radosbind.load().ObjectNotFound:
+                    raise BlobStoreUnavailable(f"Ceph pool {self.pool!r} does not exist (create it: "
+                                               f"ceph osd pool create {self.pool})") from None
                 if self.namespace:
                     io.set_namespace(self.namespace)
-                self._ioctx, self._ioctx_pid = io, os.getpid()
+                self._ioctx, self._ioctx_pid, self._cluster = io, os.getpid(), cluster
         return self._ioctx
 
     def connect(self) -> None:
@@ -484,6 +496,11 @@ class RadosBlobStore:
         for fut in list(self._releasing.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wrap_future(fut)
+
+
+def _cluster_gone(store: RadosBlobStore) -> bool:
+    """The store's connection was shut down (``disconnect``): it opens a new one."""
+    return store._cluster is not None and (store.conf, store.client, os.getpid()) not in _clusters
 
 
 def _run_sync(coro: Any) -> Any:
