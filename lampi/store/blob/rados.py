@@ -34,6 +34,7 @@ import concurrent.futures
 import contextlib
 import errno
 import os
+import struct
 import threading
 import time
 import uuid
@@ -52,6 +53,29 @@ LEASE = 300  # seconds a writer's lock outlives a crashed gateway
 LOCK = "lampi.writer"
 XATTR = "lampi.blob"
 LOCK_FLAG_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW
+
+
+def _str(text: str) -> bytes:
+    b = text.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def _versioned(body: bytes) -> bytes:
+    """Ceph's ENCODE_START(1, 1) … ENCODE_FINISH framing."""
+    return struct.pack("<BBI", 1, 1, len(body)) + body
+
+
+def lock_op(cookie: str, lease: int, renew: bool = False, desc: str = "lampi upload") -> bytes:
+    """cls_lock's ``lock`` input (cls_lock_lock_op): an exclusive lock named ``LOCK``.
+    Encoded here so that taking the lock can be part of a write operation (one OSD
+    round trip for a small blob's lock, bytes and commit together)."""
+    return _versioned(_str(LOCK) + struct.pack("<B", 1) + _str(cookie) + _str("") + _str(desc)
+                      + struct.pack("<IIB", lease, 0, LOCK_FLAG_RENEW if renew else 0))
+
+
+def unlock_op(cookie: str) -> bytes:
+    """cls_lock's ``unlock`` input (cls_lock_unlock_op)."""
+    return _versioned(_str(LOCK) + _str(cookie))
 
 
 def stripe_name(blob_id: str, i: int) -> str:
@@ -121,20 +145,19 @@ class RadosBlobWriter:
         self._cookie = uuid.uuid4().hex
         self._buf = bytearray()
         self._next = 0  # index of the next stripe to send
+        self._head: asyncio.Future[Any] | None = None  # the first stripe's write (it takes the lock)
         self._inflight: set[asyncio.Future[Any]] = set()
         self._locked_at: float | None = None  # monotonic time of the last lock (re)newal
         self._done = False
         store._writing[self.blob_id] = time.time()
 
-    async def _lock(self) -> None:
-        now = time.monotonic()
-        if self._locked_at is None:
-            await asyncio.to_thread(self.store._lock, self.blob_id, self._cookie, 0)
-        elif now - self._locked_at > self.store.lease / 3:
-            await asyncio.to_thread(self.store._lock, self.blob_id, self._cookie, LOCK_FLAG_RENEW)
-        else:
-            return
-        self._locked_at = now
+    async def _renew(self) -> None:
+        if self._locked_at is not None and time.monotonic() - self._locked_at > self.store.lease / 3:
+            now = time.monotonic()
+            io = self.store._io()
+            data = lock_op(self._cookie, self.store.lease, renew=True)
+            await self.store._aio(lambda cb: io.aio_execute(self.blob_id, "lock", "lock", data, oncomplete=cb))
+            self._locked_at = now
 
     def _reap(self) -> None:
         for fut in [f for f in self._inflight if f.done()]:
@@ -142,14 +165,25 @@ class RadosBlobWriter:
             fut.result()  # a failed stripe write fails the upload
 
     async def _send(self, data: bytes) -> None:
-        await self._lock()
+        await self._renew()
         while len(self._inflight) >= self.store.in_flight:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             self._reap()
-        name = stripe_name(self.blob_id, self._next)
+        i = self._next
         self._next += 1
-        io = self.store._io()
-        self._inflight.add(self.store._aio(lambda cb: io.aio_write_full(name, data, oncomplete=cb)))
+        if i == 0:  # the head: lock and first stripe in one operation
+            fut = self.store._write_op(self.blob_id, lock=self._cookie, data=data)
+            self._locked_at = time.monotonic()
+            self._head = fut
+        else:
+            if i == 1 and self._head is not None:
+                # no other stripe before the head exists (and is locked): a crash never
+                # leaves stripes that the head does not lead to
+                await asyncio.shield(self._head)
+            io = self.store._io()
+            name = stripe_name(self.blob_id, i)
+            fut = self.store._aio(lambda cb: io.aio_write_full(name, data, oncomplete=cb))
+        self._inflight.add(fut)
         self.peak_in_flight = max(self.peak_in_flight, len(self._inflight))
 
     async def write(self, chunk: bytes | bytearray) -> None:
@@ -173,13 +207,16 @@ class RadosBlobWriter:
 
     async def commit(self) -> str:
         try:
-            await self._lock()
             tail, self._buf = bytes(self._buf), bytearray()
             if self._next > 0 and tail:  # a last, partial stripe of a multi-stripe blob
                 await self._send(tail)
-                tail = b""
             await self._drain()  # every stripe on the OSDs before the blob is marked committed
-            await self.store._commit_head(self.blob_id, tail if self._next == 0 else None, self.size)
+            mark = f"{self.size}:{self.store.stripe_size}".encode()
+            if self._next == 0:  # one stripe: lock, bytes and mark in one operation
+                self._locked_at = time.monotonic()
+                await self.store._write_op(self.blob_id, lock=self._cookie, data=tail, mark=mark)
+            else:
+                await self.store._write_op(self.blob_id, mark=mark)
         except BaseException:
             await self.abort()
             raise
@@ -223,7 +260,6 @@ class RadosBlobStore:
         self._writing: dict[str, float] = {}  # writers of this process not committed yet
         self._held: dict[str, str] = {}  # committed, not released: blob id → lock cookie
         self._releasing: dict[str, concurrent.futures.Future[None]] = {}
-        self._pool_exec = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="lampi-rados-release")
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> RadosBlobStore:
@@ -285,9 +321,6 @@ class RadosBlobStore:
         start(done)
         return fut
 
-    def _lock(self, blob_id: str, cookie: str, flags: int) -> None:
-        self._io().lock_exclusive(blob_id, LOCK, cookie, "lampi upload", self.lease, flags)
-
     def _try_lock(self, blob_id: str, cookie: str) -> bool:
         rados = radosbind.load()
         try:
@@ -311,14 +344,20 @@ class RadosBlobStore:
         size, _, stripe = bytes(raw).decode().partition(":")
         return int(size), int(stripe)
 
-    async def _commit_head(self, blob_id: str, data: bytes | None, size: int) -> None:
+    def _write_op(self, blob_id: str, lock: str | None = None, data: bytes | None = None,
+                  mark: bytes | None = None) -> asyncio.Future[Any]:
+        """One atomic operation on a head: take the writer lock (cookie ``lock``), write
+        its bytes, set the committed mark — whichever are given."""
         io = self._io()
         op = io.create_write_op()
         try:
+            if lock is not None:
+                op.execute("lock", "lock", lock_op(lock, self.lease))
             if data is not None:
                 op.write_full(data)
-            op.set_xattr(XATTR, f"{size}:{self.stripe_size}".encode())
-            await self._aio(lambda cb: io.operate_aio_write_op(op, blob_id, oncomplete=cb))
+            if mark is not None:
+                op.set_xattr(XATTR, mark)
+            return self._aio(lambda cb: io.operate_aio_write_op(op, blob_id, oncomplete=cb))
         finally:
             op.release()  # the operation was handed to librados when submitted
 
@@ -358,6 +397,14 @@ class RadosBlobStore:
         return None
 
     async def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        io = self._io()
+        guess: asyncio.Future[Any] | None = None
+        if offset < self.stripe_size and length != 0:
+            # the head's first bytes are asked for while the head is looked up (one round
+            # trip less for a small object); used if the blob has this store's stripe size
+            n = self.stripe_size - offset if length is None else min(self.stripe_size - offset, length)
+            guess = self._aio(lambda cb: io.aio_read(blob_id, n, offset, oncomplete=cb))
+            guess.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, if unused
         head = await asyncio.to_thread(self._head, blob_id)
         if head is None:
             raise FileNotFoundError(errno.ENOENT, "no such blob", blob_id)
@@ -365,7 +412,6 @@ class RadosBlobStore:
         end = size if length is None else min(size, offset + length)
         if offset >= end:
             return
-        io = self._io()
 
         def request(pos: int) -> asyncio.Future[Any]:
             i, within = divmod(pos, stripe)
@@ -373,17 +419,17 @@ class RadosBlobStore:
             return self._aio(lambda cb: io.aio_read(stripe_name(blob_id, i), n, within, oncomplete=cb))
 
         pos = offset
-        pending = request(pos)
+        pending = guess if guess is not None and stripe == self.stripe_size else request(pos)
         try:
             while pending is not None:
                 data = await pending
                 expected = min(stripe - pos % stripe, end - pos)
-                if len(data) != expected:
+                if len(data) < expected:
                     raise OSError(errno.EIO, f"RADOS: stripe of blob {blob_id} at {pos} short "
                                   f"({len(data)} of {expected} bytes)")
-                pos += len(data)
+                pos += expected
                 pending = request(pos) if pos < end else None  # read-ahead: the next stripe
-                view = memoryview(data)
+                view = memoryview(data)[:expected]
                 for k in range(0, len(view), READ_CHUNK):
                     yield bytes(view[k : k + READ_CHUNK])
         finally:
@@ -427,13 +473,18 @@ class RadosBlobStore:
                 yield name, t
 
     def release(self, blob_id: str) -> None:
-        """Drop the writer lock, in the background (a librados round trip)."""
+        """Drop the writer lock, in the background (an asynchronous librados call)."""
         cookie = self._held.pop(blob_id, None)
         if cookie is None:
             return
-        fut = self._pool_exec.submit(self._unlock, blob_id, cookie)
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._releasing[blob_id] = fut
-        fut.add_done_callback(lambda _f: self._releasing.pop(blob_id, None))
+
+        def done(comp: Any, _data: Any = None) -> None:  # on a librados thread
+            self._releasing.pop(blob_id, None)
+            fut.set_result(None)  # ENOENT (deleted meanwhile) or not: the lock is gone
+
+        self._io().aio_execute(blob_id, "lock", "unlock", unlock_op(cookie), oncomplete=done)
 
     def _settle_release(self, blob_id: str) -> None:
         fut = self._releasing.get(blob_id)

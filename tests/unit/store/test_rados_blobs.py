@@ -132,6 +132,14 @@ async def test_another_gateway_respects_the_writer_lock(ceph: Any, store: RadosB
         assert free
         with store.claim_blob(blob_id) as again:  # the claim itself excludes others
             assert not again
+    # a one-stripe blob: lock, bytes and mark went in one operation; the lock holds too
+    small = await put(store, b"tiny")
+    with other.claim_blob(small) as free:
+        assert not free
+    store.release(small)
+    await store.close()
+    with other.claim_blob(small) as free:
+        assert free
 
 
 def _write_and_hang(conf: str, ns: str, ready: Any, ident: Any) -> None:
