@@ -19,7 +19,7 @@ atomic operation on the head, after all other stripes are on the OSDs — the
 a crashed gateway's locks lapse when their lease runs out.
 
 Reading touches only the stripes a range needs, one RADOS read per stripe (at most
-``STRIPE`` bytes) with the next one already requested. Deleting removes the other
+``STRIPE`` bytes), ``READ_AHEAD`` of them requested ahead. Deleting removes the other
 stripes first and the head last, so an interrupted delete leaves a committed blob that
 fsck finds unreferenced and removes again. Completions of librados' asynchronous calls
 come back on librados' threads and are handed to the event loop with
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import errno
@@ -49,6 +50,7 @@ from lampi.store.space import FULL_ERRNOS, insufficient
 
 STRIPE = 4 * 1024 * 1024  # as RGW's rgw_obj_stripe_size
 IN_FLIGHT = 4  # stripe writes in flight per writer
+READ_AHEAD = 3  # stripe reads in flight per reader
 LEASE = 300  # seconds a writer's lock outlives a crashed gateway
 LOCK = "lampi.writer"
 XATTR = "lampi.blob"
@@ -418,23 +420,32 @@ class RadosBlobStore:
             n = min(stripe - within, end - pos)
             return self._aio(lambda cb: io.aio_read(stripe_name(blob_id, i), n, within, oncomplete=cb))
 
-        pos = offset
-        pending = guess if guess is not None and stripe == self.stripe_size else request(pos)
+        # up to READ_AHEAD stripe reads in flight (memory: READ_AHEAD stripes at most)
+        pending: collections.deque[tuple[int, asyncio.Future[Any]]] = collections.deque()
+        asked = offset  # where the next request starts
+        if guess is not None and stripe == self.stripe_size:
+            pending.append((offset, guess))
+            asked = min(end, stripe)
         try:
-            while pending is not None:
-                data = await pending
+            while True:
+                while asked < end and len(pending) < READ_AHEAD:
+                    pending.append((asked, request(asked)))
+                    asked = min(end, (asked // stripe + 1) * stripe)
+                if not pending:
+                    return
+                pos, fut = pending.popleft()
+                data = await fut
                 expected = min(stripe - pos % stripe, end - pos)
                 if len(data) < expected:
                     raise OSError(errno.EIO, f"RADOS: stripe of blob {blob_id} at {pos} short "
                                   f"({len(data)} of {expected} bytes)")
-                pos += expected
-                pending = request(pos) if pos < end else None  # read-ahead: the next stripe
                 view = memoryview(data)[:expected]
                 for k in range(0, len(view), READ_CHUNK):
                     yield bytes(view[k : k + READ_CHUNK])
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+            for _pos, fut in pending:
+                if not fut.done():
+                    fut.cancel()
 
     async def delete(self, blob_id: str) -> None:
         head = await asyncio.to_thread(self._head, blob_id)
