@@ -357,7 +357,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     elif not head and end > start:
         from lampi.swift.objects import open_blob, send_blob  # zero-copy sendfile from a local file
 
-        fh = open_blob(request, rec)  # a missing blob: 503 before any header
+        fh = await open_blob(request, rec, start, end - start)  # a missing blob: 503 before any header
         await resp.prepare(request)
         await send_blob(request, resp, rec, start, end - start, fh)
     else:

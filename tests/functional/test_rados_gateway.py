@@ -205,3 +205,30 @@ def test_bad_blob_url_is_refused(tmp_path: Path) -> None:
                           "--blob-url", "rados://pool?cnof=/x"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert "blob_url" in res.stderr and "cnof" in res.stderr
+
+
+def test_missing_bytes_are_a_503_before_any_header(swift: Any, s3: Any, pool: Pool) -> None:
+    """As with the file store (open_blob): the first read happens before the headers go out."""
+    import botocore.exceptions
+    import swiftclient
+
+    c = "rados-lost-" + uuid.uuid4().hex[:8]
+    swift.put_container(c)
+    before = set(pool.objects())
+    data = payload(6 * MiB, 40)
+    swift.put_object(c, "o", data)
+    (head,) = [k for k in set(pool.objects()) - before if "." not in k]
+    pool.io.remove_object(f"{head}.1")  # the second stripe lost: a range in the first is served
+    assert swift.get_object(c, "o", headers={"Range": "bytes=0-99"})[1] == data[:100]
+    with pytest.raises(swiftclient.ClientException) as err:
+        swift.get_object(c, "o", headers={"Range": f"bytes={5 * MiB}-{5 * MiB + 9}"})
+    assert err.value.http_status == 503
+    pool.io.remove_object(head)  # now the whole blob
+    with pytest.raises(swiftclient.ClientException) as err:
+        swift.get_object(c, "o")
+    assert err.value.http_status == 503
+    with pytest.raises(botocore.exceptions.ClientError) as s3err:
+        s3.get_object(Bucket=c, Key="o")
+    assert s3err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    swift.delete_object(c, "o")
+    assert set(pool.objects()) == before
