@@ -232,3 +232,42 @@ def test_missing_bytes_are_a_503_before_any_header(swift: Any, s3: Any, pool: Po
     assert s3err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     swift.delete_object(c, "o")
     assert set(pool.objects()) == before
+
+
+def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, tmp_path: Path) -> None:
+    """Requests do not wait for ever on a stuck OSD: after rados_osd_op_timeout (lampi sets
+    30 s unless ceph.conf sets one; 3 s here) a 503, and full service once it is back."""
+    import os
+    import signal
+
+    import requests
+
+    conf = tmp_path / "ceph.conf"
+    conf.write_text(ceph.conf.read_text().replace("[global]\n", "[global]\nrados osd op timeout = 3\n", 1))
+    url = f"rados://{CEPH_POOL}?conf={conf}&id=admin&namespace={uuid.uuid4().hex}"
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--blob-url", url])
+    srv.start()
+    osd = next(p for p in ceph.procs if "ceph-osd" in p.args[0])
+    try:
+        rc = srv.openrc()
+        r = requests.post(f"{srv.url}/v3/auth/tokens", timeout=60, json={"auth": {"identity": {
+            "methods": ["password"], "password": {"user": {"name": rc["OS_USERNAME"], "password": rc["OS_PASSWORD"],
+                                                           "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}})
+        token = r.headers["X-Subject-Token"]
+        base = f"{srv.url}/v1/AUTH_{r.json()['token']['project']['id']}/c"
+        h = {"X-Auth-Token": token}
+        assert requests.put(base, headers=h, timeout=60).status_code == 201
+        assert requests.put(f"{base}/o", data=b"hello", headers=h, timeout=60).status_code == 201
+        os.kill(osd.pid, signal.SIGSTOP)
+        try:
+            assert requests.get(f"{base}/o", headers=h, timeout=120).status_code == 503
+            assert requests.put(f"{base}/p", data=b"x" * 100, headers=h, timeout=120).status_code == 503
+        finally:
+            os.kill(osd.pid, signal.SIGCONT)
+        got = requests.get(f"{base}/o", headers=h, timeout=120)
+        assert got.status_code == 200 and got.content == b"hello"
+        assert requests.put(f"{base}/p", data=b"x" * 100, headers=h, timeout=120).status_code == 201
+        assert requests.delete(f"{base}/o", headers=h, timeout=120).status_code == 204
+    finally:
+        srv.stop()

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from lampi.core import errors
 from lampi.store.blob import radosbind
 from lampi.store.blob.base import READ_CHUNK, BlobStoreUnavailable
 from lampi.store.space import FULL_ERRNOS, insufficient
@@ -106,6 +107,8 @@ _clusters_lock = threading.Lock()
 
 
 CONNECT_TIMEOUT = 30  # seconds to reach the monitors
+OP_TIMEOUT = 30  # seconds an operation may wait for its OSD (unless ceph.conf sets rados_osd_op_timeout)
+UNAVAILABLE = frozenset({errno.ETIMEDOUT, errno.ESHUTDOWN, errno.ENOTCONN, errno.EAGAIN})
 
 
 def _cluster(conf: str, client: str) -> Any:
@@ -119,6 +122,9 @@ def _cluster(conf: str, client: str) -> Any:
                 raise BlobStoreUnavailable(str(exc)) from None
             try:
                 c = rados.Rados(conffile=conf or "", rados_id=client)
+                for opt in ("rados_osd_op_timeout", "rados_mon_op_timeout"):
+                    if float(c.conf_get(opt) or 0) == 0:  # librados' default: wait for ever
+                        c.conf_set(opt, str(OP_TIMEOUT))
                 c.connect(timeout=CONNECT_TIMEOUT)
             except rados.Error as exc:
                 raise BlobStoreUnavailable(f"cannot connect to Ceph as client.{client} (conf {conf or 'default'}): "
@@ -300,6 +306,10 @@ class RadosBlobStore:
         exc = OSError(code, f"RADOS: {os.strerror(code)}", what)
         if code in FULL_ERRNOS:
             return insufficient(Path(self.pool), exc)
+        if code in UNAVAILABLE:  # an OSD not answering in OP_TIMEOUT: 503, try again later
+            err = errors.DataUnavailable(f"RADOS pool {self.pool}: {os.strerror(code)}")
+            err.__cause__ = exc
+            return err
         return exc
 
     def _aio(self, start: Callable[[Callable[..., None]], Any]) -> asyncio.Future[Any]:
@@ -343,6 +353,11 @@ class RadosBlobStore:
             raw = self._io().get_xattr(blob_id, XATTR)
         except (rados.ObjectNotFound, rados.NoData):
             return None
+        except rados.Error as exc:
+            code = getattr(exc, "errno", None)
+            if isinstance(code, int):
+                raise self._error(code, blob_id) from exc
+            raise
         size, _, stripe = bytes(raw).decode().partition(":")
         return int(size), int(stripe)
 
