@@ -271,3 +271,37 @@ def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, tmp_path:
         assert requests.delete(f"{base}/o", headers=h, timeout=120).status_code == 204
     finally:
         srv.stop()
+
+
+def test_two_gateways_share_the_pool(rados_server: tuple[LampiServer, str], pool: Pool) -> None:
+    """A second `lampi serve` (another process, its own port) over the same metadata and
+    pool: what one writes the other reads, ranges and all, and deletes."""
+    import swiftclient
+
+    first, url = rados_server
+    second = LampiServer(data_dir=first.data_dir, port=free_port(), extra_args=["--blob-url", url])
+    second.start()
+    try:
+        rc = first.openrc()
+
+        def conn(srv: LampiServer) -> Any:
+            return swiftclient.Connection(
+                authurl=f"{srv.url}/v3", user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"], auth_version="3", retries=0,
+                os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                            "project_name": rc["OS_PROJECT_NAME"]})
+
+        a, b = conn(first), conn(second)
+        c = "rados-two-" + uuid.uuid4().hex[:8]
+        before = set(pool.objects())
+        a.put_container(c)
+        data = payload(9 * MiB, 50)
+        a.put_object(c, "o", data)
+        assert b.get_object(c, "o")[1] == data
+        assert b.get_object(c, "o", headers={"Range": "bytes=4194303-8388608"})[1] == data[4194303:8388609]
+        b.put_object(c, "p", b"from b")
+        assert a.get_object(c, "p")[1] == b"from b"
+        b.delete_object(c, "o")
+        a.delete_object(c, "p")
+        assert set(pool.objects()) == before
+    finally:
+        second.stop()
