@@ -13,6 +13,7 @@ of skip when they are not.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -74,6 +75,7 @@ class CephCluster:
     # -- start / stop ------------------------------------------------------------------
 
     def start(self, timeout: float = 180) -> CephCluster:
+        atexit.register(self.stop)  # also when the caller's own clean-up does not run
         try:
             self._start(timeout)
         except BaseException:
