@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +203,25 @@ class PolicySpec:
     url: str = ""  # a rados:// URL: the policy's bytes are in that pool, not under root
 
 
+def parse_blob_url(url: str) -> dict[str, str]:
+    """``rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client>&namespace=<ns>`` → its parts
+    (pool, conf, client, namespace; ValueError naming what is wrong)."""
+    u = urlsplit(url)
+    if u.scheme != "rados" or not u.netloc or u.path not in ("", "/"):
+        raise ValueError(f"cannot use {url!r}: expected rados://<pool>?conf=<ceph.conf>&id=<client>")
+    q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+    unknown = set(q) - {"conf", "id", "namespace"}
+    if unknown:
+        raise ValueError(f"cannot use {url!r}: unknown parameter(s) {', '.join(sorted(unknown))} "
+                         "(conf, id, namespace)")
+    return {"pool": u.netloc, "conf": q.get("conf", ""), "client": q.get("id", "") or "admin",
+            "namespace": q.get("namespace", "")}
+
+
 def check_blob_url(url: str, what: str = "blob_url") -> str:
     """A ``rados://`` URL checked (ValueError naming the setting and the problem)."""
-    from lampi.store.blob.rados import parse_url
-
     try:
-        parse_url(url)
+        parse_blob_url(url)
     except ValueError as exc:
         raise ValueError(f"setting {what!r}: {exc}") from None
     return url

@@ -42,8 +42,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+from lampi.config import parse_blob_url as parse_url
 from lampi.core import errors
 from lampi.store.blob import radosbind
 from lampi.store.blob.base import READ_CHUNK, BlobStoreUnavailable
@@ -83,21 +83,6 @@ def unlock_op(cookie: str) -> bytes:
 
 def stripe_name(blob_id: str, i: int) -> str:
     return blob_id if i == 0 else f"{blob_id}.{i:x}"
-
-
-def parse_url(url: str) -> dict[str, str]:
-    """``rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client>&namespace=<ns>`` → its parts
-    (ValueError naming what is wrong)."""
-    u = urlsplit(url)
-    if u.scheme != "rados" or not u.netloc or u.path not in ("", "/"):
-        raise ValueError(f"cannot use {url!r}: expected rados://<pool>?conf=<ceph.conf>&id=<client>")
-    q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-    unknown = set(q) - {"conf", "id", "namespace"}
-    if unknown:
-        raise ValueError(f"cannot use {url!r}: unknown parameter(s) {', '.join(sorted(unknown))} "
-                         "(conf, id, namespace)")
-    return {"pool": u.netloc, "conf": q.get("conf", ""), "client": q.get("id", "") or "admin",
-            "namespace": q.get("namespace", "")}
 
 
 # -- connections: one per (conf, client) and process ----------------------------------
