@@ -31,6 +31,8 @@ NO_STORE_EXIT = 2  # as `lampi fsck` always had it: 1 there means "damage found"
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     root = ctx.find_root()
+    if overrides.get("meta_url") is None and ctx.meta.get("lampi.meta_url"):
+        overrides["meta_url"] = ctx.meta["lampi.meta_url"]  # --meta-url (data_dir_option)
     config = overrides.pop("config", None) or ctx.meta.get("lampi.config") or root.params.get("config")
     try:
         return load_settings(overrides, config_file=config)
@@ -46,6 +48,8 @@ def _require_store(settings: Settings) -> None:
     (with an admin of its own) that the running server never sees.
     """
     path = settings.data_path
+    if settings.meta_url:  # PostgreSQL: the store checks its schema when opened
+        return
     if not (path / "meta.db").is_file():
         err = click.ClickException(
             f"no lampi data in {path.resolve()} (no meta.db): create it with `lampi init` or `lampi serve`, "
@@ -57,12 +61,11 @@ def _require_store(settings: Settings) -> None:
 def _run(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``fn(identity_service)`` against the data dir's stores (which must exist)."""
     from lampi.identity.service import IdentityService
-    from lampi.store.meta.sqlite import SQLiteMetaStore
 
     _require_store(settings)
 
     async def go() -> T:
-        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        meta = _open_meta(settings)
         try:
             ident = IdentityService(meta, settings)
             return await fn(ident)
@@ -73,6 +76,19 @@ def _run(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except errors.DomainError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def _open_meta(settings: Settings) -> Any:
+    """The settings' MetaStore (meta_url), for an admin command: an existing one only."""
+    from lampi.store.meta.factory import open_meta
+    from lampi.store.meta.postgres.schema import SchemaError
+
+    try:
+        return open_meta(settings.meta_url, settings.data_path)
+    except SchemaError as exc:
+        err = click.ClickException(str(exc))
+        err.exit_code = NO_STORE_EXIT
+        raise err from None
 
 
 def _emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers: list[str] | None = None) -> None:
@@ -106,8 +122,22 @@ _config_option = click.option("--config", default=None, expose_value=False, call
 _data_dir_option = click.option("--data-dir", envvar="LAMPI_DATA_DIR", default=None, help=DATA_DIR_HELP)
 
 
+def _remember_meta_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["lampi.meta_url"] = value
+    return value
+
+
+# every command that opens the store takes --meta-url (env LAMPI_META_URL and TOML meta_url
+# are read by load_settings)
+_meta_url_option = click.option(
+    "--meta-url", default=None, expose_value=False, callback=_remember_meta_url, metavar="URL",
+    help="Metadata store: postgresql://USER@HOST:PORT/DB [env LAMPI_META_URL; default: meta.db (SQLite) in "
+         "the data dir].")
+
+
 def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return _config_option(_data_dir_option(f))
+    return _config_option(_meta_url_option(_data_dir_option(f)))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
@@ -565,6 +595,41 @@ def domain_delete(ctx: click.Context, domain_ref: str, data_dir: str | None) -> 
     _run(_settings(ctx, data_dir=data_dir), lambda i: i.delete_domain(domain_ref))
 
 
+# -- db ------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The metadata database (meta_url): its schema."""
+
+
+@db.command("upgrade")
+@data_dir_option
+@click.pass_context
+def db_upgrade(ctx: click.Context, data_dir: str | None) -> None:
+    """Create the PostgreSQL schema in an empty database, or bring an older one up to
+    this lampi's version (one transaction; safe to run twice or from two hosts). A
+    gateway refuses to serve a database whose schema is older than its own. SQLite
+    (no meta_url) brings itself up to date at every start."""
+    import psycopg
+
+    from lampi.store.meta.postgres.schema import SchemaError, upgrade
+
+    settings = _settings(ctx, data_dir=data_dir)
+    if not settings.meta_url:
+        click.echo("meta_url is not set: the SQLite store in the data dir upgrades itself when opened")
+        return
+    try:
+        with psycopg.connect(settings.meta_url, autocommit=True, connect_timeout=10) as conn:
+            before, after = upgrade(conn)
+    except (SchemaError, psycopg.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+    if before == after:
+        click.echo(f"schema version {after}: up to date")
+    else:
+        click.echo(f"schema version {'none' if before is None else before} -> {after}")
+
+
 # -- fsck ------------------------------------------------------------------------------
 
 
@@ -588,13 +653,12 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
 
     from lampi.bg.fsck import fsck as run_fsck
     from lampi.store.blob.policies import open_policy_stores
-    from lampi.store.meta.sqlite import SQLiteMetaStore
 
     settings = _settings(ctx, data_dir=data_dir, storage_policies=storage_policies)
     _require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
-        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        meta = _open_meta(settings)
         try:
             with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
                 return await run_fsck(meta, open_policy_stores(settings), repair=not dry_run, grace=grace,
