@@ -66,7 +66,7 @@ class PGCluster:
     def start(self) -> None:
         self._run(str(self.bindir / "initdb"), "--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--locale=C", "-D", str(self.data))
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        self._opts = opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
                   "-w", "-t", "120", "start")
@@ -84,8 +84,13 @@ class PGCluster:
             conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
         return self.url(name)
 
-    def restart(self) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart")
+    def stop_server(self) -> None:
+        """Stop PostgreSQL, keeping its data (``start_server`` brings it back)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def start_server(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", self._opts, "-l", str(self.dir / "log"),
+                  "-w", "-t", "120", "start")
 
     def stop(self) -> None:
         try:

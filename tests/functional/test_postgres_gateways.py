@@ -175,3 +175,40 @@ def test_newer_schema_and_unreachable_database_refused(cluster: PGCluster, tmp_p
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     res = _serve(dead, tmp_path / "data2")
     assert res.returncode == 2 and "cannot connect" in res.stderr, res.stderr
+
+
+def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp_path: Path) -> None:
+    """While the database is down requests are answered 503 (not 500, no worker lost);
+    once it is back the same gateway serves everything again."""
+    import requests
+
+    url = cluster.create_db()
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), workers=2, extra_args=["--meta-url", url])
+    try:
+        srv.start()
+        conn = swift(srv)
+        storage_url, token = conn.get_auth()
+        conn.put_container("c")
+        conn.put_object("c", "before", contents=b"1")
+        cluster.stop_server()
+        try:
+            statuses = {requests.get(f"{storage_url}/c/before", headers={"X-Auth-Token": token}, timeout=60).status_code
+                        for _ in range(3)}
+            assert statuses <= {503}, statuses
+        finally:
+            cluster.start_server()
+        deadline = time.monotonic() + 60
+        while True:  # the pools reconnect: every worker serves again
+            codes = [requests.put(f"{storage_url}/c/after-{i}", data=b"2", headers={"X-Auth-Token": token},
+                                  timeout=60).status_code for i in range(8)]
+            if all(c == 201 for c in codes):
+                break
+            assert set(codes) <= {201, 503}, codes
+            assert time.monotonic() < deadline, codes
+            time.sleep(0.5)
+        _, listing = conn.get_container("c")
+        assert {o["name"] for o in listing} >= {"before", "after-0", "after-7"}
+        assert srv.proc is not None and srv.proc.poll() is None
+    finally:
+        if srv.proc is not None:
+            srv.stop()

@@ -14,6 +14,7 @@ credentials table's lock). Schema: ``schema`` (versioned; ``lampi db upgrade``).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -85,7 +86,10 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         if self._gen_thread is None:
             with self._gen_lock:
                 if self._gen_thread is None:
-                    self._gen = self._poll_gen()
+                    try:
+                        self._gen = self._poll_gen()
+                    except Exception as exc:  # noqa: BLE001 - callers then resolve without their cache
+                        raise sqlite3.OperationalError(f"identity generation unavailable: {exc}") from exc
                     self._gen_thread = threading.Thread(target=self._gen_loop, name="pg-gen", daemon=True)
                     self._gen_thread.start()
         return self._gen * 1_000_003 + self._gen_local

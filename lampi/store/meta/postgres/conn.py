@@ -45,6 +45,7 @@ T = TypeVar("T")
 log = logging.getLogger("lampi.store")
 
 POOL_SIZE = 16
+CONNECT_TIMEOUT = 5  # seconds to wait for a (new) database connection before answering 503
 _RETRIES = 30
 _RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
 
@@ -128,8 +129,11 @@ class PGBase:
                 schema.check(conn, url, create)
         except psycopg.OperationalError as exc:
             raise schema.SchemaError(f"cannot connect to {_safe(url)}: {exc}") from None
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
-                                    open=True, timeout=30, name="lampi-meta")
+        # at most ``pool_size`` threads ask for a connection, so a wait for one is a wait for
+        # the database (down, restarting): short, then 503 (``_unavailable``)
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size,
+                                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                                    open=True, timeout=CONNECT_TIMEOUT, reconnect_timeout=3600, name="lampi-meta")
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
@@ -143,20 +147,30 @@ class PGBase:
     # -- running bodies ---------------------------------------------------------------
 
     def _call_read(self, fn: Callable[[Any], T]) -> T:
-        try:
-            with self._pool.connection() as conn:
-                return fn(Adapter(conn, in_tx=False))
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise _unavailable(exc) from exc
+        # reads are autocommit statements: after a broken pooled connection (the database
+        # restarted since it was last used: the pool drops it) once more on another
+        for attempt in (0, 1):
+            try:
+                with self._pool.connection() as conn:
+                    return fn(Adapter(conn, in_tx=False))
+            except PoolTimeout as exc:
+                raise _unavailable(exc) from exc
+            except psycopg.OperationalError as exc:
+                if attempt:
+                    raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
 
     def _call_tx(self, fn: Callable[[Any], T]) -> T:
         delay = 0.002
+        reconnected = False
         try:
             for attempt in range(_RETRIES):
                 with self._pool.connection() as conn:
+                    started = False
                     try:
                         with conn.transaction():
                             conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                            started = True
                             result = fn(Adapter(conn, in_tx=True))
                         self._gen_local += 1
                         return result
@@ -168,6 +182,13 @@ class PGBase:
                     except _RETRYABLE:
                         if attempt == _RETRIES - 1:
                             raise
+                    except psycopg.OperationalError:
+                        # a broken pooled connection, before the transaction did anything:
+                        # once more on another (the pool drops this one)
+                        if started or reconnected:
+                            raise
+                        reconnected = True
+                        continue
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.2)
         except (psycopg.OperationalError, PoolTimeout) as exc:
