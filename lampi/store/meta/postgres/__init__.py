@@ -6,16 +6,13 @@ their statements translated by ``dialect``) over ``PGBase`` (a psycopg 3 pool,
 SERIALIZABLE transactions retried on conflict). What SQLite does with files of its own
 is done here in the database: token revocations (a table, re-read by a gateway when a
 one-row generation moved), the identity
-generation (polled by a thread every ``GEN_POLL`` seconds, and moved at once by the
-gateway's own writes), the re-sealing of EC2 secrets (one transaction holding the
+generation (read per S3 request, one row), the re-sealing of EC2 secrets (one transaction holding the
 credentials table's lock). Schema: ``schema`` (versioned; ``lampi db upgrade``).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresMetaStore", "SchemaError", "is_postgres_ur
 
 log = logging.getLogger("lampi.store")
 
-GEN_POLL = 0.25  # seconds between a gateway's reads of the identity generation
 
 
 def is_postgres_url(url: str) -> bool:
@@ -79,33 +75,12 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
 
     # -- identity generation -----------------------------------------------------------
 
-    def identity_generation(self) -> int:
-        """The identity generation as last polled (every ``GEN_POLL`` s by a thread) plus
-        this process's own write transactions: a change made through this gateway empties
-        its caches at once, one made through another within ``GEN_POLL``. Never blocks."""
-        if self._gen_thread is None:
-            with self._gen_lock:
-                if self._gen_thread is None:
-                    try:
-                        self._gen = self._poll_gen()
-                    except Exception as exc:  # noqa: BLE001 - callers then resolve without their cache
-                        raise sqlite3.OperationalError(f"identity generation unavailable: {exc}") from exc
-                    self._gen_thread = threading.Thread(target=self._gen_loop, name="pg-gen", daemon=True)
-                    self._gen_thread.start()
-        return self._gen * 1_000_003 + self._gen_local
-
-    def _poll_gen(self) -> int:
-        with self._pool.connection() as conn:
-            row = conn.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()
-        return int(row[0]) if row else 0
-
-    def _gen_loop(self) -> None:
-        while not self._gen_stop.wait(GEN_POLL):
-            try:
-                self._gen = self._poll_gen()
-            except Exception as exc:  # noqa: BLE001 - the database is down: keep polling
-                log.debug("identity generation poll failed: %s", exc)
-                self._gen_local += 1  # and trust no cache meanwhile
+    async def identity_generation(self) -> int:  # type: ignore[override]
+        """The identity generation (a row moved by triggers on every credential, user,
+        project and assignment write), read per S3 request: a key deleted or a user
+        disabled through any gateway or admin command is refused by every gateway at
+        once. One indexed row; still one read instead of the four the key cache saves."""
+        return await self._run(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0])
 
     # -- EC2 secrets: sealing older rows, rotation ----------------------------------------
 

@@ -138,11 +138,6 @@ class PGBase:
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
         self._revoke_lock = threading.Lock()
-        self._gen = 0
-        self._gen_local = 0
-        self._gen_stop = threading.Event()
-        self._gen_thread: threading.Thread | None = None
-        self._gen_lock = threading.Lock()
 
     # -- running bodies ---------------------------------------------------------------
 
@@ -172,7 +167,6 @@ class PGBase:
                             conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
                             started = True
                             result = fn(Adapter(conn, in_tx=True))
-                        self._gen_local += 1
                         return result
                     except sqlite3.IntegrityError as exc:
                         # a serialization conflict PostgreSQL reported as a unique violation
@@ -207,9 +201,6 @@ class PGBase:
         return self._executor.submit(self._call_read, fn).result()
 
     async def close(self) -> None:
-        self._gen_stop.set()
-        if self._gen_thread is not None:
-            self._gen_thread.join(timeout=5)
         self._executor.shutdown(wait=True)
         self._pool.close()
 
