@@ -166,9 +166,10 @@ def test_newer_schema_and_unreachable_database_refused(cluster: PGCluster, tmp_p
         conn.execute("INSERT INTO schema_version VALUES (999)")
     res = _serve(url, tmp_path / "data")
     assert res.returncode == 2 and "newer than this lampi's" in res.stderr, res.stderr
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    dead = f"postgresql://postgres:hunter2-secret@127.0.0.1:{free_port()}/nothing"
     res = _serve(dead, tmp_path / "data2")
     assert res.returncode == 2 and "cannot connect" in res.stderr, res.stderr
+    assert "hunter2" not in res.stderr + res.stdout  # the message never shows the password
 
 
 def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp_path: Path) -> None:

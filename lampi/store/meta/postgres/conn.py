@@ -126,7 +126,7 @@ class PGBase:
         self.reserve = None  # a full local disk does not concern the metadata
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                schema.check(conn, url, create)
+                schema.check(conn, _safe(url), create)  # messages never show a password
         except psycopg.OperationalError as exc:
             raise schema.SchemaError(f"cannot connect to {_safe(url)}: {exc}") from None
         # at most ``pool_size`` threads ask for a connection, so a wait for one is a wait for
