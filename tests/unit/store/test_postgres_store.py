@@ -162,3 +162,23 @@ async def test_schema_older_than_the_code_is_refused_until_upgraded(open_store, 
     store = open_store()
     await store.ensure_account("x")
     assert json.loads(json.dumps((await store.get_account("x")).object_count)) == 0
+
+
+async def test_nul_in_listing_bounds_compares_as_a_character(open_store) -> None:  # noqa: ANN001
+    """PostgreSQL text cannot hold NUL; names never do, so a marker/prefix with one is cut
+    there and its comparison adjusted: the same listing as SQLite's."""
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {}, time.time())
+    for n in ["B2x", "a", "b1x", "c"]:
+        await store.put_object(rec("c", n))
+    now = time.time()
+
+    async def names(**kw) -> list[str]:  # noqa: ANN003
+        return [e.name for e in await store.list_objects("c", ListParams(**kw), now)]
+
+    assert await names(marker="b1x\0", end_marker="B2w", reverse=True) == ["b1x", "a", "B2x"]
+    assert await names(marker="a\0") == ["b1x", "c"]
+    assert await names(end_marker="b1x\0") == ["B2x", "a", "b1x"]
+    assert await names(prefix="\0") == []
+    assert await names(prefix="b\0") == []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -93,6 +94,8 @@ class Adapter:
     def execute(self, sql: str, args: Any = ()) -> Cursor:
         pg, named = translate(sql)
         params = self._args(named, args) if args else None
+        if params and not named and any(isinstance(a, str) and "\0" in a for a in params):
+            pg, params = _without_nul(pg, params)
         try:
             if self.in_tx and plain_insert(pg):
                 with self.conn.transaction():
@@ -108,6 +111,35 @@ class Adapter:
                 cur.executemany(pg, [self._args(named, r) for r in rows])
         except pgerrors.IntegrityError as exc:
             raise sqlite3.IntegrityError(str(exc)) from exc
+
+
+_COMPARED = re.compile(r"(>=|<=|>|<|=)\s*%s|%s")
+# a bound holding NUL (PostgreSQL text cannot) compared with names, which never hold one:
+# cut at the NUL, the comparison adjusted (name >= "ab\0x" is name > "ab")
+_CUT_OP = {">=": ">", ">": ">", "<": "<=", "<=": "<="}
+
+
+def _without_nul(pg: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """``pg`` and ``params`` with each text parameter holding NUL (a listing's marker,
+    end_marker or prefix: Swift compares them as any other character) cut at its first
+    NUL and its comparison operator adjusted; InvalidArgument where that cannot be."""
+    out: list[Any] = []
+    pieces: list[str] = []
+    pos = 0
+    for i, m in enumerate(_COMPARED.finditer(pg)):
+        value = params[i]
+        if isinstance(value, str) and "\0" in value:
+            op = m.group(1)
+            if op not in _CUT_OP:
+                raise errors.InvalidArgument("NUL is not allowed here")
+            pieces.append(pg[pos:m.start()] + f"{_CUT_OP[op]} %s")
+            value = value[:value.index("\0")]
+        else:
+            pieces.append(pg[pos:m.end()])
+        pos = m.end()
+        out.append(value)
+    pieces.append(pg[pos:])
+    return "".join(pieces), tuple(out)
 
 
 def _unavailable(exc: Exception) -> errors.DataUnavailable:
