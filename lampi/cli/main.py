@@ -604,9 +604,10 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@data_dir_option
+@_config_option
+@_meta_url_option
 @click.pass_context
-def db_upgrade(ctx: click.Context, data_dir: str | None) -> None:
+def db_upgrade(ctx: click.Context) -> None:
     """Create the PostgreSQL schema in an empty database, or bring an older one up to
     this lampi's version (one transaction; safe to run twice or from two hosts). A
     gateway refuses to serve a database whose schema is older than its own. SQLite
@@ -615,7 +616,7 @@ def db_upgrade(ctx: click.Context, data_dir: str | None) -> None:
 
     from lampi.store.meta.postgres.schema import SchemaError, upgrade
 
-    settings = _settings(ctx, data_dir=data_dir)
+    settings = _settings(ctx)
     if not settings.meta_url:
         click.echo("meta_url is not set: the SQLite store in the data dir upgrades itself when opened")
         return
