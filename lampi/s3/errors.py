@@ -6,9 +6,13 @@ core's errors to the code and status AWS answers with.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core import multipart as mp
 from lampi.s3.xml import element, xml_doc
 
 
@@ -117,8 +121,6 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
 
 def _multipart(exc: errors.DomainError) -> S3Error | None:
     """The multipart errors of ``lampi.core.multipart``, as S3 words them."""
-    from lampi.core import multipart as mp
-
     d = {k: str(v) for k, v in exc.detail.items()}
     match exc:
         case mp.NoSuchUpload():
@@ -155,9 +157,12 @@ def error_response(request: web.Request, err: S3Error, resource: str, request_id
 
 def internal_error(request: web.Request, request_id: str) -> web.Response:
     """The 500 for an unexpected exception in S3 code (built by the outer middleware)."""
-    from lampi.s3.router import stamp
-
     err = S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
     resp = error_response(request, err, request.path, request_id)
     stamp(resp, request_id)
     return resp
+
+
+def stamp(resp: web.StreamResponse, request_id: str) -> None:
+    resp.headers["x-amz-request-id"] = request_id
+    resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()

@@ -29,8 +29,9 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
+from lampi.http.authz import segment_access
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
-from lampi.swift.errors import swift_error
+from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_conditionals, parse_range
 
 log = logging.getLogger("lampi.swift.slo")
@@ -87,21 +88,6 @@ def check_put_headers(request: web.Request) -> web.Response | None:
 
 
 # -- GET / HEAD ---------------------------------------------------------------------------
-
-
-def segment_access(request: web.Request, project_id: str, listing: bool = False) -> M.SegmentAccess:
-    """The check run before a segment container is read (``listing``: listed, for a
-    DLO). Swift's slo/dlo fetch segments in sub-requests carrying the caller's
-    authority, so the caller must be allowed to read each segment container (owner,
-    account ACL, container ACL incl. ``.r:`` referrers for anonymous callers): a public
-    manifest over a private ``_segments`` container gets 401/403, not the data
-    (``acl.check_subrequest``, which also applies a temp URL's scope)."""
-    from lampi.swift import acl
-
-    async def check(container: str) -> None:
-        await acl.check_subrequest(request, project_id, container, None if listing else "")
-
-    return check
 
 
 def dlo_follower(request: web.Request, project_id: str) -> M.LinkFollower:
@@ -350,8 +336,6 @@ async def serve(
         return swift_error(409, method=request.method)
     except (errors.Unauthorized, errors.Forbidden) as exc:
         # the caller may not read the first segment's container: its 401/403
-        from lampi.swift.errors import to_response
-
         return to_response(exc, request.method)
     await resp.prepare(request)
     try:

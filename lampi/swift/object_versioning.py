@@ -30,9 +30,10 @@ from lampi.core.authz import account_name
 from lampi.core.models import Container
 from lampi.core.storage import Storage
 from lampi.http.context import STORAGE
-from lampi.swift import symlink
+from lampi.http.dates import http_date
+from lampi.swift import objects, symlink
 from lampi.swift.errors import swift_error
-from lampi.swift.http_util import http_date, x_timestamp
+from lampi.swift.http_util import x_timestamp
 from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
 
 TRUE_VALUES = ("true", "1", "yes", "on", "t", "y")  # swift.common.utils.TRUE_VALUES
@@ -253,8 +254,6 @@ async def _version_request(
         return resp
     if m == "PUT":
         return await _restore(request, container, name, vid)
-    from lampi.swift import objects  # objects imports this module
-
     if m == "COPY":  # Swift's copy GETs its source with the version-id: that version is copied
         if vid == "null":
             try:

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from lampi.store.blob.base import READ_CHUNK
+from lampi.store.fsmodes import fsync_dir
 from lampi.store.space import FULL_ERRNOS, MinFree, Reserve, free_bytes, insufficient
 
 WRITE_BUFFER = 1024 * 1024
@@ -93,14 +94,6 @@ def _full_disk(root: Path) -> Iterator[None]:
         if exc.errno in FULL_ERRNOS:
             raise insufficient(root, exc) from exc
         raise
-
-
-def _fsync_dir(path: Path | str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FSBlobWriter:
@@ -173,7 +166,7 @@ class FSBlobWriter:
         except FileNotFoundError:  # the first blob of its directory
             self._make_dirs(leaf)
             os.rename(self._tmp, final)
-        _fsync_dir(leaf)
+        fsync_dir(leaf)
 
     @staticmethod
     def _make_dirs(leaf: str) -> None:
@@ -186,10 +179,10 @@ class FSBlobWriter:
         if not os.path.isdir(top):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(top)
-            _fsync_dir(top.rpartition("/")[0])
+            fsync_dir(top.rpartition("/")[0])
         with contextlib.suppress(FileExistsError):
             os.mkdir(leaf)
-        _fsync_dir(top)
+        fsync_dir(top)
 
     async def commit(self) -> str:
         data, self._buf = self._buf, bytearray()

@@ -18,8 +18,8 @@ from lampi.config import Settings
 from lampi.core import errors
 from lampi.core.authz import BUILTIN_ROLES, Principal
 from lampi.core.models import Domain, Project, User
-from lampi.identity.passwords import hash_password, verify_password
-from lampi.identity.tokens import TokenCodec, TokenData, TokenError, load_keys
+from lampi.core.passwords import hash_password, verify_password
+from lampi.core.tokens import TokenCodec, TokenData, TokenError, load_keys
 from lampi.store.meta.base import MetaStore
 
 DEFAULT_DOMAIN = Domain(id="default", name="Default")
