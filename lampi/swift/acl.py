@@ -310,9 +310,11 @@ async def _policy_verdict(
 async def _decide_acls(
     request: web.Request, principal: Principal | None, project_id: str,
     container: str | None, obj: str | None, *, read: bool, record: ObjectRecord | None = None,
+    container_acls: bool = True,
 ) -> bool:
     """``decide`` by roles and ACLs: account ACLs, Swift's container ACLs, the S3 grants
-    kept beside them (S3 READ lists a bucket; objects have their own ACLs and owner)."""
+    kept beside them (S3 READ lists a bucket; objects have their own ACLs and owner).
+    ``container_acls=False``: roles and account ACLs only (``check_versions_access``)."""
     from lampi.core import access
 
     if principal is not None and (principal.is_reseller or principal.owns(project_id)):
@@ -335,7 +337,7 @@ async def _decide_acls(
                 return False
     if principal is not None and read and principal.reads(project_id):
         return False  # a reader role (project_reader_roles): read-only, no swift_owner
-    if container is None:
+    if container is None or not container_acls:
         raise _deny(principal)
     c = await container_record(request, project_id, container)
     if c is None or c.project_id != project_id:
@@ -377,6 +379,21 @@ async def _decide_acls(
             if object_read_allowed(rec.sysmeta, ident, ignore_public):
                 return False
     raise _deny(principal)
+
+
+async def check_versions_access(request: web.Request, project_id: str, container: str, obj: str, *,
+                                read: bool) -> None:
+    """Swift's object_versioning serves ``GET``/``HEAD``/``DELETE ?version-id=<id>`` (and
+    a COPY's source with it) from the container's hidden versions container, which has
+    no ACLs of its own: a container ACL grantee is refused (403, "the version-specific
+    GET still requires a swift owner"), while owners, account ACL grantees and reader
+    roles are let through as to any container of the account."""
+    from lampi.http.context import PRINCIPAL
+
+    if request.get(OWNER):
+        return
+    await _decide_acls(request, request.get(PRINCIPAL), project_id, container, obj, read=read,
+                       container_acls=False)
 
 
 async def check_subrequest(

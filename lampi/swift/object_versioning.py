@@ -30,7 +30,7 @@ from lampi.core.authz import account_name
 from lampi.core.models import Container
 from lampi.core.storage import Storage
 from lampi.http.context import STORAGE
-from lampi.swift import symlink
+from lampi.swift import acl, symlink
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import http_date, x_timestamp
 from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
@@ -233,6 +233,8 @@ async def _version_request(
     vid = versions.normalize(raw_vid)
     if vid is None or (m == "PUT" and vid == "null"):
         return swift_error(400, "Invalid version parameter", method=m)
+    if vid != "null" and m != "PUT":  # served from the versions container: no container ACLs there
+        await acl.check_versions_access(request, project_id, container.name, name, read=m != "DELETE")
     if m == "DELETE":
         if vid == "null" and not versions.versioned(container.meta):
             return None  # Swift lets it through as a plain DELETE (legacy versioned_writes applies)
