@@ -409,6 +409,7 @@ async def handle_container(
             obj_rows = await storage.list_object_rows(c.key, params)
             raw = render_object_rows(obj_rows)
             raw = await symlink.annotate_listing(storage, project_id, c.key, obj_rows, raw)  # symlink_path
+            raw = await object_versioning.annotate_listing(storage, project_id, c, obj_rows, raw)  # version_symlink
             return _listing_response(request, 200, raw, headers, ctype)
         rows = await storage.list_objects(c.key, params)
         body, _ = render_objects(fmt, name, rows)

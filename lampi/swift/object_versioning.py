@@ -20,8 +20,11 @@ storage model (version records in the MetaStore instead of Swift's hidden
 
 from __future__ import annotations
 
+import time
+from typing import Any
 from urllib.parse import quote, unquote
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
@@ -147,6 +150,36 @@ async def list_versions(request: web.Request, container: Container, headers: dic
 
 
 # -- objects ----------------------------------------------------------------------------
+
+
+async def annotate_listing(storage: Storage, project_id: str, container: Container, rows: list[Any],
+                           body: bytes) -> bytes:
+    """A plain JSON listing of a versioned container as Swift's object_versioning filters
+    it: an object whose current version has an id (Swift's symlink into the versions
+    container) is listed with ``version_symlink: true`` and a ``symlink_path`` naming
+    that version (``/v1/<account>/<container>/<name>?version-id=<id>``), and no
+    ``symlink_etag``/``symlink_bytes``; a ``null`` version is listed as is. One point
+    read per listed object, only in containers that ever had versioning."""
+    if not versions.versioned(container.meta):
+        return body
+    now = time.time()
+    vids: dict[str, str] = {}
+    for r in rows:
+        if isinstance(r, tuple):
+            rec = await storage.meta.get_object(container.key, r[0], now)
+            if rec is not None and rec.version_id:
+                vids[r[0]] = rec.version_id
+    if not vids:
+        return body
+    items = orjson.loads(body)
+    for it in items:
+        vid = vids.get(it.get("name"))
+        if vid:
+            it.pop("symlink_etag", None)
+            it.pop("symlink_bytes", None)
+            it["symlink_path"] = _object_path(project_id, container.name, it["name"]) + f"?version-id={vid}"
+            it["version_symlink"] = True
+    return dumps_ascii(items)
 
 
 def applies(request: web.Request, container: Container) -> bool:

@@ -291,3 +291,34 @@ def test_version_id_needs_more_than_a_container_acl(server: LampiServer) -> None
     assert raw("DELETE", f"/{c}/o?version-id={v1}").status_code == 403  # read-only
     owner.conn.post_account({"X-Account-Access-Control": json.dumps({"read-write": [grantee]})})
     assert raw("DELETE", f"/{c}/o?version-id={v1}").status_code == 204
+
+
+def test_plain_listing_names_current_versions(swift_conn, unique: str) -> None:  # noqa: ANN001
+    """A plain JSON listing of a versioned container lists an object whose current
+    version has an id as Swift's object_versioning does: ``version_symlink`` and a
+    ``symlink_path`` naming that version; an object from before versioning (a null
+    version) without them; the SLO fields beside them (Swift's test_slo_manifest_version)."""
+    c = unique
+    swift_conn.put_container(c)
+    swift_conn.put_object(c, "old", b"from before")
+    swift_conn.put_container(c, headers={"X-Versions-Enabled": "true"})
+    swift_conn.put_object(c, "a b", b"one")
+    resp: dict = {}
+    swift_conn.put_object(c, "a b", b"two", response_dict=resp)
+    vid = resp["headers"]["x-object-version-id"]
+    swift_conn.put_object(c, "seg", b"x" * 10)
+    manifest = json.dumps([{"path": f"/{c}/seg"}])
+    swift_conn.put_object(c, "slo", manifest, query_string="multipart-manifest=put", response_dict=resp)
+    slo_vid = resp["headers"]["x-object-version-id"]
+    listing = {o["name"]: o for o in swift_conn.get_container(c)[1]}
+    account = swift_conn.get_auth()[0].rstrip("/").rsplit("/", 1)[1]
+    ab = listing["a b"]
+    assert ab["version_symlink"] is True and ab["bytes"] == 3
+    assert ab["symlink_path"] == f"/v1/{account}/{c}/a%20b?version-id={vid}"
+    assert "symlink_etag" not in ab and "symlink_bytes" not in ab
+    assert "version_symlink" not in listing["old"] and "symlink_path" not in listing["old"]
+    slo = listing["slo"]
+    assert slo["version_symlink"] is True and slo["symlink_path"].endswith(f"/{c}/slo?version-id={slo_vid}")
+    assert slo["bytes"] == 10 and slo["slo_etag"] == swift_conn.head_object(c, "slo")["etag"]
+    # the listing of versions is as before
+    assert all("version_symlink" not in v for v in _versions(swift_conn, c))
