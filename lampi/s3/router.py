@@ -24,7 +24,15 @@ from lampi.core.storage import Storage
 from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE, TRANS_ID
 from lampi.s3 import sigv4
 from lampi.s3.host import VHOST_BUCKET, virtual_bucket
-from lampi.s3.errors import S3Error, access_denied, error_response, from_domain, no_such_bucket, not_implemented
+from lampi.s3.errors import (
+    ERROR_CODE,
+    S3Error,
+    access_denied,
+    error_response,
+    from_domain,
+    no_such_bucket,
+    not_implemented,
+)
 
 log = logging.getLogger("lampi.s3")
 _VHOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # a DNS name (S3 bucket rules are checked on create)
@@ -424,6 +432,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except S3Error as err:
         if err.status >= 500:
             log.warning("S3 %s: %s", err.code, err.message)
+        request[ERROR_CODE] = err.code
         resp = error_response(request, err, resource, request_id)
         if err.status == 405:
             resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE"

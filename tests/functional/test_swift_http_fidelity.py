@@ -116,6 +116,31 @@ def test_bad_urls_are_412(acct) -> None:  # noqa: ANN001
     assert requests.get(root + "/v1//c/o", headers={"X-Auth-Token": acct.token}, timeout=30).status_code == 404
 
 
+def test_swift_client_outside_swift_paths(server: LampiServer, acct, unique: str) -> None:  # noqa: ANN001
+    """A request with a Swift token for a path that is neither Swift's nor a bucket's gets
+    Swift's answer (its proxy's get_controller), not S3's XML: one segment 412 ``Bad
+    URL`` (Swift's test_invalid_path_info: ``GET /info asdf``, the space taken as eventlet
+    takes it), more 400. Without a token such a path stays S3's (404 NoSuchBucket), and
+    an existing bucket is S3's with a token too."""
+    host = urlsplit(acct.url).netloc.encode()
+    head = b" HTTP/1.1\r\nHost: " + host + b"\r\nX-Auth-Token: " + acct.token.encode() + b"\r\n\r\n"
+    _, resp = raw_http(acct.url, b"GET /info asdf" + head)
+    assert status_of(resp) == 412 and resp.endswith(b"\r\n\r\nBad URL"), resp
+    assert b"\r\nX-Trans-Id: tx" in resp and b"\r\nX-Openstack-Request-Id: tx" in resp
+    hdrs = {"X-Auth-Token": acct.token}
+    r = requests.get(f"{server.url}/no-such-{unique}", headers=hdrs, timeout=30)
+    assert (r.status_code, r.text, r.headers["Content-Type"]) == (412, "Bad URL", "text/html; charset=UTF-8")
+    r = requests.get(f"{server.url}/v2/AUTH_x/c", headers=hdrs, timeout=30)
+    assert r.status_code == 400 and "<Error>" not in r.text
+    r = requests.get(f"{server.url}/no-such-{unique}", timeout=30)  # anonymous: S3
+    assert r.status_code == 404 and "<Code>NoSuchBucket</Code>" in r.text
+    acct.conn.put_container(unique, headers={"X-Container-Read": ".r:*,.rlistings"})
+    acct.conn.put_object(unique, "k", b"public")
+    r = requests.get(f"{server.url}/{unique}/k", headers=hdrs, timeout=30)  # Allas's public link
+    assert r.status_code == 200 and r.content == b"public"
+    assert requests.get(f"{server.url}/info", headers=hdrs, timeout=30).status_code == 200
+
+
 def test_401_names_the_realm(acct) -> None:  # noqa: ANN001
     """swob's ``WWW-Authenticate: Swift realm="<account>"`` on every 401, the account
     %-quoted (a realm crafted to inject headers stays one quoted value)."""
