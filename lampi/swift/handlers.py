@@ -22,7 +22,7 @@ from lampi.swift import large_objects
 from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
 from lampi.swift import bulk, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
-from lampi.swift.http_util import check_header_text, check_total_meta, http_date, parse_meta, x_timestamp
+from lampi.swift.http_util import check_header_text, check_total_meta, http_date, parse_meta, swob_title, x_timestamp
 from lampi.swift.listing import (
     list_params,
     listing_format,
@@ -83,7 +83,9 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     - ``WWW-Authenticate: Swift realm="<account>"`` on a 401;
     - a relative ``Location`` made absolute (swob's ``absolute_location``), but for a
       POST to a symlink (its 307 names the target relatively, as Swift's symlink asks);
-    - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet).
+    - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet);
+    - every header name title-cased, as swob's HeaderKeyDict sends them
+      (``X-Container-Meta-Project-Code``, ``Etag``, ``X-Put-Timestamp``).
     """
     h = resp.headers
     h.pop(tempurl.GENERATOR, None)  # internal, as Swift's gatekeeper removes X-Backend-* headers
@@ -97,6 +99,11 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     if (resp.keep_alive and "Connection" not in h
             and request.headers.get("Connection", "").strip().lower() == "keep-alive"):
         h["Connection"] = "keep-alive"
+    items = list(h.items())
+    titled = [(swob_title(k), v) for k, v in items]
+    if titled != items:
+        h.clear()
+        h.extend(titled)
 
 
 async def authenticate(request: web.Request) -> Principal | None:

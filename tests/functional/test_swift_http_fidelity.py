@@ -280,3 +280,39 @@ def test_copy_with_a_range(acct, unique: str) -> None:  # noqa: ANN001
     assert c.get_object(unique, "part")[1] == data[100:201]
     c.put_object(unique, "part2", None, headers={"X-Copy-From": f"/{unique}/src", "Range": "bytes=-10"})
     assert c.get_object(unique, "part2")[1] == data[-10:]
+
+
+def test_header_names_title_cased(acct, unique: str) -> None:  # noqa: ANN001
+    """Every Swift response header name title-cased, as swob's HeaderKeyDict sends them:
+    account and container metadata as object metadata (whatever case they were sent
+    in), and lampi's own names too (``Etag``, ``X-Put-Timestamp``)."""
+    import http.client
+
+    u = urlsplit(acct.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+
+    def call(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+        conn.request(method, u.path + path, b"", {"X-Auth-Token": acct.token, **(headers or {})})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status < 300, (method, path, resp.status)
+        return dict(resp.getheaders())
+
+    try:
+        call("PUT", f"/{unique}", {"x-container-meta-project-code": "42", "X-Container-Meta-oWNER": "Ann"})
+        call("POST", "", {"x-account-meta-color": "blUe"})
+        call("PUT", f"/{unique}/o", {"x-object-meta-stage": "raw"})
+        for method in ("HEAD", "GET"):
+            h = call(method, f"/{unique}")
+            meta = {k: v for k, v in h.items() if "-meta-" in k.lower()}
+            assert meta == {"X-Container-Meta-Project-Code": "42", "X-Container-Meta-Owner": "Ann"}, method
+            assert "X-Put-Timestamp" in h and "X-Container-Object-Count" in h
+            h = call(method, "")
+            assert h["X-Account-Meta-Color"] == "blUe" and "x-account-meta-color" not in h
+        h = call("HEAD", f"/{unique}/o")
+        assert h["X-Object-Meta-Stage"] == "raw" and "Etag" in h and "ETag" not in h
+    finally:
+        conn.close()
+    # python-swiftclient's `swift stat` shows them as before
+    stat = acct.conn.head_container(unique)
+    assert stat["x-container-meta-project-code"] == "42"
