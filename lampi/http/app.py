@@ -167,10 +167,14 @@ def _route(request: web.Request) -> str:
 def _swift_bad_path(request: web.Request) -> web.Response:
     """A Swift client's request (a token, no S3 credentials) for a path that is neither
     Swift's nor an existing bucket's: Swift's answer, not S3's XML, as its proxy's
-    get_controller decides: one path segment (``/info asdf``) 412 ``Bad URL``, more
-    (not ``/v1/...``) 400."""
+    get_controller decides with ``split_path(path, 1, 4, True)``: an empty first segment
+    (``//v1/...``) 404, an account after a version that is not ``v1`` 400, else no
+    controller (``/info asdf``): 412 ``Bad URL``."""
     request[API] = "swift"  # sent as Swift's responses are (prepare_response)
-    if "/" in request.path.strip("/"):
+    segs = request.path.split("/", 4)
+    if segs[0] or not segs[1]:
+        return swift_error(404, method=request.method)
+    if len(segs) > 2 and segs[2]:
         return swift_error(400, method=request.method)
     return swift_error(412, "Bad URL", method=request.method)
 

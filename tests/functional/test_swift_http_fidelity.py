@@ -120,7 +120,7 @@ def test_swift_client_outside_swift_paths(server: LampiServer, acct, unique: str
     """A request with a Swift token for a path that is neither Swift's nor a bucket's gets
     Swift's answer (its proxy's get_controller), not S3's XML: one segment 412 ``Bad
     URL`` (Swift's test_invalid_path_info: ``GET /info asdf``, the space taken as eventlet
-    takes it), more 400. Without a token such a path stays S3's (404 NoSuchBucket), and
+    takes it), an account after another version than v1 400, an empty first segment 404. Without a token such a path stays S3's (404 NoSuchBucket), and
     an existing bucket is S3's with a token too."""
     host = urlsplit(acct.url).netloc.encode()
     head = b" HTTP/1.1\r\nHost: " + host + b"\r\nX-Auth-Token: " + acct.token.encode() + b"\r\n\r\n"
@@ -132,6 +132,8 @@ def test_swift_client_outside_swift_paths(server: LampiServer, acct, unique: str
     assert (r.status_code, r.text, r.headers["Content-Type"]) == (412, "Bad URL", "text/html; charset=UTF-8")
     r = requests.get(f"{server.url}/v2/AUTH_x/c", headers=hdrs, timeout=30)
     assert r.status_code == 400 and "<Error>" not in r.text
+    _, resp = raw_http(acct.url, b"GET //v1/AUTH_x" + head)  # Swift's testInvalidPath
+    assert status_of(resp) == 404 and b"<Error>" not in resp
     r = requests.get(f"{server.url}/no-such-{unique}", timeout=30)  # anonymous: S3
     assert r.status_code == 404 and "<Code>NoSuchBucket</Code>" in r.text
     acct.conn.put_container(unique, headers={"X-Container-Read": ".r:*,.rlistings"})
