@@ -141,6 +141,24 @@ class Settings:
                   "empty: the first of storage_policies."},
     )
 
+    ephemeral: bool = field(
+        default=False,
+        metadata={"help": "A throw-away store for tests: no fsync (a crash may lose recent writes), the data dir "
+                  "(a new temporary one unless data_dir is given, which must not hold a store yet) deleted when "
+                  "the server stops."},
+    )
+    admin_password: str = field(
+        default="", repr=False,
+        metadata={"help": "The bootstrap admin's password, set at every start (a CI job can hard-code it); "
+                  "empty: a random one at the first start, kept in the RC file."},
+    )
+    s3_access_key: str = field(
+        default="",
+        metadata={"help": "An S3 access key the admin has in the admin project, made (or replaced) at every "
+                  "start; with s3_secret_key. Empty: none (make keys with `lampi credential create`)."},
+    )
+    s3_secret_key: str = field(default="", repr=False, metadata={"help": "The secret of s3_access_key (at least 8 characters)."})
+
     sse_c_require_tls: bool = field(
         default=True,
         metadata={"help": "Refuse S3 SSE-C requests (customer-provided encryption keys) that did not come over "
@@ -154,6 +172,17 @@ class Settings:
         self.policies()  # and malformed storage policies
         if self.storage_url_form not in ("allas", "swift"):
             raise ValueError(f"setting 'storage_url_form': cannot use {self.storage_url_form!r} (allas or swift)")
+        if bool(self.s3_access_key) != bool(self.s3_secret_key):
+            raise ValueError("settings 's3_access_key' and 's3_secret_key' go together: give both or neither")
+        if self.s3_access_key and not (3 <= len(self.s3_access_key) <= 128 and self.s3_access_key.isascii()
+                                       and self.s3_access_key.isalnum()):
+            raise ValueError("setting 's3_access_key': 3 to 128 ASCII letters and digits")
+        if self.s3_secret_key and not (8 <= len(self.s3_secret_key) <= 128 and self.s3_secret_key.isascii()
+                                       and self.s3_secret_key.isprintable() and " " not in self.s3_secret_key):
+            raise ValueError("setting 's3_secret_key': 8 to 128 printable ASCII characters, no spaces")
+        if self.admin_password and (self.admin_password.startswith("-") or not self.admin_password.isprintable()):
+            raise ValueError("setting 'admin_password': printable, and not starting with '-' "
+                             "(swift -K and openstack --os-password would read it as an option)")
         if self.bucket_namespace not in BUCKET_NAMESPACES:
             raise ValueError(f"setting 'bucket_namespace': cannot use {self.bucket_namespace!r} "
                              f"(one of {', '.join(BUCKET_NAMESPACES)})")

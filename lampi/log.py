@@ -10,6 +10,7 @@ flood of them cannot flood the log.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -60,6 +61,9 @@ _JSON_RE = re.compile(r"(?i)(['\"](?:password|secret|token|key)['\"]\s*:\s*['\"]
 _FERNET_RE = re.compile(r"gAAAAA[A-Za-z0-9_=-]{20,}")
 
 access = logging.getLogger("lampi.access")
+# the transaction id of the request being served, in every log line (set by the app's
+# outer middleware)
+trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
 
 
 def redact_query(qs: str) -> str:
@@ -119,8 +123,6 @@ class Throttle:
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from lampi.http.context import trans_id_var
-
         out: dict[str, Any] = {
             "ts": round(record.created, 6),
             "level": record.levelname.lower(),
@@ -142,8 +144,6 @@ class JSONFormatter(logging.Formatter):
 
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from lampi.http.context import trans_id_var
-
         t = time.strftime("%H:%M:%S", time.localtime(record.created))
         fields = getattr(record, "fields", None) or {}
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
@@ -185,14 +185,13 @@ def _body_bytes(request: web.Request, status: int, resp: web.StreamResponse | No
 
 def access_log(
     request: web.Request, status: int, duration: float, resp: web.StreamResponse | None,
-    bucket: str | None = None,
+    bucket: str | None = None, project: str | None = None,
 ) -> None:
     """One line per request. ``bucket``: the bucket of a virtual-hosted S3 request (its
-    path holds only the key); the host the client used is logged with every request."""
+    path holds only the key); ``project``: the project the request was for; the host
+    the client used is logged with every request."""
     if not access.isEnabledFor(logging.INFO):
         return
-    from lampi.http.context import PROJECT
-
     body_out = _body_bytes(request, status, resp)
     fields = {
         "method": request.method,
@@ -202,7 +201,7 @@ def access_log(
         "bytes_in": request.content_length or 0,
         "bytes_out": body_out,
         "duration_ms": round(duration * 1000, 2),
-        "project": request.get(PROJECT),
+        "project": project,
         "remote": request.remote,
         "host": request.headers.get("Host"),
     }

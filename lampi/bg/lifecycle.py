@@ -21,8 +21,11 @@ import time
 
 from lampi.bg import periodic
 from lampi.core import errors, versions
+from lampi.core import multipart
 from lampi.core.models import Container, ListParams
 from lampi.core.storage import Storage
+from lampi.s3 import lifecycle as lc
+from lampi.s3 import tagging
 
 log = logging.getLogger("lampi.lifecycle")
 
@@ -30,9 +33,6 @@ PAGE = 1000
 
 
 async def _expire_rule(storage: Storage, c: Container, rule: dict, day_seconds: float, now: float) -> int:
-    from lampi.s3 import lifecycle as lc
-    from lampi.s3 import tagging
-
     n = 0
     marker = ""
     prefix = lc.prefix_of(rule)
@@ -70,9 +70,6 @@ async def _expire_noncurrent(storage: Storage, c: Container, rule: dict, day_sec
     """NoncurrentVersionExpiration: delete versions (delete markers too) that have been
     noncurrent for NoncurrentDays — since the next newer version of the key was written —
     object lock permitting (a locked version stays)."""
-    from lampi.s3 import lifecycle as lc
-    from lampi.s3 import tagging
-
     n = 0
     keep = rule["noncurrent_days"] * day_seconds
     marker, vmarker = "", None
@@ -100,9 +97,6 @@ async def _expire_noncurrent(storage: Storage, c: Container, rule: dict, day_sec
 
 
 async def _abort_uploads(storage: Storage, c: Container, rule: dict, day_seconds: float, now: float) -> int:
-    from lampi.core import multipart
-    from lampi.s3 import lifecycle as lc
-
     cutoff = now - rule["abort_days"] * day_seconds
     n = 0
     key_marker = upload_marker = ""
@@ -118,8 +112,6 @@ async def _abort_uploads(storage: Storage, c: Container, rule: dict, day_seconds
 
 async def run_once(storage: Storage, day_seconds: float, now: float | None = None) -> int:
     """Apply every bucket's lifecycle rules at ``now``; return objects deleted + uploads aborted."""
-    from lampi.s3 import lifecycle as lc
-
     now = time.time() if now is None else now
     total = 0
     for c in await storage.meta.containers_with_meta(lc.LIFECYCLE_KEY):

@@ -1,6 +1,6 @@
 """S3's access settings of a bucket, stored beside Swift's container ACLs in the
 container's hidden metadata, and the parts of the shared access decision
-(``lampi.swift.acl.decide``) that read them. See docs/architecture.md, "Access
+(``lampi.http.authz.decide``) that read them. See docs/architecture.md, "Access
 control: one namespace".
 
 * ``sys:s3-acp``: the S3 grants of the bucket that Swift's ACLs cannot hold, JSON
@@ -26,7 +26,16 @@ from __future__ import annotations
 
 import json
 
-from lampi.core.authz import ALL_USERS, AUTHENTICATED_USERS, Identity, grantee_matches
+from lampi.core.authz import (
+    ALL_USERS,
+    AUTHENTICATED_USERS,
+    READ_ACL_KEY,
+    Identity,
+    grantee_matches,
+    parse_acl,
+    parse_object_acl,
+    referrer_allowed,
+)
 
 ACP_KEY = "sys:s3-acp"
 POLICY_KEY = "sys:s3-policy"
@@ -107,3 +116,29 @@ def s3_list_allowed(meta: dict[str, str], ident: Identity | None) -> bool:
 def object_owner(sysmeta: dict[str, str], bucket_project: str) -> str:
     """The project owning an object (its writer through S3, else the bucket's)."""
     return sysmeta.get(OBJECT_OWNER_KEY) or bucket_project
+
+
+def anonymous_read(meta: dict[str, str], referrer: str | None, listing: bool) -> bool:
+    """May a request without credentials read this container's objects (or, with
+    ``listing``, list it)? The one decision for public access, used by the Swift
+    adapter (``/v1/AUTH_p/c/o``) and S3's anonymous requests (the ``/<c>/<o>``
+    public links, public-list buckets): Swift's read ACL (referrers; ``.rlistings``
+    to list), or for listing an S3 AllUsers READ grant; nothing when the bucket's
+    PublicAccessBlock ignores public ACLs (``lampi.core.access``)."""
+    if ignore_public_acls(meta):
+        return False
+    referrers, groups = parse_acl(meta.get(READ_ACL_KEY))
+    if referrer_allowed(referrer, referrers) and (not listing or ".rlistings" in groups):
+        return True
+    return listing and s3_list_allowed(meta, None)
+
+
+def object_read_allowed(sysmeta: dict[str, str], ident: Identity | None, ignore_public: bool = False) -> bool:
+    """May ``ident`` (None: a request without credentials) read this object by its own
+    ACL, or as its S3 owner? Checked after the container's ACL said no, by Swift
+    (``/v1/...`` and the ``/<bucket>/<key>`` public links) and S3 alike
+    (``lampi.http.authz.decide``). ``ignore_public``: a PublicAccessBlock's
+    IgnorePublicAcls (AllUsers / AuthenticatedUsers grants count for nothing)."""
+    if ident is not None and ident.project_id and sysmeta.get(OBJECT_OWNER_KEY) == ident.project_id:
+        return True
+    return grants(parse_object_acl(sysmeta), ident, "READ", ignore_public)

@@ -182,23 +182,6 @@ def grantee_matches(groups: list[str], ident: Identity, allow_names: bool = True
     return any(f"{p}:{u}" in wanted for p in projects for u in users)
 
 
-def anonymous_read(meta: dict[str, str], referrer: str | None, listing: bool) -> bool:
-    """May a request without credentials read this container's objects (or, with
-    ``listing``, list it)? The one decision for public access, used by the Swift
-    adapter (``/v1/AUTH_p/c/o``) and S3's anonymous requests (the ``/<c>/<o>``
-    public links, public-list buckets): Swift's read ACL (referrers; ``.rlistings``
-    to list), or for listing an S3 AllUsers READ grant; nothing when the bucket's
-    PublicAccessBlock ignores public ACLs (``lampi.core.access``)."""
-    from lampi.core import access
-
-    if access.ignore_public_acls(meta):
-        return False
-    referrers, groups = parse_acl(meta.get(READ_ACL_KEY))
-    if referrer_allowed(referrer, referrers) and (not listing or ".rlistings" in groups):
-        return True
-    return listing and access.s3_list_allowed(meta, None)
-
-
 def is_public(meta: dict[str, str]) -> bool:
     """Swift's read ACL lets anyone read, whatever the Referer (``.r:*`` and no
     denial of the unknown host): what S3 shows as AllUsers READ."""
@@ -270,14 +253,3 @@ def acl_grants(acl: dict[str, list[str]], ident: Identity | None, permission: st
     return ident is not None and grantee_matches(groups, ident)
 
 
-def object_read_allowed(sysmeta: dict[str, str], ident: Identity | None, ignore_public: bool = False) -> bool:
-    """May ``ident`` (None: a request without credentials) read this object by its own
-    ACL, or as its S3 owner? Checked after the container's ACL said no, by Swift
-    (``/v1/...`` and the ``/<bucket>/<key>`` public links) and S3 alike
-    (``lampi.swift.acl.decide``). ``ignore_public``: a PublicAccessBlock's
-    IgnorePublicAcls (AllUsers / AuthenticatedUsers grants count for nothing)."""
-    from lampi.core import access
-
-    if ident is not None and ident.project_id and sysmeta.get(access.OBJECT_OWNER_KEY) == ident.project_id:
-        return True
-    return access.grants(parse_object_acl(sysmeta), ident, "READ", ignore_public)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from lampi.core import errors
+from lampi.core.authz import account_name
 from lampi.core.models import (
     SYMLINK_TARGET,
     SYMLINK_TARGET_ACCOUNT,
@@ -320,8 +321,6 @@ def link_follower(storage: Storage, project_id: str, access: SegmentAccess | Non
 
     async def follow(rec: ObjectRecord) -> ObjectRecord:
         from urllib.parse import unquote
-
-        from lampi.core.authz import account_name
 
         hops = 0
         while SYMLINK_TARGET in rec.sysmeta:

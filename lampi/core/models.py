@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
+from lampi.core import errors
+
 # A container's key in the MetaStore: what objects, versions and uploads refer to. Clients
 # name containers; ``lampi.core.storage.Storage`` resolves a name seen from an account to
 # its Container (and key) and derives the key of a new one: the name itself in the global
@@ -90,8 +92,6 @@ class WriteCondition:
 
     def check(self, current: ObjectRecord | None) -> None:
         """Raise ObjectNotFound (If-Match, no object) or PreconditionFailed."""
-        from lampi.core import errors
-
         tags = _etags_of(current) if current is not None else ()
         if self.if_match is not None:
             if current is None:

@@ -1,6 +1,6 @@
 """Bucket policies: the JSON access-policy language of S3, parsed, validated and
 evaluated. Protocol-neutral (no HTTP): the S3 adapter builds the request's context
-(``lampi.s3.policy``), the shared access decision (``lampi.swift.acl.decide``) asks the
+(``lampi.s3.policy``), the shared access decision (``lampi.http.authz.decide``) asks the
 bucket's policy for a verdict, for S3 and Swift requests alike.
 
 Language (AWS's, as Ceph RGW — Allas's engine — implements it for buckets):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
-
 from aiohttp import web
 
 from lampi.config import Settings
 from lampi.core.authz import Principal
+from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
-from lampi.identity.service import IdentityService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
@@ -24,10 +22,11 @@ PROJECT = "lampi.project"  # project id of the request, for the access log
 # callables(response) run just before a response's headers are sent (streamed ones
 # too): middleware-like response headers (CORS, TempURL's Content-Disposition)
 ON_PREPARE = "lampi.on_prepare"
-# set when the request's body stalled past ``body_timeout`` (lampi.http.guard): the
+# set when the request's body stalled past ``body_timeout`` (lampi.gateway.guard): the
 # outer middleware answers 408 in the request's protocol, whatever the handler made of it
 BODY_TIMEOUT = "lampi.body_timeout"
+# set by a valid temp URL (lampi.swift.tempurl): ("account" | "container", container) of
+# the key used, the scope of the sub-requests it allows (lampi.http.authz.check_subrequest)
+TEMPURL_SCOPE = "lampi.tempurl_scope"
 
-trans_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trans_id", default="-")
-
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "Principal", "trans_id_var"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "TEMPURL_SCOPE", "Principal"]

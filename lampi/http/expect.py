@@ -1,4 +1,4 @@
-"""``Expect: 100-continue``, deferred: ``lampi.http.app.expect_handler`` (S3) and
+"""``Expect: 100-continue``, deferred: ``lampi.gateway.app.expect_handler`` (S3) and
 ``lampi.swift.handlers.expect_handler`` (Swift) mark the request instead of answering at
 once; the handler sends the interim response once the request was accepted, just before
 it reads the body, so a refused upload is never sent."""

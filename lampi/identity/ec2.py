@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from lampi.core import errors, jsonbody
+from lampi.core.identity import IdentityService
 from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
-from lampi.identity import keystone as ks
-from lampi.identity.service import IdentityService
+from lampi.identity import common
 
 
 def new_key() -> str:
@@ -45,7 +45,7 @@ def ec2_json(request: web.Request, c: Credential) -> dict[str, Any]:
         "access": c.access,
         "secret": c.secret,
         "trust_id": None,
-        "links": {"self": f"{ks.base_url(request)}/v3/users/{c.user_id}/credentials/OS-EC2/{c.access}"},
+        "links": {"self": f"{common.base_url(request)}/v3/users/{c.user_id}/credentials/OS-EC2/{c.access}"},
     }
 
 
@@ -57,7 +57,7 @@ def credential_json(request: web.Request, c: Credential) -> dict[str, Any]:
         "user_id": c.user_id,
         "project_id": c.project_id,
         "blob": json.dumps({"access": c.access, "secret": c.secret, "trust_id": None}),
-        "links": {"self": f"{ks.base_url(request)}/v3/credentials/{cid}"},
+        "links": {"self": f"{common.base_url(request)}/v3/credentials/{cid}"},
     }
 
 
@@ -80,7 +80,7 @@ async def create(ident: IdentityService, user_id: str, project_id: str,
 async def _allowed(request: web.Request, user_id: str) -> tuple[IdentityService, bool]:
     """The caller may manage ``user_id``'s keys: it is that user, or the cloud admin."""
     ident = request.app[IDENTITY]
-    caller = await ks._caller(request)
+    caller = await common.caller(request)
     admin = ident.is_cloud_admin(caller.project_id, caller.roles)
     if caller.user_id != user_id and not admin:
         raise errors.Forbidden("You are not authorized to perform the requested action.")
@@ -101,7 +101,7 @@ async def handle_os_ec2(request: web.Request, parts: list[str]) -> web.Response:
     m = request.method
     if len(parts) == 4:
         if m == "POST":
-            body = await ks._read_json(request)
+            body = await common.read_json(request)
             project_id = body.get("tenant_id") or body.get("project_id") if isinstance(body, dict) else None
             if not isinstance(project_id, str) or not project_id:
                 raise errors.InvalidArgument("'tenant_id' is a required property")
@@ -111,21 +111,21 @@ async def handle_os_ec2(request: web.Request, parts: list[str]) -> web.Response:
             if await ident.meta.get_user(user_id) is None:
                 raise errors.NotFound(f"Could not find user: {user_id}.")
             creds = await ident.meta.list_credentials(user_id)
-            return ks._collection(request, "credentials", [ec2_json(request, c) for c in creds])
-        return ks.error(405, "Method Not Allowed")
+            return common.collection(request, "credentials", [ec2_json(request, c) for c in creds])
+        return common.error(405, "Method Not Allowed")
     cred = await _own(ident, user_id, parts[4])
     if m in ("GET", "HEAD"):
         return web.json_response({"credential": ec2_json(request, cred)})
     if m == "DELETE":
         await ident.meta.delete_credential(cred.access)
         return web.Response(status=204)
-    return ks.error(405, "Method Not Allowed")
+    return common.error(405, "Method Not Allowed")
 
 
 async def handle_credentials(request: web.Request, parts: list[str]) -> web.Response:
     """``/v3/credentials[/{id}]`` for credentials of type ec2."""
     ident = request.app[IDENTITY]
-    caller = await ks._caller(request)
+    caller = await common.caller(request)
     admin = ident.is_cloud_admin(caller.project_id, caller.roles)
     m = request.method
     visible = None if admin else caller.user_id
@@ -136,16 +136,16 @@ async def handle_credentials(request: web.Request, parts: list[str]) -> web.Resp
             creds = [] if ctype not in (None, "ec2") else await ident.meta.list_credentials(visible)
             if want_user:
                 creds = [c for c in creds if c.user_id == want_user]
-            return ks._collection(request, "credentials", [credential_json(request, c) for c in creds])
+            return common.collection(request, "credentials", [credential_json(request, c) for c in creds])
         if m == "POST":
-            body = await ks._read_json(request)
-            ref = ks._obj(body, "credential", "request")
+            body = await common.read_json(request)
+            ref = common.required_object(body, "credential", "request")
             if ref.get("type") != "ec2":
                 raise errors.InvalidArgument("lampi stores credentials of type 'ec2' only")
-            user_id = ks._str(ref, "user_id") or caller.user_id
+            user_id = common.optional_str(ref, "user_id") or caller.user_id
             if user_id != caller.user_id and not admin:
                 raise errors.Forbidden("You are not authorized to perform the requested action.")
-            project_id = ks._str(ref, "project_id")
+            project_id = common.optional_str(ref, "project_id")
             raw = ref.get("blob")
             try:
                 blob = jsonbody.loads(raw) if isinstance(raw, str) else None
@@ -159,10 +159,10 @@ async def handle_credentials(request: web.Request, parts: list[str]) -> web.Resp
             if not isinstance(secret, str) or not secret:
                 raise errors.InvalidArgument("Invalid blob in credential: 'secret' is required")
             if await ident.meta.get_credential(blob["access"]) is not None:
-                return ks.error(409, "Duplicate entry: a credential with this access key exists.")
+                return common.error(409, "Duplicate entry: a credential with this access key exists.")
             cred = await create(ident, user_id, project_id, access=blob["access"], secret=secret)
             return web.json_response({"credential": credential_json(request, cred)}, status=201)
-        return ks.error(405, "Method Not Allowed")
+        return common.error(405, "Method Not Allowed")
     cid = parts[1]
     match = [c for c in await ident.meta.list_credentials(visible) if credential_id(c.access) == cid]
     if not match:
@@ -172,7 +172,7 @@ async def handle_credentials(request: web.Request, parts: list[str]) -> web.Resp
     if m == "DELETE":
         await ident.meta.delete_credential(match[0].access)
         return web.Response(status=204)
-    return ks.error(405, "Method Not Allowed")
+    return common.error(405, "Method Not Allowed")
 
 
 async def route(request: web.Request, path: str) -> web.Response | None:
@@ -184,5 +184,5 @@ async def route(request: web.Request, path: str) -> web.Response | None:
         if parts[:1] == ["credentials"] and len(parts) <= 2:
             return await handle_credentials(request, parts)
     except errors.Conflict as exc:
-        return ks.error(409, exc.message)
+        return common.error(409, exc.message)
     return None

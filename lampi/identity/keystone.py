@@ -16,39 +16,25 @@ from typing import Any
 
 from aiohttp import web
 
-from lampi.core import errors, jsonbody
+from lampi.core import errors
+from lampi.core.identity import DEFAULT_DOMAIN, IdentityService, implied_roles, role_id
 from lampi.core.models import Domain, Project, User
+from lampi.core.tokens import TokenData
 from lampi.http.context import IDENTITY, PROJECT, SETTINGS
-from lampi.identity.service import DEFAULT_DOMAIN, IdentityService, implied_roles, role_id
-from lampi.identity.tokens import TokenData
+from lampi.identity import ec2  # EC2 credentials (S3 keys)
+from lampi.identity.common import base_url, error
+from lampi.identity.common import caller as _caller
+from lampi.identity.common import collection as _collection
+from lampi.identity.common import optional_str as _str
+from lampi.identity.common import read_json as _read_json
+from lampi.identity.common import required_object as _obj
 
-MAX_AUTH_BODY = 64 * 1024
 API_VERSION = "v3.14"
 JSON_TYPE = "application/json"
-
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
-           503: "Service Unavailable"}
 
 
 def fmt_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
-
-
-def error(status: int, message: str, request: web.Request | None = None) -> web.Response:
-    body = {"error": {"code": status, "title": _TITLES.get(status, "Error"), "message": message}}
-    resp = web.json_response(body, status=status)
-    if status == 401 and request is not None:
-        resp.headers["WWW-Authenticate"] = f'Keystone uri="{base_url(request)}/v3"'
-    resp.headers["Vary"] = "X-Auth-Token"
-    return resp
-
-
-def base_url(request: web.Request) -> str:
-    s = request.app[SETTINGS]
-    if s.public_url:
-        return s.public_url.rstrip("/")
-    return f"{request.scheme}://{request.host}"
 
 
 def swift_prefix(settings: Any) -> str:
@@ -94,8 +80,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return await revoke_token(request)
             return error(405, "Method Not Allowed")
         if path.startswith(("/v3/credentials", "/v3/users/")) and "/credentials" in path:
-            from lampi.identity import ec2  # EC2 credentials (S3 keys)
-
             ec2_resp = await ec2.route(request, path)
             if ec2_resp is not None:
                 return ec2_resp
@@ -119,34 +103,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 # -- tokens -------------------------------------------------------------------------
-
-
-def _obj(d: Any, key: str, where: str) -> dict[str, Any]:
-    v = d.get(key) if isinstance(d, dict) else None
-    if not isinstance(v, dict):
-        raise errors.InvalidArgument(f"'{key}' is a required property of {where}")
-    return v
-
-
-def _str(d: dict[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise errors.InvalidArgument(f"'{key}' must be a string")
-    return v
-
-
-async def _read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_AUTH_BODY:
-        raise errors.InvalidArgument("request body too large")
-    raw = await request.content.read(MAX_AUTH_BODY + 1)
-    if len(raw) > MAX_AUTH_BODY:
-        raise errors.InvalidArgument("request body too large")
-    try:
-        return jsonbody.loads(raw)  # ValueError also for deep nesting and lone surrogates
-    except ValueError:
-        raise errors.InvalidArgument("Expecting to find valid JSON in request body.") from None
 
 
 async def _domain_ref(ident: IdentityService, ref: Any, must: bool) -> str | None:
@@ -354,13 +310,6 @@ def build_catalog(request: web.Request, project_id: str) -> list[dict[str, Any]]
     ]
 
 
-async def _caller(request: web.Request) -> TokenData:
-    token = request.headers.get("X-Auth-Token")
-    if not token:
-        raise errors.Unauthorized("The request you have made requires authentication.")
-    return await request.app[IDENTITY].validate(token)
-
-
 async def _subject(request: web.Request) -> tuple[str, TokenData]:
     """The ``X-Subject-Token`` of a GET/HEAD/DELETE /v3/auth/tokens and its data, once
     the caller is checked: its owner or a cloud admin (403 otherwise); 404 when invalid."""
@@ -435,12 +384,6 @@ def user_json(request: web.Request, u: User) -> dict[str, Any]:
 def domain_json(request: web.Request, d: Domain) -> dict[str, Any]:
     return {"id": d.id, "name": d.name, "enabled": d.enabled, "description": "", "tags": [], "options": {},
             "links": {"self": f"{base_url(request)}/v3/domains/{d.id}"}}
-
-
-def _collection(request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
-    return web.json_response(
-        {key: items, "links": {"self": str(request.url), "previous": None, "next": None}}
-    )
 
 
 async def read_api(request: web.Request, path: str) -> web.Response:

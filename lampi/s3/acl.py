@@ -31,6 +31,7 @@ One namespace with Swift (``lampi.core.authz``, ``lampi.core.access``,
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -43,17 +44,21 @@ from lampi.core.authz import (
     READ_ACL_KEY,
     WRITE_ACL_KEY,
     Identity,
-    Principal,
     is_public,
     parse_acl,
 )
-from lampi.core.models import Container, Credential, ObjectRecord
+from lampi.core.models import Container, ObjectRecord
+from lampi.http.authz import decide, identity_of, remember
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
-from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_key
-from lampi.s3.router import S3Request
-from lampi.s3.sigv4 import Auth
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3 import policy as s3policy
+from lampi.s3 import versioning
+from lampi.s3.errors import S3Error, access_denied, invalid_argument, malformed_xml, no_such_bucket, no_such_key
+from lampi.s3.host import split_tenant
+from lampi.s3.sigv4 import is_anonymous
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
+
+if TYPE_CHECKING:
+    from lampi.s3.request import S3Request  # the request runs this module's check
 
 ACP_KEY = access.ACP_KEY  # container metadata: the S3 grants Swift's ACLs cannot hold
 MAX_ACL_BODY = 64 * 1024
@@ -71,30 +76,12 @@ OBJECT_CANNED = BUCKET_CANNED + ("bucket-owner-read", "bucket-owner-full-control
 Grants = list[tuple[str, str]]  # (grantee as a Swift ACL item, permission)
 
 
-# -- anonymous requests ------------------------------------------------------------------
-
-ANONYMOUS = Principal(user_id="", user_name="", project_id=None)
-
-
-def anonymous_auth() -> Auth:
-    """The Auth of a request without credentials (reads of public buckets, object writes
-    into public-read-write ones: ``check``)."""
-    return Auth(principal=ANONYMOUS, credential=Credential(access="", secret="", user_id="", project_id=""),
-                version=0, payload=None)
-
-
-def is_anonymous(p: Principal) -> bool:
-    return p is ANONYMOUS
-
-
 # -- the access decision for S3 requests -------------------------------------------------
 
 
 def _request_action(ctx: S3Request, c: Container, write: bool) -> tuple[str, str | None]:
     """The policy action and object key a ``check`` of bucket ``c`` is about: the
     request's own operation, or reading the source of a copy."""
-    from lampi.s3 import policy as s3policy
-
     request = ctx.request
     if not write and "x-amz-copy-source" in request.headers and request.method == "PUT":
         sbucket, skey, versioned = s3policy.copy_source_of(ctx)
@@ -114,10 +101,8 @@ async def check(ctx: S3Request, c: Container, write: bool) -> None:
     """Raise AccessDenied unless the caller may read (or write) bucket ``c`` as the
     request asks: the bucket policy first (``lampi.s3.policy.authorize``), then roles,
     account ACLs, Swift's container ACLs, S3's grants and object ACLs
-    (``lampi.swift.acl.decide``, the decision Swift makes too). A GetObject/HeadObject
+    (``lampi.http.authz.decide``, the decision Swift makes too). A GetObject/HeadObject
     of a missing key by someone who may list the bucket is 404 NoSuchKey, else 403."""
-    from lampi.s3 import policy as s3policy
-
     action, key = _request_action(ctx, c, write)
     if ctx.operation == "DeleteObjects" and s3policy.policy_of(c) is not None:
         return  # each key is decided on its own (lampi.s3.object.delete_objects)
@@ -143,8 +128,6 @@ def _now() -> float:
 
 
 async def _acl_list_check(ctx: S3Request, c: Container) -> None:
-    from lampi.swift.acl import decide, remember
-
     remember(ctx.request, c)
     p = None if is_anonymous(ctx.principal) else ctx.principal
     try:
@@ -160,8 +143,6 @@ async def _version_read(ctx: S3Request, c: Container) -> ObjectRecord | None:
     raw = ctx.query.get("versionId")
     if not raw or not ctx.key or not _own(ctx, c):
         return None
-    from lampi.s3 import versioning
-
     try:
         vid = versioning.parse_id(raw)
     except S3Error:
@@ -171,9 +152,6 @@ async def _version_read(ctx: S3Request, c: Container) -> ObjectRecord | None:
 
 async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
     """``check`` by roles and ACLs (the bucket policy said nothing)."""
-    from lampi.core.authz import anonymous_read
-    from lampi.swift.acl import decide, remember
-
     p = ctx.principal
     request = ctx.request
     remember(request, c)
@@ -195,7 +173,7 @@ async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
                 raise access_denied() from None
             return
         # ListObjects / HeadBucket of a public bucket (.rlistings, S3 AllUsers READ)
-        if ctx.key or not anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
+        if ctx.key or not access.anonymous_read(c.meta, request.headers.get("Referer"), listing=True):
             raise access_denied()
         return
     obj: str | None = None
@@ -205,8 +183,6 @@ async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
         # the source of CopyObject / UploadPartCopy: reading that object
         src = unquote(request.headers["x-amz-copy-source"].partition("?")[0]).lstrip("/")
         sbucket, _, skey = src.partition("/")
-        from lampi.s3.router import split_tenant
-
         obj = skey if split_tenant(ctx.storage.per_project, sbucket)[1] == c.name else ""
     elif write and not ctx.key and request.method == "POST" and "delete" in ctx.query:
         obj = ""  # DeleteObjects: object deletes, allowed by the write ACL
@@ -219,9 +195,6 @@ async def _acl_check(ctx: S3Request, c: Container, write: bool) -> None:
 
 async def check_key(ctx: S3Request, c: Container, action: str, key: str, write: bool) -> bool:
     """May the caller do ``action`` on object ``key`` of ``c`` (one key of DeleteObjects)?"""
-    from lampi.s3 import policy as s3policy
-    from lampi.swift.acl import decide
-
     async def fallback() -> None:
         p = None if is_anonymous(ctx.principal) else ctx.principal
         if p is None and not (write and anonymous_write(c.meta)):
@@ -241,18 +214,10 @@ async def check_key(ctx: S3Request, c: Container, action: str, key: str, write: 
 
 
 async def _identity(ctx: S3Request) -> Identity | None:
-    from lampi.swift.acl import identity_of
-
     p = ctx.principal
     if is_anonymous(p) or not p.project_id:
         return None
     return await identity_of(ctx.request, p)
-
-
-def _is_owner(p: Principal, project_id: str, write: bool) -> bool:
-    if p.is_reseller:
-        return True
-    return p.owns(project_id) if write else p.reads(project_id)
 
 
 # -- parsing ACLs from requests ----------------------------------------------------------
@@ -631,8 +596,6 @@ async def policy_xml(ctx: S3Request, owner_project: str, grants: Grants) -> byte
 async def _bucket(ctx: S3Request) -> Container:
     c = await ctx.lookup()
     if c is None:
-        from lampi.s3.errors import no_such_bucket
-
         raise no_such_bucket(ctx.bucket)
     return c
 
@@ -641,13 +604,11 @@ async def _may_acp(ctx: S3Request, c: Container, owner: str, grants: Grants, wri
                    key: str | None = None) -> None:
     """Reading (or changing) an ACL: its owner's project, a READ_ACP (WRITE_ACP) grantee,
     or the bucket policy."""
-    from lampi.s3 import policy as s3policy
-
     async def fallback() -> None:
         p = ctx.principal
         if is_anonymous(p):
             raise access_denied()
-        if _is_owner(p, owner, write):
+        if s3policy.is_owner(p, owner, write):
             return
         acl: dict[str, list[str]] = {}
         for g, perm in grants:
@@ -659,21 +620,6 @@ async def _may_acp(ctx: S3Request, c: Container, owner: str, grants: Grants, wri
 
     await s3policy.authorize(ctx, c, s3policy.action_of(ctx.operation, ctx.query.get("versionId", "") != ""),
                              key, fallback)
-
-
-async def owned_bucket(ctx: S3Request, write: bool) -> Container:
-    """The bucket, for its owners (or whom its policy allows): bucket configuration
-    such as CORS and lifecycle."""
-    from lampi.s3 import policy as s3policy
-
-    c = await _bucket(ctx)
-
-    async def fallback() -> None:
-        if is_anonymous(ctx.principal) or not _is_owner(ctx.principal, c.project_id, write):
-            raise access_denied()
-
-    await s3policy.authorize(ctx, c, s3policy.action_of(ctx.operation), None, fallback)
-    return c
 
 
 async def get_bucket_acl(ctx: S3Request) -> web.StreamResponse:
@@ -703,8 +649,6 @@ async def put_bucket_acl(ctx: S3Request) -> web.StreamResponse:
 
 async def _object(ctx: S3Request) -> tuple[Container, ObjectRecord]:
     """The object (the version of ``?versionId=``, lampi/s3/versioning.py) whose ACL is asked."""
-    from lampi.s3 import versioning
-
     c = await _bucket(ctx)
     try:
         rec, _vid = await versioning.record(ctx, c.key, ctx.key)
@@ -739,7 +683,5 @@ async def put_object_acl(ctx: S3Request) -> web.StreamResponse:
     if stored:
         sysmeta[OBJECT_ACL_KEY] = stored
     # an ACL change is not a new version: bytes and Last-Modified stay (as tagging)
-    from lampi.s3 import versioning
-
     await versioning.update_sysmeta(ctx, rec, sysmeta)
     return web.Response(status=200)

@@ -12,11 +12,14 @@ from aiohttp import web
 
 from lampi.core import manifest as M
 from lampi.core.numbers import uint
-from lampi.s3.bucket import xml_response
+from lampi.http.dates import http_date
+from lampi.s3 import sse as s3sse
 from lampi.s3.errors import invalid_argument
-from lampi.s3.router import S3Request
-from lampi.s3.xml import element, xml_doc
-from lampi.swift.http_util import http_date
+from lampi.s3.large import large_view
+from lampi.s3.multipart import CHECKSUM_ELEMENTS
+from lampi.s3.object import CHECKSUM_PREFIX, addressed
+from lampi.s3.request import S3Request
+from lampi.s3.xml import element, xml_doc, xml_response
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_PARTS = 1000
@@ -45,12 +48,6 @@ def _int_header(ctx: S3Request, name: str, default: int) -> int:
 
 
 async def get_object_attributes(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.multipart import CHECKSUM_ELEMENTS
-    from lampi.s3.object import CHECKSUM_PREFIX
-
-    from lampi.s3 import sse as s3sse
-    from lampi.s3.object import addressed
-
     bucket = await ctx.get_bucket(write=False)
     wanted = _requested(ctx)
     max_parts = min(_int_header(ctx, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
@@ -59,9 +56,7 @@ async def get_object_attributes(ctx: S3Request) -> web.StreamResponse:
     ck = s3sse.customer_key(ctx)
     rec, shown_vid = await addressed(ctx, bucket)
     ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)  # an SSE-C object's key, as HeadObject
-    from lampi.s3 import multipart as mpu
-
-    view, _ = await mpu.large_view(ctx, rec, ck.key if ck else None)
+    view, _ = await large_view(ctx, rec, ck.key if ck else None)
     kids: list[str] = []
     algs = [k[len(CHECKSUM_PREFIX):] for k in rec.sysmeta if k.startswith(CHECKSUM_PREFIX)]
     if "ETag" in wanted:

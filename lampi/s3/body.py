@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from lampi.http.expect import send_continue
 from lampi.s3 import checksums
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request
 from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth, wire
@@ -116,10 +117,8 @@ def _bad_digest(alg: str) -> S3Error:
 
 async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) -> AsyncIterator[bytes]:
     """The decoded, verified body bytes."""
-    from lampi.http.expect import send_continue
-
     # a deferred "100 Continue" (Expect: 100-continue) goes out only now that the
-    # signature and the headers were accepted: see lampi.http.app.expect_handler
+    # signature and the headers were accepted: see lampi.gateway.app.expect_handler
     await send_continue(request)
     hasher = checksums.new(body.checksum_alg) if body.checksum_alg else None
     total = 0

@@ -12,12 +12,14 @@ import time
 
 from aiohttp import web
 
+from lampi.core import access
 from lampi.core.models import ListParams
 from lampi.core.numbers import uint
+from lampi.s3 import acl, bucketconf, objectlock
 from lampi.s3.body import read_small
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import xml_response, XMLError, child_text, element, parse, xml_doc
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # AWS's newer rules (general purpose bucket naming rules): prefixes and suffixes AWS
@@ -38,10 +40,6 @@ def iso_second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
-def xml_response(ctx: S3Request, body: bytes, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, content_type="application/xml")
-
-
 def check_bucket_name(name: str) -> None:
     """S3's naming rules for new buckets (existing Swift containers stay reachable by any name)."""
     ok = (bool(_BUCKET_RE.fullmatch(name)) and ".." not in name and ".-" not in name and "-." not in name
@@ -59,9 +57,7 @@ def check_bucket_name(name: str) -> None:
 async def owner(ctx: S3Request, project_id: str, tag: str = "Owner") -> str:
     """``<Owner><ID>project id</ID><DisplayName>project name</DisplayName></Owner>``: the
     one form of an owner in every response (ACLs, listings, uploads)."""
-    from lampi.s3.acl import owner_xml
-
-    return await owner_xml(ctx, project_id, tag)
+    return await acl.owner_xml(ctx, project_id, tag)
 
 
 MAX_LIST_BUCKETS = 10000
@@ -126,12 +122,8 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
     check_bucket_name(ctx.bucket)
     if ctx.tenant is not None and ctx.tenant != p.project_id:  # <tenant>:<bucket> of another project
         raise S3Error(403, "AccessDenied", "Access Denied")
-    from lampi.s3 import acl
-
     acl_meta = await acl.create_bucket_meta(ctx, p.project_id)  # x-amz-acl / x-amz-grant-*: 400 before anything
     acl_meta.update(_ownership_meta(ctx, acl_meta, p.project_id))
-    from lampi.s3 import objectlock
-
     acl_meta.update(objectlock.create_bucket_meta(ctx))  # x-amz-bucket-object-lock-enabled
     raw = await read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY)
     if raw.strip():
@@ -164,17 +156,14 @@ async def create_bucket(ctx: S3Request) -> web.StreamResponse:
 def _ownership_meta(ctx: S3Request, acl_meta: dict[str, str], project_id: str) -> dict[str, str]:
     """CreateBucket's ``x-amz-object-ownership`` (BucketOwnerEnforced refuses a bucket
     ACL other than the owner's, as AWS)."""
-    from lampi.core import access
-    from lampi.s3.bucketconf import check_ownership_with_acl, invalid_ownership
-
     value = ctx.request.headers.get("x-amz-object-ownership")
     if value is None:
         return {}
     value = value.strip()
     if value not in access.OWNERSHIP_VALUES:
-        raise invalid_ownership(value or "-")
+        raise bucketconf.invalid_ownership(value or "-")
     if value == "BucketOwnerEnforced" and acl_meta:
-        check_ownership_with_acl(acl_meta, project_id)
+        bucketconf.check_ownership_with_acl(acl_meta, project_id)
     return {access.OWNERSHIP_KEY: value}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from lampi.s3 import subconfig, tagging
-from lampi.s3.router import S3Request
+from lampi.s3.request import S3Request
 from lampi.s3.xml import element, xml_doc
 
 TAGGING_KEY = "sys:s3-tagging"

@@ -7,7 +7,7 @@ PublicAccessBlock (four booleans; missing elements are false, as AWS):
                         CreateMultipartUpload with a public grant → 403 (lampi.s3.acl),
                         and Swift container ACLs with ``.r:`` or ``*:*`` (lampi.swift)
   IgnorePublicAcls      public grants (S3's AllUsers / AuthenticatedUsers, Swift's
-                        referrers and ``*:*``) count for nothing (lampi.swift.acl.decide)
+                        referrers and ``*:*``) count for nothing (lampi.http.authz.decide)
   BlockPublicPolicy     PutBucketPolicy of a public policy → 403 (lampi.s3.policy)
   RestrictPublicBuckets a public policy allows the bucket owner's project only
 OwnershipControls: BucketOwnerEnforced (ACLs off, every object the bucket owner's),
@@ -23,18 +23,17 @@ from aiohttp import web
 
 from lampi.core import access
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import policy as s3policy
+from lampi.s3.acl import bucket_grants
 from lampi.s3.errors import S3Error, malformed_xml
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
 
 MAX_BODY = 16 * 1024
 
 
 async def _owned(ctx: S3Request, write: bool):  # noqa: ANN202
-    from lampi.s3.acl import owned_bucket
-
-    return await owned_bucket(ctx, write=write)
+    return await s3policy.owned_bucket(ctx, write=write)
 
 
 def _bool(text: str | None, name: str) -> bool:
@@ -69,11 +68,16 @@ async def get_public_access_block(ctx: S3Request) -> web.StreamResponse:
     return xml_response(ctx, body)
 
 
-async def delete_public_access_block(ctx: S3Request) -> web.StreamResponse:
+async def _delete(ctx: S3Request, key: str) -> web.StreamResponse:
+    """Delete one of the bucket's settings (its owners): 204, also when it was not set."""
     c = await _owned(ctx, write=True)
-    if access.PAB_KEY in c.meta:
-        await ctx.storage.update_container_meta(c.key, {access.PAB_KEY: None})
+    if key in c.meta:
+        await ctx.storage.update_container_meta(c.key, {key: None})
     return web.Response(status=204)
+
+
+async def delete_public_access_block(ctx: S3Request) -> web.StreamResponse:
+    return await _delete(ctx, access.PAB_KEY)
 
 
 def invalid_ownership(value: str) -> S3Error:
@@ -85,8 +89,6 @@ def invalid_ownership(value: str) -> S3Error:
 
 def check_ownership_with_acl(meta: dict[str, str], project_id: str) -> None:
     """BucketOwnerEnforced needs a bucket ACL of the owner's grant only (AWS's rule)."""
-    from lampi.s3.acl import bucket_grants
-
     if bucket_grants(meta, project_id) != [(project_id + ":*", "FULL_CONTROL")]:
         raise S3Error(400, "InvalidBucketAclWithObjectOwnership",
                       "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
@@ -122,7 +124,4 @@ async def get_ownership_controls(ctx: S3Request) -> web.StreamResponse:
 
 
 async def delete_ownership_controls(ctx: S3Request) -> web.StreamResponse:
-    c = await _owned(ctx, write=True)
-    if access.OWNERSHIP_KEY in c.meta:
-        await ctx.storage.update_container_meta(c.key, {access.OWNERSHIP_KEY: None})
-    return web.Response(status=204)
+    return await _delete(ctx, access.OWNERSHIP_KEY)

@@ -24,7 +24,8 @@ from lampi.core.numbers import uint
 from lampi.http.context import ON_PREPARE, STORAGE
 from lampi.s3 import subconfig
 from lampi.s3.errors import S3Error, error_response, malformed_xml
-from lampi.s3.router import S3Request
+from lampi.s3.host import find_bucket
+from lampi.s3.request import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
 
 CORS_KEY = "sys:s3-cors"
@@ -156,8 +157,6 @@ def _headers(rule: Rule, origin: str, req_headers: list[str] | None) -> dict[str
 async def _bucket_meta(request: web.Request, bucket: str, project_id: str | None = None) -> dict[str, str] | None:
     """The metadata of ``bucket`` (as the request names it) seen by a caller of
     ``project_id`` (None: not known yet, or anonymous)."""
-    from lampi.s3.router import find_bucket
-
     if not bucket:
         return None
     c: Container | None = await find_bucket(request.app[STORAGE], bucket, project_id)

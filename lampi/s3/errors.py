@@ -6,9 +6,13 @@ core's errors to the code and status AWS answers with.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from aiohttp import web
 
 from lampi.core import errors
+from lampi.core import multipart as mp
 from lampi.s3.xml import element, xml_doc
 
 
@@ -22,7 +26,7 @@ class S3Error(Exception):
         self.headers: dict[str, str] = {}  # response headers, e.g. x-amz-delete-marker on a 404
 
 
-ERROR_CODE = "lampi.s3.error_code"  # request key: the code of the S3 error answered (lampi.http.app)
+ERROR_CODE = "lampi.s3.error_code"  # request key: the code of the S3 error answered (lampi.gateway.app)
 
 
 def access_denied(message: str = "Access Denied") -> S3Error:
@@ -120,8 +124,6 @@ def from_domain(exc: errors.DomainError, bucket: str = "", key: str = "") -> S3E
 
 def _multipart(exc: errors.DomainError) -> S3Error | None:
     """The multipart errors of ``lampi.core.multipart``, as S3 words them."""
-    from lampi.core import multipart as mp
-
     d = {k: str(v) for k, v in exc.detail.items()}
     match exc:
         case mp.NoSuchUpload():
@@ -158,9 +160,12 @@ def error_response(request: web.Request, err: S3Error, resource: str, request_id
 
 def internal_error(request: web.Request, request_id: str) -> web.Response:
     """The 500 for an unexpected exception in S3 code (built by the outer middleware)."""
-    from lampi.s3.router import stamp
-
     err = S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
     resp = error_response(request, err, request.path, request_id)
     stamp(resp, request_id)
     return resp
+
+
+def stamp(resp: web.StreamResponse, request_id: str) -> None:
+    resp.headers["x-amz-request-id"] = request_id
+    resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()

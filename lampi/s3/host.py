@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from lampi.core.models import Container
+from lampi.core.storage import Storage
 from lampi.http.context import SETTINGS
 from lampi.http.peer import trusted_peer as _trusted_peer
 
@@ -79,3 +81,21 @@ def on_s3_port(request: web.Request) -> bool:
         return False
     sockname = request.transport.get_extra_info("sockname")
     return bool(sockname) and sockname[1] == port
+
+
+def split_tenant(per_project: bool, name: str) -> tuple[str | None, str]:
+    """(tenant, bucket) of a bucket as a request names it. In the per-project namespace
+    ``<project_id>:<bucket>`` names another project's bucket, as RGW's tenants
+    (``tenant:bucket``): how anonymous callers (public buckets) and other projects
+    (ACL grants) reach it. In the global namespace a name is the bucket's whole name."""
+    if per_project and ":" in name:
+        tenant, _, bucket = name.partition(":")
+        return tenant, bucket
+    return None, name
+
+
+async def find_bucket(storage: Storage, name: str, project_id: str | None) -> Container | None:
+    """The bucket ``name`` (as the request names it, see ``split_tenant``) means to a
+    caller of ``project_id`` (None: anonymous)."""
+    tenant, bucket = split_tenant(storage.per_project, name)
+    return await storage.lookup(tenant or project_id, bucket)

@@ -27,7 +27,7 @@ from lampi.core.models import ObjectRecord
 from lampi.core.numbers import uint
 from lampi.s3 import subconfig, tagging
 from lampi.s3.errors import S3Error, invalid_argument, malformed_xml
-from lampi.s3.router import S3Request
+from lampi.s3.request import S3Request
 from lampi.s3.xml import XMLError, element, parse, xml_doc
 
 LIFECYCLE_KEY = "sys:s3-lifecycle"

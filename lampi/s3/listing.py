@@ -17,12 +17,15 @@ from urllib.parse import quote
 from aiohttp import web
 
 from lampi.core import errors, versions
+from lampi.core import manifest as M
+from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.models import MAY_DLO, S3_OWNED, Container, ListingEntry, ListParams
+from lampi.http.authz import segment_access
 from lampi.s3 import versioning
-from lampi.s3.bucket import iso_second, owner, xml_response
+from lampi.s3.bucket import iso_second, owner
 from lampi.s3.errors import S3Error, invalid_argument
-from lampi.s3.router import S3Request
-from lampi.s3.xml import element, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import element, xml_doc, xml_response
 
 MAX_KEYS = 1000
 
@@ -87,9 +90,6 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
         return rows
     import time
 
-    from lampi.core import manifest as M
-    from lampi.swift.large_objects import segment_access
-
     sysmetas = await ctx.storage.meta.objects_sysmeta(ctx.ckey, maybe, time.time())
     out = []
     for r in rows:
@@ -109,7 +109,7 @@ async def _dlo_sizes(ctx: S3Request, project_id: str, rows: list[Row]) -> list[R
 
 
 def _etag(r: Row) -> str:
-    """A Swift SLO lists with ``-<segments>`` after its ETag, as on GET (``multipart.s3_etag``)."""
+    """A Swift SLO lists with ``-<segments>`` after its ETag, as on GET (``large.s3_etag``)."""
     if r[5]:
         m = json.loads(r[5])
         if m.get("kind") == "slo":
@@ -135,8 +135,6 @@ async def _owners(ctx: S3Request, c: Container, rows: list[Row]) -> tuple[str, d
     """The ``<Owner>`` of the bucket's own objects, and of each listed object an S3
     owner other than the bucket's project wrote (flagged ``S3_OWNED`` by the store)."""
     import time
-
-    from lampi.core.access import OBJECT_OWNER_KEY
 
     default = await owner(ctx, c.project_id)
     names = [r[0] for r in rows if isinstance(r, tuple) and r[6] & S3_OWNED]

@@ -20,18 +20,21 @@ from lampi.core import errors, quotas, sse
 from lampi.core import manifest as M
 from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.models import Container, ObjectRecord, WriteCondition
-from lampi.core.numbers import uint
 from lampi.core.multipart import UPLOAD_ID_KEY
+from lampi.core.numbers import uint
 from lampi.core.storage import check_name
-from lampi.s3 import body as s3body
+from lampi.http.dates import http_date  # cached per second
+from lampi.http.transfer import open_blob, send_blob  # zero-copy sendfile from a local file
 from lampi.s3 import acl as s3acl
-from lampi.s3 import checksums, lifecycle, objectlock, tagging, versioning
+from lampi.s3 import body as s3body
+from lampi.s3 import checksums, large, lifecycle, objectlock, tagging, versioning
+from lampi.s3 import policy as s3policy
 from lampi.s3 import sse as s3sse
-from lampi.s3.bucket import iso8601, xml_response
+from lampi.s3.bucket import iso8601
 from lampi.s3.errors import S3Error, from_domain, invalid_argument, invalid_request, malformed_xml, no_such_key
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
-from lampi.swift.http_util import http_date  # cached per second
+from lampi.s3.request import S3Request
+from lampi.s3.sigv4 import is_anonymous
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
 
 SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires")
 MAX_META_SIZE = 2048  # S3: user metadata up to 2 KB
@@ -294,13 +297,11 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     s3sse.refuse_on_read(ctx)
     ck = s3sse.customer_key(ctx)
     rec, shown_vid = await addressed(ctx, bucket)
-    from lampi.s3 import multipart as mpu
-
     # large objects (S3 multipart, Swift SLO/DLO): real size and ETag, bytes read through
-    rec, reader = await mpu.large_view(ctx, rec, ck.key if ck else None)
+    rec, reader = await large.large_view(ctx, rec, ck.key if ck else None)
     if reader is None and sse.is_encrypted(rec.sysmeta):  # decrypted as it streams, by range
         reader = _decrypting(ctx, rec, ck.key if ck else None)
-    part = await mpu.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
+    part = await large.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
     # an encrypted object's key: an SSE-C object needs the customer's (400 without it, or
     # with another), checked before anything is sent, HEAD included, as S3 does
     ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)
@@ -321,7 +322,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
                       Condition="If-Match" if "If-Match" in request.headers else "If-Unmodified-Since")
     for q, h in RESPONSE_OVERRIDES.items():
         if q in ctx.query:
-            if s3acl.is_anonymous(ctx.principal):  # as S3: only signed requests may override
+            if is_anonymous(ctx.principal):  # as S3: only signed requests may override
                 raise invalid_request("Request specific response headers cannot be used for anonymous GET "
                                       "requests.")
             value = ctx.query[q]
@@ -353,10 +354,8 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
         resp.headers.update(await _part_checksum(ctx, rec, int(ctx.query["partNumber"])))
     ctx.stamp(resp)
     if reader is not None and not head and end > start:
-        await mpu.send_large(request, resp, reader, start, end - start)
+        await large.send_large(request, resp, reader, start, end - start)
     elif not head and end > start:
-        from lampi.swift.objects import open_blob, send_blob  # zero-copy sendfile from a local file
-
         fh = open_blob(request, rec)  # a missing blob: 503 before any header
         await resp.prepare(request)
         await send_blob(request, resp, rec, start, end - start, fh)
@@ -379,10 +378,9 @@ async def delete_one(ctx: S3Request, bucket: Container, key: str, raw_vid: str |
     Object lock: AccessDenied for a locked version (``bypass``: GOVERNANCE bypassed)."""
     storage = ctx.storage
     if raw_vid is not None:
-        if s3acl.is_anonymous(ctx.principal):  # a version is history: not for anonymous writers,
-            from lampi.s3.policy import verdict  # unless the bucket policy says so
-
-            if await verdict(ctx, bucket, "s3:DeleteObjectVersion", key) != "Allow":
+        if is_anonymous(ctx.principal):  # a version is history: not for anonymous writers,
+            # unless the bucket policy says so
+            if await s3policy.verdict(ctx, bucket, "s3:DeleteObjectVersion", key) != "Allow":
                 raise S3Error(403, "AccessDenied", "Access Denied")
         if raw_vid == "":
             raise invalid_argument("Version id cannot be the empty string", "versionId", raw_vid)
@@ -426,9 +424,7 @@ def _error(key: str, vid: str | None, code: str, message: str) -> str:
 
 async def delete_objects(ctx: S3Request) -> web.StreamResponse:
     bucket = await ctx.get_bucket(write=True)
-    from lampi.s3.policy import policy_of
-
-    per_key = policy_of(bucket) is not None  # a bucket policy decides each key (s3:DeleteObject[Version])
+    per_key = s3policy.policy_of(bucket) is not None  # a bucket policy decides each key (s3:DeleteObject[Version])
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_DELETE_BODY)
     try:
         root = parse(raw, "Delete")
@@ -510,13 +506,11 @@ async def copy_source(ctx: S3Request) -> CopySource:
         except errors.ObjectNotFound:
             raise no_such_key(skey) from None
         shown = await versioning.s3_id(ctx, src_rec) if versioning.versioned(sc.meta) else None
-    from lampi.s3 import multipart as mpu
-
     key = ck.key if ck else None
     ctx.storage.data_key(src_rec.sysmeta, key)  # an SSE-C source needs its key (checked)
     # a large source (S3 multipart, Swift SLO or DLO) is copied as its data: its real
     # size and ETag, segments read with the caller's authority
-    src_view, reader = await mpu.large_view(ctx, src_rec, key)
+    src_view, reader = await large.large_view(ctx, src_rec, key)
     if check_conditionals(request.headers, src_view, prefix="x-amz-copy-source-") is not None:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
     return CopySource(sbucket, skey, src_rec, src_view, reader, shown, key)

@@ -27,13 +27,14 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core import objectlock as lock
+from lampi.core import versions
 from lampi.core.models import Container, ObjectRecord
 from lampi.s3 import body as s3body
+from lampi.s3 import policy as s3policy
 from lampi.s3 import versioning
-from lampi.s3.bucket import xml_response
 from lampi.s3.errors import S3Error, access_denied, invalid_argument, invalid_request, malformed_xml
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
 
 MAX_BODY = 64 * 1024
 BYPASS_HEADER = "x-amz-bypass-governance-retention"
@@ -59,8 +60,6 @@ async def bypass(ctx: S3Request, c: Container, key: str) -> bool:
     rights."""
     if ctx.request.headers.get(BYPASS_HEADER, "").strip().lower() != "true":
         return False
-    from lampi.s3 import policy as s3policy
-
     p = ctx.principal
     if p.is_reseller:  # the cloud admin, the ResellerAdmin role (every account, as Swift)
         return True
@@ -74,9 +73,7 @@ async def bypass(ctx: S3Request, c: Container, key: str) -> bool:
 
 
 async def get_config(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=False)
+    c = await s3policy.owned_bucket(ctx, write=False)
     cfg = lock.config(c.meta)
     if cfg is None:
         raise S3Error(404, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for "
@@ -128,9 +125,7 @@ def parse_config(raw: bytes) -> str:
 
 
 async def put_config(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
+    c = await s3policy.owned_bucket(ctx, write=True)
     _require_integrity(ctx)
     value = parse_config(await s3body.read_small(ctx.request, ctx.auth, MAX_BODY))
     if not lock.enabled(c.meta) and versioning.state(c.meta) != versioning.ENABLED:
@@ -145,8 +140,6 @@ def create_bucket_meta(ctx: S3Request) -> dict[str, str]:
     value = ctx.request.headers.get("x-amz-bucket-object-lock-enabled")
     if value is None or value.strip().lower() != "true":
         return {}
-    from lampi.core import versions
-
     return {lock.CONFIG_KEY: lock.encode_config(), versions.ENABLED_KEY: "True", versions.VERSIONED_KEY: "1"}
 
 

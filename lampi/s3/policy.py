@@ -3,7 +3,7 @@ policy's part in every S3 access decision (``authorize``).
 
 The language lives in ``lampi.core.policy``; the document is kept as put in the
 container's hidden metadata (``sys:s3-policy``), so Swift requests meet it too
-(``lampi.swift.acl.decide``). Evaluation follows S3 and Ceph RGW: the policy first —
+(``lampi.http.authz.decide``). Evaluation follows S3 and Ceph RGW: the policy first —
 an explicit Deny refuses (the bucket owner included, except for the policy operations
 themselves, as AWS keeps them for the account root), an Allow grants — then, when it
 says nothing, the ACLs (``lampi.s3.acl``).
@@ -29,11 +29,17 @@ from aiohttp import web
 
 from lampi.core import access, errors
 from lampi.core import policy as P
+from lampi.core.authz import Principal
+from lampi.core.authz import READ_ACL_KEY, WRITE_ACL_KEY, parse_acl
 from lampi.core.models import CKey, Container
+from lampi.http.authz import identity_of
+from lampi.http.peer import policy_env
 from lampi.s3 import body as s3body
+from lampi.s3 import tagging
 from lampi.s3.errors import S3Error, access_denied, no_such_bucket
-from lampi.s3.router import S3Request
-from lampi.s3.xml import element, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.sigv4 import is_anonymous
+from lampi.s3.xml import element, xml_doc, xml_response
 
 MAX_POLICY_BODY = 64 * 1024  # read at most this; beyond 20 KiB the policy itself is refused
 POLICY_ACTIONS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
@@ -106,9 +112,6 @@ async def who_of(ctx: S3Request) -> P.Who:
     cached = ctx.request.get(_WHO)
     if cached is not None:
         return cached
-    from lampi.s3.acl import is_anonymous
-    from lampi.swift.acl import identity_of
-
     p = ctx.principal
     if is_anonymous(p) or not p.project_id:
         who = P.ANONYMOUS
@@ -128,8 +131,6 @@ def _tags(header: str) -> list[tuple[str, str]]:
 
 async def request_env(ctx: S3Request, pol: P.Policy, action: str, bucket: CKey, key: str | None,
                       who: P.Who, extra: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
-    from lampi.http.peer import policy_env
-
     request = ctx.request
     h = request.headers
     env = policy_env(request, who.user_id, "" if who.anonymous else ctx.principal.user_name)
@@ -153,8 +154,6 @@ async def request_env(ctx: S3Request, pol: P.Policy, action: str, bucket: CKey, 
         for k, v in tags:
             env.setdefault(P.norm_key("s3:RequestObjectTag/" + k), []).append(v)
     if key is not None and is_object_action(action) and pol.needs("s3:existingobjecttag"):
-        from lampi.s3 import tagging
-
         try:
             rec = await ctx.storage.head_object(bucket, key)
         except errors.DomainError:
@@ -214,14 +213,25 @@ async def _bucket(ctx: S3Request) -> Container:
     return c
 
 
-async def _owner_only(ctx: S3Request, c: Container, write: bool) -> None:
-    from lampi.s3.acl import is_anonymous, _is_owner
+def is_owner(p: Principal, project_id: str, write: bool) -> bool:
+    """Do ``p``'s roles give it the owner's rights (write: an operator's; read: a reader's
+    too) over project ``project_id``'s buckets?"""
+    if p.is_reseller:
+        return True
+    return p.owns(project_id) if write else p.reads(project_id)
+
+
+async def owned_bucket(ctx: S3Request, write: bool) -> Container:
+    """The bucket, for its owners (or whom its policy allows): bucket configuration
+    such as CORS, lifecycle and the policy itself."""
+    c = await _bucket(ctx)
 
     async def fallback() -> None:
-        if is_anonymous(ctx.principal) or not _is_owner(ctx.principal, c.project_id, write):
+        if is_anonymous(ctx.principal) or not is_owner(ctx.principal, c.project_id, write):
             raise access_denied()
 
     await authorize(ctx, c, action_of(ctx.operation), None, fallback)
+    return c
 
 
 def malformed_policy(message: str) -> S3Error:
@@ -229,8 +239,7 @@ def malformed_policy(message: str) -> S3Error:
 
 
 async def put_bucket_policy(ctx: S3Request) -> web.StreamResponse:
-    c = await _bucket(ctx)
-    await _owner_only(ctx, c, write=True)
+    c = await owned_bucket(ctx, write=True)
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_POLICY_BODY)
     if not raw.strip():
         raise malformed_policy("Policies must be valid JSON and the first byte must be '{'")
@@ -246,8 +255,7 @@ async def put_bucket_policy(ctx: S3Request) -> web.StreamResponse:
 
 
 async def get_bucket_policy(ctx: S3Request) -> web.StreamResponse:
-    c = await _bucket(ctx)
-    await _owner_only(ctx, c, write=False)
+    c = await owned_bucket(ctx, write=False)
     text = c.meta.get(access.POLICY_KEY)
     if not text:
         raise S3Error(404, "NoSuchBucketPolicy", "The bucket policy does not exist", BucketName=c.name)
@@ -255,8 +263,7 @@ async def get_bucket_policy(ctx: S3Request) -> web.StreamResponse:
 
 
 async def delete_bucket_policy(ctx: S3Request) -> web.StreamResponse:
-    c = await _bucket(ctx)
-    await _owner_only(ctx, c, write=True)
+    c = await owned_bucket(ctx, write=True)
     if access.POLICY_KEY in c.meta:
         await ctx.storage.update_container_meta(c.key, {access.POLICY_KEY: None})
     return web.Response(status=204)
@@ -265,8 +272,6 @@ async def delete_bucket_policy(ctx: S3Request) -> web.StreamResponse:
 def acl_is_public(meta: dict[str, str]) -> bool:
     """Does the bucket's ACL (Swift's or S3's) grant anything to everyone or to every
     authenticated user?"""
-    from lampi.core.authz import READ_ACL_KEY, WRITE_ACL_KEY, parse_acl
-
     for key in (READ_ACL_KEY, WRITE_ACL_KEY):
         referrers, groups = parse_acl(meta.get(key))
         if any(r and not r.startswith("-") for r in referrers) or "*:*" in groups:
@@ -278,10 +283,7 @@ def acl_is_public(meta: dict[str, str]) -> bool:
 async def get_bucket_policy_status(ctx: S3Request) -> web.StreamResponse:
     """IsPublic: the policy is public (an Allow to anyone no condition pins down), or,
     as Ceph RGW answers, the bucket's ACL grants AllUsers or AuthenticatedUsers."""
-    from lampi.s3.bucket import xml_response
-
-    c = await _bucket(ctx)
-    await _owner_only(ctx, c, write=False)
+    c = await owned_bucket(ctx, write=False)
     pol = policy_of(c)
     public = (pol is not None and pol.is_public()) or acl_is_public(c.meta)
     return xml_response(ctx, xml_doc("PolicyStatus", [element("IsPublic", "true" if public else "false")]))

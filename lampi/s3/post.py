@@ -57,11 +57,11 @@ from lampi.http import forms
 from lampi.s3 import acl as s3acl
 from lampi.s3 import checksums, objectlock, sigv4, tagging, versioning
 from lampi.s3 import sse as s3sse
-from lampi.s3.host import VHOST_BUCKET
-from lampi.s3.object import MAX_META_SIZE, checksum_sysmeta, version_header
-from lampi.s3.object import _check_key as check_key
 from lampi.s3.errors import S3Error, access_denied, invalid_argument, invalid_request, no_such_bucket
-from lampi.s3.router import S3Request
+from lampi.s3.host import VHOST_BUCKET
+from lampi.s3.object import _check_key as check_key
+from lampi.s3.object import MAX_META_SIZE, checksum_sysmeta, version_header
+from lampi.s3.request import S3Request
 from lampi.s3.xml import element, xml_doc
 
 MAX_FIELDS_BYTES = 20 * 1024  # AWS: the form fields before the file, together
@@ -316,8 +316,8 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
     else:
         auth = ctx.auth
     tags = tagging.from_xml(fields["tagging"].encode()) if "tagging" in fields else None
-    upload = S3Request(_as_put(request, fields, tags), auth, ctx.bucket, key, ctx.request_id, tenant=ctx.tenant,
-                       operation=ctx.operation)
+    upload = S3Request(_as_put(request, fields, tags), auth, ctx.bucket, key, ctx.request_id, ctx.check,
+                       tenant=ctx.tenant, operation=ctx.operation)
     # PutObject's decisions, in PutObject's order, on the form's fields as its headers
     bucket = await upload.get_bucket(write=True)  # bucket policy (and its conditions), ACLs
     sysmeta = {k: fields[k] for k in SYS_FIELDS if fields.get(k)}

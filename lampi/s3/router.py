@@ -7,125 +7,28 @@ the router is also the compatibility table (docs/s3-api.md).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from lampi.core import errors
-from lampi.core.authz import Principal
-from lampi.core.models import CKey, Container
-from lampi.core.storage import Storage
-from lampi.http.context import PRINCIPAL, PROJECT, SETTINGS, STORAGE, TRANS_ID
-from lampi.s3 import sigv4
-from lampi.s3.host import VHOST_BUCKET, virtual_bucket
-from lampi.s3.errors import (
-    ERROR_CODE,
-    S3Error,
-    access_denied,
-    error_response,
-    from_domain,
-    no_such_bucket,
-    not_implemented,
-)
+from lampi.core.access import POLICY_KEY
+from lampi.http.context import PRINCIPAL, PROJECT, STORAGE, TRANS_ID
+from lampi.s3 import acl, attributes, bucket_tagging, bucket_versioning, bucketconf, cors, lifecycle, listing, objectlock, post
+from lampi.s3 import bucket as b
+from lampi.s3 import multipart as mpu
+from lampi.s3 import object as o
+from lampi.s3 import policy as pol
+from lampi.s3 import sigv4, sse, tagging
+from lampi.s3.errors import ERROR_CODE, S3Error, access_denied, error_response, from_domain, not_implemented, stamp
+from lampi.s3.host import VHOST_BUCKET, split_tenant, virtual_bucket
+from lampi.s3.request import Handler, S3Request
 
 log = logging.getLogger("lampi.s3")
 _VHOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # a DNS name (S3 bucket rules are checked on create)
-
-
-def split_tenant(per_project: bool, name: str) -> tuple[str | None, str]:
-    """(tenant, bucket) of a bucket as a request names it. In the per-project namespace
-    ``<project_id>:<bucket>`` names another project's bucket, as RGW's tenants
-    (``tenant:bucket``): how anonymous callers (public buckets) and other projects
-    (ACL grants) reach it. In the global namespace a name is the bucket's whole name."""
-    if per_project and ":" in name:
-        tenant, _, bucket = name.partition(":")
-        return tenant, bucket
-    return None, name
-
-
-async def find_bucket(storage: Storage, name: str, project_id: str | None) -> Container | None:
-    """The bucket ``name`` (as the request names it, see ``split_tenant``) means to a
-    caller of ``project_id`` (None: anonymous)."""
-    tenant, bucket = split_tenant(storage.per_project, name)
-    return await storage.lookup(tenant or project_id, bucket)
-
-
-@dataclass
-class S3Request:
-    request: web.Request
-    auth: sigv4.Auth
-    bucket: str  # the bucket's name (without a ``tenant:`` prefix)
-    key: str
-    request_id: str
-    tenant: str | None = None  # the project named by ``<tenant>:<bucket>`` (per-project namespace)
-    resolved: Container | None = None  # the bucket, once ``get_bucket`` found it
-    operation: str = ""  # the S3 operation (its bucket-policy action: lampi.s3.policy.action_of)
-
-    @property
-    def principal(self) -> Principal:
-        return self.auth.principal
-
-    @property
-    def storage(self) -> Storage:
-        return self.request.app[STORAGE]
-
-    @property
-    def settings(self):  # noqa: ANN201
-        return self.request.app[SETTINGS]
-
-    @property
-    def query(self):  # noqa: ANN201
-        return self.request.query
-
-    def stamp(self, resp: web.StreamResponse) -> web.StreamResponse:
-        stamp(resp, self.request_id)
-        return resp
-
-    @property
-    def scope(self) -> str | None:
-        """The project whose bucket names the request's names mean (per-project namespace)."""
-        return self.tenant or self.principal.project_id or None
-
-    async def lookup(self) -> Container | None:
-        """The request's bucket (no access check)."""
-        if self.resolved is None:
-            self.resolved = await self.storage.lookup(self.scope, self.bucket)
-        return self.resolved
-
-    @property
-    def ckey(self) -> CKey:
-        """The key of the request's bucket, after ``get_bucket`` (or ``lookup``) found it."""
-        assert self.resolved is not None, "the bucket was not looked up"
-        return self.resolved.key
-
-    async def get_bucket(self, write: bool, name: str | None = None) -> Container:
-        """The bucket (the request's, or ``name`` as a request would name it: a copy
-        source), if the caller may read (or write) it: its own project's roles, or the
-        ACLs Swift and S3 share (``lampi.s3.acl.check``)."""
-        from lampi.s3 import acl
-
-        if name is None:
-            c = await self.lookup()
-            shown = self.bucket
-        else:
-            c = await find_bucket(self.storage, name, self.principal.project_id or None)
-            shown = split_tenant(self.storage.per_project, name)[1]
-        if c is None:
-            raise no_such_bucket(shown)
-        expected = self.request.headers.get("x-amz-expected-bucket-owner")
-        if expected is not None and name is None and expected != c.project_id:
-            raise S3Error(403, "AccessDenied", "Access Denied")  # owned by another account than expected
-        await acl.check(self, c, write)
-        return c
-
-
-Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -169,17 +72,10 @@ async def _tenant_bucket(request: web.Request, bucket: str) -> str:
 async def _has_policy(request: web.Request, tenant: str | None, bucket: str) -> bool:
     """The bucket an anonymous request names (``tenant``: its ``<project_id>:`` prefix,
     per-project namespace) has a bucket policy."""
-    from lampi.core.access import POLICY_KEY
-
     if not bucket:
         return False
     c = await request.app[STORAGE].lookup(tenant, bucket)
     return c is not None and POLICY_KEY in c.meta
-
-
-def stamp(resp: web.StreamResponse, request_id: str) -> None:
-    resp.headers["x-amz-request-id"] = request_id
-    resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()
 
 
 # Bucket sub-resources and the operation names they stand for (GET/PUT/DELETE prefix added).
@@ -201,10 +97,6 @@ OBJECT_SUBRESOURCES = {
 
 
 def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) -> Endpoint:  # noqa: ANN001
-    from lampi.s3 import bucket as b
-    from lampi.s3 import listing, object as o, tagging
-    from lampi.s3 import multipart as mpu
-
     def ni(op: str) -> Endpoint:
         return Endpoint(op, None)
 
@@ -240,8 +132,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "POST":
             if "delete" in query:
                 return Endpoint("DeleteObjects", o.delete_objects)
-            from lampi.s3 import post
-
             return Endpoint("PostObject", post.post_object)
         raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
     if "tagging" in query:
@@ -254,22 +144,16 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
         if method == "DELETE":
             return Endpoint("DeleteObjectTagging", tagging.delete_object_tagging)
     if "acl" in query and method in ("GET", "HEAD", "PUT"):
-        from lampi.s3 import acl
-
         if method == "PUT":
             return Endpoint("PutObjectAcl", acl.put_object_acl)
         return Endpoint("GetObjectAcl", acl.get_object_acl)
     if ("retention" in query or "legal-hold" in query) and method in ("GET", "HEAD", "PUT"):
-        from lampi.s3 import objectlock
-
         if "retention" in query:
             return Endpoint("PutObjectRetention", objectlock.put_retention) if method == "PUT" else \
                 Endpoint("GetObjectRetention", objectlock.get_retention)
         return Endpoint("PutObjectLegalHold", objectlock.put_legal_hold) if method == "PUT" else \
             Endpoint("GetObjectLegalHold", objectlock.get_legal_hold)
     if "attributes" in query and method in ("GET", "HEAD"):
-        from lampi.s3 import attributes
-
         return Endpoint("GetObjectAttributes", attributes.get_object_attributes)
     if method in ("GET", "HEAD", "PUT", "DELETE"):
         for sub, name in OBJECT_SUBRESOURCES.items():
@@ -307,9 +191,6 @@ def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) 
 
 
 def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
-    from lampi.s3 import acl, bucket_tagging, bucketconf, cors, lifecycle, objectlock, sse, versioning
-    from lampi.s3 import policy as pol
-
     ops = {
         "acl": {"GET": ("GetBucketAcl", acl.get_bucket_acl), "PUT": ("PutBucketAcl", acl.put_bucket_acl)},
         "policy": {"GET": ("GetBucketPolicy", pol.get_bucket_policy), "PUT": ("PutBucketPolicy", pol.put_bucket_policy),
@@ -329,8 +210,8 @@ def _bucket_config(method: str, query: dict[str, str]) -> Endpoint | None:
         "encryption": {"GET": ("GetBucketEncryption", sse.get_bucket_encryption),
                        "PUT": ("PutBucketEncryption", sse.put_bucket_encryption),
                        "DELETE": ("DeleteBucketEncryption", sse.delete_bucket_encryption)},
-        "versioning": {"GET": ("GetBucketVersioning", versioning.get_bucket_versioning),
-                       "PUT": ("PutBucketVersioning", versioning.put_bucket_versioning)},
+        "versioning": {"GET": ("GetBucketVersioning", bucket_versioning.get_bucket_versioning),
+                       "PUT": ("PutBucketVersioning", bucket_versioning.put_bucket_versioning)},
         "object-lock": {"GET": ("GetObjectLockConfiguration", objectlock.get_config),
                         "PUT": ("PutObjectLockConfiguration", objectlock.put_config)},
         "tagging": {"GET": ("GetBucketTagging", bucket_tagging.get_bucket_tagging),
@@ -396,23 +277,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.", BucketName=vbucket)
             check_header_text(request)
             if request.method == "OPTIONS":  # CORS preflight: no auth, the bucket's CORS rules
-                from lampi.s3 import cors
-
                 resp = await cors.preflight(request, bucket, resource, request_id)
                 stamp(resp, request_id)
                 return resp
             auth = await sigv4.authenticate(request)
             if auth is None:
-                from lampi.s3 import acl
-
-                auth = acl.anonymous_auth()  # public buckets only (lampi.s3.acl.check)
+                auth = sigv4.anonymous_auth()  # public buckets only (lampi.s3.acl.check)
             request[PRINCIPAL] = auth.principal
             request[PROJECT] = auth.principal.project_id
             tenant, bucket = split_tenant(request.app[STORAGE].per_project, bucket)
             if (request.app[STORAGE].per_project and tenant is None and bucket and request.method != "OPTIONS"
                     and "Origin" in request.headers):
-                from lampi.s3 import cors  # per project, a bucket name needs the caller's project
-
                 await cors.on_actual(request, bucket, auth.principal.project_id or None)
             try:
                 ep = resolve(request.method, bucket, key, dict(request.query), request.headers)
@@ -425,7 +300,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)
-            ctx = S3Request(request, auth, bucket, key, request_id, tenant=tenant, operation=ep.operation)
+            ctx = S3Request(request, auth, bucket, key, request_id, acl.check, tenant=tenant, operation=ep.operation)
             resp = await ep.handler(ctx)
         except errors.DomainError as exc:
             raise from_domain(exc, bucket, key) from None

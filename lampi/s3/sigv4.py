@@ -29,9 +29,9 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lampi.core.authz import Principal
+from lampi.core.identity import implied_roles
 from lampi.core.models import Credential
 from lampi.http.context import IDENTITY
-from lampi.identity.service import implied_roles
 from lampi.s3.errors import S3Error, access_denied, invalid_argument
 from lampi.s3.host import VHOST_BUCKET, host_candidates
 
@@ -417,3 +417,17 @@ async def _v2(request: web.Request, header: str | None) -> Auth:
 # for PostObject (lampi.s3.post), whose signature is a form field over the policy
 key_principal = _principal
 parse_amz_date = _parse_amz_date
+
+
+ANONYMOUS = Principal(user_id="", user_name="", project_id=None)
+
+
+def anonymous_auth() -> Auth:
+    """The Auth of a request without credentials (reads of public buckets, object writes
+    into public-read-write ones: ``check``)."""
+    return Auth(principal=ANONYMOUS, credential=Credential(access="", secret="", user_id="", project_id=""),
+                version=0, payload=None)
+
+
+def is_anonymous(p: Principal) -> bool:
+    return p is ANONYMOUS

@@ -35,11 +35,11 @@ from aiohttp import web
 from lampi.core import sse
 from lampi.core.models import Container, MultipartUpload
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import policy as s3policy
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request, malformed_xml
 from lampi.s3.host import forwarded_https
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import XMLError, element, parse, xml_doc, xml_response
 
 ALGORITHM = "x-amz-server-side-encryption"
 KMS_KEY_ID = "x-amz-server-side-encryption-aws-kms-key-id"
@@ -263,9 +263,7 @@ def _parse_config(raw: bytes) -> dict[str, object]:
 
 
 async def put_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
+    c = await s3policy.owned_bucket(ctx, write=True)
     conf = _parse_config(await s3body.read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY))
     if conf["SSEAlgorithm"] == sse.SSE_KMS:
         key_id = str(conf.get("KMSMasterKeyID") or "")
@@ -280,9 +278,7 @@ async def put_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
 
 
 async def get_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=False)
+    c = await s3policy.owned_bucket(ctx, write=False)
     conf = sse.bucket_default(c.meta)
     if conf is None:
         raise S3Error(404, "ServerSideEncryptionConfigurationNotFoundError",
@@ -296,8 +292,6 @@ async def get_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
 
 
 async def delete_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
+    c = await s3policy.owned_bucket(ctx, write=True)
     await ctx.storage.update_container_meta(c.key, {sse.DEFAULT_KEY: None})
     return web.Response(status=204)

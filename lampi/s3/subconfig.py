@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import policy as s3policy
 from lampi.s3.errors import S3Error
-from lampi.s3.router import S3Request
+from lampi.s3.request import S3Request
+from lampi.s3.xml import xml_response
 
 
 def stored(meta: dict[str, str], key: str) -> list[Any] | None:
@@ -38,9 +39,7 @@ async def get(
     missing_code: str,
     missing_message: str,
 ) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=False)
+    c = await s3policy.owned_bucket(ctx, write=False)
     rules = rules_of(c.meta)
     if rules is None:
         raise S3Error(404, missing_code, missing_message, BucketName=ctx.bucket)
@@ -48,17 +47,13 @@ async def get(
 
 
 async def put(ctx: S3Request, key: str, parse: Callable[[bytes], Any], max_body: int) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
+    c = await s3policy.owned_bucket(ctx, write=True)
     rules = parse(await s3body.read_small(ctx.request, ctx.auth, max_body))
     await ctx.storage.update_container_meta(c.key, {key: json.dumps(rules, separators=(",", ":"))})
     return web.Response(status=200)
 
 
 async def delete(ctx: S3Request, key: str) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
+    c = await s3policy.owned_bucket(ctx, write=True)
     await ctx.storage.update_container_meta(c.key, {key: None})
     return web.Response(status=204)

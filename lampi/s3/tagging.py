@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 
 from lampi.s3 import body as s3body
-from lampi.s3.bucket import xml_response
+from lampi.s3 import versioning
 from lampi.s3.errors import S3Error, malformed_xml
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.s3.request import S3Request
+from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc, xml_response
 
 SYSMETA_KEY = "s3-tagging"
 MAX_TAGS = 10
@@ -110,8 +110,6 @@ def from_xml(raw: bytes, max_tags: int = MAX_TAGS) -> Tags:
 
 async def _record(ctx: S3Request, write: bool):  # noqa: ANN202
     """The object (the version of ``?versionId=``, lampi/s3/versioning.py) tagged."""
-    from lampi.s3 import versioning
-
     await ctx.get_bucket(write=write)
     rec, _vid = await versioning.record(ctx, ctx.ckey, ctx.key)
     return rec
@@ -124,8 +122,6 @@ async def get_object_tagging(ctx: S3Request) -> web.StreamResponse:
 
 
 async def _set(ctx: S3Request, tags: Tags) -> None:
-    from lampi.s3 import versioning
-
     rec = await _record(ctx, write=True)
     await versioning.update_sysmeta(ctx, rec, apply(rec.sysmeta, tags))
 

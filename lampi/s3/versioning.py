@@ -1,4 +1,5 @@
-"""S3 bucket versioning: Get/PutBucketVersioning, and the version ids of object requests.
+"""S3 bucket versioning: the version ids of object requests (Get/PutBucketVersioning are
+in lampi.s3.bucket_versioning).
 
 One namespace with Swift's ``object_versioning`` (lampi/core/versions.py,
 lampi/swift/object_versioning.py): a bucket's versioning *is* its container's
@@ -18,15 +19,10 @@ S3 write with versioning suspended replaces the object's null version wherever i
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from lampi.core import errors, objectlock, versions
-from lampi.core.models import CKey, Container, ObjectRecord
-from lampi.s3 import body as s3body
-from lampi.s3.bucket import MAX_CONFIG_BODY, xml_response
-from lampi.s3.errors import S3Error, invalid_argument, malformed_xml, no_such_key
-from lampi.s3.router import S3Request
-from lampi.s3.xml import XMLError, child_text, element, parse, xml_doc
+from lampi.core import errors, versions
+from lampi.core.models import CKey, ObjectRecord
+from lampi.s3.errors import S3Error, invalid_argument, no_such_key
+from lampi.s3.request import S3Request
 
 ENABLED, SUSPENDED = "Enabled", "Suspended"
 
@@ -118,55 +114,3 @@ async def update_sysmeta(ctx: S3Request, rec: ObjectRecord, sysmeta: dict[str, s
     ``record``); a current object pointing at it follows. Not a new version: bytes and
     Last-Modified stay."""
     await ctx.storage.update_version_sysmeta(rec.container, rec.name, rec.version_id, lambda _r: sysmeta)
-
-
-# -- Get/PutBucketVersioning -------------------------------------------------------------
-
-
-async def get_bucket_versioning(ctx: S3Request) -> web.StreamResponse:
-    c = await ctx.get_bucket(write=False)
-    st = state(c.meta)
-    kids = [element("Status", st)] if st else []
-    if st:
-        kids.append(element("MfaDelete", "Disabled"))
-    return xml_response(ctx, xml_doc("VersioningConfiguration", kids))
-
-
-def _parse(raw: bytes) -> str:
-    try:
-        root = parse(raw, "VersioningConfiguration")
-    except XMLError:
-        raise malformed_xml() from None
-    status = child_text(root, "Status")
-    mfa = child_text(root, "MfaDelete")
-    if status is not None:
-        status = status.strip()
-    if mfa is not None and mfa.strip() not in ("Enabled", "Disabled"):
-        raise malformed_xml()
-    if mfa is not None and mfa.strip() == "Enabled":
-        raise S3Error(501, "NotImplemented", "MFA delete is not supported by this server.")
-    if status not in (ENABLED, SUSPENDED):
-        raise malformed_xml()
-    return status
-
-
-async def put_bucket_versioning(ctx: S3Request) -> web.StreamResponse:
-    from lampi.s3.acl import owned_bucket
-
-    c = await owned_bucket(ctx, write=True)
-    status = _parse(await s3body.read_small(ctx.request, ctx.auth, MAX_CONFIG_BODY))
-    await set_state(ctx, c, status)
-    return web.Response(status=200)
-
-
-async def set_state(ctx: S3Request, c: Container, status: str) -> None:
-    """Turn versioning on (Enabled) or off (Suspended) as Swift's X-Versions-Enabled does."""
-    if status == SUSPENDED and objectlock.enabled(c.meta):
-        raise S3Error(409, "InvalidBucketState", "An Object Lock configuration is present on this bucket, so the "
-                      "versioning state cannot be changed.")
-    if c.meta.get("sys:x-versions-location") or c.meta.get("sys:x-history-location"):
-        # Swift's legacy versioned writes (X-Versions-Location) and object versioning exclude each other
-        raise S3Error(409, "InvalidBucketState", "The bucket uses Swift's legacy versioned writes "
-                      "(X-Versions-Location / X-History-Location); remove them first.")
-    await ctx.storage.update_container_meta(c.key, {
-        versions.ENABLED_KEY: "True" if status == ENABLED else "False", versions.VERSIONED_KEY: "1"})

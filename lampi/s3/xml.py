@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as DET
+from aiohttp import web
 from defusedxml import DefusedXmlException
+
+if TYPE_CHECKING:
+    from lampi.s3.request import S3Request  # the request runs lampi.s3.acl, which answers with XML
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -69,3 +74,7 @@ def parse(body: bytes, root_tag: str | None = None) -> Element:
 def child_text(el: Element, name: str) -> str | None:
     c = el.find(name)
     return None if c is None else (c.text or "")
+
+
+def xml_response(ctx: S3Request, body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/xml")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from lampi.store.fsmodes import fsync_dir
+
 
 class SealError(Exception):
     """A sealed secret cannot be opened: its key is missing, or it was altered."""
@@ -33,14 +35,6 @@ class SealError(Exception):
 
 def key_id(key: bytes) -> str:
     return hashlib.sha256(key.strip()).hexdigest()[:16]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class KeyRing:
@@ -202,7 +196,7 @@ class KeyRing:
                     continue
                 removed.append(path)
             if removed:
-                _fsync_dir(self.key_dir)
+                fsync_dir(self.key_dir)
             self._load_locked()
         return removed
 
@@ -213,7 +207,7 @@ class KeyRing:
         created = not self.key_dir.exists()
         self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if created:
-            _fsync_dir(self.key_dir.parent)
+            fsync_dir(self.key_dir.parent)
         tmp = self.key_dir / f".{self.prefix}-{os.getpid()}-{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -227,5 +221,5 @@ class KeyRing:
                 return False
         finally:
             os.unlink(tmp)
-        _fsync_dir(self.key_dir)
+        fsync_dir(self.key_dir)
         return True

@@ -28,12 +28,16 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from lampi.core import errors
+from lampi.core import errors, versions
 from lampi.core.models import CKey
-from lampi.http.context import STORAGE
+from lampi.http import authz
+from lampi.http.context import SETTINGS, STORAGE
+from lampi.http.expect import send_continue
 from lampi.swift import constraints as C
 from lampi.swift import quotas, versioning
-from lampi.swift.errors import REASONS, swift_error
+from lampi.swift.errors import REASONS, swift_error, to_response
+from lampi.swift.http_util import request_delete_at
+from lampi.swift.listing import _best_match  # the same swob grammar as listings
 
 MAX_DELETES_PER_REQUEST = 10000
 MAX_FAILED_DELETES = 1000
@@ -81,8 +85,6 @@ class BulkError(Exception):
 def out_format(request: web.Request) -> str | None:
     """swob's Accept.best_match over the bulk formats (text/plain when absent); None when
     nothing is acceptable or the header is invalid (bulk and SLO then answer 406)."""
-    from lampi.swift.listing import _best_match  # the same swob grammar as listings
-
     try:
         return _best_match(request.headers.get("Accept", ""))
     except ValueError:
@@ -177,8 +179,6 @@ async def _names_to_delete(request: web.Request) -> list[str]:
         raise BulkError(411)
     names: list[str] = []
     buf = b""
-    from lampi.swift.objects import send_continue
-
     await send_continue(request)
 
     def take(line: bytes) -> None:
@@ -210,13 +210,9 @@ async def delete_as_caller(request: web.Request, project_id: str, container: str
     has (object_versioning's delete marker, versioned_writes' archive); ``version_id``
     deletes that version. The status the sub-request would answer (2xx, 401, 403,
     404, 409, ...); nothing is deleted unless it is 2xx."""
-    from lampi.core import versions
-    from lampi.swift import acl
-    from lampi.swift.errors import to_response
-
     storage = request.app[STORAGE]
     try:
-        await acl.check_subrequest(request, project_id, container, name or None, read=False)
+        await authz.check_subrequest(request, project_id, container, name or None, read=False)
         c = await storage.container(project_id, container)  # 404 outside the account
         if not name:
             await storage.delete_container(project_id, container)
@@ -349,8 +345,6 @@ async def _tar_events(request: web.Request, compression: str) -> AsyncIterator[A
                 except BaseException:
                     pass
 
-    from lampi.swift.objects import send_continue
-
     await send_continue(request)
     thread = loop.run_in_executor(None, run)
     try:
@@ -372,9 +366,6 @@ async def _tar_events(request: web.Request, compression: str) -> AsyncIterator[A
 
 
 async def extract_archive(request: web.Request, project_id: str, base: str, fmt: str | None) -> bytes:
-    from lampi.http.context import SETTINGS
-    from lampi.swift.objects import _delete_at
-
     max_size = request.app[SETTINGS].max_object_size
     data: dict[str, Any] = {"Response Status": status_line(201), "Response Body": "",
                             "Number Files Created": 0}
@@ -383,7 +374,7 @@ async def extract_archive(request: web.Request, project_id: str, base: str, fmt:
     try:
         if request.content_length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
             raise BulkError(411)
-        delete_at = _delete_at(request)
+        delete_at = request_delete_at(request)
         events = _tar_events(request, compression)
         try:
             await _extract(request, project_id, base, events, delete_at, max_size, data, failed)
@@ -474,8 +465,6 @@ async def _extract(
         except BulkError:
             raise
         except errors.DomainError as exc:
-            from lampi.swift.errors import to_response
-
             failed.append([shown, status_line(to_response(exc, "PUT").status)])
         finally:
             if pending is not None:

@@ -13,16 +13,18 @@ from urllib.parse import quote, unquote
 
 from aiohttp import HttpVersion11, web
 
-from lampi.core import errors
+from lampi.core import errors, versions
 from lampi.core.authz import ACCOUNT_ACL_KEY, SERVICE_PREFIX, Principal, account_name, account_project
 from lampi.core.versions import VERSIONED_KEY
+from lampi.http import authz
 from lampi.http.context import IDENTITY, INFO, PRINCIPAL, PROJECT, SETTINGS, STORAGE
+from lampi.http.dates import http_date
+from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
+from lampi.swift import bulk, object_versioning, quotas, slo, symlink, versioning
 from lampi.swift import constraints as C
 from lampi.swift import large_objects
-from lampi.swift import acl, cors, formpost, objects, staticweb, tempurl
-from lampi.swift import bulk, object_versioning, quotas, symlink, versioning
 from lampi.swift.errors import swift_error, to_response
-from lampi.swift.http_util import check_header_text, check_total_meta, http_date, parse_meta, swob_title, x_timestamp
+from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, swob_title, x_timestamp
 from lampi.swift.listing import (
     list_params,
     listing_format,
@@ -216,7 +218,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise errors.InvalidName(  # constraints.check_object_creation: text/plain
                     f"Object name length of {obytes} longer than {C.MAX_OBJECT_NAME_LENGTH}", plain=True
                 )
-            resp = await objects.handle(request, project_id, container, obj)  # type: ignore[arg-type]
+            resp = await handle_object(request, project_id, container, obj)  # type: ignore[arg-type]
             return await object_versioning.finish(request, resp, project_id, container, obj)  # type: ignore[arg-type]
         if container is not None:
             return await handle_container(request, project_id, account, container)
@@ -226,6 +228,92 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 # -- account ----------------------------------------------------------------------------
+
+
+async def handle_object(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
+    """An object request, after the middlewares: object versions, symlinks, SLO manifests,
+    copies, then the object itself (lampi.swift.objects)."""
+    m = request.method
+    storage = request.app[STORAGE]
+    if m == "PUT":
+        if "X-Copy-From" in request.headers:
+            # Swift's copy middleware reads the source (with the caller's authority)
+            # before the PUT reaches the destination: 403/404 of the source come first
+            await objects.copy_source(request, project_id, request.headers["X-Copy-From"],
+                                      request.headers.get("X-Copy-From-Account"))
+    cont = await authz.container_of(request, project_id, container)  # 404 unless it exists in this account
+    if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
+        resp = await object_versioning.handle(request, project_id, cont, name)
+        if resp is not None:
+            return resp
+    if m in ("GET", "HEAD"):
+        target = await symlink.resolve(request, project_id, cont.key, name)  # follow symlinks
+        if isinstance(target, web.StreamResponse):
+            return target
+        key = cont.key
+        if target is not None:
+            key, name, location = target
+            extra = {"Content-Location": location}
+            tcont = await storage.by_key(key)
+            if tcont is not None and versions.versioned(tcont.meta):
+                # the target's version, as object_versioning answers for it (not the link's)
+                trec = await storage.meta.get_object(key, name, time.time())
+                if trec is not None:
+                    extra["X-Object-Version-Id"] = trec.version_id or "null"
+            request[symlink.EXTRA_HEADERS] = extra
+        return await objects.get_object(request, key, name)
+    # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
+    if m == "PUT" and request.query.get("multipart-manifest") == "put":
+        return await slo.put_manifest(request, project_id, container, name)
+    if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
+        return await slo.delete_manifest(request, project_id, container, name)
+    if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
+        return refused
+    if m == "PUT" and "X-Symlink-Target" in request.headers:
+        return await symlink.put(request, project_id, cont, name)
+    if m == "PUT":
+        if "X-Copy-From" in request.headers:
+            return await objects.copy_object(request, project_id, container, name,
+                                             source=request.headers["X-Copy-From"],
+                                             source_account=request.headers.get("X-Copy-From-Account"))
+        return await objects.put_object(request, cont.key, name)
+    if m == "POST":
+        return await objects.post_object(request, cont.key, name)
+    if m == "DELETE":
+        if "X-If-Delete-At" in request.headers:  # the object server's check, before the object is looked up
+            want = request.headers["X-If-Delete-At"].strip()
+            if not want.isdigit():
+                return swift_error(400, "Bad X-If-Delete-At header value", plain=True)
+            rec = await storage.meta.get_object(cont.key, name, time.time())
+            if rec is not None and (rec.delete_at is None or rec.delete_at != int(want)):
+                return swift_error(412, method=m)
+        await versioning.delete_object(storage, project_id, cont.key, name)  # versioned_writes
+        return web.Response(status=204, content_type="text/html", charset="UTF-8")
+    if m == "COPY":
+        dest = request.headers.get("Destination")
+        if not dest:
+            return swift_error(412, "Destination header required", method=m)
+        dest = unquote(dest)
+        dparts = dest.lstrip("/").split("/", 1)
+        if len(dparts) != 2 or not dparts[0] or not dparts[1]:
+            return swift_error(412, "Destination header must be of the form <container name>/<object name>", method=m)
+        dest_account = request.headers.get("Destination-Account")
+        dest_project = project_id
+        if dest_account:
+            dest_project = dest_account.removeprefix("AUTH_")
+        # Swift's copy middleware reads the source before it writes the destination: a
+        # missing source is 404 whatever the destination
+        if objects.COPY_SOURCE not in request:
+            await storage.head_object(cont.key, name)
+        # the destination is written with the caller's authority: owner, account ACL
+        # or the destination container's write ACL (also in another account)
+        await authz.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
+        await storage.container(dest_project, dparts[0])
+        return await objects.copy_object(
+            request, dest_project, dparts[0], dparts[1], source=quote(f"/{container}/{name}"),
+            source_account=None, source_project=project_id,
+        )
+    return swift_error(405, method=m)
 
 
 async def _account_headers(request: web.Request, project_id: str) -> dict[str, str]:
@@ -517,8 +605,6 @@ async def info(request: web.Request) -> web.Response:
 
 def _c_slice_info() -> dict[str, object]:
     """Versioning, bulk, quotas, symlinks (lampi/swift/{versioning,bulk,quotas,symlink}.py)."""
-    from lampi.swift import symlink
-
     return {
         "versioned_writes": {"allowed_flags": versioning.ALLOWED_FLAGS},
         "bulk_delete": {"max_deletes_per_request": bulk.MAX_DELETES_PER_REQUEST,

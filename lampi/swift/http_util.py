@@ -1,27 +1,25 @@
-"""Header helpers for the Swift adapter: metadata, ranges, conditionals, dates."""
+"""Request and header helpers of the Swift adapter: metadata, ranges, conditionals,
+expiry, an object PUT's body and headers (shared by objects, slo, symlink, bulk)."""
 
 from __future__ import annotations
 
-import functools
 import math
+import mimetypes
+import time
+from collections.abc import AsyncIterator
 from datetime import timezone
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from lampi.core import errors
-from lampi.core.models import ObjectRecord
+from lampi.core.models import CKey, ObjectRecord
 from lampi.core.numbers import uint
+from lampi.http.context import STORAGE
+from lampi.http.expect import send_continue
 from lampi.swift import constraints as C
-
-
-def http_date(ts: float) -> str:
-    return _http_date(math.ceil(ts))
-
-
-@functools.lru_cache(maxsize=1024)
-def _http_date(secs: int) -> str:  # formatdate builds a datetime each call
-    return formatdate(secs, usegmt=True)
+from lampi.swift.errors import swift_error
 
 
 def x_timestamp(ts: float) -> str:
@@ -249,3 +247,77 @@ def check_conditionals(headers: CIMultiDictProxy[str], rec: ObjectRecord) -> Non
         t = _http_ts(ius)
         if t is not None and last_modified > t:
             raise errors.PreconditionFailed()
+
+
+# Object headers stored as system metadata and returned on GET/HEAD.
+SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
+               "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
+
+
+def request_delete_at(request: web.Request) -> int | None:
+    h = request.headers
+    now = time.time()
+    # X-Delete-After wins: Swift turns it into X-Delete-At, replacing a given one
+    if "X-Delete-After" in h:
+        try:
+            after = int(h["X-Delete-After"])
+        except ValueError:
+            raise errors.InvalidArgument("Non-integer X-Delete-After", plain=True) from None
+        at = normalize_delete_at(int(now) + after)  # integer sum: no float overflow
+        if at <= now:
+            raise errors.InvalidArgument("X-Delete-After in past", plain=True)
+        return at
+    if "X-Delete-At" in h:
+        try:
+            at = normalize_delete_at(int(h["X-Delete-At"]))
+        except ValueError:
+            raise errors.InvalidArgument("Non-integer X-Delete-At", plain=True) from None
+        if at <= now:
+            raise errors.InvalidArgument("X-Delete-At in past", plain=True)
+        return at
+    return None
+
+
+def request_content_type(request: web.Request, name: str) -> str:
+    ctype = request.headers.get("Content-Type")
+    detect = request.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes", "on")
+    if not ctype or detect:
+        guessed = mimetypes.guess_type(name, strict=False)[0]
+        ctype = guessed or ctype or "application/octet-stream"
+    if ";" in ctype and "swift_bytes=" in ctype:
+        ctype = ";".join(p for p in ctype.split(";") if not p.strip().startswith("swift_bytes="))
+    return ctype
+
+
+def request_user_meta(request: web.Request) -> dict[str, str]:
+    return {k: v for k, v in parse_meta(request.headers, "object", allow_remove=False).items() if v is not None}
+
+
+def request_sysmeta(request: web.Request) -> dict[str, str]:
+    return {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
+
+
+async def request_body(request: web.Request) -> AsyncIterator[bytes]:
+    await send_continue(request)
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except (ConnectionResetError, web.RequestPayloadError) as exc:
+        # the client went away (or sent a broken chunked body) before the end:
+        # Swift's 499; the storage core aborts the blob, nothing becomes visible
+        raise errors.IncompleteBody(str(exc)) from None
+
+
+async def check_if_none_match(request: web.Request, container: CKey, name: str) -> web.Response | None:
+    """Swift: a conditional PUT creates only (``If-None-Match: *``; any other value 400);
+    412 when the object exists. None when the PUT may go on."""
+    inm = request.headers.get("If-None-Match")
+    if inm is None:
+        return None
+    if inm.strip() != "*":
+        return swift_error(400, "If-None-Match only supports *", method="PUT", plain=True)
+    try:
+        await request.app[STORAGE].head_object(container, name)
+    except errors.ObjectNotFound:
+        return None
+    return swift_error(412, method="PUT")

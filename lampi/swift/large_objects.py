@@ -29,8 +29,9 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
+from lampi.http.authz import segment_access, segment_read_access
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
-from lampi.swift.errors import swift_error
+from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_conditionals, parse_range
 
 log = logging.getLogger("lampi.swift.slo")
@@ -87,38 +88,6 @@ def check_put_headers(request: web.Request) -> web.Response | None:
 
 
 # -- GET / HEAD ---------------------------------------------------------------------------
-
-
-def segment_access(request: web.Request, project_id: str, listing: bool = False) -> M.SegmentAccess:
-    """The check run before a segment container is read (``listing``: listed, for a
-    DLO). Swift's slo/dlo fetch segments in sub-requests carrying the caller's
-    authority, so the caller must be allowed to read each segment container (owner,
-    account ACL, container ACL incl. ``.r:`` referrers for anonymous callers): a public
-    manifest over a private ``_segments`` container does not give the data
-    (``acl.check_subrequest``, which also applies a temp URL's scope): 401/403 for a
-    DLO's listing, 409 for segments read (``segment_read_access``)."""
-    from lampi.swift import acl
-
-    async def check(container: str) -> None:
-        await acl.check_subrequest(request, project_id, container, None if listing else "")
-
-    return check
-
-
-def segment_read_access(request: web.Request, project_id: str) -> M.SegmentAccess:
-    """``segment_access`` for reading segments' data in a Swift GET or COPY: a segment
-    the caller may not read is a SegmentError (409 before the first byte, a cut
-    connection after), as Swift's SegmentedIterable takes its sub-request's 401/403;
-    the manifest's own container decided the 401/403 already."""
-    check = segment_access(request, project_id)
-
-    async def checked(container: str) -> None:
-        try:
-            await check(container)
-        except (errors.Unauthorized, errors.Forbidden) as exc:
-            raise errors.SegmentError(f"segment container {container}: {exc.__class__.__name__}") from None
-
-    return checked
 
 
 def dlo_follower(request: web.Request, project_id: str) -> M.LinkFollower:
@@ -368,8 +337,6 @@ async def serve(
     except (errors.Unauthorized, errors.Forbidden) as exc:
         # a link segment in a manifest stored by an older lampi: 403, never its 0 bytes
         # (a segment container the caller may not read is a SegmentError: 409, as Swift)
-        from lampi.swift.errors import to_response
-
         return to_response(exc, request.method)
     await resp.prepare(request)
     try:

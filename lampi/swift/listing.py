@@ -115,7 +115,7 @@ def check_params_utf8(request: web.Request, names: tuple[str, ...]) -> None:
     a 400 naming it (aiohttp's ``query`` would hand it on with U+FFFD in their place)."""
     raw = request.rel_url.raw_query_string
     if "%" not in raw:
-        return  # bytes beyond ASCII reach the query %-encoded only (lampi.http.guard)
+        return  # bytes beyond ASCII reach the query %-encoded only (lampi.gateway.guard)
     bad = set()
     for key, value in parse_qsl(raw, keep_blank_values=True, encoding="latin-1"):
         if key in names:

@@ -32,10 +32,12 @@ from lampi.core import errors, objectlock, versions
 from lampi.core.authz import account_name
 from lampi.core.models import Container
 from lampi.core.storage import Storage
+from lampi.http.authz import check_versions_access
 from lampi.http.context import STORAGE
-from lampi.swift import acl, symlink
+from lampi.http.dates import http_date
+from lampi.swift import acl, objects, symlink
 from lampi.swift.errors import swift_error
-from lampi.swift.http_util import http_date, x_timestamp
+from lampi.swift.http_util import x_timestamp
 from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
 
 TRUE_VALUES = ("true", "1", "yes", "on", "t", "y")  # swift.common.utils.TRUE_VALUES
@@ -267,7 +269,8 @@ async def _version_request(
     if vid is None or (m == "PUT" and vid == "null"):
         return swift_error(400, "Invalid version parameter", method=m)
     if vid != "null" and m != "PUT":  # served from the versions container: no container ACLs there
-        await acl.check_versions_access(request, project_id, container.name, name, read=m != "DELETE")
+        await check_versions_access(request, bool(request.get(acl.OWNER)), project_id, container.name, name,
+                                    read=m != "DELETE")
     if m == "DELETE":
         if vid == "null" and not versions.versioned(container.meta):
             return None  # Swift lets it through as a plain DELETE (legacy versioned_writes applies)
@@ -288,8 +291,6 @@ async def _version_request(
         return resp
     if m == "PUT":
         return await _restore(request, container, name, vid)
-    from lampi.swift import objects  # objects imports this module
-
     if m == "COPY":  # Swift's copy GETs its source with the version-id: that version is copied
         if vid == "null":
             try:

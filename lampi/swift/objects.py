@@ -4,181 +4,39 @@ DELETE, server-side COPY and PUT with X-Copy-From."""
 from __future__ import annotations
 
 import logging
-import mimetypes
-import os
-import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import IO
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from lampi.core import errors, objectlock, sse, versions
+from lampi.core import errors, objectlock
 from lampi.core.access import OBJECT_OWNER_KEY
 from lampi.core.authz import OBJECT_ACL_KEY, account_name
 from lampi.core.models import CKey, ObjectRecord
 from lampi.core.multipart import UPLOAD_ID_KEY
+from lampi.http import authz
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
-from lampi.http.expect import send_continue  # noqa: F401  (re-exported: bulk, slo use it from here)
-from lampi.http.sendfile import sendfile as zero_copy_sendfile
-from lampi.swift import acl, large_objects, object_versioning, quotas, slo, symlink, versioning
+from lampi.http.dates import http_date
+from lampi.http.transfer import open_blob, send_blob
+from lampi.swift import large_objects, quotas, slo, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
     check_conditionals,
+    check_if_none_match,
     header_text,
-    http_date,
-    normalize_delete_at,
-    parse_meta,
     parse_range,
+    request_body,
+    request_content_type,
+    request_delete_at,
+    request_sysmeta,
+    request_user_meta,
     x_timestamp,
 )
 
-# Object headers stored as system metadata and returned on GET/HEAD.
-SYS_HEADERS = ("content-disposition", "content-encoding", "content-language", "cache-control", "expires",
-               "x-object-manifest")  # a DLO's manifest header: kept by PUT, replaced by POST, as in Swift
 RECORD = "lampi.swift.objects.record"  # a record get_object serves instead of looking up the name (a version)
 COPY_SOURCE = "lampi.swift.objects.copy_source"  # the record a COPY copies (a version: ?version-id)
 
 log = logging.getLogger("lampi.swift")
-INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (send_blob)
-
-
-async def handle(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
-    m = request.method
-    storage = request.app[STORAGE]
-    if m == "PUT":
-        if "X-Copy-From" in request.headers:
-            # Swift's copy middleware reads the source (with the caller's authority)
-            # before the PUT reaches the destination: 403/404 of the source come first
-            await copy_source(request, project_id, request.headers["X-Copy-From"],
-                              request.headers.get("X-Copy-From-Account"))
-    cont = await acl.container_of(request, project_id, container)  # 404 unless it exists in this account
-    if object_versioning.applies(request, cont):  # X-Versions-Enabled, ?version-id
-        resp = await object_versioning.handle(request, project_id, cont, name)
-        if resp is not None:
-            return resp
-    if m in ("GET", "HEAD"):
-        target = await symlink.resolve(request, project_id, cont.key, name)  # follow symlinks
-        if isinstance(target, web.StreamResponse):
-            return target
-        key = cont.key
-        if target is not None:
-            key, name, location = target
-            extra = {"Content-Location": location}
-            tcont = await storage.by_key(key)
-            if tcont is not None and versions.versioned(tcont.meta):
-                # the target's version, as object_versioning answers for it (not the link's)
-                trec = await storage.meta.get_object(key, name, time.time())
-                if trec is not None:
-                    extra["X-Object-Version-Id"] = trec.version_id or "null"
-            request[symlink.EXTRA_HEADERS] = extra
-        return await get_object(request, key, name)
-    # large objects: SLO manifest PUT/DELETE (lampi/swift/slo.py), reserved headers
-    if m == "PUT" and request.query.get("multipart-manifest") == "put":
-        return await slo.put_manifest(request, project_id, container, name)
-    if m == "DELETE" and request.query.get("multipart-manifest") == "delete":
-        return await slo.delete_manifest(request, project_id, container, name)
-    if m in ("PUT", "POST") and (refused := large_objects.check_put_headers(request)) is not None:
-        return refused
-    if m == "PUT" and "X-Symlink-Target" in request.headers:
-        return await symlink.put(request, project_id, cont, name)
-    if m == "PUT":
-        if "X-Copy-From" in request.headers:
-            return await copy_object(request, project_id, container, name, source=request.headers["X-Copy-From"],
-                                     source_account=request.headers.get("X-Copy-From-Account"))
-        return await put_object(request, cont.key, name)
-    if m == "POST":
-        return await post_object(request, cont.key, name)
-    if m == "DELETE":
-        if "X-If-Delete-At" in request.headers:  # the object server's check, before the object is looked up
-            want = request.headers["X-If-Delete-At"].strip()
-            if not want.isdigit():
-                return swift_error(400, "Bad X-If-Delete-At header value", plain=True)
-            rec = await storage.meta.get_object(cont.key, name, time.time())
-            if rec is not None and (rec.delete_at is None or rec.delete_at != int(want)):
-                return swift_error(412, method=m)
-        await versioning.delete_object(storage, project_id, cont.key, name)  # versioned_writes
-        return web.Response(status=204, content_type="text/html", charset="UTF-8")
-    if m == "COPY":
-        dest = request.headers.get("Destination")
-        if not dest:
-            return swift_error(412, "Destination header required", method=m)
-        dest = unquote(dest)
-        dparts = dest.lstrip("/").split("/", 1)
-        if len(dparts) != 2 or not dparts[0] or not dparts[1]:
-            return swift_error(412, "Destination header must be of the form <container name>/<object name>", method=m)
-        dest_account = request.headers.get("Destination-Account")
-        dest_project = project_id
-        if dest_account:
-            dest_project = dest_account.removeprefix("AUTH_")
-        # Swift's copy middleware reads the source before it writes the destination: a
-        # missing source is 404 whatever the destination
-        if COPY_SOURCE not in request:
-            await storage.head_object(cont.key, name)
-        # the destination is written with the caller's authority: owner, account ACL
-        # or the destination container's write ACL (also in another account)
-        await acl.check_subrequest(request, dest_project, dparts[0], dparts[1], read=False)
-        await storage.container(dest_project, dparts[0])
-        return await copy_object(
-            request, dest_project, dparts[0], dparts[1], source=quote(f"/{container}/{name}"),
-            source_account=None, source_project=project_id,
-        )
-    return swift_error(405, method=m)
-
-
-def _delete_at(request: web.Request) -> int | None:
-    h = request.headers
-    now = time.time()
-    # X-Delete-After wins: Swift turns it into X-Delete-At, replacing a given one
-    if "X-Delete-After" in h:
-        try:
-            after = int(h["X-Delete-After"])
-        except ValueError:
-            raise errors.InvalidArgument("Non-integer X-Delete-After", plain=True) from None
-        at = normalize_delete_at(int(now) + after)  # integer sum: no float overflow
-        if at <= now:
-            raise errors.InvalidArgument("X-Delete-After in past", plain=True)
-        return at
-    if "X-Delete-At" in h:
-        try:
-            at = normalize_delete_at(int(h["X-Delete-At"]))
-        except ValueError:
-            raise errors.InvalidArgument("Non-integer X-Delete-At", plain=True) from None
-        if at <= now:
-            raise errors.InvalidArgument("X-Delete-At in past", plain=True)
-        return at
-    return None
-
-
-def _content_type(request: web.Request, name: str) -> str:
-    ctype = request.headers.get("Content-Type")
-    detect = request.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes", "on")
-    if not ctype or detect:
-        guessed = mimetypes.guess_type(name, strict=False)[0]
-        ctype = guessed or ctype or "application/octet-stream"
-    if ";" in ctype and "swift_bytes=" in ctype:
-        ctype = ";".join(p for p in ctype.split(";") if not p.strip().startswith("swift_bytes="))
-    return ctype
-
-
-def _user_meta(request: web.Request) -> dict[str, str]:
-    return {k: v for k, v in parse_meta(request.headers, "object", allow_remove=False).items() if v is not None}
-
-
-def _sysmeta(request: web.Request) -> dict[str, str]:
-    return {h: request.headers[h] for h in SYS_HEADERS if request.headers.get(h)}
-
-
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    await send_continue(request)
-    try:
-        async for chunk in request.content.iter_any():
-            yield chunk
-    except (ConnectionResetError, web.RequestPayloadError) as exc:
-        # the client went away (or sent a broken chunked body) before the end:
-        # Swift's 499; the storage core aborts the blob, nothing becomes visible
-        raise errors.IncompleteBody(str(exc)) from None
 
 
 def _object_headers(rec: ObjectRecord) -> dict[str, str]:
@@ -200,21 +58,6 @@ def _object_headers(rec: ObjectRecord) -> dict[str, str]:
     if rec.delete_at is not None:
         h["X-Delete-At"] = str(rec.delete_at)
     return h
-
-
-async def check_if_none_match(request: web.Request, container: CKey, name: str) -> web.Response | None:
-    """Swift: a conditional PUT creates only (``If-None-Match: *``; any other value 400);
-    412 when the object exists. None when the PUT may go on."""
-    inm = request.headers.get("If-None-Match")
-    if inm is None:
-        return None
-    if inm.strip() != "*":
-        return swift_error(400, "If-None-Match only supports *", method="PUT", plain=True)
-    try:
-        await request.app[STORAGE].head_object(container, name)
-    except errors.ObjectNotFound:
-        return None
-    return swift_error(412, method="PUT")
 
 
 def framing_error(request: web.Request) -> web.Response | None:
@@ -247,10 +90,10 @@ async def put_object(request: web.Request, container: CKey, name: str) -> web.St
         return refused
     if length is not None and length > settings.max_object_size:
         return swift_error(413, "Your request is too large.", plain=True)
-    meta = _user_meta(request)
-    sysmeta = _sysmeta(request)
-    delete_at = _delete_at(request)
-    ctype = _content_type(request, name)
+    meta = request_user_meta(request)
+    sysmeta = request_sysmeta(request)
+    delete_at = request_delete_at(request)
+    ctype = request_content_type(request, name)
     etag = request.headers.get("ETag")
     if (refused := await check_if_none_match(request, container, name)) is not None:
         return refused  # checked before the body is read
@@ -260,7 +103,7 @@ async def put_object(request: web.Request, container: CKey, name: str) -> web.St
     rec = await storage.put_object(
         container,
         name,
-        quotas.limit(_body(request), allowance),
+        quotas.limit(request_body(request), allowance),
         content_type=ctype,
         meta=meta,
         sysmeta=sysmeta,
@@ -366,79 +209,15 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
     return resp
 
 
-def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
-    """The object's blob file, opened *before* any header is sent (None when the store
-    is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
-    fsck`` reports it) is a 503 rather than a 200 cut short."""
-    path = request.app[STORAGE].blobs.local_path(rec.blob_id)
-    if path is None or rec.size == 0:
-        return None
-    if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
-        if not path.exists():
-            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
-            raise errors.DataUnavailable()
-        return None
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
-        raise errors.DataUnavailable() from None
-
-
-async def send_blob(
-    request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int,
-    fh: IO[bytes] | None = None,
-) -> None:
-    """Send ``length`` bytes of the object's blob from ``offset``; closes ``fh``.
-
-    Zero-copy when the blob is a local file (``fh`` from ``open_blob``):
-    ``loop.sendfile`` on asyncio's default loop, ``os.sendfile`` from a thread on
-    uvloop (lampi.http.sendfile; uvloop has no sendfile and the chunked fallback
-    reached only ~46% of loopback throughput), else streamed in chunks. Headers were
-    already sent by ``prepare()``.
-    """
-    storage = request.app[STORAGE]
-    transport = request.transport
-    if fh is not None and 0 < length <= INLINE_READ:
-        # Small objects: one pread on the loop and one write. The zero-copy path below
-        # costs a thread hop, two dup()s, a 1 MiB buffer and a wait for the headers to
-        # drain: for a 4 KiB GET, more than everything else the request does.
-        try:
-            data = os.pread(fh.fileno(), length, offset)
-        finally:
-            fh.close()
-        if len(data) != length:  # the file is shorter than the record says
-            raise ConnectionResetError("blob shorter than expected")
-        await resp.write(data)
-        return
-    if fh is not None:
-        try:
-            if transport is not None and length > 0:
-                await resp.drain()
-                await zero_copy_sendfile(transport, fh, offset, length)
-                return
-        except NotImplementedError:
-            pass
-        finally:
-            fh.close()
-    try:
-        async for chunk in storage.read_object(rec, offset, length):
-            await resp.write(chunk)
-    except errors.DomainError as exc:  # headers are out: cut the reply (a damaged encrypted blob)
-        log.error("object %s/%s cut: %s", rec.container, rec.name, exc)
-        if transport is not None:
-            transport.close()
-
-
 async def post_object(request: web.Request, container: CKey, name: str) -> web.StreamResponse:
     storage = request.app[STORAGE]
     rec = await storage.head_object(container, name)
-    meta = _user_meta(request)
-    sysmeta = _sysmeta(request)
+    meta = request_user_meta(request)
+    sysmeta = request_sysmeta(request)
     # S3 tags and checksums survive a POST, as object sysmeta does in Swift
     sysmeta.update({k: v for k, v in rec.sysmeta.items() if k.startswith("s3-")})
     sysmeta.update({k: v for k, v in rec.sysmeta.items() if k.startswith("x-symlink-")})  # a link stays one
-    delete_at = _delete_at(request)
+    delete_at = request_delete_at(request)
     ctype = request.headers.get("Content-Type") or rec.content_type
     if "X-Symlink-Target" in request.headers:
         return swift_error(400, "A PUT request is required to set a symlink target", method="POST", plain=True)
@@ -464,7 +243,7 @@ async def copy_source(request: web.Request, project_id: str, source: str, source
     if request.content_length:
         return  # copy_object answers 400 (a copy has no body)
     sparts, src_project = _copy_source_path(source, source_account, project_id)
-    await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
+    await authz.check_subrequest(request, src_project, sparts[0], sparts[1])
     storage = request.app[STORAGE]
     await storage.head_object((await storage.container(src_project, sparts[0])).key, sparts[1])
 
@@ -484,7 +263,7 @@ async def copy_object(
         return swift_error(400, "Copy requests require a zero byte body", method=request.method, plain=True)
     sparts, src_project = _copy_source_path(source, source_account, source_project or project_id)
     if source_project is None:  # X-Copy-From: the source is read with the caller's authority
-        await acl.check_subrequest(request, src_project, sparts[0], sparts[1])
+        await authz.check_subrequest(request, src_project, sparts[0], sparts[1])
     src_key = (await storage.container(src_project, sparts[0])).key
     src_rec = request.get(COPY_SOURCE) or await storage.head_object(src_key, sparts[1])
     if symlink.is_link(src_rec.sysmeta) and request.query.get("symlink") != "get":
@@ -515,13 +294,13 @@ async def copy_object(
         raise errors.EntityTooLarge()
     fresh = request.headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes", "on", "t", "y")
     if fresh:
-        meta = _user_meta(request)
-        sysmeta = _sysmeta(request)
+        meta = request_user_meta(request)
+        sysmeta = request_sysmeta(request)
     else:
         meta = dict(src_rec.meta)
-        meta.update(_user_meta(request))
+        meta.update(request_user_meta(request))
         sysmeta = dict(src_rec.sysmeta)
-        sysmeta.update(_sysmeta(request))
+        sysmeta.update(request_sysmeta(request))
     # an object's S3 ACL is not copied: Swift has no object ACLs, a new object is
     # private (as S3's CopyObject), so a copy of a public-read object is not public
     sysmeta.pop(OBJECT_ACL_KEY, None)
@@ -555,11 +334,11 @@ async def copy_object(
         start, end = span
         rec = await storage.put_object(
             dkey, name, storage.read_object(src_rec, start, end - start), content_type=ctype, meta=meta,
-            sysmeta=sysmeta, delete_at=_delete_at(request), expected_size=end - start)
+            sysmeta=sysmeta, delete_at=request_delete_at(request), expected_size=end - start)
     else:
         rec = await large_objects.copy(  # a large object's data, or with ?multipart-manifest=get its manifest
             request, src_rec, src_project, dkey, name, content_type=ctype, meta=meta, sysmeta=sysmeta,
-            delete_at=_delete_at(request), built=built,
+            delete_at=request_delete_at(request), built=built,
         )
     return web.Response(
         status=201,

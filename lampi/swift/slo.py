@@ -20,14 +20,25 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.core import errors, jsonbody
+from lampi.core import errors, jsonbody, versions
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
 from lampi.core.numbers import uint
+from lampi.http import authz
 from lampi.http.context import SETTINGS, STORAGE
+from lampi.http.dates import http_date
+from lampi.http.expect import send_continue
+from lampi.swift import quotas, symlink, versioning
 from lampi.swift.bulk import declaration, delete_as_caller, out_format, response_body, status_line
 from lampi.swift.errors import REASONS, swift_error
-from lampi.swift.http_util import http_date, x_timestamp
+from lampi.swift.http_util import (
+    check_if_none_match,
+    request_content_type,
+    request_delete_at,
+    request_sysmeta,
+    request_user_meta,
+    x_timestamp,
+)
 from lampi.swift.large_objects import (
     MAX_MANIFEST_SEGMENTS,
     MAX_MANIFEST_SIZE,
@@ -35,6 +46,7 @@ from lampi.swift.large_objects import (
     YIELD_FREQUENCY,
     is_mpu,
     is_slo,
+    raw_manifest,
 )
 
 TRUE = ("true", "1", "yes", "on", "t", "y")
@@ -181,8 +193,6 @@ class _BadManifest(Exception):
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | None:
-    from lampi.swift.objects import send_continue
-
     await send_continue(request)
     buf = bytearray()
     try:
@@ -266,8 +276,6 @@ def _problems_response(fmt: str, problems: list[list[str]]) -> web.Response:
 
 async def put_manifest(request: web.Request, project_id: str, container: str, name: str) -> web.StreamResponse:
     """``PUT ?multipart-manifest=put``: validate every segment, then store the manifest."""
-    from lampi.swift.objects import _content_type, _delete_at, _sysmeta, _user_meta, check_if_none_match
-
     storage = request.app[STORAGE]
     settings = request.app[SETTINGS]
     if request.headers.get("X-Copy-From"):
@@ -279,10 +287,8 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
     if length is not None and length > MAX_MANIFEST_SIZE:
         return swift_error(413, f"Manifest File > {MAX_MANIFEST_SIZE} bytes", method="PUT")
     # header checks first, so a refused manifest stores nothing
-    meta, sysmeta, delete_at = _user_meta(request), _sysmeta(request), _delete_at(request)
+    meta, sysmeta, delete_at = request_user_meta(request), request_sysmeta(request), request_delete_at(request)
     sysmeta.pop("x-object-manifest", None)
-    from lampi.swift import quotas
-
     # container_quotas / account_quotas sit before slo in Swift's pipeline: they count
     # the manifest PUT's own Content-Length (the manifest JSON, which is also what
     # bytes-used counts), not the segments, and one more object
@@ -344,9 +350,7 @@ async def put_manifest(request: web.Request, project_id: str, container: str, na
         if resp is None:
             return refused
         return await finish(refused.status, {}, [])
-    ctype = _content_type(request, name)
-    from lampi.swift import versioning
-
+    ctype = request_content_type(request, name)
     await versioning.before_write(storage, project_id, ckey, name)  # archive the current version
     rec = await store(storage, ckey, name, built, content_type=ctype, meta=meta, sysmeta=sysmeta,
                       delete_at=delete_at, max_size=settings.max_object_size)
@@ -381,8 +385,6 @@ async def manifest_for_copy(request: web.Request, src: ObjectRecord, project_id:
     destination, so its segments are validated again there, in the destination account
     and with the caller's authority (a copy into another account finds the segments of
     that account, or reports each one as 403/404). The manifest to store, or the 400."""
-    from lampi.swift.large_objects import raw_manifest
-
     raw = raw_manifest(await M.load_body(request.app[STORAGE], src))
     try:
         parsed = _validate_input(raw, container, name)
@@ -403,11 +405,9 @@ async def _readable_segment(request: web.Request, storage: Any, project_id: str,
     it, and its target recorded: segments are read straight from the account's objects,
     so a link (whose own bytes are none) would read as 0 bytes, and a link into another
     account is refused (403), as segments of another account are."""
-    from lampi.swift import acl, symlink
-
     cont, _, obj = path.lstrip("/").partition("/")
     try:  # the caller's authority first, as the proxy decides before looking (403, not 404)
-        await acl.check_subrequest(request, project_id, cont, obj)
+        await authz.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
         return 401
     except errors.Forbidden:
@@ -456,12 +456,10 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
     """slo.get_slo_segments: the segments of the manifest at ``path`` (``version_id``:
     that version of it), read as the caller's ``GET ?multipart-manifest=get`` would
     read it; _LoadError with the code and message Swift reports otherwise."""
-    from lampi.swift import acl
-
     storage = request.app[STORAGE]
     cont, _, obj = path.lstrip("/").partition("/")
     try:
-        await acl.check_subrequest(request, project_id, cont, obj)
+        await authz.check_subrequest(request, project_id, cont, obj)
     except errors.Unauthorized:
         raise _LoadError(401, "401 Unauthorized") from None
     except errors.Forbidden:
@@ -470,8 +468,6 @@ async def _manifest_segments(request: web.Request, project_id: str, path: str,
     if c is None or c.project_id != project_id or not obj:
         raise _LoadError(404, "SLO manifest not found")
     if version_id is not None:
-        from lampi.core import versions
-
         vid = versions.normalize(version_id)
         if vid is None or (vid != "null" and not versions.versioned(c.meta)):
             raise _LoadError(500, "Unable to load SLO manifest or segment.")  # the GET's 400

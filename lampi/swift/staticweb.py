@@ -24,7 +24,8 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core.authz import Principal
 from lampi.core.models import CKey, Container, ListParams
-from lampi.http.context import STORAGE
+from lampi.http import authz
+from lampi.http.context import STORAGE, TEMPURL_SCOPE
 from lampi.swift import acl, objects, tempurl
 from lampi.swift.errors import swift_error
 from lampi.swift.listing import iso
@@ -61,8 +62,8 @@ async def _allowed(request: web.Request, principal: Principal | None, project_id
                    obj: str | None) -> int:
     """0 when the read is allowed, else the status of the refusal (401/403)."""
     try:
-        if request.get(tempurl.SCOPE) is not None:
-            await acl.check_subrequest(request, project_id, container, obj)  # the TempURL's scope
+        if request.get(TEMPURL_SCOPE) is not None:
+            await authz.check_subrequest(request, project_id, container, obj)  # the TempURL's scope
         else:
             await acl.authorize(request, principal, project_id, container, obj)
     except errors.Unauthorized:
@@ -132,7 +133,7 @@ def _css_path(css: str, prefix: str) -> str:
 def _tempurl_query(request: web.Request) -> tuple[str, str]:
     """(query carried on the listing's links, the TempURL's prefix) for a listing reached
     through a prefix TempURL; ("", "") otherwise."""
-    if request.get(tempurl.SCOPE) is None:
+    if request.get(TEMPURL_SCOPE) is None:
         return "", ""
     q = request.query
     prefix = q.get("temp_url_prefix")

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.authz import account_name
+from lampi.core.manifest import SLO
 from lampi.core.models import (
     MAY_LINK,
     SYMLINK_TARGET,
@@ -28,9 +29,13 @@ from lampi.core.models import (
     CKey,
     Container,
 )
-from lampi.http.context import STORAGE
-from lampi.swift import acl
-from lampi.swift.errors import swift_error
+from lampi.http import authz
+from lampi.http.context import PROJECT, STORAGE
+from lampi.http.dates import http_date
+from lampi.swift import quotas, versioning
+from lampi.swift.errors import swift_error, to_response
+from lampi.swift.http_util import request_body, request_delete_at, request_sysmeta, request_user_meta, x_timestamp
+from lampi.swift.listing import dumps_ascii
 
 if TYPE_CHECKING:
     from lampi.core.models import ObjectRecord
@@ -60,8 +65,6 @@ def target_etag(rec: ObjectRecord) -> str:
     """The ETag a static link's ``X-Symlink-Target-Etag`` is compared with: an SLO's is
     its manifest's (the ETag ``?multipart-manifest=get`` answers), as Swift's symlink
     middleware sees the manifest object; any other object's own."""
-    from lampi.core.manifest import SLO
-
     if rec.manifest is not None and rec.manifest.kind == SLO:
         return rec.manifest.body_etag
     return rec.etag
@@ -105,7 +108,7 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
         storage = request.app[STORAGE]
         rec = None
         try:
-            await acl.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
+            await authz.check_subrequest(request, tproject, tcontainer, tobj)  # Swift HEADs it as the caller
             tkey = (await storage.container(tproject, tcontainer)).key
             rec = await storage.head_object(tkey, tobj)
         except errors.NotFound:
@@ -129,7 +132,7 @@ async def put_sysmeta(request: web.Request, project_id: str, container: str, nam
             ncont, _, nobj = unquote(path).partition("/")
             nxt = None
             try:
-                await acl.check_subrequest(request, project, ncont, nobj)
+                await authz.check_subrequest(request, project, ncont, nobj)
                 nxt = await storage.head_object((await storage.container(project, ncont)).key, nobj)
             except errors.NotFound:
                 pass
@@ -214,7 +217,7 @@ async def follow(
         tcontainer, _, tobj = unquote(target).partition("/")
         try:
             # the target is read with the caller's authority (ACLs of the target container)
-            await acl.check_subrequest(request, project_id, tcontainer, tobj)
+            await authz.check_subrequest(request, project_id, tcontainer, tobj)
             tc = await storage.container(project_id, tcontainer)
             rec = await storage.head_object(tc.key, tobj)
         except errors.NotFound:
@@ -222,8 +225,6 @@ async def follow(
             resp.headers["Content-Location"] = location
             return resp
         except errors.DomainError as exc:  # e.g. 403 reading the target: still says where it points
-            from lampi.swift.errors import to_response
-
             resp = to_response(exc, request.method)
             resp.headers["Content-Location"] = location
             return resp
@@ -243,9 +244,6 @@ async def follow(
 
 async def put(request: web.Request, project_id: str, container: Container, name: str) -> web.StreamResponse:
     """PUT with ``X-Symlink-Target``: store the zero-byte link object."""
-    from lampi.swift import objects, quotas, versioning  # objects imports this module
-    from lampi.swift.http_util import http_date, x_timestamp
-
     storage = request.app[STORAGE]
     try:
         sys = await put_sysmeta(request, project_id, container.name, name)
@@ -254,13 +252,13 @@ async def put(request: web.Request, project_id: str, container: Container, name:
         assert resp is not None
         return resp
     ctype = sys.pop("content-type")
-    sysmeta = objects._sysmeta(request)
+    sysmeta = request_sysmeta(request)
     sysmeta.update(sys)
-    meta = objects._user_meta(request)
-    delete_at = objects._delete_at(request)
+    meta = request_user_meta(request)
+    delete_at = request_delete_at(request)
     await quotas.check_upload(request, project_id, container.key, 0)
     await versioning.before_write(storage, project_id, container.key, name)
-    rec = await storage.put_object(container.key, name, objects._body(request), content_type=ctype, meta=meta,
+    rec = await storage.put_object(container.key, name, request_body(request), content_type=ctype, meta=meta,
                                    sysmeta=sysmeta, delete_at=delete_at, expected_size=0, max_size=0)
     return web.Response(
         status=201,
@@ -274,8 +272,6 @@ def post_redirect(request: web.Request, rec: ObjectRecord) -> web.Response:
     """A POST to a link: applied to the link itself, then 307 with the target as
     ``Location`` (relative, as Swift leaves it), its ETag for a static link, and
     Swift's body."""
-    from lampi.http.context import PROJECT
-
     account = unquote(rec.sysmeta.get(TARGET_ACCOUNT, "")) or account_name(request[PROJECT])
     headers = {"Location": f"/v1/{quote(account)}/{rec.sysmeta[TARGET]}"}
     if TARGET_ETAG in rec.sysmeta:
@@ -306,8 +302,6 @@ async def annotate_listing(storage: Storage, project_id: str, container: CKey, r
     those rows whose sysmeta mentions a target (``MAY_LINK``, see MetaStore.list_objects)
     are looked at; a listing without links is returned as it was."""
     import orjson
-
-    from lampi.swift.listing import dumps_ascii
 
     names = [r[0] for r in rows if isinstance(r, tuple) and r[6] & MAY_LINK]
     if not names:

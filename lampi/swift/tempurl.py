@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from lampi.http.context import ON_PREPARE, STORAGE
-from lampi.swift.http_util import http_date
+from lampi.http.context import ON_PREPARE, STORAGE, TEMPURL_SCOPE
+from lampi.http.dates import http_date
 
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 ALLOWED_DIGESTS = ("sha1", "sha256", "sha512")
@@ -99,7 +99,6 @@ def signature(key: str, method: str, expires: int, path: str, alg: str, ip_range
 
 
 GENERATOR = "X-Backend-Content-Generator"  # "staticweb" on a listing it made (not sent to clients)
-SCOPE = "lampi.tempurl_scope"  # request key: ("account" | "container", container) of the key used
 
 
 def keys_from_meta(meta: dict[str, str]) -> list[str]:
@@ -163,7 +162,7 @@ async def authorize(
                 valid = True
                 # Swift's authorize_same_account / authorize_same_container: what the
                 # URL's sub-requests (large-object segments) may read
-                request.setdefault(SCOPE, (_scope, container))
+                request.setdefault(TEMPURL_SCOPE, (_scope, container))
     if not valid:
         raise Invalid("signature does not match")
     if request.method not in ("GET", "HEAD", "OPTIONS"):

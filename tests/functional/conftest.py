@@ -211,6 +211,7 @@ class LampiServer:
     port: int
     workers: int = 1
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # more environment for the server (LAMPI_* settings)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -227,6 +228,7 @@ class LampiServer:
         self.log_path = self.data_dir.parent / f"server-{self.port}-{int(time.time() * 1000)}.log"
         env = dict(os.environ)
         env.pop("LAMPI_CONFIG", None)
+        env.update(self.env)
         with open(self.log_path, "wb") as log:
             self.proc = spawn_server(
                 [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port),

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import (
 )
 
 from lampi.config import load_settings
-from lampi.http.guard import Limits, connection_cap, describe_parse_error, fix_request_line, head_end, safe_connections
+from lampi.gateway.guard import Limits, connection_cap, describe_parse_error, fix_request_line, head_end, safe_connections
 from lampi.log import JSONFormatter, Throttle, redact_query, scrub
 
 SECRET = "S3cr3tV4lue"
@@ -127,7 +127,7 @@ def test_settings_from_toml_and_flags(tmp_path) -> None:  # noqa: ANN001
 
 def test_soft_fd_limit_is_raised_to_the_hard_limit() -> None:
     code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (100, 300));"
-            "from lampi.http.guard import raise_fd_limit; n = raise_fd_limit();"
+            "from lampi.gateway.guard import raise_fd_limit; n = raise_fd_limit();"
             "print(n, *resource.getrlimit(resource.RLIMIT_NOFILE))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["300", "300", "300"]

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from lampi.store.blob.base import READ_CHUNK
+from lampi.store.fsmodes import fsync_dir
 from lampi.store.space import FULL_ERRNOS, MinFree, Reserve, free_bytes, insufficient
 
 WRITE_BUFFER = 1024 * 1024
@@ -93,14 +94,6 @@ def _full_disk(root: Path) -> Iterator[None]:
         if exc.errno in FULL_ERRNOS:
             raise insufficient(root, exc) from exc
         raise
-
-
-def _fsync_dir(path: Path | str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FSBlobWriter:
@@ -165,7 +158,8 @@ class FSBlobWriter:
         with self._lock:
             if self._fd is None:
                 raise OSError("blob writer aborted")
-            os.fsync(self._fd)  # the fd stays open: its lock holds the blob until release()
+            if self.store.durable:
+                os.fsync(self._fd)  # the fd stays open: its lock holds the blob until release()
         final = self.store.blob_path(self.blob_id)
         leaf = final.rpartition("/")[0]
         try:
@@ -173,7 +167,8 @@ class FSBlobWriter:
         except FileNotFoundError:  # the first blob of its directory
             self._make_dirs(leaf)
             os.rename(self._tmp, final)
-        _fsync_dir(leaf)
+        if self.store.durable:
+            fsync_dir(leaf)
 
     @staticmethod
     def _make_dirs(leaf: str) -> None:
@@ -186,10 +181,10 @@ class FSBlobWriter:
         if not os.path.isdir(top):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(top)
-            _fsync_dir(top.rpartition("/")[0])
+            fsync_dir(top.rpartition("/")[0])
         with contextlib.suppress(FileExistsError):
             os.mkdir(leaf)
-        _fsync_dir(top)
+        fsync_dir(top)
 
     async def commit(self) -> str:
         data, self._buf = self._buf, bytearray()
@@ -237,11 +232,14 @@ class FSBlobWriter:
 
 
 class FSBlobStore:
-    def __init__(self, root: str | Path, min_free: MinFree = MinFree(), reserve: Reserve | None = None) -> None:
+    def __init__(self, root: str | Path, min_free: MinFree = MinFree(), reserve: Reserve | None = None,
+                 durable: bool = True) -> None:
         """``min_free``: the free space uploads must leave (none: no check);
         ``reserve``: the metadata store's reserve on the same filesystem, whose missing
-        part uploads must leave free too."""
+        part uploads must leave free too; ``durable=False`` (``lampi serve
+        --ephemeral``): no fsync at commit, for a throw-away store."""
         self.root = Path(root)
+        self.durable = durable
         self.blob_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.blob_dir.mkdir(parents=True, exist_ok=True)

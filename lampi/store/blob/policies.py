@@ -169,7 +169,8 @@ def open_policy_stores(settings: Any, min_free: Any = None, reserve: Any = None)
     from lampi.store.space import MinFree
 
     mf = min_free if min_free is not None else MinFree()
-    base = FSBlobStore(settings.data_path, mf, reserve)
+    durable = not getattr(settings, "ephemeral", False)
+    base = FSBlobStore(settings.data_path, mf, reserve, durable=durable)
     stores: dict[str, BlobStore] = {}
     prefixed: set[str] = set()
     default = ""
@@ -178,7 +179,7 @@ def open_policy_stores(settings: Any, min_free: Any = None, reserve: Any = None)
             stores[spec.name] = base  # type: ignore[assignment]
         else:
             spec.root.mkdir(parents=True, exist_ok=True)
-            stores[spec.name] = FSBlobStore(spec.root, mf)  # type: ignore[assignment]
+            stores[spec.name] = FSBlobStore(spec.root, mf, durable=durable)  # type: ignore[assignment]
             prefixed.add(spec.name)
         if spec.default:
             default = spec.name

@@ -7,7 +7,7 @@ import pytest
 
 from lampi.core import errors
 from lampi.core.authz import Principal, account_name, account_project, authorize_account
-from lampi.identity.service import implied_roles
+from lampi.core.identity import implied_roles
 
 P = "0123456789abcdef0123456789abcdef"
 

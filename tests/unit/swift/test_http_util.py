@@ -12,7 +12,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from lampi.core import errors
 from lampi.core.models import ObjectRecord
 from lampi.swift import constraints as C
-from lampi.swift.http_util import check_conditionals, header_text, http_date, nbytes, parse_meta, parse_range
+from lampi.http.dates import http_date
+from lampi.swift.http_util import check_conditionals, header_text, nbytes, parse_meta, parse_range
 
 
 def H(*pairs: tuple[str, str], **kw: str) -> CIMultiDictProxy[str]:

@@ -32,8 +32,11 @@ RESERVE_CHECK_INTERVAL = 2.0  # seconds between the writer thread's looks at the
 
 
 class SQLiteBase:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, durable: bool = True) -> None:
+        """``durable=False`` (``lampi serve --ephemeral``): ``synchronous=OFF``, no fsync
+        per commit; a crash may lose the last transactions (of a throw-away store)."""
         self.path = Path(path)
+        self.durable = durable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._local = threading.local()
@@ -63,13 +66,12 @@ class SQLiteBase:
 
     # -- plumbing ---------------------------------------------------------------
 
-    @staticmethod
-    def _open(path: Path, schema: str, check_same_thread: bool = True) -> sqlite3.Connection:
+    def _open(self, path: Path, schema: str, check_same_thread: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
             str(path), timeout=60, isolation_level=None, check_same_thread=check_same_thread
         )
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=FULL" if getattr(self, "durable", True) else "PRAGMA synchronous=OFF")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=60000")
         for attempt in range(50):

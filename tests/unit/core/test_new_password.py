@@ -1,6 +1,6 @@
 """Generated passwords must survive being passed on a command line."""
 
-from lampi.identity.service import new_password
+from lampi.core.identity import new_password
 
 
 def test_generated_passwords_never_look_like_options():

@@ -9,7 +9,7 @@ within ``shutdown_timeout``, exit 0 — also when the signal comes during start-
 exits 0, the workers already started stop as usual.
 
 Each worker guards its connections (timeouts, a connection cap derived from the
-open-file limit, which ``serve`` first raises to its hard limit): ``lampi.http.guard``.
+open-file limit, which ``serve`` first raises to its hard limit): ``lampi.gateway.guard``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from typing import Any
 from aiohttp import web
 
 from lampi.config import Settings
-from lampi.http import guard
-from lampi.http.app import build_app
+from lampi.core.identity import Bootstrap, IdentityService
+from lampi.core.storage import namespace_problem as store_namespace_problem
+from lampi.gateway import guard
+from lampi.gateway.app import build_app
+from lampi.log import setup_logging
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
-from lampi.identity.service import Bootstrap, IdentityService
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
 from lampi.store.space import MinFree
@@ -45,7 +47,7 @@ READ_BUFSIZE = 1024 * 1024
 def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(root / "meta.db")
+    meta = SQLiteMetaStore(root / "meta.db", durable=not settings.ephemeral)
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
@@ -70,12 +72,10 @@ def namespace_problem(settings: Settings) -> str | None:
     The setting is read at every start: a store made in the global namespace can be
     served per project at any time; back in the global one only while no container name
     is used by two projects."""
-    from lampi.core.storage import namespace_problem as problem
-
     async def run() -> str | None:
         meta, _ = open_stores(settings)
         try:
-            return await problem(meta, settings.bucket_namespace)
+            return await store_namespace_problem(meta, settings.bucket_namespace)
         finally:
             await meta.close()
 
@@ -270,8 +270,6 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
                   parent_pid: int | None = None) -> None:
-    from lampi.log import setup_logging
-
     # The parent forks with SIGTERM/SIGINT blocked (its own handler must never run in a
     # worker): note a SIGTERM from now on, then let the pending ones in.
     global _stop_requested

@@ -27,6 +27,7 @@ from aiohttp import HttpVersion11, web
 from lampi.bg import expirer, lifecycle
 from lampi.config import Settings
 from lampi.core import sse
+from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
 from lampi.http.context import (
     BODY_TIMEOUT,
@@ -35,12 +36,11 @@ from lampi.http.context import (
     ON_PREPARE,
     SETTINGS,
     STORAGE,
+    PROJECT,
     TRANS_ID,
-    trans_id_var,
 )
 from lampi.identity import keystone
-from lampi.identity.service import IdentityService
-from lampi.log import access_log
+from lampi.log import access_log, trans_id_var
 from lampi.s3 import cors as s3_cors
 from lampi.s3 import errors as s3_errors
 from lampi.s3 import host as s3_host
@@ -89,7 +89,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
             else:
                 resp = web.Response(status=500, text="An error occurred\n" if _is_swift(request) else "Internal Server Error\n")
         if request.get(BODY_TIMEOUT) and not resp.prepared:
-            # the body stalled (lampi.http.guard): whatever the handler made of the cut
+            # the body stalled (lampi.gateway.guard): whatever the handler made of the cut
             # body (499, IncompleteBody, ...), the client is told it was too slow
             resp = request_timeout(request, tid)
         status = resp.status
@@ -100,7 +100,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
         # a virtual-hosted S3 request (<bucket>.<s3_domain>) names its bucket in the Host
         # header only, not in the path: log it
         bucket = s3_host.virtual_bucket(request) if request.get(API) == "s3" else None
-        access_log(request, status, time.monotonic() - start, resp, bucket)
+        access_log(request, status, time.monotonic() - start, resp, bucket, request.get(PROJECT))
         trans_id_var.reset(token)
 
 
@@ -187,7 +187,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             await s3_cors.on_actual(request, s3_router.bucket_of(request))
         # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>) are
         # anonymous S3 GetObject/HeadObject: S3 headers (x-amz-meta-*), the one access
-        # decision (lampi.s3.acl.check → lampi.swift.acl.decide), as Allas's RGW answers
+        # decision (lampi.s3.acl.check → lampi.http.authz.decide), as Allas's RGW answers
         resp = await s3_router.handle(request)
         if request.get(SWIFT_CLIENT) and request.get(s3_errors.ERROR_CODE) == "NoSuchBucket":
             return _swift_bad_path(request)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
-from lampi.identity.tokens import TokenCodec, TokenError, load_keys
+from lampi.core.tokens import TokenCodec, TokenError, load_keys
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from lampi.config import Settings
 from lampi.core import errors
 from lampi.core.authz import BUILTIN_ROLES, Principal
 from lampi.core.models import Domain, Project, User
-from lampi.identity.passwords import hash_password, verify_password
-from lampi.identity.tokens import TokenCodec, TokenData, TokenError, load_keys
+from lampi.core.passwords import hash_password, verify_password
+from lampi.core.tokens import TokenCodec, TokenData, TokenError, load_keys
 from lampi.store.meta.base import MetaStore
 
 DEFAULT_DOMAIN = Domain(id="default", name="Default")
@@ -84,17 +84,40 @@ class IdentityService:
         password = None
         created = False
         if user is None:
-            password = new_password()
+            password = s.admin_password or new_password()
             user = await self.create_user(s.admin_user, password, project.id, "admin")
             created = True
+        elif s.admin_password and not await verify_password(user.password_hash, s.admin_password):
+            # a fixed password (--admin-password): the admin's password is the one given, at every start
+            password = s.admin_password
+            await self.set_password(user.id, password)
         rc = self.rc_path()
-        if created or not rc.exists():
+        if created or password is not None or not rc.exists():
             if password is None:
-                # RC file lost: we cannot recover the password, so set a new one
-                password = new_password()
-                await self.set_password(user.id, password)
+                # RC file lost: we cannot recover the password, so set a new one (or the fixed one)
+                password = s.admin_password or new_password()
+                if not s.admin_password or not await verify_password(user.password_hash, password):
+                    await self.set_password(user.id, password)
             self.write_openrc(user.name, password, project.name)
+        if s.s3_access_key:
+            await self._fixed_s3_key(user, project)
         return Bootstrap(created, project, user, password)
+
+    async def _fixed_s3_key(self, user: User, project: Project) -> None:
+        """``--s3-access-key``/``--s3-secret-key``: the admin has that key pair in the admin
+        project, at every start (a key of that name with another secret or owner is replaced)."""
+        from lampi.core.models import Credential
+
+        s = self.settings
+        cred = await self.meta.get_credential(s.s3_access_key)
+        if cred is not None:
+            same = (cred.user_id == user.id and cred.project_id == project.id
+                    and secrets.compare_digest(cred.secret.encode(), s.s3_secret_key.encode()))
+            if same:
+                return
+            await self.meta.delete_credential(cred.access)
+        await self.meta.create_credential(Credential(access=s.s3_access_key, secret=s.s3_secret_key, user_id=user.id,
+                                                     project_id=project.id, created_at=time.time()))
 
     def rc_path(self) -> Path:
         return self.settings.data_path / "openrc.sh"

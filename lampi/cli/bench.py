@@ -1,0 +1,98 @@
+"""``lampi bench``: measure a running server (and optionally OpenStack Swift beside it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+
+def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
+    from lampi.bench.util import parse_size
+
+    try:
+        return parse_size(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option("--compare", type=click.Choice(["swift"]), default=None,
+              help="Also start a single-node OpenStack Swift (installed from PyPI into a cache venv) and lampi, "
+                   "run every phase on both, alternating, and print lampi/Swift ratios.")
+@click.option("--limits", "with_limits", is_flag=True,
+              help="Measure sequential write+fsync, 4 KiB write+fsync rate and loopback TCP throughput too.")
+@click.option("-A", "--auth", default=None, help="v1 auth URL [env ST_AUTH], with -U/-K.")
+@click.option("-U", "--user", default=None, help="v1 user, e.g. project:user [env ST_USER].")
+@click.option("-K", "--key", default=None, help="v1 key (password) [env ST_KEY].")
+@click.option("--storage-url", default=None, help="Storage URL, with --token [env OS_STORAGE_URL].")
+@click.option("--token", default=None, help="Auth token [env OS_AUTH_TOKEN].")
+@click.option("--s3-endpoint", default=None,
+              help="Benchmark this S3 endpoint (path style, SigV4) instead of a Swift one.")
+@click.option("--s3-access-key", default=None, help="S3 access key [env AWS_ACCESS_KEY_ID].")
+@click.option("--s3-secret-key", default=None, help="S3 secret key [env AWS_SECRET_ACCESS_KEY].")
+@click.option("--s3-region", default=None, help="SigV4 region [env AWS_DEFAULT_REGION; default us-east-1].")
+@click.option("--s3", is_flag=True,
+              help="--compare: also run every phase on lampi's S3 API (an EC2 key pair is made) and "
+                   "report lampi S3/Swift ratios.")
+@click.option("--objects", type=int, default=5000, show_default=True, help="Small objects per concurrency level.")
+@click.option("--object-size", default="4KiB", show_default=True, callback=_sizes, help="Small object size.")
+@click.option("--concurrency", default="16,64", show_default=True,
+              help="Comma-separated concurrency levels for the small-object phases.")
+@click.option("--list-objects", type=int, default=10000, show_default=True, help="Objects in the listed container.")
+@click.option("--list-page", type=int, default=10000, show_default=True, help="limit= per listing request.")
+@click.option("--list-repeats", type=int, default=5, show_default=True, help="Full listings to time.")
+@click.option("--large-size", default="1GiB", show_default=True, callback=_sizes, help="Large object size.")
+@click.option("--large-count", type=int, default=1, show_default=True, help="Large objects (sequential).")
+@click.option("--phases", default="small,list,large", show_default=True, help="Which phase groups to run.")
+@click.option("--client-procs", type=int, default=1, show_default=True,
+              help="Client processes for the small-object phases (concurrency is split across them).")
+@click.option("--limits-size", default=None, callback=_sizes,
+              help="Bytes written / sent for the --limits measurements [default: the large object size "
+                   "when the large phase runs, else 1GiB]: a file that fits in the page cache's dirty "
+                   "limit writes faster than one that does not, so the sizes should match.")
+@click.option("--limits-dir", default=None, help="Directory for the disk limits [default: the run's work dir or $TMPDIR].")
+@click.option("--workers", type=int, default=None, help="--compare: workers per server [default: CPU count].")
+@click.option("--work-dir", default=None, help="--compare: parent of the run's data dirs [default: $TMPDIR].")
+@click.option("--keep", is_flag=True, help="--compare: keep the data dirs and logs.")
+@click.option("--cache-dir", default=None, help="--compare: where Swift is installed [default ~/.cache/lampi-bench].")
+@click.option("--server-pid", "server_pids", type=int, multiple=True,
+              help="PID of the server under test (repeatable): its RSS (with children) is reported.")
+@click.option("--json", "json_file", default=None, help="Also write the results as JSON to this file.")
+@click.option("--markdown", "markdown_file", default=None, help="Also write the tables as Markdown to this file.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
+          list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,
+          **opts: Any) -> None:
+    """Benchmark a Swift or S3 endpoint: small-object PUT/GET/HEAD/DELETE, listing, large objects.
+
+    The endpoint comes from -A/-U/-K (v1 auth), --storage-url/--token, or the OS_*
+    variables (Keystone v3, e.g. eval "$(lampi openrc)"); or --s3-endpoint with SigV4
+    keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift, lampi
+    and a local single-node Swift are started, benchmarked side by side and stopped.
+    Exit status 1 when any request failed.
+    """
+    from lampi.bench.command import bench as run_bench
+    from lampi.bench.runner import BenchConfig
+    from lampi.bench.util import BenchError
+
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of integers: {concurrency!r}", param_hint="--concurrency") from None
+    groups = [p.strip() for p in phases.split(",") if p.strip()]
+    bad = set(groups) - {"small", "list", "large"}
+    if bad or not groups:
+        raise click.BadParameter(f"choose from small, list, large (got {phases!r})", param_hint="--phases")
+    if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs) < 1:
+        raise click.UsageError("counts, sizes and concurrency levels must be positive")
+    cfg = BenchConfig(objects=objects, object_size=object_size, concurrency=levels, list_objects=list_objects,
+                      list_page=list_page, list_repeats=list_repeats, large_size=large_size,
+                      large_count=large_count, phases=groups, client_procs=client_procs)
+    try:
+        doc = run_bench(cfg, show_progress=not no_progress, **opts)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = sum(p["errors"] for p in doc["phases"]) + len(doc.get("setup_errors", []))
+    sys.exit(1 if failed or doc.get("leftover_processes") else 0)
