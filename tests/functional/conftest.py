@@ -38,6 +38,8 @@ from typing import Any
 import pytest
 import requests
 
+from lampi.testing import wait_healthy  # noqa: F401  (the readiness poll, shared with the pytest plugin)
+
 START_TIMEOUT = float(os.environ.get("LAMPI_TEST_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 60.0
 
@@ -53,31 +55,6 @@ def spawn_server(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(args, start_new_session=True, **popen)
         _started.append(proc)
     return proc
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float | None = None) -> float:
-    """Seconds until ``url``/healthcheck answers 200. Any error is retried until the
-    deadline (a server starting on a loaded machine may accept and then answer late);
-    the server exiting meanwhile is an error at once."""
-    start = time.monotonic()
-    deadline = start + (START_TIMEOUT if timeout is None else timeout)
-    per_try = 1.0
-    last: object = None
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            r = requests.get(f"{url}/healthcheck", timeout=per_try)
-            if r.status_code == 200:
-                return time.monotonic() - start
-            last = f"status {r.status_code}"
-        except requests.RequestException as exc:
-            last = exc
-        now = time.monotonic()
-        if now >= deadline:
-            raise RuntimeError(f"server not ready after {now - start:.0f} s (last: {last})")
-        per_try = min(per_try * 1.5, 10.0, max(deadline - now, 0.1))
-        time.sleep(0.05)
 
 
 def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -256,8 +233,9 @@ class LampiServer:
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin ``lampi`` command on this server's data dir."""
+        meta = self.extra_args[self.extra_args.index("--meta-url"):][:2] if "--meta-url" in self.extra_args else []
         res = subprocess.run(
-            [*lampi_cmd(), *args, "--data-dir", str(self.data_dir)],
+            [*lampi_cmd(), *args, "--data-dir", str(self.data_dir), *meta],
             capture_output=True, text=True, input=input, check=False, timeout=60,
         )
         if check and res.returncode != 0:
@@ -267,14 +245,31 @@ class LampiServer:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
-    """One server for the whole session (tests use unique container names)."""
+    """One server for the whole session (tests use unique container names).
+
+    With ``LAMPI_TEST_META=postgres`` it keeps its metadata in a throw-away PostgreSQL
+    cluster (meta_url): the tests that use this fixture then run against the PostgreSQL
+    MetaStore (.ci/run does so for the core Swift, Keystone and S3 files)."""
     base = tmp_path_factory.mktemp("lampi")
-    srv = LampiServer(data_dir=base / "data", port=free_port())
-    srv.start()
+    cluster = None
+    extra: list[str] = []
+    if os.environ.get("LAMPI_TEST_META") == "postgres":
+        from tests.pgcluster import PGCluster, require_postgres
+
+        cluster = PGCluster(require_postgres())
+        cluster.start()
+        extra = ["--meta-url", cluster.create_db()]
+    srv = LampiServer(data_dir=base / "data", port=free_port(), extra_args=extra)
     try:
+        srv.start()
         yield srv
     finally:
-        srv.stop()
+        try:
+            if srv.proc is not None:
+                srv.stop()
+        finally:
+            if cluster is not None:
+                cluster.stop()
 
 
 @pytest.fixture
