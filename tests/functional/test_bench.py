@@ -51,6 +51,11 @@ def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn)
         assert 0 < p["p50_ms"] <= p["p99_ms"], key
         # the server's PID was given: its memory (parent + children) is sampled
         assert 0 < p["rss_start_mib"] <= p["rss_peak_mib"] < 4096, key
+        # and its CPU time per operation (0 possible: the clock ticks are 10 ms)
+        assert 0 <= p["server_cpu_ms_per_op"] < 10_000, key
+    # writing objects takes the server some CPU: a PUT phase is never free
+    assert phases[("small-put", 16)]["server_cpu_ms_per_op"] > 0
+    assert "server CPU ms/op" in (tmp_path / "bench.md").read_text()
     for c in (4, 16):
         assert phases[("small-put", c)]["count"] == SMALL
         # bytes moved are counted exactly: SMALL objects of 4 KiB each way
