@@ -162,7 +162,7 @@ class Settings:
     sse_c_require_tls: bool = field(
         default=True,
         metadata={"help": "Refuse S3 SSE-C requests (customer-provided encryption keys) that did not come over "
-                  "HTTPS, as S3 does: lampi serves plain HTTP, so behind a TLS proxy list the proxy in "
+                  "HTTPS, as S3 does: with tls_cert lampi serves HTTPS itself; behind a TLS proxy list the proxy in "
                   "trusted_proxies and have it send X-Forwarded-Proto: https. false accepts the keys over "
                   "plain HTTP (a laptop, CI)."},
     )
