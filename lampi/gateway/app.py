@@ -18,10 +18,11 @@ hosts and for any request with S3 credentials (see ``api_of``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import HttpVersion11, web
 
@@ -244,6 +245,13 @@ async def expect_handler(request: web.Request) -> None:
     await swift.expect_handler(request)
 
 
+async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(metrics.flush_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Application:
     app = web.Application(
         middlewares=[outer_middleware],
@@ -283,6 +291,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     # S3 bucket lifecycle rules, on the same schedule (lampi/bg/lifecycle.py)
     app.cleanup_ctx.append(lifecycle.context(app[STORAGE], settings.expirer_interval,
                                              settings.lifecycle_day_seconds))
+    app.cleanup_ctx.append(_metrics_flusher)  # request counts into the shared metrics files (lampi.metrics)
     app.on_cleanup.append(on_cleanup)
     # every path, control characters included: "." would not match a newline, and an
     # object named "a\nb" (valid in Swift and S3) would get aiohttp's bare 404

@@ -52,6 +52,19 @@ def scrape(srv: LampiServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     return out
 
 
+def settle(srv: LampiServer, done, deadline: float = 60.0) -> dict:  # noqa: ANN001
+    """Scrape until ``done(samples)`` (each worker writes its request counts out every
+    second), then once more: the counts must not move any further."""
+    end = time.monotonic() + deadline
+    samples = scrape(srv)
+    while not done(samples):
+        assert time.monotonic() < end, "the counts never arrived"
+        time.sleep(0.5)
+        samples = scrape(srv)
+    time.sleep(2.5)
+    return scrape(srv)
+
+
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -107,12 +120,16 @@ def test_counters_match_a_mixed_workload(srv: LampiServer) -> None:
             bad.list_objects_v2(Bucket="mx-s3")
         assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
 
-    after = scrape(srv)
+    req = "lampi_requests_total"
+    # workers write their counts out every second: wait until the last request is in
+    last = {("s3", "unknown", "4xx"): 2, ("s3", "ListObjectsV2", "2xx"): 1, ("swift", "GET object", "2xx"): 35}
+    after = settle(srv, lambda m: all(
+        value(m, req, api=a, operation=o, status=st) >= value(before, req, api=a, operation=o, status=st) + n
+        for (a, o, st), n in last.items()))
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    req = "lampi_requests_total"
     assert delta(req, api="swift", operation="PUT container", status="2xx") == 1
     assert delta(req, api="swift", operation="PUT object", status="2xx") == 7
     assert delta(req, api="swift", operation="GET object", status="2xx") == 5 + 30
@@ -124,6 +141,7 @@ def test_counters_match_a_mixed_workload(srv: LampiServer) -> None:
     assert delta(req, api="s3", operation="PutObject", status="2xx") == 6
     assert delta(req, api="s3", operation="GetObject", status="2xx") == 4
     assert delta(req, api="s3", operation="ListObjectsV2", status="2xx") == 1
+    assert delta(req, api="s3", operation="unknown", status="4xx") == 2  # refused before an operation was known
     assert delta("lampi_auth_failures_total", api="swift") == 3
     assert delta("lampi_auth_failures_total", api="s3") == 2
     # every request counted once in the latency histogram too

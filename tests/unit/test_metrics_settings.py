@@ -61,3 +61,28 @@ def test_recording_is_off_until_setup() -> None:
     assert not metrics.enabled()
     metrics.note_request("swift", "GET object", 200, 0.01, 0, 10)  # a no-op, no error
     metrics.note_connection(1)
+
+
+def test_counts_and_latency_buckets_after_flush(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics.setup(str(tmp_path / "m"))
+    try:
+        for took in (0.0005, 0.003, 0.003, 1000.0):
+            metrics.note_request("s3", "GetObject", 200, took, 5, 7)
+        metrics.note_request("s3", "GetObject", 404, 0.002, 0, 3)
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for fam in text_string_to_metric_families(metrics.render().decode()) for s in fam.samples}
+    finally:
+        metrics.teardown()
+
+    def hist(le: str) -> float:
+        return samples[("lampi_request_duration_seconds_bucket",
+                        (("api", "s3"), ("le", le), ("operation", "GetObject")))]
+
+    assert samples[("lampi_requests_total", (("api", "s3"), ("operation", "GetObject"), ("status", "2xx")))] == 4
+    assert samples[("lampi_requests_total", (("api", "s3"), ("operation", "GetObject"), ("status", "4xx")))] == 1
+    assert (hist("0.001"), hist("0.0025"), hist("0.005"), hist("300.0"), hist("+Inf")) == (1, 2, 4, 4, 5)
+    assert samples[("lampi_received_bytes_total", (("api", "s3"),))] == 20
+    assert samples[("lampi_sent_bytes_total", (("api", "s3"),))] == 31
+    assert not (tmp_path / "m").exists() and not metrics.enabled()
