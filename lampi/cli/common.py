@@ -109,6 +109,10 @@ policies_option = click.option(
     "--storage-policies", envvar="LAMPI_STORAGE_POLICIES", default=None, metavar="NAME[=PATH],...",
     help="Storage policies, each keeping its objects' bytes in its own directory (relative to the data dir; "
          "none: the data dir) [env LAMPI_STORAGE_POLICIES; default default-placement].")
+blob_url_option = click.option(
+    "--blob-url", envvar="LAMPI_BLOB_URL", default=None, metavar="URL",
+    help="Where object bytes are kept: rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client> for a Ceph pool "
+         "[env LAMPI_BLOB_URL; default: files under the data dir].")
 default_policy_option = click.option(
     "--default-storage-policy", envvar="LAMPI_DEFAULT_STORAGE_POLICY", default=None, metavar="NAME",
     help="Policy of containers made without X-Storage-Policy [env LAMPI_DEFAULT_STORAGE_POLICY; default: "

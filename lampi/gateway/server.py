@@ -46,6 +46,7 @@ from lampi.gateway.app import build_app
 from lampi.gateway.ops import ops_app
 from lampi.http.context import STORAGE
 from lampi.log import setup_logging
+from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.sqlite import SQLiteMetaStore
@@ -129,7 +130,11 @@ def clear_partials(settings: Settings) -> int:
     server on this data dir, still finishing its requests) is left alone: its lock says
     so (lampi.store.blob.fs)."""
     blobs = open_policy_stores(settings)  # every policy's tmp/
-    return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
+    try:
+        return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
+    finally:
+        if "lampi.store.blob.rados" in sys.modules:  # no librados threads across the fork
+            sys.modules["lampi.store.blob.rados"].disconnect()
 
 
 def bind(settings: Settings, port: int | None = None) -> socket.socket:
@@ -452,7 +457,12 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     if _stop_requested:
         close_sockets()
         return 0
-    removed = clear_partials(settings)
+    try:
+        removed = clear_partials(settings)
+    except BlobStoreUnavailable as exc:
+        print(f"lampi: {exc}", file=sys.stderr)
+        close_sockets()
+        return 2
     if removed:
         log.info("removed %d leftovers of interrupted uploads", removed)
     if _stop_requested:
