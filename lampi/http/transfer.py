@@ -52,6 +52,7 @@ async def open_blob(
             first = await anext(it, b"")
         except FileNotFoundError:
             log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            metrics.note_error("missing_blob")
             raise errors.DataUnavailable() from None
         return PrimedRead(first, it)
     if rec.size == 0:
