@@ -26,7 +26,8 @@ ACCESS, SECRET = "METRICSACCESS1", "metrics-secret-key-1"
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
     s = LampiServer(data_dir=tmp_path_factory.mktemp("metrics") / "data", port=free_port(), workers=2,
                     extra_args=["--metrics-port", str(free_port()), "--metrics-token", TOKEN, "--metrics-usage",
-                                "--s3-access-key", ACCESS, "--s3-secret-key", SECRET])
+                                "--s3-access-key", ACCESS, "--s3-secret-key", SECRET],
+                    env={"LAMPI_EXPIRER_INTERVAL": "1"})
     s.metrics_port = int(s.extra_args[1])  # type: ignore[attr-defined]
     s.start()
     try:
@@ -268,3 +269,35 @@ def test_metrics_survive_a_worker_restart(srv: LampiServer) -> None:
     _wait(srv, (200, 200))
     after = scrape(srv)
     assert sum(v for k, v in after.items() if k[0] == "lampi_requests_total") >= total
+
+
+def test_background_passes_are_counted(srv: LampiServer) -> None:
+    conn = swift(srv)
+    conn.put_container("mx-expiring")
+    before = scrape(srv)
+    conn.put_object("mx-expiring", "soon", b"z", headers={"X-Delete-After": "1"})
+    after = settle(srv, lambda m: value(m, "lampi_background_items_total", task="expirer")
+                   > value(before, "lampi_background_items_total", task="expirer"), deadline=120)
+    assert value(after, "lampi_background_passes_total", task="expirer", outcome="ok") >= 1
+    assert value(after, "lampi_background_passes_total", task="s3-lifecycle", outcome="ok") >= 1
+    assert value(after, "lampi_background_passes_total", task="expirer", outcome="failed") == 0
+
+
+def test_full_disk_is_counted(tmp_path) -> None:  # noqa: ANN001
+    """An upload refused for space (507) counts as kind enospc."""
+    s = LampiServer(data_dir=tmp_path / "data", port=free_port(),
+                    extra_args=["--metrics-port", str(free_port()), "--min-free-space", "1000T"])
+    s.metrics_port = int(s.extra_args[1])  # type: ignore[attr-defined]
+    s.start()
+    try:
+        conn = swift(s)
+        conn.put_container("full")
+        with pytest.raises(swiftclient.ClientException) as err:
+            conn.put_object("full", "big", b"b" * 1000)
+        assert err.value.http_status == 507
+        r = requests.get(metrics_url(s) + "/metrics", timeout=60)  # no token set: open
+        samples = {(x.name, tuple(sorted(x.labels.items()))): x.value
+                   for fam in text_string_to_metric_families(r.text) for x in fam.samples}
+        assert value(samples, "lampi_errors_total", kind="enospc") == 1
+    finally:
+        s.stop()
