@@ -87,7 +87,8 @@ def setup(directory: str | None = None) -> str:
     global _m, _dir
     if directory is None:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        directory = tempfile.mkdtemp(prefix="lampi-metrics-", dir=base)  # mode 0700
+        _remove_stale(base or tempfile.gettempdir())
+        directory = tempfile.mkdtemp(prefix=f"lampi-metrics-{os.getpid()}-", dir=base)  # mode 0700
     else:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         for f in glob.glob(os.path.join(directory, "*.db")):
@@ -101,6 +102,19 @@ def setup(directory: str | None = None) -> str:
     _dir = directory
     _m = _Metrics()
     return directory
+
+
+def _remove_stale(base: str) -> None:
+    """Remove the directories of servers that were killed (SIGKILL: no clean-up ran): the
+    ones whose server process (the pid in the name) is gone."""
+    for path in glob.glob(os.path.join(base, "lampi-metrics-*-*")):
+        try:
+            pid = int(os.path.basename(path).split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):  # not ours, or another user's live server
+            continue
 
 
 def teardown() -> None:

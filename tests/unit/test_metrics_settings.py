@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -86,3 +87,17 @@ def test_counts_and_latency_buckets_after_flush(tmp_path: Path) -> None:
     assert samples[("lampi_received_bytes_total", (("api", "s3"),))] == 20
     assert samples[("lampi_sent_bytes_total", (("api", "s3"),))] == 31
     assert not (tmp_path / "m").exists() and not metrics.enabled()
+
+
+def test_directories_of_killed_servers_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"lampi-metrics-{dead.stdout.strip()}-abc"
+    live = tmp_path / f"lampi-metrics-{os.getpid()}-abc"
+    for d in (stale, live):
+        d.mkdir()
+        (d / "counter_1.db").write_bytes(b"")
+    metrics._remove_stale(str(tmp_path))
+    assert not stale.exists() and live.exists()
