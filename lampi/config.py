@@ -27,6 +27,12 @@ class Settings:
     workers: int = field(
         default=1, metadata={"help": "Worker processes sharing the listening port."}
     )
+    meta_url: str = field(
+        default="",
+        metadata={"help": "Where the metadata lives: empty, the SQLite file meta.db in the data dir (one "
+                  "node); postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, a PostgreSQL database shared by "
+                  "any number of gateways (docs/scale-out.md)."},
+    )
     public_url: str = field(
         default="",
         metadata={
@@ -206,6 +212,9 @@ class Settings:
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("settings 'tls_cert' and 'tls_key': give both or neither")
+        if self.meta_url and not self.meta_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"setting 'meta_url': cannot use {self.meta_url!r} (empty for SQLite in the data "
+                             "dir, or postgresql://user@host:port/db)")
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
         if self.blob_url:
             check_blob_url(self.blob_url)

@@ -14,6 +14,7 @@ from lampi.cli.common import (
     blob_url_option,
     data_dir_option,
     json_option,
+    open_store,
     policies_option,
     require_store,
     settings_of,
@@ -42,13 +43,12 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from lampi.bg.fsck import fsck as run_fsck
     from lampi.store.blob.base import BlobStoreUnavailable
     from lampi.store.blob.policies import open_policy_stores
-    from lampi.store.meta.sqlite import SQLiteMetaStore
 
     settings = settings_of(ctx, data_dir=data_dir, storage_policies=storage_policies, blob_url=blob_url)
     require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
-        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        meta = open_store(settings)
         try:
             with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
                 return await run_fsck(meta, open_policy_stores(settings), repair=not dry_run, grace=grace,

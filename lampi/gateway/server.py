@@ -49,17 +49,18 @@ from lampi.log import setup_logging
 from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.store.fsmodes import make_private
-from lampi.store.meta.sqlite import SQLiteMetaStore
+from lampi.store.meta.factory import open_meta
+from lampi.store.meta.postgres.schema import SchemaError
 from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
 
 
-def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
+def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(root / "meta.db", durable=not settings.ephemeral)
+    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral)  # SQLite, or PostgreSQL
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
@@ -448,7 +449,12 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         close_sockets()
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
-    boot = bootstrap(settings)
+    try:
+        boot = bootstrap(settings)
+    except SchemaError as exc:  # meta_url: a database this lampi cannot serve (older schema...)
+        print(f"lampi: {exc}", file=sys.stderr)
+        close_sockets()
+        return 2
     problem = namespace_problem(settings)
     if problem:
         print(f"lampi: {problem}", file=sys.stderr)
