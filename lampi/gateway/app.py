@@ -176,6 +176,7 @@ async def healthcheck(request: web.Request) -> web.Response:
 
 
 API = "lampi.api"
+SWIFT_CLIENT = "lampi.swift_client"  # request key: a Swift token came with a request routed to S3
 
 
 def api_of(request: web.Request) -> str:
@@ -194,6 +195,8 @@ def api_of(request: web.Request) -> str:
 def _route(request: web.Request) -> str:
     if s3_host.on_s3_port(request) or s3_host.virtual_bucket(request) is not None or s3_sigv4.is_s3_auth(request):
         return "s3"
+    if request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token"):
+        request[SWIFT_CLIENT] = True  # S3 clients send neither (see dispatch)
     path = request.raw_path.split("?", 1)[0]
     if path.startswith("/v1/") or path.startswith("/swift/v1/") or path in ("/v1", "/swift/v1"):
         return "swift"
@@ -210,6 +213,21 @@ def _route(request: web.Request) -> str:
     return "s3"  # everything else is S3, path style (anonymous: AccessDenied)
 
 
+def _swift_bad_path(request: web.Request) -> web.Response:
+    """A Swift client's request (a token, no S3 credentials) for a path that is neither
+    Swift's nor an existing bucket's: Swift's answer, not S3's XML, as its proxy's
+    get_controller decides with ``split_path(path, 1, 4, True)``: an empty first segment
+    (``//v1/...``) 404, an account after a version that is not ``v1`` 400, else no
+    controller (``/info asdf``): 412 ``Bad URL``."""
+    request[API] = "swift"  # sent as Swift's responses are (prepare_response)
+    segs = request.path.split("/", 4)
+    if segs[0] or not segs[1]:
+        return swift_error(404, method=request.method)
+    if len(segs) > 2 and segs[2]:
+        return swift_error(400, method=request.method)
+    return swift_error(412, "Bad URL", method=request.method)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     api = api_of(request)
     if api == "s3":
@@ -219,7 +237,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>) are
         # anonymous S3 GetObject/HeadObject: S3 headers (x-amz-meta-*), the one access
         # decision (lampi.s3.acl.check → lampi.http.authz.decide), as Allas's RGW answers
-        return await s3_router.handle(request)
+        resp = await s3_router.handle(request)
+        if request.get(SWIFT_CLIENT) and request.get(s3_errors.ERROR_CODE) == "NoSuchBucket":
+            return _swift_bad_path(request)
+        return resp
     if api == "swift":
         return await swift.handle(request)
     if api == "health":

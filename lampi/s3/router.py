@@ -23,7 +23,7 @@ from lampi.s3 import multipart as mpu
 from lampi.s3 import object as o
 from lampi.s3 import policy as pol
 from lampi.s3 import sigv4, sse, tagging
-from lampi.s3.errors import S3Error, access_denied, error_response, from_domain, not_implemented, stamp
+from lampi.s3.errors import ERROR_CODE, S3Error, access_denied, error_response, from_domain, not_implemented, stamp
 from lampi.s3.host import VHOST_BUCKET, split_tenant, virtual_bucket
 from lampi.s3.request import Handler, S3Request
 
@@ -312,6 +312,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except S3Error as err:
         if err.status >= 500:
             log.warning("S3 %s: %s", err.code, err.message)
+        request[ERROR_CODE] = err.code
         resp = error_response(request, err, resource, request_id)
         if err.code in AUTH_ERRORS:
             request[AUTH_FAILED] = True  # lampi.metrics: lampi_auth_failures_total
