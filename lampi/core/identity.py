@@ -145,6 +145,9 @@ class IdentityService:
             f"export OS_REGION_NAME={q(s.region)}",
             "export OS_INTERFACE=public",
         ]
+        cacert = s.cacert()
+        if cacert:  # a self-signed certificate (or tls_ca): clients must be told to trust it
+            lines.append(f"export OS_CACERT={q(cacert)}")
         return "\n".join(lines) + "\n"
 
     def write_openrc(self, user: str, password: str, project: str) -> None:

@@ -819,3 +819,13 @@ async def test_object_lock_is_enforced_by_the_store(meta):
     # an expired retention no longer protects
     await meta.put_object(rec("c", "old", sysmeta=objectlock.retention("COMPLIANCE", time.time() - 1)))
     assert await meta.delete_object("c", "old") is not None
+
+
+async def test_ping_and_usage_by_project(meta):
+    """Readiness and the per-project usage gauges (issue 14)."""
+    await meta.ping()
+    pid = "p" + uuid.uuid4().hex[:8]
+    await meta.ensure_account(pid)
+    await meta.create_container(pid, "u-" + uuid.uuid4().hex[:8], {}, time.time())
+    rows = {r[0]: r[1:] for r in await meta.usage_by_project()}
+    assert rows[pid] == (0, 0, 1)  # bytes, objects, containers
