@@ -172,8 +172,8 @@ def _rgw_space(cfg: BenchConfig, sizes: ScenarioSizes | None) -> int:
     scenarios' files (RGW frees deleted objects' space only in its later garbage
     collection), and 10 GiB for the rest."""
     need = 0
-    if "large" in cfg.phases:
-        need += 4 * cfg.large_size * cfg.large_count
+    if "large" in cfg.phases:  # one pass per target and position (up to 5 targets: 5 each, 2 RGW buckets)
+        need += 12 * cfg.large_size * cfg.large_count
     if sizes is not None:
         need += 2 * (sizes.segment_file_size + sizes.multipart_file_size + sizes.sync_files * sizes.sync_file_size
                      + sizes.rclone_files * max(sizes.rclone_file_size, 4096))
