@@ -363,3 +363,35 @@ def test_bench_scenario_and_compare_options_checked(tmp_path: Path) -> None:
         assert proc.returncode != 0 and words in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_targets_of_issue_15() -> None:
+    """The targets table from a run's figures: lampi/RGW (2x small and listing, 1x large),
+    large PUT 1.5x Swift, S3 small within 10% and listing within 15% of lampi's Swift,
+    the large PUT's fraction of the lower of the disk's and MD5's rates, the scenarios."""
+    from lampi.bench import report
+
+    def ph(phase: str, target: str, v: float) -> dict:
+        return {"phase": phase, "target": target, "concurrency": 16 if phase.startswith("small") else 1,
+                "ops_per_s": v, "mb_per_s": v, "p50_ms": 1.0}
+
+    phases = [ph("small-get", "lampi", 200), ph("small-get", "rgw", 100), ph("small-get", "lampi-s3", 185),
+              ph("list", "lampi", 10), ph("list", "lampi-s3", 8.6), ph("list", "rgw", 5.1),
+              ph("large-put", "lampi", 300), ph("large-put", "swift", 201), ph("large-put", "rgw", 310)]
+    doc = {"phases": phases, "config": {"large_size": 1 << 30},
+           "ratios": report.ratios(phases), "rgw_ratios": report.ratios(phases, "lampi", "rgw"),
+           "s3_ratios": report.ratios(phases, "lampi-s3", "lampi"),
+           "fractions": report.fractions(phases, {"seq_write_fsync": {"mb_per_s": 900},
+                                                  "md5_one_core": {"mb_per_s": 400},
+                                                  "loopback_tcp": {"mb_per_s": 2000}}),
+           "scenario_ratios": [{"label": "rclone copy 10 × 4 KiB", "step": "up", "other": "rgw",
+                                "lampi_s": 2.0, "other_s": 3.0, "speedup": 1.5}]}
+    met = {c["target"]: c["met"] for c in report.check_targets(doc)}
+    assert met["lampi small-get c16 >= 2x Ceph RGW"] is True  # 2.00
+    assert met["lampi list >= 2x Ceph RGW"] is False  # 1.96
+    assert met["lampi large-put >= 1x Ceph RGW"] is False  # 0.97
+    assert met["large-put >= 1.5x Swift"] is False  # 1.49
+    assert met["lampi S3 small-get c16 within 10% of its Swift figure"] is False  # 0.925 (> 0.85: was met)
+    assert met["lampi S3 list within 15% of its Swift figure"] is True  # 0.86
+    assert met["large-put >= 70% of MD5 one core"] is True  # 300 of min(900, 400)
+    assert met["rclone copy 10 × 4 KiB (up): lampi ahead of rgw"] is True
