@@ -375,7 +375,7 @@ def test_bench_targets_of_issue_15() -> None:
         return {"phase": phase, "target": target, "concurrency": 16 if phase.startswith("small") else 1,
                 "ops_per_s": v, "mb_per_s": v, "p50_ms": 1.0}
 
-    phases = [ph("small-get", "lampi", 200), ph("small-get", "rgw", 100), ph("small-get", "lampi-s3", 185),
+    phases = [ph("small-get", "lampi", 200), ph("small-get", "rgw", 100), ph("small-get", "lampi-s3", 175),
               ph("list", "lampi", 10), ph("list", "lampi-s3", 8.6), ph("list", "rgw", 5.1),
               ph("large-put", "lampi", 300), ph("large-put", "swift", 201), ph("large-put", "rgw", 310)]
     doc = {"phases": phases, "config": {"large_size": 1 << 30},
@@ -391,7 +391,7 @@ def test_bench_targets_of_issue_15() -> None:
     assert met["lampi list >= 2x Ceph RGW"] is False  # 1.96
     assert met["lampi large-put >= 1x Ceph RGW"] is False  # 0.97
     assert met["large-put >= 1.5x Swift"] is False  # 1.49
-    assert met["lampi S3 small-get c16 within 10% of its Swift figure"] is False  # 0.925 (> 0.85: was met)
+    assert met["lampi S3 small-get c16 within 10% of its Swift figure"] is False  # 0.875 (>= 0.85: the old 15% met it)
     assert met["lampi S3 list within 15% of its Swift figure"] is True  # 0.86
     assert met["large-put >= 70% of MD5 one core"] is True  # 300 of min(900, 400)
     assert met["rclone copy 10 × 4 KiB (up): lampi ahead of rgw"] is True
