@@ -46,7 +46,8 @@ def cli(config: str | None) -> None:
 
 
 for command in (serve.serve, serve.init, serve.openrc, identity.domain, identity.project, identity.user,
-                identity.role, credentials.credential, keys.kms, keys.sse, db.db, fsck.fsck, bench.bench):
+                identity.role, credentials.credential, keys.kms, keys.sse, keys.token, keys.master_key, db.db, fsck.fsck,
+                bench.bench):
     cli.add_command(command)
 
 

@@ -61,7 +61,8 @@ class IdentityService:
     def __init__(self, meta: MetaStore, settings: Settings) -> None:
         self.meta = meta
         self.settings = settings
-        self.codec = TokenCodec(load_keys(settings.data_path / "keys"))
+        keys = getattr(meta, "keys", None)  # the store's key rings (lampi.store.keyring)
+        self.codec = TokenCodec(keys.ring("fernet") if keys is not None else load_keys(settings.data_path / "keys"))
 
     # -- bootstrap ------------------------------------------------------------------
 
@@ -73,7 +74,7 @@ class IdentityService:
         if sealed.sealed:
             log.warning("sealed %d EC2 secret key(s) stored in clear in meta.db with key %s in %s%s; if meta.db "
                         "was readable by others, consider them exposed and replace them",
-                        sealed.sealed, sealed.primary, s.data_path / "keys",
+                        sealed.sealed, sealed.primary, getattr(getattr(self.meta, "keys", None), "where", "keys/"),
                         "" if sealed.scrubbed else " (old copies may remain in the file: see the log above)")
         if await self.meta.get_domain(DEFAULT_DOMAIN.id) is None:
             await self.meta.create_domain(DEFAULT_DOMAIN)

@@ -36,7 +36,7 @@ class SealReport:
     sealed: int = 0  # rows (re)sealed with the primary key
     primary: str | None = None  # the primary key's id
     unopenable: tuple[str, ...] = ()  # access keys whose sealed secret could not be opened
-    removed_keys: tuple[Path, ...] = ()  # key files no row needed any more, removed
+    removed_keys: tuple[Path | str, ...] = ()  # keys no row needed any more, removed (files, or rows named)
     scrubbed: bool = True  # False: old bytes may remain (WAL busy, VACUUM failed), see the log
 
 
