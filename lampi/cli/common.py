@@ -89,7 +89,12 @@ def open_store(settings: Settings) -> Any:
     try:
         meta.keys.check()  # keys in the database: the master key is refused here, in one line
     except MasterKeyError as exc:
-        asyncio.run(meta.close())
+        import threading
+
+        # closed on a thread of its own: the caller may be inside an event loop (run_identity)
+        closer = threading.Thread(target=asyncio.run, args=(meta.close(),))
+        closer.start()
+        closer.join()
         err = click.ClickException(str(exc))
         err.exit_code = NO_STORE_EXIT
         raise err from None

@@ -93,7 +93,13 @@ class IdentityService:
             password = s.admin_password
             await self.set_password(user.id, password)
         rc = self.rc_path()
-        if created or password is not None or not rc.exists():
+        if not created and password is None and not rc.exists() and s.meta_url:
+            # a database shared by gateways: the admin was made by another one, whose data
+            # dir holds the RC file; resetting the password here would lock that one out
+            log.info("user %s exists in the shared metadata store: no RC file written in %s (copy the first "
+                     "gateway's openrc.sh, or give admin_password)", user.name, s.data_path)
+            rc = None
+        if rc is not None and (created or password is not None or not rc.exists()):
             if password is None:
                 # RC file lost: we cannot recover the password, so set a new one (or the fixed one)
                 password = s.admin_password or new_password()

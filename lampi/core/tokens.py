@@ -85,6 +85,8 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
         ring.primary(create=True)
         ids = tuple(ring.key_ids())
         if ids != self._ids or not hasattr(self, "_f"):
+            if set(self._ids) - set(ids) and hasattr(self, "_verified"):
+                self._verified.clear()  # a key was removed: the tokens it signed no longer verify
             self._ids = ids
             # the newest first: it signs, every one verifies
             self._f = MultiFernet([Fernet(base64.urlsafe_b64encode(ring.secret(k))) for k in reversed(ids)])

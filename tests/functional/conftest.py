@@ -234,7 +234,7 @@ class LampiServer:
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin ``lampi`` command on this server's data dir."""
         meta = self.extra_args[self.extra_args.index("--meta-url"):][:2] if "--meta-url" in self.extra_args else []
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}  # the server's own settings (LAMPI_MASTER_KEY...)
         if "--blob-url" in self.extra_args:  # for the commands that touch the bytes (fsck)
             env["LAMPI_BLOB_URL"] = self.extra_args[self.extra_args.index("--blob-url") + 1]
         res = subprocess.run(
@@ -284,8 +284,8 @@ def start_gateway_pair(base: Path, meta_url: str, blob_url: str, env: dict[str, 
     public = f"http://127.0.0.1:{router.port}"
     args = ["--meta-url", meta_url, "--blob-url", blob_url, "--public-url", public]
     a = LampiServer(data_dir=base / "data", port=ports[0], extra_args=args, env=dict(env or {}))
-    b = LampiServer(data_dir=base / "data", port=ports[1], extra_args=args, env=dict(env or {}))
-    pair = GatewayPair(data_dir=a.data_dir, port=router.port, extra_args=args)
+    b = LampiServer(data_dir=base / "data-b", port=ports[1], extra_args=args, env=dict(env or {}))
+    pair = GatewayPair(data_dir=a.data_dir, port=router.port, extra_args=args, env=dict(env or {}))
     pair.gateways, pair.router = (a, b), router
     try:
         a.start()  # first: it creates the schema and the bootstrap admin (openrc.sh)
@@ -345,8 +345,11 @@ def blobs_in_files(server: LampiServer) -> bool:
 
 
 def gateway_pair_env(base: Path) -> dict[str, str]:
-    """Settings both gateways of a pair share (beyond meta_url and blob_url)."""
-    return {}
+    """Settings both gateways of a pair share (beyond meta_url and blob_url): the master
+    key sealing the keys they keep in the database (docs/scale-out.md)."""
+    from cryptography.fernet import Fernet
+
+    return {"LAMPI_MASTER_KEY": Fernet.generate_key().decode()}
 
 
 @pytest.fixture

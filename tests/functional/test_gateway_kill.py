@@ -54,10 +54,14 @@ class Cluster:
         self.meta_url = pg.create_db()
         self.blob_url = f"{ceph.url(CEPH_POOL)}&namespace={uuid.uuid4().hex}"
         self.base = base
-        self.env: dict[str, str] = {}
+        # each gateway has a data dir of its own: the keys they share are in the database,
+        # sealed with the master key both are given
+        from cryptography.fernet import Fernet
+
+        self.env: dict[str, str] = {"LAMPI_MASTER_KEY": Fernet.generate_key().decode()}
         args = ["--meta-url", self.meta_url, "--blob-url", self.blob_url]
         self.a = LampiServer(data_dir=base / "data-a", port=free_port(), workers=2, extra_args=args, env=self.env)
-        self.b = LampiServer(data_dir=base / "data-a", port=free_port(), extra_args=args, env=self.env)
+        self.b = LampiServer(data_dir=base / "data-b", port=free_port(), extra_args=args, env=self.env)
 
     def kill_a(self) -> None:
         """SIGKILL to A's whole process group: the supervisor and every worker at once."""
@@ -88,7 +92,6 @@ def cluster(ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
         pg.start()
         c = Cluster(pg, ceph, tmp_path_factory.mktemp("gw-kill"))
         c.a.start()  # first: it creates the schema and the bootstrap admin
-        c.b.env.update(c.env)
         c.b.start()
         yield c
     finally:
