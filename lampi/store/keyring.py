@@ -356,7 +356,15 @@ class StoredKeyRing:
         now = time.monotonic()
         if not force and self._rows is not None and now - self._loaded_at < FRESH:
             return
-        rows = self._store.table.key_rows(self.prefix)
+        try:
+            rows = self._store.table.key_rows(self.prefix)
+        except Exception:
+            if force or self._rows is None:
+                raise
+            # the periodic look (not a missing key): the database is away; go on with the
+            # keys in memory for another FRESH seconds rather than wait for it each time
+            self._loaded_at = time.monotonic()
+            return
         self._loaded_at = time.monotonic()
         listing = tuple((n, kid) for n, kid, _ in rows)
         if listing == self._rows:
@@ -572,7 +580,11 @@ class StoredKeys:
             prefix = ring.rsplit("/", 1)[-1]
             for n, path in KeyRing(directory, prefix)._scan():
                 text = path.read_bytes().strip()
-                Fernet(text)  # refuse a malformed file here, not at first use
+                try:
+                    Fernet(text)  # refuse a malformed file here, not at first use
+                except ValueError:
+                    raise MasterKeyError(f"cannot copy {path} into the metadata store: it is not a Fernet key "
+                                         "(restore it from a backup, or remove it)") from None
                 rows.append((ring, n, key_id(text), self.seal_key(ring, n, text, master)))
         return rows
 
