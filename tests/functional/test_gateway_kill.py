@@ -13,7 +13,6 @@ LAMPI_REQUIRE_CEPH=1).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
