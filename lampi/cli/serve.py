@@ -41,6 +41,8 @@ from lampi.config import Settings
               help="Serve S3 virtual-hosted style at <bucket>.DOMAIN [env LAMPI_S3_DOMAIN; default: path style only].")
 @click.option("--s3-port", envvar="LAMPI_S3_PORT", type=int, default=None,
               help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
+@click.option("--console-port", envvar="LAMPI_CONSOLE_PORT", type=int, default=None,
+              help="Port of the web console, on the same host [env LAMPI_CONSOLE_PORT; default 8081; 0: off].")
 @click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
               help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
 @click.option("--min-free-space", envvar="LAMPI_MIN_FREE_SPACE", default=None,
@@ -112,6 +114,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
             f"  Swift:        {s.base_url()}{'/swift' if s.storage_url_form == 'allas' else ''}/v1/AUTH_{boot.project.id}",
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
+            *([f"  Console:      {s.console_url()}/"] if s.console_port else []),
             f"  data dir:     {dd}",
             f"  credentials:  eval \"$(lampi openrc --data-dir {dd})\"",
         ]

@@ -29,6 +29,7 @@ from lampi.config import Settings
 from lampi.core import sse
 from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
+from lampi.console.views import build_console_app
 from lampi.http.context import (
     BODY_TIMEOUT,
     IDENTITY,
@@ -238,3 +239,25 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     # object named "a\nb" (valid in Swift and S3) would get aiohttp's bare 404
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=expect_handler)
     return app
+
+
+@web.middleware
+async def _console_api(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[API] = "console"  # access log, and a stalled upload's 408
+    return await handler(request)
+
+
+def build_console(settings: Settings, app: web.Application) -> web.Application:
+    """The web console (lampi.console) for the listener on ``console_port``: its own
+    application over the same storage and identity service as ``app``, behind the same
+    outer middleware (transaction id, access log, catch-all 500). Other routes for that
+    listener (e.g. ``/metrics``) can be added to it before it starts."""
+    console = build_console_app(settings, app[IDENTITY], app[STORAGE], middlewares=(outer_middleware, _console_api))
+
+    async def on_response_prepare(request: web.Request, resp: web.StreamResponse) -> None:
+        tid = request.get(TRANS_ID)
+        if tid and "X-Trans-Id" not in resp.headers:
+            _stamp(resp, tid)
+
+    console.on_response_prepare.append(on_response_prepare)
+    return console

@@ -33,7 +33,7 @@ from lampi.config import Settings
 from lampi.core.identity import Bootstrap, IdentityService
 from lampi.core.storage import namespace_problem as store_namespace_problem
 from lampi.gateway import guard
-from lampi.gateway.app import build_app
+from lampi.gateway.app import build_app, build_console
 from lampi.log import setup_logging
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.store.fsmodes import make_private
@@ -168,7 +168,8 @@ class _InFlight:
 
 
 async def _serve(
-    settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None
+    settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None,
+    console_sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully.
 
@@ -204,21 +205,33 @@ async def _serve(
     # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
     runner = guard.GuardedRunner(app, limits=guard.Limits.of(settings), access_log=None, handle_signals=False,
                                  shutdown_timeout=settings.shutdown_timeout, read_bufsize=READ_BUFSIZE)
+    # listeners with applications of their own (the console's), cleaned up before the
+    # main app's, which closes the stores they share
+    runners: list[web.AppRunner] = []
+    sites: list[web.SockSite] = []
     try:
         await runner.setup()
         if stop.is_set():  # stopped while starting: never serve
             return
-        site = web.SockSite(runner, sock)
-        await site.start()
+        sites.append(web.SockSite(runner, sock))
         # the S3-only port (setting s3_port): same app; dispatch tells the port apart
-        s3_site = web.SockSite(runner, s3_sock) if s3_sock is not None else None
-        if s3_site is not None:
-            await s3_site.start()
+        if s3_sock is not None:
+            sites.append(web.SockSite(runner, s3_sock))
+        if console_sock is not None:  # the web console (setting console_port): an app of its own
+            console = build_console(settings, app)
+            console.middlewares.insert(0, inflight.middleware)
+            crunner = guard.GuardedRunner(console, limits=guard.Limits.of(settings), access_log=None,
+                                          handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
+                                          read_bufsize=READ_BUFSIZE)
+            runners.append(crunner)
+            await crunner.setup()
+            sites.append(web.SockSite(crunner, console_sock))
+        for site in sites:
+            await site.start()
         await stop.wait()
         inflight.stopping = True
-        await site.stop()  # closes the listening socket: no new connections
-        if s3_site is not None:
-            await s3_site.stop()
+        for site in sites:
+            await site.stop()  # closes the listening socket: no new connections
         if inflight.tasks:
             log.info("shutting down: waiting for %d request(s) in flight", len(inflight.tasks))
             waiters = [asyncio.ensure_future(inflight.idle.wait()), asyncio.ensure_future(hurry.wait())]
@@ -231,6 +244,8 @@ async def _serve(
                 task.cancel()
             await asyncio.wait([asyncio.ensure_future(inflight.idle.wait())], timeout=5)
     finally:
+        for r in runners:
+            await r.cleanup()
         await runner.cleanup()
         for sig in signals:
             loop.remove_signal_handler(sig)
@@ -239,12 +254,12 @@ async def _serve(
 
 def serve_worker(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
-    s3_sock: socket.socket | None = None,
+    s3_sock: socket.socket | None = None, console_sock: socket.socket | None = None,
 ) -> None:
     loop = guard.new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, sock, signals, s3_sock))
+        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, console_sock))
         # blob writes run in threads: let them finish before the process exits
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -269,7 +284,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
-                  parent_pid: int | None = None) -> None:
+                  parent_pid: int | None = None, console_sock: socket.socket | None = None) -> None:
     # The parent forks with SIGTERM/SIGINT blocked (its own handler must never run in a
     # worker): note a SIGTERM from now on, then let the pending ones in.
     global _stop_requested
@@ -282,7 +297,7 @@ def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socke
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     setup_logging(settings.log_level, settings.log_format)
-    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock)
+    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, console_sock=console_sock)
 
 
 def _limits(settings: Settings) -> Settings:
@@ -313,19 +328,27 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     except OSError as exc:
         print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    s3_sock = None
-    if settings.s3_port:
-        try:
-            s3_sock = bind(settings, settings.s3_port)
-        except OSError as exc:
-            print(f"lampi: cannot listen on {settings.host}:{settings.s3_port}: {exc.strerror}", file=sys.stderr)
-            sock.close()
-            return 1
+    extra: dict[str, socket.socket | None] = {"s3": None, "console": None}
+    for what, port in (("s3", settings.s3_port), ("console", settings.console_port)):
+        if port:
+            try:
+                extra[what] = bind(settings, port)
+            except OSError as exc:
+                print(f"lampi: cannot listen on {settings.host}:{port}"
+                      f"{' (the console; --console-port 0 turns it off)' if what == 'console' else ''}: "
+                      f"{exc.strerror}", file=sys.stderr)
+                sock.close()
+                for s in extra.values():
+                    if s is not None:
+                        s.close()
+                return 1
+    s3_sock, console_sock = extra["s3"], extra["console"]
 
     def close_sockets() -> None:
         sock.close()
-        if s3_sock is not None:
-            s3_sock.close()
+        for s in (s3_sock, console_sock):
+            if s is not None:
+                s.close()
 
     if _stop_requested:
         close_sockets()
@@ -349,7 +372,7 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     if announce:
         announce(settings, boot, time.monotonic() - start)
     if settings.workers <= 1:
-        serve_worker(settings, sock, s3_sock=s3_sock)
+        serve_worker(settings, sock, s3_sock=s3_sock, console_sock=console_sock)
         return 0
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
@@ -361,7 +384,8 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         # before installing its own (it unblocks them in _worker_entry)
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
-            p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid()), daemon=False)
+            p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid(), console_sock),
+                            daemon=False)
             p.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
