@@ -107,3 +107,10 @@
     if (n === 0 || !window.confirm("Delete " + n + " object(s)?")) e.preventDefault();
   });
 })();
+
+// other forms that ask first: data-confirm holds the question (set as text, never HTML)
+document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (e) {
+    if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+  });
+});

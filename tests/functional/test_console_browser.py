@@ -1,0 +1,280 @@
+"""The web console in a real headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, through Selenium): log in, create a bucket, upload through the file
+input and watch the progress reach 100%, preview, share with a second project and see
+it there, make it public and fetch the link anonymously, make an S3 key and use it with
+boto3, delete everything; names with HTML in them render as text in the DOM.
+
+Without Chromium these tests skip, unless ``LAMPI_REQUIRE_BROWSER=1`` (set by .ci/run),
+which makes a missing browser a failure. Screenshots go to the test's temporary
+directory, or to ``LAMPI_CONSOLE_SCREENSHOTS`` if set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import swiftclient
+
+from tests.functional.conftest import LampiServer, free_port
+from tests.functional.console_helpers import rc_password
+from tests.functional.swift_helpers import new_account
+
+WAIT = 90  # seconds: a busy machine is slow
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("LAMPI_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"LAMPI_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium is not installed (pip install '.[test]')")
+    binary = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    chromedriver = shutil.which("chromedriver")
+    if binary is None or chromedriver is None:
+        _missing("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,900", "--disable-extensions", "--no-first-run"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    drv.set_page_load_timeout(WAIT)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+@pytest.fixture(scope="module")
+def bsrv(tmp_path_factory: pytest.TempPathFactory, driver: Any) -> Iterator[LampiServer]:
+    srv = LampiServer(data_dir=tmp_path_factory.mktemp("console-browser") / "data", port=free_port(),
+                      console_port=free_port())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = os.environ.get("LAMPI_CONSOLE_SCREENSHOTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def png(width: int = 96, height: int = 64) -> bytes:
+    """A small RGB gradient PNG."""
+    rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 160))
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+class Page:
+    """The browser on the console of a server."""
+
+    def __init__(self, drv: Any, srv: LampiServer, shots: Path) -> None:
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as EC
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.d, self.srv, self.shots, self.By, self.EC = drv, srv, shots, By, EC
+        # a page being replaced under a check: look again
+        self.wait = WebDriverWait(drv, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+        self.base = f"http://127.0.0.1:{srv.console_port}"
+
+    def go(self, path: str) -> None:
+        self.d.get(self.base + path)
+
+    def css(self, sel: str) -> Any:
+        return self.wait.until(self.EC.presence_of_element_located((self.By.CSS_SELECTOR, sel)))
+
+    def all(self, sel: str) -> list[Any]:
+        return self.d.find_elements(self.By.CSS_SELECTOR, sel)
+
+    def submit(self, form_sel: str, **fields: str) -> None:
+        form = self.css(form_sel)
+        for name, value in fields.items():
+            el = form.find_element(self.By.NAME, name)
+            if el.tag_name == "select":
+                from selenium.webdriver.support.ui import Select
+
+                Select(el).select_by_value(value)
+            else:
+                el.clear()
+                el.send_keys(value)
+        old = self.d.find_element(self.By.TAG_NAME, "html")
+        form.find_element(self.By.CSS_SELECTOR, "button[type=submit]").click()
+        self.wait.until(self.EC.staleness_of(old))
+
+    def login(self, user: str, password: str) -> None:
+        self.d.delete_all_cookies()
+        self.go("/login")
+        self.submit("#login-form", user=user, password=password)
+
+    def logout(self) -> None:
+        self.submit("header form")
+
+    def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.d.save_screenshot(str(path))
+        return path
+
+
+def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_path: Path) -> None:
+    import boto3
+
+    p = Page(driver, bsrv, shots)
+    rc = bsrv.openrc()
+    conn = swiftclient.Connection(authurl=bsrv.auth_url, user="admin", key=rc["OS_PASSWORD"], auth_version="3",
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": "admin"}, retries=0)
+    bucket = "demo-" + uuid.uuid4().hex[:8]
+
+    # log in, create a bucket
+    p.login("admin", rc_password(bsrv))
+    assert p.d.current_url.endswith("/buckets")
+    p.submit("#create-bucket", bucket=bucket)
+    assert p.css("h1").text == bucket
+
+    # upload two files through the file input; each progress bar reaches 100%
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    table = tmp_path / "results.csv"
+    table.write_text("sample,value\nalpha,1\nbeta,2\n")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    p.css("#file-input").send_keys("\n".join(str(f) for f in (image, table, big)))
+    p.wait.until(lambda d: len(p.all("#uploads li.done")) == 3)
+    statuses = [el.text for el in p.all("#uploads .upload-status")]
+    assert statuses == ["100% done"] * 3
+    assert [int(el.get_attribute("value")) for el in p.all("#uploads progress")] == [100, 100, 100]
+    assert p.css("#overall-text").text == "100%"
+    p.shot("console-upload")
+    assert sorted(o["name"] for o in conn.get_container(bucket)[1]) == ["big.bin", "photo.png", "results.csv"]
+    assert conn.get_object(bucket, "big.bin")[1] == big.read_bytes()
+
+    # the listing, and previews: the image shows, the CSV is a table
+    p.css("#refresh-listing").click()
+    p.wait.until(lambda d: len(p.all("#objects .object-link")) == 3)
+    p.shot("console-bucket")
+    p.d.find_element(p.By.LINK_TEXT, "photo.png").click()
+    img = p.css("#preview-image")
+    p.wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 96)
+    p.shot("console-preview")
+    p.go(f"/object?bucket={bucket}&name=results.csv")
+    cells = [c.text for c in p.all("#preview-table th, #preview-table td")]
+    assert cells == ["sample", "value", "alpha", "1", "beta", "2"]
+
+    # share with a second project (read); its user sees it under "Shared with you"
+    other = new_account(bsrv)
+    p.go(f"/bucket?bucket={bucket}")
+    p.submit("#share-form", project=other.project_id, access="read")
+    assert other.project_id in p.css("#access-h").find_element(p.By.XPATH, "..").text
+    p.logout()
+    p.login(other.user, other.password)
+    shared = p.css("#shared-with-me")
+    assert bucket in shared.text
+    shared.find_element(p.By.LINK_TEXT, bucket).click()
+    p.wait.until(lambda d: len(p.all("#objects .object-link")) == 3)
+    assert not p.all("#delete-bucket")  # not the owner: no owner's controls
+    p.shot("console-shared")
+    p.logout()
+
+    # make it public; the link works for anyone
+    p.login("admin", rc_password(bsrv))
+    p.go(f"/bucket?bucket={bucket}")
+    p.submit("#public-form")
+    link = p.css("#public-link").get_attribute("href")
+    assert link == f"{bsrv.url}/{bucket}/"
+    anon = requests.get(link + "photo.png", timeout=60)
+    assert anon.status_code == 200 and anon.content == image.read_bytes()
+    assert "<Key>results.csv</Key>" in requests.get(link, timeout=60).text
+    p.go("/buckets")
+    row = p.d.find_element(p.By.LINK_TEXT, bucket).find_element(p.By.XPATH, "../..")
+    assert "public" in row.text and "shared" in row.text and "3" in row.text
+    p.shot("console-buckets")
+
+    # an S3 key, the secret shown once, used with boto3
+    p.go("/keys")
+    p.submit("#create-key-form")
+    access, secret = p.css("#new-access").text, p.css("#new-secret").text
+    s3 = boto3.client("s3", endpoint_url=bsrv.url, aws_access_key_id=access, aws_secret_access_key=secret,
+                      region_name="us-east-1")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["big.bin", "photo.png", "results.csv"]
+    assert s3.get_object(Bucket=bucket, Key="results.csv")["Body"].read() == table.read_bytes()
+    p.go("/keys")
+    assert access in p.css("#keys").text and secret not in p.d.page_source  # shown once only
+
+    # delete everything: objects (multi-select, confirmed), the bucket (its count), the key
+    p.go(f"/bucket?bucket={bucket}")
+    for box in p.all("#objects input[type=checkbox]")[:2]:
+        box.click()
+    p.css("#delete-selected").click()
+    p.wait.until(p.EC.alert_is_present())
+    alert = p.d.switch_to.alert
+    assert alert.text == "Delete 2 object(s)?"
+    alert.accept()
+    p.wait.until(lambda d: len(p.all("#objects .object-link")) == 1)
+    assert "1 object(s)" in p.css("#bucket-summary").text
+    p.submit("#delete-bucket-form", confirm="1")
+    assert p.d.current_url.endswith("/buckets") and bucket not in p.css("#buckets").text
+    with pytest.raises(swiftclient.ClientException):
+        conn.head_container(bucket)
+    p.go("/keys")
+    p.submit("#keys form")
+    assert access not in p.css("#keys").text
+    with pytest.raises(Exception):
+        s3.list_buckets()
+
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiServer, shots: Path) -> None:
+    p = Page(driver, bsrv, shots)
+    rc = bsrv.openrc()
+    conn = swiftclient.Connection(authurl=bsrv.auth_url, user="admin", key=rc["OS_PASSWORD"], auth_version="3",
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": "admin"}, retries=0)
+    bucket = "xss-" + uuid.uuid4().hex[:8]
+    conn.put_container(bucket)
+    conn.put_object(bucket, XSS, b"<script>window.pwned=1</script>", content_type="text/plain",
+                    headers={"X-Object-Meta-Note": XSS})
+    conn.put_object(bucket, f"{XSS}/inner.txt", b"x", content_type="text/plain")
+    p.login("admin", rc_password(bsrv))
+    p.go(f"/bucket?bucket={bucket}")
+    links = [a.text for a in p.all("#objects a")]
+    assert XSS in links and f"{XSS}/" in links  # the object and the pseudo-folder, as text
+    assert not p.all("#objects img") and not p.all("img[src=x]")
+    p.d.find_element(p.By.LINK_TEXT, XSS).click()
+    assert p.css("#object-name").text == XSS
+    assert p.css("#preview-text").text == "<script>window.pwned=1</script>"
+    assert XSS in p.css("#metadata").text
+    assert not p.all("img") and p.d.execute_script("return window.pwned === undefined")
+    # an alert would have been left open (selenium raises on the next command if so)
+    assert p.d.title.startswith(XSS)
