@@ -294,3 +294,16 @@ def test_names_and_metadata_are_escaped(csrv: LampiServer, admin: ConsoleUser) -
     assert r.headers["Content-Type"] == "application/octet-stream"
     assert r.headers["Content-Disposition"].startswith("attachment")
     assert r.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in r.headers["Content-Security-Policy"]
+
+
+def test_ci_installs_chromium_and_a_missing_browser_fails_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.functional import test_console_browser as tb
+
+    ci = (Path(__file__).parents[2] / ".ci" / "run").read_text()
+    assert "apt-get install -y chromium chromium-driver" in ci and "export LAMPI_REQUIRE_BROWSER=1" in ci
+    monkeypatch.setenv("LAMPI_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception):
+        tb._missing("no chromium")
+    monkeypatch.delenv("LAMPI_REQUIRE_BROWSER")
+    with pytest.raises(pytest.skip.Exception):
+        tb._missing("no chromium")
