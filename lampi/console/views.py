@@ -376,10 +376,19 @@ async def bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
         request, "bucket.html", bucket=name, owner=owner if not own else "", own=own, prefix=prefix, filter=filt,
         folders=folders, objects=objects, crumbs=crumbs, count=head.get("X-Container-Object-Count", "0"),
         bytes=head.get("X-Container-Bytes-Used", "0"), public=public, readers=readers, writers=writers,
-        public_url=f"{request.app[CONF].base_url()}/{name}/" if public else "",
+        public_url=public_link(request.app[CONF], owner, name) if public else "",
         next_marker=(last.get("subdir") or last.get("name", "")) if more else "", url=bucket_url,
         csrf=sess.csrf,
     )
+
+
+def public_link(settings: Settings, owner: str, name: str) -> str:
+    """The anonymous link of a public bucket: ``/<bucket>/`` (Allas's), or per project
+    (``bucket_namespace = "project"``) ``/<project_id>:<bucket>/``."""
+    from urllib.parse import quote
+
+    ref = f"{owner}:{name}" if settings.bucket_namespace == "project" else name
+    return f"{settings.base_url()}/{quote(ref, safe=':')}/"
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:

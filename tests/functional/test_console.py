@@ -307,3 +307,110 @@ def test_ci_installs_chromium_and_a_missing_browser_fails_there(monkeypatch: pyt
     monkeypatch.delenv("LAMPI_REQUIRE_BROWSER")
     with pytest.raises(pytest.skip.Exception):
         tb._missing("no chromium")
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for n, data in files.items():
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_browse_folders_breadcrumbs_filter_and_pages(csrv: LampiServer, admin: ConsoleUser) -> None:
+    conn = admin_swift(csrv)
+    b = name()
+    conn.put_container(b)
+    files = {f"logs/2026/f{i:03d}.txt": b"x" for i in range(101)}
+    files.update({"logs/readme.txt": b"r", "top.txt": b"t", "other/a.txt": b"a"})
+    url, token = conn.get_auth()
+    r = requests.put(f"{url}/{b}", params={"extract-archive": "tar"}, data=_tar(files),
+                     headers={"X-Auth-Token": token, "Accept": "application/json"}, timeout=120)
+    assert r.status_code == 200 and r.json()["Number Files Created"] == 104, r.text
+    top = admin.get("/bucket", params={"bucket": b}).text
+    assert ">logs/<" in top and ">other/<" in top and ">top.txt<" in top and "104 object(s)" in top
+    page = admin.get("/bucket", params={"bucket": b, "prefix": "logs/"}).text
+    assert ">2026/<" in page and ">readme.txt<" in page
+    p1 = admin.get("/bucket", params={"bucket": b, "prefix": "logs/2026/"}).text
+    assert 'aria-label="Breadcrumbs"' in p1 and "prefix=logs%2F2026%2F" in p1 and "prefix=logs%2F\"" in p1
+    assert p1.count('class="object-link"') == 100 and ">f099.txt<" in p1 and "f100.txt" not in p1
+    nxt = re.search(r'id="next-page" href="([^"]+)"', p1).group(1).replace("&amp;", "&")
+    p2 = admin.get(nxt).text
+    assert p2.count('class="object-link"') == 1 and ">f100.txt<" in p2 and 'id="next-page"' not in p2
+    filt = admin.get("/bucket", params={"bucket": b, "prefix": "logs/2026/", "filter": "f05"}).text
+    assert filt.count('class="object-link"') == 10 and ">f050.txt<" in filt
+
+
+def test_previews_and_downloads(csrv: LampiServer, admin: ConsoleUser) -> None:
+    conn = admin_swift(csrv)
+    b = name()
+    conn.put_container(b)
+    conn.put_object(b, "notes.txt", "hello, wörld\n".encode(), content_type="text/plain")
+    conn.put_object(b, "t.csv", b"a,b\n1,2\n", content_type="text/csv")
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    conn.put_object(b, "doc.pdf", pdf, content_type="application/pdf")
+    conn.put_object(b, "pic.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+                    content_type="image/svg+xml")
+    text = admin.get("/object", params={"bucket": b, "name": "notes.txt"}).text
+    assert '<pre id="preview-text">hello, wörld\n</pre>' in text
+    csv_page = admin.get("/object", params={"bucket": b, "name": "t.csv"}).text
+    assert '<th scope="col">a</th><th scope="col">b</th>' in csv_page and "<td>1</td><td>2</td>" in csv_page
+    pdf_page = admin.get("/object", params={"bucket": b, "name": "doc.pdf"}).text
+    assert 'id="preview-pdf"' in pdf_page and 'type="application/pdf"' in pdf_page
+    r = admin.get("/raw", params={"bucket": b, "name": "doc.pdf"})
+    assert r.content == pdf and r.headers["Content-Type"] == "application/pdf"
+    assert r.headers["Content-Disposition"].startswith("inline") and "sandbox" not in r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self'" in r.headers["Content-Security-Policy"]
+    r = admin.get("/raw", params={"bucket": b, "name": "notes.txt", "download": "1"})
+    assert r.headers["Content-Disposition"] == "attachment; filename*=UTF-8''notes.txt"
+    assert r.content == "hello, wörld\n".encode()
+    svg = admin.get("/raw", params={"bucket": b, "name": "pic.svg"})  # SVG can script: a download only
+    assert svg.headers["Content-Type"] == "application/octet-stream"
+    assert svg.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_usage_against_quotas(csrv: LampiServer) -> None:
+    acct = new_account(csrv)
+    csrv.cli("project", "set-quota", acct.project, "--bytes", "1000", "--containers", "4")
+    u = ConsoleUser(csrv)
+    u.login(acct.user, acct.password)
+    u.post("/buckets", {"bucket": name()})
+    b = name()
+    u.post("/buckets", {"bucket": b})
+    assert u.upload(b, "a.bin", b"x" * 250).status_code == 201
+    page = u.get("/usage").text
+    assert "250 B of 1000 B" in page and 'value="25"' in page and "2 of 4" in page
+    r = u.upload(b, "big.bin", b"x" * 800)  # over the project's quota: the API's 413
+    assert r.status_code == 413
+    assert "big.bin" not in [o["name"] for o in acct.conn.get_container(b)[1]]
+
+
+def test_per_project_namespace_public_link_and_sharing(tmp_path: Path) -> None:
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), console_port=free_port(),
+                      extra_args=["--bucket-namespace", "project"])
+    srv.start()
+    try:
+        a, bacct = new_account(srv), new_account(srv)
+        ua, ub = ConsoleUser(srv), ConsoleUser(srv)
+        ua.login(a.user, a.password)
+        ub.login(bacct.user, bacct.password)
+        for u in (ua, ub):  # the same name in two projects
+            assert u.post("/buckets", {"bucket": "data"}).status_code == 200
+        ua.upload("data", "f.txt", b"from A", "text/plain")
+        ub.upload("data", "f.txt", b"from B", "text/plain")
+        page = ua.post("/bucket/public", {"bucket": "data", "public": "1"}).text
+        link = re.search(r'id="public-link" href="([^"]+)"', page).group(1)
+        assert link == f"{srv.url}/{a.project_id}:data/"
+        assert requests.get(link + "f.txt", timeout=60).content == b"from A"
+        ua.post("/bucket/share", {"bucket": "data", "project": bacct.project_id, "access": "read"})
+        shared = ub.get("/buckets").text.split('id="shared-with-me"', 1)[1]
+        assert f"owner={a.project_id}" in shared
+        assert ub.get("/raw", params={"bucket": "data", "owner": a.project_id, "name": "f.txt"}).content == b"from A"
+        assert ub.get("/raw", params={"bucket": "data", "name": "f.txt"}).content == b"from B"
+    finally:
+        srv.stop()
