@@ -177,6 +177,16 @@ def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_pa
     assert sorted(o["name"] for o in conn.get_container(bucket)[1]) == ["big.bin", "photo.png", "results.csv"]
     assert conn.get_object(bucket, "big.bin")[1] == big.read_bytes()
 
+    # drag and drop: a file dropped on the zone uploads the same way
+    p.d.execute_script("""
+        const dt = new DataTransfer();
+        dt.items.add(new File(["dropped in"], "dropped.txt", {type: "text/plain"}));
+        document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+    """)
+    p.wait.until(lambda d: len(p.all("#uploads li.done")) == 4)
+    assert conn.get_object(bucket, "dropped.txt")[1] == b"dropped in"
+    conn.delete_object(bucket, "dropped.txt")
+
     # the listing, and previews: the image shows, the CSV is a table
     p.css("#refresh-listing").click()
     p.wait.until(lambda d: len(p.all("#objects .object-link")) == 3)
@@ -278,3 +288,34 @@ def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiS
     assert not p.all("img") and p.d.execute_script("return window.pwned === undefined")
     # an alert would have been left open (selenium raises on the next command if so)
     assert p.d.title.startswith(XSS)
+
+
+def test_readable_on_a_narrow_screen_and_by_keyboard(driver: Any, bsrv: LampiServer, shots: Path) -> None:
+    p = Page(driver, bsrv, shots)
+    p.login("admin", rc_password(bsrv))
+    bucket = "narrow-" + uuid.uuid4().hex[:8]
+    p.submit("#create-bucket", bucket=bucket)
+    try:
+        driver.set_window_size(380, 800)
+        for path in ("/buckets", f"/bucket?bucket={bucket}", "/keys", "/usage"):
+            p.go(path)
+            p.css("main")
+            # nothing wider than the screen: no sideways scrolling of the page itself
+            assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+        p.shot("console-narrow")
+        # every form field has a label (or an aria-label) for screen readers
+        p.go(f"/bucket?bucket={bucket}")
+        unlabelled = driver.execute_script("""
+            return [...document.querySelectorAll('input:not([type=hidden]), select')].filter(
+                el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.outerHTML);
+        """)
+        assert unlabelled == []
+        # the first Tab reaches the skip link, which leads to the content
+        from selenium.webdriver.common.keys import Keys
+
+        driver.find_element(p.By.TAG_NAME, "body").send_keys(Keys.TAB)
+        assert driver.switch_to.active_element.get_attribute("class") == "skip"
+    finally:
+        driver.set_window_size(1280, 900)
+        p.go(f"/bucket?bucket={bucket}")
+        p.submit("#delete-bucket-form", confirm="0")
