@@ -179,5 +179,9 @@ class Upstream:
             headers["Content-Length"] = str(length)
         await self.call("PUT", self.account_path(project_id, container, name), token, headers=headers, data=body)
 
+    async def post_object(self, token: str, project_id: str, container: str, name: str,
+                          headers: Mapping[str, str]) -> None:
+        await self.call("POST", self.account_path(project_id, container, name), token, headers=headers)
+
     async def delete_object(self, token: str, project_id: str, container: str, name: str) -> None:
         await self.call("DELETE", self.account_path(project_id, container, name), token, ok=(200, 204, 404))

@@ -539,7 +539,10 @@ async def object_page(request: web.Request, sess: Sess) -> web.StreamResponse:
     base = {"bucket": name, "name": obj, **({"owner": owner} if owner != sess.project_id else {})}
     from urllib.parse import urlencode
 
-    return render(request, "object.html", bucket=name, owner=owner if owner != sess.project_id else "", obj=obj,
+    temp = request.get("console.temp_url")
+    return render(request, "object.html", temp_url=temp[0] if temp else "",
+                  temp_expires=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(temp[1])) if temp else "",
+                  meta_text="\n".join(f"{k}: {v}" for k, v in meta), bucket=name, owner=owner if owner != sess.project_id else "", obj=obj,
                   head=head, ctype=ctype, kind=kind, text=text, table=table, truncated=truncated, meta=meta,
                   raw_url="/raw?" + urlencode(base), download_url="/raw?" + urlencode({**base, "download": "1"}),
                   url=bucket_url, csrf=sess.csrf, parent=obj.rsplit("/", 1)[0] + "/" if "/" in obj else "")
@@ -583,6 +586,82 @@ def _quote(s: str) -> str:
     from urllib.parse import quote
 
     return quote(s, safe="")
+
+
+TEMPURL_MAX = 30 * 86400
+META_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@page()
+async def edit_meta(request: web.Request, sess: Sess) -> web.StreamResponse:
+    """Replace the object's metadata (Swift POST: the whole set) with the form's
+    ``key: value`` lines."""
+    form = await post_form(request, sess)
+    name, owner = target(request, sess, form)
+    obj = str(form.get("object") or "")
+    headers = {}
+    for line in str(form.get("meta") or "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not set(key) <= META_NAME or not value.isprintable():
+            return render(request, "error.html", status=400, what=f"Editing the metadata of {obj}",
+                          message="Each line is a name (letters, digits, '-', '_'), a colon and a value.")
+        headers[f"X-Object-Meta-{key}"] = value
+    try:
+        await request.app[UPSTREAM].post_object(sess.token, owner, name, obj, headers)
+    except UpstreamError as exc:
+        return problem(request, exc, f"Editing the metadata of {obj}")
+    return see_other(object_url(name, owner if owner != sess.project_id else None, obj))
+
+
+def object_url(bucket: str, owner: str | None, obj: str) -> str:
+    from urllib.parse import urlencode
+
+    return "/object?" + urlencode({"bucket": bucket, **({"owner": owner} if owner else {}), "name": obj})
+
+
+@page()
+async def temp_url(request: web.Request, sess: Sess) -> web.StreamResponse:
+    """A Swift temp URL for GET of the object, valid for the chosen time, signed with the
+    bucket's temp URL key (made, as ``swift post -m Temp-URL-Key:...``, if it has none):
+    only those who may read and change that key (the bucket's owners) can make one."""
+    import hashlib
+    import hmac
+    import secrets
+    from urllib.parse import quote
+
+    form = await post_form(request, sess)
+    name, owner = target(request, sess)  # in the query: the answer is the object's page
+    obj = request.query.get("name", "")
+    try:
+        seconds = int(str(form.get("seconds") or "3600"))
+    except ValueError:
+        seconds = 0
+    if not 60 <= seconds <= TEMPURL_MAX:
+        return render(request, "error.html", status=400, what=f"A temporary link to {obj}",
+                      message="Choose between one minute and 30 days.")
+    up = request.app[UPSTREAM]
+    try:
+        await up.head_object(sess.token, owner, name, obj)
+        head = await up.head_container(sess.token, owner, name)
+        key = head.get("X-Container-Meta-Temp-Url-Key", "")
+        if not key:
+            key = secrets.token_hex(32)
+            await up.post_container(sess.token, owner, name, {"X-Container-Meta-Temp-URL-Key": key})
+            head = await up.head_container(sess.token, owner, name)
+            if head.get("X-Container-Meta-Temp-Url-Key", "") != key:
+                raise UpstreamError(403)
+    except UpstreamError as exc:
+        return problem(request, exc, f"A temporary link to {obj}")
+    expires = int(time.time()) + seconds
+    path = f"/v1/AUTH_{owner}/{name}/{obj}"
+    sig = hmac.new(key.encode(), f"GET\n{expires}\n{path}".encode(), hashlib.sha256).hexdigest()
+    link = (f"{request.app[CONF].base_url()}/v1/AUTH_{quote(owner, safe='')}/{quote(name, safe='')}/"
+            f"{quote(obj, safe='/')}?temp_url_sig={sig}&temp_url_expires={expires}")
+    request["console.temp_url"] = (link, expires)
+    return await object_page(request)
 
 
 # -- S3 keys, usage ------------------------------------------------------------------
@@ -693,6 +772,8 @@ def build_console_app(settings: Settings, identity: IdentityService, storage: St
     r.add_post("/bucket/public", publish)
     r.add_get("/object", object_page)
     r.add_get("/raw", raw)
+    r.add_post("/object/meta", edit_meta)
+    r.add_post("/object/tempurl", temp_url)
     r.add_get("/keys", keys)
     r.add_post("/keys", create_key)
     r.add_post("/keys/delete", delete_key)

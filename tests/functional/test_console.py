@@ -414,3 +414,28 @@ def test_per_project_namespace_public_link_and_sharing(tmp_path: Path) -> None:
         assert ub.get("/raw", params={"bucket": "data", "name": "f.txt"}).content == b"from B"
     finally:
         srv.stop()
+
+
+def test_edit_metadata_and_temp_url(csrv: LampiServer, admin: ConsoleUser) -> None:
+    conn = admin_swift(csrv)
+    b = name()
+    admin.post("/buckets", {"bucket": b})
+    admin.upload(b, "dir/r.txt", b"report", "text/plain")
+    r = admin.post("/object/meta", {"bucket": b, "object": "dir/r.txt", "meta": "Owner: lab\nStage: raw\n"})
+    assert r.status_code == 200 and "Stage: raw" in r.text
+    h = conn.head_object(b, "dir/r.txt")
+    assert h["x-object-meta-owner"] == "lab" and h["x-object-meta-stage"] == "raw"
+    assert admin.post("/object/meta", {"bucket": b, "object": "dir/r.txt", "meta": "bad name: x"}).status_code == 400
+    r = admin.post(f"/object/tempurl?bucket={b}&name=dir%2Fr.txt", {"seconds": "3600"})
+    assert r.status_code == 200
+    link = re.search(r'id="temp-url" href="([^"]+)"', r.text).group(1).replace("&amp;", "&")
+    assert requests.get(link, timeout=60).content == b"report"
+    assert requests.get(link.replace("dir/r.txt", "dir/other.txt"), timeout=60).status_code == 401
+    assert requests.get(f"{csrv.url}/{b}/dir/r.txt", timeout=60).status_code == 403  # the bucket stays private
+    # a reader cannot make one: it may not set the bucket's key, nor read it
+    reader = f"r{uuid.uuid4().hex[:8]}"
+    csrv.cli("user", "create", reader, "--password", "pw-reader-2", "--project", "admin", "--role", "reader")
+    ur = ConsoleUser(csrv)
+    ur.login(reader, "pw-reader-2")
+    r = ur.post(f"/object/tempurl?bucket={b}&name=dir%2Fr.txt", {"seconds": "3600"})
+    assert r.status_code == 403 and 'id="temp-url"' not in r.text
