@@ -50,13 +50,14 @@
     };
     xhr.onload = function () {
       pending--;
-      if (xhr.status >= 200 && xhr.status < 300) {
+      // 201 only: an ended session answers with a redirect the XHR follows to the login page
+      if (xhr.status === 201) {
         bar.value = 100;
         status.textContent = "100% done";
         li.className = "done";
         sent[idx] = file.size;
       } else {
-        status.textContent = "failed (" + xhr.status + ")";
+        status.textContent = xhr.status === 200 ? "failed (log in again)" : "failed (" + xhr.status + ")";
         li.className = "failed";
       }
       updateOverall();
