@@ -319,3 +319,24 @@ def test_readable_on_a_narrow_screen_and_by_keyboard(driver: Any, bsrv: LampiSer
         driver.set_window_size(1280, 900)
         p.go(f"/bucket?bucket={bucket}")
         p.submit("#delete-bucket-form", confirm="0")
+
+
+def test_refused_upload_shows_as_failed(driver: Any, bsrv: LampiServer, shots: Path, tmp_path: Path) -> None:
+    p = Page(driver, bsrv, shots)
+    rc = bsrv.openrc()
+    conn = swiftclient.Connection(authurl=bsrv.auth_url, user="admin", key=rc["OS_PASSWORD"], auth_version="3",
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": "admin"}, retries=0)
+    bucket = "ro-" + uuid.uuid4().hex[:8]
+    conn.put_container(bucket)
+    reader = "r" + uuid.uuid4().hex[:8]
+    bsrv.cli("user", "create", reader, "--password", "pw-reader-3", "--project", "admin", "--role", "reader")
+    p.login(reader, "pw-reader-3")
+    p.go(f"/bucket?bucket={bucket}")
+    f = tmp_path / "nope.txt"
+    f.write_text("no")
+    p.css("#file-input").send_keys(str(f))
+    p.wait.until(lambda d: len(p.all("#uploads li.failed")) == 1)
+    assert p.css("#uploads .upload-status").text == "failed (403)"
+    assert conn.get_container(bucket)[1] == []
+    conn.delete_container(bucket)
