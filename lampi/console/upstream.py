@@ -179,6 +179,14 @@ class Upstream:
             headers["Content-Length"] = str(length)
         await self.call("PUT", self.account_path(project_id, container, name), token, headers=headers, data=body)
 
+    async def copy_object(self, token: str, project_id: str, src: str, dest: str, name: str,
+                          src_account: str | None = None) -> None:
+        """A server-side copy (Swift PUT with X-Copy-From), checked as the user's own."""
+        headers = {"X-Copy-From": f"/{q(src)}/{q(name)}", "Content-Length": "0"}
+        if src_account:
+            headers["X-Copy-From-Account"] = f"AUTH_{src_account}"
+        await self.call("PUT", self.account_path(project_id, dest, name), token, headers=headers)
+
     async def post_object(self, token: str, project_id: str, container: str, name: str,
                           headers: Mapping[str, str]) -> None:
         await self.call("POST", self.account_path(project_id, container, name), token, headers=headers)

@@ -455,6 +455,37 @@ async def delete_bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
 
 
 @page()
+async def copy_bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
+    """A new bucket of the user's project holding copies of every object of this one
+    (each a server-side copy through the Swift API: read access to the source, the
+    project's quotas and name rules apply)."""
+    form = await post_form(request, sess)
+    name, owner = target(request, sess, form)
+    dest = str(form.get("dest") or "").strip()
+    if not dest:
+        return render(request, "error.html", status=400, what=f"Copying {name}", message="Name the new bucket.")
+    up = request.app[UPSTREAM]
+    mine = sess.project_id or ""
+    try:
+        await up.head_container(sess.token, owner, name)
+        if await up.create_container(sess.token, mine, dest) == 202:
+            return render(request, "error.html", status=409, what=f"Copying {name}",
+                          message="A bucket of that name exists already.")
+        marker = ""
+        while True:
+            rows = await up.list_container(sess.token, owner, name, marker=marker, limit=1000, delimiter=None)
+            if not rows:
+                break
+            for r in rows:
+                await up.copy_object(sess.token, mine, name, dest, r["name"],
+                                     src_account=owner if owner != mine else None)
+            marker = rows[-1]["name"]
+    except UpstreamError as exc:
+        return problem(request, exc, f"Copying {name} to {dest}")
+    return see_other(bucket_url(dest))
+
+
+@page()
 async def share(request: web.Request, sess: Sess) -> web.StreamResponse:
     """Grant (or take back) another project's read or write access: ``<project>:*`` in the
     bucket's Swift read / write ACL, as ``a-access +r`` / ``swift post -r`` do."""
@@ -769,6 +800,7 @@ def build_console_app(settings: Settings, identity: IdentityService, storage: St
     r.add_post("/bucket/delete-objects", delete_objects)
     r.add_post("/bucket/delete", delete_bucket)
     r.add_post("/bucket/share", share)
+    r.add_post("/bucket/copy", copy_bucket)
     r.add_post("/bucket/public", publish)
     r.add_get("/object", object_page)
     r.add_get("/raw", raw)

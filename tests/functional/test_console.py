@@ -439,3 +439,26 @@ def test_edit_metadata_and_temp_url(csrv: LampiServer, admin: ConsoleUser) -> No
     ur.login(reader, "pw-reader-2")
     r = ur.post(f"/object/tempurl?bucket={b}&name=dir%2Fr.txt", {"seconds": "3600"})
     assert r.status_code == 403 and 'id="temp-url"' not in r.text
+
+
+def test_copy_a_bucket_own_and_shared(csrv: LampiServer, admin: ConsoleUser) -> None:
+    conn = admin_swift(csrv)
+    owner = conn.get_auth()[0].rsplit("AUTH_", 1)[1]
+    src, dst = name(), name()
+    admin.post("/buckets", {"bucket": src})
+    for n in ("a.txt", "d/b.txt"):
+        admin.upload(src, n, n.encode(), "text/plain")
+    r = admin.post("/bucket/copy", {"bucket": src, "dest": dst})
+    assert r.status_code == 200 and r.url.endswith(f"bucket={dst}")
+    assert sorted(o["name"] for o in conn.get_container(dst)[1]) == ["a.txt", "d/b.txt"]
+    assert conn.get_object(dst, "d/b.txt")[1] == b"d/b.txt"
+    assert admin.post("/bucket/copy", {"bucket": src, "dest": dst}).status_code == 409
+    # another project: refused until the bucket is shared with it, then copied into its own
+    acct = new_account(csrv)
+    ub = ConsoleUser(csrv)
+    ub.login(acct.user, acct.password)
+    mine = name()
+    assert ub.post("/bucket/copy", {"bucket": src, "owner": owner, "dest": mine}).status_code == 403
+    admin.post("/bucket/share", {"bucket": src, "project": acct.project_id, "access": "read"})
+    assert ub.post("/bucket/copy", {"bucket": src, "owner": owner, "dest": mine}).status_code == 200
+    assert sorted(o["name"] for o in acct.conn.get_container(mine)[1]) == ["a.txt", "d/b.txt"]
