@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,12 @@ class Settings:
     )
     workers: int = field(
         default=1, metadata={"help": "Worker processes sharing the listening port."}
+    )
+    meta_url: str = field(
+        default="",
+        metadata={"help": "Where the metadata lives: empty, the SQLite file meta.db in the data dir (one "
+                  "node); postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, a PostgreSQL database shared by "
+                  "any number of gateways (docs/scale-out.md)."},
     )
     public_url: str = field(
         default="",
@@ -140,6 +147,13 @@ class Settings:
                   "it is made (Swift's X-Storage-Policy). TOML also takes [[storage_policy]] tables "
                   "(name, path, default). Default: one policy, 'default-placement', as Allas reports."},
     )
+    blob_url: str = field(
+        default="",
+        metadata={"help": "Where object bytes are kept: empty, files under the data dir; "
+                  "rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client> (optionally &namespace=<ns>), a Ceph "
+                  "RADOS pool, striped into RADOS objects of 4 MiB (docs/scale-out.md). Storage policies "
+                  "without a path keep their bytes there; a policy's path may be a rados:// URL of its own."},
+    )
     default_storage_policy: str = field(
         default="",
         metadata={"help": "The policy of containers made without X-Storage-Policy (and of S3 buckets); "
@@ -173,7 +187,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.meta_url and not self.meta_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"setting 'meta_url': cannot use {self.meta_url!r} (empty for SQLite in the data "
+                             "dir, or postgresql://user@host:port/db)")
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
+        if self.blob_url:
+            check_blob_url(self.blob_url)
         self.policies()  # and malformed storage policies
         if self.storage_url_form not in ("allas", "swift"):
             raise ValueError(f"setting 'storage_url_form': cannot use {self.storage_url_form!r} (allas or swift)")
@@ -238,6 +257,31 @@ class PolicySpec:
     root: Path  # the blob root (the data dir itself for a policy without a path)
     default: bool = False
     in_data_dir: bool = True  # root is the data dir: blob ids without a policy prefix
+    url: str = ""  # a rados:// URL: the policy's bytes are in that pool, not under root
+
+
+def parse_blob_url(url: str) -> dict[str, str]:
+    """``rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client>&namespace=<ns>`` → its parts
+    (pool, conf, client, namespace; ValueError naming what is wrong)."""
+    u = urlsplit(url)
+    if u.scheme != "rados" or not u.netloc or u.path not in ("", "/"):
+        raise ValueError(f"cannot use {url!r}: expected rados://<pool>?conf=<ceph.conf>&id=<client>")
+    q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+    unknown = set(q) - {"conf", "id", "namespace"}
+    if unknown:
+        raise ValueError(f"cannot use {url!r}: unknown parameter(s) {', '.join(sorted(unknown))} "
+                         "(conf, id, namespace)")
+    return {"pool": u.netloc, "conf": q.get("conf", ""), "client": q.get("id", "") or "admin",
+            "namespace": q.get("namespace", "")}
+
+
+def check_blob_url(url: str, what: str = "blob_url") -> str:
+    """A ``rados://`` URL checked (ValueError naming the setting and the problem)."""
+    try:
+        parse_blob_url(url)
+    except ValueError as exc:
+        raise ValueError(f"setting {what!r}: {exc}") from None
+    return url
 
 
 _POLICY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -250,6 +294,7 @@ def parse_policies(spec: str, default: str, data_dir: Path) -> list[PolicySpec]:
     out: list[PolicySpec] = []
     seen: dict[str, str] = {}
     roots: dict[Path, str] = {}
+    urls: dict[str, str] = {}
     base = data_dir.absolute()
     for item in str(spec).split(","):
         item = item.strip()
@@ -263,6 +308,13 @@ def parse_policies(spec: str, default: str, data_dir: Path) -> list[PolicySpec]:
         if name.upper() in seen:
             raise ValueError(f"setting 'storage_policies': policy {name!r} named twice")
         seen[name.upper()] = name
+        if path.startswith("rados://"):  # a pool of its own (lampi.store.blob.rados)
+            check_blob_url(path, "storage_policies")
+            if path in urls:
+                raise ValueError(f"setting 'storage_policies': policies {urls[path]!r} and {name!r} share {path}")
+            urls[path] = name
+            out.append(PolicySpec(name, base / ".rados" / name, in_data_dir=False, url=path))
+            continue
         root = (base / path).absolute() if path else base
         if root in roots:
             raise ValueError(f"setting 'storage_policies': policies {roots[root]!r} and {name!r} share the "
@@ -273,7 +325,7 @@ def parse_policies(spec: str, default: str, data_dir: Path) -> list[PolicySpec]:
         raise ValueError("setting 'storage_policies': at least one policy is needed")
     for p in out:  # a root inside another's blob or temp tree would be taken for its files
         for q in out:
-            if p is not q and any(p.root.is_relative_to(q.root / d) for d in ("blobs", "tmp")):
+            if p is not q and not p.url and not q.url and any(p.root.is_relative_to(q.root / d) for d in ("blobs", "tmp")):
                 raise ValueError(f"setting 'storage_policies': the directory of {p.name!r} ({p.root}) is "
                                  f"inside the blobs of {q.name!r}")
     want = default.strip() if default else out[0].name

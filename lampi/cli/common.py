@@ -23,6 +23,8 @@ NO_STORE_EXIT = 2  # as `lampi fsck` always had it: 1 there means "damage found"
 
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     root = ctx.find_root()
+    if overrides.get("meta_url") is None and ctx.meta.get("lampi.meta_url"):
+        overrides["meta_url"] = ctx.meta["lampi.meta_url"]  # --meta-url (data_dir_option)
     config = overrides.pop("config", None) or ctx.meta.get("lampi.config") or root.params.get("config")
     try:
         return load_settings(overrides, config_file=config)
@@ -38,6 +40,8 @@ def require_store(settings: Settings) -> None:
     (with an admin of its own) that the running server never sees.
     """
     path = settings.data_path
+    if settings.meta_url:  # PostgreSQL: the store checks its schema when opened (open_store)
+        return
     if not (path / "meta.db").is_file():
         err = click.ClickException(
             f"no lampi data in {path.resolve()} (no meta.db): create it with `lampi init` or `lampi serve`, "
@@ -49,12 +53,11 @@ def require_store(settings: Settings) -> None:
 def run_identity(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``fn(identity_service)`` against the data dir's stores (which must exist)."""
     from lampi.core.identity import IdentityService
-    from lampi.store.meta.sqlite import SQLiteMetaStore
 
     require_store(settings)
 
     async def go() -> T:
-        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        meta = open_store(settings)
         try:
             ident = IdentityService(meta, settings)
             return await fn(ident)
@@ -65,6 +68,21 @@ def run_identity(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except errors.DomainError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def open_store(settings: Settings) -> Any:
+    """The settings' MetaStore (meta_url: SQLite in the data dir, or PostgreSQL) for an
+    admin command: an existing one only (a PostgreSQL database without the schema, or
+    with an older or newer one, is refused with exit status 2 and what to do)."""
+    from lampi.store.meta.factory import open_meta
+    from lampi.store.meta.postgres.schema import SchemaError
+
+    try:
+        return open_meta(settings.meta_url, settings.data_path)
+    except SchemaError as exc:
+        err = click.ClickException(str(exc))
+        err.exit_code = NO_STORE_EXIT
+        raise err from None
 
 
 def emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers: list[str] | None = None) -> None:
@@ -98,8 +116,26 @@ _config_option = click.option("--config", default=None, expose_value=False, call
 _data_dir_option = click.option("--data-dir", envvar="LAMPI_DATA_DIR", default=None, help=DATA_DIR_HELP)
 
 
+def _remember_meta_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["lampi.meta_url"] = value
+    return value
+
+
+# every command that opens the store takes --meta-url (env LAMPI_META_URL and TOML meta_url
+# are read by load_settings)
+meta_url_option = click.option(
+    "--meta-url", default=None, expose_value=False, callback=_remember_meta_url, metavar="URL",
+    help="Metadata store: postgresql://USER@HOST:PORT/DB [env LAMPI_META_URL; default: meta.db (SQLite) in "
+         "the data dir].")
+
+
 def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return _config_option(_data_dir_option(f))
+    return _config_option(meta_url_option(_data_dir_option(f)))
+
+
+def config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _config_option(f)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
@@ -109,6 +145,10 @@ policies_option = click.option(
     "--storage-policies", envvar="LAMPI_STORAGE_POLICIES", default=None, metavar="NAME[=PATH],...",
     help="Storage policies, each keeping its objects' bytes in its own directory (relative to the data dir; "
          "none: the data dir) [env LAMPI_STORAGE_POLICIES; default default-placement].")
+blob_url_option = click.option(
+    "--blob-url", envvar="LAMPI_BLOB_URL", default=None, metavar="URL",
+    help="Where object bytes are kept: rados://<pool>?conf=/etc/ceph/ceph.conf&id=<client> for a Ceph pool "
+         "[env LAMPI_BLOB_URL; default: files under the data dir].")
 default_policy_option = click.option(
     "--default-storage-policy", envvar="LAMPI_DEFAULT_STORAGE_POLICY", default=None, metavar="NAME",
     help="Policy of containers made without X-Storage-Policy [env LAMPI_DEFAULT_STORAGE_POLICY; default: "

@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from lampi.cli.common import data_dir_option, json_option, policies_option, require_store, settings_of
+from lampi.cli.common import (
+    NO_STORE_EXIT,
+    blob_url_option,
+    data_dir_option,
+    json_option,
+    open_store,
+    policies_option,
+    require_store,
+    settings_of,
+)
 
 
 @click.command()
@@ -20,9 +29,10 @@ from lampi.cli.common import data_dir_option, json_option, policies_option, requ
                    "uploads in flight are recognised by their lock).")
 @json_option
 @policies_option
+@blob_url_option
 @click.pass_context
 def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, as_json: bool,
-         storage_policies: str | None) -> None:
+         storage_policies: str | None, blob_url: str | None) -> None:
     """Check metadata against blobs; remove orphaned blobs and partial uploads.
 
     Exit status 0 when the store is clean (after removals), 1 when objects have a
@@ -31,14 +41,14 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
     from rich.progress import Progress
 
     from lampi.bg.fsck import fsck as run_fsck
+    from lampi.store.blob.base import BlobStoreUnavailable
     from lampi.store.blob.policies import open_policy_stores
-    from lampi.store.meta.sqlite import SQLiteMetaStore
 
-    settings = settings_of(ctx, data_dir=data_dir, storage_policies=storage_policies)
+    settings = settings_of(ctx, data_dir=data_dir, storage_policies=storage_policies, blob_url=blob_url)
     require_store(settings)  # exit status 2, not 1, which means "damage found"
 
     async def go() -> Any:
-        meta = SQLiteMetaStore(settings.data_path / "meta.db")
+        meta = open_store(settings)
         try:
             with Progress(transient=True, disable=as_json or not sys.stderr.isatty()) as progress:
                 return await run_fsck(meta, open_policy_stores(settings), repair=not dry_run, grace=grace,
@@ -46,7 +56,12 @@ def fsck(ctx: click.Context, data_dir: str | None, dry_run: bool, grace: float, 
         finally:
             await meta.close()
 
-    rep = asyncio.run(go())
+    try:
+        rep = asyncio.run(go())
+    except BlobStoreUnavailable as exc:
+        err = click.ClickException(str(exc))
+        err.exit_code = NO_STORE_EXIT
+        raise err from None
     if as_json:
         click.echo(json.dumps(rep.as_dict(), indent=2))
     else:

@@ -9,7 +9,8 @@ another working directory cannot quietly start a second, empty store.
 
 The commands live by group in this package: ``serve`` (serve, init, openrc),
 ``identity`` (domain, project, user, role), ``credentials``, ``keys`` (kms, sse),
-``fsck``, ``bench``; ``common`` has what they share. This module is the root group.
+``db`` (the metadata database's schema), ``fsck``, ``bench``; ``common`` has what they
+share. This module is the root group.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import click
 
 from lampi import __version__
-from lampi.cli import bench, credentials, fsck, identity, keys, serve
+from lampi.cli import bench, credentials, db, fsck, identity, keys, serve
 from lampi.cli.common import CONFIG_HELP
 from lampi.core import errors
 
@@ -45,7 +46,7 @@ def cli(config: str | None) -> None:
 
 
 for command in (serve.serve, serve.init, serve.openrc, identity.domain, identity.project, identity.user,
-                identity.role, credentials.credential, keys.kms, keys.sse, fsck.fsck, bench.bench):
+                identity.role, credentials.credential, keys.kms, keys.sse, db.db, fsck.fsck, bench.bench):
     cli.add_command(command)
 
 

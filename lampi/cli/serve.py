@@ -13,6 +13,7 @@ import click
 
 from lampi import __version__
 from lampi.cli.common import (
+    blob_url_option,
     default_policy_option,
     data_dir_option,
     policies_option,
@@ -62,6 +63,7 @@ from lampi.config import Settings
                    "(project, as RGW tenants) [env LAMPI_BUCKET_NAMESPACE; default global].")
 @policies_option
 @default_policy_option
+@blob_url_option
 @click.option("--storage-url-form", envvar="LAMPI_STORAGE_URL_FORM", default=None, type=click.Choice(["allas", "swift"]),
               help="Catalog object-store URL: allas, <base>/swift/v1/AUTH_<id>; swift, <base>/v1/AUTH_<id> (both are "
                    "served) [env LAMPI_STORAGE_URL_FORM; default allas].")

@@ -35,19 +35,21 @@ from lampi.core.storage import namespace_problem as store_namespace_problem
 from lampi.gateway import guard
 from lampi.gateway.app import build_app, build_console
 from lampi.log import setup_logging
+from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.store.fsmodes import make_private
-from lampi.store.meta.sqlite import SQLiteMetaStore
+from lampi.store.meta.factory import open_meta
+from lampi.store.meta.postgres.schema import SchemaError
 from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
 READ_BUFSIZE = 1024 * 1024
 
 
-def open_stores(settings: Settings) -> tuple[SQLiteMetaStore, PolicyBlobStore]:
+def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(root / "meta.db", durable=not settings.ephemeral)
+    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral)  # SQLite, or PostgreSQL
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
@@ -118,7 +120,11 @@ def clear_partials(settings: Settings) -> int:
     server on this data dir, still finishing its requests) is left alone: its lock says
     so (lampi.store.blob.fs)."""
     blobs = open_policy_stores(settings)  # every policy's tmp/
-    return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
+    try:
+        return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
+    finally:
+        if "lampi.store.blob.rados" in sys.modules:  # no librados threads across the fork
+            sys.modules["lampi.store.blob.rados"].disconnect()
 
 
 def bind(settings: Settings, port: int | None = None) -> socket.socket:
@@ -354,7 +360,12 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         close_sockets()
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
-    boot = bootstrap(settings)
+    try:
+        boot = bootstrap(settings)
+    except SchemaError as exc:  # meta_url: a database this lampi cannot serve (older schema...)
+        print(f"lampi: {exc}", file=sys.stderr)
+        close_sockets()
+        return 2
     problem = namespace_problem(settings)
     if problem:
         print(f"lampi: {problem}", file=sys.stderr)
@@ -363,7 +374,12 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     if _stop_requested:
         close_sockets()
         return 0
-    removed = clear_partials(settings)
+    try:
+        removed = clear_partials(settings)
+    except BlobStoreUnavailable as exc:
+        print(f"lampi: {exc}", file=sys.stderr)
+        close_sockets()
+        return 2
     if removed:
         log.info("removed %d leftovers of interrupted uploads", removed)
     if _stop_requested:

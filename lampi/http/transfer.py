@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import IO
 
 from aiohttp import web
@@ -18,12 +19,41 @@ log = logging.getLogger("lampi.http")
 INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (send_blob)
 
 
-def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
-    """The object's blob file, opened *before* any header is sent (None when the store
-    is not file-backed), so a blob gone missing (lost disk, manual deletion; ``lampi
-    fsck`` reports it) is a 503 rather than a 200 cut short."""
-    path = request.app[STORAGE].blobs.local_path(rec.blob_id)
-    if path is None or rec.size == 0:
+class PrimedRead:
+    """A blob's bytes from a store that is not file-backed (RADOS), its first chunk
+    already read: the read that would find the blob missing has happened."""
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self.first = first
+        self.rest = rest
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self.first:
+            yield self.first
+        async for chunk in self.rest:
+            yield chunk
+
+
+async def open_blob(
+    request: web.Request, rec: ObjectRecord, offset: int = 0, length: int | None = None
+) -> IO[bytes] | PrimedRead | None:
+    """The object's blob, opened *before* any header is sent, so a blob gone missing
+    (lost disk, manual deletion; ``lampi fsck`` reports it) is a 503 rather than a 200
+    cut short: a local file, or — for a store that is not file-backed — the read of
+    bytes ``offset`` … ``offset + length`` with its first chunk in hand."""
+    blobs = request.app[STORAGE].blobs
+    path = blobs.local_path(rec.blob_id)
+    if path is None:
+        if rec.size == 0 or length == 0 or rec.manifest is not None or sse.is_encrypted(rec.sysmeta):
+            return None
+        it = blobs.read(rec.blob_id, offset, length)
+        try:
+            first = await anext(it, b"")
+        except FileNotFoundError:
+            log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            raise errors.DataUnavailable() from None
+        return PrimedRead(first, it)
+    if rec.size == 0:
         return None
     if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
         if not path.exists():
@@ -39,7 +69,7 @@ def open_blob(request: web.Request, rec: ObjectRecord) -> IO[bytes] | None:
 
 async def send_blob(
     request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int,
-    fh: IO[bytes] | None = None,
+    fh: IO[bytes] | PrimedRead | None = None,
 ) -> None:
     """Send ``length`` bytes of the object's blob from ``offset``; closes ``fh``.
 
@@ -51,6 +81,10 @@ async def send_blob(
     """
     storage = request.app[STORAGE]
     transport = request.transport
+    if isinstance(fh, PrimedRead):
+        async for chunk in fh:
+            await resp.write(chunk)
+        return
     if fh is not None and 0 < length <= INLINE_READ:
         # Small objects: one pread on the loop and one write. The zero-copy path below
         # costs a thread hop, two dup()s, a 1 MiB buffer and a wait for the headers to

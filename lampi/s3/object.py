@@ -356,7 +356,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     if reader is not None and not head and end > start:
         await large.send_large(request, resp, reader, start, end - start)
     elif not head and end > start:
-        fh = open_blob(request, rec)  # a missing blob: 503 before any header
+        fh = await open_blob(request, rec, start, end - start)  # a missing blob: 503 before any header
         await resp.prepare(request)
         await send_blob(request, resp, rec, start, end - start, fh)
     else:

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import hmac
 import re
+import inspect
 import sqlite3
 import time
 import weakref
@@ -194,6 +195,8 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
     if hasattr(meta, "identity_generation"):
         try:
             gen = meta.identity_generation()
+            if inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read per request
+                gen = await gen
         except sqlite3.Error:
             gen = None  # busy: resolve without the cache
         if gen is not None:

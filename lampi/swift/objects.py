@@ -166,7 +166,7 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
         if head:
             await resp.prepare(request)
             return resp
-        fh = open_blob(request, rec)
+        fh = await open_blob(request, rec)
         await resp.prepare(request)
         await send_blob(request, resp, rec, 0, rec.size, fh)
         await resp.write_eof()
@@ -177,7 +177,7 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
         resp.content_type = rec.content_type
         resp.content_length = end - start
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
-        fh = None if head else open_blob(request, rec)
+        fh = None if head else await open_blob(request, rec, start, end - start)
         await resp.prepare(request)
         if not head:
             await send_blob(request, resp, rec, start, end - start, fh)

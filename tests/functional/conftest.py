@@ -257,8 +257,9 @@ class LampiServer:
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin ``lampi`` command on this server's data dir."""
+        meta = self.extra_args[self.extra_args.index("--meta-url"):][:2] if "--meta-url" in self.extra_args else []
         res = subprocess.run(
-            [*lampi_cmd(), *args, "--data-dir", str(self.data_dir)],
+            [*lampi_cmd(), *args, "--data-dir", str(self.data_dir), *meta],
             capture_output=True, text=True, input=input, check=False, timeout=60,
         )
         if check and res.returncode != 0:
@@ -268,14 +269,31 @@ class LampiServer:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
-    """One server for the whole session (tests use unique container names)."""
+    """One server for the whole session (tests use unique container names).
+
+    With ``LAMPI_TEST_META=postgres`` it keeps its metadata in a throw-away PostgreSQL
+    cluster (meta_url): the tests that use this fixture then run against the PostgreSQL
+    MetaStore (.ci/run does so for the core Swift, Keystone and S3 files)."""
     base = tmp_path_factory.mktemp("lampi")
-    srv = LampiServer(data_dir=base / "data", port=free_port())
-    srv.start()
+    cluster = None
+    extra: list[str] = []
+    if os.environ.get("LAMPI_TEST_META") == "postgres":
+        from tests.pgcluster import PGCluster, require_postgres
+
+        cluster = PGCluster(require_postgres())
+        cluster.start()
+        extra = ["--meta-url", cluster.create_db()]
+    srv = LampiServer(data_dir=base / "data", port=free_port(), extra_args=extra)
     try:
+        srv.start()
         yield srv
     finally:
-        srv.stop()
+        try:
+            if srv.proc is not None:
+                srv.stop()
+        finally:
+            if cluster is not None:
+                cluster.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,11 @@ from typing import Protocol
 READ_CHUNK = 256 * 1024
 
 
+class BlobStoreUnavailable(RuntimeError):
+    """The blob store cannot be reached or opened at all (a Ceph cluster not answering,
+    a pool that does not exist, librados not installed); the message says which."""
+
+
 class BlobWriter(Protocol):
     blob_id: str
     size: int

@@ -1,8 +1,9 @@
 """Storage policies over blob stores: one BlobStore per policy, one BlobStore to callers.
 
 Each storage policy (setting ``storage_policies``) keeps its blobs in a store of its own
-(a directory today; a pool of another backend later, behind the same BlobStore
-protocol). A blob's id says which store holds it, so reads, deletes and fsck never
+(a directory, or a Ceph RADOS pool: ``lampi.store.blob.rados``, behind the same BlobStore
+protocol). The policy without a path uses the base store: the data dir's files, or the
+pool of setting ``blob_url``. A blob's id says which store holds it, so reads, deletes and fsck never
 need the object's container: ids of the policy whose root is the data dir (and of every
 store from before policies) are the inner store's ids as they are; the others are
 ``<policy name>:<inner id>``. A policy's name is therefore part of its blobs' ids: a
@@ -162,21 +163,34 @@ class _PrefixedStore:
 
 
 def open_policy_stores(settings: Any, min_free: Any = None, reserve: Any = None) -> PolicyBlobStore:
-    """The file-backed stores of ``settings``' storage policies (lampi.config.PolicySpec);
-    ``min_free`` and the metadata ``reserve`` apply as to a single store (the reserve
-    only on the data dir's filesystem)."""
+    """The stores of ``settings``' storage policies (lampi.config.PolicySpec): the base
+    store is the data dir's files, or the RADOS pool of setting ``blob_url``; a policy
+    with a ``rados://`` path has that pool, one with a directory its directory.
+    ``min_free`` and the metadata ``reserve`` apply to file stores as to a single store
+    (the reserve only on the data dir's filesystem)."""
     from lampi.store.blob.fs import FSBlobStore
     from lampi.store.space import MinFree
 
     mf = min_free if min_free is not None else MinFree()
     durable = not getattr(settings, "ephemeral", False)
-    base = FSBlobStore(settings.data_path, mf, reserve, durable=durable)
+    base: Any
+    if getattr(settings, "blob_url", ""):
+        from lampi.store.blob.rados import RadosBlobStore
+
+        base = RadosBlobStore.from_url(settings.blob_url)
+    else:
+        base = FSBlobStore(settings.data_path, mf, reserve, durable=durable)
     stores: dict[str, BlobStore] = {}
     prefixed: set[str] = set()
     default = ""
     for spec in settings.policies():
         if spec.in_data_dir:
-            stores[spec.name] = base  # type: ignore[assignment]
+            stores[spec.name] = base
+        elif spec.url:
+            from lampi.store.blob.rados import RadosBlobStore
+
+            stores[spec.name] = RadosBlobStore.from_url(spec.url)  # type: ignore[assignment]
+            prefixed.add(spec.name)
         else:
             spec.root.mkdir(parents=True, exist_ok=True)
             stores[spec.name] = FSBlobStore(spec.root, mf, durable=durable)  # type: ignore[assignment]

@@ -1,7 +1,7 @@
 """The MetaStore protocol: everything lampi remembers except object bytes.
 
-Implementations: ``sqlite.SQLiteMetaStore`` (one node). A PostgreSQL store for many
-gateways is planned behind the same protocol. ``tests/unit/store/test_meta_contract.py``
+Implementations: ``sqlite.SQLiteMetaStore`` (one node) and ``postgres.PostgresMetaStore``
+(many gateways over one PostgreSQL database, ``meta_url``). ``tests/unit/store/test_meta_contract.py``
 is the contract every implementation must pass.
 """
 

@@ -5,6 +5,10 @@ opens any number of store instances on the *same* backing database (that is how
 worker processes share one), and closes them all at teardown. To add PostgreSQL,
 add a backend class with ``open()`` and ``close_all()`` and list it in
 ``META_BACKENDS``.
+
+The PostgreSQL backend runs on one throw-away cluster for the session (tests/pgcluster.py),
+a fresh database per test copied from a template that holds the schema. Without
+PostgreSQL its params skip, or fail when LAMPI_REQUIRE_POSTGRES=1 (CI).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 
 from lampi.store.meta.sqlite import SQLiteMetaStore
+from tests.pgcluster import PGCluster, require_postgres
 
 
 class SQLiteBackend:
@@ -36,12 +41,56 @@ class SQLiteBackend:
         asyncio.run(_close())
 
 
-META_BACKENDS = {"sqlite": SQLiteBackend}
+class PostgresBackend:
+    def __init__(self, tmp: Path, url: str) -> None:
+        self.tmp = tmp
+        self.url = url
+        self.stores: list[Any] = []
+
+    def open(self):  # noqa: ANN201
+        from lampi.store.meta.postgres import PostgresMetaStore
+
+        store = PostgresMetaStore(self.url, self.tmp, pool_size=4)
+        self.stores.append(store)
+        return store
+
+    def close_all(self) -> None:
+        async def _close() -> None:
+            for s in self.stores:
+                await s.close()
+
+        asyncio.run(_close())
+
+
+META_BACKENDS = {"sqlite": SQLiteBackend, "postgres": PostgresBackend}
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():  # noqa: ANN201
+    """A throw-away PostgreSQL cluster and the name of a template database holding the
+    lampi schema."""
+    cluster = PGCluster(require_postgres())
+    try:
+        cluster.start()
+        import psycopg
+
+        from lampi.store.meta.postgres.schema import upgrade
+
+        url = cluster.create_db()
+        with psycopg.connect(url, autocommit=True) as conn:
+            upgrade(conn)
+        yield cluster, url.rsplit("/", 1)[1]
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(params=sorted(META_BACKENDS))
 def meta_backend(request: pytest.FixtureRequest, tmp_path: Path):
-    backend = META_BACKENDS[request.param](tmp_path)
+    if request.param == "postgres":
+        cluster, template = request.getfixturevalue("pg_cluster")
+        backend: Any = PostgresBackend(tmp_path, cluster.create_db(template))
+    else:
+        backend = META_BACKENDS[request.param](tmp_path)
     yield backend
     backend.close_all()
 

@@ -1,10 +1,12 @@
-"""The BlobStore contract over every implementation (FSBlobStore, MemoryBlobStore)."""
+"""The BlobStore contract over every implementation (FSBlobStore, MemoryBlobStore,
+RadosBlobStore over a throw-away one-node Ceph: tests/conftest.py ``ceph``)."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,19 @@ from lampi.store.blob.fs import WRITE_BUFFER, FSBlobStore
 from lampi.store.blob.memory import MemoryBlobStore
 
 
-@pytest.fixture(params=["fs", "memory"])
+@pytest.fixture(params=["fs", "memory", "rados"])
 def blobs(request, tmp_path: Path):
     if request.param == "fs":
         return FSBlobStore(tmp_path / "blobs-root")
+    if request.param == "rados":
+        from lampi.store.blob.rados import RadosBlobStore
+        from tests.conftest import CEPH_POOL
+
+        ceph = request.getfixturevalue("ceph")
+        # a RADOS namespace of its own per test: each sees an empty store; small stripes,
+        # so that the contract's multi-chunk blobs span several RADOS objects
+        return RadosBlobStore(CEPH_POOL, str(ceph.conf), "admin", namespace=uuid.uuid4().hex,
+                              stripe_size=64 * 1024 + 1, in_flight=3)
     return MemoryBlobStore()
 
 

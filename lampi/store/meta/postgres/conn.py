@@ -1,0 +1,250 @@
+"""Connections of the PostgreSQL MetaStore: a psycopg 3 connection pool, the
+transaction runner with retries, and the adapter that lets the shared transaction
+bodies (written against sqlite3's ``execute``) run on a PostgreSQL connection.
+
+Transactions: ``_tx`` runs a body in one SERIALIZABLE transaction and retries it (from
+the start, on a fresh snapshot) when PostgreSQL reports a serialization failure or a
+deadlock: the bodies read, decide and write (the current object, then the counters) as
+they do under SQLite's single writer, and SERIALIZABLE makes concurrent gateways'
+transactions behave as if they had run one after the other, so counters stay exact
+(the counter updates themselves are ``SET n = n + $1``). Acknowledged means committed:
+the caller hears back after COMMIT returned (``synchronous_commit`` as the server has it,
+on by default).
+
+The bodies are synchronous (shared with the SQLite store, one implementation of the
+semantics the contract suite checks): they run on a thread pool as large as the
+connection pool, each on a pooled connection; the store's methods are coroutines that
+await them, so the event loop never blocks on the database.
+
+A database that cannot be reached (down, restarting, failing over) is answered with
+``DataUnavailable`` (503) rather than a 500: the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lampi.core import errors
+from lampi.store.meta.postgres import schema
+from lampi.store.meta.postgres.dialect import plain_insert, translate
+
+T = TypeVar("T")
+log = logging.getLogger("lampi.store")
+
+POOL_SIZE = 16
+CONNECT_TIMEOUT = 5  # seconds to wait for a (new) database connection before answering 503
+_RETRIES = 30
+_RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
+
+
+class Cursor:
+    """What the shared bodies use of a sqlite3 cursor."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone() if self._cur.description is not None else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall() if self._cur.description is not None else []
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+class Adapter:
+    """A psycopg connection seen through sqlite3's ``execute``/``executemany``: SQLite
+    statements are translated (lampi.store.meta.postgres.dialect), constraint failures
+    raised as ``sqlite3.IntegrityError`` (what the shared bodies catch). In a
+    transaction, a plain INSERT runs under a savepoint so a caught failure leaves the
+    transaction usable, as in SQLite."""
+
+    __slots__ = ("conn", "in_tx")
+
+    def __init__(self, conn: psycopg.Connection[Any], in_tx: bool) -> None:
+        self.conn, self.in_tx = conn, in_tx
+
+    @staticmethod
+    def _args(named: bool, args: Any) -> Any:
+        if named:
+            return {f"p{i + 1}": v for i, v in enumerate(args)}
+        return tuple(args) if args is not None else None
+
+    def execute(self, sql: str, args: Any = ()) -> Cursor:
+        pg, named = translate(sql)
+        params = self._args(named, args) if args else None
+        if params and not named and any(isinstance(a, str) and "\0" in a for a in params):
+            pg, params = _without_nul(pg, params)
+        try:
+            if self.in_tx and plain_insert(pg):
+                with self.conn.transaction():
+                    return Cursor(self.conn.execute(pg, params))
+            return Cursor(self.conn.execute(pg, params))
+        except pgerrors.IntegrityError as exc:
+            raise sqlite3.IntegrityError(str(exc)) from exc
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        pg, named = translate(sql)
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(pg, [self._args(named, r) for r in rows])
+        except pgerrors.IntegrityError as exc:
+            raise sqlite3.IntegrityError(str(exc)) from exc
+
+
+_COMPARED = re.compile(r"(>=|<=|>|<|=)\s*%s|%s")
+# a bound holding NUL (PostgreSQL text cannot) compared with names, which never hold one:
+# cut at the NUL, the comparison adjusted (name >= "ab\0x" is name > "ab")
+_CUT_OP = {">=": ">", ">": ">", "<": "<=", "<=": "<="}
+
+
+def _without_nul(pg: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """``pg`` and ``params`` with each text parameter holding NUL (a listing's marker,
+    end_marker or prefix: Swift compares them as any other character) cut at its first
+    NUL and its comparison operator adjusted; InvalidArgument where that cannot be."""
+    out: list[Any] = []
+    pieces: list[str] = []
+    pos = 0
+    for i, m in enumerate(_COMPARED.finditer(pg)):
+        value = params[i]
+        if isinstance(value, str) and "\0" in value:
+            op = m.group(1)
+            if op not in _CUT_OP:
+                raise errors.InvalidArgument("NUL is not allowed here")
+            pieces.append(pg[pos:m.start()] + f"{_CUT_OP[op]} %s")
+            value = value[:value.index("\0")]
+        else:
+            pieces.append(pg[pos:m.end()])
+        pos = m.end()
+        out.append(value)
+    pieces.append(pg[pos:])
+    return "".join(pieces), tuple(out)
+
+
+def _unavailable(exc: Exception) -> errors.DataUnavailable:
+    log.error("metadata database unavailable: %s", exc)
+    return errors.DataUnavailable("The metadata database is unavailable; try again.")
+
+
+class PGBase:
+    """Pool, threads and transactions; the record-family mixins build on it (in place
+    of ``SQLiteBase``)."""
+
+    def __init__(self, url: str, data_dir: str | Path, *, create: bool = False, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        # keys (credential sealing keys) stay beside the blobs for now: ``data_dir/keys``
+        self.path = Path(data_dir) / "meta.postgresql"  # never created: its parent is what counts
+        self.reserve = None  # a full local disk does not concern the metadata
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                schema.check(conn, _safe(url), create)  # messages never show a password
+        except psycopg.OperationalError as exc:
+            raise schema.SchemaError(f"cannot connect to {_safe(url)}: {exc}") from None
+        # at most ``pool_size`` threads ask for a connection, so a wait for one is a wait for
+        # the database (down, restarting): short, then 503 (``_unavailable``)
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size,
+                                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                                    open=True, timeout=CONNECT_TIMEOUT, reconnect_timeout=3600, name="lampi-meta")
+        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
+        self._revoked: set[str] = set()
+        self._revoke_version: int | None = None
+        self._revoke_lock = threading.Lock()
+
+    # -- running bodies ---------------------------------------------------------------
+
+    def _call_read(self, fn: Callable[[Any], T]) -> T:
+        # reads are autocommit statements: after a broken pooled connection (the database
+        # restarted since it was last used: the pool drops it) once more on another
+        for attempt in (0, 1):
+            try:
+                with self._pool.connection() as conn:
+                    return fn(Adapter(conn, in_tx=False))
+            except PoolTimeout as exc:
+                raise _unavailable(exc) from exc
+            except psycopg.OperationalError as exc:
+                if attempt:
+                    raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _call_tx(self, fn: Callable[[Any], T]) -> T:
+        delay = 0.002
+        reconnected = False
+        try:
+            for attempt in range(_RETRIES):
+                with self._pool.connection() as conn:
+                    started = False
+                    try:
+                        with conn.transaction():
+                            conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                            started = True
+                            result = fn(Adapter(conn, in_tx=True))
+                        return result
+                    except sqlite3.IntegrityError as exc:
+                        # a serialization conflict PostgreSQL reported as a unique violation
+                        cause = exc.__cause__
+                        if not isinstance(cause, pgerrors.UniqueViolation) or attempt == _RETRIES - 1:
+                            raise
+                    except _RETRYABLE:
+                        if attempt == _RETRIES - 1:
+                            raise
+                    except psycopg.OperationalError:
+                        # a broken pooled connection, before the transaction did anything:
+                        # once more on another (the pool drops this one)
+                        if started or reconnected:
+                            raise
+                        reconnected = True
+                        continue
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.2)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _run(self, fn: Callable[[Any], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_read, fn)
+
+    _read = _run
+
+    async def _tx(self, fn: Callable[[Any], T], frees: bool = False) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn)
+
+    def run_sync(self, fn: Callable[[Any], T]) -> T:
+        return self._executor.submit(self._call_read, fn).result()
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._pool.close()
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        d = conninfo_to_dict(url)
+        if "password" in d:
+            d["password"] = "***"
+        return make_conninfo(**{k: v for k, v in d.items() if v is not None})
+    except Exception:  # noqa: BLE001 - only for a message
+        return "the metadata database"

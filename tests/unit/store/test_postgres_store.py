@@ -1,0 +1,184 @@
+"""PostgreSQL MetaStore specifics (the shared behaviour is test_meta_contract.py's):
+statement translation, listings as few index range scans, exact counters under many
+concurrent writers on several store instances, the versioned schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+from lampi.core.models import Domain, ListParams, ObjectRecord, Project
+from lampi.store.meta.postgres import dialect
+
+pytestmark = pytest.mark.usefixtures("pg_cluster")
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:  # noqa: ANN001
+    cluster, template = pg_cluster
+    return cluster.create_db(template)
+
+
+@pytest.fixture
+def open_store(pg_url, tmp_path):  # noqa: ANN001, ANN201
+    from lampi.store.meta.postgres import PostgresMetaStore
+
+    stores = []
+
+    def opener(**kw):  # noqa: ANN003, ANN202
+        s = PostgresMetaStore(pg_url, tmp_path, **kw)
+        stores.append(s)
+        return s
+
+    yield opener
+
+    async def close() -> None:
+        for s in stores:
+            await s.close()
+
+    asyncio.run(close())
+
+
+def rec(container: str, name: str, size: int = 3) -> ObjectRecord:
+    now = time.time()
+    return ObjectRecord(container=container, name=name, blob_id=uuid.uuid4().hex, size=size, etag="e" * 32,
+                        content_type="application/octet-stream", last_modified=now, data_timestamp=now)
+
+
+def test_translate_placeholders_quotes_and_upserts() -> None:
+    sql, named = dialect.translate("SELECT name || '?version-id=' || v FROM t WHERE a = ? AND b LIKE '%x'")
+    assert sql == "SELECT name || '?version-id=' || v FROM t WHERE a = %s AND b LIKE '%%x'" and not named
+    sql, named = dialect.translate("SELECT value FROM json_each(?1) WHERE x = ?1")
+    assert named and sql == "SELECT value FROM jsonb_array_elements_text(%(p1)s::jsonb) WHERE x = %(p1)s"
+    sql, _ = dialect.translate("INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)")
+    assert sql.endswith("ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at")
+    sql, _ = dialect.translate("INSERT OR IGNORE INTO accounts (project_id, created_at) VALUES (?, ?)")
+    assert sql.endswith("VALUES (%s, %s) ON CONFLICT DO NOTHING")
+    sql, _ = dialect.translate("SELECT 1 FROM t WHERE json_extract(sysmeta, '$.\"s3-owner\"') = ? AND v IS ?")
+    assert sql == "SELECT 1 FROM t WHERE (sysmeta::jsonb ->> 's3-owner') = %s AND v IS NOT DISTINCT FROM %s"
+
+
+async def _fill(url: str, container: str, names: list[str]) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        async with conn.cursor() as cur:
+            async with cur.copy("COPY objects (container, name, blob_id, size, etag, content_type, last_modified, "
+                                "data_timestamp) FROM STDIN") as copy:
+                for n in names:
+                    await copy.write_row((container, n, uuid.uuid4().hex, 1, "e" * 32, "text/plain", 1.0, 1.0))
+
+
+class _Counting:
+    """Counts the statements the store sends (every one goes through Adapter.execute)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lampi.store.meta.postgres import conn
+
+        self.n = 0
+        orig = conn.Adapter.execute
+
+        def execute(adapter, sql, args=()):  # noqa: ANN001, ANN202
+            self.n += 1
+            return orig(adapter, sql, args)
+
+        monkeypatch.setattr(conn.Adapter, "execute", execute)
+
+
+async def test_listing_of_10000_objects_is_one_index_range_scan(open_store, pg_url, monkeypatch) -> None:  # noqa: ANN001
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {}, time.time())
+    names = [f"obj-{i:05d}" for i in range(10_000)] + [f"dir{d}/o{i}" for d in range(20) for i in range(100)]
+    await _fill(pg_url, "c", names)
+    async with await __import__("psycopg").AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("ANALYZE objects")
+    counting = _Counting(monkeypatch)
+    listing = await store.list_objects("c", ListParams(prefix="obj-", limit=10_000), time.time(), raw=True)
+    assert [r[0] for r in listing] == names[:10_000]
+    assert counting.n == 1, f"a 10,000-object listing took {counting.n} queries"
+    # with a delimiter: one query per 1,000-row page and one per folded subdir
+    counting.n = 0
+    folded = await store.list_objects("c", ListParams(delimiter="/", limit=10_000), time.time())
+    assert [e.name for e in folded[:20]] == sorted(f"dir{d}/" for d in range(20))
+    assert len(folded) == 10_000 and folded[20].name == "obj-00000"  # the limit: 20 subdirs + 9,980
+    print(f"queries: 10,000-object listing with delimiter (20 subdirs): {counting.n}")
+    assert counting.n <= 20 + 11 + 2, counting.n
+    # the statement is an index range scan of the primary key, never a table scan
+    from lampi.store.meta.postgres import conn as pgconn
+
+    sql, _ = dialect.translate(
+        "SELECT name, size FROM objects WHERE container = ? AND (delete_at IS NULL OR delete_at > ?) "
+        "AND name >= ? AND name < ? ORDER BY name LIMIT ?")
+    plan = store.run_sync(lambda c: c.conn.execute("EXPLAIN " + sql, ("c", time.time(), "obj-", "obj.", 10_000))
+                          .fetchall())
+    text = "\n".join(r[0] for r in plan)
+    assert "Index Scan using objects_pkey" in text and "Seq Scan" not in text, text
+    assert isinstance(pgconn.POOL_SIZE, int)
+
+
+async def test_counters_exact_with_many_concurrent_writers_on_three_stores(open_store) -> None:  # noqa: ANN001
+    stores = [open_store(pool_size=6) for _ in range(3)]
+    a = stores[0]
+    p = await a.create_project(Project(uuid.uuid4().hex, "p", (await a.create_domain(Domain("d", "D"))).id))
+    await a.create_container(p.id, "c", {}, time.time())
+
+    async def writer(store, tag: int) -> None:  # noqa: ANN001
+        for i in range(12):
+            await store.put_object(rec("c", f"shared-{i % 4}", size=10 + tag))  # the same names from everyone
+            await store.put_object(rec("c", f"own-{tag}-{i}", size=i + 1))
+            if i % 3 == 0:
+                await store.delete_object("c", f"own-{tag}-{i}")
+
+    await asyncio.gather(*(writer(s, t) for t, s in enumerate(stores * 4)))  # 12 writers, 3 stores
+    rows = await a.list_objects("c", ListParams(), time.time())
+    assert len(rows) == 4 + 12 * 8
+    cont = await stores[2].get_container("c")
+    acct = await stores[1].get_account(p.id)
+    assert (cont.object_count, cont.bytes_used) == (len(rows), sum(e.bytes for e in rows))
+    assert (acct.object_count, acct.bytes_used) == (len(rows), sum(e.bytes for e in rows))
+
+
+async def test_schema_older_than_the_code_is_refused_until_upgraded(open_store, pg_url, monkeypatch) -> None:  # noqa: ANN001
+    import psycopg
+
+    from lampi.store.meta.postgres import schema
+
+    open_store()  # version 1, current: opens
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, "ALTER TABLE objects ADD COLUMN v2_test TEXT")
+    with pytest.raises(schema.SchemaError, match="version 1, older than this lampi's .2.: run `lampi db upgrade`"):
+        open_store()
+    with pytest.raises(schema.SchemaError, match="older"):
+        open_store(create=True)  # serve does not upgrade behind the operator's back
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert schema.upgrade(conn) == (1, 2)
+        assert schema.upgrade(conn) == (2, 2)  # idempotent
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+    store = open_store()
+    await store.ensure_account("x")
+    assert json.loads(json.dumps((await store.get_account("x")).object_count)) == 0
+
+
+async def test_nul_in_listing_bounds_compares_as_a_character(open_store) -> None:  # noqa: ANN001
+    """PostgreSQL text cannot hold NUL; names never do, so a marker/prefix with one is cut
+    there and its comparison adjusted: the same listing as SQLite's."""
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {}, time.time())
+    for n in ["B2x", "a", "b1x", "c"]:
+        await store.put_object(rec("c", n))
+    now = time.time()
+
+    async def names(**kw) -> list[str]:  # noqa: ANN003
+        return [e.name for e in await store.list_objects("c", ListParams(**kw), now)]
+
+    assert await names(marker="b1x\0", end_marker="B2w", reverse=True) == ["b1x", "a", "B2x"]
+    assert await names(marker="a\0") == ["b1x", "c"]
+    assert await names(end_marker="b1x\0") == ["B2x", "a", "b1x"]
+    assert await names(prefix="\0") == []
+    assert await names(prefix="b\0") == []
