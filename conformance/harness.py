@@ -176,6 +176,11 @@ class Lampi:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
+                if not (self.data_dir / "meta.db").exists():
+                    # not bound yet: lampi serve binds, then creates its store; until then
+                    # another process that took the port meanwhile would answer below
+                    time.sleep(0.25)
+                    continue
                 try:
                     with urllib.request.urlopen(f"{self.url}/healthcheck", timeout=5) as r:
                         if r.status == 200:

@@ -181,12 +181,42 @@ class Settings:
     sse_c_require_tls: bool = field(
         default=True,
         metadata={"help": "Refuse S3 SSE-C requests (customer-provided encryption keys) that did not come over "
-                  "HTTPS, as S3 does: lampi serves plain HTTP, so behind a TLS proxy list the proxy in "
+                  "HTTPS, as S3 does: with tls_cert lampi serves HTTPS itself; behind a TLS proxy list the proxy in "
                   "trusted_proxies and have it send X-Forwarded-Proto: https. false accepts the keys over "
                   "plain HTTP (a laptop, CI)."},
     )
 
+    metrics_port: int = field(
+        default=0,
+        metadata={"help": "A listener of its own (same host) serving /metrics (Prometheus text format, every "
+                  "worker's values), /healthcheck and /readyz; 0: none. Never on the main port, where "
+                  "/metrics would be an S3 bucket."},
+    )
+    metrics_token: str = field(
+        default="", repr=False,
+        metadata={"help": "When set, /metrics answers only requests with Authorization: Bearer <token> "
+                  "(401 otherwise)."},
+    )
+    metrics_usage: bool = field(
+        default=False,
+        metadata={"help": "Add per-project usage gauges (lampi_project_bytes, _objects, _buckets: one series "
+                  "per project each) to /metrics."},
+    )
+    tls_cert: str = field(
+        default="",
+        metadata={"help": "PEM certificate (chain) file: every listener serves HTTPS; with tls_key. Reloaded "
+                  "on SIGHUP. Empty: plain HTTP."},
+    )
+    tls_key: str = field(default="", metadata={"help": "PEM private key file of tls_cert."})
+    tls_ca: str = field(
+        default="",
+        metadata={"help": "CA certificate file clients need to trust tls_cert, written to the RC file as "
+                  "OS_CACERT. Empty: tls_cert itself when it is self-signed, else none (a public CA)."},
+    )
+
     def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("settings 'tls_cert' and 'tls_key': give both or neither")
         if self.meta_url and not self.meta_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"setting 'meta_url': cannot use {self.meta_url!r} (empty for SQLite in the data "
                              "dir, or postgresql://user@host:port/db)")
@@ -207,7 +237,7 @@ class Settings:
         if self.admin_password and (self.admin_password.startswith("-") or not self.admin_password.isprintable()):
             raise ValueError("setting 'admin_password': printable, and not starting with '-' "
                              "(swift -K and openstack --os-password would read it as an option)")
-        for name in ("port", "s3_port", "console_port"):
+        for name in ("port", "s3_port", "console_port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"setting {name!r}: {getattr(self, name)} is not a TCP port (0 to 65535)")
         if self.bucket_namespace not in BUCKET_NAMESPACES:
@@ -236,7 +266,7 @@ class Settings:
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.console_port}"
+        return f"{self.scheme}://{host}:{self.console_port}"
 
     def base_url(self) -> str:
         if self.public_url:
@@ -246,7 +276,26 @@ class Settings:
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def cacert(self) -> str:
+        """The CA file clients should trust (the RC file's OS_CACERT): ``tls_ca``, else
+        ``tls_cert`` when it is self-signed, else none."""
+        if self.tls_ca:
+            return str(Path(self.tls_ca).absolute())
+        if not self.tls_cert:
+            return ""
+        try:
+            from cryptography import x509
+
+            cert = x509.load_pem_x509_certificate(Path(self.tls_cert).read_bytes())
+        except (OSError, ValueError):
+            return ""
+        return str(Path(self.tls_cert).absolute()) if cert.issuer == cert.subject else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,6 +183,9 @@ def _body_bytes(request: web.Request, status: int, resp: web.StreamResponse | No
     return sent
 
 
+body_bytes = _body_bytes  # also for lampi.metrics' byte counts
+
+
 def access_log(
     request: web.Request, status: int, duration: float, resp: web.StreamResponse | None,
     bucket: str | None = None, project: str | None = None,

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from lampi import metrics
 
 LEASE_INTERVALS = 3
 
@@ -37,7 +38,7 @@ def _holder() -> str:
 
 async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger,
                       done: str, failed: str, lease: Callable[[str, float], Awaitable[bool]] | None = None,
-                      ) -> None:
+                      name: str = "") -> None:
     """Call ``run_once`` for ever; log ``done % n`` when it did something, ``failed`` when it raised.
     With ``lease`` (``take_lease`` bound to the store and a lease name), only while
     this process holds that lease."""
@@ -45,7 +46,12 @@ async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, l
     while True:
         try:
             if lease is None or await lease(_holder(), interval * LEASE_INTERVALS):
-                n = await run_once()
+                try:
+                    n = await run_once()
+                except Exception:
+                    metrics.note_pass(name or "background", False)
+                    raise
+                metrics.note_pass(name or "background", True, n)
                 if n:
                     log.info(done, n)
         except asyncio.CancelledError:
@@ -65,7 +71,7 @@ def context(run_once: Callable[[], Awaitable[int]], interval: float, log: loggin
             return await meta.take_lease(name, holder, ttl, time.time())
 
     async def ctx(_app: object) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run_forever(run_once, interval, log, done, failed, lease)) \
+        task = asyncio.ensure_future(run_forever(run_once, interval, log, done, failed, lease, name)) \
             if interval > 0 else None
         yield
         if task is not None:

@@ -81,6 +81,19 @@ from lampi.config import Settings
                    "--s3-secret-key [env LAMPI_S3_ACCESS_KEY].")
 @click.option("--s3-secret-key", envvar="LAMPI_S3_SECRET_KEY", default=None,
               help="Secret of --s3-access-key [env LAMPI_S3_SECRET_KEY].")
+@click.option("--metrics-port", envvar="LAMPI_METRICS_PORT", type=int, default=None,
+              help="Serve /metrics (Prometheus), /healthcheck and /readyz on this port of their own "
+                   "[env LAMPI_METRICS_PORT; default none].")
+@click.option("--metrics-token", envvar="LAMPI_METRICS_TOKEN", default=None,
+              help="Bearer token /metrics requires [env LAMPI_METRICS_TOKEN; default: none required].")
+@click.option("--metrics-usage/--no-metrics-usage", "metrics_usage", default=None,
+              help="Per-project usage gauges in /metrics [env LAMPI_METRICS_USAGE; default off].")
+@click.option("--tls-cert", envvar="LAMPI_TLS_CERT", default=None,
+              help="PEM certificate (chain): serve HTTPS on every listener; with --tls-key; reloaded on SIGHUP "
+                   "[env LAMPI_TLS_CERT].")
+@click.option("--tls-key", envvar="LAMPI_TLS_KEY", default=None, help="PEM private key of --tls-cert [env LAMPI_TLS_KEY].")
+@click.option("--tls-ca", envvar="LAMPI_TLS_CA", default=None,
+              help="CA file for the RC file's OS_CACERT [env LAMPI_TLS_CA; default: --tls-cert when self-signed].")
 @click.pass_context
 def serve(ctx: click.Context, **flags: Any) -> None:
     """Run the server: Keystone v3, the Swift API and the S3 API on one port.
@@ -117,6 +130,9 @@ def serve(ctx: click.Context, **flags: Any) -> None:
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
             *([f"  Console:      {s.console_url()}/"] if s.console_port else []),
+            *([f"  metrics:      {s.scheme}://{s.host}:{s.metrics_port}/metrics (and /readyz)"]
+              if s.metrics_port else []),
+            f"  readiness:    {s.base_url()}/_lampi/ready",
             f"  data dir:     {dd}",
             f"  credentials:  eval \"$(lampi openrc --data-dir {dd})\"",
         ]

@@ -8,6 +8,9 @@ they do for ``swift``, ``openstack`` or ``aws``.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +18,8 @@ from urllib.parse import quote
 import aiohttp
 
 from lampi.config import Settings
+
+log = logging.getLogger("lampi.console")
 
 
 class UpstreamError(Exception):
@@ -26,8 +31,15 @@ class UpstreamError(Exception):
         self.body = body
 
 
+def unreachable(exc: BaseException) -> UpstreamError:
+    """The main listener did not answer (or its certificate was refused): a 502."""
+    log.warning("console: the API listener did not answer: %s", exc)
+    return UpstreamError(502, "the API listener did not answer")
+
+
 def api_base(settings: Settings) -> str:
-    """The main listener as seen from a worker: its own address (a wildcard: loopback)."""
+    """The main listener as seen from a worker: its own address (a wildcard: loopback),
+    over https when it serves TLS."""
     host = settings.host
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
@@ -35,7 +47,33 @@ def api_base(settings: Settings) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return f"{settings.scheme}://{host}:{settings.port}"
+
+
+def client_tls(settings: Settings) -> ssl.SSLContext | None:
+    """How the console checks the main listener's certificate (None: plain HTTP).
+
+    The console talks to its own listener, so the certificate it expects is the one it
+    serves: ``tls_cert`` is its trust anchor (a partial chain, whatever CA signed it),
+    and ``tls_ca`` too when set. The host name is not checked: the address is the
+    worker's own (loopback for a wildcard host), which a certificate for the public
+    name need not list; a peer without the certificate's private key is still refused.
+    """
+    if not settings.tls_cert:
+        return None
+    ctx = ssl.create_default_context(cafile=settings.tls_cert)
+    if settings.tls_ca:
+        ctx.load_verify_locations(cafile=settings.tls_ca)
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.check_hostname = False
+    return ctx
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return -1.0
 
 
 def q(name: str) -> str:
@@ -45,7 +83,9 @@ def q(name: str) -> str:
 class Upstream:
     def __init__(self, settings: Settings) -> None:
         self.base = api_base(settings)
+        self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._tls: tuple[tuple[float, float], ssl.SSLContext | None] | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -63,25 +103,48 @@ class Upstream:
         assert self._session is not None, "console upstream not started"
         return self._session
 
+    def ssl(self) -> ssl.SSLContext | bool:
+        """The client TLS context for the main listener (True: plain HTTP, aiohttp's
+        default), made again when the certificate files change (SIGHUP reload)."""
+        if not self.settings.tls_cert:
+            return True
+        stamp = (_mtime(self.settings.tls_cert), _mtime(self.settings.tls_ca))
+        if self._tls is None or self._tls[0] != stamp:
+            try:
+                self._tls = (stamp, client_tls(self.settings))
+            except (OSError, ssl.SSLError):
+                if self._tls is None:
+                    raise
+                # a file half replaced: the server keeps its certificate too (ReloadableTLS)
+        ctx = self._tls[1]
+        assert ctx is not None
+        return ctx
+
     async def call(self, method: str, path: str, token: str | None = None, *, params: Mapping[str, str] | None = None,
                    headers: Mapping[str, str] | None = None, json_body: Any = None, data: Any = None,
                    ok: tuple[int, ...] = (200, 201, 202, 204)) -> tuple[int, Mapping[str, str], bytes]:
         h = dict(headers or {})
         if token:
             h["X-Auth-Token"] = token
-        async with self.session.request(method, self.base + path, params=params, headers=h, json=json_body,
-                                        data=data) as r:
-            body = await r.read()
-            if r.status not in ok:
-                raise UpstreamError(r.status, body.decode("utf-8", "replace"))
-            return r.status, r.headers, body
+        try:
+            async with self.session.request(method, self.base + path, params=params, headers=h, json=json_body,
+                                            data=data, ssl=self.ssl()) as r:
+                body = await r.read()
+        except (aiohttp.ClientConnectionError, ssl.SSLError) as exc:
+            raise unreachable(exc) from None
+        if r.status not in ok:
+            raise UpstreamError(r.status, body.decode("utf-8", "replace"))
+        return r.status, r.headers, body
 
     async def stream(self, path: str, token: str, headers: Mapping[str, str] | None = None,
                      params: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
         """A GET whose body the caller reads (and must release)."""
         h = dict(headers or {})
         h["X-Auth-Token"] = token
-        r = await self.session.get(self.base + path, headers=h, params=params)
+        try:
+            r = await self.session.get(self.base + path, headers=h, params=params, ssl=self.ssl())
+        except (aiohttp.ClientConnectionError, ssl.SSLError) as exc:
+            raise unreachable(exc) from None
         if r.status not in (200, 206):
             body = await r.read()
             r.release()

@@ -17,7 +17,7 @@ from pathlib import Path
 from lampi.config import Settings
 from lampi.core import errors
 from lampi.core.authz import BUILTIN_ROLES, Principal
-from lampi.core.models import Domain, Project, User
+from lampi.core.models import Credential, Domain, Project, User
 from lampi.core.passwords import hash_password, verify_password
 from lampi.core.tokens import TokenCodec, TokenData, TokenError, load_keys
 from lampi.store.meta.base import MetaStore
@@ -106,8 +106,6 @@ class IdentityService:
     async def _fixed_s3_key(self, user: User, project: Project) -> None:
         """``--s3-access-key``/``--s3-secret-key``: the admin has that key pair in the admin
         project, at every start (a key of that name with another secret or owner is replaced)."""
-        from lampi.core.models import Credential
-
         s = self.settings
         cred = await self.meta.get_credential(s.s3_access_key)
         if cred is not None:
@@ -145,6 +143,9 @@ class IdentityService:
             f"export OS_REGION_NAME={q(s.region)}",
             "export OS_INTERFACE=public",
         ]
+        cacert = s.cacert()
+        if cacert:  # a self-signed certificate (or tls_ca): clients must be told to trust it
+            lines.append(f"export OS_CACERT={q(cacert)}")
         return "\n".join(lines) + "\n"
 
     def write_openrc(self, user: str, password: str, project: str) -> None:

@@ -5,6 +5,7 @@ Every request gets a transaction id in Swift's format, returned as ``X-Trans-Id`
 logged in one access line. Dispatch:
 
     /healthcheck          200 "OK" without auth
+    /_lampi/ready         readiness: 200 when the stores answer, else 503 (lampi.gateway.ops)
     /, /v3/...            Keystone v3 identity (lampi.identity.keystone)
     /auth/v1.0            Swift v1 auth
     /info                 Swift capabilities
@@ -17,13 +18,15 @@ hosts and for any request with S3 credentials (see ``api_of``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import HttpVersion11, web
 
+from lampi import metrics
 from lampi.bg import expirer, lifecycle
 from lampi.config import Settings
 from lampi.core import sse
@@ -31,17 +34,20 @@ from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
 from lampi.console.views import build_console_app
 from lampi.http.context import (
+    AUTH_FAILED,
     BODY_TIMEOUT,
     IDENTITY,
     INFO,
     ON_PREPARE,
+    OPERATION,
     SETTINGS,
     STORAGE,
     PROJECT,
     TRANS_ID,
 )
+from lampi.gateway import ops
 from lampi.identity import keystone
-from lampi.log import access_log, trans_id_var
+from lampi.log import access_log, body_bytes, trans_id_var
 from lampi.s3 import cors as s3_cors
 from lampi.s3 import errors as s3_errors
 from lampi.s3 import host as s3_host
@@ -85,6 +91,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
         except Exception:
             if not request.get(BODY_TIMEOUT):
                 log.exception("unhandled error")
+                metrics.note_error("internal")
             if request.get(API) == "s3":  # S3 clients expect an XML error with a RequestId
                 resp = s3_errors.internal_error(request, tid)
             else:
@@ -101,8 +108,53 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
         # a virtual-hosted S3 request (<bucket>.<s3_domain>) names its bucket in the Host
         # header only, not in the path: log it
         bucket = s3_host.virtual_bucket(request) if request.get(API) == "s3" else None
-        access_log(request, status, time.monotonic() - start, resp, bucket, request.get(PROJECT))
+        took = time.monotonic() - start
+        access_log(request, status, took, resp, bucket, request.get(PROJECT))
+        if metrics.enabled():
+            _note_metrics(request, status, took, resp)
         trans_id_var.reset(token)
+
+
+_SWIFT_LEVELS = ("account", "container", "object")
+_KEYSTONE_OPS = frozenset(("auth", "projects", "users", "domains", "roles", "role_assignments", "credentials",
+                           "services", "endpoints", "regions", "OS-EC2", "limits", "registered_limits", "groups",
+                           "OS-INHERIT", "system", "policies", "OS-TRUST"))
+
+
+def operation_of(request: web.Request, api: str) -> str:
+    """A bounded name for what the request did: S3's operation (GetObject, ...), Swift's
+    method and level ("GET object"), Keystone's method and collection ("POST auth")."""
+    if api == "s3":
+        return request.get(OPERATION) or "unknown"
+    path = request.raw_path.split("?", 1)[0]
+    if api == "swift":
+        rest = path[10:] if path.startswith("/swift/v1/") else path[4:]
+        parts = rest.split("/", 2)
+        n = len(parts) - (1 if len(parts) == 2 and not parts[1] else 0)
+        return f"{request.method} {_SWIFT_LEVELS[min(n, 3) - 1] if n else 'account'}"
+    if api == "keystone":
+        parts = path.split("/", 3)
+        coll = parts[2] if len(parts) > 2 and parts[1] == "v3" else ""
+        return f"{request.method} {coll if coll in _KEYSTONE_OPS else ('version' if not coll else 'other')}"
+    if api == "console":  # the console's route ("GET /buckets"), a bounded set; static files as one
+        resource = request.match_info.route.resource
+        canonical = resource.canonical if resource is not None else "other"
+        method = request.method if request.method in ("GET", "HEAD", "POST") else "OTHER"
+        return f"{method} {'/static' if canonical.startswith('/static') else canonical}"
+    return api
+
+
+def _note_metrics(request: web.Request, status: int, took: float, resp: web.StreamResponse | None) -> None:
+    api = request.get(API) or "other"
+    sent = body_bytes(request, status, resp) or 0
+    received = getattr(request.content, "total_bytes", 0)
+    metrics.note_request(api, operation_of(request, api), status, took, received, sent)
+    if status == 401 or request.get(AUTH_FAILED):
+        if api != "swift" or "X-Auth-Token" in request.headers or "X-Storage-Token" in request.headers \
+                or "temp_url_sig" in request.query:
+            metrics.note_auth_failure(api)  # an anonymous Swift 401 is no failed authentication
+    elif status == 507:
+        metrics.note_error("enospc")
 
 
 def request_timeout(request: web.Request, tid: str) -> web.Response:
@@ -130,6 +182,7 @@ async def healthcheck(request: web.Request) -> web.Response:
 
 
 API = "lampi.api"
+SWIFT_CLIENT = "lampi.swift_client"  # request key: a Swift token came with a request routed to S3
 
 
 def api_of(request: web.Request) -> str:
@@ -148,11 +201,15 @@ def api_of(request: web.Request) -> str:
 def _route(request: web.Request) -> str:
     if s3_host.on_s3_port(request) or s3_host.virtual_bucket(request) is not None or s3_sigv4.is_s3_auth(request):
         return "s3"
+    if request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token"):
+        request[SWIFT_CLIENT] = True  # S3 clients send neither (see dispatch)
     path = request.raw_path.split("?", 1)[0]
     if path.startswith("/v1/") or path.startswith("/swift/v1/") or path in ("/v1", "/swift/v1"):
         return "swift"
     if path in ("/healthcheck", "/healthcheck/"):
         return "health"
+    if path == ops.READY_PATH:
+        return "ready"
     if path in ("/info", "/swift/info", "/info/"):
         return "info"
     if path in ("/auth/v1.0", "/auth/v1.0/", "/v1.0", "/auth/v1", "/swift/auth/v1.0"):
@@ -160,6 +217,21 @@ def _route(request: web.Request) -> str:
     if path == "/" or path.startswith("/v3/") or path == "/v3":
         return "keystone"  # plain GET / is Keystone version discovery
     return "s3"  # everything else is S3, path style (anonymous: AccessDenied)
+
+
+def _swift_bad_path(request: web.Request) -> web.Response:
+    """A Swift client's request (a token, no S3 credentials) for a path that is neither
+    Swift's nor an existing bucket's: Swift's answer, not S3's XML, as its proxy's
+    get_controller decides with ``split_path(path, 1, 4, True)``: an empty first segment
+    (``//v1/...``) 404, an account after a version that is not ``v1`` 400, else no
+    controller (``/info asdf``): 412 ``Bad URL``."""
+    request[API] = "swift"  # sent as Swift's responses are (prepare_response)
+    segs = request.path.split("/", 4)
+    if segs[0] or not segs[1]:
+        return swift_error(404, method=request.method)
+    if len(segs) > 2 and segs[2]:
+        return swift_error(400, method=request.method)
+    return swift_error(412, "Bad URL", method=request.method)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -171,11 +243,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # Allas's public links /<bucket>/<object> (and <bucket>.<s3_domain>/<object>) are
         # anonymous S3 GetObject/HeadObject: S3 headers (x-amz-meta-*), the one access
         # decision (lampi.s3.acl.check → lampi.http.authz.decide), as Allas's RGW answers
-        return await s3_router.handle(request)
+        resp = await s3_router.handle(request)
+        if request.get(SWIFT_CLIENT) and request.get(s3_errors.ERROR_CODE) == "NoSuchBucket":
+            return _swift_bad_path(request)
+        return resp
     if api == "swift":
         return await swift.handle(request)
     if api == "health":
         return await healthcheck(request)
+    if api == "ready":
+        return await ops.ready_response(request.app[STORAGE])
     if api == "info":
         return await swift.info(request)
     if api == "v1auth":
@@ -193,6 +270,13 @@ async def expect_handler(request: web.Request) -> None:
             request["swift.expect_continue"] = True
         return  # other Expect values are ignored, as AWS and RGW do (no 417)
     await swift.expect_handler(request)
+
+
+async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(metrics.flush_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Application:
@@ -234,6 +318,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     # S3 bucket lifecycle rules, on the same schedule (lampi/bg/lifecycle.py)
     app.cleanup_ctx.append(lifecycle.context(app[STORAGE], settings.expirer_interval,
                                              settings.lifecycle_day_seconds))
+    app.cleanup_ctx.append(_metrics_flusher)  # request counts into the shared metrics files (lampi.metrics)
     app.on_cleanup.append(on_cleanup)
     # every path, control characters included: "." would not match a newline, and an
     # object named "a\nb" (valid in Swift and S3) would get aiohttp's bare 404
@@ -241,9 +326,14 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     return app
 
 
+_CONSOLE_OPS = {"/healthcheck": "health", "/readyz": "ready", "/metrics": "metrics"}
+
+
 @web.middleware
 async def _console_api(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[API] = "console"  # access log, and a stalled upload's 408
+    # access log, metrics, and a stalled upload's 408; the ops routes (lampi.gateway.ops)
+    # mounted on the console's listener count as what they are
+    request[API] = _CONSOLE_OPS.get(request.path, "console")
     return await handler(request)
 
 

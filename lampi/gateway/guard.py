@@ -63,6 +63,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, InvalidURLError
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
+from lampi import metrics
 from lampi.config import Settings
 from lampi.http.context import BODY_TIMEOUT, TRANS_ID
 from lampi.log import Throttle, scrub
@@ -271,6 +272,7 @@ class GuardedHandler(RequestHandler):
             self._g_server.idle.pop(self, None)
             self._g_server.open -= 1
             self._g_server = None
+            metrics.note_connection(-1)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -446,6 +448,7 @@ class GuardedServer(web.Server):
 
     def admit(self, new: GuardedHandler) -> None:
         self.open += 1
+        metrics.note_connection(1)
         self.idle[new] = None
         if self.open <= self.limits.max_connections:
             return

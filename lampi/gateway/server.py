@@ -10,6 +10,13 @@ exits 0, the workers already started stop as usual.
 
 Each worker guards its connections (timeouts, a connection cap derived from the
 open-file limit, which ``serve`` first raises to its hard limit): ``lampi.gateway.guard``.
+
+Metrics (lampi.metrics): the parent makes a private directory for prometheus-client's
+multiprocess files before forking, marks a dead worker's live gauges gone, and removes
+the directory at exit; ``metrics_port`` is a listener of its own serving
+``lampi.gateway.ops``. TLS (``tls_cert``/``tls_key``): every listener serves HTTPS;
+SIGHUP makes every worker load the files again (a bad new pair is logged and the old
+one kept).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 import shlex
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -29,11 +37,14 @@ from typing import Any
 
 from aiohttp import web
 
+from lampi import metrics
 from lampi.config import Settings
 from lampi.core.identity import Bootstrap, IdentityService
 from lampi.core.storage import namespace_problem as store_namespace_problem
 from lampi.gateway import guard
 from lampi.gateway.app import build_app, build_console
+from lampi.gateway.ops import add_ops_routes, ops_app
+from lampi.http.context import STORAGE
 from lampi.log import setup_logging
 from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
@@ -137,7 +148,58 @@ def bind(settings: Settings, port: int | None = None) -> socket.socket:
     return sock
 
 
+class TLSError(Exception):
+    """The certificate or key cannot be used (the message names the file and why)."""
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """A server context for ``tls_cert``/``tls_key`` (TLS 1.2 or later); TLSError naming
+    the file when one is missing, unreadable, not PEM, or the two do not match."""
+    for what, path in (("tls_cert", settings.tls_cert), ("tls_key", settings.tls_key)):
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise TLSError(f"{what} {path}: {exc.strerror or exc}") from None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except ssl.SSLError as exc:
+        raise TLSError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: not a PEM certificate "
+                       f"and its private key ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise TLSError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: {exc.strerror or exc}") from None
+    return ctx
+
+
+class ReloadableTLS:
+    """The worker's TLS context: the listeners keep ``base``, whose SNI callback hands each
+    new connection the context loaded last (``reload``, on SIGHUP); connections already
+    open keep theirs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.current = tls_context(settings)
+        self.base = tls_context(settings)
+        self.base.sni_callback = self._pick
+
+    def _pick(self, sslobj: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        sslobj.context = self.current
+        return None
+
+    def reload(self) -> bool:
+        try:
+            self.current = tls_context(self.settings)
+        except TLSError as exc:
+            log.error("SIGHUP: keeping the certificate in use: %s", exc)
+            return False
+        log.info("SIGHUP: certificate reloaded from %s", self.settings.tls_cert)
+        return True
+
+
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_FORK_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # set by a stop signal that came before the event loop took the signals over (start-up)
 _stop_requested = False
 
@@ -145,6 +207,15 @@ _stop_requested = False
 def _note_stop(signum: int, _frame: Any) -> None:
     global _stop_requested
     _stop_requested = True
+
+
+# set by a SIGHUP that came before the event loop took it over: reload once serving
+_hup_requested = False
+
+
+def _note_hup(signum: int, _frame: Any) -> None:
+    global _hup_requested
+    _hup_requested = True
 
 
 class _InFlight:
@@ -175,7 +246,7 @@ class _InFlight:
 
 async def _serve(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None,
-    console_sock: socket.socket | None = None,
+    metrics_sock: socket.socket | None = None, console_sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully.
 
@@ -202,6 +273,12 @@ async def _serve(
         loop.add_signal_handler(sig, on_signal)
     if _stop_requested:
         stop.set()
+    tls = ReloadableTLS(settings) if settings.tls_cert else None
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
+        if _hup_requested:
+            tls.reload()
+    ssl_ctx = tls.base if tls is not None else None
     meta, blobs = open_stores(settings)
     app = build_app(settings, meta, blobs)
     inflight = _InFlight()
@@ -211,27 +288,33 @@ async def _serve(
     # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
     runner = guard.GuardedRunner(app, limits=guard.Limits.of(settings), access_log=None, handle_signals=False,
                                  shutdown_timeout=settings.shutdown_timeout, read_bufsize=READ_BUFSIZE)
-    # listeners with applications of their own (the console's), cleaned up before the
-    # main app's, which closes the stores they share
+    # listeners with applications of their own (the metrics listener's, the console's),
+    # cleaned up before the main app's, which closes the stores they share
     runners: list[web.AppRunner] = []
     sites: list[web.SockSite] = []
     try:
         await runner.setup()
-        if stop.is_set():  # stopped while starting: never serve
-            return
-        sites.append(web.SockSite(runner, sock))
+        sites.append(web.SockSite(runner, sock, ssl_context=ssl_ctx))
         # the S3-only port (setting s3_port): same app; dispatch tells the port apart
         if s3_sock is not None:
-            sites.append(web.SockSite(runner, s3_sock))
+            sites.append(web.SockSite(runner, s3_sock, ssl_context=ssl_ctx))
+        if metrics_sock is not None:  # the metrics listener (setting metrics_port): /metrics, /healthcheck, /readyz only
+            ops_runner = web.AppRunner(ops_app(settings, app[STORAGE]), access_log=None, handle_signals=False)
+            runners.append(ops_runner)
+            await ops_runner.setup()
+            sites.append(web.SockSite(ops_runner, metrics_sock, ssl_context=ssl_ctx))
         if console_sock is not None:  # the web console (setting console_port): an app of its own
             console = build_console(settings, app)
+            add_ops_routes(console, settings, app[STORAGE])  # /metrics, /healthcheck, /readyz there too
             console.middlewares.insert(0, inflight.middleware)
             crunner = guard.GuardedRunner(console, limits=guard.Limits.of(settings), access_log=None,
                                           handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
                                           read_bufsize=READ_BUFSIZE)
             runners.append(crunner)
             await crunner.setup()
-            sites.append(web.SockSite(crunner, console_sock))
+            sites.append(web.SockSite(crunner, console_sock, ssl_context=ssl_ctx))
+        if stop.is_set():  # stopped while starting: never serve
+            return
         for site in sites:
             await site.start()
         await stop.wait()
@@ -253,6 +336,9 @@ async def _serve(
         for r in runners:
             await r.cleanup()
         await runner.cleanup()
+        if tls is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, _note_hup)  # not the default (exit) while stopping
         for sig in signals:
             loop.remove_signal_handler(sig)
             signal.signal(sig, _note_stop)  # a late signal (executor shutdown) is not a traceback
@@ -260,12 +346,13 @@ async def _serve(
 
 def serve_worker(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
-    s3_sock: socket.socket | None = None, console_sock: socket.socket | None = None,
+    s3_sock: socket.socket | None = None, metrics_sock: socket.socket | None = None,
+    console_sock: socket.socket | None = None,
 ) -> None:
     loop = guard.new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, console_sock))
+        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, metrics_sock, console_sock))
         # blob writes run in threads: let them finish before the process exits
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -290,20 +377,24 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
-                  parent_pid: int | None = None, console_sock: socket.socket | None = None) -> None:
-    # The parent forks with SIGTERM/SIGINT blocked (its own handler must never run in a
-    # worker): note a SIGTERM from now on, then let the pending ones in.
-    global _stop_requested
+                  parent_pid: int | None = None, metrics_sock: socket.socket | None = None,
+                  console_sock: socket.socket | None = None) -> None:
+    # The parent forks with SIGTERM/SIGINT (and SIGHUP) blocked (its own handlers must never
+    # run in a worker): note a SIGTERM (a SIGHUP) from now on, then let the pending ones in.
+    global _stop_requested, _hup_requested
     _stop_requested = False
+    _hup_requested = False
     signal.signal(signal.SIGTERM, _note_stop)
+    signal.signal(signal.SIGHUP, _note_hup)
     # Ctrl-C reaches the whole process group; the parent relays it as SIGTERM, so a
     # worker must not count it as a second ("hurry up") signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORK_BLOCKED)
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     setup_logging(settings.log_level, settings.log_format)
-    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, console_sock=console_sock)
+    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, metrics_sock=metrics_sock,
+                 console_sock=console_sock)
 
 
 def _limits(settings: Settings) -> Settings:
@@ -328,14 +419,22 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         signal.signal(sig, _note_stop)
     if stopped is not None and stopped():
         _stop_requested = True
+    if settings.tls_cert:
+        try:
+            tls_context(settings)  # a bad certificate or key: said now, not in every worker
+        except TLSError as exc:
+            print(f"lampi: cannot serve HTTPS: {exc}", file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGHUP, _note_hup)  # until a loop (or the supervisor) takes it over
     settings = _limits(settings)
     try:
         sock = bind(settings)
     except OSError as exc:
         print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    extra: dict[str, socket.socket | None] = {"s3": None, "console": None}
-    for what, port in (("s3", settings.s3_port), ("console", settings.console_port)):
+    extra: dict[str, socket.socket | None] = {"s3": None, "metrics": None, "console": None}
+    for what, port in (("s3", settings.s3_port), ("metrics", settings.metrics_port),
+                       ("console", settings.console_port)):
         if port:
             try:
                 extra[what] = bind(settings, port)
@@ -344,17 +443,17 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
                       f"{' (the console; --console-port 0 turns it off)' if what == 'console' else ''}: "
                       f"{exc.strerror}", file=sys.stderr)
                 sock.close()
-                for s in extra.values():
-                    if s is not None:
-                        s.close()
+                for x in extra.values():
+                    if x is not None:
+                        x.close()
                 return 1
-    s3_sock, console_sock = extra["s3"], extra["console"]
+    s3_sock, metrics_sock, console_sock = extra["s3"], extra["metrics"], extra["console"]
 
     def close_sockets() -> None:
         sock.close()
-        for s in (s3_sock, console_sock):
-            if s is not None:
-                s.close()
+        for x in extra.values():
+            if x is not None:
+                x.close()
 
     if _stop_requested:
         close_sockets()
@@ -387,9 +486,20 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         return 0
     if announce:
         announce(settings, boot, time.monotonic() - start)
-    if settings.workers <= 1:
-        serve_worker(settings, sock, s3_sock=s3_sock, console_sock=console_sock)
-        return 0
+    metrics.setup()  # a private directory for the workers' metrics files, before they fork
+    try:
+        if settings.workers <= 1:
+            serve_worker(settings, sock, s3_sock=s3_sock, metrics_sock=metrics_sock, console_sock=console_sock)
+            return 0
+        return _supervise(settings, sock, s3_sock, metrics_sock, console_sock, close_sockets)
+    finally:
+        metrics.teardown()
+
+
+def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None,
+               metrics_sock: socket.socket | None, console_sock: socket.socket | None,
+               close_sockets: Callable[[], None]) -> int:
+    """Fork the workers, restart one that dies, relay SIGTERM/SIGINT (and SIGHUP)."""
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
     signalled: set[int] = set()
@@ -398,9 +508,10 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     def spawn() -> multiprocessing.process.BaseProcess:
         # blocked across the fork: the child must not run this process's handler
         # before installing its own (it unblocks them in _worker_entry)
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
         try:
-            p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid(), console_sock),
+            p = ctx.Process(target=_worker_entry,
+                            args=(settings, sock, s3_sock, os.getpid(), metrics_sock, console_sock),
                             daemon=False)
             p.start()
         finally:
@@ -421,8 +532,15 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         close_sockets()
         terminate_all()
 
+    def relay_hup(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.pid and p.is_alive():
+                os.kill(p.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if settings.tls_cert:
+        signal.signal(signal.SIGHUP, relay_hup)
     if _stop_requested:  # came before ``stop`` was installed
         stopping = True
     for _ in range(settings.workers):
@@ -439,6 +557,8 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
             p.join(timeout=0.2)
             if not p.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; restarting", p.pid, p.exitcode)
+                if p.pid:
+                    metrics.process_dead(p.pid)  # its open connections are gone
                 procs[i] = spawn()
     close_sockets()
     return 0

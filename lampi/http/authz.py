@@ -181,9 +181,11 @@ async def _policy_verdict(
 async def _decide_acls(
     request: web.Request, principal: Principal | None, project_id: str,
     container: str | None, obj: str | None, *, read: bool, record: ObjectRecord | None = None,
+    container_acls: bool = True,
 ) -> bool:
     """``decide`` by roles and ACLs: account ACLs, Swift's container ACLs, the S3 grants
-    kept beside them (S3 READ lists a bucket; objects have their own ACLs and owner)."""
+    kept beside them (S3 READ lists a bucket; objects have their own ACLs and owner).
+    ``container_acls=False``: roles and account ACLs only (``check_versions_access``)."""
     if principal is not None and (principal.is_reseller or principal.owns(project_id)):
         return True  # keystoneauth: the reseller admin role, an operator role (+ a service token)
     ident: Identity | None = None
@@ -204,7 +206,7 @@ async def _decide_acls(
                 return False
     if principal is not None and read and principal.reads(project_id):
         return False  # a reader role (project_reader_roles): read-only, no swift_owner
-    if container is None:
+    if container is None or not container_acls:
         raise _deny(principal)
     c = await container_record(request, project_id, container)
     if c is None or c.project_id != project_id:
@@ -245,6 +247,20 @@ async def _decide_acls(
     raise _deny(principal)
 
 
+async def check_versions_access(request: web.Request, owner: bool, project_id: str, container: str, obj: str,
+                                *, read: bool) -> None:
+    """Swift's object_versioning serves ``GET``/``HEAD``/``DELETE ?version-id=<id>`` (and
+    a COPY's source with it) from the container's hidden versions container, which has
+    no ACLs of its own: a container ACL grantee is refused (403, "the version-specific
+    GET still requires a swift owner"), while owners (``owner``: the request's swift_owner
+    rights), account ACL grantees and reader roles are let through as to any container
+    of the account."""
+    if owner:
+        return
+    await _decide_acls(request, request.get(PRINCIPAL), project_id, container, obj, read=read,
+                       container_acls=False)
+
+
 async def check_subrequest(
     request: web.Request, project_id: str, container: str, obj: str | None, *, read: bool = True,
 ) -> None:
@@ -267,9 +283,26 @@ def segment_access(request: web.Request, project_id: str, listing: bool = False)
     DLO). Swift's slo/dlo fetch segments in sub-requests carrying the caller's
     authority, so the caller must be allowed to read each segment container (owner,
     account ACL, container ACL incl. ``.r:`` referrers for anonymous callers): a public
-    manifest over a private ``_segments`` container gets 401/403, not the data
-    (``check_subrequest``, which also applies a temp URL's scope)."""
+    manifest over a private ``_segments`` container does not give the data
+    (``check_subrequest``, which also applies a temp URL's scope): 401/403 for a DLO's
+    listing, 409 for segments read in a Swift request (``segment_read_access``)."""
     async def check(container: str) -> None:
         await check_subrequest(request, project_id, container, None if listing else "")
 
     return check
+
+
+def segment_read_access(request: web.Request, project_id: str) -> M.SegmentAccess:
+    """``segment_access`` for reading segments' data in a Swift GET or COPY: a segment
+    the caller may not read is a SegmentError (409 before the first byte, a cut
+    connection after), as Swift's SegmentedIterable takes its sub-request's 401/403;
+    the manifest's own container decided the 401/403 already."""
+    check = segment_access(request, project_id)
+
+    async def checked(container: str) -> None:
+        try:
+            await check(container)
+        except (errors.Unauthorized, errors.Forbidden) as exc:
+            raise errors.SegmentError(f"segment container {container}: {exc.__class__.__name__}") from None
+
+    return checked

@@ -25,8 +25,10 @@ ON_PREPARE = "lampi.on_prepare"
 # set when the request's body stalled past ``body_timeout`` (lampi.gateway.guard): the
 # outer middleware answers 408 in the request's protocol, whatever the handler made of it
 BODY_TIMEOUT = "lampi.body_timeout"
+OPERATION = "lampi.operation"  # the API's name for what a request does (S3: GetObject, ...), for metrics
+AUTH_FAILED = "lampi.auth_failed"  # the request's credentials were refused (an S3 403), for metrics
 # set by a valid temp URL (lampi.swift.tempurl): ("account" | "container", container) of
 # the key used, the scope of the sub-requests it allows (lampi.http.authz.check_subrequest)
 TEMPURL_SCOPE = "lampi.tempurl_scope"
 
-__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "TEMPURL_SCOPE", "Principal"]
+__all__ = ["SETTINGS", "STORAGE", "IDENTITY", "INFO", "TRANS_ID", "PRINCIPAL", "PROJECT", "ON_PREPARE", "BODY_TIMEOUT", "OPERATION", "AUTH_FAILED", "TEMPURL_SCOPE", "Principal"]

@@ -10,6 +10,7 @@ from typing import IO
 
 from aiohttp import web
 
+from lampi import metrics
 from lampi.core import errors, sse
 from lampi.core.models import ObjectRecord
 from lampi.http.context import STORAGE
@@ -51,6 +52,7 @@ async def open_blob(
             first = await anext(it, b"")
         except FileNotFoundError:
             log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            metrics.note_error("missing_blob")
             raise errors.DataUnavailable() from None
         return PrimedRead(first, it)
     if rec.size == 0:
@@ -58,12 +60,14 @@ async def open_blob(
     if sse.is_encrypted(rec.sysmeta):  # decrypted as it is read (send_blob streams it)
         if not path.exists():
             log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+            metrics.note_error("missing_blob")
             raise errors.DataUnavailable()
         return None
     try:
         return open(path, "rb")
     except FileNotFoundError:
         log.error("blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container, rec.name)
+        metrics.note_error("missing_blob")
         raise errors.DataUnavailable() from None
 
 

@@ -26,6 +26,9 @@ class S3Error(Exception):
         self.headers: dict[str, str] = {}  # response headers, e.g. x-amz-delete-marker on a 404
 
 
+ERROR_CODE = "lampi.s3.error_code"  # request key: the code of the S3 error answered (lampi.gateway.app)
+
+
 def access_denied(message: str = "Access Denied") -> S3Error:
     return S3Error(403, "AccessDenied", message)
 

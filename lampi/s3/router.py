@@ -16,16 +16,20 @@ from aiohttp import web
 
 from lampi.core import errors
 from lampi.core.access import POLICY_KEY
-from lampi.http.context import PRINCIPAL, PROJECT, STORAGE, TRANS_ID
+from lampi.http.context import AUTH_FAILED, OPERATION, PRINCIPAL, PROJECT, STORAGE, TRANS_ID
 from lampi.s3 import acl, attributes, bucket_tagging, bucket_versioning, bucketconf, cors, lifecycle, listing, objectlock, post
 from lampi.s3 import bucket as b
 from lampi.s3 import multipart as mpu
 from lampi.s3 import object as o
 from lampi.s3 import policy as pol
 from lampi.s3 import sigv4, sse, tagging
-from lampi.s3.errors import S3Error, access_denied, error_response, from_domain, not_implemented, stamp
+from lampi.s3.errors import ERROR_CODE, S3Error, access_denied, error_response, from_domain, not_implemented, stamp
 from lampi.s3.host import VHOST_BUCKET, split_tenant, virtual_bucket
 from lampi.s3.request import Handler, S3Request
+
+# S3 errors that refuse the request's credentials (counted as authentication failures)
+AUTH_ERRORS = frozenset(("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+                         "AuthorizationHeaderMalformed", "InvalidSecurity"))
 
 log = logging.getLogger("lampi.s3")
 _VHOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # a DNS name (S3 bucket rules are checked on create)
@@ -300,6 +304,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 raise access_denied()  # a bucket policy may allow more (lampi.s3.policy)
             if ep.handler is None:
                 raise not_implemented(ep.operation)
+            request[OPERATION] = ep.operation
             ctx = S3Request(request, auth, bucket, key, request_id, acl.check, tenant=tenant, operation=ep.operation)
             resp = await ep.handler(ctx)
         except errors.DomainError as exc:
@@ -307,7 +312,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except S3Error as err:
         if err.status >= 500:
             log.warning("S3 %s: %s", err.code, err.message)
+        request[ERROR_CODE] = err.code
         resp = error_response(request, err, resource, request_id)
+        if err.code in AUTH_ERRORS:
+            request[AUTH_FAILED] = True  # lampi.metrics: lampi_auth_failures_total
         if err.status == 405:
             resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE"
     if not resp.prepared:

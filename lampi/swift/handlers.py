@@ -24,7 +24,7 @@ from lampi.swift import bulk, object_versioning, quotas, slo, symlink, versionin
 from lampi.swift import constraints as C
 from lampi.swift import large_objects
 from lampi.swift.errors import swift_error, to_response
-from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, x_timestamp
+from lampi.swift.http_util import check_header_text, check_total_meta, parse_meta, swob_title, x_timestamp
 from lampi.swift.listing import (
     list_params,
     listing_format,
@@ -85,7 +85,9 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     - ``WWW-Authenticate: Swift realm="<account>"`` on a 401;
     - a relative ``Location`` made absolute (swob's ``absolute_location``), but for a
       POST to a symlink (its 307 names the target relatively, as Swift's symlink asks);
-    - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet).
+    - ``Connection: keep-alive`` echoed to a client that asked for it (eventlet);
+    - every header name title-cased, as swob's HeaderKeyDict sends them
+      (``X-Container-Meta-Project-Code``, ``Etag``, ``X-Put-Timestamp``).
     """
     h = resp.headers
     h.pop(tempurl.GENERATOR, None)  # internal, as Swift's gatekeeper removes X-Backend-* headers
@@ -99,6 +101,11 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     if (resp.keep_alive and "Connection" not in h
             and request.headers.get("Connection", "").strip().lower() == "keep-alive"):
         h["Connection"] = "keep-alive"
+    items = list(h.items())
+    titled = [(swob_title(k), v) for k, v in items]
+    if titled != items:
+        h.clear()
+        h.extend(titled)
 
 
 async def authenticate(request: web.Request) -> Principal | None:
@@ -497,6 +504,7 @@ async def handle_container(
             obj_rows = await storage.list_object_rows(c.key, params)
             raw = render_object_rows(obj_rows)
             raw = await symlink.annotate_listing(storage, project_id, c.key, obj_rows, raw)  # symlink_path
+            raw = await object_versioning.annotate_listing(storage, project_id, c, obj_rows, raw)  # version_symlink
             return _listing_response(request, 200, raw, headers, ctype)
         rows = await storage.list_objects(c.key, params)
         body, _ = render_objects(fmt, name, rows)

@@ -113,6 +113,15 @@ def nbytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
+def swob_title(name: str) -> str:
+    """A header name as Swift sends it: swob's HeaderKeyDict title-cases every name as
+    ``bytes.title`` does (an ASCII letter after a non-letter upper case, the others
+    lower case; other bytes as they are): ``X-Container-Meta-Project-Code``, ``Etag``."""
+    if name.isascii():
+        return name.title()
+    return name.encode("utf-8", "surrogateescape").title().decode("utf-8", "surrogateescape")
+
+
 def header_text(text: str) -> str:
     """A stored value fit to send in a header: bytes that were not UTF-8 (kept as
     surrogate escapes) as U+FFFD, which aiohttp can encode."""

@@ -29,7 +29,7 @@ from aiohttp import web
 from lampi.core import errors
 from lampi.core import manifest as M
 from lampi.core.models import CKey, ManifestInfo, ObjectRecord
-from lampi.http.authz import segment_access
+from lampi.http.authz import segment_access, segment_read_access
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.swift.errors import swift_error, to_response
 from lampi.swift.http_util import check_conditionals, parse_range
@@ -93,7 +93,7 @@ def check_put_headers(request: web.Request) -> web.Response | None:
 def dlo_follower(request: web.Request, project_id: str) -> M.LinkFollower:
     """How a DLO segment that is a symlink is read: followed, with the caller's
     authority on each target container (Swift GETs each segment, following links)."""
-    return M.link_follower(request.app[STORAGE], project_id, segment_access(request, project_id))
+    return M.link_follower(request.app[STORAGE], project_id, segment_read_access(request, project_id))
 
 
 async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) -> web.StreamResponse:
@@ -110,7 +110,7 @@ async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) 
         access = None
         if is_slo(rec):
             headers["X-Manifest-Etag"] = rec.manifest.body_etag
-            access = segment_access(request, project_id)
+            access = segment_read_access(request, project_id)
 
         def reader(off: int, n: int) -> AsyncIterator[bytes]:
             return M.read(storage, rec, project_id, off, n, access)
@@ -130,7 +130,7 @@ async def get(request: web.Request, rec: ObjectRecord, headers: dict[str, str]) 
     follow = dlo_follower(request, project_id)
     total, etag = await M.dlo_totals(storage, project_id, cont, prefix, follow)
     headers = dict(headers, ETag=f'"{etag}"')
-    access = segment_access(request, project_id)
+    access = segment_read_access(request, project_id)
 
     def dlo_reader(off: int, n: int) -> AsyncIterator[bytes]:
         return M.dlo_read(storage, project_id, cont, prefix, off, n, access, follow)
@@ -335,7 +335,8 @@ async def serve(
         log.warning("large object %s/%s: %s", rec.container, rec.name, exc)
         return swift_error(409, method=request.method)
     except (errors.Unauthorized, errors.Forbidden) as exc:
-        # the caller may not read the first segment's container: its 401/403
+        # a link segment in a manifest stored by an older lampi: 403, never its 0 bytes
+        # (a segment container the caller may not read is a SegmentError: 409, as Swift)
         return to_response(exc, request.method)
     await resp.prepare(request)
     try:
@@ -424,7 +425,7 @@ async def copy(
         )
     span = await part_span(request, src)
     if span is not None:  # one part of an SLO (or S3 multipart object): its data
-        access = segment_access(request, src_project) if is_slo(src) else None
+        access = segment_read_access(request, src_project) if is_slo(src) else None
         return await storage.put_object(
             container, name, M.read(storage, src, src_project, span[0], span[1] - span[0], access),
             content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at,
@@ -432,7 +433,7 @@ async def copy(
         )
     if is_slo(src):  # the data, its segments read with the caller's authority
         return await storage.put_object(
-            container, name, M.read(storage, src, src_project, access=segment_access(request, src_project)),
+            container, name, M.read(storage, src, src_project, access=segment_read_access(request, src_project)),
             content_type=content_type, meta=meta, sysmeta=sysmeta, delete_at=delete_at, expected_size=src.size,
         )
     if is_dlo(src) and not manifest_get:
@@ -445,7 +446,8 @@ async def copy(
         sysmeta = {k: v for k, v in sysmeta.items() if k != "x-object-manifest"}
         return await storage.put_object(
             container, name, M.dlo_read(storage, src_project, cont, prefix, 0, total,
-                                        segment_access(request, src_project), follow), content_type=content_type,
+                                        segment_read_access(request, src_project), follow),
+            content_type=content_type,
             meta=meta, sysmeta=sysmeta, delete_at=delete_at, expected_size=total, max_size=settings.max_object_size,
         )
     return await storage.copy_object(

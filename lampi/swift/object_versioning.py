@@ -20,8 +20,11 @@ storage model (version records in the MetaStore instead of Swift's hidden
 
 from __future__ import annotations
 
+import time
+from typing import Any
 from urllib.parse import quote, unquote
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
@@ -29,9 +32,10 @@ from lampi.core import errors, objectlock, versions
 from lampi.core.authz import account_name
 from lampi.core.models import Container
 from lampi.core.storage import Storage
+from lampi.http.authz import check_versions_access
 from lampi.http.context import STORAGE
 from lampi.http.dates import http_date
-from lampi.swift import objects, symlink
+from lampi.swift import acl, objects, symlink
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import x_timestamp
 from lampi.swift.listing import _object_item, dumps_ascii, list_params, listing_format
@@ -150,6 +154,36 @@ async def list_versions(request: web.Request, container: Container, headers: dic
 # -- objects ----------------------------------------------------------------------------
 
 
+async def annotate_listing(storage: Storage, project_id: str, container: Container, rows: list[Any],
+                           body: bytes) -> bytes:
+    """A plain JSON listing of a versioned container as Swift's object_versioning filters
+    it: an object whose current version has an id (Swift's symlink into the versions
+    container) is listed with ``version_symlink: true`` and a ``symlink_path`` naming
+    that version (``/v1/<account>/<container>/<name>?version-id=<id>``), and no
+    ``symlink_etag``/``symlink_bytes``; a ``null`` version is listed as is. One point
+    read per listed object, only in containers that ever had versioning."""
+    if not versions.versioned(container.meta):
+        return body
+    now = time.time()
+    vids: dict[str, str] = {}
+    for r in rows:
+        if isinstance(r, tuple):
+            rec = await storage.meta.get_object(container.key, r[0], now)
+            if rec is not None and rec.version_id:
+                vids[r[0]] = rec.version_id
+    if not vids:
+        return body
+    items = orjson.loads(body)
+    for it in items:
+        vid = vids.get(it.get("name"))
+        if vid:
+            it.pop("symlink_etag", None)
+            it.pop("symlink_bytes", None)
+            it["symlink_path"] = _object_path(project_id, container.name, it["name"]) + f"?version-id={vid}"
+            it["version_symlink"] = True
+    return dumps_ascii(items)
+
+
 def applies(request: web.Request, container: Container) -> bool:
     """Whether ``handle`` has anything to do (no I/O)."""
     return bool(request.query.get("version-id")) or versions.versioned(container.meta)
@@ -234,6 +268,9 @@ async def _version_request(
     vid = versions.normalize(raw_vid)
     if vid is None or (m == "PUT" and vid == "null"):
         return swift_error(400, "Invalid version parameter", method=m)
+    if vid != "null" and m != "PUT":  # served from the versions container: no container ACLs there
+        await check_versions_access(request, bool(request.get(acl.OWNER)), project_id, container.name, name,
+                                    read=m != "DELETE")
     if m == "DELETE":
         if vid == "null" and not versions.versioned(container.meta):
             return None  # Swift lets it through as a plain DELETE (legacy versioned_writes applies)

@@ -36,11 +36,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Credentials", "Server", "ServerError", "free_port"]
+__all__ = ["Credentials", "Server", "ServerError", "free_port", "wait_healthy"]
 
 START_TIMEOUT = float(os.environ.get("LAMPI_TEST_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 60.0
@@ -73,6 +74,33 @@ class Credentials:
     project_id: str = ""
     user_id: str = ""
     domain: str = "Default"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float | None = None,
+                 ready: Callable[[], bool] | None = None) -> float:
+    """Seconds until ``url``/healthcheck answers 200 (and ``ready()`` holds). Every error
+    is retried until the deadline (``LAMPI_TEST_START_TIMEOUT``, default 120 s: a server
+    starting on a loaded machine may accept and then answer late), with a per-try
+    timeout growing from 1 s to 10 s; the server exiting meanwhile is an error at once."""
+    start = time.monotonic()
+    deadline = start + (START_TIMEOUT if timeout is None else timeout)
+    per_try = 1.0
+    last: object = None
+    while True:
+        if proc.poll() is not None:
+            raise ServerError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/healthcheck", timeout=per_try) as resp:
+                if resp.status == 200 and (ready is None or ready()):
+                    return time.monotonic() - start
+                last = f"status {resp.status}"
+        except (OSError, urllib.error.URLError) as exc:  # refused, reset, timed out, HTTP errors
+            last = exc
+        now = time.monotonic()
+        if now >= deadline:
+            raise ServerError(f"server not ready after {now - start:.0f} s (last: {last})")
+        per_try = min(per_try * 1.5, 10.0, max(deadline - now, 0.1))
+        time.sleep(0.05)
 
 
 def _parse_rc(text: str) -> dict[str, str]:
@@ -156,25 +184,11 @@ class Server:
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
-        start = time.monotonic()
-        deadline = start + self.start_timeout
-        per_try = 1.0
-        last: object = None
-        while True:
-            if self.proc.poll() is not None:
-                raise ServerError(f"lampi serve exited with {self.proc.returncode} before it was ready:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthcheck", timeout=per_try) as resp:
-                    if resp.status == 200 and (self.data_dir / "openrc.sh").exists():  # type: ignore[operator]
-                        return
-                    last = f"status {resp.status}"
-            except (OSError, urllib.error.URLError) as exc:
-                last = exc
-            now = time.monotonic()
-            if now >= deadline:
-                raise ServerError(f"lampi serve not ready after {now - start:.0f} s (last: {last}):\n{self.log()}")
-            per_try = min(per_try * 1.5, 10.0, max(deadline - now, 0.1))
-            time.sleep(0.05)
+        try:
+            wait_healthy(self.url, self.proc, self.start_timeout,
+                         ready=lambda: (self.data_dir / "openrc.sh").exists())  # type: ignore[operator]
+        except ServerError as exc:
+            raise ServerError(f"lampi serve: {exc}:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int | None:
         """Stop the server (``sig``, then SIGKILL to its whole process group after

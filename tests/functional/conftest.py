@@ -38,6 +38,8 @@ from typing import Any
 import pytest
 import requests
 
+from lampi.testing import wait_healthy  # noqa: F401  (the readiness poll, shared with the pytest plugin)
+
 START_TIMEOUT = float(os.environ.get("LAMPI_TEST_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 60.0
 
@@ -53,31 +55,6 @@ def spawn_server(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(args, start_new_session=True, **popen)
         _started.append(proc)
     return proc
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float | None = None) -> float:
-    """Seconds until ``url``/healthcheck answers 200. Any error is retried until the
-    deadline (a server starting on a loaded machine may accept and then answer late);
-    the server exiting meanwhile is an error at once."""
-    start = time.monotonic()
-    deadline = start + (START_TIMEOUT if timeout is None else timeout)
-    per_try = 1.0
-    last: object = None
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            r = requests.get(f"{url}/healthcheck", timeout=per_try)
-            if r.status_code == 200:
-                return time.monotonic() - start
-            last = f"status {r.status_code}"
-        except requests.RequestException as exc:
-            last = exc
-        now = time.monotonic()
-        if now >= deadline:
-            raise RuntimeError(f"server not ready after {now - start:.0f} s (last: {last})")
-        per_try = min(per_try * 1.5, 10.0, max(deadline - now, 0.1))
-        time.sleep(0.05)
 
 
 def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:

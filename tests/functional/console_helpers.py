@@ -24,27 +24,31 @@ def csrf_of(html: str) -> str:
 class ConsoleUser:
     """One browser-like session (cookies kept) against the console of ``server``."""
 
-    server: LampiServer
+    server: LampiServer  # or anything with a console_port (test_tls.TLSServer)
     http: requests.Session = field(default_factory=requests.Session)
     csrf: str = ""
+    scheme: str = "http"
+    host: str = "127.0.0.1"
+    verify: bool | str = True  # per request: REQUESTS_CA_BUNDLE would override a Session's verify
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.console_port}"
+        return f"{self.scheme}://{self.host}:{self.server.console_port}"
 
     def get(self, path: str, **kw) -> requests.Response:  # noqa: ANN003
-        return self.http.get(self.base + path, timeout=120, **kw)
+        return self.http.get(self.base + path, timeout=120, verify=self.verify, **kw)
 
     def post(self, path: str, data: dict | None = None, csrf: bool = True, **kw) -> requests.Response:  # noqa: ANN003
         data = dict(data or {})
         if csrf:
             data.setdefault("csrf", self.csrf)
-        return self.http.post(self.base + path, data=data, timeout=120, **kw)
+        return self.http.post(self.base + path, data=data, timeout=120, verify=self.verify, **kw)
 
     def login(self, user: str, password: str, domain: str = "Default", project: str | None = None) -> requests.Response:
         page = self.get("/login")
         r = self.http.post(self.base + "/login", data={"user": user, "password": password, "domain": domain,
-                                                        "csrf": csrf_of(page.text)}, timeout=120)
+                                                        "csrf": csrf_of(page.text)}, timeout=120,
+                           verify=self.verify)
         if r.status_code == 200 and "/projects" in r.url and project is not None:
             self.csrf = csrf_of(r.text)
             r = self.post("/projects", {"project": project})
@@ -60,4 +64,5 @@ class ConsoleUser:
             csrf = self.csrf
         if csrf:
             headers["X-CSRF-Token"] = csrf
-        return self.http.post(self.base + "/bucket/upload", params=params, data=body, headers=headers, timeout=120)
+        return self.http.post(self.base + "/bucket/upload", params=params, data=body, headers=headers, timeout=120,
+                              verify=self.verify)

@@ -64,6 +64,40 @@ def test_server_is_reaped_with_its_workers(tmp_path: Path) -> None:
         requests.get(f"{url}/healthcheck", timeout=5)
 
 
+def test_a_port_taken_by_another_server_is_not_taken_for_lampi(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A port another process binds between the probe and lampi's bind: that process's
+    /healthcheck answer is not lampi's (the runner once went on with a lampi that had
+    exited: "Address already in use"); the runner starts lampi again on another port."""
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = other.server_address[1]
+    ports = iter([taken])
+    real = harness.free_port
+    monkeypatch.setattr(harness, "free_port", lambda: next(ports, None) or real())
+    srv = harness.Lampi(lampi_exe(), tmp_path, workers=1)
+    try:
+        srv.start()
+        assert srv.port != taken and srv.proc is not None and srv.proc.poll() is None
+        assert srv.cli("project", "create", "p")  # its data dir is the served one (the id printed)
+    finally:
+        srv.stop()
+        other.shutdown()
+        other.server_close()
+
+
 def test_server_is_killed_when_it_ignores_sigterm(tmp_path: Path) -> None:
     """stop() escalates to SIGKILL for the whole session when SIGTERM is not enough."""
     srv = harness.Lampi(lampi_exe(), tmp_path, workers=1)

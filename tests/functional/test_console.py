@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 import swiftclient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.conftest import LampiServer, free_port, lampi_cmd
 from tests.functional.console_helpers import ConsoleUser, csrf_of, rc_password
 from tests.functional.swift_helpers import new_account
+
+METRICS_TOKEN = "console-metrics-Token-1"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def csrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
     """A server with its console on a free port, two workers (sessions and CSRF tokens
     must hold whichever worker answers)."""
     srv = LampiServer(data_dir=tmp_path_factory.mktemp("console") / "data", port=free_port(), workers=2,
-                      console_port=free_port())
+                      console_port=free_port(), extra_args=["--metrics-token", METRICS_TOKEN])
     srv.start()
     try:
         yield srv
@@ -67,6 +70,52 @@ def test_console_listener_banner_and_headers(csrv: LampiServer) -> None:
     assert js.status_code == 200 and "XMLHttpRequest" in js.text
     # the API listener knows nothing of console paths: /login there is an S3 bucket name
     assert requests.get(f"{csrv.url}/login", timeout=60).status_code in (403, 404)
+
+
+def _console_requests(base: str) -> dict[tuple[str, str], float]:
+    """lampi_requests_total of the console's pages, by (operation, status), scraped on the
+    console's own listener."""
+    r = requests.get(base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}", "Connection": "close"},
+                     timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/plain")
+    out: dict[tuple[str, str], float] = {}
+    for fam in text_string_to_metric_families(r.text):
+        for sample in fam.samples:
+            if sample.name == "lampi_requests_total" and sample.labels["api"] == "console":
+                out[(sample.labels["operation"], sample.labels["status"])] = sample.value
+    return out
+
+
+def test_metrics_and_health_on_the_console_listener(csrv: LampiServer) -> None:
+    base = f"http://127.0.0.1:{csrv.console_port}"
+    # the ops routes of the metrics listener (lampi.gateway.ops), with the same token
+    r = requests.get(base + "/metrics", timeout=60)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = requests.get(base + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=60)
+    assert r.status_code == 401
+    for path in ("/healthcheck", "/readyz"):
+        r = requests.get(base + path, timeout=60)
+        assert r.status_code == 200 and r.text.startswith("OK"), (path, r.text)
+    # the console's own requests are counted, by page and status, whichever worker served them
+    before = _console_requests(base)
+    sent = 7
+    for _ in range(sent):
+        assert requests.get(base + "/login", headers={"Connection": "close"}, timeout=60).status_code == 200
+    assert requests.get(base + "/no-such-page", timeout=60).status_code == 404
+    deadline = time.monotonic() + 60
+    while True:
+        after = _console_requests(base)
+        got = after.get(("GET /login", "2xx"), 0) - before.get(("GET /login", "2xx"), 0)
+        if got >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(2.5)  # every worker has written its counts out: nothing more arrives
+    after = _console_requests(base)
+    assert after.get(("GET /login", "2xx"), 0) - before.get(("GET /login", "2xx"), 0) == sent
+    assert after.get(("GET other", "4xx"), 0) - before.get(("GET other", "4xx"), 0) == 1
+    # and the metrics listener's paths are still not on the API listener: /metrics is a bucket there
+    assert requests.get(f"{csrv.url}/metrics", timeout=60).status_code in (403, 404)
 
 
 def test_console_off_by_port_zero(server: LampiServer) -> None:

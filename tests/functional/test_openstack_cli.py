@@ -105,7 +105,7 @@ def test_properties_and_account_show(openrc_env: dict[str, str], tmp_path: Path,
     oj(openrc_env, "container", "create", unique)
     oj(openrc_env, "object", "create", unique, "p.txt", cwd=tmp_path)
     openstack(openrc_env, "container", "set", "--property", "project-code=42", unique)
-    assert oj(openrc_env, "container", "show", unique)["properties"] == {"project-code": "42"}
+    assert oj(openrc_env, "container", "show", unique)["properties"] == {"Project-Code": "42"}  # title-cased, as Swift
     openstack(openrc_env, "object", "set", "--property", "stage=raw", unique, "p.txt")
     assert oj(openrc_env, "object", "show", unique, "p.txt")["properties"] == {"Stage": "raw"}  # title-cased by the server, as Swift (swob) sends header names
     openstack(openrc_env, "object", "unset", "--property", "stage", unique, "p.txt")

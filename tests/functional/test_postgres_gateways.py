@@ -185,11 +185,15 @@ def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp
         storage_url, token = conn.get_auth()
         conn.put_container("c")
         conn.put_object("c", "before", contents=b"1")
+        assert requests.get(f"{srv.url}/_lampi/ready", timeout=60).status_code == 200
         cluster.stop_server()
         try:
             statuses = {requests.get(f"{storage_url}/c/before", headers={"X-Auth-Token": token}, timeout=60).status_code
                         for _ in range(3)}
             assert statuses <= {503}, statuses
+            for _ in range(3):  # readiness (issue 14), whichever worker answers
+                ready = requests.get(f"{srv.url}/_lampi/ready", timeout=60)
+                assert ready.status_code == 503 and "metadata store" in ready.text, ready.text
         finally:
             cluster.start_server()
         deadline = time.monotonic() + 60
@@ -203,6 +207,7 @@ def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp
             time.sleep(0.5)
         _, listing = conn.get_container("c")
         assert {o["name"] for o in listing} >= {"before", "after-0", "after-7"}
+        assert requests.get(f"{srv.url}/_lampi/ready", timeout=60).status_code == 200
         assert srv.proc is not None and srv.proc.poll() is None
     finally:
         if srv.proc is not None:

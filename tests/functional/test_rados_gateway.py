@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,12 +260,19 @@ def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, tmp_path:
         h = {"X-Auth-Token": token}
         assert requests.put(base, headers=h, timeout=60).status_code == 201
         assert requests.put(f"{base}/o", data=b"hello", headers=h, timeout=60).status_code == 201
+        assert requests.get(f"{srv.url}/_lampi/ready", timeout=60).status_code == 200
         os.kill(osd.pid, signal.SIGSTOP)
         try:
             assert requests.get(f"{base}/o", headers=h, timeout=120).status_code == 503
             assert requests.put(f"{base}/p", data=b"x" * 100, headers=h, timeout=120).status_code == 503
+            ready = requests.get(f"{srv.url}/_lampi/ready", timeout=120)  # readiness (issue 14)
+            assert ready.status_code == 503 and "blob store" in ready.text, ready.text
         finally:
             os.kill(osd.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 120
+        while requests.get(f"{srv.url}/_lampi/ready", timeout=120).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
         got = requests.get(f"{base}/o", headers=h, timeout=120)
         assert got.status_code == 200 and got.content == b"hello"
         assert requests.put(f"{base}/p", data=b"x" * 100, headers=h, timeout=120).status_code == 201

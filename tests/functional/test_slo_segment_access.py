@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import swiftclient
 
 from tests.functional.conftest import LampiServer
@@ -100,3 +101,48 @@ def test_segment_the_writer_cannot_read_is_refused(accounts, unique: str) -> Non
     a.conn.post_container(unique + "-segs", {"X-Container-Read": f"{c.project_id}:*"})
     swiftclient.put_object(drop, c.token, None, "large", contents=manifest, query_string="multipart-manifest=put")
     assert a.conn.get_object(unique + "-drop", "large")[1] == b"A's segment"
+
+
+def test_referrer_acl_on_segment_container(server: LampiServer, unique: str) -> None:
+    """A request that a ``.r:`` referrer ACL lets read a manifest also needs it on the
+    segments' container, as in Swift's test_slo_referer_on_segment_container: a user of
+    the account with a role of no storage rights, sending a matching Referer, gets 403
+    for the manifest, then 409 (the manifest readable, its segments not: Swift's answer
+    to a segment sub-request refused), then the data; anonymous callers alike (401 first)."""
+    owner = new_account(server)
+    role = "r" + unique[-10:]
+    server.cli("role", "create", role)
+    user = "u" + unique[-10:]
+    server.cli("user", "create", user, "--password", "pw", "--project", owner.project, "--role", role)
+    other = swiftclient.Connection(
+        authurl=server.auth_url, user=user, key="pw", auth_version="3", retries=0,
+        os_options={"user_domain_name": "Default", "project_domain_name": "Default", "project_name": owner.project})
+    segs, c = unique + "-segs", unique
+    owner.conn.put_container(segs)
+    owner.conn.put_container(c)
+    owner.conn.put_object(segs, "1", b"a" * 1024 * 1024)
+    owner.conn.put_object(segs, "2", b"b")
+    put_slo(owner.conn, c, "slo", [f"/{segs}/1", f"/{segs}/2"])
+    url = f"{owner.url}/{c}/slo"
+    referer = {"Referer": "http://blah.example.com"}
+    who = (("user", {"X-Auth-Token": other.get_auth()[1]}, 403), ("anonymous", {}, 401))
+
+    def status(headers: dict[str, str]) -> tuple[int, bytes]:
+        r = requests.get(url, headers={**referer, **headers}, timeout=30)
+        return r.status_code, r.content
+
+    for name, headers, denied in who:
+        assert status(headers)[0] == denied, name
+    acl = {"X-Container-Read": ".r:*.example.com,.rlistings"}
+    owner.conn.post_container(c, acl)
+    for name, headers, _ in who:
+        code, body = status(headers)
+        assert code == 409 and b"a" * 100 not in body, name
+    owner.conn.post_container(segs, acl)
+    for name, headers, _ in who:
+        code, body = status(headers)
+        assert code == 200 and body == b"a" * 1024 * 1024 + b"b", name
+    # another Referer is still refused the manifest
+    r = requests.get(url, headers={"Referer": "http://example.org", "X-Auth-Token": other.get_auth()[1]},
+                     timeout=30)
+    assert r.status_code == 403

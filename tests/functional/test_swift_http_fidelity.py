@@ -116,6 +116,33 @@ def test_bad_urls_are_412(acct) -> None:  # noqa: ANN001
     assert requests.get(root + "/v1//c/o", headers={"X-Auth-Token": acct.token}, timeout=30).status_code == 404
 
 
+def test_swift_client_outside_swift_paths(server: LampiServer, acct, unique: str) -> None:  # noqa: ANN001
+    """A request with a Swift token for a path that is neither Swift's nor a bucket's gets
+    Swift's answer (its proxy's get_controller), not S3's XML: one segment 412 ``Bad
+    URL`` (Swift's test_invalid_path_info: ``GET /info asdf``, the space taken as eventlet
+    takes it), an account after another version than v1 400, an empty first segment 404. Without a token such a path stays S3's (404 NoSuchBucket), and
+    an existing bucket is S3's with a token too."""
+    host = urlsplit(acct.url).netloc.encode()
+    head = b" HTTP/1.1\r\nHost: " + host + b"\r\nX-Auth-Token: " + acct.token.encode() + b"\r\n\r\n"
+    _, resp = raw_http(acct.url, b"GET /info asdf" + head)
+    assert status_of(resp) == 412 and resp.endswith(b"\r\n\r\nBad URL"), resp
+    assert b"\r\nX-Trans-Id: tx" in resp and b"\r\nX-Openstack-Request-Id: tx" in resp
+    hdrs = {"X-Auth-Token": acct.token}
+    r = requests.get(f"{server.url}/no-such-{unique}", headers=hdrs, timeout=30)
+    assert (r.status_code, r.text, r.headers["Content-Type"]) == (412, "Bad URL", "text/html; charset=UTF-8")
+    r = requests.get(f"{server.url}/v2/AUTH_x/c", headers=hdrs, timeout=30)
+    assert r.status_code == 400 and "<Error>" not in r.text
+    _, resp = raw_http(acct.url, b"GET //v1/AUTH_x" + head)  # Swift's testInvalidPath
+    assert status_of(resp) == 404 and b"<Error>" not in resp
+    r = requests.get(f"{server.url}/no-such-{unique}", timeout=30)  # anonymous: S3
+    assert r.status_code == 404 and "<Code>NoSuchBucket</Code>" in r.text
+    acct.conn.put_container(unique, headers={"X-Container-Read": ".r:*,.rlistings"})
+    acct.conn.put_object(unique, "k", b"public")
+    r = requests.get(f"{server.url}/{unique}/k", headers=hdrs, timeout=30)  # Allas's public link
+    assert r.status_code == 200 and r.content == b"public"
+    assert requests.get(f"{server.url}/info", headers=hdrs, timeout=30).status_code == 200
+
+
 def test_401_names_the_realm(acct) -> None:  # noqa: ANN001
     """swob's ``WWW-Authenticate: Swift realm="<account>"`` on every 401, the account
     %-quoted (a realm crafted to inject headers stays one quoted value)."""
@@ -255,3 +282,39 @@ def test_copy_with_a_range(acct, unique: str) -> None:  # noqa: ANN001
     assert c.get_object(unique, "part")[1] == data[100:201]
     c.put_object(unique, "part2", None, headers={"X-Copy-From": f"/{unique}/src", "Range": "bytes=-10"})
     assert c.get_object(unique, "part2")[1] == data[-10:]
+
+
+def test_header_names_title_cased(acct, unique: str) -> None:  # noqa: ANN001
+    """Every Swift response header name title-cased, as swob's HeaderKeyDict sends them:
+    account and container metadata as object metadata (whatever case they were sent
+    in), and lampi's own names too (``Etag``, ``X-Put-Timestamp``)."""
+    import http.client
+
+    u = urlsplit(acct.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+
+    def call(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+        conn.request(method, u.path + path, b"", {"X-Auth-Token": acct.token, **(headers or {})})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status < 300, (method, path, resp.status)
+        return dict(resp.getheaders())
+
+    try:
+        call("PUT", f"/{unique}", {"x-container-meta-project-code": "42", "X-Container-Meta-oWNER": "Ann"})
+        call("POST", "", {"x-account-meta-color": "blUe"})
+        call("PUT", f"/{unique}/o", {"x-object-meta-stage": "raw"})
+        for method in ("HEAD", "GET"):
+            h = call(method, f"/{unique}")
+            meta = {k: v for k, v in h.items() if "-meta-" in k.lower()}
+            assert meta == {"X-Container-Meta-Project-Code": "42", "X-Container-Meta-Owner": "Ann"}, method
+            assert "X-Put-Timestamp" in h and "X-Container-Object-Count" in h
+            h = call(method, "")
+            assert h["X-Account-Meta-Color"] == "blUe" and "x-account-meta-color" not in h
+        h = call("HEAD", f"/{unique}/o")
+        assert h["X-Object-Meta-Stage"] == "raw" and "Etag" in h and "ETag" not in h
+    finally:
+        conn.close()
+    # python-swiftclient's `swift stat` shows them as before
+    stat = acct.conn.head_container(unique)
+    assert stat["x-container-meta-project-code"] == "42"

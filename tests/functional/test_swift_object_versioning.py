@@ -256,3 +256,69 @@ def test_bad_input_is_refused_and_data_stays(swift_conn, unique: str) -> None:  
 def test_info_advertises_object_versioning(server: LampiServer) -> None:
     info = requests.get(server.url + "/info", timeout=10).json()
     assert info["object_versioning"] == {}
+
+
+def test_version_id_needs_more_than_a_container_acl(server: LampiServer) -> None:
+    """Swift serves ``?version-id=<id>`` from the hidden versions container, which has no
+    ACLs: a grantee of the container's read and write ACLs reads and writes the current
+    object but gets 403 for a specific version (GET, HEAD, DELETE, a COPY of it), while
+    ``version-id=null``, a restore (a PUT, written in the container itself) and an
+    account ACL grantee are let through, as in Swift's test_container_acls."""
+    owner, other = new_account(server), new_account(server)
+    c = "acl-versions"
+    owner.conn.put_container(c, headers={"X-Versions-Enabled": "true"})
+    resp: dict = {}
+    owner.conn.put_object(c, "o", b"one", response_dict=resp)
+    v1 = resp["headers"]["x-object-version-id"]
+    owner.conn.put_object(c, "o", b"two")
+    grantee = f"{other.project}:{other.user}"
+    owner.conn.post_container(c, {"X-Container-Read": grantee, "X-Container-Write": grantee})
+    raw = Raw(other.token, owner.url)
+    assert raw("GET", f"/{c}/o").content == b"two"
+    for method in ("GET", "HEAD", "DELETE"):
+        assert raw(method, f"/{c}/o?version-id={v1}").status_code == 403, method
+    r = raw("COPY", f"/{c}/o?version-id={v1}", headers={"Destination": f"{c}/copy"})
+    assert r.status_code == 403
+    assert raw("GET", f"/{c}/o?version-id=null").status_code == 404  # the current one has a real id
+    assert owner.conn.get_object(c, "o", query_string=f"version-id={v1}")[1] == b"one"  # still there
+    r = raw("PUT", f"/{c}/o?version-id={v1}", data=b"")  # a restore writes the container itself
+    assert r.status_code == 201
+    assert owner.conn.get_object(c, "o")[1] == b"one"
+    # an account ACL reaches every container of the account, the versions too
+    acl = json.dumps({"read-only": [grantee]})
+    owner.conn.post_account({"X-Account-Access-Control": acl})
+    assert raw("GET", f"/{c}/o?version-id={v1}").content == b"one"
+    assert raw("DELETE", f"/{c}/o?version-id={v1}").status_code == 403  # read-only
+    owner.conn.post_account({"X-Account-Access-Control": json.dumps({"read-write": [grantee]})})
+    assert raw("DELETE", f"/{c}/o?version-id={v1}").status_code == 204
+
+
+def test_plain_listing_names_current_versions(swift_conn, unique: str) -> None:  # noqa: ANN001
+    """A plain JSON listing of a versioned container lists an object whose current
+    version has an id as Swift's object_versioning does: ``version_symlink`` and a
+    ``symlink_path`` naming that version; an object from before versioning (a null
+    version) without them; the SLO fields beside them (Swift's test_slo_manifest_version)."""
+    c = unique
+    swift_conn.put_container(c)
+    swift_conn.put_object(c, "old", b"from before")
+    swift_conn.put_container(c, headers={"X-Versions-Enabled": "true"})
+    swift_conn.put_object(c, "a b", b"one")
+    resp: dict = {}
+    swift_conn.put_object(c, "a b", b"two", response_dict=resp)
+    vid = resp["headers"]["x-object-version-id"]
+    swift_conn.put_object(c, "seg", b"x" * 10)
+    manifest = json.dumps([{"path": f"/{c}/seg"}])
+    swift_conn.put_object(c, "slo", manifest, query_string="multipart-manifest=put", response_dict=resp)
+    slo_vid = resp["headers"]["x-object-version-id"]
+    listing = {o["name"]: o for o in swift_conn.get_container(c)[1]}
+    account = swift_conn.get_auth()[0].rstrip("/").rsplit("/", 1)[1]
+    ab = listing["a b"]
+    assert ab["version_symlink"] is True and ab["bytes"] == 3
+    assert ab["symlink_path"] == f"/v1/{account}/{c}/a%20b?version-id={vid}"
+    assert "symlink_etag" not in ab and "symlink_bytes" not in ab
+    assert "version_symlink" not in listing["old"] and "symlink_path" not in listing["old"]
+    slo = listing["slo"]
+    assert slo["version_symlink"] is True and slo["symlink_path"].endswith(f"/{c}/slo?version-id={slo_vid}")
+    assert slo["bytes"] == 10 and slo["slo_etag"] == swift_conn.head_object(c, "slo")["etag"]
+    # the listing of versions is as before
+    assert all("version_symlink" not in v for v in _versions(swift_conn, c))

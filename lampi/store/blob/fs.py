@@ -249,6 +249,16 @@ class FSBlobStore:
         self.min_free = min_free
         self.reserve = reserve
 
+    def check(self) -> None:
+        """Readiness: the blob directory is there, and a file can be made and removed in
+        ``tmp/`` (OSError otherwise: unmounted, read-only, gone)."""
+        if not self.blob_dir.is_dir():
+            raise FileNotFoundError(f"{self.blob_dir} is not a directory")
+        probe = self.tmp_dir / f".ready-{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+
     def check_space(self, need: int) -> None:
         """``InsufficientStorage`` when writing ``need`` more bytes would leave less than
         the ``min_free`` floor free, plus whatever the metadata reserve has given back."""

@@ -46,6 +46,9 @@ class MemoryBlobStore:
     def local_path(self, blob_id: str) -> Path | None:
         return None
 
+    def check(self) -> None:
+        pass
+
     async def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         data = self.blobs[blob_id][0]
         end = len(data) if length is None else min(len(data), offset + length)

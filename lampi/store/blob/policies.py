@@ -118,6 +118,10 @@ class PolicyBlobStore:
         store, inner = self._route(blob_id)
         return store.claim_blob(inner)
 
+    def check(self) -> None:
+        for _prefix, store in self._all():
+            store.check()
+
     def _all(self) -> Iterator[tuple[str, BlobStore]]:
         """(id prefix, store) of every store, each once."""
         yield "", self.base

@@ -331,6 +331,11 @@ class RadosBlobStore:
         with contextlib.suppress(rados.ObjectNotFound):
             self._io().unlock(blob_id, LOCK, cookie)
 
+    def check(self) -> None:
+        """Readiness: the cluster answers for the pool (a head of an object that need not
+        exist goes to an OSD); OSError or BlobStoreUnavailable when it does not."""
+        self._head("lampi-readiness-probe")
+
     def _head(self, blob_id: str) -> tuple[int, int] | None:
         """(size, stripe size) of a committed blob; None for a partial or nothing."""
         rados = radosbind.load()

@@ -42,6 +42,13 @@ class SealReport:
 
 class MetaStore(Protocol):
     async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached (readiness: a query on the open
+        connection and a fresh open of the database)."""
+        ...
+    async def usage_by_project(self) -> list[tuple[str, int, int, int]]:
+        """(account key, bytes used, objects, containers) of every storage account."""
+        ...
 
     # identity
     async def create_domain(self, domain: Domain) -> Domain: ...

@@ -23,13 +23,13 @@ from lampi.store.meta.sqlite import SQLiteMetaStore
 from tests.pgcluster import PGCluster, require_postgres
 
 
-class SQLiteBackend:
-    def __init__(self, tmp: Path) -> None:
-        self.path = tmp / "meta" / "lampi.db"
+class _Backend:
+    """Opens stores of one kind; closes every one it opened."""
+
+    def __init__(self) -> None:
         self.stores: list[Any] = []
 
-    def open(self) -> SQLiteMetaStore:
-        store = SQLiteMetaStore(self.path)
+    def _kept(self, store: Any) -> Any:
         self.stores.append(store)
         return store
 
@@ -41,25 +41,25 @@ class SQLiteBackend:
         asyncio.run(_close())
 
 
-class PostgresBackend:
+class SQLiteBackend(_Backend):
+    def __init__(self, tmp: Path) -> None:
+        super().__init__()
+        self.path = tmp / "meta" / "lampi.db"
+
+    def open(self) -> SQLiteMetaStore:
+        return self._kept(SQLiteMetaStore(self.path))
+
+
+class PostgresBackend(_Backend):
     def __init__(self, tmp: Path, url: str) -> None:
+        super().__init__()
         self.tmp = tmp
         self.url = url
-        self.stores: list[Any] = []
 
     def open(self):  # noqa: ANN201
         from lampi.store.meta.postgres import PostgresMetaStore
 
-        store = PostgresMetaStore(self.url, self.tmp, pool_size=4)
-        self.stores.append(store)
-        return store
-
-    def close_all(self) -> None:
-        async def _close() -> None:
-            for s in self.stores:
-                await s.close()
-
-        asyncio.run(_close())
+        return self._kept(PostgresMetaStore(self.url, self.tmp, pool_size=4))
 
 
 META_BACKENDS = {"sqlite": SQLiteBackend, "postgres": PostgresBackend}

@@ -222,3 +222,17 @@ async def test_memory_local_path_is_none():
     store = MemoryBlobStore()
     blob_id = await put(store, b"x")
     assert store.local_path(blob_id) is None
+
+
+def test_check_passes_on_a_working_store(blobs):
+    blobs.check()  # readiness (lampi.gateway.ops): raises only when the store cannot be reached
+
+
+def test_fs_check_fails_when_the_directory_is_gone(tmp_path):
+    from lampi.store.blob.fs import FSBlobStore
+
+    store = FSBlobStore(tmp_path / "b")
+    store.check()
+    (tmp_path / "b" / "blobs").rename(tmp_path / "b" / "away")
+    with pytest.raises(OSError):
+        store.check()

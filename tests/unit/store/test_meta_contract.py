@@ -433,6 +433,27 @@ async def test_credentials(meta):
     assert await meta.get_credential("AK3") is None
 
 
+async def test_credential_key_rotation(meta):
+    """rotate_credential_key re-seals every secret with a new key (the re-seal loop both
+    stores share) and removes the keys no row needs; the secrets read back unchanged."""
+    from lampi.core.models import Credential
+
+    p = await setup_project(meta)
+    u = await meta.create_user(User(uid(), "erin", "default", "h"))
+    for i in range(3):
+        await meta.create_credential(Credential(f"AKROT{i}", f"secret-{i}", u.id, p.id, float(i)))
+    before = meta.credential_keys.key_ids()
+    report = await meta.rotate_credential_key()
+    assert report.sealed == 3 and report.unopenable == ()
+    after = meta.credential_keys.key_ids()
+    assert report.primary in after and report.primary not in before
+    assert not set(before) & set(after)  # the old key, no longer used, is removed
+    for i in range(3):
+        assert (await meta.get_credential(f"AKROT{i}")).secret == f"secret-{i}"
+    again = await meta.rotate_credential_key()
+    assert again.sealed == 3 and again.primary != report.primary
+
+
 async def test_reap_expired(meta):
     p = await setup_project(meta)
     await meta.create_container(p.id, "c", {}, time.time())
@@ -819,3 +840,13 @@ async def test_object_lock_is_enforced_by_the_store(meta):
     # an expired retention no longer protects
     await meta.put_object(rec("c", "old", sysmeta=objectlock.retention("COMPLIANCE", time.time() - 1)))
     assert await meta.delete_object("c", "old") is not None
+
+
+async def test_ping_and_usage_by_project(meta):
+    """Readiness and the per-project usage gauges (issue 14)."""
+    await meta.ping()
+    pid = "p" + uuid.uuid4().hex[:8]
+    await meta.ensure_account(pid)
+    await meta.create_container(pid, "u-" + uuid.uuid4().hex[:8], {}, time.time())
+    rows = {r[0]: r[1:] for r in await meta.usage_by_project()}
+    assert rows[pid] == (0, 0, 1)  # bytes, objects, containers

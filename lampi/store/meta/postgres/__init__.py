@@ -103,25 +103,7 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         c.execute("LOCK TABLE credentials IN SHARE ROW EXCLUSIVE MODE")
         keys = self.credential_keys
         primary = keys.primary(create=True)
-        if only_clear:
-            rows = c.execute("SELECT access, secret, key_hash FROM credentials WHERE key_hash IS NULL").fetchall()
-        else:
-            rows = c.execute("SELECT access, secret, key_hash FROM credentials "
-                             "WHERE key_hash IS NULL OR key_hash != ?", (primary,)).fetchall()
-        sealed, unopenable = 0, []
-        for access, stored, kid in rows:
-            if kid is None:
-                secret = stored
-            else:
-                try:
-                    secret = self._unseal(access, stored, kid)
-                except SealError as exc:
-                    log.error("the secret of EC2 credential %s cannot be unsealed: %s", access, exc)
-                    unopenable.append(access)
-                    continue
-            new_kid, new_sealed = self._seal(access, secret)
-            c.execute("UPDATE credentials SET secret = ?, key_hash = ? WHERE access = ?", (new_sealed, new_kid, access))
-            sealed += 1
+        sealed, unopenable, _ = self._reseal_rows(c.execute, primary, only_clear)
         # PostgreSQL keeps replaced row versions until VACUUM: old clear text may remain
         # in the table's free space until then (docs/scale-out.md)
         return SealReport(sealed, primary, tuple(unopenable), (), scrubbed=False if sealed else True)

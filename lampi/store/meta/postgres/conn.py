@@ -232,6 +232,11 @@ class PGBase:
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         return self._executor.submit(self._call_read, fn).result()
 
+    async def ping(self) -> None:
+        """Readiness: a query on a pooled connection (DataUnavailable while the database
+        cannot be reached)."""
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._pool.close()

@@ -18,6 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -270,6 +271,22 @@ class SQLiteBase:
             self._wq.put(None)
             self._writer.join()
             self._writer = None
+
+    async def ping(self) -> None:
+        """Raise (sqlite3.Error, OSError) when the database cannot be reached: a query on
+        this process's connection, and the file opened anew (an open connection keeps
+        working on a file that was removed, moved or unmounted under it)."""
+        path = self.path
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1").fetchone()
+            fresh = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=rw", uri=True, timeout=2.0)
+            try:
+                fresh.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                fresh.close()
+
+        await self._run(fn)
 
     async def close(self) -> None:
         def _close(conn: sqlite3.Connection) -> None:

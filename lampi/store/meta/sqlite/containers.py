@@ -29,6 +29,13 @@ class ContainersMixin(SQLiteBase):
 
         return await self._read(fn)
 
+    async def usage_by_project(self) -> list[tuple[str, int, int, int]]:
+        def fn(c: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
+            return [(r[0], r[1], r[2], r[3]) for r in c.execute(
+                "SELECT project_id, bytes_used, object_count, container_count FROM accounts ORDER BY project_id")]
+
+        return await self._run(fn)
+
     async def ensure_account(self, project_id: str) -> None:
         """Make the account ``project_id`` (a storage account key) if it does not exist."""
         def fn(c: sqlite3.Connection) -> None:

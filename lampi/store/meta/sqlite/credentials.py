@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from lampi.core import errors
 from lampi.core.models import Credential
@@ -139,6 +140,32 @@ class CredentialsMixin(SQLiteBase):
         conn.execute("PRAGMA secure_delete=ON")
         return conn
 
+    def _reseal_rows(self, execute: Any, primary: str, only_clear: bool) -> tuple[int, list[str], bool]:
+        """Seal with ``primary`` the secrets stored in clear (``only_clear``), or every one
+        not sealed with it, through ``execute`` in the caller's write transaction (SQLite's
+        or PostgreSQL's). Returns (rows sealed, access keys whose secret cannot be
+        unsealed, whether a clear secret was among them)."""
+        if only_clear:
+            rows = execute("SELECT access, secret, key_hash FROM credentials WHERE key_hash IS NULL").fetchall()
+        else:
+            rows = execute("SELECT access, secret, key_hash FROM credentials "
+                           "WHERE key_hash IS NULL OR key_hash != ?", (primary,)).fetchall()
+        sealed, unopenable, had_clear = 0, [], False
+        for access, stored, kid in rows:
+            if kid is None:
+                secret, had_clear = stored, True
+            else:
+                try:
+                    secret = self._unseal(access, stored, kid)
+                except SealError as exc:
+                    log.error("the secret of EC2 credential %s cannot be unsealed: %s", access, exc)
+                    unopenable.append(access)
+                    continue
+            new_kid, new_sealed = self._seal(access, secret)
+            execute("UPDATE credentials SET secret = ?, key_hash = ? WHERE access = ?", (new_sealed, new_kid, access))
+            sealed += 1
+        return sealed, unopenable, had_clear
+
     def _reseal(self, only_clear: bool) -> SealReport:
         keys = self.credential_keys
         conn = self._private_conn()
@@ -146,27 +173,7 @@ class CredentialsMixin(SQLiteBase):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 primary = keys.primary(create=True)  # read inside the write lock
-                if only_clear:
-                    rows = conn.execute("SELECT access, secret, key_hash FROM credentials "
-                                        "WHERE key_hash IS NULL").fetchall()
-                else:
-                    rows = conn.execute("SELECT access, secret, key_hash FROM credentials "
-                                        "WHERE key_hash IS NULL OR key_hash != ?", (primary,)).fetchall()
-                sealed, unopenable, had_clear = 0, [], False
-                for access, stored, kid in rows:
-                    if kid is None:
-                        secret, had_clear = stored, True
-                    else:
-                        try:
-                            secret = self._unseal(access, stored, kid)
-                        except SealError as exc:
-                            log.error("the secret of EC2 credential %s cannot be unsealed: %s", access, exc)
-                            unopenable.append(access)
-                            continue
-                    new_kid, new_sealed = self._seal(access, secret)
-                    conn.execute("UPDATE credentials SET secret = ?, key_hash = ? WHERE access = ?",
-                                 (new_sealed, new_kid, access))
-                    sealed += 1
+                sealed, unopenable, had_clear = self._reseal_rows(conn.execute, primary, only_clear)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
