@@ -23,6 +23,7 @@ from aiohttp import web
 
 from lampi.config import Settings
 from lampi.console import session as S
+from lampi.console import sharing
 from lampi.console.upstream import Upstream, UpstreamError
 from lampi.core import errors, quotas
 from lampi.core.authz import READ_ACL_KEY, WRITE_ACL_KEY, Identity, grantee_matches, parse_acl
@@ -294,12 +295,13 @@ async def buckets(request: web.Request, sess: Sess) -> web.StreamResponse:
 
 async def shared_with(request: web.Request, sess: Sess) -> list[dict[str, Any]]:
     """Other projects' buckets whose read or write ACL names this user's project (by id,
-    name, or this user): read in-process, for display only; opening one goes through
-    the API with the user's token, which decides."""
+    name, or this user), with the level (lampi.console.sharing): read in-process, for
+    display only; opening one goes through the API with the user's token, which
+    decides. A bucket's segments container is not listed beside it."""
     meta = request.app[STORE].meta
     ident = Identity(user_id=sess.user_id, user_name=sess.user_name, project_id=sess.project_id or "",
                      project_name=sess.project_name, accounts=())
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[tuple[str, str], set[str]] = {}
     for key, access in ((READ_ACL_KEY, "read"), (WRITE_ACL_KEY, "write")):
         for c in await meta.containers_with_meta(key):
             if c.project_id == sess.project_id:
@@ -307,10 +309,21 @@ async def shared_with(request: web.Request, sess: Sess) -> list[dict[str, Any]]:
             _, groups = parse_acl(c.meta.get(key))
             named = [g for g in groups if ":" in g and not g.startswith("*:")]
             if named and grantee_matches(named, ident):
-                entry = found.setdefault((c.project_id, c.name), {"name": c.name, "owner": c.project_id,
-                                                                  "access": set()})
-                entry["access"].add(access)
-    return [{**e, "access": "/".join(sorted(e["access"]))} for e in sorted(found.values(), key=lambda e: e["name"])]
+                found.setdefault((c.project_id, c.name), set()).add(access)
+    out = []
+    for (owner, name), access in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        base = name[:-len(sharing.SEGMENTS_SUFFIX)] if name.endswith(sharing.SEGMENTS_SUFFIX) else None
+        if base and (owner, base) in found:
+            continue  # the segments container of a bucket listed here
+        if access == {"read"}:
+            level = "view"
+        elif access == {"write"}:
+            level = "write"
+        else:
+            seg = found.get((owner, sharing.segments_of(name)), set())
+            level = "collaborate" if "write" in seg else "transfer"
+        out.append({"name": name, "owner": owner, "level": level, "access": sharing.LABELS[level]})
+    return out
 
 
 @page()
@@ -371,12 +384,23 @@ async def bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
     own = owner == sess.project_id
     public, readers, _ = _acl_flags(head.get("X-Container-Read", ""), owner)
     _, writers, _ = _acl_flags(head.get("X-Container-Write", ""), owner)
+    grants: list[tuple[str, str]] = []
+    if own and (readers or writers):
+        try:
+            seg = await up.head_container(sess.token, owner, sharing.segments_of(name))
+            seg_acls: sharing.Acls | None = sharing.Acls(seg.get("X-Container-Read", ""),
+                                                         seg.get("X-Container-Write", ""))
+        except UpstreamError:
+            seg_acls = None
+        levels = sharing.grantees(sharing.Acls(head.get("X-Container-Read", ""), head.get("X-Container-Write", "")),
+                                  seg_acls)
+        grants = [(p, sharing.LABELS[lv]) for p, lv in levels.items() if p != owner]
     last = rows[-1] if rows else {}
     return render(
         request, "bucket.html", bucket=name, owner=owner if not own else "", own=own, prefix=prefix, filter=filt,
         folders=folders, objects=objects, crumbs=crumbs, count=head.get("X-Container-Object-Count", "0"),
         bytes=head.get("X-Container-Bytes-Used", "0"), public=public, readers=readers, writers=writers,
-        public_url=public_link(request.app[CONF], owner, name) if public else "",
+        grants=grants, public_url=public_link(request.app[CONF], owner, name) if public else "",
         next_marker=(last.get("subdir") or last.get("name", "")) if more else "", url=bucket_url,
         csrf=sess.csrf,
     )
@@ -487,30 +511,49 @@ async def copy_bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
 
 @page()
 async def share(request: web.Request, sess: Sess) -> web.StreamResponse:
-    """Grant (or take back) another project's read or write access: ``<project>:*`` in the
-    bucket's Swift read / write ACL, as ``a-access +r`` / ``swift post -r`` do."""
+    """Share the bucket with a project at a level (View, Transfer, Collaborate), or revoke
+    its share (``remove=1``): ``<project>:*`` in the Swift read / write ACLs of the bucket
+    and of its segments container, as ``a-access`` does (lampi.console.sharing). The
+    ACL POSTs are the user's own: only the bucket's owners may make them."""
     form = await post_form(request, sess)
     name, owner = target(request, sess, form)
     project = str(form.get("project") or "").strip()
-    access = str(form.get("access") or "read")
     remove = form.get("remove") == "1"
-    if not project or any(c in project for c in ",: \t") or access not in ("read", "write", "readwrite"):
-        return render(request, "error.html", status=400, what=f"Sharing {name}", message="Give a project id.")
+    level = None if remove else sharing.level_of(str(form.get("access") or "view"))
+    if not sharing.valid_project(project):
+        return render(request, "error.html", status=400, what=f"Sharing {name}",
+                      message="Give the project id (its Share ID) of the project to share with.")
+    if not remove and level is None:
+        return render(request, "error.html", status=400, what=f"Sharing {name}",
+                      message="Choose View, Transfer or Collaborate.")
+    if project == owner:
+        return render(request, "error.html", status=400, what=f"Sharing {name}",
+                      message="That is the bucket's own project.")
+    (read, write), (seg_read, seg_write) = sharing.wanted(level)
     up = request.app[UPSTREAM]
+    segments = sharing.segments_of(name)
     try:
         head = await up.head_container(sess.token, owner, name)
-        updates = {}
-        for kind, header in (("read", "X-Container-Read"), ("write", "X-Container-Write")):
-            items = [i for i in head.get(header, "").split(",") if i.strip()]
-            grant = f"{project}:*"
-            if remove or kind not in access:
-                new = [i for i in items if i.strip() != grant]
-            else:
-                new = items + ([grant] if grant not in items else [])
-            if new != items:
-                updates[header] = ",".join(new)
-        if updates:
-            await up.post_container(sess.token, owner, name, updates)
+        old = sharing.Acls(head.get("X-Container-Read", ""), head.get("X-Container-Write", ""))
+        new = sharing.edit(old, project, read, write)
+        if new != old:
+            await up.post_container(sess.token, owner, name, {"X-Container-Read": new.read,
+                                                               "X-Container-Write": new.write})
+        try:
+            seg_head: Any = await up.head_container(sess.token, owner, segments)
+        except UpstreamError as exc:
+            if exc.status != 404:
+                raise
+            seg_head = None
+        if seg_head is None and seg_write:
+            await up.create_container(sess.token, owner, segments)  # a-access makes it too
+            seg_head = {}
+        if seg_head is not None:
+            old = sharing.Acls(seg_head.get("X-Container-Read", ""), seg_head.get("X-Container-Write", ""))
+            new = sharing.edit(old, project, seg_read, seg_write)
+            if new != old:
+                await up.post_container(sess.token, owner, segments, {"X-Container-Read": new.read,
+                                                                       "X-Container-Write": new.write})
     except UpstreamError as exc:
         return problem(request, exc, f"Sharing {name}")
     return see_other(bucket_url(name, owner if owner != sess.project_id else None))

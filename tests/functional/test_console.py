@@ -305,18 +305,55 @@ def test_sharing_shows_the_bucket_to_the_other_project_with_its_access(csrv: Lam
     ub = ConsoleUser(csrv)
     ub.login(acct.user, acct.password)
     assert b not in ub.get("/buckets").text
-    r = admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "read"})
+    grant = f"{acct.project_id}:*"
+    # View: the read ACL (list, read)
+    r = admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "view"})
     assert r.status_code == 200 and acct.project_id in r.text
-    assert conn.head_container(b)["x-container-read"] == f"{acct.project_id}:*"
-    page = ub.get("/buckets").text
-    assert b in page.split('id="shared-with-me"', 1)[1]
+    assert conn.head_container(b)["x-container-read"] == grant
+    assert not conn.head_container(b).get("x-container-write")
+    page = ub.get("/buckets").text.split('id="shared-with-me"', 1)[1]
+    assert b in page and "View" in page
     assert ub.get("/raw", params={"bucket": b, "owner": owner, "name": "data.txt"}).content == b"shared data"
     assert ub.upload(b, "mine.txt", b"x", owner=owner).status_code == 403  # read only
-    admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "readwrite"})
+    # Transfer: read and write
+    admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "transfer"})
+    h = conn.head_container(b)
+    assert h["x-container-read"] == grant and h["x-container-write"] == grant
+    assert "Transfer" in ub.get("/buckets").text.split('id="shared-with-me"', 1)[1]
     assert ub.upload(b, "mine.txt", b"x", owner=owner).status_code == 201
+    with pytest.raises(swiftclient.ClientException):
+        conn.head_container(b + "_segments")  # no segments container made for Transfer
+    # Collaborate: the segments container (made, as a-access does) is writable too
+    admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "collaborate"})
+    seg = conn.head_container(b + "_segments")
+    assert seg["x-container-read"] == grant and seg["x-container-write"] == grant
+    page = admin.get("/bucket", params={"bucket": b}).text
+    assert re.search(rf'<td class="grant">{acct.project_id}</td><td class="level">Collaborate</td>', page)
+    shared = ub.get("/buckets").text.split('id="shared-with-me"', 1)[1]
+    assert "Collaborate" in shared and b + "_segments" not in shared
+    their = swiftclient.Connection(authurl=csrv.auth_url, user=acct.user, key=acct.password, auth_version="3",
+                                   os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                               "project_name": acct.project}, retries=0)
+    their.put_object(b + "_segments", "big/00001", b"segment")
+    # the grantee cannot share further: Swift lets only owners change ACLs
+    r = ub.post("/bucket/share", {"bucket": b, "owner": owner, "project": acct.project_id, "access": "view"})
+    assert r.status_code == 403
+    # back to View: write taken back on both
+    admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "view"})
+    assert not conn.head_container(b).get("x-container-write")
+    assert not conn.head_container(b + "_segments").get("x-container-write")
+    # bad input: 400 with a message, nothing changed
+    for bad in ({"project": "a:b", "access": "view"}, {"project": "", "access": "view"},
+                {"project": acct.project_id, "access": "owner"}, {"project": owner, "access": "view"}):
+        r = admin.post("/bucket/share", {"bucket": b, **bad})
+        assert r.status_code == 400 and 'id="problem"' in r.text, (bad, r.status_code)
+    assert conn.head_container(b)["x-container-read"] == grant
+    # revoke: gone from both containers
     admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "remove": "1"})
     assert b not in ub.get("/buckets").text
     assert ub.get("/raw", params={"bucket": b, "owner": owner, "name": "data.txt"}).status_code == 403
+    assert not conn.head_container(b).get("x-container-read")
+    assert not conn.head_container(b + "_segments").get("x-container-read")
 
 
 # -- XSS -----------------------------------------------------------------------------

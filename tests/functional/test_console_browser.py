@@ -199,10 +199,10 @@ def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_pa
     cells = [c.text for c in p.all("#preview-table th, #preview-table td")]
     assert cells == ["sample", "value", "alpha", "1", "beta", "2"]
 
-    # share with a second project (read); its user sees it under "Shared with you"
+    # share with a second project (View); its user sees it under "Shared with you"
     other = new_account(bsrv)
     p.go(f"/bucket?bucket={bucket}")
-    p.submit("#share-form", project=other.project_id, access="read")
+    p.submit("#share-form", project=other.project_id, access="view")
     assert other.project_id in p.css("#access-h").find_element(p.By.XPATH, "..").text
     p.logout()
     p.login(other.user, other.password)
@@ -263,6 +263,41 @@ def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_pa
 
 
 XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_sharing_levels_shared_with_you_and_revoke(driver: Any, bsrv: LampiServer, shots: Path) -> None:
+    """View, then Collaborate, with another project by its id; the grantee sees the
+    bucket and its level; the owner revokes the share from its row."""
+    p = Page(driver, bsrv, shots)
+    bucket = "levels-" + uuid.uuid4().hex[:8]
+    other = new_account(bsrv)
+    p.login("admin", rc_password(bsrv))
+    p.submit("#create-bucket", bucket=bucket)
+    p.submit("#share-form", project=other.project_id, access="view")
+    row = p.css("#grants").find_element(p.By.XPATH, f".//tr[td[text()='{other.project_id}']]")
+    assert row.find_element(p.By.CSS_SELECTOR, ".level").text == "View"
+    p.submit("#share-form", project=other.project_id, access="collaborate")
+    row = p.css("#grants").find_element(p.By.XPATH, f".//tr[td[text()='{other.project_id}']]")
+    assert row.find_element(p.By.CSS_SELECTOR, ".level").text == "Collaborate"
+    assert len(p.all("#grants tbody tr")) == 1
+    p.shot("console-sharing")
+    p.logout()
+    p.login(other.user, other.password)
+    row = p.css("#shared-with-me").find_element(p.By.XPATH, f".//tr[td/a[text()='{bucket}']]")
+    assert "Collaborate" in row.text and bucket + "_segments" not in p.css("#shared-with-me").text
+    p.logout()
+    p.login("admin", rc_password(bsrv))
+    p.go(f"/bucket?bucket={bucket}")
+    revoke = p.css("#grants button.revoke")
+    assert revoke.get_attribute("aria-label") == f"Revoke the share with project {other.project_id}"
+    old = p.d.find_element(p.By.TAG_NAME, "html")
+    revoke.click()
+    p.wait.until(p.EC.staleness_of(old))
+    assert "Not shared with any project." in p.css("#grants").text
+    p.logout()
+    p.login(other.user, other.password)
+    assert bucket not in p.css("#shared-with-me").text
+    p.logout()
 
 
 def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiServer, shots: Path) -> None:
