@@ -7,6 +7,8 @@ they do for ``swift``, ``openstack`` or ``aws``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from lampi.config import Settings
+from lampi.console import s3client
 
 log = logging.getLogger("lampi.console")
 
@@ -256,3 +259,52 @@ class Upstream:
 
     async def delete_object(self, token: str, project_id: str, container: str, name: str) -> None:
         await self.call("DELETE", self.account_path(project_id, container, name), token, ok=(200, 204, 404))
+
+    # -- S3 (bucket tagging: S3's alone) ----------------------------------------------
+
+    async def s3_call(self, token: str, user_id: str, project_id: str, method: str, bucket: str,
+                      query: Mapping[str, str], body: bytes = b"",
+                      ok: tuple[int, ...] = (200, 204)) -> tuple[int, bytes]:
+        """An S3 request on ``bucket`` signed with an EC2 credential of the user for
+        ``project_id`` (one made for it, and deleted after, when there is none):
+        lampi.console.s3client."""
+        creds = [c for c in await self.ec2_list(token, user_id) if c.get("tenant_id") == project_id]
+        made = None
+        if not creds:
+            made = await self.ec2_create(token, user_id, project_id)
+            creds = [made]
+        try:
+            host = self.base.split("://", 1)[1]
+            path = "/" + bucket
+            headers = s3client.sign(method, host, path, query, body, creds[0]["access"], creds[0]["secret"],
+                                    self.settings.region)
+            if body:
+                headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+            try:
+                async with self.session.request(method, self.base + "/" + q(bucket), params=query, data=body,
+                                                headers=headers, ssl=self.ssl()) as r:
+                    raw = await r.read()
+            except (aiohttp.ClientConnectionError, ssl.SSLError) as exc:
+                raise unreachable(exc) from None
+            if r.status not in ok:
+                raise UpstreamError(r.status, raw.decode("utf-8", "replace"))
+            return r.status, raw
+        finally:
+            if made is not None:
+                await self.ec2_delete(token, user_id, made["access"])
+
+    async def bucket_tags(self, token: str, user_id: str, project_id: str, bucket: str) -> list[tuple[str, str]]:
+        st, raw = await self.s3_call(token, user_id, project_id, "GET", bucket, {"tagging": ""}, ok=(200, 404))
+        if st == 404:
+            if b"NoSuchTagSet" in raw:
+                return []
+            raise UpstreamError(404, raw.decode("utf-8", "replace"))
+        return s3client.parse_tagging(raw)
+
+    async def put_bucket_tags(self, token: str, user_id: str, project_id: str, bucket: str,
+                              tags: list[tuple[str, str]]) -> None:
+        if tags:
+            await self.s3_call(token, user_id, project_id, "PUT", bucket, {"tagging": ""},
+                               s3client.tagging_xml(tags))
+        else:
+            await self.s3_call(token, user_id, project_id, "DELETE", bucket, {"tagging": ""})

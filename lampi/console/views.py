@@ -23,7 +23,7 @@ from aiohttp import web
 
 from lampi.config import Settings
 from lampi.console import session as S
-from lampi.console import sharing
+from lampi.console import s3client, sharing
 from lampi.console.upstream import Upstream, UpstreamError
 from lampi.core import errors, quotas
 from lampi.core.authz import READ_ACL_KEY, WRITE_ACL_KEY, Identity, grantee_matches, parse_acl
@@ -339,7 +339,53 @@ async def create_bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
     if st == 202:  # Swift: the container existed already
         return render(request, "error.html", status=409, what=f"Creating bucket {name}",
                       message="A bucket of that name exists already.")
+    tags = s3client.parse_tag_lines(str(form.get("tags") or ""))
+    if tags:
+        try:
+            await request.app[UPSTREAM].put_bucket_tags(sess.token, sess.user_id, sess.project_id or "", name, tags)
+        except UpstreamError as exc:
+            return tags_problem(request, exc, f"Creating bucket {name}", "The bucket was made, but its tags were "
+                                "refused: ")
     return see_other(bucket_url(name))
+
+
+def tags_problem(request: web.Request, exc: UpstreamError, what: str, lead: str = "") -> web.Response:
+    """An S3 refusal of tags, with S3's message (InvalidTag: too many, too long, ...)."""
+    if exc.status == 400:
+        msg = s3client.error_message(exc.body.encode()) or "The tags were refused."
+        return render(request, "error.html", status=400, what=what, message=lead + msg)
+    return problem(request, exc, what)
+
+
+@page()
+async def bucket_tags(request: web.Request, sess: Sess) -> web.StreamResponse:
+    """The bucket's tags (S3 GetBucketTagging), in a form to edit them."""
+    name, owner = target(request, sess)
+    if owner != sess.project_id:
+        return render(request, "error.html", status=403, what=f"Tags of {name}",
+                      message="Only the bucket's own project sees and edits its tags.")
+    try:
+        tags = await request.app[UPSTREAM].bucket_tags(sess.token, sess.user_id, owner, name)
+    except UpstreamError as exc:
+        return problem(request, exc, f"Tags of {name}")
+    return render(request, "tags.html", bucket=name, tags=tags, url=bucket_url, csrf=sess.csrf,
+                  text="\n".join(f"{k}={v}" if v else k for k, v in tags))
+
+
+@page()
+async def edit_bucket_tags(request: web.Request, sess: Sess) -> web.StreamResponse:
+    """Replace the bucket's tags (S3 PutBucketTagging; none: DeleteBucketTagging)."""
+    form = await post_form(request, sess)
+    name, owner = target(request, sess, form)
+    if owner != sess.project_id:
+        return render(request, "error.html", status=403, what=f"Tags of {name}",
+                      message="Only the bucket's own project sees and edits its tags.")
+    tags = s3client.parse_tag_lines(str(form.get("tags") or ""))
+    try:
+        await request.app[UPSTREAM].put_bucket_tags(sess.token, sess.user_id, owner, name, tags)
+    except UpstreamError as exc:
+        return tags_problem(request, exc, f"Tags of {name}")
+    return see_other("/bucket/tags?" + bucket_url(name).split("?", 1)[1])
 
 
 def bucket_url(name: str, owner: str | None = None, **params: str) -> str:
@@ -845,6 +891,8 @@ def build_console_app(settings: Settings, identity: IdentityService, storage: St
     r.add_post("/bucket/share", share)
     r.add_post("/bucket/copy", copy_bucket)
     r.add_post("/bucket/public", publish)
+    r.add_get("/bucket/tags", bucket_tags)
+    r.add_post("/bucket/tags", edit_bucket_tags)
     r.add_get("/object", object_page)
     r.add_get("/raw", raw)
     r.add_post("/object/meta", edit_meta)

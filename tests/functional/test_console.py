@@ -548,3 +548,74 @@ def test_copy_a_bucket_own_and_shared(csrv: LampiServer, admin: ConsoleUser) -> 
     admin.post("/bucket/share", {"bucket": src, "project": acct.project_id, "access": "read"})
     assert ub.post("/bucket/copy", {"bucket": src, "owner": owner, "dest": mine}).status_code == 200
     assert sorted(o["name"] for o in acct.conn.get_container(mine)[1]) == ["a.txt", "d/b.txt"]
+
+
+# -- bucket tags ---------------------------------------------------------------------
+
+
+def _keystone(srv: LampiServer, user: str, password: str, project: str) -> tuple[str, str, str]:
+    """(token, user id, project id) of a password login scoped to ``project``."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "password": password, "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    r = requests.post(srv.url + "/v3/auth/tokens", json=body, timeout=60)
+    assert r.status_code == 201, r.text
+    tok = r.json()["token"]
+    return r.headers["X-Subject-Token"], tok["user"]["id"], tok["project"]["id"]
+
+
+def test_bucket_tags_round_trip_with_s3(csrv: LampiServer, admin: ConsoleUser) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    token, user_id, project_id = _keystone(csrv, "admin", rc_password(csrv), "admin")
+    creds_url = f"{csrv.url}/v3/users/{user_id}/credentials/OS-EC2"
+
+    def keys() -> set[str]:
+        r = requests.get(creds_url, headers={"X-Auth-Token": token}, timeout=60)
+        return {c["access"] for c in r.json()["credentials"]}
+
+    before = keys()
+    b = name()
+    r = admin.post("/buckets", {"bucket": b, "tags": "project=alpha\r\nlabel=a+b=c @lab: x/y\n\nflag\n"})
+    assert r.status_code == 200 and r.url.endswith(f"/bucket?bucket={b}"), r.text.split("<main", 1)[-1][:1000]
+    assert keys() == before  # a credential made for the request is gone again
+    made = requests.post(creds_url, headers={"X-Auth-Token": token}, json={"tenant_id": project_id},
+                         timeout=60).json()["credential"]
+    s3 = boto3.client("s3", endpoint_url=csrv.url, aws_access_key_id=made["access"],
+                      aws_secret_access_key=made["secret"], region_name="us-east-1")
+    tagset = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]}
+    assert tagset == {"project": "alpha", "label": "a+b=c @lab: x/y", "flag": ""}
+    page = admin.get("/bucket/tags", params={"bucket": b})
+    assert page.status_code == 200 and '<td class="tag-value">a+b=c @lab: x/y</td>' in page.text
+    # S3 refuses markup in tags (its character set), and the console shows its message
+    r = admin.post("/bucket/tags", {"bucket": b, "tags": "label=<img src=x onerror=alert(1)>"})
+    assert r.status_code == 400 and "TagValue" in r.text and "<img src=x" not in r.text
+    # edited in the console: S3 sees the new set; set by S3: the console shows it
+    r = admin.post("/bucket/tags", {"bucket": b, "tags": "project=beta\nstage=raw"})
+    assert r.status_code == 200 and '<td class="tag-value">beta</td>' in r.text
+    assert {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]} == {"project": "beta",
+                                                                                           "stage": "raw"}
+    s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "from-s3", "Value": "yes"}]})
+    page = admin.get("/bucket/tags", params={"bucket": b}).text
+    assert '<td class="tag-key">from-s3</td>' in page and "beta" not in page.split("<textarea", 1)[0]
+    # bad tags: S3's refusal with its message, a 400; the tags stay as they were
+    for bad in ("k" * 129 + "=v", "\n".join(f"k{i}=v" for i in range(51)), "a=1\na=2"):
+        r = admin.post("/bucket/tags", {"bucket": b, "tags": bad})
+        assert r.status_code == 400 and 'id="problem"' in r.text, (bad[:20], r.status_code, r.text[:500])
+    assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [{"Key": "from-s3", "Value": "yes"}]
+    r = admin.post("/buckets", {"bucket": name(), "tags": "x" * 129})
+    assert r.status_code == 400 and "tags were refused" in r.text
+    # an empty box removes them all
+    assert admin.post("/bucket/tags", {"bucket": b, "tags": ""}).status_code == 200
+    with pytest.raises(ClientError, match="NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket=b)
+    # the CSRF token is needed; another project's member sees none and sets none
+    assert admin.post("/bucket/tags", {"bucket": b, "tags": "a=b"}, csrf=False).status_code == 403
+    acct = new_account(csrv)
+    other = ConsoleUser(csrv)
+    other.login(acct.user, acct.password)
+    assert other.get("/bucket/tags", params={"bucket": b, "owner": project_id}).status_code == 403
+    assert other.post("/bucket/tags", {"bucket": b, "owner": project_id, "tags": "a=b"}).status_code == 403
+    with pytest.raises(ClientError, match="NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket=b)

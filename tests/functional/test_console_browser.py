@@ -300,6 +300,22 @@ def test_sharing_levels_shared_with_you_and_revoke(driver: Any, bsrv: LampiServe
     p.logout()
 
 
+def test_bucket_tags_at_create_and_edit(driver: Any, bsrv: LampiServer, shots: Path) -> None:
+    p = Page(driver, bsrv, shots)
+    bucket = "tags-" + uuid.uuid4().hex[:8]
+    p.login("admin", rc_password(bsrv))
+    p.submit("#create-bucket", bucket=bucket, tags="project=alpha\nstage=raw")
+    p.css("#tags-link").click()
+    p.wait.until(lambda d: len(p.all("#tags .tag-key")) == 2)
+    assert [(k.text, v.text) for k, v in zip(p.all("#tags .tag-key"), p.all("#tags .tag-value"))] == \
+        [("project", "alpha"), ("stage", "raw")]
+    assert p.css("#tags-text").get_attribute("value") == "project=alpha\nstage=raw"
+    p.submit("#tags-form", tags="project=beta")
+    p.wait.until(lambda d: [k.text for k in p.all("#tags .tag-value")] == ["beta"])
+    p.shot("console-tags")
+    p.logout()
+
+
 def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiServer, shots: Path) -> None:
     p = Page(driver, bsrv, shots)
     rc = bsrv.openrc()
