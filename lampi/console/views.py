@@ -59,6 +59,7 @@ class Sess:
     expires_at: float
     roles: tuple[str, ...]
     csrf: str
+    admin: bool = False  # lampi's cloud admin (the admin role on the admin project): the admin pages
 
 
 class Redirect(Exception):
@@ -109,7 +110,7 @@ async def current(request: web.Request, scoped: bool = True) -> Sess:
     project = await ident.meta.get_project(data.project_id) if data.project_id else None
     sess = Sess(token, data.user_id, user.name if user else data.user_id, data.project_id,
                 project.name if project else "", data.expires_at, data.roles,
-                S.csrf_token(request.app[KEY], token))
+                S.csrf_token(request.app[KEY], token), ident.is_cloud_admin(data.project_id, data.roles))
     request["console.session"] = sess
     return sess
 
@@ -853,53 +854,3 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     resp.headers.setdefault("Referrer-Policy", "same-origin")
     resp.headers.setdefault("Cache-Control", "no-store")
     return resp
-
-
-def build_console_app(settings: Settings, identity: IdentityService, storage: Storage,
-                      middlewares: tuple[Any, ...] = ()) -> web.Application:
-    """The console as an aiohttp application; the gateway serves it on ``console_port``
-    (further routes, e.g. ``/metrics``, may be added to it before it starts)."""
-    app = web.Application(middlewares=[*middlewares, headers_middleware], client_max_size=1024 * 1024)
-    app[CONF] = settings
-    app[IDENT] = identity
-    app[STORE] = storage
-    app[KEY] = S.load_key(settings.data_path / "keys" / "console-key")
-    app[ENV] = environment()
-    app[UPSTREAM] = Upstream(settings)
-
-    async def on_startup(app: web.Application) -> None:
-        await app[UPSTREAM].start()
-
-    async def on_cleanup(app: web.Application) -> None:
-        await app[UPSTREAM].close()
-
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    r = app.router
-    r.add_get("/", root)
-    r.add_get("/login", login_page)
-    r.add_post("/login", login)
-    r.add_get("/projects", projects_page)
-    r.add_post("/projects", choose_project)
-    r.add_post("/logout", logout)
-    r.add_get("/buckets", buckets)
-    r.add_post("/buckets", create_bucket)
-    r.add_get("/bucket", bucket)
-    r.add_post("/bucket/upload", upload)
-    r.add_post("/bucket/delete-objects", delete_objects)
-    r.add_post("/bucket/delete", delete_bucket)
-    r.add_post("/bucket/share", share)
-    r.add_post("/bucket/copy", copy_bucket)
-    r.add_post("/bucket/public", publish)
-    r.add_get("/bucket/tags", bucket_tags)
-    r.add_post("/bucket/tags", edit_bucket_tags)
-    r.add_get("/object", object_page)
-    r.add_get("/raw", raw)
-    r.add_post("/object/meta", edit_meta)
-    r.add_post("/object/tempurl", temp_url)
-    r.add_get("/keys", keys)
-    r.add_post("/keys", create_key)
-    r.add_post("/keys/delete", delete_key)
-    r.add_get("/usage", usage)
-    r.add_static("/static", HERE / "static", append_version=False)
-    return app

@@ -32,7 +32,7 @@ from lampi.config import Settings
 from lampi.core import sse
 from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
-from lampi.console.views import build_console_app
+from lampi.console.app import build_console_app
 from lampi.http.context import (
     AUTH_FAILED,
     BODY_TIMEOUT,

@@ -4,6 +4,7 @@ member, a reader, an anonymous visitor). Browser-driven tests: test_console_brow
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -619,3 +620,100 @@ def test_bucket_tags_round_trip_with_s3(csrv: LampiServer, admin: ConsoleUser) -
     assert other.post("/bucket/tags", {"bucket": b, "owner": project_id, "tags": "a=b"}).status_code == 403
     with pytest.raises(ClientError, match="NoSuchTagSet"):
         s3.get_bucket_tagging(Bucket=b)
+
+
+# -- admin pages ---------------------------------------------------------------------
+
+
+ADMIN_POSTS = ("/admin/projects", "/admin/projects/delete", "/admin/quota", "/admin/users", "/admin/users/delete",
+               "/admin/roles/grant", "/admin/roles/revoke")
+
+
+def test_admin_pages_are_for_the_cloud_admin_only(csrv: LampiServer, admin: ConsoleUser) -> None:
+    acct = new_account(csrv)
+    member = ConsoleUser(csrv)
+    member.login(acct.user, acct.password)
+    reader = f"r{uuid.uuid4().hex[:8]}"  # a reader of the admin project: not an admin
+    csrv.cli("user", "create", reader, "--password", "pw-reader-2", "--project", "admin", "--role", "reader")
+    ur = ConsoleUser(csrv)
+    ur.login(reader, "pw-reader-2")
+    victim = f"p{uuid.uuid4().hex[:8]}"
+    for u in (member, ur):
+        r = u.get("/admin")
+        assert r.status_code == 403 and 'id="problem"' in r.text and 'id="admin-link"' not in r.text
+        for path in ADMIN_POSTS:
+            r = u.post(path, {"name": victim, "project": acct.project_id, "user": acct.user, "role": "admin",
+                              "password": "x", "password2": "x", "bytes": "1"})
+            assert r.status_code == 403, (path, r.status_code)
+    assert victim not in csrv.cli("project", "list").stdout
+    assert "admin@" not in csrv.cli("user", "list").stdout.split(acct.user, 1)[1].split("\n", 1)[0]
+    # anonymous: to the login page
+    r = requests.get(admin.base + "/admin", allow_redirects=False, timeout=60)
+    assert r.status_code == 303 and r.headers["Location"] == "/login"
+    assert 'id="admin-link"' in admin.get("/buckets").text
+
+
+def test_admin_creates_a_project_and_user_who_logs_in_with_swiftclient(csrv: LampiServer, admin: ConsoleUser) -> None:
+    tag = uuid.uuid4().hex[:8]
+    pname, uname, pw = f"ap{tag}", f"au{tag}", f"pw-{tag}-1"
+    r = admin.post("/admin/projects", {"name": pname, "description": "made in the console"})
+    assert r.status_code == 200 and pname in r.text
+    pid = re.search(rf'<td class="project-name">{pname}</td><td class="project-id"><code>([0-9a-f]+)</code>',
+                    r.text).group(1)
+    r = admin.post("/admin/users", {"name": uname, "password": pw, "password2": pw, "project": pid, "role": "member"})
+    assert r.status_code == 200 and f"member on {pname}" in r.text
+    conn = swiftclient.Connection(authurl=csrv.auth_url, user=uname, key=pw, auth_version="3", retries=0,
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": pname})
+    conn.put_container("made-by-admin")
+    assert conn.get_auth()[0].endswith(f"AUTH_{pid}")
+    # quotas, as `lampi project set-quota`: the API enforces them at once
+    r = admin.post("/admin/quota", {"project": pid, "bytes": "10", "containers": "", "objects_per_container": ""})
+    assert r.status_code == 200
+    with pytest.raises(swiftclient.ClientException) as ei:
+        conn.put_object("made-by-admin", "big", b"x" * 20)
+    assert ei.value.http_status == 413
+    assert json.loads(csrv.cli("project", "set-quota", pid, "--json").stdout)["bytes"] == 10  # as the CLI sees it
+    admin.post("/admin/quota", {"project": pid, "bytes": "default"})
+    conn.put_object("made-by-admin", "big", b"x" * 20)
+    # role assignments: grant reader to another user, revoke member (the user's tokens end)
+    r = admin.post("/admin/roles/revoke", {"user": uname, "project": pid, "role": "member"})
+    assert r.status_code == 200 and f"member on {pname}" not in r.text
+    with pytest.raises(swiftclient.ClientException):
+        swiftclient.Connection(authurl=csrv.auth_url, user=uname, key=pw, auth_version="3", retries=0,
+                               os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                           "project_name": pname}).get_account()
+    r = admin.post("/admin/roles/grant", {"user": uname, "project": pid, "role": "reader"})
+    assert r.status_code == 200 and f"reader on {pname}" in r.text
+    # bad input: 4xx with a message, never a 500
+    for path, data, status in (
+            ("/admin/projects", {"name": ""}, 400), ("/admin/projects", {"name": "x" * 65}, 400),
+            ("/admin/projects", {"name": pname}, 409),
+            ("/admin/users", {"name": "u" + tag, "password": "a", "password2": "b"}, 400),
+            ("/admin/users", {"name": "u" + tag, "password": "", "password2": ""}, 400),
+            ("/admin/users", {"name": "u" + tag, "password": "a", "password2": "a", "project": pid,
+                              "role": "no-such-role"}, 404),
+            ("/admin/roles/grant", {"user": uname, "project": "no-such-project", "role": "member"}, 404),
+            ("/admin/roles/grant", {"user": "", "project": pid, "role": "member"}, 400),
+            ("/admin/quota", {"project": pid, "bytes": "ten"}, 400),
+            ("/admin/quota", {"project": pid, "containers": "-1"}, 400),
+            ("/admin/projects/delete", {"project": pid}, None),  # it has a container
+            ("/admin/users/delete", {"user": "admin"}, 400)):
+        r = admin.post(path, data)
+        if status is None:
+            assert 400 <= r.status_code < 500, (path, data, r.status_code)
+        else:
+            assert r.status_code == status, (path, data, r.status_code, r.text[-600:])
+        assert 'id="problem"' in r.text
+    assert admin.post("/admin/projects", {"name": "csrf-" + tag}, csrf=False).status_code == 403
+    # deleting: the user, then the emptied project
+    assert admin.post("/admin/users/delete", {"user": uname}).status_code == 200
+    csrv.cli("user", "create", "cleaner" + tag, "--password", "pw-c", "--project", pid)
+    cleaner = swiftclient.Connection(authurl=csrv.auth_url, user="cleaner" + tag, key="pw-c", auth_version="3",
+                                     retries=0, os_options={"user_domain_name": "Default",
+                                                            "project_domain_name": "Default", "project_name": pname})
+    cleaner.delete_object("made-by-admin", "big")
+    cleaner.delete_container("made-by-admin")
+    r = admin.post("/admin/projects/delete", {"project": pid})
+    assert r.status_code == 200 and pname not in r.text
+    assert uname not in csrv.cli("user", "list").stdout

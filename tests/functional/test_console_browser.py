@@ -316,6 +316,41 @@ def test_bucket_tags_at_create_and_edit(driver: Any, bsrv: LampiServer, shots: P
     p.logout()
 
 
+def test_admin_pages_in_chromium(driver: Any, bsrv: LampiServer, shots: Path) -> None:
+    """The admin makes a project and a user in the browser; the user logs in with
+    swiftclient. A member of another project sees no admin link and gets 403."""
+    import swiftclient
+
+    p = Page(driver, bsrv, shots)
+    tag = uuid.uuid4().hex[:8]
+    pname, uname, pw = f"bp{tag}", f"bu{tag}", f"pw-{tag}-b"
+    p.login("admin", rc_password(bsrv))
+    p.css("#admin-link").click()
+    p.css("#admin-create-project")
+    p.submit("#admin-create-project", name=pname, description="from Chromium")
+    row = p.css("#admin-projects").find_element(p.By.XPATH, f".//tr[td[text()='{pname}']]")
+    pid = row.find_element(p.By.CSS_SELECTOR, ".project-id").text
+    from selenium.webdriver.support.ui import Select
+
+    form = p.css("#admin-create-user")
+    Select(form.find_element(p.By.NAME, "project")).select_by_visible_text(pname)
+    p.submit("#admin-create-user", name=uname, password=pw, password2=pw, role="member")
+    row = p.css("#admin-users").find_element(p.By.XPATH, f".//tr[td[text()='{uname}']]")
+    assert f"member on {pname}" in row.text
+    p.shot("console-admin")
+    p.logout()
+    conn = swiftclient.Connection(authurl=bsrv.auth_url, user=uname, key=pw, auth_version="3", retries=0,
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": pname})
+    conn.put_container("from-admin-page")
+    assert conn.get_auth()[0].endswith(f"AUTH_{pid}")
+    p.login(uname, pw)
+    assert not p.all("#admin-link")
+    p.go("/admin")
+    assert "Only lampi's administrators" in p.css("#problem").text
+    p.logout()
+
+
 def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiServer, shots: Path) -> None:
     p = Page(driver, bsrv, shots)
     rc = bsrv.openrc()
