@@ -44,6 +44,9 @@ from lampi.config import Settings
               help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
 @click.option("--console-port", envvar="LAMPI_CONSOLE_PORT", type=int, default=None,
               help="Port of the web console, on the same host [env LAMPI_CONSOLE_PORT; default 8081; 0: off].")
+@click.option("--console-segment-size", envvar="LAMPI_CONSOLE_SEGMENT_SIZE", type=int, default=None,
+              help="The console uploads larger files in segments of this many bytes, resumable "
+                   "[env LAMPI_CONSOLE_SEGMENT_SIZE; default 1073741824 = 1 GiB; 1 MiB to 5 GiB].")
 @click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
               help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
 @click.option("--min-free-space", envvar="LAMPI_MIN_FREE_SPACE", default=None,

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from lampi.config import Settings
-from lampi.console import admin, session
+from lampi.console import admin, segments, session
 from lampi.console import views as V
 from lampi.console.upstream import Upstream
 from lampi.core.identity import IdentityService
@@ -62,5 +62,6 @@ def build_console_app(settings: Settings, identity: IdentityService, storage: St
     r.add_post("/keys/delete", V.delete_key)
     r.add_get("/usage", V.usage)
     admin.add_routes(r)
+    segments.add_routes(r)
     r.add_static("/static", V.HERE / "static", append_version=False)
     return app

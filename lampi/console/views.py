@@ -447,7 +447,7 @@ async def bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
         request, "bucket.html", bucket=name, owner=owner if not own else "", own=own, prefix=prefix, filter=filt,
         folders=folders, objects=objects, crumbs=crumbs, count=head.get("X-Container-Object-Count", "0"),
         bytes=head.get("X-Container-Bytes-Used", "0"), public=public, readers=readers, writers=writers,
-        grants=grants, public_url=public_link(request.app[CONF], owner, name) if public else "",
+        grants=grants, segment_size=request.app[CONF].console_segment_size, public_url=public_link(request.app[CONF], owner, name) if public else "",
         next_marker=(last.get("subdir") or last.get("name", "")) if more else "", url=bucket_url,
         csrf=sess.csrf,
     )

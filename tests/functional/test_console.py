@@ -22,6 +22,7 @@ from tests.functional.console_helpers import ConsoleUser, csrf_of, rc_password
 from tests.functional.swift_helpers import new_account
 
 METRICS_TOKEN = "console-metrics-Token-1"
+SEGMENT = 1024 * 1024  # the console's segment size on csrv: a few-MiB file goes in several parts
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,8 @@ def csrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
     """A server with its console on a free port, two workers (sessions and CSRF tokens
     must hold whichever worker answers)."""
     srv = LampiServer(data_dir=tmp_path_factory.mktemp("console") / "data", port=free_port(), workers=2,
-                      console_port=free_port(), extra_args=["--metrics-token", METRICS_TOKEN])
+                      console_port=free_port(),
+                      extra_args=["--metrics-token", METRICS_TOKEN, "--console-segment-size", str(SEGMENT)])
     srv.start()
     try:
         yield srv
@@ -717,3 +719,69 @@ def test_admin_creates_a_project_and_user_who_logs_in_with_swiftclient(csrv: Lam
     r = admin.post("/admin/projects/delete", {"project": pid})
     assert r.status_code == 200 and pname not in r.text
     assert uname not in csrv.cli("user", "list").stdout
+
+
+# -- segmented uploads ---------------------------------------------------------------
+
+
+def test_segmented_upload_resumes_after_a_restart(csrv: LampiServer, admin: ConsoleUser) -> None:
+    import boto3
+    import hashlib
+    import os
+
+    b = name()
+    admin.post("/buckets", {"bucket": b})
+    data = os.urandom(3 * SEGMENT + SEGMENT // 2)  # 4 segments, the last one half
+    ident = {"bucket": b, "name": "runs/data.bin", "size": str(len(data)), "mtime": "1764930000000"}
+
+    def plan() -> dict:
+        r = admin.get("/bucket/upload-plan", params=ident)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def send(i: int, body: bytes | None = None, csrf: str | None = None) -> requests.Response:
+        part = data[i * SEGMENT:(i + 1) * SEGMENT] if body is None else body
+        return admin.http.post(admin.base + "/bucket/upload-segment", params={**ident, "index": str(i)}, data=part,
+                               headers={"X-CSRF-Token": admin.csrf if csrf is None else csrf,
+                                        "Content-Type": "application/octet-stream"}, timeout=120)
+
+    def complete() -> requests.Response:
+        return admin.http.post(admin.base + "/bucket/upload-complete", params=ident, timeout=120,
+                               headers={"X-CSRF-Token": admin.csrf, "X-Object-Content-Type": "application/x-test"})
+
+    # small files go whole
+    r = admin.get("/bucket/upload-plan", params={**ident, "size": str(SEGMENT)})
+    assert r.json() == {"segmented": False}
+    assert plan() == {"segmented": True, "segment_size": SEGMENT, "count": 4, "done": []}
+    assert send(0).status_code == 201 and send(1).status_code == 201
+    # refused: a wrong length, an index out of range, no CSRF token, bad sizes; nothing stored
+    assert send(2, b"short").status_code == 400
+    assert send(4, b"x").status_code == 400
+    assert send(2, csrf="").status_code == 403
+    for bad in ({"size": "-1"}, {"size": "x"}, {"mtime": ""}, {"name": ""}):
+        r = admin.get("/bucket/upload-plan", params={**ident, **bad})
+        assert r.status_code == 400 and r.json()["message"], bad
+    r = complete()
+    assert r.status_code == 409 and r.json()["missing"] == [2, 3]
+    # the server restarts mid-upload: what was stored is still there, only the rest is sent
+    csrv.stop()
+    csrv.start()
+    admin.login("admin", rc_password(csrv))
+    assert plan()["done"] == [0, 1]
+    assert send(2).status_code == 201 and send(3).status_code == 201
+    r = complete()
+    assert r.status_code == 201 and r.json()["segments"] == 4, r.text
+    # the object's bytes, read with boto3
+    token, user_id, project_id = _keystone(csrv, "admin", rc_password(csrv), "admin")
+    made = requests.post(f"{csrv.url}/v3/users/{user_id}/credentials/OS-EC2", headers={"X-Auth-Token": token},
+                         json={"tenant_id": project_id}, timeout=60).json()["credential"]
+    s3 = boto3.client("s3", endpoint_url=csrv.url, aws_access_key_id=made["access"],
+                      aws_secret_access_key=made["secret"], region_name="us-east-1")
+    got = s3.get_object(Bucket=b, Key="runs/data.bin")
+    body = got["Body"].read()
+    assert len(body) == len(data) and hashlib.md5(body).digest() == hashlib.md5(data).digest()
+    assert got["ContentType"] == "application/x-test"
+    conn = admin_swift(csrv)
+    segs = [o["name"] for o in conn.get_container(b + "_segments")[1]]
+    assert segs == [f"runs/data.bin/slo/1764930000000/{len(data)}/{SEGMENT}/{i:08d}" for i in range(4)]
+    assert "x-static-large-object" in conn.head_object(b, "runs/data.bin")

@@ -34,3 +34,16 @@ def test_project_ids_with_acl_syntax_are_refused() -> None:
     for bad in ("", "a:b", "a,b", "a b", ".r", "x" * 256, "a\nb"):
         assert not S.valid_project(bad), bad
     assert S.valid_project("3d5b0ae8e724b439a4cd16d1290")
+
+
+def test_segment_plan() -> None:
+    from lampi.console.segments import MAX_SEGMENTS, plan_of
+
+    assert plan_of(1024, "a", 1024, "1") is None
+    p = plan_of(1024, "dir/a b", 3000, "1700")
+    assert p is not None and (p.count, p.segment_size) == (3, 1024)
+    assert [p.length(i) for i in range(p.count)] == [1024, 1024, 952]
+    assert p.segment(2) == "dir/a b/slo/1700/3000/1024/00000002"  # python-swiftclient's names
+    big = plan_of(1024, "x", 1024 * MAX_SEGMENTS * 3 + 1, "1")
+    assert big is not None and big.count <= MAX_SEGMENTS and big.segment_size > 1024
+    assert sum(big.length(i) for i in range(big.count)) == big.size
