@@ -140,7 +140,12 @@ async def upload_segment(request: web.Request, sess: V.Sess) -> web.StreamRespon
         except UpstreamError as exc:
             if exc.status != 404:
                 raise
-            await up.create_container(sess.token, owner, container)  # the first segment: as swift upload does
+            # the first segment: made as swift upload makes it, readable by whoever may read
+            # the bucket (public, shared), as a-access and a-publish keep it
+            read = (await up.head_container(sess.token, owner, bucket)).get("X-Container-Read", "")
+            await up.create_container(sess.token, owner, container)
+            if read:
+                await up.post_container(sess.token, owner, container, {"X-Container-Read": read})
         await up.put_object(sess.token, owner, container, plan.segment(i), V._body(request), plan.length(i),
                             "application/octet-stream")
     except UpstreamError as exc:

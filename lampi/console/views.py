@@ -608,18 +608,26 @@ async def share(request: web.Request, sess: Sess) -> web.StreamResponse:
 
 @page()
 async def publish(request: web.Request, sess: Sess) -> web.StreamResponse:
-    """Public access on or off: ``.r:*,.rlistings`` in the read ACL (``a-publish``)."""
+    """Public access on or off: ``.r:*,.rlistings`` in the read ACL of the bucket and of
+    its segments container, when there is one (``a-publish``: a large object's segments
+    must be readable too)."""
     form = await post_form(request, sess)
     name, owner = target(request, sess, form)
     on = form.get("public") == "1"
     up = request.app[UPSTREAM]
     try:
-        head = await up.head_container(sess.token, owner, name)
-        items = [i.strip() for i in head.get("X-Container-Read", "").split(",") if i.strip()]
-        items = [i for i in items if i not in (".r:*", ".rlistings")]
-        if on:
-            items += PUBLIC_ACL.split(",")
-        await up.post_container(sess.token, owner, name, {"X-Container-Read": ",".join(items)})
+        for container in (name, sharing.segments_of(name)):
+            try:
+                head = await up.head_container(sess.token, owner, container)
+            except UpstreamError as exc:
+                if exc.status == 404 and container != name:
+                    continue  # no segments container
+                raise
+            items = [i.strip() for i in head.get("X-Container-Read", "").split(",") if i.strip()]
+            items = [i for i in items if i not in (".r:*", ".rlistings")]
+            if on:
+                items += PUBLIC_ACL.split(",")
+            await up.post_container(sess.token, owner, container, {"X-Container-Read": ",".join(items)})
     except UpstreamError as exc:
         return problem(request, exc, f"Changing public access of {name}")
     return see_other(bucket_url(name, owner if owner != sess.project_id else None))

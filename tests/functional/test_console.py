@@ -731,6 +731,8 @@ def test_segmented_upload_resumes_after_a_restart(csrv: LampiServer, admin: Cons
 
     b = name()
     admin.post("/buckets", {"bucket": b})
+    acct = new_account(csrv)  # shared (View) before the first segment: its segments are readable by it too
+    admin.post("/bucket/share", {"bucket": b, "project": acct.project_id, "access": "view"})
     data = os.urandom(3 * SEGMENT + SEGMENT // 2)  # 4 segments, the last one half
     ident = {"bucket": b, "name": "runs/data.bin", "size": str(len(data)), "mtime": "1764930000000"}
 
@@ -785,3 +787,12 @@ def test_segmented_upload_resumes_after_a_restart(csrv: LampiServer, admin: Cons
     segs = [o["name"] for o in conn.get_container(b + "_segments")[1]]
     assert segs == [f"runs/data.bin/slo/1764930000000/{len(data)}/{SEGMENT}/{i:08d}" for i in range(4)]
     assert "x-static-large-object" in conn.head_object(b, "runs/data.bin")
+    their = swiftclient.Connection(preauthurl=conn.get_auth()[0], preauthtoken=acct.conn.get_auth()[1], retries=0)
+    assert their.get_object(b, "runs/data.bin")[1] == data  # the grantee reads it whole
+    # public: the segments container too, so the public link serves the whole object
+    assert admin.post("/bucket/public", {"bucket": b, "public": "1"}).status_code == 200
+    assert ".r:*" in conn.head_container(b + "_segments")["x-container-read"]
+    anon = requests.get(f"{csrv.url}/{b}/runs/data.bin", timeout=120)
+    assert anon.status_code == 200 and anon.content == data
+    admin.post("/bucket/public", {"bucket": b, "public": "0"})
+    assert ".r:*" not in conn.head_container(b + "_segments").get("x-container-read", "")
