@@ -146,7 +146,7 @@ async def upload_segment(request: web.Request, sess: V.Sess) -> web.StreamRespon
             await up.create_container(sess.token, owner, container)
             if read:
                 await up.post_container(sess.token, owner, container, {"X-Container-Read": read})
-        await up.put_object(sess.token, owner, container, plan.segment(i), V._body(request), plan.length(i),
+        await up.put_object(sess.token, owner, container, plan.segment(i), V.request_body(request), plan.length(i),
                             "application/octet-stream")
     except UpstreamError as exc:
         return _json_error(exc.status if 400 <= exc.status < 600 else 502, "the segment was refused")

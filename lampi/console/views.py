@@ -462,7 +462,7 @@ def public_link(settings: Settings, owner: str, name: str) -> str:
     return f"{settings.base_url()}/{quote(ref, safe=':')}/"
 
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
+async def request_body(request: web.Request) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_chunked(1024 * 1024):
         yield chunk
 
@@ -479,7 +479,7 @@ async def upload(request: web.Request, sess: Sess) -> web.StreamResponse:
     if ctype.startswith("multipart/") or ctype.startswith("application/x-www-form-urlencoded"):
         ctype = "application/octet-stream"
     try:
-        await request.app[UPSTREAM].put_object(sess.token, owner, name, obj, _body(request),
+        await request.app[UPSTREAM].put_object(sess.token, owner, name, obj, request_body(request),
                                               request.content_length, ctype)
     except UpstreamError as exc:
         return web.json_response({"error": exc.status}, status=exc.status if 400 <= exc.status < 600 else 502)
