@@ -100,7 +100,9 @@ def test_metrics_and_health_on_the_console_listener(csrv: LampiServer) -> None:
     for path in ("/healthcheck", "/readyz"):
         r = requests.get(base + path, timeout=60)
         assert r.status_code == 200 and r.text.startswith("OK"), (path, r.text)
-    # the console's own requests are counted, by page and status, whichever worker served them
+    # the console's own requests are counted, by page and status, whichever worker served them;
+    # each worker writes its counts out every second: earlier requests (other tests') first
+    time.sleep(2.5)
     before = _console_requests(base)
     sent = 7
     for _ in range(sent):
