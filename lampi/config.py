@@ -25,7 +25,9 @@ class Settings:
         metadata={"help": "Directory holding metadata (SQLite), blobs, keys and the RC file."},
     )
     workers: int = field(
-        default=1, metadata={"help": "Worker processes sharing the listening port."}
+        default=0,
+        metadata={"help": "Worker processes sharing the listening port; auto (or 0): one per CPU core "
+                  "this process may run on (as Swift's workers = auto)."},
     )
     meta_url: str = field(
         default="",
@@ -221,6 +223,10 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"setting 'workers': cannot use {self.workers} (a number of processes, or auto)")
+        if self.workers == 0:  # auto: resolved here, so every reader sees the number that runs
+            object.__setattr__(self, "workers", cpu_cores())
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("settings 'tls_cert' and 'tls_key': give both or neither")
         if self.meta_url and not self.meta_url.startswith(("postgresql://", "postgres://")):
@@ -446,9 +452,20 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's
+    cpuset), else the machine's count: what ``workers = auto`` starts."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if value is None:
         return None
+    if name == "workers" and isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
     if kind in (bool, "bool"):
         if isinstance(value, bool):
             return value

@@ -104,6 +104,12 @@ def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
+def _cpu(p: dict[str, Any]) -> str:
+    """The server's CPU per operation (``--server-pid``, or a ``--compare`` server)."""
+    v = p.get("server_cpu_ms_per_op")
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _f(v: Any, nd: int = 1) -> str:
     if v is None:
         return "-"
@@ -161,9 +167,9 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         rss = f"{p['rss_start_mib']:.0f}→{p['rss_peak_mib']:.0f}" if "rss_peak_mib" in p else "-"
         rows.append([p["label"], p["target"], _f(p["ops"]), _f(p["errors"]) if not p["errors"] else f"[red]{p['errors']}",
                      _f(p["seconds"], 2), _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2),
-                     _f(p["p99_ms"], 2), rss])
+                     _f(p["p99_ms"], 2), rss, _cpu(p)])
     print_table(con, "Phases", ["Phase", "Target", "ops", "err", "sec", "ops/s", "MB/s", "p50 ms", "p99 ms",
-                                "RSS MiB start→peak"], rows, key=2, left=2)
+                                "RSS MiB start→peak", "srv CPU ms/op"], rows, key=2, left=2)
     if doc.get("ratios"):
         print_table(con, "lampi / Swift", ["Phase", "c", "unit", "lampi", "Swift", "ratio", "p50 Swift/lampi"],
                     [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]),
@@ -218,9 +224,9 @@ def markdown(doc: dict[str, Any]) -> str:
     for p in doc["phases"]:
         rss = f"{p['rss_start_mib']:.0f} → {p['rss_peak_mib']:.0f}" if "rss_peak_mib" in p else "-"
         rows.append([p["label"], p["target"], _f(p["ops"]), _f(p["errors"]), _f(p["seconds"], 2),
-                     _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2), _f(p["p99_ms"], 2), rss])
-    table(["Phase", "Target", "ops", "errors", "s", "ops/s", "MB/s", "p50 ms", "p99 ms", "server RSS MiB start → peak"],
-          rows)
+                     _f(p["ops_per_s"]), _f(p["mb_per_s"]), _f(p["p50_ms"], 2), _f(p["p99_ms"], 2), rss, _cpu(p)])
+    table(["Phase", "Target", "ops", "errors", "s", "ops/s", "MB/s", "p50 ms", "p99 ms", "server RSS MiB start → peak",
+           "server CPU ms/op"], rows)
     if doc.get("ratios"):
         table(["Phase", "c", "unit", "lampi", "Swift", "lampi/Swift", "p50 Swift/lampi"],
               [[r["phase"], str(r["concurrency"]), r["unit"], _f(r["lampi"]), _f(r["swift"]), _f(r["ratio"], 2),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ except ImportError:  # pragma: no cover - psutil is a dependency; /proc is the f
     psutil = None  # type: ignore[assignment]
 
 MiB = 1024 * 1024
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _proc_children(pid: int) -> list[int]:
@@ -79,12 +81,28 @@ def hwm(pids: Iterable[int]) -> int:
     return sum(_status(pid, "VmHWM") for pid in tree(pids))
 
 
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds used so far, summed over the process trees."""
+    total = 0.0
+    for pid in tree(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 class Sampler:
-    """``async with Sampler(pids) as s:`` ... ``s.start``, ``s.peak`` (bytes)."""
+    """``async with Sampler(pids) as s:`` ... ``s.start``, ``s.peak`` (bytes), ``s.cpu``
+    (CPU seconds the server's processes used meanwhile: unlike a rate, CPU per request
+    barely moves when other work shares the machine)."""
 
     def __init__(self, pids: list[int], interval: float = 0.1) -> None:
         self.pids, self.interval = pids, interval
         self.start = self.peak = 0
+        self.cpu = 0.0
+        self._cpu0 = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -95,6 +113,7 @@ class Sampler:
     async def __aenter__(self) -> Sampler:
         if self.pids:
             self.start = self.peak = rss(self.pids)
+            self._cpu0 = cpu_seconds(self.pids)
             self._task = asyncio.ensure_future(self._run())
         return self
 
@@ -104,3 +123,4 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self.peak = max(self.peak, rss(self.pids))
+            self.cpu = cpu_seconds(self.pids) - self._cpu0

@@ -98,7 +98,8 @@ def _sz(n: int) -> str:
     return human_size(n).replace(" ", "")
 
 
-def summarize(step: Step, target: str, res: ChunkResult, rss_start: int, rss_peak: int) -> dict[str, Any]:
+def summarize(step: Step, target: str, res: ChunkResult, rss_start: int, rss_peak: int,
+              cpu: float | None = None) -> dict[str, Any]:
     secs = max(res.t1 - res.t0, 1e-9)
     lat = sorted(res.latencies)
     d: dict[str, Any] = {
@@ -114,6 +115,10 @@ def summarize(step: Step, target: str, res: ChunkResult, rss_start: int, rss_pea
     if rss_start:
         d["rss_start_mib"] = round(rss_start / MiB, 1)
         d["rss_peak_mib"] = round(rss_peak / MiB, 1)
+    if cpu is not None and res.ops:
+        # the server's CPU per operation (its processes' user+system time during the
+        # phase): comparable between targets even when other work loads the machine
+        d["server_cpu_ms_per_op"] = round(cpu / res.ops * 1000, 4)
     if res.error_samples:
         d["error_samples"] = res.error_samples
     return d
@@ -207,7 +212,7 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                 # pages paged out after 60 s idle): in one fixed order the same target
                 # measured 25-35% apart between positions.
                 order = [t for k in range(len(order)) for t in order[k:] + order[:k]]
-            pooled: dict[str, tuple[ChunkResult, int, int]] = {}
+            pooled: dict[str, tuple[ChunkResult, int, int, float]] = {}
             for t in order:
                 total = step.count * step.size if large else step.count
                 task = progress.add_task(f"{t.name:<6} {step.label}", total=total) if progress else None
@@ -226,16 +231,16 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                 if progress is not None and not step.timed:
                     progress.remove_task(task)
                 if t.name in pooled:  # a later pass of a large step
-                    prev, start, peak = pooled[t.name]
+                    prev, start, peak, cpu = pooled[t.name]
                     res = _sequential(prev, res)
-                    sampler_start, sampler_peak = start, max(peak, sampler.peak)
+                    sampler_start, sampler_peak, cpu = start, max(peak, sampler.peak), cpu + sampler.cpu
                 else:
-                    sampler_start, sampler_peak = sampler.start, sampler.peak
-                pooled[t.name] = (res, sampler_start, sampler_peak)
+                    sampler_start, sampler_peak, cpu = sampler.start, sampler.peak, sampler.cpu
+                pooled[t.name] = (res, sampler_start, sampler_peak, cpu)
             for t in targets:
-                res, start, peak = pooled[t.name]
+                res, start, peak, cpu = pooled[t.name]
                 if step.timed:
-                    results.append(summarize(step, t.name, res, start, peak))
+                    results.append(summarize(step, t.name, res, start, peak, cpu if t.pids else None))
                 elif res.errors:
                     setup_errors.extend(f"{t.name} {step.phase}: {e}" for e in res.error_samples)
     finally:

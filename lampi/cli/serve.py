@@ -27,8 +27,8 @@ from lampi.config import Settings
 @click.option("--host", envvar="LAMPI_HOST", default=None, help="Address to listen on [env LAMPI_HOST; default 127.0.0.1].")
 @click.option("--port", envvar="LAMPI_PORT", type=int, default=None, help="TCP port [env LAMPI_PORT; default 8080].")
 @data_dir_option
-@click.option("--workers", envvar="LAMPI_WORKERS", type=int, default=None,
-              help="Worker processes sharing the port [env LAMPI_WORKERS; default 1].")
+@click.option("--workers", envvar="LAMPI_WORKERS", default=None, metavar="N|auto",
+              help="Worker processes sharing the port [env LAMPI_WORKERS; default auto: one per CPU core].")
 @click.option("--public-url", envvar="LAMPI_PUBLIC_URL", default=None,
               help="Public base URL when behind a proxy, e.g. https://objects.example.org [env LAMPI_PUBLIC_URL].")
 @click.option("--region", envvar="LAMPI_REGION", default=None, help="Region in the catalog [env LAMPI_REGION; default regionOne].")

@@ -1,5 +1,6 @@
 """Sending an object's blob, as both front-ends answer a GET: opened before any header
-is sent, then zero-copy from a local file or streamed from the store."""
+is sent, then zero-copy from a local file or streamed from the store; and receiving a
+request body chunk by chunk (``body_chunks``), as both read an upload."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ from lampi.http.sendfile import sendfile as zero_copy_sendfile
 
 log = logging.getLogger("lampi.http")
 INLINE_READ = 128 * 1024  # GET bodies up to this size are read on the loop (send_blob)
+
+
+async def body_chunks(content: web.StreamReader) -> AsyncIterator[bytes]:
+    """A request body's chunks as received, never joined: ``iter_any`` joins all the
+    chunks buffered while the loop was busy (``b"".join``), one more copy of a large
+    body's every byte, ~8% of the loop's time in a 1 GiB PUT here.
+
+    Not ``iter_chunks``: it stops only on ``(b"", False)``, which aiohttp's shared empty
+    body (``EMPTY_PAYLOAD``, every request without a body) returns once per process and
+    never again, so the next body-less request would spin the event loop forever.
+    ``readchunk`` also answers ``(b"", True)`` at a chunked-encoding boundary: skipped."""
+    while True:
+        data, _ = await content.readchunk()
+        if data:
+            yield data
+        elif content.at_eof():
+            return
 
 
 class PrimedRead:

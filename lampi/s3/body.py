@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from lampi.http.expect import send_continue
+from lampi.http.transfer import body_chunks
 from lampi.s3 import checksums
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request
 from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth, wire
@@ -133,9 +134,10 @@ async def stream(request: web.Request, auth: Auth, body: Body, max_size: int) ->
 
     if body.mode == "plain":
         sha = hashlib.sha256() if auth.payload and auth.payload != UNSIGNED else None
-        # iter_any: the chunks as received, never joined or split (iter_chunked copied
-        # every byte once more to cut exact READ_SIZE pieces; the Swift PUT reads so too)
-        async for data in request.content.iter_any():
+        # the chunks as received, never joined or split (iter_chunked copied every byte
+        # once more to cut exact READ_SIZE pieces, iter_any joins what was buffered while
+        # the loop was busy; the Swift PUT reads so too)
+        async for data in body_chunks(request.content):
             feed(data)
             if sha is not None:
                 sha.update(data)

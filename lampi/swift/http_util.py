@@ -18,6 +18,7 @@ from lampi.core.models import CKey, ObjectRecord
 from lampi.core.numbers import uint
 from lampi.http.context import STORAGE
 from lampi.http.expect import send_continue
+from lampi.http.transfer import body_chunks
 from lampi.swift import constraints as C
 from lampi.swift.errors import swift_error
 
@@ -300,7 +301,7 @@ def request_sysmeta(request: web.Request) -> dict[str, str]:
 async def request_body(request: web.Request) -> AsyncIterator[bytes]:
     await send_continue(request)
     try:
-        async for chunk in request.content.iter_any():
+        async for chunk in body_chunks(request.content):  # as received, never joined
             yield chunk
     except (ConnectionResetError, web.RequestPayloadError) as exc:
         # the client went away (or sent a broken chunked body) before the end:

@@ -51,6 +51,11 @@ def test_bench_smoke_all_phases(server: LampiServer, tmp_path: Path, swift_conn)
         assert 0 < p["p50_ms"] <= p["p99_ms"], key
         # the server's PID was given: its memory (parent + children) is sampled
         assert 0 < p["rss_start_mib"] <= p["rss_peak_mib"] < 4096, key
+        # and its CPU time per operation (0 possible: the clock ticks are 10 ms)
+        assert 0 <= p["server_cpu_ms_per_op"] < 10_000, key
+    # writing objects takes the server some CPU: a PUT phase is never free
+    assert phases[("small-put", 16)]["server_cpu_ms_per_op"] > 0
+    assert "server CPU ms/op" in (tmp_path / "bench.md").read_text()
     for c in (4, 16):
         assert phases[("small-put", c)]["count"] == SMALL
         # bytes moved are counted exactly: SMALL objects of 4 KiB each way
@@ -168,18 +173,28 @@ def test_bench_s3_signer_matches_botocore() -> None:
 
     from lampi.bench.s3sign import EMPTY_SHA256, Signer
 
-    url = "http://127.0.0.1:8080/bkt/a%20b~c.txt"
-    for method, query, body in (("GET", {"list-type": "2", "continuation-token": "a+b/c="}, b""),
-                                ("PUT", {}, b"hello")):
+    # one signer for every request, as a bench phase uses it: what it keeps between
+    # requests (signing key, date text, a URL's canonical path) must not leak into the next
+    signer = Signer("AKID", "SECRET", "us-east-1")
+    cases = [(url, method, query, body)
+             for url in ("http://127.0.0.1:8080/bkt/a%20b~c.txt", "http://127.0.0.1:8080/bkt/plain-key_1.txt")
+             for method, query, body in (("GET", {"list-type": "2", "continuation-token": "a+b/c="}, b""),
+                                         ("PUT", {}, b"hello"), ("HEAD", {}, b""))]
+    for url, method, query, body in cases * 2:
         req = AWSRequest(method=method, url=url, params=query, data=body, headers={"Host": "127.0.0.1:8080"})
         S3SigV4Auth(BotoCredentials("AKID", "SECRET"), "s3", "us-east-1").add_auth(req)
         payload = req.headers["X-Amz-Content-SHA256"]  # botocore hashes the body over http
         assert payload == (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
         amz_date = req.headers["X-Amz-Date"]  # botocore's clock; sign at that same second
         ts = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        ours = Signer("AKID", "SECRET", "us-east-1").headers(method, url, query, payload, ts.timestamp())
+        ours = signer.headers(method, url, query, payload, ts.timestamp())
         assert ours["X-Amz-Date"] == amz_date
-        assert ours["Authorization"] == req.headers["Authorization"], (method, query)
+        assert ours["Authorization"] == req.headers["Authorization"], (method, url, query)
+    # a day later and back: the kept signing key and date text follow the clock
+    url, t = "http://127.0.0.1:8080/bkt/plain-key_1.txt", 1_700_000_000.5
+    for now in (t, t + 86_400, t + 86_401, t):
+        assert signer.headers("GET", url, None, EMPTY_SHA256, now) == \
+            Signer("AKID", "SECRET", "us-east-1").headers("GET", url, None, EMPTY_SHA256, now)
 
 
 def test_bench_reports_failures(server: LampiServer, tmp_path: Path, unique: str) -> None:

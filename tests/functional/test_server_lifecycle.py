@@ -136,6 +136,28 @@ def test_config_from_env_vars(tmp_path: Path) -> None:
         assert stop(proc) == 0
 
 
+def test_default_workers_one_per_core(tmp_path: Path) -> None:
+    """Without --workers the server starts one worker per core it may run on (as Swift's
+    workers = auto) and its banner says how many."""
+    cores = len(os.sched_getaffinity(0))
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = spawn_server([*lampi_cmd(), "serve", "--log-format", "json"],
+                            env=clean_env(LAMPI_PORT=str(port), LAMPI_DATA_DIR=str(tmp_path / "d")),
+                            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        assert f"({cores} worker{'s' if cores != 1 else ''})" in log.read_text()
+        if cores > 1:  # one worker runs in the supervisor's own process
+            deadline = time.monotonic() + 30
+            while len(children(proc.pid)) < cores and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(children(proc.pid)) == cores
+    finally:
+        assert stop(proc) == 0
+
+
 def test_config_from_toml_and_precedence(tmp_path: Path) -> None:
     toml_port, env_port, flag_port = free_port(), free_port(), free_port()
     data = tmp_path / "tomldata"

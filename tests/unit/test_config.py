@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lampi.config import Settings, load_settings, settings_help
+from lampi.config import Settings, cpu_cores, load_settings, settings_help
 
 
 def toml(tmp_path: Path, text: str) -> str:
@@ -18,7 +18,7 @@ def toml(tmp_path: Path, text: str) -> str:
 def test_defaults():
     s = load_settings(environ={})
     assert s == Settings()
-    assert (s.host, s.port, s.data_dir, s.workers) == ("127.0.0.1", 8080, "./lampi-data", 1)
+    assert (s.host, s.port, s.data_dir, s.workers) == ("127.0.0.1", 8080, "./lampi-data", cpu_cores())
     assert (s.region, s.token_ttl, s.admin_project, s.public_url) == ("regionOne", 8 * 3600, "admin", "")
     assert s.max_object_size == 5 * 1024**3
     assert s.base_url() == "http://127.0.0.1:8080"
@@ -89,6 +89,25 @@ def test_bad_int_in_toml(tmp_path, value):
 def test_bad_str_in_toml(tmp_path, value):
     with pytest.raises(ValueError, match="host"):
         load_settings(config_file=toml(tmp_path, f"host = {value}\n"), environ={})
+
+
+def test_workers_auto_is_one_per_core(tmp_path):
+    """workers = auto (the default, as Swift's): one worker per core this process may use;
+    a number still overrides it, from every source."""
+    import os
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_cores() == cores
+    assert Settings().workers == cores
+    assert load_settings(environ={"LAMPI_WORKERS": "auto"}).workers == cores
+    assert load_settings({"workers": "AUTO"}, environ={"LAMPI_WORKERS": "3"}).workers == cores
+    assert load_settings({"workers": "0"}, environ={}).workers == cores
+    assert load_settings(config_file=toml(tmp_path, 'workers = "auto"\n'), environ={}).workers == cores
+    assert load_settings({"workers": "5"}, config_file=toml(tmp_path, 'workers = "auto"\n'), environ={}).workers == 5
+    assert load_settings(environ={"LAMPI_WORKERS": "1"}).workers == 1
+    with pytest.raises(ValueError, match="workers"):
+        load_settings({"workers": "-2"}, environ={})
+    with pytest.raises(ValueError, match="workers"):
+        load_settings(config_file=toml(tmp_path, 'workers = "all"\n'), environ={})
 
 
 def test_bad_override():
