@@ -27,7 +27,7 @@ from lampi.config import Settings
 
 
 def _refuse(msg: str) -> click.ClickException:
-    err = click.ClickException(msg)
+    err = click.ClickException(" ".join(msg.split()))  # one line (libpq's messages have two)
     err.exit_code = NO_STORE_EXIT
     return err
 
@@ -186,7 +186,8 @@ def _run(src: Settings, dst: Settings, jobs: int, as_json: bool, mig: Any, refus
             raise click.ClickException(f"{exc}; nothing is lost: run lampi migrate again") from None
         except (errors.DomainError, OSError, sqlite3.Error) as exc:
             msg = exc.message if isinstance(exc, errors.DomainError) else str(exc)
-            raise click.ClickException(f"the copy stopped: {msg}; run lampi migrate again to continue") from None
+            raise click.ClickException(" ".join(f"the copy stopped: {msg}; run lampi migrate again to "
+                                                "continue".split())) from None
         finally:
             if journal is not None:
                 journal.close()

@@ -233,6 +233,8 @@ class PGBase:
         return self._executor.submit(self._call_read, fn).result()
 
     # -- whole tables (lampi.store.meta.sqlite.rows) ------------------------------------
+    _UPSERT = True  # INSERT ... ON CONFLICT DO UPDATE (RowsMixin._imported)
+
 
     async def _rows_read(self, table: str | None, fn: Callable[[Any], T]) -> T:
         return await self._run(fn)

@@ -273,6 +273,8 @@ class SQLiteBase:
             self._writer = None
 
     # -- whole tables (lampi.store.meta.sqlite.rows) ------------------------------------
+    _UPSERT = False  # see RowsMixin._imported
+
 
     async def _rows_read(self, table: str | None, fn: Callable[[sqlite3.Connection], T]) -> T:
         if table == "revoked":  # in the revocations database

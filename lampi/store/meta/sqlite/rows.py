@@ -8,8 +8,9 @@ differs (where a table lives, how its columns are listed) is the bases' ``_rows_
 
 Exports page by primary key (``WHERE (pk) > (?) ORDER BY pk LIMIT ?``): an index range
 scan per page, and a page boundary is a key, so an interrupted copy can go on from any
-page. Imports are upserts (``INSERT ... ON CONFLICT (pk) DO UPDATE``, understood by both
-databases): the same rows imported twice leave one copy, as they are.
+page. Imports are upserts (PostgreSQL: ``INSERT ... ON CONFLICT (pk) DO UPDATE``; SQLite:
+an UPDATE by key, else an INSERT): the same rows imported twice leave one copy, as they
+are.
 """
 
 from __future__ import annotations
@@ -56,10 +57,29 @@ class RowsMixin(SQLiteBase):
         if not rows:
             return
         rest = [c for c in columns if c not in pk]
-        action = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}" if rest else "DO NOTHING"
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-               f"ON CONFLICT ({', '.join(pk)}) {action}")
-        await self._rows_write(table, lambda c: self._imported(c, table, sql, rows))
+        await self._rows_write(table, lambda c: self._imported(c, table, columns, pk, rest, rows))
 
-    def _imported(self, c: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        c.executemany(sql, rows)
+    def _imported(self, c: Any, table: str, columns: list[str], pk: tuple[str, ...], rest: list[str],
+                  rows: list[tuple[Any, ...]]) -> None:
+        cols, marks = ", ".join(columns), ", ".join("?" for _ in columns)
+        if self._UPSERT:
+            action = f"DO UPDATE SET {', '.join(f'{x} = excluded.{x}' for x in rest)}" if rest else "DO NOTHING"
+            c.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(pk)}) {action}",
+                          rows)
+            return
+        # SQLite: an upsert's UPDATE would run the identity-generation triggers under the
+        # upsert's conflict clause, where their INSERT OR REPLACE fails: update, else insert
+        at = [columns.index(k) for k in pk]
+        keep = [columns.index(x) for x in rest]
+        where = " AND ".join(f"{k} = ?" for k in pk)
+        update = f"UPDATE {table} SET {', '.join(f'{x} = ?' for x in rest)} WHERE {where}" if rest else None
+        insert = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
+        exists = f"SELECT 1 FROM {table} WHERE {where}"
+        for r in rows:
+            key = [r[i] for i in at]
+            if update is not None:
+                if c.execute(update, [*(r[i] for i in keep), *key]).rowcount:
+                    continue
+            elif c.execute(exists, key).fetchone() is not None:
+                continue
+            c.execute(insert, r)
