@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -298,9 +297,3 @@ def journal_path(src_data_dir: Path, target: str) -> Path:
     tag = hashlib.sha256(target.encode()).hexdigest()[:16]
     return Path(src_data_dir) / f"migrate-{tag}.journal"
 
-
-def remove_journal(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -9,7 +9,6 @@ import json
 import shutil
 import sqlite3
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
