@@ -121,7 +121,7 @@ def _target_text(dst: Settings) -> str:
 
 def _run(src: Settings, dst: Settings, jobs: int, as_json: bool, mig: Any, refusals: tuple[type, ...]) -> Any:
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lampi.core import errors
     from lampi.store.blob.policies import open_policy_stores
@@ -153,20 +153,20 @@ def _run(src: Settings, dst: Settings, jobs: int, as_json: bool, mig: Any, refus
                 + (" (continuing an interrupted run)" if resuming else ""))
             await mig.copy_keys(src.data_path / "keys", dst.data_path / "keys", report)
             journal = mig.Journal(mig.journal_path(src.data_path, _target_text(dst)))
-            with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                          DownloadColumn(), TimeElapsedColumn(), console=console, transient=False,
-                          disable=quiet) as progress:
-                blob_task = progress.add_task("blobs", total=None)
+            with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                          transient=False, disable=quiet) as progress:
+                blob_task = progress.add_task("blobs", total=None, info="")
 
                 def on_blob(n: int, nbytes: int) -> None:
-                    progress.update(blob_task, completed=n, total=report.blobs)
+                    progress.update(blob_task, completed=n, total=report.blobs, info=f"{nbytes / 1e6:,.1f} MB")
 
                 await mig.copy_blobs(src_meta, src_blobs, dst_blobs, report, jobs=jobs, journal=journal,
                                      progress=on_blob)
                 progress.update(blob_task, completed=report.blobs, total=report.blobs)
                 say(f"blobs: {report.blobs} ({report.copied} copied and verified, {report.already} copied before, "
                     f"{report.in_place} in place)")
-                row_task = progress.add_task("rows", total=None)
+                row_task = progress.add_task("rows", total=None, info="")
 
                 def on_rows(table: str, n: int) -> None:
                     progress.update(row_task, description=f"rows: {table}", completed=n)
