@@ -12,6 +12,7 @@ and the next one runs as usual.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import random
@@ -56,9 +57,34 @@ async def run_forever(run_once: Callable[[], Awaitable[int]], interval: float, l
                     log.info(done, n)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception(failed)
+        except Exception as exc:
+            short = exhaustion(exc)
+            if short is None:
+                log.exception(failed)
+            else:  # the machine's state, not a bug: one line, no traceback (as the listener)
+                log.warning("%s: %s (%s: %s)", failed, short, type(exc).__name__, exc)
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+
+
+_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
+
+
+def exhaustion(exc: BaseException) -> str | None:
+    """The resource a failure ran out of (file descriptors, memory), or None for any
+    other failure. Libraries do not always say: SQLite answers "unable to open database
+    file" when open() failed with EMFILE, so with no errno in the exception's chain this
+    process's own descriptors are probed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _EXHAUSTED:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    try:
+        os.close(os.dup(2))
+    except OSError as probe:
+        if probe.errno in _EXHAUSTED:
+            return os.strerror(probe.errno)
+    return None
 
 
 def context(run_once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger,

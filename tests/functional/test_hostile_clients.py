@@ -179,8 +179,10 @@ def new_log(srv: Srv, since: int) -> str:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_idle_half_requests_past_the_fd_limit_do_not_starve_real_requests(spawn, loop: str) -> None:  # noqa: ANN001
     """300 never-finished request heads against a worker allowed 256 open files: real
-    requests (requests, python-swiftclient) are still answered, each within 1 s, the
-    server holds no more idle sockets than its cap, and the log is not flooded."""
+    requests (requests, python-swiftclient) are still answered, each within 5 s (starved,
+    they would wait for the idle heads' 20 s header timeout; 5 s leaves a busy CI machine
+    its slowness), the server holds no more idle sockets than its cap, and the log is not
+    flooded."""
     srv = spawn(nofile=256, loop=loop)
     before = len(srv.log())
     conn = srv.swift()
@@ -201,7 +203,7 @@ def test_idle_half_requests_past_the_fd_limit_do_not_starve_real_requests(spawn,
         t = time.monotonic()
         srv.swift().get_auth()  # and a client logging in now (Keystone v3 over a new connection)
         took.append(time.monotonic() - t)
-        assert max(took) < 1.0, took
+        assert max(took) < 5.0, took
         cap = re.search(r"up to (\d+) connections per worker \(open-file limit 256\)", srv.log())
         assert cap and int(cap.group(1)) < 256 - 64
         held = still_open(idle)
