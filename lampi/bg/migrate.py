@@ -67,6 +67,7 @@ class MigrateReport:
     bytes_total: int = 0
     missing: list[str] = field(default_factory=list)  # referred to, but not in the source
     keys_written: int = 0
+    leftovers_removed: int = 0  # partial blobs of an interrupted run removed from the target
     blob_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -79,6 +80,7 @@ class MigrateReport:
                 "blobs_already_copied": self.already, "blobs_in_place": self.in_place,
                 "bytes_copied": self.bytes_copied, "bytes_total": self.bytes_total,
                 "missing_in_source": self.missing, "keys_written": self.keys_written,
+                "leftovers_removed": self.leftovers_removed,
                 "seconds": round(self.seconds, 3), "blob_seconds": round(self.blob_seconds, 3)}
 
 
@@ -258,6 +260,14 @@ async def copy_blobs(src_meta: Any, src: Any, dst: Any, report: MigrateReport, *
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
     finally:
         report.blob_seconds = time.monotonic() - started
+
+
+def clear_leftovers(dst: Any) -> int:
+    """Remove the target's partial blobs that no writer holds (what an interrupted run
+    left in a file store's tmp/), as ``lampi serve`` does when it starts; a RADOS head
+    still locked by a dead writer stays until its lease ends (a copy of that blob
+    replaces it anyway)."""
+    return sum(dst.remove_partial(ident) for ident, _mtime in list(dst.iter_partials()))
 
 
 # -- rows ---------------------------------------------------------------------------------

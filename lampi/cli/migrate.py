@@ -164,6 +164,7 @@ def _run(src: Settings, dst: Settings, jobs: int, as_json: bool, mig: Any, refus
                 await mig.copy_blobs(src_meta, src_blobs, dst_blobs, report, jobs=jobs, journal=journal,
                                      progress=on_blob)
                 progress.update(blob_task, completed=report.blobs, total=report.blobs)
+                report.leftovers_removed = await asyncio.to_thread(mig.clear_leftovers, dst_blobs)
                 say(f"blobs: {report.blobs} ({report.copied} copied and verified, {report.already} copied before, "
                     f"{report.in_place} in place)")
                 row_task = progress.add_task("rows", total=None, info="")
