@@ -48,12 +48,14 @@ from lampi.http.context import STORAGE
 from lampi.log import setup_logging
 from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
+from lampi.store.dirlock import DataDirLock
 from lampi.store.fsmodes import make_private
 from lampi.store.meta.factory import open_meta
 from lampi.store.meta.postgres.schema import SchemaError
 from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
+_dir_lock: DataDirLock | None = None  # the data dir's lock (lampi.store.dirlock), held while serving
 READ_BUFSIZE = 1024 * 1024
 
 
@@ -459,6 +461,15 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         close_sockets()
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
+    # held (shared) until the last worker stops: `lampi migrate` does not copy a served store
+    global _dir_lock
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    _dir_lock = DataDirLock(settings.data_path)
+    if not _dir_lock.acquire(exclusive=False):
+        print(f"lampi: `lampi migrate` is copying the store in {settings.data_path.resolve()}; start the "
+              "server once it has finished", file=sys.stderr)
+        close_sockets()
+        return 2
     try:
         boot = bootstrap(settings)
     except SchemaError as exc:  # meta_url: a database this lampi cannot serve (older schema...)
