@@ -52,6 +52,7 @@ CALLS = {
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMPI_", "OS_"))}
+    env["LAMPI_CONSOLE_PORT"] = "0"  # no console on 8081: servers of parallel tests would collide
     env.update(extra)
     return env
 
