@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lampi.config import Settings
 from lampi.core import errors
@@ -268,6 +269,18 @@ class IdentityService:
         if u is None:
             raise errors.NotFound(f"Could not find user: {ref}.")
         return u
+
+    async def users_with_roles(self) -> list[dict[str, Any]]:
+        """Every user with its role assignments (``lampi user list``, the console's admin
+        pages)."""
+        out = []
+        for u in await self.meta.list_users():
+            roles = []
+            for p in await self.meta.projects_for_user(u.id):
+                for r in await self.meta.roles_for(u.id, p.id):
+                    roles.append({"project": p.name, "project_id": p.id, "role": r})
+            out.append({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "roles": roles})
+        return out
 
     async def set_password(self, user_id: str, password: str) -> None:
         import asyncio

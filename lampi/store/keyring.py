@@ -614,3 +614,67 @@ class StoredKeys:
     def kms_names(self) -> list[str]:
         return sorted(r[4:] for r in self.table.key_rings() if r.startswith("kms/"))
 
+# -- all the keys of a store, for copying it elsewhere (lampi migrate) ----------------------
+
+_KEY_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*-\d+")
+
+
+def store_keys(key_dir: Path) -> dict[str, bytes]:
+    """Every key of a store's key directory, by its name relative to it: the token keys
+    (``fernet-<n>``), the EC2-secret sealing keys (``credential-<n>``), the SSE master
+    keys (``sse-<n>``) and the KMS keys (``kms/<name>-<n>``). Together with the metadata
+    they are what another store needs to open what this one sealed."""
+    key_dir = Path(key_dir)
+    found: dict[str, bytes] = {}
+    for sub in ("", "kms"):
+        d = key_dir / sub if sub else key_dir
+        try:
+            names = sorted(os.listdir(d))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if _KEY_FILE.fullmatch(name) and (d / name).is_file():
+                found[f"{sub}/{name}" if sub else name] = (d / name).read_bytes()
+    return found
+
+
+def install_store_keys(key_dir: Path, keys: dict[str, bytes]) -> int:
+    """Write ``keys`` (as ``store_keys`` gives them) into ``key_dir``, each durably (0600,
+    fsynced, linked into place at once) unless it is there already with the same bytes;
+    return how many were written. SealError, before anything is written, when a key of
+    that name is there with other bytes: the directory holds another store's keys."""
+    key_dir = Path(key_dir)
+    todo: dict[str, bytes] = {}
+    for rel, data in keys.items():
+        parts = rel.split("/")
+        if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "kms")) or not _KEY_FILE.fullmatch(parts[-1]):
+            raise SealError(f"not a key file name: {rel!r}")
+        try:
+            have = (key_dir / rel).read_bytes()
+        except FileNotFoundError:
+            todo[rel] = data
+            continue
+        if have.strip() != data.strip():
+            raise SealError(f"{key_dir / rel} exists with another key: {key_dir} holds another store's keys")
+    for rel, data in todo.items():
+        path = key_dir / rel
+        created = not path.parent.exists()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if created:
+            fsync_dir(path.parent.parent)
+        tmp = path.parent / f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # made meanwhile: the same key, or refuse
+                if path.read_bytes().strip() != data.strip():
+                    raise SealError(f"{path} exists with another key") from None
+        finally:
+            os.unlink(tmp)
+        fsync_dir(path.parent)
+    return len(todo)

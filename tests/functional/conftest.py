@@ -189,6 +189,7 @@ class LampiServer:
     workers: int = 1
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # more environment for the server (LAMPI_* settings)
+    console_port: int = 0  # the web console's port: 0 (off) unless a test gives it a free_port()
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -210,7 +211,7 @@ class LampiServer:
             self.proc = spawn_server(
                 [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
-                 *self.extra_args],
+                 "--console-port", str(self.console_port), *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         try:

@@ -124,7 +124,7 @@ def test_s3_written_on_one_gateway_read_listed_deleted_on_the_other(gateways: tu
 def _serve(url: str, data: Path) -> subprocess.CompletedProcess[str]:
     """`lampi serve` expected to refuse to start (it would otherwise run until killed)."""
     return subprocess.run([*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
-                           "--data-dir", str(data), "--meta-url", url], capture_output=True, text=True,
+                           "--data-dir", str(data), "--meta-url", url, "--console-port", "0"], capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if k != "LAMPI_CONFIG"})
 
 

@@ -170,3 +170,36 @@ def test_malformed_key_file_is_refused_at_import(tmp_path: Path) -> None:
     keys = StoredKeys(_Table(), MasterKeySource(value=Fernet.generate_key().decode()), import_dir=tmp_path / "keys")
     with pytest.raises(MasterKeyError, match="credential-0 into the metadata store: it is not a Fernet key"):
         keys.check()
+
+
+def test_store_keys_copy_into_another_key_dir(tmp_path):
+    """lampi migrate moves every key of a store (tokens, credentials, SSE, KMS) through
+    ``store_keys`` / ``install_store_keys``: written once, 0600, and refused over another
+    store's keys."""
+    import stat
+
+    from lampi.core.sse import KeyService
+    from lampi.core.tokens import load_keys
+    from lampi.store.keyring import SealError, install_store_keys, store_keys
+
+    src = tmp_path / "src" / "keys"
+    load_keys(src)
+    KeyRing(src, "credential").primary(create=True)
+    svc = KeyService(src)
+    svc.master.primary(create=True)
+    svc.kms_create("lab-key")
+    keys = store_keys(src)
+    assert set(keys) == {"fernet-0", "credential-0", "sse-0", "kms/lab-key-0"}
+    dst = tmp_path / "dst" / "keys"
+    assert install_store_keys(dst, keys) == 4
+    assert store_keys(dst) == keys
+    assert stat.S_IMODE((dst / "kms" / "lab-key-0").stat().st_mode) == 0o600
+    assert install_store_keys(dst, keys) == 0  # again: nothing to do
+    ring = KeyRing(dst, "credential")
+    kid, token = KeyRing(src, "credential").seal(b"secret")
+    assert ring.open(kid, token) == b"secret"
+    other = tmp_path / "other" / "keys"
+    load_keys(other)
+    with pytest.raises(SealError):
+        install_store_keys(other, keys)
+    assert sorted(p.name for p in other.iterdir()) == ["fernet-0"]  # nothing written

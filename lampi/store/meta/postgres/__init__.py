@@ -28,6 +28,7 @@ from lampi.store.meta.sqlite.keys import KeysMixin
 from lampi.store.meta.sqlite.multipart import MultipartMixin
 from lampi.store.meta.sqlite.objects import ObjectsMixin
 from lampi.store.meta.sqlite.quotas import QuotasMixin
+from lampi.store.meta.sqlite.rows import RowsMixin
 from lampi.store.meta.sqlite.versions import VersionsMixin
 
 __all__ = ["SCHEMA_VERSION", "PostgresMetaStore", "SchemaError", "is_postgres_url", "upgrade"]
@@ -41,7 +42,7 @@ def is_postgres_url(url: str) -> bool:
 
 
 class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin, VersionsMixin, MultipartMixin,
-                        ObjectsMixin, QuotasMixin, KeysMixin):
+                        ObjectsMixin, QuotasMixin, KeysMixin, RowsMixin):
     """The MetaStore on a PostgreSQL database (see the module's docstring)."""
 
     def __init__(self, url: str, data_dir: str | Path, *, create: bool = False, pool_size: int | None = None) -> None:
