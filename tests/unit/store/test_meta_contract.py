@@ -1023,10 +1023,16 @@ async def test_rows_export_import_round_trip(meta, tmp_path):
                 cols = await meta.table_columns(table)
                 await other.import_rows(table, cols, await meta.export_rows(table, None, 10_000))
             assert await _all_rows(other) == rows
-        # the secrets are sealed: with the keys (lampi.store.keyring) they open in the copy
-        from lampi.store.keyring import install_store_keys, store_keys
+        # the secrets are sealed: with the keys (lampi.store.keyring) they open in the copy:
+        # key files copied beside it, or (keys in the table, copied with the rows) the
+        # same master key
+        from lampi.store.keyring import MasterKeySource, StoredKeys, install_store_keys, store_keys
 
-        install_store_keys(tmp_path / "other" / "keys", store_keys(meta.path.parent / "keys"))
+        if isinstance(meta.keys, StoredKeys):
+            src = meta.keys.source
+            other.use_keys(MasterKeySource(value=src.value, file=src.file or src.default_file))
+        else:
+            install_store_keys(tmp_path / "other" / "keys", store_keys(meta.path.parent / "keys"))
         access = (await meta.list_credentials())[0].access
         assert (await other.get_credential(access)).secret == "s3cret"
         assert (await other.get_account(p.id)).object_count == (await meta.get_account(p.id)).object_count
