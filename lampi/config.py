@@ -174,6 +174,20 @@ class Settings:
                   "(a new temporary one unless data_dir is given, which must not hold a store yet) deleted when "
                   "the server stops."},
     )
+    master_key: str = field(
+        default="", repr=False,
+        metadata={"help": "The master key sealing the keys kept in the metadata store (token, EC2-secret and SSE "
+                  "keys; docs/scale-out.md): 44 characters of URL-safe base64 (`lampi master-key generate`). "
+                  "Environment (LAMPI_MASTER_KEY) or TOML only, never a flag (it would show in ps). Empty: "
+                  "master_key_file."},
+    )
+    master_key_file: str = field(
+        default="",
+        metadata={"help": "A file holding the master key (mode 0600). Empty, and master_key empty: the data dir's "
+                  "master.key, made at the first start over a database without keys. Every gateway over one "
+                  "PostgreSQL needs the same master key; a single node over SQLite without one keeps its keys as "
+                  "files in keys/."},
+    )
     admin_password: str = field(
         default="", repr=False,
         metadata={"help": "The bootstrap admin's password, set at every start (a CI job can hard-code it); "

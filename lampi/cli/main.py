@@ -47,7 +47,8 @@ def cli(config: str | None) -> None:
 
 
 for command in (serve.serve, serve.init, serve.openrc, identity.domain, identity.project, identity.user,
-                identity.role, credentials.credential, keys.kms, keys.sse, db.db, fsck.fsck, migrate.migrate,
+                identity.role, credentials.credential, keys.kms, keys.sse, keys.token, keys.master_key, db.db, fsck.fsck,
+                migrate.migrate,
                 bench.bench):
     cli.add_command(command)
 

@@ -290,7 +290,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
     app[INFO] = s3_info.info()
-    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(settings.data_path / "keys"))
+    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(meta.keys))
     app[IDENTITY] = identity
 
     async def on_startup(app: web.Application) -> None:

@@ -50,7 +50,8 @@ from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
 from lampi.store.dirlock import DataDirLock
 from lampi.store.fsmodes import make_private
-from lampi.store.meta.factory import open_meta
+from lampi.store.keyring import MasterKeyError
+from lampi.store.meta.factory import master_key_source, open_meta
 from lampi.store.meta.postgres.schema import SchemaError
 from lampi.store.space import MinFree
 
@@ -62,7 +63,8 @@ READ_BUFSIZE = 1024 * 1024
 def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral)  # SQLite, or PostgreSQL
+    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral,  # SQLite, or PostgreSQL
+                     master_key=master_key_source(settings))
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
@@ -72,6 +74,11 @@ def bootstrap(settings: Settings) -> Bootstrap:
     async def run() -> Bootstrap:
         meta, _ = open_stores(settings)
         try:
+            meta.keys.check()  # the master key (keys in the database): refused here, in one line
+            if getattr(meta.keys, "imported", None):
+                log.warning("copied the key files of %s into the metadata store (%s), sealed with the master key: "
+                            "they are no longer read from there; keep them with your backups",
+                            settings.data_path / "keys", ", ".join(meta.keys.imported))
             ident = IdentityService(meta, settings)
             boot = await ident.bootstrap()
             refresh_openrc(ident)
@@ -472,7 +479,7 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
         return 2
     try:
         boot = bootstrap(settings)
-    except SchemaError as exc:  # meta_url: a database this lampi cannot serve (older schema...)
+    except (SchemaError, MasterKeyError) as exc:  # a database this lampi cannot serve (older schema, no key)
         print(f"lampi: {exc}", file=sys.stderr)
         close_sockets()
         return 2

@@ -46,6 +46,7 @@ CALLS = {
     "kms list": [],
     "kms rotate": ["k1"],
     "sse rotate-key": [],
+    "token rotate-key": [],
     "migrate": ["--to-data-dir", "copy"],
 }
 

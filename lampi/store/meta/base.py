@@ -36,7 +36,7 @@ class SealReport:
     sealed: int = 0  # rows (re)sealed with the primary key
     primary: str | None = None  # the primary key's id
     unopenable: tuple[str, ...] = ()  # access keys whose sealed secret could not be opened
-    removed_keys: tuple[Path, ...] = ()  # key files no row needed any more, removed
+    removed_keys: tuple[Path | str, ...] = ()  # keys no row needed any more, removed (files, or rows named)
     scrubbed: bool = True  # False: old bytes may remain (WAL busy, VACUUM failed), see the log
 
 
@@ -49,6 +49,7 @@ MIGRATED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("users", ("id",)),
     ("assignments", ("user_id", "project_id", "role")),
     ("roles", ("id",)),
+    ("keys", ("ring", "n")),  # keys kept in the store, sealed with the master key: the target's gateways need the same one
     ("credentials", ("access",)),  # sealed: the keys go with them (lampi.store.keyring)
     ("project_quotas", ("project_id",)),
     ("accounts", ("project_id",)),  # account metadata: temp-URL keys, ACLs; counters

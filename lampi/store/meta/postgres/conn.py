@@ -153,7 +153,8 @@ class PGBase:
 
     def __init__(self, url: str, data_dir: str | Path, *, create: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = url
-        # keys (credential sealing keys) stay beside the blobs for now: ``data_dir/keys``
+        # the data dir: where a master key made at the first start goes (master.key), and
+        # keys/ files of a store from before keys moved into the database are imported from
         self.path = Path(data_dir) / "meta.postgresql"  # never created: its parent is what counts
         self.reserve = None  # a full local disk does not concern the metadata
         try:
@@ -232,6 +233,10 @@ class PGBase:
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         return self._executor.submit(self._call_read, fn).result()
 
+    # the keys table (lampi.store.meta.sqlite.keys): on this thread, on a pooled connection
+    _sync_read = _call_read
+    _sync_tx = _call_tx
+    shares_keys = True
     # -- whole tables (lampi.store.meta.sqlite.rows) ------------------------------------
     _UPSERT = True  # INSERT ... ON CONFLICT DO UPDATE (RowsMixin._imported)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from lampi.store.meta.sqlite.containers import ContainersMixin
 from lampi.store.meta.sqlite.credentials import CredentialsMixin
 from lampi.store.meta.sqlite.identity import IdentityMixin
+from lampi.store.meta.sqlite.keys import KeysMixin
 # _LIST_BATCH is re-exported for reading; to change it, patch lampi.store.meta.sqlite.listing
 from lampi.store.meta.sqlite.listing import _LIST_BATCH, fold_listing  # noqa: F401
 from lampi.store.meta.sqlite.multipart import MultipartMixin
@@ -35,5 +36,5 @@ __all__ = ["REVOKE_SCHEMA", "SCHEMA", "SQLiteMetaStore", "fold_listing"]
 
 
 class SQLiteMetaStore(IdentityMixin, CredentialsMixin, ContainersMixin, VersionsMixin, MultipartMixin, ObjectsMixin,
-                     QuotasMixin, RowsMixin):
+                     QuotasMixin, KeysMixin, RowsMixin):
     """The MetaStore (lampi/store/meta/base.py) on one SQLite database file."""

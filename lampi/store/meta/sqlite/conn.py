@@ -143,6 +143,20 @@ class SQLiteBase:
         """Run ``fn`` on the store's thread from synchronous code (CLI)."""
         return self._executor.submit(lambda: fn(self._conn())).result()
 
+    shares_keys = False  # one node: its keys stay files in keys/ unless a master key is set
+
+    def _sync_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on a connection of its own, on this thread (the keys table)."""
+        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    def _sync_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in a write transaction of its own, on this thread (the keys table)."""
+        return self._sync_read(lambda conn: self._write(conn, fn))
+
     @staticmethod
     def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
