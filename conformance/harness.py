@@ -167,7 +167,8 @@ class Lampi:
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
                     [self.exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir",
-                     str(self.data_dir), "--workers", str(self.workers), "--log-format", "json", *extra_args],
+                     str(self.data_dir), "--workers", str(self.workers), "--log-format", "json", "--console-port", "0",
+                     *extra_args],
                     stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                     start_new_session=True,
                 )

@@ -89,6 +89,17 @@ class Settings:
     s3_port: int = field(
         default=0, metadata={"help": "Extra TCP port serving only S3 (every path is a bucket); 0: none."}
     )
+    console_port: int = field(
+        default=8081,
+        metadata={"help": "TCP port of the web console (on the same host, served by the same workers); "
+                  "0: no console."},
+    )
+    console_segment_size: int = field(
+        default=1024**3,
+        metadata={"help": "The console uploads a file larger than this in segments of this size (a Swift SLO in "
+                  "<bucket>_segments), resumable after a dropped connection: only missing segments are sent "
+                  "again. 1 MiB to 5 GiB; a file of more than 1000 segments gets larger ones."},
+    )
     trusted_proxies: str = field(
         default="",
         metadata={"help": "Comma-separated proxy addresses/networks (e.g. 127.0.0.1,10.0.0.0/8) whose "
@@ -162,6 +173,20 @@ class Settings:
         metadata={"help": "A throw-away store for tests: no fsync (a crash may lose recent writes), the data dir "
                   "(a new temporary one unless data_dir is given, which must not hold a store yet) deleted when "
                   "the server stops."},
+    )
+    master_key: str = field(
+        default="", repr=False,
+        metadata={"help": "The master key sealing the keys kept in the metadata store (token, EC2-secret and SSE "
+                  "keys; docs/scale-out.md): 44 characters of URL-safe base64 (`lampi master-key generate`). "
+                  "Environment (LAMPI_MASTER_KEY) or TOML only, never a flag (it would show in ps). Empty: "
+                  "master_key_file."},
+    )
+    master_key_file: str = field(
+        default="",
+        metadata={"help": "A file holding the master key (mode 0600). Empty, and master_key empty: the data dir's "
+                  "master.key, made at the first start over a database without keys. Every gateway over one "
+                  "PostgreSQL needs the same master key; a single node over SQLite without one keeps its keys as "
+                  "files in keys/."},
     )
     admin_password: str = field(
         default="", repr=False,
@@ -238,6 +263,12 @@ class Settings:
         if self.admin_password and (self.admin_password.startswith("-") or not self.admin_password.isprintable()):
             raise ValueError("setting 'admin_password': printable, and not starting with '-' "
                              "(swift -K and openstack --os-password would read it as an option)")
+        for name in ("port", "s3_port", "console_port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"setting {name!r}: {getattr(self, name)} is not a TCP port (0 to 65535)")
+        if not 1024**2 <= self.console_segment_size <= 5 * 1024**3:
+            raise ValueError(f"setting 'console_segment_size': {self.console_segment_size} is not between 1 MiB "
+                             "(1048576) and 5 GiB (5368709120)")
         if self.bucket_namespace not in BUCKET_NAMESPACES:
             raise ValueError(f"setting 'bucket_namespace': cannot use {self.bucket_namespace!r} "
                              f"(one of {', '.join(BUCKET_NAMESPACES)})")
@@ -254,6 +285,17 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    def console_url(self) -> str:
+        """The console's URL, as the banner prints it ("" when it is off)."""
+        if not self.console_port:
+            return ""
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.console_port}"
 
     def base_url(self) -> str:
         if self.public_url:

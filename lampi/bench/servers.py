@@ -144,7 +144,7 @@ class LampiNode(Node):
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPI_")}
         p = self._spawn([sys.executable, "-m", "lampi", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                          "--data-dir", str(self.data_dir), "--workers", str(self.workers),
-                         "--log-format", "json"], "lampi.log", env)
+                         "--log-format", "json", "--console-port", "0"], "lampi.log", env)
         self.startup_s = wait_http(f"http://127.0.0.1:{self.port}/healthcheck", p, 60, self.work_dir / "lampi.log")
         time.sleep(0.5)  # let the workers finish starting before measuring idle memory
         self.idle_rss = rssmod.rss(self.pids)

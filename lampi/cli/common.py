@@ -25,6 +25,8 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     root = ctx.find_root()
     if overrides.get("meta_url") is None and ctx.meta.get("lampi.meta_url"):
         overrides["meta_url"] = ctx.meta["lampi.meta_url"]  # --meta-url (data_dir_option)
+    if overrides.get("master_key_file") is None and ctx.meta.get("lampi.master_key_file"):
+        overrides["master_key_file"] = ctx.meta["lampi.master_key_file"]  # --master-key-file (data_dir_option)
     config = overrides.pop("config", None) or ctx.meta.get("lampi.config") or root.params.get("config")
     try:
         return load_settings(overrides, config_file=config)
@@ -74,15 +76,29 @@ def open_store(settings: Settings) -> Any:
     """The settings' MetaStore (meta_url: SQLite in the data dir, or PostgreSQL) for an
     admin command: an existing one only (a PostgreSQL database without the schema, or
     with an older or newer one, is refused with exit status 2 and what to do)."""
-    from lampi.store.meta.factory import open_meta
+    from lampi.store.keyring import MasterKeyError
+    from lampi.store.meta.factory import master_key_source, open_meta
     from lampi.store.meta.postgres.schema import SchemaError
 
     try:
-        return open_meta(settings.meta_url, settings.data_path)
+        meta = open_meta(settings.meta_url, settings.data_path, master_key=master_key_source(settings))
     except SchemaError as exc:
         err = click.ClickException(str(exc))
         err.exit_code = NO_STORE_EXIT
         raise err from None
+    try:
+        meta.keys.check()  # keys in the database: the master key is refused here, in one line
+    except MasterKeyError as exc:
+        import threading
+
+        # closed on a thread of its own: the caller may be inside an event loop (run_identity)
+        closer = threading.Thread(target=asyncio.run, args=(meta.close(),))
+        closer.start()
+        closer.join()
+        err = click.ClickException(str(exc))
+        err.exit_code = NO_STORE_EXIT
+        raise err from None
+    return meta
 
 
 def emit(as_json: bool, data: Any, rows: list[list[str]] | None = None, headers: list[str] | None = None) -> None:
@@ -130,8 +146,22 @@ meta_url_option = click.option(
          "the data dir].")
 
 
+def _remember_master_key_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["lampi.master_key_file"] = value
+    return value
+
+
+# ... and --master-key-file (env LAMPI_MASTER_KEY_FILE, TOML master_key_file; the key itself:
+# LAMPI_MASTER_KEY or TOML master_key, never a flag)
+master_key_file_option = click.option(
+    "--master-key-file", default=None, expose_value=False, callback=_remember_master_key_file, metavar="PATH",
+    help="File holding the master key that seals the keys kept in the metadata store [env LAMPI_MASTER_KEY_FILE; "
+         "or the key itself in LAMPI_MASTER_KEY; default: the data dir's master.key].")
+
+
 def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return _config_option(meta_url_option(_data_dir_option(f)))
+    return _config_option(meta_url_option(master_key_file_option(_data_dir_option(f))))
 
 
 def config_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -109,17 +109,7 @@ def user_create(ctx: click.Context, name: str, password: str, project_ref: str |
 def user_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     """List users with their role assignments."""
 
-    async def go(i: Any) -> list[dict[str, Any]]:
-        out = []
-        for u in await i.meta.list_users():
-            roles = []
-            for p in await i.meta.projects_for_user(u.id):
-                for r in await i.meta.roles_for(u.id, p.id):
-                    roles.append({"project": p.name, "project_id": p.id, "role": r})
-            out.append({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "roles": roles})
-        return out
-
-    data = run_identity(settings_of(ctx, data_dir=data_dir), go)
+    data = run_identity(settings_of(ctx, data_dir=data_dir), lambda i: i.users_with_roles())
     emit(as_json, data, [[d["id"], d["name"], d["domain_id"],
                           ", ".join(f"{r['role']}@{r['project']}" for r in d["roles"])] for d in data],
          ["ID", "Name", "Domain ID", "Roles"])
@@ -289,18 +279,13 @@ def domain_delete(ctx: click.Context, domain_ref: str, data_dir: str | None) -> 
 
 
 def _quota_value(text: str | None) -> tuple[bool, int | None]:
-    """(given, value): a number of bytes/items, 0 or "unlimited" (no limit), or
-    "default" (back to the configured default)."""
-    if text is None:
-        return False, None
-    t = text.strip().lower()
-    if t == "default":
-        return True, None
-    if t == "unlimited":
-        return True, 0
-    if not t.isdigit():
-        raise click.BadParameter(f"{text!r}: expected a whole number, 'unlimited' or 'default'")
-    return True, int(t)
+    """(given, value): lampi.core.quotas.parse_quota_value, a usage error otherwise."""
+    from lampi.core.quotas import parse_quota_value
+
+    try:
+        return parse_quota_value(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @project.command("set-quota")
@@ -323,7 +308,7 @@ def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, 
     Each value is a number, 0 or 'unlimited' for no limit, or 'default' to follow the
     server's settings again. Takes effect at once, also on a running server.
     """
-    from lampi.core.quotas import QuotaDefaults, project_limits
+    from lampi.core.quotas import QuotaDefaults, set_project_quotas
 
     updates: dict[str, int | None] = {}
     for key, text in (("bytes", qbytes), ("containers", containers),
@@ -335,13 +320,7 @@ def project_set_quota(ctx: click.Context, project_ref: str, qbytes: str | None, 
 
     async def go(i: Any) -> dict[str, Any]:
         p = await i.find_project(project_ref, domain_ref)
-        if updates:
-            await i.meta.set_project_quota(p.id, updates)
-        lim = await project_limits(i.meta, QuotaDefaults.from_settings(settings), p.id)
-        acct = await i.meta.get_account(p.id)
-        return {"project_id": p.id, "bytes": lim.bytes, "containers": lim.containers,
-                "objects_per_container": lim.objects_per_container, "bytes_used": acct.bytes_used,
-                "container_count": acct.container_count}
+        return await set_project_quotas(i.meta, QuotaDefaults.from_settings(settings), p.id, updates)
 
     data = run_identity(settings, go)
     shown = {k: ("unlimited" if v == 0 and k in ("bytes", "containers", "objects_per_container") else str(v))

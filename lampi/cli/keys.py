@@ -1,24 +1,39 @@
-"""``lampi kms``, ``lampi sse``: the local key store of S3 server-side encryption."""
+"""``lampi kms``, ``lampi sse``: the key store of S3 server-side encryption; ``lampi token``:
+the Keystone token keys; ``lampi master-key``: the master key sealing the keys kept in
+the metadata store (docs/scale-out.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
 
-from lampi.cli.common import data_dir_option, emit, json_option, require_store, settings_of
+from lampi.cli.common import data_dir_option, emit, json_option, open_store, require_store, settings_of
 from lampi.core import errors
 
 T = TypeVar("T")
 
 
-def _key_service(ctx: click.Context, data_dir: str | None) -> Any:
-    from lampi.core.sse import KeyService
-
+@contextmanager
+def _store_keys(ctx: click.Context, data_dir: str | None) -> Iterator[Any]:
+    """The key source of the settings' store: files in keys/, or the metadata store's table."""
     settings = settings_of(ctx, data_dir=data_dir)
     require_store(settings)
-    return KeyService(settings.data_path / "keys")
+    meta = open_store(settings)
+    try:
+        yield meta.keys
+    finally:
+        asyncio.run(meta.close())
+
+
+def _key_service(ctx: click.Context, data_dir: str | None, fn: Callable[[Any], T]) -> T:
+    from lampi.core.sse import KeyService
+
+    with _store_keys(ctx, data_dir) as keys:
+        return _key_command(lambda: fn(KeyService(keys)))
 
 
 def _key_command(fn: Callable[[], T]) -> T:
@@ -44,8 +59,7 @@ def kms() -> None:
 @click.pass_context
 def kms_create(ctx: click.Context, name: str, data_dir: str | None, as_json: bool) -> None:
     """Make the KMS key NAME (letters, digits, '.', '_', '-'). Back up keys/ afterwards."""
-    keys = _key_service(ctx, data_dir)
-    version = _key_command(lambda: keys.kms_create(name))
+    version = _key_service(ctx, data_dir, lambda keys: keys.kms_create(name))
     emit(as_json, {"name": name, "version": version} if as_json else f"created KMS key {name} ({version})")
 
 
@@ -55,8 +69,8 @@ def kms_create(ctx: click.Context, name: str, data_dir: str | None, as_json: boo
 @click.pass_context
 def kms_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     """List the KMS keys and their versions (the last wraps new data keys)."""
-    keys = _key_service(ctx, data_dir)
-    data = [{"name": n, "versions": keys.kms_versions(n)} for n in keys.kms_names()]
+    data = _key_service(ctx, data_dir,
+                        lambda keys: [{"name": n, "versions": keys.kms_versions(n)} for n in keys.kms_names()])
     emit(as_json, data, [[d["name"], " ".join(d["versions"])] for d in data], ["Name", "Versions"])
 
 
@@ -68,8 +82,7 @@ def kms_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
 def kms_rotate(ctx: click.Context, name: str, data_dir: str | None, as_json: bool) -> None:
     """Make a new version of KMS key NAME for new objects; older versions stay, for the
     objects they encrypted. Safe while a server runs. Back up keys/ afterwards."""
-    keys = _key_service(ctx, data_dir)
-    version = _key_command(lambda: keys.kms_rotate(name))
+    version = _key_service(ctx, data_dir, lambda keys: keys.kms_rotate(name))
     emit(as_json, {"name": name, "version": version} if as_json else f"KMS key {name}: new version {version}")
 
 
@@ -86,6 +99,45 @@ def sse_rotate_key(ctx: click.Context, data_dir: str | None, as_json: bool) -> N
     """Make a new SSE-S3 master key (keys/sse-N) for new objects. Older keys stay: the
     data keys of older objects are wrapped with them. Safe while a server runs. Back up
     keys/ afterwards."""
-    keys = _key_service(ctx, data_dir)
-    kid = _key_command(keys.rotate_master)
+    kid = _key_service(ctx, data_dir, lambda keys: keys.rotate_master())
     emit(as_json, {"primary_key": kid} if as_json else f"new SSE-S3 master key {kid}")
+
+
+@click.group()
+def token() -> None:
+    """The keys signing Keystone tokens (keys/fernet-N, or the metadata store's keys table)."""
+
+
+@token.command("rotate-key")
+@click.option("--keep", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Keys kept, the new one included: tokens signed with an older key stop validating.")
+@data_dir_option
+@json_option
+@click.pass_context
+def token_rotate_key(ctx: click.Context, keep: int, data_dir: str | None, as_json: bool) -> None:
+    """Make a new token signing key; keep the newest KEEP keys (tokens they signed go on
+    validating until they expire), remove older ones. Safe while servers run: every
+    gateway signs with the new key once it has seen it (within a second) and verifies
+    tokens of the new key at once."""
+    with _store_keys(ctx, data_dir) as keys:
+        ring = keys.ring("fernet")
+        ring.primary(create=True)
+        kid = ring.add_key()
+        removed = ring.remove(ring.key_ids()[:-keep])
+    data = {"primary_key": kid, "removed_keys": [str(r) for r in removed]}
+    emit(as_json, data if as_json else f"new token key {kid}; removed {len(removed)} old key(s)")
+
+
+@click.group("master-key")
+def master_key() -> None:
+    """The master key sealing the keys kept in the metadata store (PostgreSQL, or a
+    master key given to a single node): every gateway needs the same one."""
+
+
+@master_key.command("generate")
+def master_key_generate() -> None:
+    """Print a new master key (for LAMPI_MASTER_KEY or a master_key_file of mode 0600).
+    Only for a store that has no keys yet: a store's keys open with its own master key."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())

@@ -1,4 +1,5 @@
-"""``lampi`` command line: serve, init, openrc, domain/project/user/role/credential administration, fsck.
+"""``lampi`` command line: serve, init, openrc, domain/project/user/role/credential administration, fsck,
+migrate.
 
 Every setting is a flag, a ``LAMPI_*`` environment variable, or a key in the TOML
 file given with ``--config`` / ``LAMPI_CONFIG``. Admin commands work directly on the
@@ -9,7 +10,7 @@ another working directory cannot quietly start a second, empty store.
 
 The commands live by group in this package: ``serve`` (serve, init, openrc),
 ``identity`` (domain, project, user, role), ``credentials``, ``keys`` (kms, sse),
-``db`` (the metadata database's schema), ``fsck``, ``bench``; ``common`` has what they
+``db`` (the metadata database's schema), ``fsck``, ``migrate``, ``bench``; ``common`` has what they
 share. This module is the root group.
 """
 
@@ -20,7 +21,7 @@ import sys
 import click
 
 from lampi import __version__
-from lampi.cli import bench, credentials, db, fsck, identity, keys, serve
+from lampi.cli import bench, credentials, db, fsck, identity, keys, migrate, serve
 from lampi.cli.common import CONFIG_HELP
 from lampi.core import errors
 
@@ -46,7 +47,9 @@ def cli(config: str | None) -> None:
 
 
 for command in (serve.serve, serve.init, serve.openrc, identity.domain, identity.project, identity.user,
-                identity.role, credentials.credential, keys.kms, keys.sse, db.db, fsck.fsck, bench.bench):
+                identity.role, credentials.credential, keys.kms, keys.sse, keys.token, keys.master_key, db.db, fsck.fsck,
+                migrate.migrate,
+                bench.bench):
     cli.add_command(command)
 
 

@@ -42,6 +42,11 @@ from lampi.config import Settings
               help="Serve S3 virtual-hosted style at <bucket>.DOMAIN [env LAMPI_S3_DOMAIN; default: path style only].")
 @click.option("--s3-port", envvar="LAMPI_S3_PORT", type=int, default=None,
               help="Also listen on this port for S3 only [env LAMPI_S3_PORT; default none].")
+@click.option("--console-port", envvar="LAMPI_CONSOLE_PORT", type=int, default=None,
+              help="Port of the web console, on the same host [env LAMPI_CONSOLE_PORT; default 8081; 0: off].")
+@click.option("--console-segment-size", envvar="LAMPI_CONSOLE_SEGMENT_SIZE", type=int, default=None,
+              help="The console uploads larger files in segments of this many bytes, resumable "
+                   "[env LAMPI_CONSOLE_SEGMENT_SIZE; default 1073741824 = 1 GiB; 1 MiB to 5 GiB].")
 @click.option("--trusted-proxies", envvar="LAMPI_TRUSTED_PROXIES", default=None,
               help="Proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-Host is trusted [env LAMPI_TRUSTED_PROXIES].")
 @click.option("--min-free-space", envvar="LAMPI_MIN_FREE_SPACE", default=None,
@@ -127,6 +132,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
             f"  Swift:        {s.base_url()}{'/swift' if s.storage_url_form == 'allas' else ''}/v1/AUTH_{boot.project.id}",
             f"  S3:           {s.base_url()}" + (f" and port {s.s3_port}" if s.s3_port else "")
             + (f" (virtual hosts *.{s.s3_domain})" if s.s3_domain else ""),
+            *([f"  Console:      {s.console_url()}/"] if s.console_port else []),
             *([f"  metrics:      {s.scheme}://{s.host}:{s.metrics_port}/metrics (and /readyz)"]
               if s.metrics_port else []),
             f"  readiness:    {s.base_url()}/_lampi/ready",

@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lampi.config import Settings
 from lampi.core import errors
@@ -61,7 +62,8 @@ class IdentityService:
     def __init__(self, meta: MetaStore, settings: Settings) -> None:
         self.meta = meta
         self.settings = settings
-        self.codec = TokenCodec(load_keys(settings.data_path / "keys"))
+        keys = getattr(meta, "keys", None)  # the store's key rings (lampi.store.keyring)
+        self.codec = TokenCodec(keys.ring("fernet") if keys is not None else load_keys(settings.data_path / "keys"))
 
     # -- bootstrap ------------------------------------------------------------------
 
@@ -73,7 +75,7 @@ class IdentityService:
         if sealed.sealed:
             log.warning("sealed %d EC2 secret key(s) stored in clear in meta.db with key %s in %s%s; if meta.db "
                         "was readable by others, consider them exposed and replace them",
-                        sealed.sealed, sealed.primary, s.data_path / "keys",
+                        sealed.sealed, sealed.primary, getattr(getattr(self.meta, "keys", None), "where", "keys/"),
                         "" if sealed.scrubbed else " (old copies may remain in the file: see the log above)")
         if await self.meta.get_domain(DEFAULT_DOMAIN.id) is None:
             await self.meta.create_domain(DEFAULT_DOMAIN)
@@ -92,7 +94,13 @@ class IdentityService:
             password = s.admin_password
             await self.set_password(user.id, password)
         rc = self.rc_path()
-        if created or password is not None or not rc.exists():
+        if not created and password is None and not rc.exists() and s.meta_url:
+            # a database shared by gateways: the admin was made by another one, whose data
+            # dir holds the RC file; resetting the password here would lock that one out
+            log.info("user %s exists in the shared metadata store: no RC file written in %s (copy the first "
+                     "gateway's openrc.sh, or give admin_password)", user.name, s.data_path)
+            rc = None
+        if rc is not None and (created or password is not None or not rc.exists()):
             if password is None:
                 # RC file lost: we cannot recover the password, so set a new one (or the fixed one)
                 password = s.admin_password or new_password()
@@ -261,6 +269,18 @@ class IdentityService:
         if u is None:
             raise errors.NotFound(f"Could not find user: {ref}.")
         return u
+
+    async def users_with_roles(self) -> list[dict[str, Any]]:
+        """Every user with its role assignments (``lampi user list``, the console's admin
+        pages)."""
+        out = []
+        for u in await self.meta.list_users():
+            roles = []
+            for p in await self.meta.projects_for_user(u.id):
+                for r in await self.meta.roles_for(u.id, p.id):
+                    roles.append({"project": p.name, "project_id": p.id, "role": r})
+            out.append({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "roles": roles})
+        return out
 
     async def set_password(self, user_id: str, password: str) -> None:
         import asyncio

@@ -64,6 +64,39 @@ async def project_limits(meta: MetaStore, defaults: QuotaDefaults, project_id: s
     )
 
 
+QUOTA_KEYS = ("bytes", "containers", "objects_per_container")
+
+
+def parse_quota_value(text: str | None) -> tuple[bool, int | None]:
+    """A project quota as an administrator gives it (``lampi project set-quota``, the
+    console's admin pages): (given, value): a whole number of bytes/items, ``0`` or
+    ``unlimited`` (no limit: 0), ``default`` (None: the server's setting again); None or
+    an empty text: not given. ValueError for anything else."""
+    if text is None or not text.strip():
+        return False, None
+    t = text.strip().lower()
+    if t == "default":
+        return True, None
+    if t == "unlimited":
+        return True, 0
+    if not t.isdigit() or len(t) > 20:
+        raise ValueError(f"{text!r}: expected a whole number, 'unlimited' or 'default'")
+    return True, int(t)
+
+
+async def set_project_quotas(meta: MetaStore, defaults: QuotaDefaults, project_id: str,
+                             updates: dict[str, int | None]) -> dict[str, Any]:
+    """Apply ``updates`` (keys of QUOTA_KEYS; None: back to the default) to the
+    project's quotas, then its limits and usage as they now are."""
+    if updates:
+        await meta.set_project_quota(project_id, updates)
+    lim = await project_limits(meta, defaults, project_id)
+    acct = await meta.get_account(project_id)
+    return {"project_id": project_id, "bytes": lim.bytes, "containers": lim.containers,
+            "objects_per_container": lim.objects_per_container, "bytes_used": acct.bytes_used,
+            "container_count": acct.container_count}
+
+
 def _meta_int(meta: dict[str, str], key: str) -> int | None:
     """A quota from metadata: only an all-digit value counts (as Swift's isdigit())."""
     v = meta.get(key)

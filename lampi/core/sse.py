@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from lampi.core import errors
 from lampi.store.blob.base import BlobStore
-from lampi.store.keyring import KeyRing, SealError
+from lampi.store.keyring import FileKeys, KeyRing, SealError, StoredKeyRing, StoredKeys
 
 log = logging.getLogger("lampi.core.sse")
 
@@ -167,25 +167,22 @@ def default_encryption(container_meta: dict[str, str]) -> Encryption | None:
 
 
 class KeyService:
-    """The server-managed keys under ``<data-dir>/keys``: SSE-S3 master keys (``sse-<n>``)
-    and named KMS keys (``kms/<name>-<n>``), each a ``KeyRing``; the newest key of a ring
-    wraps new data keys, every key stays until nothing it wrapped is left (rotation)."""
+    """The server-managed keys: SSE-S3 master keys (ring ``sse``) and named KMS keys (rings
+    ``kms/<name>``), in the store's key source (``lampi.store.keyring``: files
+    ``<data-dir>/keys/sse-<n>`` and ``keys/kms/<name>-<n>`` on one node, or the metadata
+    store's keys table); the newest key of a ring wraps new data keys, every key stays
+    until nothing it wrapped is left (rotation)."""
 
-    def __init__(self, key_dir: Path) -> None:
-        self.key_dir = Path(key_dir)
-        self.master = KeyRing(self.key_dir, "sse")
-        self.kms_dir = self.key_dir / "kms"
-        self._kms: dict[str, KeyRing] = {}
+    def __init__(self, keys: Path | FileKeys | StoredKeys) -> None:
+        self.keys = FileKeys(keys) if isinstance(keys, (str, Path)) else keys
+        self.master = self.keys.ring("sse")
 
     # KMS keys ---------------------------------------------------------------------
 
-    def _kms_ring(self, name: str) -> KeyRing:
+    def _kms_ring(self, name: str) -> KeyRing | StoredKeyRing:
         if not KMS_NAME.fullmatch(name):
             raise errors.NoSuchEncryptionKey(f"Invalid keyId {name}")
-        ring = self._kms.get(name)
-        if ring is None:
-            ring = self._kms[name] = KeyRing(self.kms_dir, name)
-        return ring
+        return self.keys.ring(f"kms/{name}")
 
     def kms_exists(self, name: str) -> bool:
         try:
@@ -194,11 +191,7 @@ class KeyService:
             return False
 
     def kms_names(self) -> list[str]:
-        try:
-            files = os.listdir(self.kms_dir)
-        except FileNotFoundError:
-            return []
-        return sorted({n.rsplit("-", 1)[0] for n in files if re.fullmatch(r".+-\d+", n) and not n.startswith(".")})
+        return self.keys.kms_names()
 
     def kms_versions(self, name: str) -> list[str]:
         return self._kms_ring(name).key_ids()
@@ -227,7 +220,7 @@ class KeyService:
 
     # data keys --------------------------------------------------------------------
 
-    def _ring(self, mode: str, kms_key: str, create: bool) -> KeyRing:
+    def _ring(self, mode: str, kms_key: str, create: bool) -> KeyRing | StoredKeyRing:
         if mode == SSE_S3:
             return self.master
         ring = self._kms_ring(kms_key)

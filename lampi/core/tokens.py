@@ -5,8 +5,11 @@ plaintext is a small JSON payload: user, project scope, roles, methods, issue an
 expiry times and an audit id. Every worker that shares the key file verifies a token
 without a lookup; revocation is by audit id (see ``MetaStore.revoke_token``).
 
-Keys live in ``<data-dir>/keys/fernet-*`` (mode 0600). The newest key signs; all
-keys verify, so keys can be rotated by adding a new file.
+Keys are the ring ``fernet`` (``lampi.store.keyring``): files ``<data-dir>/keys/fernet-*``
+(mode 0600) on one node, or rows of the metadata store's keys table, sealed with the
+master key, shared by every gateway. The newest key signs; all keys verify. A token
+that does not verify makes the codec look at the ring again (one read of the ring):
+a key another gateway (or ``lampi token rotate-key``) made since is then taken in.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -61,16 +65,41 @@ class TokenError(Exception):
     pass
 
 
-class TokenCodec:
+class TokenCodec:  # noqa: D101 - see the module's docstring
     # Verified tokens, by their exact text: a token is sent with every request, and
     # verifying it (base64, AES, HMAC, JSON) was ~8% of a small PUT's server CPU. Only
     # a token that verified is kept; its expiry is checked on every use, and
     # revocation is checked by the caller on every use (IdentityService.validate).
     _VERIFIED_MAX = 4096
 
-    def __init__(self, fernet: MultiFernet) -> None:
-        self._f = fernet
+    def __init__(self, keys: MultiFernet | Any) -> None:
+        """``keys``: a fixed MultiFernet, or a key ring (``KeyRing``/``StoredKeyRing``),
+        followed as it changes."""
+        self._ring = None if isinstance(keys, MultiFernet) else keys
+        self._ids: tuple[str, ...] = ()
+        self._f = keys if isinstance(keys, MultiFernet) else self._from_ring()
         self._verified: dict[str, TokenData] = {}
+
+    def _from_ring(self) -> MultiFernet:
+        ring = self._ring
+        ring.primary(create=True)
+        ids = tuple(ring.key_ids())
+        if ids != self._ids or not hasattr(self, "_f"):
+            if set(self._ids) - set(ids) and hasattr(self, "_verified"):
+                self._verified.clear()  # a key was removed: the tokens it signed no longer verify
+            self._ids = ids
+            # the newest first: it signs, every one verifies
+            self._f = MultiFernet([Fernet(base64.urlsafe_b64encode(ring.secret(k))) for k in reversed(ids)])
+        return self._f
+
+    def _follow(self) -> bool:
+        """Take in keys the ring gained or lost; whether anything changed."""
+        if self._ring is None:
+            return False
+        self._ring.refresh()
+        before = self._ids
+        self._from_ring()
+        return self._ids != before
 
     def issue(
         self,
@@ -98,6 +127,8 @@ class TokenCodec:
              data.expires_at, data.audit_id, list(data.audit_chain)],
             separators=(",", ":"),
         ).encode()
+        if self._ring is not None:
+            self._from_ring()  # sign with the newest key (files: one listdir; a table: read at most once a second)
         token = self._f.encrypt(payload).decode().rstrip("=")
         return token, data
 
@@ -123,7 +154,12 @@ class TokenCodec:
             # spellings of one token would all verify.
             if base64.urlsafe_b64encode(base64.urlsafe_b64decode(padded)).decode() != padded:
                 raise ValueError("non-canonical token encoding")
-            raw = self._f.decrypt(padded.encode())
+            try:
+                raw = self._f.decrypt(padded.encode())
+            except InvalidToken:
+                if not self._follow():  # signed with a key made elsewhere since we last looked?
+                    raise
+                raw = self._f.decrypt(padded.encode())
             f = json.loads(raw)
             if not isinstance(f, list):  # only our own key can get here, but never crash
                 raise ValueError("token payload is not a list")

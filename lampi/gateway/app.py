@@ -32,6 +32,7 @@ from lampi.config import Settings
 from lampi.core import sse
 from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
+from lampi.console.app import build_console_app
 from lampi.http.context import (
     AUTH_FAILED,
     BODY_TIMEOUT,
@@ -135,6 +136,11 @@ def operation_of(request: web.Request, api: str) -> str:
         parts = path.split("/", 3)
         coll = parts[2] if len(parts) > 2 and parts[1] == "v3" else ""
         return f"{request.method} {coll if coll in _KEYSTONE_OPS else ('version' if not coll else 'other')}"
+    if api == "console":  # the console's route ("GET /buckets"), a bounded set; static files as one
+        resource = request.match_info.route.resource
+        canonical = resource.canonical if resource is not None else "other"
+        method = request.method if request.method in ("GET", "HEAD", "POST") else "OTHER"
+        return f"{method} {'/static' if canonical.startswith('/static') else canonical}"
     return api
 
 
@@ -284,7 +290,7 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
     app[INFO] = s3_info.info()
-    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(settings.data_path / "keys"))
+    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(meta.keys))
     app[IDENTITY] = identity
 
     async def on_startup(app: web.Application) -> None:
@@ -318,3 +324,30 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     # object named "a\nb" (valid in Swift and S3) would get aiohttp's bare 404
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=expect_handler)
     return app
+
+
+_CONSOLE_OPS = {"/healthcheck": "health", "/readyz": "ready", "/metrics": "metrics"}
+
+
+@web.middleware
+async def _console_api(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # access log, metrics, and a stalled upload's 408; the ops routes (lampi.gateway.ops)
+    # mounted on the console's listener count as what they are
+    request[API] = _CONSOLE_OPS.get(request.path, "console")
+    return await handler(request)
+
+
+def build_console(settings: Settings, app: web.Application) -> web.Application:
+    """The web console (lampi.console) for the listener on ``console_port``: its own
+    application over the same storage and identity service as ``app``, behind the same
+    outer middleware (transaction id, access log, catch-all 500). Other routes for that
+    listener (e.g. ``/metrics``) can be added to it before it starts."""
+    console = build_console_app(settings, app[IDENTITY], app[STORAGE], middlewares=(outer_middleware, _console_api))
+
+    async def on_response_prepare(request: web.Request, resp: web.StreamResponse) -> None:
+        tid = request.get(TRANS_ID)
+        if tid and "X-Trans-Id" not in resp.headers:
+            _stamp(resp, tid)
+
+    console.on_response_prepare.append(on_response_prepare)
+    return console

@@ -42,25 +42,29 @@ from lampi.config import Settings
 from lampi.core.identity import Bootstrap, IdentityService
 from lampi.core.storage import namespace_problem as store_namespace_problem
 from lampi.gateway import guard
-from lampi.gateway.app import build_app
-from lampi.gateway.ops import ops_app
+from lampi.gateway.app import build_app, build_console
+from lampi.gateway.ops import add_ops_routes, ops_app
 from lampi.http.context import STORAGE
 from lampi.log import setup_logging
 from lampi.store.blob.base import BlobStoreUnavailable
 from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
+from lampi.store.dirlock import DataDirLock
 from lampi.store.fsmodes import make_private
-from lampi.store.meta.factory import open_meta
+from lampi.store.keyring import MasterKeyError
+from lampi.store.meta.factory import master_key_source, open_meta
 from lampi.store.meta.postgres.schema import SchemaError
 from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
+_dir_lock: DataDirLock | None = None  # the data dir's lock (lampi.store.dirlock), held while serving
 READ_BUFSIZE = 1024 * 1024
 
 
 def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
     root = settings.data_path
     root.mkdir(parents=True, exist_ok=True)
-    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral)  # SQLite, or PostgreSQL
+    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral,  # SQLite, or PostgreSQL
+                     master_key=master_key_source(settings))
     # one blob store per storage policy (lampi.store.blob.policies); uploads leave
     # min_free_space free, and room for the metadata reserve (lampi.store.space)
     return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
@@ -70,6 +74,11 @@ def bootstrap(settings: Settings) -> Bootstrap:
     async def run() -> Bootstrap:
         meta, _ = open_stores(settings)
         try:
+            meta.keys.check()  # the master key (keys in the database): refused here, in one line
+            if getattr(meta.keys, "imported", None):
+                log.warning("copied the key files of %s into the metadata store (%s), sealed with the master key: "
+                            "they are no longer read from there; keep them with your backups",
+                            settings.data_path / "keys", ", ".join(meta.keys.imported))
             ident = IdentityService(meta, settings)
             boot = await ident.bootstrap()
             refresh_openrc(ident)
@@ -246,7 +255,7 @@ class _InFlight:
 
 async def _serve(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None,
-    metrics_sock: socket.socket | None = None,
+    metrics_sock: socket.socket | None = None, console_sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully.
 
@@ -288,32 +297,39 @@ async def _serve(
     # every 128 KiB; 1 MiB, the blob write unit, keeps the loop receiving.
     runner = guard.GuardedRunner(app, limits=guard.Limits.of(settings), access_log=None, handle_signals=False,
                                  shutdown_timeout=settings.shutdown_timeout, read_bufsize=READ_BUFSIZE)
-    # the metrics listener (setting metrics_port): /metrics, /healthcheck, /readyz only
-    ops_runner = web.AppRunner(ops_app(settings, app[STORAGE]), access_log=None, handle_signals=False) \
-        if metrics_sock is not None else None
+    # listeners with applications of their own (the metrics listener's, the console's),
+    # cleaned up before the main app's, which closes the stores they share
+    runners: list[web.AppRunner] = []
+    sites: list[web.SockSite] = []
     try:
         await runner.setup()
-        if ops_runner is not None:
+        sites.append(web.SockSite(runner, sock, ssl_context=ssl_ctx))
+        # the S3-only port (setting s3_port): same app; dispatch tells the port apart
+        if s3_sock is not None:
+            sites.append(web.SockSite(runner, s3_sock, ssl_context=ssl_ctx))
+        if metrics_sock is not None:  # the metrics listener (setting metrics_port): /metrics, /healthcheck, /readyz only
+            ops_runner = web.AppRunner(ops_app(settings, app[STORAGE]), access_log=None, handle_signals=False)
+            runners.append(ops_runner)
             await ops_runner.setup()
+            sites.append(web.SockSite(ops_runner, metrics_sock, ssl_context=ssl_ctx))
+        if console_sock is not None:  # the web console (setting console_port): an app of its own
+            console = build_console(settings, app)
+            add_ops_routes(console, settings, app[STORAGE])  # /metrics, /healthcheck, /readyz there too
+            console.middlewares.insert(0, inflight.middleware)
+            crunner = guard.GuardedRunner(console, limits=guard.Limits.of(settings), access_log=None,
+                                          handle_signals=False, shutdown_timeout=settings.shutdown_timeout,
+                                          read_bufsize=READ_BUFSIZE)
+            runners.append(crunner)
+            await crunner.setup()
+            sites.append(web.SockSite(crunner, console_sock, ssl_context=ssl_ctx))
         if stop.is_set():  # stopped while starting: never serve
             return
-        site = web.SockSite(runner, sock, ssl_context=ssl_ctx)
-        await site.start()
-        # the S3-only port (setting s3_port): same app; dispatch tells the port apart
-        s3_site = web.SockSite(runner, s3_sock, ssl_context=ssl_ctx) if s3_sock is not None else None
-        if s3_site is not None:
-            await s3_site.start()
-        ops_site = web.SockSite(ops_runner, metrics_sock, ssl_context=ssl_ctx) \
-            if ops_runner is not None and metrics_sock is not None else None
-        if ops_site is not None:
-            await ops_site.start()
+        for site in sites:
+            await site.start()
         await stop.wait()
         inflight.stopping = True
-        await site.stop()  # closes the listening socket: no new connections
-        if s3_site is not None:
-            await s3_site.stop()
-        if ops_site is not None:
-            await ops_site.stop()
+        for site in sites:
+            await site.stop()  # closes the listening socket: no new connections
         if inflight.tasks:
             log.info("shutting down: waiting for %d request(s) in flight", len(inflight.tasks))
             waiters = [asyncio.ensure_future(inflight.idle.wait()), asyncio.ensure_future(hurry.wait())]
@@ -326,8 +342,8 @@ async def _serve(
                 task.cancel()
             await asyncio.wait([asyncio.ensure_future(inflight.idle.wait())], timeout=5)
     finally:
-        if ops_runner is not None:
-            await ops_runner.cleanup()
+        for r in runners:
+            await r.cleanup()
         await runner.cleanup()
         if tls is not None:
             loop.remove_signal_handler(signal.SIGHUP)
@@ -340,11 +356,12 @@ async def _serve(
 def serve_worker(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
     s3_sock: socket.socket | None = None, metrics_sock: socket.socket | None = None,
+    console_sock: socket.socket | None = None,
 ) -> None:
     loop = guard.new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, metrics_sock))
+        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, metrics_sock, console_sock))
         # blob writes run in threads: let them finish before the process exits
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -369,7 +386,8 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
-                  parent_pid: int | None = None, metrics_sock: socket.socket | None = None) -> None:
+                  parent_pid: int | None = None, metrics_sock: socket.socket | None = None,
+                  console_sock: socket.socket | None = None) -> None:
     # The parent forks with SIGTERM/SIGINT (and SIGHUP) blocked (its own handlers must never
     # run in a worker): note a SIGTERM (a SIGHUP) from now on, then let the pending ones in.
     global _stop_requested, _hup_requested
@@ -384,7 +402,8 @@ def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socke
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     setup_logging(settings.log_level, settings.log_format)
-    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, metrics_sock=metrics_sock)
+    serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, metrics_sock=metrics_sock,
+                 console_sock=console_sock)
 
 
 def _limits(settings: Settings) -> Settings:
@@ -422,36 +441,45 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     except OSError as exc:
         print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    extra: list[socket.socket] = []
-    s3_sock = metrics_sock = None
-    for port in (settings.s3_port, settings.metrics_port):
-        if not port:
-            continue
-        try:
-            extra.append(bind(settings, port))
-        except OSError as exc:
-            print(f"lampi: cannot listen on {settings.host}:{port}: {exc.strerror}", file=sys.stderr)
-            sock.close()
-            for x in extra:
-                x.close()
-            return 1
-        if port == settings.s3_port and s3_sock is None:
-            s3_sock = extra[-1]
-        else:
-            metrics_sock = extra[-1]
+    extra: dict[str, socket.socket | None] = {"s3": None, "metrics": None, "console": None}
+    for what, port in (("s3", settings.s3_port), ("metrics", settings.metrics_port),
+                       ("console", settings.console_port)):
+        if port:
+            try:
+                extra[what] = bind(settings, port)
+            except OSError as exc:
+                print(f"lampi: cannot listen on {settings.host}:{port}"
+                      f"{' (the console; --console-port 0 turns it off)' if what == 'console' else ''}: "
+                      f"{exc.strerror}", file=sys.stderr)
+                sock.close()
+                for x in extra.values():
+                    if x is not None:
+                        x.close()
+                return 1
+    s3_sock, metrics_sock, console_sock = extra["s3"], extra["metrics"], extra["console"]
 
     def close_sockets() -> None:
         sock.close()
-        for x in extra:
-            x.close()
+        for x in extra.values():
+            if x is not None:
+                x.close()
 
     if _stop_requested:
         close_sockets()
         return 0
     make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
+    # held (shared) until the last worker stops: `lampi migrate` does not copy a served store
+    global _dir_lock
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    _dir_lock = DataDirLock(settings.data_path)
+    if not _dir_lock.acquire(exclusive=False):
+        print(f"lampi: `lampi migrate` is copying the store in {settings.data_path.resolve()}; start the "
+              "server once it has finished", file=sys.stderr)
+        close_sockets()
+        return 2
     try:
         boot = bootstrap(settings)
-    except SchemaError as exc:  # meta_url: a database this lampi cannot serve (older schema...)
+    except (SchemaError, MasterKeyError) as exc:  # a database this lampi cannot serve (older schema, no key)
         print(f"lampi: {exc}", file=sys.stderr)
         close_sockets()
         return 2
@@ -479,15 +507,16 @@ def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] 
     metrics.setup()  # a private directory for the workers' metrics files, before they fork
     try:
         if settings.workers <= 1:
-            serve_worker(settings, sock, s3_sock=s3_sock, metrics_sock=metrics_sock)
+            serve_worker(settings, sock, s3_sock=s3_sock, metrics_sock=metrics_sock, console_sock=console_sock)
             return 0
-        return _supervise(settings, sock, s3_sock, metrics_sock, close_sockets)
+        return _supervise(settings, sock, s3_sock, metrics_sock, console_sock, close_sockets)
     finally:
         metrics.teardown()
 
 
 def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None,
-               metrics_sock: socket.socket | None, close_sockets: Callable[[], None]) -> int:
+               metrics_sock: socket.socket | None, console_sock: socket.socket | None,
+               close_sockets: Callable[[], None]) -> int:
     """Fork the workers, restart one that dies, relay SIGTERM/SIGINT (and SIGHUP)."""
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
@@ -499,7 +528,8 @@ def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket |
         # before installing its own (it unblocks them in _worker_entry)
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
         try:
-            p = ctx.Process(target=_worker_entry, args=(settings, sock, s3_sock, os.getpid(), metrics_sock),
+            p = ctx.Process(target=_worker_entry,
+                            args=(settings, sock, s3_sock, os.getpid(), metrics_sock, console_sock),
                             daemon=False)
             p.start()
         finally:

@@ -16,13 +16,18 @@ them all (``docs/operations.md``: back up ``keys/`` with the database).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -45,6 +50,7 @@ class KeyRing:
     def __init__(self, key_dir: Path, prefix: str = "credential") -> None:
         self.key_dir = Path(key_dir)
         self.prefix = prefix
+        self.where = str(self.key_dir)
         self._name = re.compile(re.escape(prefix) + r"-(\d+)")
         self._lock = threading.Lock()
         self._listing: tuple[str, ...] | None = None
@@ -181,8 +187,9 @@ class KeyRing:
             assert self._primary is not None
             return self._primary
 
-    def remove(self, kids: Iterable[str]) -> list[Path]:
-        """Delete the files of keys ``kids`` (never the primary); return what was removed."""
+    def remove(self, kids: Iterable[str], execute: Any = None) -> list[Path]:
+        """Delete the files of keys ``kids`` (never the primary); return what was removed.
+        (``execute``: for ``StoredKeyRing``'s signature; files are no rows.)"""
         removed = []
         with self._lock:
             self._load_locked()
@@ -223,3 +230,451 @@ class KeyRing:
             os.unlink(tmp)
         fsync_dir(self.key_dir)
         return True
+
+
+# -- keys kept in the metadata store, sealed with a master key ---------------------------
+#
+# Gateways over one PostgreSQL database share their keys through it: table ``keys``, one
+# row per key ``(ring, n, kid, sealed)``, ``sealed`` being the key's text sealed (Fernet)
+# with the *master key*, which every gateway gets from its configuration and which is
+# never stored in the database. A ring is read into memory and re-read when an unknown
+# key id is met (another gateway rotated), or at most every ``FRESH`` seconds when its
+# primary is asked for. Row ``("master", 0)`` holds a check value sealed with the master
+# key: a gateway given another master key refuses to start (``MasterKeyError``).
+
+MASTER_RING = "master"
+_CHECK = b"lampi master key check v1"
+FRESH = 1.0  # seconds a ring's primary may be taken from memory before the table is re-read
+FILE_RINGS = ("fernet", "credential", "sse")  # the files of keys/ a table is filled from, and kms/
+
+
+class MasterKeyError(Exception):
+    """The master key is missing, unreadable, or not the one the stored keys were sealed with."""
+
+
+class KeyTable:
+    """What a ``StoredKeyRing`` needs from the metadata store: synchronous access to its
+    ``keys`` table from any thread (``lampi/store/meta/sqlite/keys.py``, both stores)."""
+
+    def key_rows(self, ring: str) -> list[tuple[int, str, str]]:  # (n, kid, sealed), by n
+        raise NotImplementedError
+
+    def insert_key_rows(self, rows: list[tuple[str, int, str, str]], *, fresh_check: bool = False) -> bool:
+        """Insert ``(ring, n, kid, sealed)`` rows in one transaction; False (nothing
+        inserted) when one of them exists already. ``fresh_check``: the first row is the
+        master check row, and the others go in only when it did not exist yet."""
+        raise NotImplementedError
+
+    def delete_key_rows(self, ring: str, ns: list[int]) -> int:
+        raise NotImplementedError
+
+    def key_rings(self) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class MasterKeySource:
+    """Where a gateway's master key comes from: ``value`` (LAMPI_MASTER_KEY, TOML
+    ``master_key``), else the file ``file`` (``master_key_file``), else — no setting —
+    ``default_file`` (``<data-dir>/master.key``), made by the first lampi that needs it
+    while the database has no keys yet."""
+
+    value: str = ""
+    file: str = ""
+    default_file: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.value or self.file)
+
+    def describe(self) -> str:
+        if self.value:
+            return "the master key of LAMPI_MASTER_KEY (setting master_key)"
+        return f"the master key file {self.file or self.default_file}"
+
+    def load(self) -> Fernet | None:
+        """The master key; None when no setting names one and the default file does not
+        exist yet; MasterKeyError when the one named cannot be read or is malformed."""
+        if self.value:
+            text = self.value.strip().encode()
+        else:
+            path = Path(self.file or self.default_file)
+            try:
+                text = path.read_bytes().strip()
+            except FileNotFoundError:
+                if self.file:
+                    raise MasterKeyError(f"the master key file {path} does not exist (setting master_key_file)") \
+                        from None
+                return None
+            except OSError as exc:
+                raise MasterKeyError(f"cannot read the master key file {path}: {exc.strerror}") from None
+        try:
+            return Fernet(text)
+        except (ValueError, TypeError):
+            raise MasterKeyError(f"{self.describe()} is not a master key (44 characters of URL-safe base64, as "
+                                 "`lampi master-key generate` prints)") from None
+
+    def generate(self) -> Fernet:
+        """Make the default master key file (0600), unless another process just did."""
+        path = Path(self.default_file)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key() + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # atomic: one process wins
+        finally:
+            os.unlink(tmp)
+        fsync_dir(path.parent)
+        loaded = self.load()
+        assert loaded is not None
+        return loaded
+
+
+class StoredKeyRing:
+    """A ring of Fernet keys in the metadata store's ``keys`` table (``ring`` = the file
+    prefix it replaces: ``fernet``, ``credential``, ``sse``, ``kms/<name>``), each sealed
+    with the master key. The same methods as ``KeyRing``; thread-safe."""
+
+    def __init__(self, keys: StoredKeys, ring: str) -> None:
+        self._store = keys
+        self.prefix = ring
+        self.where = f"the keys table of the metadata store (ring {ring})"
+        self._lock = threading.Lock()
+        self._rows: tuple[tuple[int, str], ...] | None = None
+        self._keys: dict[str, Fernet] = {}
+        self._raw: dict[str, bytes] = {}
+        self._ns: dict[str, int] = {}
+        self._primary: str | None = None
+        self._loaded_at = 0.0
+
+    def _load_locked(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and self._rows is not None and now - self._loaded_at < FRESH:
+            return
+        try:
+            rows = self._store.table.key_rows(self.prefix)
+        except Exception:
+            if force or self._rows is None:
+                raise
+            # the periodic look (not a missing key): the database is away; go on with the
+            # keys in memory for another FRESH seconds rather than wait for it each time
+            self._loaded_at = time.monotonic()
+            return
+        self._loaded_at = time.monotonic()
+        listing = tuple((n, kid) for n, kid, _ in rows)
+        if listing == self._rows:
+            return
+        master = self._store.master()
+        keys: dict[str, Fernet] = {}
+        raws: dict[str, bytes] = {}
+        ns: dict[str, int] = {}
+        primary = None
+        for n, kid, sealed in rows:
+            text = self._store.unseal_key(self.prefix, n, sealed, master)
+            if key_id(text) != kid:
+                raise SealError(f"key {self.prefix}-{n} of {self.where} does not match its id {kid}")
+            keys[kid], raws[kid], ns[kid] = Fernet(text), base64.urlsafe_b64decode(text), n
+            primary = kid
+        self._keys, self._raw, self._ns, self._primary, self._rows = keys, raws, ns, primary, listing
+
+    def _reload_on_miss_locked(self) -> None:
+        # one indexed read: no more than the revocation check every token validation does
+        self._load_locked(force=True)
+
+    def refresh(self) -> None:
+        """Re-read the ring now: keys another gateway made."""
+        with self._lock:
+            self._reload_on_miss_locked()
+
+    def key_ids(self) -> list[str]:
+        """The ids of the ring's keys (as read at most ``FRESH`` seconds ago), oldest first."""
+        with self._lock:
+            self._load_locked()
+            return list(self._keys)
+
+    def primary(self, create: bool = True) -> str | None:
+        with self._lock:
+            self._load_locked()
+            if self._primary is None and create:
+                self._add_locked(0)
+            return self._primary
+
+    def seal(self, plaintext: bytes) -> tuple[str, str]:
+        kid = self.primary(create=True)
+        assert kid is not None
+        with self._lock:
+            fernet = self._keys[kid]
+        return kid, fernet.encrypt(plaintext).decode()
+
+    def _get(self, what: str, kid: str) -> Any:
+        with self._lock:
+            found = getattr(self, what).get(kid)
+            if found is None:
+                self._reload_on_miss_locked()  # made by another gateway since we last looked
+                found = getattr(self, what).get(kid)
+        if found is None:
+            raise SealError(f"the key {kid} that sealed it is not in {self.where}")
+        return found
+
+    def open(self, kid: str, token: str) -> bytes:
+        fernet = self._get("_keys", kid)
+        try:
+            return fernet.decrypt(token.encode())
+        except (InvalidToken, UnicodeError):
+            raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
+
+    def secret(self, kid: str) -> bytes:
+        return self._get("_raw", kid)
+
+    def primary_secret(self, create: bool = True) -> tuple[str, bytes]:
+        kid = self.primary(create=create)
+        if kid is None:
+            raise SealError(f"there is no {self.prefix} key in {self.where}")
+        return kid, self.secret(kid)
+
+    def exists(self) -> bool:
+        with self._lock:
+            self._load_locked()
+            return self._primary is not None
+
+    def add_key(self) -> str:
+        with self._lock:
+            self._load_locked(force=True)
+            self._add_locked(max(self._ns.values(), default=-1) + 1)
+            assert self._primary is not None
+            return self._primary
+
+    def _add_locked(self, n: int) -> None:
+        """Insert a new key as number ``n`` or, when another gateway took that number,
+        the next free one; then re-read the ring."""
+        master = self._store.master()
+        while True:
+            text = Fernet.generate_key()
+            row = (self.prefix, n, key_id(text), self._store.seal_key(self.prefix, n, text, master))
+            if self._store.table.insert_key_rows([row]):
+                break
+            self._load_locked(force=True)
+            n = max(max(self._ns.values(), default=-1) + 1, n + 1)
+        self._load_locked(force=True)
+
+    def remove(self, kids: Iterable[str], execute: Any = None) -> list[str]:
+        """Delete keys ``kids`` (never the primary); return what was removed. ``execute``:
+        a statement runner of the caller's transaction (the credentials table locked) to
+        delete the rows in, rather than a transaction of their own."""
+        with self._lock:
+            self._load_locked(force=True)
+            gone = [(kid, self._ns[kid]) for kid in kids if kid in self._ns and kid != self._primary]
+            if gone and execute is not None:
+                for _, n in gone:
+                    execute("DELETE FROM keys WHERE ring = ? AND n = ?", (self.prefix, n))
+                self._rows, self._loaded_at = None, 0.0  # re-read at the next use (after the commit)
+            elif gone:
+                self._store.table.delete_key_rows(self.prefix, [n for _, n in gone])
+                self._load_locked(force=True)
+        return [f"{self.prefix}-{n} ({kid})" for kid, n in gone]
+
+
+class FileKeys:
+    """The rings of one node: files under ``<data-dir>/keys`` (SQLite, no master key)."""
+
+    shared = False
+
+    def __init__(self, key_dir: Path) -> None:
+        self.key_dir = Path(key_dir)
+        self.where = str(self.key_dir)
+        self._rings: dict[str, KeyRing] = {}
+        self._lock = threading.Lock()
+
+    def ring(self, name: str) -> KeyRing:
+        with self._lock:
+            ring = self._rings.get(name)
+            if ring is None:
+                if name.startswith("kms/"):
+                    ring = KeyRing(self.key_dir / "kms", name[4:])
+                else:
+                    ring = KeyRing(self.key_dir, name)
+                self._rings[name] = ring
+            return ring
+
+    def kms_names(self) -> list[str]:
+        try:
+            files = os.listdir(self.key_dir / "kms")
+        except FileNotFoundError:
+            return []
+        return sorted({n.rsplit("-", 1)[0] for n in files if re.fullmatch(r".+-\d+", n) and not n.startswith(".")})
+
+    def check(self) -> None:
+        """Nothing to check: the files are this node's own."""
+
+
+class StoredKeys:
+    """The rings of a metadata store's ``keys`` table, sealed with the master key."""
+
+    shared = True
+
+    def __init__(self, table: KeyTable, source: MasterKeySource, import_dir: Path | None = None) -> None:
+        self.table = table
+        self.source = source
+        self.import_dir = import_dir  # keys/ files copied into an empty table (stores from before)
+        self.where = "the metadata store (sealed with the master key)"
+        self._master: Fernet | None = None
+        self.imported: list[str] = []  # the key files this process copied into the table
+        self._rings: dict[str, StoredKeyRing] = {}
+        self._lock = threading.Lock()
+
+    # -- the master key -----------------------------------------------------------------
+
+    def master(self) -> Fernet:
+        with self._lock:
+            if self._master is None:
+                self._master = self._open_master()
+            return self._master
+
+    def check(self) -> None:
+        """Load and verify the master key now (``lampi serve``'s start, admin commands):
+        MasterKeyError, with one line saying what to do, when it cannot be used."""
+        self.master()
+
+    def _open_master(self) -> Fernet:
+        master = self.source.load()
+        rows = self.table.key_rows(MASTER_RING)
+        if not rows:  # a store without keys yet: this lampi sets the master key
+            if master is None:
+                master = self.source.generate()
+            check = (MASTER_RING, 0, "check", master.encrypt(_CHECK).decode())
+            imports = self._imports(master)
+            if self.table.insert_key_rows([check, *imports], fresh_check=True):
+                self.imported = [f"{ring}-{n}" for ring, n, _, _ in imports]
+                return master
+            rows = self.table.key_rows(MASTER_RING)  # another gateway was first
+        if master is None:
+            raise MasterKeyError(
+                "the metadata store's keys are sealed with a master key this lampi was not given: set "
+                "LAMPI_MASTER_KEY or master_key_file (--master-key-file) to the cluster's master key "
+                f"(the first gateway wrote it to its data dir's master.key) [looked for {self.source.default_file}]")
+        try:
+            ok = master.decrypt(rows[0][2].encode()) == _CHECK
+        except (InvalidToken, UnicodeError):
+            ok = False
+        if not ok:
+            raise MasterKeyError(f"{self.source.describe()} is not the master key the metadata store's keys were "
+                                 "sealed with: give every gateway the same master key")
+        return master
+
+    def _imports(self, master: Fernet) -> list[tuple[str, int, str, str]]:
+        """Rows for the key files of ``import_dir`` (keys/ of a store from before keys
+        moved into the metadata store), numbers and ids kept: what they sealed still opens."""
+        if self.import_dir is None:
+            return []
+        rows = []
+        files = [(name, self.import_dir) for name in FILE_RINGS]
+        kms = self.import_dir / "kms"
+        names = FileKeys(self.import_dir).kms_names()
+        files += [(f"kms/{n}", kms) for n in names]
+        for ring, directory in files:
+            prefix = ring.rsplit("/", 1)[-1]
+            for n, path in KeyRing(directory, prefix)._scan():
+                text = path.read_bytes().strip()
+                try:
+                    Fernet(text)  # refuse a malformed file here, not at first use
+                except ValueError:
+                    raise MasterKeyError(f"cannot copy {path} into the metadata store: it is not a Fernet key "
+                                         "(restore it from a backup, or remove it)") from None
+                rows.append((ring, n, key_id(text), self.seal_key(ring, n, text, master)))
+        return rows
+
+    @staticmethod
+    def seal_key(ring: str, n: int, text: bytes, master: Fernet) -> str:
+        return master.encrypt(json.dumps([ring, n, text.decode()]).encode()).decode()
+
+    @staticmethod
+    def unseal_key(ring: str, n: int, sealed: str, master: Fernet) -> bytes:
+        try:
+            got = json.loads(master.decrypt(sealed.encode()))
+        except (InvalidToken, UnicodeError, ValueError):
+            raise SealError(f"key {ring}-{n} does not open with the master key (altered)") from None
+        if not (isinstance(got, list) and len(got) == 3 and got[0] == ring and got[1] == n):
+            raise SealError(f"the row of key {ring}-{n} holds another key")
+        return str(got[2]).encode()
+
+    # -- rings ----------------------------------------------------------------------------
+
+    def ring(self, name: str) -> StoredKeyRing:
+        with self._lock:
+            ring = self._rings.get(name)
+            if ring is None:
+                ring = self._rings[name] = StoredKeyRing(self, name)
+            return ring
+
+    def kms_names(self) -> list[str]:
+        return sorted(r[4:] for r in self.table.key_rings() if r.startswith("kms/"))
+
+# -- all the keys of a store, for copying it elsewhere (lampi migrate) ----------------------
+
+_KEY_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*-\d+")
+
+
+def store_keys(key_dir: Path) -> dict[str, bytes]:
+    """Every key of a store's key directory, by its name relative to it: the token keys
+    (``fernet-<n>``), the EC2-secret sealing keys (``credential-<n>``), the SSE master
+    keys (``sse-<n>``) and the KMS keys (``kms/<name>-<n>``). Together with the metadata
+    they are what another store needs to open what this one sealed."""
+    key_dir = Path(key_dir)
+    found: dict[str, bytes] = {}
+    for sub in ("", "kms"):
+        d = key_dir / sub if sub else key_dir
+        try:
+            names = sorted(os.listdir(d))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if _KEY_FILE.fullmatch(name) and (d / name).is_file():
+                found[f"{sub}/{name}" if sub else name] = (d / name).read_bytes()
+    return found
+
+
+def install_store_keys(key_dir: Path, keys: dict[str, bytes]) -> int:
+    """Write ``keys`` (as ``store_keys`` gives them) into ``key_dir``, each durably (0600,
+    fsynced, linked into place at once) unless it is there already with the same bytes;
+    return how many were written. SealError, before anything is written, when a key of
+    that name is there with other bytes: the directory holds another store's keys."""
+    key_dir = Path(key_dir)
+    todo: dict[str, bytes] = {}
+    for rel, data in keys.items():
+        parts = rel.split("/")
+        if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "kms")) or not _KEY_FILE.fullmatch(parts[-1]):
+            raise SealError(f"not a key file name: {rel!r}")
+        try:
+            have = (key_dir / rel).read_bytes()
+        except FileNotFoundError:
+            todo[rel] = data
+            continue
+        if have.strip() != data.strip():
+            raise SealError(f"{key_dir / rel} exists with another key: {key_dir} holds another store's keys")
+    for rel, data in todo.items():
+        path = key_dir / rel
+        created = not path.parent.exists()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if created:
+            fsync_dir(path.parent.parent)
+        tmp = path.parent / f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # made meanwhile: the same key, or refuse
+                if path.read_bytes().strip() != data.strip():
+                    raise SealError(f"{path} exists with another key") from None
+        finally:
+            os.unlink(tmp)
+        fsync_dir(path.parent)
+    return len(todo)

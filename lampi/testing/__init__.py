@@ -161,7 +161,9 @@ class Server:
         self._log = self.data_dir.parent / f"lampi-{self.port}.log"
         cmd = [*lampi_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
-               *(["--ephemeral"] if self.ephemeral else []), *self.args]
+               # no web console (its default port, 8081, would collide between parallel servers)
+               # unless args ask for one: a later --console-port wins
+               "--console-port", "0", *(["--ephemeral"] if self.ephemeral else []), *self.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPI_")}
         env.update(self.env)
         with open(self._log, "wb") as log:

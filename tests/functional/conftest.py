@@ -189,6 +189,7 @@ class LampiServer:
     workers: int = 1
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # more environment for the server (LAMPI_* settings)
+    console_port: int = 0  # the web console's port: 0 (off) unless a test gives it a free_port()
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -210,7 +211,7 @@ class LampiServer:
             self.proc = spawn_server(
                 [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
-                 *self.extra_args],
+                 "--console-port", str(self.console_port), *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         try:
@@ -234,42 +235,122 @@ class LampiServer:
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin ``lampi`` command on this server's data dir."""
         meta = self.extra_args[self.extra_args.index("--meta-url"):][:2] if "--meta-url" in self.extra_args else []
+        env = {**os.environ, **self.env}  # the server's own settings (LAMPI_MASTER_KEY...)
+        if "--blob-url" in self.extra_args:  # for the commands that touch the bytes (fsck)
+            env["LAMPI_BLOB_URL"] = self.extra_args[self.extra_args.index("--blob-url") + 1]
         res = subprocess.run(
             [*lampi_cmd(), *args, "--data-dir", str(self.data_dir), *meta],
-            capture_output=True, text=True, input=input, check=False, timeout=60,
+            capture_output=True, text=True, input=input, check=False, timeout=60, env=env,
         )
         if check and res.returncode != 0:
             raise AssertionError(f"lampi {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
         return res
 
 
+class GatewayPair(LampiServer):
+    """Two ``lampi serve`` gateways over one PostgreSQL and one Ceph pool, behind a
+    router (tests/gateway_router.py) that sends writes to the first and reads, listings
+    and deletes to the second. ``url``/``port`` are the router's; ``data_dir``,
+    ``openrc()`` and ``cli()`` the first gateway's (both serve the same store)."""
+
+    gateways: tuple[LampiServer, LampiServer] | None = None
+    router: Any = None
+
+    def log(self) -> str:
+        return "".join(g.log() for g in self.gateways or ())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+        status = 0
+        if self.router is not None and sig == signal.SIGTERM and (
+                self.router.routed["reader"] == 0 or self.router.routed["writer"] == 0):
+            # a pair whose second gateway saw nothing tested one gateway only
+            sys.stderr.write(f"\nGatewayPair: requests routed {self.router.routed}: one gateway got none\n")
+        try:
+            for g in self.gateways or ():
+                if g.proc is not None:
+                    status = g.stop(sig, timeout) or status
+        finally:
+            if self.router is not None:
+                self.router.stop()
+        return status
+
+
+def start_gateway_pair(base: Path, meta_url: str, blob_url: str, env: dict[str, str] | None = None) -> GatewayPair:
+    """Start the two gateways of a :class:`GatewayPair` (each with a data dir of its
+    own: nothing on local disk is shared) and the router in front of them."""
+    from tests.gateway_router import GatewayRouter
+
+    ports = free_port(), free_port()
+    router = GatewayRouter(("127.0.0.1", ports[0]), ("127.0.0.1", ports[1]))
+    public = f"http://127.0.0.1:{router.port}"
+    args = ["--meta-url", meta_url, "--blob-url", blob_url, "--public-url", public]
+    a = LampiServer(data_dir=base / "data", port=ports[0], extra_args=args, env=dict(env or {}))
+    b = LampiServer(data_dir=base / "data-b", port=ports[1], extra_args=args, env=dict(env or {}))
+    pair = GatewayPair(data_dir=a.data_dir, port=router.port, extra_args=args, env=dict(env or {}))
+    pair.gateways, pair.router = (a, b), router
+    try:
+        a.start()  # first: it creates the schema and the bootstrap admin (openrc.sh)
+        b.start()
+    except BaseException:
+        pair.stop(signal.SIGKILL)
+        raise
+    pair.proc = a.proc
+    return pair
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LampiServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LampiServer]:
     """One server for the whole session (tests use unique container names).
 
     With ``LAMPI_TEST_META=postgres`` it keeps its metadata in a throw-away PostgreSQL
     cluster (meta_url): the tests that use this fixture then run against the PostgreSQL
-    MetaStore (.ci/run does so for the core Swift, Keystone and S3 files)."""
+    MetaStore (.ci/run does so for the core Swift, Keystone and S3 files).
+
+    With ``LAMPI_TEST_GATEWAYS=2`` it is two gateways over one PostgreSQL and one Ceph
+    pool (:class:`GatewayPair`): every write goes through the first, every read, listing
+    and delete through the second (.ci/run runs the same core files so)."""
     base = tmp_path_factory.mktemp("lampi")
     cluster = None
     extra: list[str] = []
-    if os.environ.get("LAMPI_TEST_META") == "postgres":
+    two = os.environ.get("LAMPI_TEST_GATEWAYS", "1") == "2"
+    if os.environ.get("LAMPI_TEST_META") == "postgres" or two:
         from tests.pgcluster import PGCluster, require_postgres
 
         cluster = PGCluster(require_postgres())
         cluster.start()
         extra = ["--meta-url", cluster.create_db()]
-    srv = LampiServer(data_dir=base / "data", port=free_port(), extra_args=extra)
+    srv: LampiServer | None = None
     try:
-        srv.start()
+        if two:
+            from tests.conftest import CEPH_POOL
+
+            ceph = request.getfixturevalue("ceph")
+            blob_url = f"{ceph.url(CEPH_POOL)}&namespace={uuid.uuid4().hex}"
+            srv = start_gateway_pair(base, extra[1], blob_url, env=gateway_pair_env(base))
+        else:
+            srv = LampiServer(data_dir=base / "data", port=free_port(), extra_args=extra)
+            srv.start()
         yield srv
     finally:
         try:
-            if srv.proc is not None:
+            if srv is not None and srv.proc is not None:
                 srv.stop()
         finally:
             if cluster is not None:
                 cluster.stop()
+
+
+def blobs_in_files(server: LampiServer) -> bool:
+    """Whether ``server`` keeps object bytes as files in its data dir (no blob_url)."""
+    return "--blob-url" not in server.extra_args
+
+
+def gateway_pair_env(base: Path) -> dict[str, str]:
+    """Settings both gateways of a pair share (beyond meta_url and blob_url): the master
+    key sealing the keys they keep in the database (docs/scale-out.md)."""
+    from cryptography.fernet import Fernet
+
+    return {"LAMPI_MASTER_KEY": Fernet.generate_key().decode()}
 
 
 @pytest.fixture

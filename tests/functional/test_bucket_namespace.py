@@ -251,6 +251,7 @@ def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Lam
 
 def _exit_of(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("LAMPI_")}
+    full["LAMPI_CONSOLE_PORT"] = "0"
     full.update(env or {})
     return subprocess.run([*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
                            "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=120,

@@ -21,6 +21,7 @@ from tests.functional.conftest import LampiServer, free_port, lampi_cmd, spawn_s
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMPI_", "OS_", "AWS_", "ST_"))}
+    env["LAMPI_CONSOLE_PORT"] = "0"  # no console on 8081: servers of parallel tests would collide
     env.update(extra)
     return env
 

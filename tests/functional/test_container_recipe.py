@@ -86,7 +86,7 @@ def test_container_recipe_steps(tmp_path):
     port = free_port()
     env.update(LAMPI_PORT=str(port), LAMPI_DATA_DIR=str(tmp_path / "volume" / "data"),
                LAMPI_ADMIN_PASSWORD="image-pass-1", LAMPI_S3_ACCESS_KEY="LAMPIKEY",
-               LAMPI_S3_SECRET_KEY="image-secret-1")
+               LAMPI_S3_SECRET_KEY="image-secret-1", LAMPI_CONSOLE_PORT=str(free_port()))
     argv = json.loads(steps["CMD"][-1])
     assert argv == ["lampi", "serve"]
     argv[0] = str(lampi)

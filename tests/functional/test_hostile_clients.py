@@ -106,7 +106,7 @@ def spawn(tmp_path: Path) -> Iterator:  # noqa: ANN201
 
         proc = subprocess.Popen(
             [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-             "--workers", str(workers), "--log-format", "json", *args],
+             "--workers", str(workers), "--log-format", "json", "--console-port", "0", *args],
             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, preexec_fn=limit,
             start_new_session=True)
         srv = Srv(data_dir, port, proc, log_path)

@@ -124,7 +124,7 @@ def test_s3_written_on_one_gateway_read_listed_deleted_on_the_other(gateways: tu
 def _serve(url: str, data: Path) -> subprocess.CompletedProcess[str]:
     """`lampi serve` expected to refuse to start (it would otherwise run until killed)."""
     return subprocess.run([*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
-                           "--data-dir", str(data), "--meta-url", url], capture_output=True, text=True,
+                           "--data-dir", str(data), "--meta-url", url, "--console-port", "0"], capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if k != "LAMPI_CONFIG"})
 
 
@@ -144,7 +144,9 @@ def test_older_schema_refused_until_db_upgrade(cluster: PGCluster, tmp_path: Pat
     assert res.returncode == 2 and "lampi db upgrade" in res.stderr, res.stderr
     up = subprocess.run([*lampi_cmd(), "db", "upgrade", "--meta-url", url], capture_output=True, text=True,
                         timeout=60, check=True)
-    assert "schema version 0 -> 1" in up.stdout
+    from lampi.store.meta.postgres.schema import SCHEMA_VERSION
+
+    assert f"schema version 0 -> {SCHEMA_VERSION}" in up.stdout
     again = subprocess.run([*lampi_cmd(), "db", "upgrade"], capture_output=True, text=True, timeout=60, check=True,
                            env={**os.environ, "LAMPI_META_URL": url})
     assert "up to date" in again.stdout

@@ -203,7 +203,7 @@ def test_unreachable_pool_is_a_clear_error(ceph: Any, tmp_path: Path) -> None:
 
 def test_bad_blob_url_is_refused(tmp_path: Path) -> None:
     res = subprocess.run([*lampi_cmd(), "serve", "--data-dir", str(tmp_path / "d"), "--port", str(free_port()),
-                          "--blob-url", "rados://pool?cnof=/x"], capture_output=True, text=True, timeout=120)
+                          "--console-port", "0", "--blob-url", "rados://pool?cnof=/x"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert "blob_url" in res.stderr and "cnof" in res.stderr
 

@@ -88,7 +88,7 @@ def test_readme_commands_in_one_shell(tmp_path: Path) -> None:
     serve = install.rsplit("&&", 1)[1].split()
     assert serve == ["lampi", "serve"]
     log = open(tmp_path / "serve.log", "wb")
-    proc = spawn_server([shutil.which("lampi") or "lampi", *serve[1:]], cwd=here, env={**env, "LAMPI_PORT": str(port)},
+    proc = spawn_server([shutil.which("lampi") or "lampi", *serve[1:]], cwd=here, env={**env, "LAMPI_PORT": str(port), "LAMPI_CONSOLE_PORT": "0"},
                         stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)

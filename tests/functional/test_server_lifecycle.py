@@ -25,6 +25,7 @@ READY_LIMIT = 1.0
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMPI_", "OS_"))}
+    env["LAMPI_CONSOLE_PORT"] = "0"  # no console on 8081: servers of parallel tests would collide
     env.update(extra)
     return env
 

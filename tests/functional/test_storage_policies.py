@@ -186,7 +186,7 @@ def test_expirer_and_fsck_over_every_root(pol_server: LampiServer, conn: swiftcl
 def test_bad_policy_settings_are_config_errors(tmp_path: Path, policies: str, default: str, word: str) -> None:
     args = ["--storage-policies", policies] + (["--default-storage-policy", default] if default else [])
     res = subprocess.run([*lampi_cmd(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"),
-                          *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                          "--console-port", "0", *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and word in res.stderr, res.stderr
 
 

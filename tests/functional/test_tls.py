@@ -33,6 +33,7 @@ from tests.functional.conftest import (
     spawn_server,
     stop_server,
 )
+from tests.functional.console_helpers import ConsoleUser
 
 ACCESS, SECRET = "TLSACCESSKEY1", "tls-secret-key-1"
 
@@ -78,6 +79,7 @@ class TLSServer:
         self.tmp, self.cert, self.key = tmp, cert, key
         self.data_dir = tmp / "data"
         self.port, self.metrics_port, self.s3_port = free_port(), free_port(), free_port()
+        self.console_port = free_port()
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = tmp / f"server-{self.port}.log"
@@ -92,7 +94,8 @@ class TLSServer:
                 [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir",
                  str(self.data_dir), "--workers", str(self.workers), "--log-format", "json",
                  "--tls-cert", str(self.cert), "--tls-key", str(self.key), "--metrics-port", str(self.metrics_port),
-                 "--s3-port", str(self.s3_port), "--s3-access-key", ACCESS, "--s3-secret-key", SECRET],
+                 "--s3-port", str(self.s3_port), "--s3-access-key", ACCESS, "--s3-secret-key", SECRET,
+                 "--console-port", str(self.console_port)],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -188,6 +191,36 @@ def test_metrics_listener_over_tls(tls_server: TLSServer) -> None:
     assert r.status_code == 200
 
 
+def test_console_over_tls(tls_server: TLSServer) -> None:
+    """The console is served over HTTPS and reaches the APIs over HTTPS, trusting the
+    server's own certificate: log in, list buckets, create one, and the metrics there."""
+    log = tls_server.log_path.read_text()
+    assert f"Console:      https://127.0.0.1:{tls_server.console_port}/" in log
+    rc = tls_server.openrc()
+    conn = swiftclient.Connection(authurl=rc["OS_AUTH_URL"], user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
+                                  os_options={"user_domain_name": "Default", "project_domain_name": "Default",
+                                              "project_name": rc["OS_PROJECT_NAME"]},
+                                  auth_version="3", cacert=rc["OS_CACERT"], retries=0)
+    conn.put_container("tls-console-listed")
+    conn.put_object("tls-console-listed", "o", b"12345")
+    user = ConsoleUser(tls_server, scheme="https", host="localhost", verify=str(tls_server.cert))  # type: ignore[arg-type]
+    r = user.login(rc["OS_USERNAME"], rc["OS_PASSWORD"])
+    assert r.status_code == 200 and r.url.endswith("/buckets"), r.text[:2000]
+    assert "tls-console-listed" in r.text
+    cookie = next(c for c in r.history[0].raw.headers.getlist("Set-Cookie") if c.startswith("lampi_console="))
+    assert "Secure" in cookie
+    r = user.post("/buckets", {"bucket": "tls-console-made"})
+    assert r.status_code == 200, r.text[:2000]
+    assert "tls-console-made" in [c["name"] for c in conn.get_account()[1]]
+    r = user.get("/bucket", params={"bucket": "tls-console-listed"})
+    assert r.status_code == 200 and "name=o\"" in r.text and "1 object(s)" in r.text, r.text[:2000]
+    r = user.get("/metrics")
+    assert r.status_code == 200 and "lampi_requests_total" in r.text
+    # plain HTTP is not served on the console's port either
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{tls_server.console_port}/login", timeout=10)
+
+
 def test_sighup_reloads_the_certificate(tls_server: TLSServer) -> None:
     assert tls_server.proc is not None
     ports = (tls_server.port, tls_server.s3_port, tls_server.metrics_port)
@@ -216,7 +249,8 @@ def test_sighup_reloads_the_certificate(tls_server: TLSServer) -> None:
 
 def _start_fails(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir",
-                           str(tmp_path / "data"), *args], capture_output=True, text=True, timeout=120,
+                           str(tmp_path / "data"), "--console-port", "0", *args], capture_output=True, text=True,
+                          timeout=120,
                           stdin=subprocess.DEVNULL)
 
 

@@ -197,3 +197,24 @@ def test_boolean_settings_from_env_toml_and_flags(tmp_path) -> None:
         load_settings({}, config_file=str(toml), environ={})
     with pytest.raises(ValueError, match="true or false"):
         load_settings({}, environ={"LAMPI_SSE_C_REQUIRE_TLS": "maybe"})
+
+
+def test_console_port_from_flag_env_and_toml(tmp_path):
+    assert load_settings(environ={}).console_port == 8081  # the default: the console is on
+    assert load_settings(config_file=toml(tmp_path, "console_port = 9101\n"), environ={}).console_port == 9101
+    assert load_settings(environ={"LAMPI_CONSOLE_PORT": "0"}).console_port == 0
+    assert load_settings({"console_port": "9102"}, environ={"LAMPI_CONSOLE_PORT": "0"}).console_port == 9102
+    assert load_settings({"console_port": 0}, environ={}).console_url() == ""
+    assert load_settings({"host": "0.0.0.0", "console_port": 9103}, environ={}).console_url() == "http://127.0.0.1:9103"
+    with pytest.raises(ValueError, match="console_port"):
+        load_settings({"console_port": 70000}, environ={})
+
+
+def test_console_segment_size_from_flag_env_and_toml(tmp_path):
+    assert load_settings(environ={}).console_segment_size == 1024**3
+    assert load_settings(config_file=toml(tmp_path, "console_segment_size = 2097152\n"),
+                         environ={}).console_segment_size == 2097152
+    assert load_settings(environ={"LAMPI_CONSOLE_SEGMENT_SIZE": "1048576"}).console_segment_size == 1048576
+    for bad in (1048575, 5 * 1024**3 + 1):
+        with pytest.raises(ValueError, match="console_segment_size"):
+            load_settings({"console_segment_size": bad}, environ={})

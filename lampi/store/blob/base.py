@@ -35,9 +35,12 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    def writer(self, size_hint: int | None = None) -> BlobWriter:
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> BlobWriter:
         """A new blob. ``size_hint`` (the bytes announced, when known) lets a store refuse
-        it at once (``InsufficientStorage``) rather than part way."""
+        it at once (``InsufficientStorage``) rather than part way. ``blob_id``: write it
+        under this id, an id another store of lampi gave it (``lampi migrate``); what the
+        store holds under that id already, committed or partial, is replaced at commit
+        (the caller makes sure nothing else uses the id). Default: a new id."""
         ...
 
     def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...

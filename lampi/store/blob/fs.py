@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +41,7 @@ from lampi.store.fsmodes import fsync_dir
 from lampi.store.space import FULL_ERRNOS, MinFree, Reserve, free_bytes, insufficient
 
 WRITE_BUFFER = 1024 * 1024
+_BLOB_ID = re.compile(r"[0-9A-Za-z_-]{4,128}")  # a given id: one path component, never ".."
 
 
 def _try_lock(fd: int) -> bool:
@@ -97,13 +99,19 @@ def _full_disk(root: Path) -> Iterator[None]:
 
 
 class FSBlobWriter:
-    def __init__(self, store: FSBlobStore, size_hint: int | None = None) -> None:
+    def __init__(self, store: FSBlobStore, size_hint: int | None = None, blob_id: str | None = None) -> None:
         self.store = store
         self.size = 0
         store.check_space(size_hint or 0)  # before the body is read ("100 Continue" not sent)
         # the fd carries the writer lock (module docstring): open until release/abort
         with _full_disk(store.root):
             self.blob_id, self._tmp, fd = _create_locked(store.tmp_dir)
+        if blob_id is not None:  # an id given (lampi migrate): the temp file keeps its own name
+            if not _BLOB_ID.fullmatch(blob_id):
+                os.unlink(self._tmp)
+                os.close(fd)
+                raise ValueError(f"not a blob id of the file store: {blob_id!r}")
+            self.blob_id = blob_id
         self._fd: int | None = fd
         self._buf = bytearray()
         self._done = False
@@ -281,10 +289,11 @@ class FSBlobStore:
         """``path_for`` as a string, built without pathlib (a few µs less per request)."""
         return f"{self._blob_prefix}{blob_id[:2]}/{blob_id[2:4]}/{blob_id}"
 
-    def writer(self, size_hint: int | None = None) -> FSBlobWriter:
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> FSBlobWriter:
         """A new blob; ``size_hint``, the bytes announced (e.g. Content-Length), is checked
-        against the free space before anything is written."""
-        return FSBlobWriter(self, size_hint)
+        against the free space before anything is written. ``blob_id``: under that id
+        (the commit's rename replaces a blob of that id)."""
+        return FSBlobWriter(self, size_hint, blob_id)
 
     def release(self, blob_id: str) -> None:
         """Drop the writer lock of a blob this process committed: call once the metadata

@@ -12,9 +12,9 @@ from lampi.store.blob.base import READ_CHUNK
 
 
 class MemoryBlobWriter:
-    def __init__(self, store: MemoryBlobStore) -> None:
+    def __init__(self, store: MemoryBlobStore, blob_id: str | None = None) -> None:
         self.store = store
-        self.blob_id = uuid.uuid4().hex
+        self.blob_id = blob_id or uuid.uuid4().hex
         self.size = 0
         self._parts: list[bytes] = []
         store.partials[self.blob_id] = time.time()
@@ -40,8 +40,8 @@ class MemoryBlobStore:
         self.partials: dict[str, float] = {}  # writers in progress (no crash leaves any here)
         self.held: set[str] = set()  # committed, not yet released
 
-    def writer(self, size_hint: int | None = None) -> MemoryBlobWriter:
-        return MemoryBlobWriter(self)
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> MemoryBlobWriter:
+        return MemoryBlobWriter(self, blob_id)
 
     def local_path(self, blob_id: str) -> Path | None:
         return None

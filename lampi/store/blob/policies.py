@@ -91,8 +91,19 @@ class PolicyBlobStore:
 
     # -- the BlobStore protocol ----------------------------------------------------------
 
-    def writer(self, size_hint: int | None = None) -> BlobWriter:
-        return self.for_policy(self.default).writer(size_hint)
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> BlobWriter:
+        """A new blob of the default policy; with ``blob_id`` (lampi migrate), under that
+        id, in the store the id names."""
+        if blob_id is None:
+            return self.for_policy(self.default).writer(size_hint)
+        store, inner = self._route(blob_id)
+        w = store.writer(size_hint, blob_id=inner)
+        prefix = blob_id[: len(blob_id) - len(inner)]
+        return _PrefixedWriter(w, prefix) if prefix else w  # type: ignore[return-value]
+
+    def store_of(self, blob_id: str) -> BlobStore:
+        """The store that holds (or would hold) the blob ``blob_id``."""
+        return self._route(blob_id)[0]
 
     def read(self, blob_id: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         store, inner = self._route(blob_id)
@@ -159,8 +170,8 @@ class _PrefixedStore:
         self._inner = parent.stores[name]
         self._prefix = name + SEP
 
-    def writer(self, size_hint: int | None = None) -> BlobWriter:
-        return _PrefixedWriter(self._inner.writer(size_hint), self._prefix)  # type: ignore[return-value]
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> BlobWriter:
+        return _PrefixedWriter(self._inner.writer(size_hint, blob_id), self._prefix)  # type: ignore[return-value]
 
     def __getattr__(self, name: str) -> Any:  # reads, deletes, claims: by the full id
         return getattr(self._parent, name)

@@ -130,9 +130,14 @@ def disconnect() -> None:
 
 
 class RadosBlobWriter:
-    def __init__(self, store: RadosBlobStore) -> None:
+    def __init__(self, store: RadosBlobStore, blob_id: str | None = None) -> None:
         self.store = store
-        self.blob_id = uuid.uuid4().hex
+        if blob_id is not None and (len(blob_id) != 32 or "." in blob_id):
+            raise ValueError(f"not a blob id of the RADOS store (32 characters, no dot): {blob_id!r}")
+        self.blob_id = blob_id or uuid.uuid4().hex
+        # a given id (lampi migrate): whatever the pool holds under it (a committed blob, or
+        # the leftover of an interrupted copy, locked by a writer that is gone) goes first
+        self._clear = blob_id is not None
         self.size = 0
         self.peak_in_flight = 0  # most stripe writes in flight at once (measured, for tests)
         self._cookie = uuid.uuid4().hex
@@ -164,6 +169,8 @@ class RadosBlobWriter:
             self._reap()
         i = self._next
         self._next += 1
+        if i == 0 and self._clear:
+            await self._cleared()
         if i == 0:  # the head: lock and first stripe in one operation
             fut = self.store._write_op(self.blob_id, lock=self._cookie, data=data)
             self._locked_at = time.monotonic()
@@ -206,6 +213,8 @@ class RadosBlobWriter:
             await self._drain()  # every stripe on the OSDs before the blob is marked committed
             mark = f"{self.size}:{self.store.stripe_size}".encode()
             if self._next == 0:  # one stripe: lock, bytes and mark in one operation
+                if self._clear:
+                    await self._cleared()
                 self._locked_at = time.monotonic()
                 await self.store._write_op(self.blob_id, lock=self._cookie, data=tail, mark=mark)
             else:
@@ -217,6 +226,20 @@ class RadosBlobWriter:
         self.store._writing.pop(self.blob_id, None)
         self.store._held[self.blob_id] = self._cookie
         return self.blob_id
+
+    async def _cleared(self) -> None:
+        """Remove what the pool holds under this writer's (given) id: a RADOS lock is
+        advisory, so a dead writer's lock goes with its head."""
+        self._clear = False
+        store = self.store
+        io = store._io()
+        rados = radosbind.load()
+        try:
+            await asyncio.to_thread(io.stat, self.blob_id)
+        except rados.ObjectNotFound:
+            return
+        head = await asyncio.to_thread(store._head, self.blob_id)
+        await store._remove_all(self.blob_id, None if head is None else max(1, -(-head[0] // head[1])))
 
     async def abort(self) -> None:
         if self._done:
@@ -397,8 +420,8 @@ class RadosBlobStore:
 
     # -- the BlobStore protocol ----------------------------------------------------------
 
-    def writer(self, size_hint: int | None = None) -> RadosBlobWriter:
-        return RadosBlobWriter(self)
+    def writer(self, size_hint: int | None = None, blob_id: str | None = None) -> RadosBlobWriter:
+        return RadosBlobWriter(self, blob_id)
 
     def local_path(self, blob_id: str) -> Path | None:
         return None

@@ -36,8 +36,39 @@ class SealReport:
     sealed: int = 0  # rows (re)sealed with the primary key
     primary: str | None = None  # the primary key's id
     unopenable: tuple[str, ...] = ()  # access keys whose sealed secret could not be opened
-    removed_keys: tuple[Path, ...] = ()  # key files no row needed any more, removed
+    removed_keys: tuple[Path | str, ...] = ()  # keys no row needed any more, removed (files, or rows named)
     scrubbed: bool = True  # False: old bytes may remain (WAL busy, VACUUM failed), see the log
+
+
+# The tables ``lampi migrate`` copies, in an order that honours their foreign keys, with
+# their primary keys (export order, resumption, upserts). Every other table of a store
+# must be in ``NOT_MIGRATED``: ``lampi migrate`` refuses a store with a table in neither.
+MIGRATED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("domains", ("id",)),
+    ("projects", ("id",)),
+    ("users", ("id",)),
+    ("assignments", ("user_id", "project_id", "role")),
+    ("roles", ("id",)),
+    ("keys", ("ring", "n")),  # keys kept in the store, sealed with the master key: the target's gateways need the same one
+    ("credentials", ("access",)),  # sealed: the keys go with them (lampi.store.keyring)
+    ("project_quotas", ("project_id",)),
+    ("accounts", ("project_id",)),  # account metadata: temp-URL keys, ACLs; counters
+    ("containers", ("ckey",)),  # metadata: ACLs, quotas, versioning, lifecycle, CORS, policy...
+    ("objects", ("container", "name")),
+    ("object_versions", ("container", "name", "version_id")),
+    ("null_versions", ("container", "name")),
+    ("mpu_uploads", ("upload_id",)),
+    ("mpu_parts", ("upload_id", "part_number")),
+    ("manifest_parts", ("owner", "blob_id")),
+    ("revoked", ("audit_id",)),  # token revocations (SQLite: revocations.db)
+)
+# tables of a store that are not copied, and why
+NOT_MIGRATED = {
+    "leases": "held by the running passes of a server, for seconds",
+    "identity_gen": "moved by the target's own triggers as rows arrive",
+    "revoke_gen": "moved by the target when revocations arrive",
+    "schema_version": "the target's own",
+}
 
 
 class MetaStore(Protocol):
@@ -308,6 +339,28 @@ class MetaStore(Protocol):
         """Make the current object point at version ``vid`` (None, None when it does not
         exist or is a delete marker). An unversioned current object is kept as a version
         when ``keep_current``, else its blob is returned for release."""
+        ...
+
+    # Whole tables, row by row (``lampi migrate``: one store copied into another, table by
+    # table in ``MIGRATED_TABLES`` order). Rows are tuples of plain values (str, int, float,
+    # None) in ``table_columns`` order.
+    async def table_names(self) -> list[str]:
+        """Every table of the store (SQLite: both database files)."""
+        ...
+
+    async def table_columns(self, table: str) -> list[str]:
+        """The columns of ``table`` in the store's order ([] when it has no such table)."""
+        ...
+
+    async def export_rows(self, table: str, after: tuple[object, ...] | None, limit: int) -> list[tuple[object, ...]]:
+        """Up to ``limit`` rows of ``table`` (one of ``MIGRATED_TABLES``) in primary-key
+        order, after the row whose primary key is ``after`` (None: from the first)."""
+        ...
+
+    async def import_rows(self, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+        """Write ``rows`` (values of ``columns``) into ``table`` in one transaction, each
+        replacing the row with its primary key if there is one (an upsert: importing the
+        same rows again changes nothing). Counters are copied as they are, not recounted."""
         ...
 
     async def list_versions(

@@ -236,3 +236,50 @@ def test_fs_check_fails_when_the_directory_is_gone(tmp_path):
     (tmp_path / "b" / "blobs").rename(tmp_path / "b" / "away")
     with pytest.raises(OSError):
         store.check()
+
+
+async def test_writer_under_a_given_id_replaces_what_the_id_held(blobs):
+    """``writer(blob_id=...)`` (lampi migrate): the blob is stored under that id; a blob
+    committed under it, or an interrupted write's leftover, is replaced at commit."""
+    bid = uuid.uuid4().hex
+    w = blobs.writer(3, blob_id=bid)
+    assert w.blob_id == bid
+    await w.write(b"one")
+    assert await w.commit() == bid
+    blobs.release(bid)
+    assert await read_all(blobs, bid) == b"one"
+    big = payload(200 * 1024, seed=3)  # several RADOS stripes at the contract's stripe size
+    assert await put_as(blobs, bid, big) == bid
+    blobs.release(bid)
+    assert await read_all(blobs, bid) == big
+    assert blobs.blob_size(bid) == len(big)
+    assert await put_as(blobs, bid, b"short again") == bid  # fewer stripes than before
+    blobs.release(bid)
+    assert await read_all(blobs, bid) == b"short again"
+    assert committed(blobs) == {bid: 11}
+    # an interrupted writer's leftover under the id (its process gone: nothing releases it)
+    left = blobs.writer(None, blob_id=uuid.uuid4().hex)
+    await left.write(payload(150 * 1024, seed=4))
+    lost = left.blob_id
+    # as a process killed mid-write would leave it: no abort, no release
+    w2 = blobs.writer(None, blob_id=lost)
+    await w2.write(b"fresh")
+    assert await w2.commit() == lost
+    blobs.release(lost)
+    assert await read_all(blobs, lost) == b"fresh"
+    await blobs.close()
+
+
+async def put_as(store, blob_id: str, data: bytes) -> str:
+    w = store.writer(len(data), blob_id=blob_id)
+    for i in range(0, len(data), 4096):
+        await w.write(data[i : i + 4096])
+    return await w.commit()
+
+
+def test_fs_writer_refuses_an_id_that_is_not_one_path_component(tmp_path):
+    store = FSBlobStore(tmp_path / "b")
+    for bad in ("../../etc/x", "a/b", "", "ab"):
+        with pytest.raises(ValueError):
+            store.writer(None, blob_id=bad)
+    assert not list(store.iter_partials())

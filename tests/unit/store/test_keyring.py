@@ -100,3 +100,106 @@ def test_an_unreadable_key_file_is_named(tmp_path) -> None:
     (tmp_path / "keys" / "credential-0").write_text("not a key")
     with pytest.raises(SealError, match="credential-0"):
         KeyRing(tmp_path / "keys").seal(b"x")
+
+
+# -- StoredKeyRing: keys in a metadata store's table (lampi.store.keyring.StoredKeys) ---------
+
+
+class _Table:
+    """The keys table as a dict (the stores' own are in the contract suite); ``down``
+    makes every call fail as a database that went away."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], tuple[str, str]] = {}
+        self.down = False
+
+    def _up(self) -> None:
+        if self.down:
+            raise ConnectionError("database away")
+
+    def key_rows(self, ring):  # noqa: ANN001, ANN201
+        self._up()
+        return [(n, *v) for (r, n), v in sorted(self.rows.items()) if r == ring]
+
+    def insert_key_rows(self, rows, *, fresh_check=False):  # noqa: ANN001, ANN201
+        self._up()
+        if any((r, n) in self.rows for r, n, _, _ in rows):
+            return False
+        for r, n, kid, sealed in rows:
+            self.rows[(r, n)] = (kid, sealed)
+        return True
+
+    def delete_key_rows(self, ring, ns):  # noqa: ANN001, ANN201
+        self._up()
+        return sum(self.rows.pop((ring, n), None) is not None for n in ns)
+
+    def key_rings(self):  # noqa: ANN201
+        self._up()
+        return sorted({r for r, _ in self.rows})
+
+
+def test_stored_ring_goes_on_with_its_keys_while_the_database_is_away(monkeypatch) -> None:  # noqa: ANN001
+    from cryptography.fernet import Fernet
+
+    from lampi.store import keyring
+    from lampi.store.keyring import MasterKeySource, StoredKeys
+
+    table = _Table()
+    keys = StoredKeys(table, MasterKeySource(value=Fernet.generate_key().decode()))
+    ring = keys.ring("sse")
+    kid = ring.primary(create=True)
+    table.down = True
+    monkeypatch.setattr(keyring, "FRESH", 0.0)  # every look at the primary goes to the table
+    assert ring.primary() == kid  # the periodic look failed: the keys in memory serve
+    assert ring.secret(kid)
+    with pytest.raises(ConnectionError):  # a key it does not have: the error, not a wrong answer
+        ring.secret("0123456789abcdef")
+    table.down = False
+    other = StoredKeys(table, keys.source).ring("sse")
+    assert other.add_key() != kid
+    assert ring.primary() == other.primary()  # back: the new primary is taken in
+
+
+def test_malformed_key_file_is_refused_at_import(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from lampi.store.keyring import MasterKeyError, MasterKeySource, StoredKeys
+
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "credential-0").write_text("not a key")
+    keys = StoredKeys(_Table(), MasterKeySource(value=Fernet.generate_key().decode()), import_dir=tmp_path / "keys")
+    with pytest.raises(MasterKeyError, match="credential-0 into the metadata store: it is not a Fernet key"):
+        keys.check()
+
+
+def test_store_keys_copy_into_another_key_dir(tmp_path):
+    """lampi migrate moves every key of a store (tokens, credentials, SSE, KMS) through
+    ``store_keys`` / ``install_store_keys``: written once, 0600, and refused over another
+    store's keys."""
+    import stat
+
+    from lampi.core.sse import KeyService
+    from lampi.core.tokens import load_keys
+    from lampi.store.keyring import SealError, install_store_keys, store_keys
+
+    src = tmp_path / "src" / "keys"
+    load_keys(src)
+    KeyRing(src, "credential").primary(create=True)
+    svc = KeyService(src)
+    svc.master.primary(create=True)
+    svc.kms_create("lab-key")
+    keys = store_keys(src)
+    assert set(keys) == {"fernet-0", "credential-0", "sse-0", "kms/lab-key-0"}
+    dst = tmp_path / "dst" / "keys"
+    assert install_store_keys(dst, keys) == 4
+    assert store_keys(dst) == keys
+    assert stat.S_IMODE((dst / "kms" / "lab-key-0").stat().st_mode) == 0o600
+    assert install_store_keys(dst, keys) == 0  # again: nothing to do
+    ring = KeyRing(dst, "credential")
+    kid, token = KeyRing(src, "credential").seal(b"secret")
+    assert ring.open(kid, token) == b"secret"
+    other = tmp_path / "other" / "keys"
+    load_keys(other)
+    with pytest.raises(SealError):
+        install_store_keys(other, keys)
+    assert sorted(p.name for p in other.iterdir()) == ["fernet-0"]  # nothing written

@@ -148,17 +148,19 @@ async def test_schema_older_than_the_code_is_refused_until_upgraded(open_store, 
 
     from lampi.store.meta.postgres import schema
 
-    open_store()  # version 1, current: opens
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 2, "ALTER TABLE objects ADD COLUMN v2_test TEXT")
-    with pytest.raises(schema.SchemaError, match="version 1, older than this lampi's .2.: run `lampi db upgrade`"):
+    cur = schema.SCHEMA_VERSION
+    open_store()  # the current version: opens
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", cur + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, cur + 1, "ALTER TABLE objects ADD COLUMN v2_test TEXT")
+    with pytest.raises(schema.SchemaError,
+                       match=f"version {cur}, older than this lampi's .{cur + 1}.: run `lampi db upgrade`"):
         open_store()
     with pytest.raises(schema.SchemaError, match="older"):
         open_store(create=True)  # serve does not upgrade behind the operator's back
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        assert schema.upgrade(conn) == (1, 2)
-        assert schema.upgrade(conn) == (2, 2)  # idempotent
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        assert schema.upgrade(conn) == (cur, cur + 1)
+        assert schema.upgrade(conn) == (cur + 1, cur + 1)  # idempotent
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == cur + 1
     store = open_store()
     await store.ensure_account("x")
     assert json.loads(json.dumps((await store.get_account("x")).object_count)) == 0

@@ -24,9 +24,11 @@ from lampi.store.meta.postgres.schema import SCHEMA_VERSION, SchemaError, upgrad
 from lampi.store.meta.sqlite.containers import ContainersMixin
 from lampi.store.meta.sqlite.credentials import CredentialsMixin
 from lampi.store.meta.sqlite.identity import IdentityMixin
+from lampi.store.meta.sqlite.keys import KeysMixin
 from lampi.store.meta.sqlite.multipart import MultipartMixin
 from lampi.store.meta.sqlite.objects import ObjectsMixin
 from lampi.store.meta.sqlite.quotas import QuotasMixin
+from lampi.store.meta.sqlite.rows import RowsMixin
 from lampi.store.meta.sqlite.versions import VersionsMixin
 
 __all__ = ["SCHEMA_VERSION", "PostgresMetaStore", "SchemaError", "is_postgres_url", "upgrade"]
@@ -40,7 +42,7 @@ def is_postgres_url(url: str) -> bool:
 
 
 class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin, VersionsMixin, MultipartMixin,
-                        ObjectsMixin, QuotasMixin):
+                        ObjectsMixin, QuotasMixin, KeysMixin, RowsMixin):
     """The MetaStore on a PostgreSQL database (see the module's docstring)."""
 
     def __init__(self, url: str, data_dir: str | Path, *, create: bool = False, pool_size: int | None = None) -> None:
@@ -108,7 +110,8 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         # in the table's free space until then (docs/scale-out.md)
         return SealReport(sealed, primary, tuple(unopenable), (), scrubbed=False if sealed else True)
 
-    def _remove_unused_in(self, c: Any) -> tuple[Path, ...]:
+    def _remove_unused_in(self, c: Any) -> tuple[Path | str, ...]:
         c.execute("LOCK TABLE credentials IN SHARE ROW EXCLUSIVE MODE")
         used = {r[0] for r in c.execute("SELECT DISTINCT key_hash FROM credentials WHERE key_hash IS NOT NULL")}
-        return tuple(self.credential_keys.remove(k for k in self.credential_keys.key_ids() if k not in used))
+        keys = self.credential_keys
+        return tuple(keys.remove((k for k in keys.key_ids() if k not in used), execute=c.execute))

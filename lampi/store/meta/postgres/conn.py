@@ -153,7 +153,8 @@ class PGBase:
 
     def __init__(self, url: str, data_dir: str | Path, *, create: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = url
-        # keys (credential sealing keys) stay beside the blobs for now: ``data_dir/keys``
+        # the data dir: where a master key made at the first start goes (master.key), and
+        # keys/ files of a store from before keys moved into the database are imported from
         self.path = Path(data_dir) / "meta.postgresql"  # never created: its parent is what counts
         self.reserve = None  # a full local disk does not concern the metadata
         try:
@@ -231,6 +232,38 @@ class PGBase:
 
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         return self._executor.submit(self._call_read, fn).result()
+
+    # the keys table (lampi.store.meta.sqlite.keys): on this thread, on a pooled connection
+    _sync_read = _call_read
+    _sync_tx = _call_tx
+    shares_keys = True
+    # -- whole tables (lampi.store.meta.sqlite.rows) ------------------------------------
+    _UPSERT = True  # INSERT ... ON CONFLICT DO UPDATE (RowsMixin._imported)
+
+
+    async def _rows_read(self, table: str | None, fn: Callable[[Any], T]) -> T:
+        return await self._run(fn)
+
+    async def _rows_write(self, table: str, fn: Callable[[Any], T]) -> T:
+        def body(c: Any) -> T:
+            result = fn(c)
+            if table == "revoked":  # gateways re-read the revocations when this moved
+                c.execute("UPDATE revoke_gen SET gen = gen + 1 WHERE id = 0")
+            return result
+
+        return await self._tx(body)
+
+    @staticmethod
+    def _list_tables(c: Any) -> list[str]:
+        return [r[0] for r in c.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_type = 'BASE TABLE'").fetchall()]
+
+    @staticmethod
+    def _list_columns(c: Any, table: str) -> list[str]:
+        return [r[0] for r in c.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ? ORDER BY ordinal_position", (table,)).fetchall()]
 
     async def ping(self) -> None:
         """Readiness: a query on a pooled connection (DataUnavailable while the database

@@ -36,6 +36,7 @@ PRIMARY_KEYS = {
     "project_quotas": ("project_id",),
     "assignments": ("user_id", "project_id", "role"),
     "manifest_parts": ("owner", "blob_id"),
+    "keys": ("ring", "n"),
 }
 
 # exact rewrites, applied first: (SQLite text, PostgreSQL text)

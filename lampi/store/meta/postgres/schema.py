@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # the advisory lock taken while the schema is created or upgraded
 _LOCK = 0x6C616D7069  # "lampi"
@@ -144,7 +144,17 @@ INSERT INTO revoke_gen (id, gen) VALUES (0, 0);
 _V1 = _V1.replace(" TEXT ", ' TEXT COLLATE "C" ').replace(" TEXT,", ' TEXT COLLATE "C",').replace(
     " TEXT\n", ' TEXT COLLATE "C"\n')
 
-MIGRATIONS: dict[int, str] = {1: _V1}
+# 2: the keys every gateway shares (token, EC2-secret sealing, SSE keys), each sealed with
+# the master key (lampi/store/keyring.py StoredKeys)
+_V2 = """
+CREATE TABLE keys (
+    ring TEXT COLLATE "C" NOT NULL, n INTEGER NOT NULL, kid TEXT COLLATE "C" NOT NULL,
+    sealed TEXT COLLATE "C" NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (ring, n)
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 class SchemaError(Exception):

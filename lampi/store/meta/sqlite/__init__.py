@@ -14,7 +14,7 @@ new revocation with ``PRAGMA data_version`` (no query on the hot path).
 Split by concern: ``conn`` (connections, threads, group commit), ``schema`` (tables,
 triggers, migrations), ``listing`` (listing semantics over range scans) and a mixin per
 record family (``identity``, ``credentials`` (sealed EC2 secrets), ``containers``, ``objects``, ``versions``, ``multipart``,
-``quotas``), combined here.
+``quotas``, ``rows`` (whole tables, for lampi migrate)), combined here.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from __future__ import annotations
 from lampi.store.meta.sqlite.containers import ContainersMixin
 from lampi.store.meta.sqlite.credentials import CredentialsMixin
 from lampi.store.meta.sqlite.identity import IdentityMixin
+from lampi.store.meta.sqlite.keys import KeysMixin
 # _LIST_BATCH is re-exported for reading; to change it, patch lampi.store.meta.sqlite.listing
 from lampi.store.meta.sqlite.listing import _LIST_BATCH, fold_listing  # noqa: F401
 from lampi.store.meta.sqlite.multipart import MultipartMixin
 from lampi.store.meta.sqlite.objects import ObjectsMixin
 from lampi.store.meta.sqlite.quotas import QuotasMixin
+from lampi.store.meta.sqlite.rows import RowsMixin
 from lampi.store.meta.sqlite.schema import REVOKE_SCHEMA, SCHEMA
 from lampi.store.meta.sqlite.versions import VersionsMixin
 
@@ -34,5 +36,5 @@ __all__ = ["REVOKE_SCHEMA", "SCHEMA", "SQLiteMetaStore", "fold_listing"]
 
 
 class SQLiteMetaStore(IdentityMixin, CredentialsMixin, ContainersMixin, VersionsMixin, MultipartMixin, ObjectsMixin,
-                     QuotasMixin):
+                     QuotasMixin, KeysMixin, RowsMixin):
     """The MetaStore (lampi/store/meta/base.py) on one SQLite database file."""

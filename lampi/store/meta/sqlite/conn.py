@@ -143,6 +143,20 @@ class SQLiteBase:
         """Run ``fn`` on the store's thread from synchronous code (CLI)."""
         return self._executor.submit(lambda: fn(self._conn())).result()
 
+    shares_keys = False  # one node: its keys stay files in keys/ unless a master key is set
+
+    def _sync_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on a connection of its own, on this thread (the keys table)."""
+        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    def _sync_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in a write transaction of its own, on this thread (the keys table)."""
+        return self._sync_read(lambda conn: self._write(conn, fn))
+
     @staticmethod
     def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
@@ -271,6 +285,47 @@ class SQLiteBase:
             self._wq.put(None)
             self._writer.join()
             self._writer = None
+
+    # -- whole tables (lampi.store.meta.sqlite.rows) ------------------------------------
+    _UPSERT = False  # see RowsMixin._imported
+
+
+    async def _rows_read(self, table: str | None, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if table == "revoked":  # in the revocations database
+            return await asyncio.to_thread(self._on_revocations, fn, False)
+        return await self._run(fn)
+
+    async def _rows_write(self, table: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if table == "revoked":
+            return await asyncio.to_thread(self._on_revocations, fn, True)
+        return await self._tx(fn)
+
+    def _on_revocations(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        with self._revoke_lock:
+            c = self._revoke_conn
+            if not write:
+                return fn(c)
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(c)
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            return result
+
+    def _list_tables(self, c: sqlite3.Connection) -> list[str]:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        names = [r[0] for r in c.execute(sql)]
+        with self._revoke_lock:
+            names += [r[0] for r in self._revoke_conn.execute(sql)]
+        return names
+
+    @staticmethod
+    def _list_columns(c: sqlite3.Connection, table: str) -> list[str]:
+        quoted = '"' + table.replace('"', '""') + '"'
+        return [r[1] for r in c.execute(f"PRAGMA table_info({quoted})")]
 
     async def ping(self) -> None:
         """Raise (sqlite3.Error, OSError) when the database cannot be reached: a query on

@@ -16,7 +16,6 @@ overwritten (``secure_delete``, then VACUUM and the WAL truncated), not left in 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import sqlite3
@@ -26,7 +25,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core.models import Credential
-from lampi.store.keyring import KeyRing, SealError
+from lampi.store.keyring import KeyRing, SealError, StoredKeyRing
 from lampi.store.meta.base import SealReport
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.schema import SCHEMA
@@ -37,10 +36,11 @@ log = logging.getLogger("lampi.store")
 class CredentialsMixin(SQLiteBase):
     _CCOLS = "access, secret, user_id, project_id, created_at, key_hash"
 
-    @functools.cached_property
-    def credential_keys(self) -> KeyRing:
-        """The keys sealing EC2 secrets: ``keys/credential-*`` beside the database."""
-        return KeyRing(self.path.parent / "keys", "credential")
+    @property
+    def credential_keys(self) -> KeyRing | StoredKeyRing:
+        """The keys sealing EC2 secrets: ``keys/credential-*`` beside the database, or the
+        ring ``credential`` of the keys table (``KeysMixin.keys``)."""
+        return self.keys.ring("credential")  # type: ignore[attr-defined]
 
     def _seal(self, access: str, secret: str) -> tuple[str, str]:
         return self.credential_keys.seal(json.dumps([access, secret]).encode())
@@ -70,6 +70,10 @@ class CredentialsMixin(SQLiteBase):
         return Credential(access, secret, user_id, project_id, created_at)
 
     async def create_credential(self, cred: Credential) -> Credential:
+        # the first key is made before the write transaction: a key ring in the keys table
+        # of this very SQLite file could not be written while the transaction holds the lock
+        await asyncio.to_thread(self.credential_keys.primary, True)
+
         def fn(c: sqlite3.Connection) -> Credential:
             kid, sealed = self._seal(cred.access, cred.secret)
             try:
@@ -168,6 +172,7 @@ class CredentialsMixin(SQLiteBase):
 
     def _reseal(self, only_clear: bool) -> SealReport:
         keys = self.credential_keys
+        keys.primary(create=True)  # made before the write lock is taken (see create_credential)
         conn = self._private_conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -203,7 +208,7 @@ class CredentialsMixin(SQLiteBase):
         finally:
             conn.close()
 
-    def _remove_unused_keys(self) -> tuple[Path, ...]:
+    def _remove_unused_keys(self) -> tuple[Path | str, ...]:
         """Delete the key files of keys neither primary nor sealing any row. Decided
         under the write lock: a row being sealed now commits after, with the primary."""
         conn = self._open(self.path, SCHEMA)
@@ -212,9 +217,13 @@ class CredentialsMixin(SQLiteBase):
             try:
                 used = {r[0] for r in conn.execute(
                     "SELECT DISTINCT key_hash FROM credentials WHERE key_hash IS NOT NULL")}
-                removed = self.credential_keys.remove(k for k in self.credential_keys.key_ids() if k not in used)
+                keys = self.credential_keys
+                # key rows go in this transaction (files: removed under its lock)
+                removed = keys.remove((k for k in keys.key_ids() if k not in used), execute=conn.execute)
+                conn.execute("COMMIT")
             finally:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             return tuple(removed)
         finally:
             conn.close()

@@ -86,6 +86,11 @@ CREATE INDEX IF NOT EXISTS mpu_uploads_by_project ON mpu_uploads (project_id);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- keys sealed with the master key (lampi/store/keyring.py StoredKeys; used with a master key)
+CREATE TABLE IF NOT EXISTS keys (
+    ring TEXT NOT NULL, n INTEGER NOT NULL, kid TEXT NOT NULL, sealed TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (ring, n)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mpu_parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, checksum TEXT,
