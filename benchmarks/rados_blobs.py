@@ -103,7 +103,7 @@ def main() -> None:
     cluster = None
     url = a.url
     if not url:
-        from tests.ceph_cluster import CephCluster
+        from lampi.testing.ceph import CephCluster
 
         cluster = CephCluster(a.store).start()
         cluster.create_pool("lampi-bench", pgs=32)

@@ -1,6 +1,6 @@
 """Fixtures shared by unit and functional tests: a throw-away one-node Ceph.
 
-``ceph``: one monitor and one OSD (tests/ceph_cluster.py) for the whole run, started at
+``ceph``: one monitor and one OSD (lampi/testing/ceph.py) for the whole run, started at
 the first test that asks for it and stopped (its directory removed) at the end, with
 a pool ``lampi-test`` made at set-up. Without Ceph installed the tests that need it
 are skipped; with ``LAMPI_REQUIRE_CEPH=1`` (CI) they fail instead. The OSD keeps its
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import ceph_cluster
+from lampi.testing import ceph as ceph_cluster
 
 CEPH_POOL = "lampi-test"
 

@@ -20,10 +20,23 @@ from lampi.bench import limits as limitsmod
 from lampi.bench import report
 from lampi.bench.auth import resolve, s3_credentials
 from lampi.bench.runner import BenchConfig, Target, run
-from lampi.bench.servers import LampiNode, SwiftNode, leftovers
+from lampi.bench.scenarios import Endpoint, ScenarioSizes, run_scenarios, scenario_ratios
+from lampi.bench.servers import LampiNode, RGWNode, SwiftNode, leftovers
 from lampi.bench.util import BenchError, loadavg, machine_info
 
 MiB = 1024 * 1024
+
+
+COMPARE = ("swift", "rgw")
+
+
+def parse_compare(text: str | None) -> list[str]:
+    """``swift``, ``rgw`` or ``swift,rgw`` as a list (empty for none)."""
+    names = [n.strip().lower() for n in (text or "").split(",") if n.strip()]
+    bad = [n for n in names if n not in COMPARE]
+    if bad:
+        raise BenchError(f"--compare: choose from {', '.join(COMPARE)} (comma-separated), not {', '.join(bad)!r}")
+    return list(dict.fromkeys(names))
 
 
 def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = False,
@@ -33,14 +46,16 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
           key: str | None = None, storage_url: str | None = None, token: str | None = None,
           json_file: str | None = None, markdown_file: str | None = None, show_progress: bool = True, quiet: bool = False,
           s3: bool = False, s3_endpoint: str | None = None, s3_access_key: str | None = None,
-          s3_secret_key: str | None = None, s3_region: str | None = None) -> dict[str, Any]:
+          s3_secret_key: str | None = None, s3_region: str | None = None,
+          scenarios: list[str] | None = None, scenario_sizes: ScenarioSizes | None = None) -> dict[str, Any]:
     err = Console(stderr=True)
     # the terminal's width (or COLUMNS when set); files and pipes get full rows
     out = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else Console(width=160)
+    systems = parse_compare(compare)
+    scenarios = scenarios or []
+    local = bool(systems or scenarios)  # lampi (and the compared servers) started here
     work: Path | None = None
-    if compare:
-        if compare != "swift":
-            raise BenchError(f"--compare: only 'swift' is supported, not {compare!r}")
+    if local:
         base = Path(work_dir) if work_dir else None
         if base:
             base.mkdir(parents=True, exist_ok=True)
@@ -51,6 +66,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
         "command": " ".join(["lampi", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
         "machine": machine_info(work or limits_dir or tempfile.gettempdir()), "config": cfg.as_dict(),
     }
+    if scenarios:
+        doc["scenario_sizes"] = (scenario_sizes or ScenarioSizes()).as_dict()
     nodes: list[Any] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=not (show_progress and err.is_terminal), transient=False)
@@ -61,28 +78,39 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
                 limits_size = cfg.large_size if "large" in cfg.phases else 1024**3
             err.print(f"measuring machine limits in {d} ({limits_size // MiB} MiB) ...")
             doc["limits"] = limitsmod.measure(d, limits_size)
-        if compare:
+        endpoints: list[Endpoint] = []
+        if local:
             assert work is not None
             n = workers or os.cpu_count() or 1
             cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lampi-bench"
-            err.print(f"starting single-node Swift ({n} workers per server) and lampi ({n} workers) in {work} ...")
-            swift = SwiftNode(work, n, cache)
-            nodes.append(swift)
-            swift.start()
+            names = {"swift": f"single-node Swift ({n} workers per server)",
+                     "rgw": "single-node Ceph (one monitor, one BlueStore OSD) + radosgw"}
+            err.print(f"starting {', '.join([names[s] for s in systems] + [f'lampi ({n} workers)'])} in {work} ...")
+            started: dict[str, Any] = {}
+            for name in systems:
+                node = SwiftNode(work, n, cache) if name == "swift" else RGWNode(work, n, _rgw_space(cfg, scenario_sizes))
+                nodes.append(node)
+                node.start()
+                started[name] = node
             lampi = LampiNode(work, n)
             nodes.append(lampi)
             lampi.start()
             targets = [Target("lampi", lampi.credentials(), lampi.pids)]
             if s3:  # the same lampi server through its S3 API (SigV4, an EC2 key pair of the same user)
                 targets.append(Target("lampi-s3", lampi.s3_credentials(), lampi.pids))
-            targets.append(Target("swift", swift.credentials(), swift.pids))
-            doc["servers"] = {
-                "lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
-                          "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1)},
-                "swift": {"version": swift.version, "workers": n, "startup_s": round(swift.startup_s or 0, 3),
-                          "idle_rss_mib": round((swift.idle_rss or 0) / MiB, 1),
-                          "note": "proxy, account, container and object servers (each with workers) + memcached"},
-            }
+            doc["servers"] = {"lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
+                                        "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1)}}
+            for name, node in started.items():
+                targets.append(Target(name, node.credentials(), node.pids))
+                if s3 and name == "rgw":
+                    targets.append(Target("rgw-s3", node.s3_credentials(), node.pids))
+                doc["servers"][name] = {"version": node.version, "workers": n if name == "swift" else 1,
+                                        "startup_s": round(node.startup_s or 0, 3),
+                                        "idle_rss_mib": round((node.idle_rss or 0) / MiB, 1),
+                                        "note": SERVER_NOTES[name]}
+            if scenarios:
+                endpoints = [Endpoint("lampi", targets[0].creds, lampi.s3_credentials())]
+                endpoints += [Endpoint(name, node.credentials(), node.s3_credentials()) for name, node in started.items()]
         elif s3_endpoint:
             creds = s3_credentials(s3_endpoint, s3_access_key, s3_secret_key, s3_region)
             targets = [Target("target", creds, list(server_pids))]
@@ -91,25 +119,37 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
             creds = resolve(auth, user, key, storage_url, token)
             targets = [Target("target", creds, list(server_pids))]
             doc["target"] = {"storage_url": creds.storage_url, "auth": creds.method}
-        with progress:
-            doc.update(asyncio.run(run(cfg, targets, progress)))
+        if cfg.phases:
+            with progress:
+                doc.update(asyncio.run(run(cfg, targets, progress)))
+        else:
+            doc.update({"phases": [], "setup_errors": []})
+        if scenarios:
+            assert work is not None
+            doc["scenarios"] = run_scenarios(scenarios, endpoints, scenario_sizes or ScenarioSizes(), work,
+                                             say=err.print)
+            doc["scenario_ratios"] = scenario_ratios(doc["scenarios"])
         for t in targets:
-            if "rss_hwm_sum_mib" in t.info:
+            if "rss_hwm_sum_mib" in t.info and not (local and t.name.endswith("-s3")):  # same server as without
                 doc.setdefault("servers", {}).setdefault(t.name, {})["rss_hwm_sum_mib"] = t.info["rss_hwm_sum_mib"]
     finally:
         sessions: set[int] = set()
         for node in nodes:
             node.stop()
             sessions |= node.sessions()
-        if compare:
+        if local:
             doc["leftover_processes"] = leftovers(sessions)
             if work is not None and not keep:
                 shutil.rmtree(work, ignore_errors=True)
     doc["loadavg_end"] = loadavg()
-    if compare:
+    if "swift" in systems:
         doc["ratios"] = report.ratios(doc["phases"])
+    if "rgw" in systems:
+        doc["rgw_ratios"] = report.ratios(doc["phases"], "lampi", "rgw")
         if s3:
-            doc["s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "lampi")
+            doc["rgw_s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "rgw-s3")
+    if local and s3:
+        doc["s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "lampi")
     doc["fractions"] = report.fractions(doc["phases"], doc.get("limits"))
     doc["targets"] = report.check_targets(doc)
     if json_file:
@@ -119,3 +159,22 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     if not quiet:
         report.render(doc, out)
     return doc
+
+
+SERVER_NOTES = {
+    "swift": "proxy, account, container and object servers (each with workers) + memcached",
+    "rgw": "radosgw (threads) + ceph-mon + ceph-osd (BlueStore on a sparse file)",
+}
+
+
+def _rgw_space(cfg: BenchConfig, sizes: ScenarioSizes | None) -> int:
+    """The OSD's sparse BlueStore file: room for every pass of the large objects and the
+    scenarios' files (RGW frees deleted objects' space only in its later garbage
+    collection), and 10 GiB for the rest."""
+    need = 0
+    if "large" in cfg.phases:  # one pass per target and position (up to 5 targets: 5 each, 2 RGW buckets)
+        need += 12 * cfg.large_size * cfg.large_count
+    if sizes is not None:
+        need += 2 * (sizes.segment_file_size + sizes.multipart_file_size + sizes.sync_files * sizes.sync_file_size
+                     + sizes.rclone_files * max(sizes.rclone_file_size, 4096))
+    return need + 10 * 1024**3

@@ -1,4 +1,5 @@
-"""Servers started by ``lampi bench --compare swift``: lampi and a single-node Swift.
+"""Servers started by ``lampi bench --compare``: lampi, a single-node Swift, a single-node
+Ceph with radosgw (RGW).
 
 Each server process is started in a session of its own, so stopping it is one
 ``killpg`` of that session (its forked workers included), TERM first, KILL after a
@@ -11,6 +12,13 @@ system library is needed for that; tempauth keeps its tokens in memcache, so the
 Swift reads ``/etc/swift/swift.conf`` by a fixed path; rather than write to /etc, each
 Swift server is started through a tiny wrapper that points
 ``swift.common.utils.SWIFT_CONF_FILE`` at the run's own copy before Swift loads it.
+Its proxy has s3api (S3 with tempauth's users: access key ``admin:admin``, secret
+``admin``) for the S3 scenarios.
+
+RGW comes from Debian's packages (``radosgw``, with ``ceph-mon``/``ceph-osd``): one
+monitor, one OSD with BlueStore on a sparse file in the run's directory (the real commit
+path, as lampi and Swift fsync theirs), and radosgw, started by
+:class:`lampi.testing.ceph.CephCluster`.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lampi.bench import rss as rssmod
 from lampi.bench.auth import Credentials, ec2_keys, parse_openrc, v1_auth, v3_auth
@@ -240,12 +248,15 @@ class SwiftNode(Node):
             log_name = proxy-server
 
             [pipeline:main]
-            pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy slo dlo proxy-logging proxy-server
+            pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server
 
             [app:proxy-server]
             use = egg:swift#proxy
             account_autocreate = true
             allow_account_management = true
+
+            [filter:s3api]
+            use = egg:swift#s3api
 
             [filter:tempauth]
             use = egg:swift#tempauth
@@ -254,6 +265,12 @@ class SwiftNode(Node):
             [filter:cache]
             use = egg:swift#memcache
             memcache_servers = 127.0.0.1:{self.ports['memcached']}
+            # Swift's defaults (2 connections per worker, 1 s to get one, 2 s per
+            # round-trip) turn a busy machine's slow token look-ups into 401s at 64
+            # connections (seen: 1,545 of 2,000 HEADs): waits, not failures.
+            memcache_max_connections = 16
+            pool_timeout = 10
+            io_timeout = 10
 
             [filter:catch_errors]
             use = egg:swift#catch_errors
@@ -319,3 +336,59 @@ class SwiftNode(Node):
 
     def credentials(self) -> Credentials:
         return v1_auth(f"http://127.0.0.1:{self.ports['proxy']}/auth/v1.0", "admin:admin", "admin")
+
+    def s3_credentials(self) -> Credentials:
+        """s3api on the proxy, tempauth's user as the key pair."""
+        return Credentials(f"http://127.0.0.1:{self.ports['proxy']}", "", "s3", "admin:admin", "admin")
+
+
+class RGWNode(Node):
+    """One Ceph monitor, one OSD (BlueStore on a sparse file) and radosgw; a user with an
+    S3 key pair and a Swift subuser (v1.0 auth)."""
+
+    name = "rgw"
+    USER, ACCESS, SECRET, SWIFT_KEY = "bench", "LAMPIBENCHRGW", "lampi-bench-rgw-secret", "lampi-bench-swift"
+
+    def __init__(self, work_dir: Path, workers: int, bluestore_size: int = 20 * 1024**3) -> None:
+        super().__init__(work_dir, workers)
+        self.bluestore_size = bluestore_size
+        self.version = ""
+        self.cluster: Any = None
+        self._sessions: set[int] = set()
+
+    def start(self) -> None:
+        from lampi.testing import ceph
+
+        if not ceph.available(rgw=True):
+            raise BenchError("--compare rgw needs Ceph's ceph-mon, ceph-osd, ceph (ceph-common) and radosgw: "
+                             "apt-get install --no-install-recommends ceph-mon ceph-osd ceph-common radosgw")
+        self.version = subprocess.run(["radosgw", "--version"], capture_output=True,
+                                      text=True).stdout.split(" (")[0].replace("ceph version ", "").strip()
+        t0 = time.monotonic()
+        self.cluster = ceph.CephCluster("bluestore", root=self.work_dir / "ceph", bluestore_size=self.bluestore_size)
+        self.procs = self.cluster.procs  # the same list: pids, sessions and stop see every daemon
+        try:
+            self.cluster.start()
+            self.port = free_port()
+            self.cluster.start_rgw(self.port)
+            self.cluster.rgw_user(self.USER, self.ACCESS, self.SECRET, self.SWIFT_KEY)
+        except RuntimeError as exc:
+            raise BenchError(f"starting Ceph + radosgw: {exc}") from None
+        self.startup_s = time.monotonic() - t0
+        time.sleep(0.5)
+        self.idle_rss = rssmod.rss(self.pids)
+
+    def credentials(self) -> Credentials:
+        return v1_auth(f"http://127.0.0.1:{self.port}/auth/1.0", f"{self.USER}:swift", self.SWIFT_KEY)
+
+    def s3_credentials(self) -> Credentials:
+        return Credentials(f"http://127.0.0.1:{self.port}", "", "s3", self.ACCESS, self.SECRET)
+
+    def sessions(self) -> set[int]:
+        return self._sessions | super().sessions()
+
+    def stop(self, grace: float = 15.0) -> None:
+        self._sessions |= super().sessions()  # the cluster's stop empties its list of daemons
+        if self.cluster is not None:
+            self.cluster.stop()  # SIGKILL: a throw-away cluster, its directory removed
+        super().stop(grace)

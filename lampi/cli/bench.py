@@ -18,9 +18,28 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 
 
 @click.command()
-@click.option("--compare", type=click.Choice(["swift"]), default=None,
-              help="Also start a single-node OpenStack Swift (installed from PyPI into a cache venv) and lampi, "
-                   "run every phase on both, alternating, and print lampi/Swift ratios.")
+@click.option("--compare", default=None, metavar="swift|rgw|swift,rgw",
+              help="Start lampi and, beside it, a single-node OpenStack Swift (installed from PyPI into a cache "
+                   "venv) and/or a single-node Ceph RGW (Debian's radosgw, ceph-mon, ceph-osd), run every phase "
+                   "on each, alternating, and print lampi's ratios to them.")
+@click.option("--scenario", "scenario", default=None, metavar="NAMES",
+              help="End-to-end scenarios with the real clients, comma-separated: rclone, swift-segments, "
+                   "aws-sync, s3cmd-multipart, or all. lampi is started here (and the --compare servers); "
+                   "the phases run too only when --phases is given.")
+@click.option("--rclone-files", type=int, default=10000, show_default=True, help="rclone scenario: files.")
+@click.option("--rclone-file-size", default="4KiB", show_default=True, callback=_sizes,
+              help="rclone scenario: size of each file.")
+@click.option("--segment-file-size", default="5GiB", show_default=True, callback=_sizes,
+              help="swift-segments scenario: the file's size.")
+@click.option("--segment-size", default="1GiB", show_default=True, callback=_sizes,
+              help="swift-segments scenario: swift upload --segment-size.")
+@click.option("--sync-files", type=int, default=1000, show_default=True, help="aws-sync scenario: files.")
+@click.option("--sync-file-size", default="1MiB", show_default=True, callback=_sizes,
+              help="aws-sync scenario: size of each file.")
+@click.option("--multipart-file-size", default="2GiB", show_default=True, callback=_sizes,
+              help="s3cmd-multipart scenario: the file's size.")
+@click.option("--multipart-chunk-size", default="15MiB", show_default=True, callback=_sizes,
+              help="s3cmd-multipart scenario: --multipart-chunk-size-mb (whole MiB, at least 5).")
 @click.option("--limits", "with_limits", is_flag=True,
               help="Measure sequential write+fsync, 4 KiB write+fsync rate and loopback TCP throughput too.")
 @click.option("-A", "--auth", default=None, help="v1 auth URL [env ST_AUTH], with -U/-K.")
@@ -64,18 +83,38 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
           list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,
-          **opts: Any) -> None:
+          scenario: str | None, rclone_files: int, rclone_file_size: int, segment_file_size: int,
+          segment_size: int, sync_files: int, sync_file_size: int, multipart_file_size: int,
+          multipart_chunk_size: int, **opts: Any) -> None:
     """Benchmark a Swift or S3 endpoint: small-object PUT/GET/HEAD/DELETE, listing, large objects.
 
     The endpoint comes from -A/-U/-K (v1 auth), --storage-url/--token, or the OS_*
     variables (Keystone v3, e.g. eval "$(lampi openrc)"); or --s3-endpoint with SigV4
-    keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift, lampi
-    and a local single-node Swift are started, benchmarked side by side and stopped.
-    Exit status 1 when any request failed.
+    keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift (or rgw, or
+    swift,rgw), lampi and a local single-node Swift (Ceph RGW) are started, benchmarked
+    side by side and stopped. --scenario times real clients (rclone, swift, aws, s3cmd)
+    on the same servers. Exit status 1 when any request or scenario failed.
     """
     from lampi.bench.command import bench as run_bench
     from lampi.bench.runner import BenchConfig
+    from lampi.bench.scenarios import SCENARIOS, ScenarioSizes
     from lampi.bench.util import BenchError
+
+    ctx = click.get_current_context()
+    scenarios: list[str] = []
+    if scenario:
+        scenarios = [n.strip() for n in scenario.split(",") if n.strip()]
+        if scenarios == ["all"]:
+            scenarios = list(SCENARIOS)
+        unknown = [n for n in scenarios if n not in SCENARIOS]
+        if unknown or not scenarios:
+            raise click.BadParameter(f"choose from {', '.join(SCENARIOS)} or all (got {scenario!r})",
+                                     param_hint="--scenario")
+        if ctx.get_parameter_source("phases") is click.core.ParameterSource.DEFAULT:
+            phases = ""  # scenarios only, unless phases are asked for
+        if min(rclone_files, sync_files, rclone_file_size, sync_file_size, segment_file_size, segment_size,
+               multipart_file_size, multipart_chunk_size) < 1:
+            raise click.UsageError("scenario counts and sizes must be positive")
 
     try:
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
@@ -83,7 +122,7 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
         raise click.BadParameter(f"not a list of integers: {concurrency!r}", param_hint="--concurrency") from None
     groups = [p.strip() for p in phases.split(",") if p.strip()]
     bad = set(groups) - {"small", "list", "large"}
-    if bad or not groups:
+    if bad or not (groups or scenarios):
         raise click.BadParameter(f"choose from small, list, large (got {phases!r})", param_hint="--phases")
     if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs) < 1:
         raise click.UsageError("counts, sizes and concurrency levels must be positive")
@@ -91,7 +130,10 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
                       list_page=list_page, list_repeats=list_repeats, large_size=large_size,
                       large_count=large_count, phases=groups, client_procs=client_procs)
     try:
-        doc = run_bench(cfg, show_progress=not no_progress, **opts)
+        doc = run_bench(cfg, show_progress=not no_progress, scenarios=scenarios,
+                        scenario_sizes=ScenarioSizes(rclone_files, rclone_file_size, segment_file_size, segment_size,
+                                                     sync_files, sync_file_size, multipart_file_size,
+                                                     multipart_chunk_size), **opts)
     except BenchError as exc:
         raise click.ClickException(str(exc)) from None
     failed = sum(p["errors"] for p in doc["phases"]) + len(doc.get("setup_errors", []))
