@@ -257,8 +257,30 @@ class Upstream:
                           headers: Mapping[str, str]) -> None:
         await self.call("POST", self.account_path(project_id, container, name), token, headers=headers)
 
-    async def delete_object(self, token: str, project_id: str, container: str, name: str) -> None:
-        await self.call("DELETE", self.account_path(project_id, container, name), token, ok=(200, 204, 404))
+    async def delete_object(self, token: str, project_id: str, container: str, name: str,
+                            manifest: bool | None = None) -> None:
+        """Delete an object; a Swift SLO with its segments (``?multipart-manifest=delete``,
+        as ``swift delete`` does), so that no segment is left behind in
+        ``<bucket>_segments``. ``manifest``: whether it is one (a listing's ``slo_etag``
+        says); None: asked with a HEAD."""
+        path = self.account_path(project_id, container, name)
+        if manifest is None:
+            st, h, _ = await self.call("HEAD", path, token, ok=(200, 204, 404))
+            manifest = st != 404 and str(h.get("X-Static-Large-Object", "")).lower() == "true"
+        if not manifest:
+            await self.call("DELETE", path, token, ok=(200, 204, 404))
+            return
+        _, _, raw = await self.call("DELETE", path, token, params={"multipart-manifest": "delete"},
+                                    headers={"Accept": "application/json"}, ok=(200, 404))
+        try:
+            result = json.loads(raw) if raw else {}
+        except ValueError:
+            result = {}
+        status = str(result.get("Response Status", "200"))
+        if not status.startswith(("2", "404")):  # the real status of a bulk-style answer
+            code = int(status.split()[0]) if status.split() and status.split()[0].isdigit() else 502
+            errs = "; ".join(f"{p}: {e}" for p, e in result.get("Errors", [])[:3])
+            raise UpstreamError(code, f"{status}{': ' + errs if errs else ''}")
 
     # -- S3 (bucket tagging: S3's alone) ----------------------------------------------
 

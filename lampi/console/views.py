@@ -517,8 +517,8 @@ async def delete_bucket(request: web.Request, sess: Sess) -> web.StreamResponse:
             rows = await up.list_container(sess.token, owner, name, limit=1000, delimiter=None)
             if not rows:
                 break
-            for r in rows:
-                await up.delete_object(sess.token, owner, name, r["name"])
+            for r in rows:  # an SLO with its segments (its listing row has slo_etag)
+                await up.delete_object(sess.token, owner, name, r["name"], manifest="slo_etag" in r)
         await up.delete_container(sess.token, owner, name)
     except UpstreamError as exc:
         return problem(request, exc, f"Deleting bucket {name}")

@@ -798,3 +798,43 @@ def test_segmented_upload_resumes_after_a_restart(csrv: LampiServer, admin: Cons
     assert anon.status_code == 200 and anon.content == data
     admin.post("/bucket/public", {"bucket": b, "public": "0"})
     assert ".r:*" not in conn.head_container(b + "_segments").get("x-container-read", "")
+
+
+# -- deleting large objects: their segments go with them ---------------------------------
+
+
+def _slo(conn: swiftclient.Connection, bucket: str, obj: str, parts: int) -> None:
+    """An SLO as `swift upload --use-slo` makes it: segments in ``<bucket>_segments``."""
+    seg = f"{bucket}_segments"
+    conn.put_container(seg)
+    manifest = []
+    for i in range(parts):
+        body = bytes([65 + i]) * 1024
+        etag = conn.put_object(seg, f"{obj}/slo/{i:08d}", body)
+        manifest.append({"path": f"/{seg}/{obj}/slo/{i:08d}", "etag": etag, "size_bytes": len(body)})
+    conn.put_object(bucket, obj, json.dumps(manifest), query_string="multipart-manifest=put")
+
+
+def test_deleting_large_objects_and_their_bucket_removes_their_segments(csrv: LampiServer,
+                                                                        admin: ConsoleUser) -> None:
+    conn = admin_swift(csrv)
+    b = name()
+    seg = f"{b}_segments"
+    conn.put_container(b)
+    _slo(conn, b, "big-one", 3)
+    _slo(conn, b, "big-two", 2)
+    conn.put_object(b, "plain.txt", b"plain")
+    assert len(conn.get_container(seg)[1]) == 5
+    # multi-select delete: the SLO with its segments, the plain object as it is
+    r = admin.post("/bucket/delete-objects", {"bucket": b, "name": ["big-one", "plain.txt"]})
+    assert r.status_code == 200, r.text[:500]
+    assert [o["name"] for o in conn.get_container(b)[1]] == ["big-two"]
+    assert sorted(o["name"] for o in conn.get_container(seg)[1]) == ["big-two/slo/00000000", "big-two/slo/00000001"]
+    # the bucket, confirmed by its count: the remaining SLO's segments go too
+    r = admin.post("/bucket/delete", {"bucket": b, "confirm": "1"})
+    assert r.url.endswith("/buckets"), r.text[:500]
+    with pytest.raises(swiftclient.ClientException) as exc:
+        conn.head_container(b)
+    assert exc.value.http_status == 404
+    assert conn.get_container(seg)[1] == []
+
