@@ -42,7 +42,95 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(key.strip()).hexdigest()[:16]
 
 
-class KeyRing:
+class _Ring:
+    """What both key rings do once their keys are in memory: ``KeyRing`` (files) and
+    ``StoredKeyRing`` (the keys table) provide ``_load_locked`` (re-read when the source
+    changed, or always with ``force``), ``_reload_on_miss_locked`` (a key id not in
+    memory: look again), ``primary``, ``add_key`` and ``remove``."""
+
+    prefix: str
+    where: str
+    _lock: threading.Lock
+    _keys: dict[str, Fernet]  # key id -> key
+    _raw: dict[str, bytes]  # key id -> its 32 random bytes (``secret``)
+    _primary: str | None
+
+    def _load_locked(self, force: bool = False) -> None:
+        raise NotImplementedError
+
+    def _reload_on_miss_locked(self) -> None:
+        self._load_locked()
+
+    def _missing(self, kid: str, sealed: bool) -> str:
+        return f"the key {kid} that sealed it is not in {self.where}"
+
+    def primary(self, create: bool = True) -> str | None:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Re-read the ring if its source changed: keys another process or gateway made."""
+        with self._lock:
+            self._reload_on_miss_locked()
+
+    def key_ids(self) -> list[str]:
+        """The ids of the ring's keys, oldest first; the last is the primary."""
+        with self._lock:
+            self._load_locked()
+            return list(self._keys)
+
+    # -- sealing ----------------------------------------------------------------------
+
+    def seal(self, plaintext: bytes) -> tuple[str, str]:
+        """(key id, token): ``plaintext`` sealed with the primary key as it is now."""
+        kid = self.primary(create=True)
+        assert kid is not None
+        with self._lock:
+            fernet = self._keys[kid]
+        return kid, fernet.encrypt(plaintext).decode()
+
+    def _get(self, what: str, kid: str, sealed: bool) -> Any:
+        """``self.<what>[kid]`` (``_keys`` or ``_raw``; a reload replaces the dicts)."""
+        with self._lock:
+            found = getattr(self, what).get(kid)
+            if found is None:
+                self._reload_on_miss_locked()  # made by another process since we last looked
+                found = getattr(self, what).get(kid)
+        if found is None:
+            raise SealError(self._missing(kid, sealed))
+        return found
+
+    def open(self, kid: str, token: str) -> bytes:
+        """The plaintext of ``token`` sealed by key ``kid``; SealError when that key is not
+        in the ring or the token does not verify under it (altered, or another key's)."""
+        fernet = self._get("_keys", kid, True)
+        try:
+            return fernet.decrypt(token.encode())
+        except (InvalidToken, UnicodeError):
+            raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
+
+    # -- raw key material (wrapping data keys: lampi.core.sse) ------------------------
+
+    def secret(self, kid: str) -> bytes:
+        """The 32 random bytes of key ``kid`` (its Fernet encoding decoded), for callers
+        that derive keys of their own from it; SealError when the key is not in the ring."""
+        return self._get("_raw", kid, False)
+
+    def primary_secret(self, create: bool = True) -> tuple[str, bytes]:
+        """(id, 32 bytes) of the primary key as it is now (made when there is none and
+        ``create``); SealError when there is none."""
+        kid = self.primary(create=create)
+        if kid is None:
+            raise SealError(f"there is no {self.prefix} key in {self.where}")
+        return kid, self.secret(kid)
+
+    def exists(self) -> bool:
+        """Whether the ring has any key (re-reading its source if it changed)."""
+        with self._lock:
+            self._load_locked()
+            return self._primary is not None
+
+
+class KeyRing(_Ring):
     """The Fernet keys ``<key_dir>/<prefix>-<n>``; thread-safe, shared by a process's
     threads. Keys are read from disk when first needed and again when the directory's
     listing changed (``refresh``) or an unknown key id is met."""
@@ -96,17 +184,6 @@ class KeyRing:
             primary = kid  # sorted by n: the last one is the highest
         self._keys, self._raw, self._files, self._primary, self._listing = keys, raws, files, primary, listing
 
-    def refresh(self) -> None:
-        """Re-read the key directory if its listing changed (one ``listdir``)."""
-        with self._lock:
-            self._load_locked()
-
-    def key_ids(self) -> list[str]:
-        """The ids of the keys on disk, oldest first; the last is the primary."""
-        with self._lock:
-            self._load_locked()
-            return list(self._keys)
-
     def primary(self, create: bool = True) -> str | None:
         """The primary key's id, re-reading the directory first (a rotation by another
         process must be seen before anything is sealed); with ``create``, make key 0
@@ -118,59 +195,9 @@ class KeyRing:
                 self._load_locked()
             return self._primary
 
-    # -- sealing ----------------------------------------------------------------------
-
-    def seal(self, plaintext: bytes) -> tuple[str, str]:
-        """(key id, token): ``plaintext`` sealed with the primary key as it is on disk now."""
-        kid = self.primary(create=True)
-        assert kid is not None
-        with self._lock:
-            fernet = self._keys[kid]
-        return kid, fernet.encrypt(plaintext).decode()
-
-    def open(self, kid: str, token: str) -> bytes:
-        """The plaintext of ``token`` sealed by key ``kid``; SealError when that key is not
-        in the ring or the token does not verify under it (altered, or another key's)."""
-        with self._lock:
-            fernet = self._keys.get(kid)
-            if fernet is None:
-                self._load_locked()  # rotated by another process since we last looked
-                fernet = self._keys.get(kid)
-        if fernet is None:
-            raise SealError(f"the key {kid} that sealed it is not in {self.key_dir} "
-                            f"(restore it from the backup of {self.key_dir})")
-        try:
-            return fernet.decrypt(token.encode())
-        except (InvalidToken, UnicodeError):
-            raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
-
-    # -- raw key material (wrapping data keys: lampi.core.sse) ------------------------
-
-    def secret(self, kid: str) -> bytes:
-        """The 32 random bytes of key ``kid`` (its Fernet encoding decoded), for callers
-        that derive keys of their own from it; SealError when the key is not in the ring."""
-        with self._lock:
-            raw = self._raw.get(kid)
-            if raw is None:
-                self._load_locked()  # rotated by another process since we last looked
-                raw = self._raw.get(kid)
-        if raw is None:
-            raise SealError(f"the key {kid} is not in {self.key_dir} (restore it from the backup of {self.key_dir})")
-        return raw
-
-    def primary_secret(self, create: bool = True) -> tuple[str, bytes]:
-        """(id, 32 bytes) of the primary key as it is on disk now (made when there is none
-        and ``create``); SealError when there is none."""
-        kid = self.primary(create=create)
-        if kid is None:
-            raise SealError(f"there is no {self.prefix} key in {self.key_dir}")
-        return kid, self.secret(kid)
-
-    def exists(self) -> bool:
-        """Whether any key of this ring is on disk (re-reading the directory if it changed)."""
-        with self._lock:
-            self._load_locked()
-            return self._primary is not None
+    def _missing(self, kid: str, sealed: bool) -> str:
+        what = "that sealed it " if sealed else ""
+        return f"the key {kid} {what}is not in {self.key_dir} (restore it from the backup of {self.key_dir})"
 
     # -- rotation ---------------------------------------------------------------------
 
@@ -335,7 +362,7 @@ class MasterKeySource:
         return loaded
 
 
-class StoredKeyRing:
+class StoredKeyRing(_Ring):
     """A ring of Fernet keys in the metadata store's ``keys`` table (``ring`` = the file
     prefix it replaces: ``fernet``, ``credential``, ``sse``, ``kms/<name>``), each sealed
     with the master key. The same methods as ``KeyRing``; thread-safe."""
@@ -386,61 +413,12 @@ class StoredKeyRing:
         # one indexed read: no more than the revocation check every token validation does
         self._load_locked(force=True)
 
-    def refresh(self) -> None:
-        """Re-read the ring now: keys another gateway made."""
-        with self._lock:
-            self._reload_on_miss_locked()
-
-    def key_ids(self) -> list[str]:
-        """The ids of the ring's keys (as read at most ``FRESH`` seconds ago), oldest first."""
-        with self._lock:
-            self._load_locked()
-            return list(self._keys)
-
     def primary(self, create: bool = True) -> str | None:
         with self._lock:
             self._load_locked()
             if self._primary is None and create:
                 self._add_locked(0)
             return self._primary
-
-    def seal(self, plaintext: bytes) -> tuple[str, str]:
-        kid = self.primary(create=True)
-        assert kid is not None
-        with self._lock:
-            fernet = self._keys[kid]
-        return kid, fernet.encrypt(plaintext).decode()
-
-    def _get(self, what: str, kid: str) -> Any:
-        with self._lock:
-            found = getattr(self, what).get(kid)
-            if found is None:
-                self._reload_on_miss_locked()  # made by another gateway since we last looked
-                found = getattr(self, what).get(kid)
-        if found is None:
-            raise SealError(f"the key {kid} that sealed it is not in {self.where}")
-        return found
-
-    def open(self, kid: str, token: str) -> bytes:
-        fernet = self._get("_keys", kid)
-        try:
-            return fernet.decrypt(token.encode())
-        except (InvalidToken, UnicodeError):
-            raise SealError(f"it does not verify under key {kid}: altered, or sealed with another key") from None
-
-    def secret(self, kid: str) -> bytes:
-        return self._get("_raw", kid)
-
-    def primary_secret(self, create: bool = True) -> tuple[str, bytes]:
-        kid = self.primary(create=create)
-        if kid is None:
-            raise SealError(f"there is no {self.prefix} key in {self.where}")
-        return kid, self.secret(kid)
-
-    def exists(self) -> bool:
-        with self._lock:
-            self._load_locked()
-            return self._primary is not None
 
     def add_key(self) -> str:
         with self._lock:
