@@ -8,6 +8,7 @@ Where PostgreSQL is missing the tests that need it skip, except when
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,14 @@ class PGCluster:
                 self.started = False
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[PGCluster]:
+    """A throw-away cluster for the ``with`` block (a module fixture's body)."""
+    c = PGCluster(require_postgres())
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()

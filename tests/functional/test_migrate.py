@@ -329,14 +329,10 @@ def test_migrate_into_sqlite_and_files(source: Source, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Any]:
-    from tests.pgcluster import PGCluster, require_postgres
+    from tests.pgcluster import running
 
-    c = PGCluster(require_postgres())
-    try:
-        c.start()
+    with running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 def pool_heads(ceph: Any, url: str) -> set[str]:

@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.functional.conftest import LampiServer, free_port, lampi_cmd
-from tests.pgcluster import PGCluster, require_postgres
+from tests.pgcluster import PGCluster, running
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PGCluster]:
-    c = PGCluster(require_postgres())
-    try:
-        c.start()
+    with running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

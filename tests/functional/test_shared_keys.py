@@ -23,7 +23,7 @@ import requests
 
 from tests.conftest import CEPH_POOL
 from tests.functional.conftest import LampiServer, free_port, lampi_cmd
-from tests.pgcluster import PGCluster, require_postgres
+from tests.pgcluster import PGCluster, running
 
 
 def generate_master_key() -> str:
@@ -36,12 +36,8 @@ def generate_master_key() -> str:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PGCluster]:
-    c = PGCluster(require_postgres())
-    try:
-        c.start()
+    with running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 class Pair:
