@@ -126,9 +126,28 @@ class Page:
             else:
                 el.clear()
                 el.send_keys(value)
-        old = self.d.find_element(self.By.TAG_NAME, "html")
-        form.find_element(self.By.CSS_SELECTOR, "button[type=submit]").click()
-        self.wait.until(self.EC.staleness_of(old))
+        self.click_and_load(form.find_element(self.By.CSS_SELECTOR, "button[type=submit]"))
+
+    def click_and_load(self, el: Any) -> None:
+        """Click something that loads a new page, and wait until the new page has loaded.
+
+        The old page is marked with a window property, which the new document doesn't
+        have. (Watching the old page's element go stale instead races chromedriver: while
+        the page is replaced, it can answer "Node with given id does not belong to the
+        document", an error WebDriverWait does not take for staleness.)"""
+        from selenium.common.exceptions import WebDriverException
+
+        self.d.execute_script("window.__lampiOldPage = true;")
+        el.click()
+
+        def loaded(d: Any) -> bool:
+            try:
+                return bool(d.execute_script(
+                    "return !window.__lampiOldPage && document.readyState === 'complete';"))
+            except WebDriverException:  # mid-navigation: ask again
+                return False
+
+        self.wait.until(loaded)
 
     def login(self, user: str, password: str) -> None:
         self.d.delete_all_cookies()
@@ -191,7 +210,7 @@ def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_pa
     p.css("#refresh-listing").click()
     p.wait.until(lambda d: len(p.all("#objects .object-link")) == 3)
     p.shot("console-bucket")
-    p.d.find_element(p.By.LINK_TEXT, "photo.png").click()
+    p.click_and_load(p.d.find_element(p.By.LINK_TEXT, "photo.png"))
     img = p.css("#preview-image")
     p.wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 96)
     p.shot("console-preview")
@@ -208,7 +227,7 @@ def test_console_in_chromium(driver: Any, bsrv: LampiServer, shots: Path, tmp_pa
     p.login(other.user, other.password)
     shared = p.css("#shared-with-me")
     assert bucket in shared.text
-    shared.find_element(p.By.LINK_TEXT, bucket).click()
+    p.click_and_load(shared.find_element(p.By.LINK_TEXT, bucket))
     p.wait.until(lambda d: len(p.all("#objects .object-link")) == 3)
     assert not p.all("#delete-bucket")  # not the owner: no owner's controls
     p.shot("console-shared")
@@ -290,9 +309,7 @@ def test_sharing_levels_shared_with_you_and_revoke(driver: Any, bsrv: LampiServe
     p.go(f"/bucket?bucket={bucket}")
     revoke = p.css("#grants button.revoke")
     assert revoke.get_attribute("aria-label") == f"Revoke the share with project {other.project_id}"
-    old = p.d.find_element(p.By.TAG_NAME, "html")
-    revoke.click()
-    p.wait.until(p.EC.staleness_of(old))
+    p.click_and_load(revoke)
     assert "Not shared with any project." in p.css("#grants").text
     p.logout()
     p.login(other.user, other.password)
@@ -305,7 +322,7 @@ def test_bucket_tags_at_create_and_edit(driver: Any, bsrv: LampiServer, shots: P
     bucket = "tags-" + uuid.uuid4().hex[:8]
     p.login("admin", rc_password(bsrv))
     p.submit("#create-bucket", bucket=bucket, tags="project=alpha\nstage=raw")
-    p.css("#tags-link").click()
+    p.click_and_load(p.css("#tags-link"))
     p.wait.until(lambda d: len(p.all("#tags .tag-key")) == 2)
     assert [(k.text, v.text) for k, v in zip(p.all("#tags .tag-key"), p.all("#tags .tag-value"))] == \
         [("project", "alpha"), ("stage", "raw")]
@@ -325,7 +342,7 @@ def test_admin_pages_in_chromium(driver: Any, bsrv: LampiServer, shots: Path) ->
     tag = uuid.uuid4().hex[:8]
     pname, uname, pw = f"bp{tag}", f"bu{tag}", f"pw-{tag}-b"
     p.login("admin", rc_password(bsrv))
-    p.css("#admin-link").click()
+    p.click_and_load(p.css("#admin-link"))
     p.css("#admin-create-project")
     p.submit("#admin-create-project", name=pname, description="from Chromium")
     row = p.css("#admin-projects").find_element(p.By.XPATH, f".//tr[td[text()='{pname}']]")
@@ -423,7 +440,7 @@ def test_html_in_names_and_metadata_is_text_in_the_dom(driver: Any, bsrv: LampiS
     links = [a.text for a in p.all("#objects a")]
     assert XSS in links and f"{XSS}/" in links  # the object and the pseudo-folder, as text
     assert not p.all("#objects img") and not p.all("img[src=x]")
-    p.d.find_element(p.By.LINK_TEXT, XSS).click()
+    p.click_and_load(p.d.find_element(p.By.LINK_TEXT, XSS))
     assert p.css("#object-name").text == XSS
     assert p.css("#preview-text").text == "<script>window.pwned=1</script>"
     assert XSS in p.css("#metadata").text
