@@ -324,7 +324,7 @@ class IdentityService:
             )
         return implied_roles(roles)
 
-    def issue_token(
+    async def issue_token(
         self,
         user: User,
         project: Project | None,
@@ -333,7 +333,7 @@ class IdentityService:
         expires_at: float | None = None,
         audit_chain: tuple[str, ...] = (),
     ) -> tuple[str, TokenData]:
-        return self.codec.issue(
+        return await self.codec.aissue(
             user.id,
             project.id if project else None,
             roles,
@@ -345,7 +345,7 @@ class IdentityService:
 
     async def validate(self, token: str) -> TokenData:
         try:
-            data = self.codec.decode(token)
+            data = await self.codec.adecode(token)
         except TokenError as exc:
             raise errors.Unauthorized(str(exc)) from None
         revoked = await self.meta.revoked_tokens()
