@@ -355,6 +355,11 @@ class MasterKeyError(Exception):
     """The master key is missing, unreadable, or not the one the stored keys were sealed with."""
 
 
+class MasterKeyMoved(SealError):
+    """A running lampi meets keys sealed with a master key it was not given (the table
+    was re-sealed by ``lampi master-key rotate`` after it started)."""
+
+
 class KeyTable:
     """What a ``StoredKeyRing`` needs from the metadata store: synchronous access to its
     ``keys`` table from any thread (``lampi/store/meta/sqlite/keys.py``, both stores)."""
@@ -506,7 +511,11 @@ class StoredKeyRing(_Ring):
         ns: dict[str, int] = {}
         primary = None
         for n, kid, sealed in rows:
-            text = self._store.unseal_key(self.prefix, n, sealed, master)
+            try:
+                text = self._store.unseal_key(self.prefix, n, sealed, master)
+            except SealError:
+                self._store.check_master_unchanged()  # re-sealed with another master key since we started?
+                raise
             if key_id(text) != kid:
                 raise SealError(f"key {self.prefix}-{n} of {self.where} does not match its id {kid}")
             keys[kid], raws[kid], ns[kid] = Fernet(text), base64.urlsafe_b64decode(text), n
@@ -652,6 +661,20 @@ class StoredKeys:
             raise MasterKeyError(f"none of the {count} master keys of {self.source._where()} is the master key the "
                                  "metadata store's keys were sealed with: give every gateway the same master key")
         return master
+
+    def check_master_unchanged(self) -> None:
+        """``MasterKeyMoved`` when the check row no longer opens with this process's master
+        keys: the table was re-sealed (``lampi master-key rotate``) with a key it lacks."""
+        master = self.master()
+        rows = self.table.key_rows(MASTER_RING)
+        try:
+            ok = bool(rows) and master.decrypt(rows[0][2].encode()) == _CHECK
+        except (InvalidToken, UnicodeError):
+            ok = False
+        if not ok:
+            raise MasterKeyMoved(
+                "the metadata store's keys were re-sealed with a master key this lampi was not given (`lampi "
+                "master-key rotate`): restart it with the new master key first in LAMPI_MASTER_KEY or master_key_file")
 
     def rotate_master(self) -> tuple[int, int]:
         """Re-seal every row of the keys table sealed with another of the given master

@@ -21,7 +21,7 @@ import requests
 from cryptography.fernet import Fernet
 from swiftclient.utils import generate_temp_url
 
-from tests.functional.conftest import free_port, lampi_cmd
+from tests.functional.conftest import LampiServer, free_port, lampi_cmd
 from tests.functional.test_shared_keys import (  # noqa: F401 (pg: the module fixture)
     Pair,
     _refused,
@@ -155,6 +155,19 @@ def test_master_key_rotation_end_to_end(pair: Pair, tmp_path: Path) -> None:
     after_1 = rows(pair.url)
     assert all(after_1[k] == before[k] for k in before)  # rows from before untouched
 
+    # a gateway C that skipped step 1 (old key alone), running through step 2
+    c = LampiServer(data_dir=tmp_path / "data-c", port=free_port(), extra_args=list(pair.a.extra_args),
+                    env={"LAMPI_MASTER_KEY": old})
+    c.start()
+    try:
+        assert valid_on(c, made.token, made.project) == 204
+        _rotate_and_check(pair, made, old, new, after_1, c)
+    finally:
+        c.stop()
+    _after_rotation(pair, made, old, new, tmp_path)
+
+
+def _rotate_and_check(pair: Pair, made: Made, old: str, new: str, after_1: dict[str, str], c: LampiServer) -> None:
     # (2) re-seal every row with the new key, through an admin command with A's settings
     res = rotate(pair.a, {"LAMPI_MASTER_KEY": f"{new},{old}"})
     assert res.returncode == 0, res.stderr
@@ -167,7 +180,19 @@ def test_master_key_rotation_end_to_end(pair: Pair, tmp_path: Path) -> None:
     assert again == {"resealed": 0, "rows": len(resealed)}  # idempotent; the file's two lines work too
     assert rows(pair.url) == resealed
     made.check(pair, "rotated")  # the running gateways go on serving, no restart needed
+    # a token key made now is sealed with the new key: C, which lacks it, answers a token
+    # signed with it 503 (and logs why), never a wrong answer, never a 500
+    pair.a.cli("token", "rotate-key")
+    time.sleep(1.5)  # A signs with the new token key within a second
+    tok, _ = token(pair.a, made.rc)
+    assert valid_on(pair.b, tok, made.project) == 204
+    assert valid_on(c, tok, made.project) == 503
+    assert "re-sealed with a master key this lampi was not given" in c.log()
+    assert valid_on(c, made.token, made.project) == 204  # the keys it holds still serve what they signed
 
+
+def _after_rotation(pair: Pair, made: Made, old: str, new: str, tmp_path: Path) -> None:
+    resealed = rows(pair.url)
     # a gateway (or admin command) with only the old key is refused, in one line, never serves
     serve = [*lampi_cmd(), "serve", "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir",
              str(tmp_path / "late"), "--meta-url", pair.url, "--console-port", "0"]
