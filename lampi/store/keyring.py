@@ -143,7 +143,12 @@ class _Ring:
     # in memory answers at once; a read (the primary older than FRESH seconds, a key id
     # not in memory, a first key to make) runs on a thread, one at a time per ring, and
     # a miss that a read begun after it already covered does not read again (a burst of
-    # tokens no key verifies costs one read at a time, not one each).
+    # tokens no key verifies costs one read at a time, not one each). A ring of files
+    # (``_local``) reads on the loop, as before: a listdir of a local directory, as the
+    # SQLite store's point lookups run there, so a rotation by ``lampi sse rotate-key`` on
+    # one node is taken for the very next write.
+
+    _local = False
 
     def snapshot(self) -> tuple[tuple[str, ...], dict[str, bytes]]:
         """(key ids oldest first, {id: 32 bytes}) as in memory now; no read."""
@@ -170,6 +175,8 @@ class _Ring:
     async def arefresh(self) -> None:
         """``refresh`` for the event loop: a key id met is not in memory; look again,
         unless a read that began since then did."""
+        if self._local:
+            return self.refresh()
         missed = time.monotonic()
         async with self._async_lock():
             if self._read_began <= missed or not self._loaded:
@@ -177,12 +184,16 @@ class _Ring:
 
     async def aprimary(self, create: bool = True) -> str | None:
         """``primary`` for the event loop: from memory while fresh."""
+        if self._local:
+            return self.primary(create=create)
         if self._fresh() and (self._primary is not None or not create):
             return self._primary
         return await self._read_off_loop(lambda: self.primary(create=create))
 
     async def asecret(self, kid: str) -> bytes:
         """``secret`` for the event loop: a key id not in memory is looked for on a thread."""
+        if self._local:
+            return self.secret(kid)
         found = self._raw.get(kid)
         if found is None:
             await self.arefresh()
@@ -198,6 +209,8 @@ class _Ring:
         return kid, await self.asecret(kid)
 
     async def aexists(self) -> bool:
+        if self._local:
+            return self.exists()
         if self._fresh():
             return self._primary is not None
         return await self._read_off_loop(self.exists)
@@ -207,6 +220,8 @@ class KeyRing(_Ring):
     """The Fernet keys ``<key_dir>/<prefix>-<n>``; thread-safe, shared by a process's
     threads. Keys are read from disk when first needed and again when the directory's
     listing changed (``refresh``) or an unknown key id is met."""
+
+    _local = True  # the a* methods read here, on the loop (a listdir: see _Ring)
 
     def __init__(self, key_dir: Path, prefix: str = "credential") -> None:
         self.key_dir = Path(key_dir)
