@@ -144,8 +144,9 @@ def master_key() -> None:
 
 @master_key.command("generate")
 def master_key_generate() -> None:
-    """Print a new master key (for LAMPI_MASTER_KEY or a master_key_file of mode 0600).
-    Only for a store that has no keys yet: a store's keys open with its own master key."""
+    """Print a new master key (for LAMPI_MASTER_KEY or a master_key_file of mode 0600):
+    for a store that has no keys yet, or as the new key of a rotation (`lampi master-key
+    rotate`): a store's keys open only with the master key they are sealed with."""
     from cryptography.fernet import Fernet
 
     click.echo(Fernet.generate_key().decode())
