@@ -29,6 +29,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -187,6 +188,7 @@ class PGBase:
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
         self._revoke_lock = threading.Lock()
+        self._queues: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # -- running bodies ---------------------------------------------------------------
 
@@ -262,10 +264,19 @@ class PGBase:
         them by the thousand ("could not serialize access": ~3 retries per write at 16
         concurrent writers in one container), and the retries with their back-off cost
         more than waiting in line. Correctness does not rest on the lock: every
-        transaction is still SERIALIZABLE."""
+        transaction is still SERIALIZABLE.
+
+        Within this process the line is an asyncio lock, so at most one of its writers per
+        queue holds a pooled connection while waiting for the advisory lock: 16 waiting
+        there at once took the whole pool, and requests needing any other query (a login,
+        a key read) then got 503s after the pool's timeout."""
         if queue is None:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn, queue)
+        line = self._queues.get(queue)
+        if line is None:
+            line = self._queues[queue] = asyncio.Lock()
+        async with line:  # held by reference while in use; the weak map forgets idle queues
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn, queue)
 
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         return self._executor.submit(self._call_read, fn).result()
