@@ -263,7 +263,7 @@ class GuardedHandler(RequestHandler):
         self._g_held = b""  # the start of a head, held until the head is complete
         self._g_pass = False  # this head is too long to hold: feed it as it comes
         self._g_last_body: Any = None  # the body of the request handled last (lingering reads it)
-        self._g_arrival = arrival.now()  # stamp of the head completed last (lampi.http.arrival)
+        self._g_arrival = arrival.now()  # stamp of the bytes received last (lampi.http.arrival)
         super().connection_made(transport)
         if self._g_server is not None:
             self._g_server.admit(self)
@@ -280,6 +280,9 @@ class GuardedHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._g_rx = now
+        # every byte of a request handled later arrived by now (aiohttp may parse
+        # buffered bytes later, e.g. behind a declined upgrade): lampi.http.arrival
+        self._g_arrival = arrival.now()
         awaiting = not self._g_busy and (self._request_count == 0 or (
             self._waiter is not None and not self._waiter.done()))
         if awaiting:
@@ -312,7 +315,6 @@ class GuardedHandler(RequestHandler):
         handling = self._g_busy
         super().data_received(data)
         if self._request_count != count:  # a head (or a parse error) is complete
-            self._g_arrival = arrival.now()
             self._g_head_since = None
             self._g_head_got = False
             self._g_pass = False
@@ -348,8 +350,8 @@ class GuardedHandler(RequestHandler):
         self._set_busy()
         if args:
             self._g_last_body = getattr(args[0], "content", None)
-            # at or after the request's own head completed (pipelined heads: a later
-            # one's), never before it: lampi.http.arrival
+            # taken when the request's last bytes (or later ones) were received, so
+            # never before its head was complete: lampi.http.arrival
             args[0][arrival.ARRIVAL] = self._g_arrival
         try:
             return await super()._handle_request(*args, **kwargs)

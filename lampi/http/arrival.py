@@ -9,8 +9,9 @@ after* a request arrived is as fresh as one the request would make itself, so re
 that arrived before it may use its result.
 
 So fresh reads are numbered in each process (``begin``), and the protocol stamps each
-request, once its head is complete, with the number of fresh reads begun so far
-(``now``; lampi.gateway.guard). A result read under a number greater than a request's
+request with the number of fresh reads begun so far (``now``) when bytes of its
+connection last arrived before the request is handled (lampi.gateway.guard): at or
+after its head was complete. A result read under a number greater than a request's
 stamp began after that request arrived (``Latest.usable``). A request without a stamp
 (a server without lampi's protocol) shares nothing and reads anew.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-ARRIVAL = "lampi.arrival"  # request key: fresh reads begun before the request's head was complete
+ARRIVAL = "lampi.arrival"  # request key: fresh reads begun before the request's head was complete (or later)
 
 _begun = 0  # fresh reads begun in this process (one event loop per worker)
 
