@@ -23,6 +23,9 @@ class Credentials:
     access: str = ""  # S3 (SigV4) key pair
     secret: str = ""
     region: str = "us-east-1"
+    # the same account through other gateways (``--cluster 2``): their storage URLs / S3
+    # endpoints; the small-object phases spread their connections over all of them
+    mirrors: tuple[str, ...] = ()
 
     @property
     def api(self) -> str:

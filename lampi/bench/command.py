@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from lampi.bench import report
 from lampi.bench.auth import resolve, s3_credentials
 from lampi.bench.runner import BenchConfig, Target, run
 from lampi.bench.scenarios import Endpoint, ScenarioSizes, run_scenarios, scenario_ratios
-from lampi.bench.servers import LampiNode, RGWNode, SwiftNode, leftovers
+from lampi.bench.servers import CephNode, ClusterNode, LampiNode, PGNode, RGWNode, SwiftNode, leftovers
 from lampi.bench.util import BenchError, loadavg, machine_info
 
 MiB = 1024 * 1024
@@ -39,7 +40,18 @@ def parse_compare(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = False,
+def parse_cluster(text: str | None) -> list[int]:
+    """``1``, ``2`` or ``1,2``: the gateway counts of the clusters to start."""
+    try:
+        counts = [int(n) for n in (text or "").split(",") if n.strip()]
+    except ValueError:
+        counts = [0]
+    if any(n not in (1, 2) for n in counts):
+        raise BenchError(f"--cluster: gateway counts 1 and/or 2, comma-separated (e.g. 1,2), not {text!r}")
+    return sorted(set(counts))
+
+
+def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None = None, with_limits: bool = False,
           limits_size: int | None = None, limits_dir: str | None = None, workers: int | None = None,
           work_dir: str | None = None, keep: bool = False, cache_dir: str | None = None,
           server_pids: tuple[int, ...] = (), auth: str | None = None, user: str | None = None,
@@ -52,8 +64,9 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     # the terminal's width (or COLUMNS when set); files and pipes get full rows
     out = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else Console(width=160)
     systems = parse_compare(compare)
+    clusters = parse_cluster(cluster)
     scenarios = scenarios or []
-    local = bool(systems or scenarios)  # lampi (and the compared servers) started here
+    local = bool(systems or scenarios or clusters)  # lampi (and the compared servers) started here
     work: Path | None = None
     if local:
         base = Path(work_dir) if work_dir else None
@@ -69,6 +82,10 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     if scenarios:
         doc["scenario_sizes"] = (scenario_sizes or ScenarioSizes()).as_dict()
     nodes: list[Any] = []
+    cluster_nodes: list[ClusterNode] = []
+    # SIGTERM (a CI job's timeout, `kill`) stops the servers started here as Ctrl-C does:
+    # they run in sessions of their own and would outlive this process otherwise
+    old_term = signal.signal(signal.SIGTERM, _terminated) if local else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=not (show_progress and err.is_terminal), transient=False)
     try:
@@ -85,7 +102,9 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
             cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lampi-bench"
             names = {"swift": f"single-node Swift ({n} workers per server)",
                      "rgw": "single-node Ceph (one monitor, one BlueStore OSD) + radosgw"}
-            err.print(f"starting {', '.join([names[s] for s in systems] + [f'lampi ({n} workers)'])} in {work} ...")
+            names.update({f"cluster{g}": f"lampi as {g} gateway(s) over PostgreSQL + RADOS" for g in clusters})
+            what = [names[s] for s in systems] + [f"lampi ({n} workers)"] + [names[f"cluster{g}"] for g in clusters]
+            err.print(f"starting {', '.join(what)} in {work} ...")
             started: dict[str, Any] = {}
             for name in systems:
                 node = SwiftNode(work, n, cache) if name == "swift" else RGWNode(work, n, _rgw_space(cfg, scenario_sizes))
@@ -96,6 +115,7 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
             nodes.append(lampi)
             lampi.start()
             targets = [Target("lampi", lampi.credentials(), lampi.pids)]
+            cluster_nodes = _start_clusters(clusters, work, n, started, nodes, cfg, scenario_sizes)
             if s3:  # the same lampi server through its S3 API (SigV4, an EC2 key pair of the same user)
                 targets.append(Target("lampi-s3", lampi.s3_credentials(), lampi.pids))
             doc["servers"] = {"lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
@@ -108,6 +128,13 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
                                         "startup_s": round(node.startup_s or 0, 3),
                                         "idle_rss_mib": round((node.idle_rss or 0) / MiB, 1),
                                         "note": SERVER_NOTES[name]}
+            for node in cluster_nodes:  # the Swift API (issue 13's comparison with RGW)
+                targets.append(Target(node.name, node.credentials(), node.pids))
+                doc["servers"][node.name] = {"version": __version__, "gateways": node.gateways,
+                                             "workers": node.per_gateway, "startup_s": round(node.startup_s or 0, 3),
+                                             "idle_rss_mib": round((node.idle_rss or 0) / MiB, 1),
+                                             "note": f"{node.gateways} lampi gateway(s) x {node.per_gateway} "
+                                                     f"worker(s) over PostgreSQL {node.pg.version} + Ceph RADOS"}
             if scenarios:
                 endpoints = [Endpoint("lampi", targets[0].creds, lampi.s3_credentials())]
                 endpoints += [Endpoint(name, node.credentials(), node.s3_credentials()) for name, node in started.items()]
@@ -134,13 +161,16 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
                 doc.setdefault("servers", {}).setdefault(t.name, {})["rss_hwm_sum_mib"] = t.info["rss_hwm_sum_mib"]
     finally:
         sessions: set[int] = set()
-        for node in nodes:
+        for node in reversed(nodes):  # gateways before the PostgreSQL and Ceph under them
             node.stop()
             sessions |= node.sessions()
+        for node in cluster_nodes:
+            doc.setdefault("servers", {}).setdefault(node.name, {})["requests_per_gateway"] = node.requests
         if local:
             doc["leftover_processes"] = leftovers(sessions)
             if work is not None and not keep:
                 shutil.rmtree(work, ignore_errors=True)
+            signal.signal(signal.SIGTERM, old_term)
     doc["loadavg_end"] = loadavg()
     if "swift" in systems:
         doc["ratios"] = report.ratios(doc["phases"])
@@ -148,6 +178,10 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
         doc["rgw_ratios"] = report.ratios(doc["phases"], "lampi", "rgw")
         if s3:
             doc["rgw_s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "rgw-s3")
+    for g in clusters:
+        if "rgw" in systems:
+            doc[f"cluster{g}_rgw_ratios"] = report.ratios(doc["phases"], f"cluster{g}", "rgw")
+        doc[f"cluster{g}_ratios"] = report.ratios(doc["phases"], f"cluster{g}", "lampi")
     if local and s3:
         doc["s3_ratios"] = report.ratios(doc["phases"], "lampi-s3", "lampi")
     doc["fractions"] = report.fractions(doc["phases"], doc.get("limits"))
@@ -161,6 +195,35 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, with_limits: bool = F
     return doc
 
 
+def _terminated(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _start_clusters(counts: list[int], work: Path, workers: int, started: dict[str, Any], nodes: list[Any],
+                    cfg: BenchConfig, sizes: ScenarioSizes | None) -> list[ClusterNode]:
+    """PostgreSQL, the Ceph under the clusters (--compare rgw's if it runs, else one of
+    their own) and a ClusterNode per gateway count, each appended to ``nodes`` once started."""
+    if not counts:
+        return []
+    pg = PGNode(work)
+    nodes.append(pg)
+    pg.start()
+    if "rgw" in started:
+        ceph = started["rgw"].cluster
+    else:
+        own = CephNode(work, _rgw_space(cfg, sizes))
+        nodes.append(own)
+        own.start()
+        ceph = own.cluster
+    out = []
+    for g in counts:
+        node = ClusterNode(work, workers, g, pg, ceph)
+        nodes.append(node)
+        node.start()
+        out.append(node)
+    return out
+
+
 SERVER_NOTES = {
     "swift": "proxy, account, container and object servers (each with workers) + memcached",
     "rgw": "radosgw (threads) + ceph-mon + ceph-osd (BlueStore on a sparse file)",
@@ -172,8 +235,8 @@ def _rgw_space(cfg: BenchConfig, sizes: ScenarioSizes | None) -> int:
     scenarios' files (RGW frees deleted objects' space only in its later garbage
     collection), and 10 GiB for the rest."""
     need = 0
-    if "large" in cfg.phases:  # one pass per target and position (up to 5 targets: 5 each, 2 RGW buckets)
-        need += 12 * cfg.large_size * cfg.large_count
+    if "large" in cfg.phases:  # one pass per target and position (up to 7 targets: 7 each, 2 RGW buckets;
+        need += 16 * cfg.large_size * cfg.large_count  # lampi's clusters delete theirs at once)
     if sizes is not None:
         need += 2 * (sizes.segment_file_size + sizes.multipart_file_size + sizes.sync_files * sizes.sync_file_size
                      + sizes.rclone_files * max(sizes.rclone_file_size, 4096))

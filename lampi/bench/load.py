@@ -69,6 +69,7 @@ class PhaseSpec:
     access: str = ""
     secret: str = ""
     region: str = "us-east-1"
+    mirrors: tuple[str, ...] = ()  # the same account through other gateways (see ``by_gateway``)
 
     def name(self, i: int) -> str:
         return f"{self.prefix}{i:07d}"
@@ -366,9 +367,44 @@ def split(spec: PhaseSpec, procs: int) -> list[PhaseSpec]:
     return out
 
 
+SMALL_KINDS = ("put", "get", "head", "delete")
+
+
+def by_gateway(spec: PhaseSpec) -> list[PhaseSpec]:
+    """A small-object phase on several gateways (``spec.mirrors``): the objects and the
+    connections shared out among them, each part on one gateway. Reads, HEADs and deletes
+    of a part go to the gateway after the one its objects were written through, so every
+    object is read through another gateway than the one that stored it. Listings and large
+    objects go through the first gateway (a listing is one request at a time)."""
+    if not spec.mirrors or spec.kind not in SMALL_KINDS:
+        return [replace(spec, mirrors=())]
+    urls = (spec.storage_url, *spec.mirrors)
+    n = len(urls)
+    parts = split(replace(spec, mirrors=()), n)
+    shift = 0 if spec.kind == "put" else 1
+    return [replace(p, storage_url=urls[(j + shift) % n]) for j, p in enumerate(parts)]
+
+
 async def run_phase(spec: PhaseSpec, procs: int = 1,
                     on_progress: Callable[[int], None] | None = None) -> ChunkResult:
-    """Run a phase in this process (``procs == 1``, or lists and large objects) or across client processes."""
+    """Run a phase in this process (``procs == 1``, or lists and large objects) or across
+    client processes; on several gateways (``spec.mirrors``), one part per gateway at once."""
+    if spec.mirrors:
+        parts = by_gateway(spec)
+        done = [0] * len(parts)
+
+        def progress_of(j: int) -> Callable[[int], None]:
+            def report(n: int) -> None:
+                done[j] = n
+                if on_progress:
+                    on_progress(sum(done))
+            return report
+
+        out = ChunkResult()
+        for r in await asyncio.gather(*(run_phase(p, max(1, procs // len(parts)), progress_of(j))
+                                        for j, p in enumerate(parts))):
+            out = out.merge(r)
+        return out
     loop = asyncio.get_running_loop()
     parts = split(spec, procs) if spec.kind in ("put", "get", "head", "delete") and procs > 1 else [spec]
 

@@ -225,7 +225,8 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                 spec = PhaseSpec(step.kind, c.storage_url, c.token, bucket(t, step.container), 0,
                                  step.count, step.size, step.concurrency, list_page=cfg.list_page,
                                  list_expect=step.list_expect, list_repeats=step.count,
-                                 api=c.api, access=c.access, secret=c.secret, region=c.region)
+                                 api=c.api, access=c.access, secret=c.secret, region=c.region,
+                                 mirrors=c.mirrors)
                 async with rssmod.Sampler(t.pids) as sampler:
                     res = await run_phase(spec, step.procs, on_progress)
                 if progress is not None and not step.timed:

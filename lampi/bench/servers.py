@@ -23,6 +23,7 @@ path, as lampi and Swift fsync theirs), and radosgw, started by
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -340,6 +341,160 @@ class SwiftNode(Node):
     def s3_credentials(self) -> Credentials:
         """s3api on the proxy, tempauth's user as the key pair."""
         return Credentials(f"http://127.0.0.1:{self.ports['proxy']}", "", "s3", "admin:admin", "admin")
+
+
+class PGNode(Node):
+    """A throw-away PostgreSQL with its defaults' durability (fsync, synchronous commit),
+    as ``lampi.testing.postgres`` starts it: the metadata of ``--cluster`` gateways."""
+
+    name = "postgresql"
+
+    def __init__(self, work_dir: Path) -> None:
+        super().__init__(work_dir, 0)
+        self.pg: Any = None
+        self.version = ""
+
+    def start(self) -> None:
+        from lampi.testing import postgres
+
+        found = postgres.bindir()
+        if found is None:
+            raise BenchError("--cluster needs PostgreSQL's initdb and pg_ctl: apt-get install postgresql "
+                             "(Debian keeps them in /usr/lib/postgresql/<version>/bin)")
+        # in the default temp dir, not the run's (private) work dir: run as root, the
+        # server runs as the postgres user, which must reach its directory
+        self.pg = postgres.PGCluster(found, durable=True)
+        atexit.register(self.pg.stop)  # as CephCluster does: also when the caller's clean-up does not run
+        try:
+            self.pg.start()
+        except (subprocess.SubprocessError, OSError) as exc:
+            self.pg.stop()
+            raise BenchError(f"starting PostgreSQL: {exc}") from None
+        self.version = self.pg.version()
+
+    @property
+    def pids(self) -> list[int]:
+        pid = self.pg.pid() if self.pg is not None else None
+        return [pid] if pid else []
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+
+
+class CephNode(Node):
+    """A one-node Ceph (monitor + BlueStore OSD) without radosgw, for ``--cluster`` when
+    ``--compare rgw`` does not start one to share."""
+
+    name = "ceph"
+
+    def __init__(self, work_dir: Path, bluestore_size: int) -> None:
+        super().__init__(work_dir, 0)
+        self.bluestore_size = bluestore_size
+        self.cluster: Any = None
+        self._sessions: set[int] = set()
+
+    def start(self) -> None:
+        from lampi.testing import ceph
+
+        if not ceph.available():
+            raise BenchError("--cluster needs Ceph's ceph-mon, ceph-osd and ceph (ceph-common), and python3-rados: "
+                             "apt-get install --no-install-recommends ceph-mon ceph-osd ceph-common python3-rados")
+        self.cluster = ceph.CephCluster("bluestore", root=self.work_dir / "ceph", bluestore_size=self.bluestore_size)
+        self.procs = self.cluster.procs
+        try:
+            self.cluster.start()
+        except RuntimeError as exc:
+            raise BenchError(f"starting Ceph: {exc}") from None
+
+    def sessions(self) -> set[int]:
+        return self._sessions | super().sessions()
+
+    def stop(self, grace: float = 15.0) -> None:
+        self._sessions |= super().sessions()
+        if self.cluster is not None:
+            self.cluster.stop()
+        super().stop(grace)
+
+
+class ClusterNode(Node):
+    """lampi as ``gateways`` gateways over one PostgreSQL (``meta_url``, a database of its
+    own) and one Ceph's RADOS (``blob_url``: a pool shared with other clusters of the run,
+    a namespace of its own), sharing one master key, as docs/scale-out.md deploys it. On
+    one machine the gateways share its cores: ``workers`` in all, split among them. The
+    server CPU counted for it is the gateways', PostgreSQL's and Ceph's."""
+
+    POOL = "lampi-bench"
+
+    def __init__(self, work_dir: Path, workers: int, gateways: int, pg: PGNode, ceph: Any) -> None:
+        super().__init__(work_dir, workers)
+        self.gateways = gateways
+        self.name = f"cluster{gateways}"
+        self.per_gateway = max(1, workers // gateways)
+        self.pg, self.ceph = pg, ceph  # ceph: a lampi.testing.ceph.CephCluster
+        self.ports: list[int] = []
+        self.requests: list[int] = []  # requests each gateway logged (after ``stop``)
+
+    def start(self) -> None:
+        base = self.work_dir / self.name
+        base.mkdir()
+        key = subprocess.run([sys.executable, "-m", "lampi", "master-key", "generate"], capture_output=True,
+                             text=True, timeout=120)
+        if key.returncode != 0:
+            raise BenchError(f"lampi master-key generate: {key.stderr.strip()}")
+        key_file = base / "master.key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(key.stdout.strip() + "\n")
+        try:
+            self.ceph.create_pool(self.POOL, pgs=32)
+        except RuntimeError as exc:
+            if "already exists" not in str(exc):
+                raise BenchError(f"creating the RADOS pool: {exc}") from None
+        meta = self.pg.pg.create_db()
+        blob = f"{self.ceph.url(self.POOL)}&namespace={self.name}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPI_")}
+        t0 = time.monotonic()
+        for i in range(self.gateways):  # one after the other: the first makes the schema and the admin
+            port = free_port()
+            log = f"{self.name}-gw{i + 1}.log"
+            p = self._spawn([sys.executable, "-m", "lampi", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--data-dir", str(base / f"gw{i + 1}"), "--workers", str(self.per_gateway),
+                             "--meta-url", meta, "--blob-url", blob, "--master-key-file", str(key_file),
+                             "--log-format", "json", "--console-port", "0"], log, env)
+            wait_http(f"http://127.0.0.1:{port}/healthcheck", p, 120, self.work_dir / log)
+            self.ports.append(port)
+        self.startup_s = time.monotonic() - t0
+        self.rc = parse_openrc((base / "gw1" / "openrc.sh").read_text())
+        time.sleep(0.5)
+        self.idle_rss = rssmod.rss(super().pids)
+
+    @property
+    def pids(self) -> list[int]:
+        return super().pids + self.pg.pids + [p.pid for p in self.ceph.procs if p.poll() is None]
+
+    def _mirrors(self, url: str) -> tuple[str, ...]:
+        first = f"http://127.0.0.1:{self.ports[0]}"
+        return tuple(url.replace(first, f"http://127.0.0.1:{port}", 1) for port in self.ports[1:])
+
+    def stop(self, grace: float = 15.0) -> None:
+        super().stop(grace)
+        self.requests = []
+        for i in range(len(self.ports)):  # the access log's JSON lines: proof each gateway served
+            try:
+                with open(self.work_dir / f"{self.name}-gw{i + 1}.log", "rb") as f:
+                    self.requests.append(sum(1 for line in f if b'"method":' in line and b'"status":' in line))
+            except OSError:
+                self.requests.append(0)
+
+    def credentials(self) -> Credentials:
+        c = v3_auth(self.rc)
+        c.mirrors = self._mirrors(c.storage_url)
+        return c
+
+    def s3_credentials(self) -> Credentials:
+        access, secret = ec2_keys(self.rc)
+        url = f"http://127.0.0.1:{self.ports[0]}"
+        return Credentials(url, "", "s3", access, secret, mirrors=self._mirrors(url))
 
 
 class RGWNode(Node):

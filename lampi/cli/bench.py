@@ -22,6 +22,12 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
               help="Start lampi and, beside it, a single-node OpenStack Swift (installed from PyPI into a cache "
                    "venv) and/or a single-node Ceph RGW (Debian's radosgw, ceph-mon, ceph-osd), run every phase "
                    "on each, alternating, and print lampi's ratios to them.")
+@click.option("--cluster", default=None, metavar="1|2|1,2",
+              help="Also start lampi as this many gateways (comma-separated: one cluster per count) over a "
+                   "throw-away PostgreSQL (durable, as PostgreSQL's defaults) and a one-node Ceph's RADOS (the "
+                   "same Ceph as --compare rgw's), and run every phase on each (Swift API; with 2 gateways the "
+                   "small-object connections are spread over both). The workers are split among a cluster's "
+                   "gateways. Needs PostgreSQL (initdb), ceph-mon, ceph-osd and python3-rados.")
 @click.option("--scenario", "scenario", default=None, metavar="NAMES",
               help="End-to-end scenarios with the real clients, comma-separated: rclone, swift-segments, "
                    "aws-sync, s3cmd-multipart, or all. lampi is started here (and the --compare servers); "
@@ -92,7 +98,8 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
     variables (Keystone v3, e.g. eval "$(lampi openrc)"); or --s3-endpoint with SigV4
     keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift (or rgw, or
     swift,rgw), lampi and a local single-node Swift (Ceph RGW) are started, benchmarked
-    side by side and stopped. --scenario times real clients (rclone, swift, aws, s3cmd)
+    side by side and stopped; --cluster 1,2 adds lampi as 1 and 2 gateways over
+    PostgreSQL + RADOS. --scenario times real clients (rclone, swift, aws, s3cmd)
     on the same servers. Exit status 1 when any request or scenario failed.
     """
     from lampi.bench.command import bench as run_bench

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -290,13 +291,26 @@ def need_for_bench(*binaries: str) -> None:
         pytest.skip(why)
 
 
+BENCH_TIMEOUT = 1200  # seconds; the tests that start servers carry a pytest timeout above it
+
+
 def run_local_bench(tmp_path: Path, *args: str) -> dict:
     """``lampi bench`` starting its own servers under ``tmp_path/work``; its document."""
     out, work = tmp_path / "bench.json", tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_", "AWS_", "LAMPI_"))}
-    proc = subprocess.run([*lampi_cmd(), "bench", "--json", str(out), "--no-progress", "--work-dir", str(work),
-                           *args], capture_output=True, text=True, env=env, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.Popen([*lampi_cmd(), "bench", "--json", str(out), "--no-progress", "--work-dir", str(work),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        stdout, stderr = proc.communicate(timeout=BENCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the bench stops the servers it started, then exits
+        try:
+            stdout, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"lampi bench did not finish in {BENCH_TIMEOUT} s: {stdout[-2000:]} {stderr[-2000:]}")
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["leftover_processes"] == [] and doc["setup_errors"] == []
     assert list(work.iterdir()) == []  # the servers' data and logs removed
@@ -318,6 +332,7 @@ def check_scenarios(doc: dict, targets: list[str]) -> None:
         (n, s, o) for n in expect for s in ("up", "down") for o in others}
 
 
+@pytest.mark.timeout(BENCH_TIMEOUT + 300)
 def test_bench_compare_rgw_and_scenarios(tmp_path: Path) -> None:
     """--compare rgw --s3 --scenario all: a one-node Ceph + radosgw started beside lampi,
     every phase on lampi and RGW through both APIs, each scenario's clients on both, the
@@ -340,6 +355,7 @@ def test_bench_compare_rgw_and_scenarios(tmp_path: Path) -> None:
     check_scenarios(doc, ["lampi", "rgw"])
 
 
+@pytest.mark.timeout(BENCH_TIMEOUT + 300)
 def test_bench_compare_swift_and_rgw(tmp_path: Path) -> None:
     """--compare swift,rgw: the three servers in one run (Swift's S3 through its s3api
     with tempauth's user for the S3 scenarios)."""
@@ -395,3 +411,55 @@ def test_bench_targets_of_issue_15() -> None:
     assert met["lampi S3 list within 15% of its Swift figure"] is True  # 0.86
     assert met["large-put >= 70% of MD5 one core"] is True  # 300 of min(900, 400)
     assert met["rclone copy 10 × 4 KiB (up): lampi ahead of rgw"] is True
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT + 300)
+def test_bench_cluster_one_and_two_gateways(tmp_path: Path) -> None:
+    """--cluster 1,2: lampi as one and as two gateways over a throw-away PostgreSQL and a
+    one-node Ceph (no RGW here: --compare rgw shares its Ceph, covered above), every phase
+    on each; with two gateways each one served requests (their access logs), the
+    ratios to the single node reported, PostgreSQL and Ceph stopped and removed."""
+    need_for_bench("ceph-mon", "ceph-osd", "ceph")
+    from lampi.testing import postgres
+
+    if postgres.bindir() is None:
+        need_for_bench("initdb")
+    pg_dirs = set(Path(tempfile.gettempdir()).glob("lampi-pg-*"))
+    doc = run_local_bench(tmp_path, "--cluster", "1,2", "--phases", "small,list,large", *TINY_PHASES)
+    got = {(p["phase"], p["target"]): p for p in doc["phases"]}
+    for t in ("lampi", "cluster1", "cluster2"):
+        for ph in ("small-put", "small-get", "small-head", "small-delete", "list", "large-put", "large-get"):
+            p = got[(ph, t)]
+            assert p["errors"] == 0 and p["ops"] > 0 and p["server_cpu_ms_per_op"] >= 0, (ph, t, p)
+    c1, c2 = doc["servers"]["cluster1"], doc["servers"]["cluster2"]
+    assert (c1["gateways"], c2["gateways"]) == (1, 2)
+    assert len(c1["requests_per_gateway"]) == 1 and c1["requests_per_gateway"][0] >= 4 * 20
+    # 20 objects each put, got, headed and deleted, spread over both gateways
+    assert len(c2["requests_per_gateway"]) == 2 and min(c2["requests_per_gateway"]) >= 2 * 20
+    assert {r["phase"] for r in doc["cluster2_ratios"]} >= {"small-put", "list", "large-get"}
+    assert "rgw_ratios" not in doc and "cluster1_rgw_ratios" not in doc
+    assert set(Path(tempfile.gettempdir()).glob("lampi-pg-*")) <= pg_dirs  # PostgreSQL's directory removed
+
+
+def test_bench_cluster_option_checked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    for bad in ("3", "one", "1,4"):
+        proc = subprocess.run([*lampi_cmd(), "bench", "--no-progress", "--work-dir", str(tmp_path), "--cluster", bad],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode != 0 and "--cluster" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_phases_spread_over_gateways() -> None:
+    """A small-object phase on two gateways: half the objects and connections each; reads
+    go through the other gateway than the one that wrote the object."""
+    from lampi.bench.load import PhaseSpec, by_gateway
+
+    a, b = "http://127.0.0.1:1/v1/AUTH_p", "http://127.0.0.1:2/v1/AUTH_p"
+    put = by_gateway(PhaseSpec("put", a, "t", "c", 0, 10, 4096, 4, mirrors=(b,)))
+    assert [(p.storage_url, p.start, p.stop, p.concurrency, p.mirrors) for p in put] == \
+        [(a, 0, 5, 2, ()), (b, 5, 10, 2, ())]
+    get = by_gateway(PhaseSpec("get", a, "t", "c", 0, 10, 4096, 4, mirrors=(b,)))
+    assert [(p.storage_url, p.start, p.stop) for p in get] == [(b, 0, 5), (a, 5, 10)]
+    lst = by_gateway(PhaseSpec("list", a, "t", "c", 0, 0, 0, 1, list_repeats=3, mirrors=(b,)))
+    assert [(p.storage_url, p.mirrors) for p in lst] == [(a, ())]
