@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 
 import click
 
-from lampi.cli.common import data_dir_option, emit, json_option, open_store, require_store, settings_of
+from lampi.cli.common import (
+    NO_STORE_EXIT,
+    data_dir_option,
+    emit,
+    json_option,
+    open_store,
+    require_store,
+    settings_of,
+)
 from lampi.core import errors
 
 T = TypeVar("T")
@@ -136,8 +144,45 @@ def master_key() -> None:
 
 @master_key.command("generate")
 def master_key_generate() -> None:
-    """Print a new master key (for LAMPI_MASTER_KEY or a master_key_file of mode 0600).
-    Only for a store that has no keys yet: a store's keys open with its own master key."""
+    """Print a new master key (for LAMPI_MASTER_KEY or a master_key_file of mode 0600):
+    for a store that has no keys yet, or as the new key of a rotation (`lampi master-key
+    rotate`): a store's keys open only with the master key they are sealed with."""
     from cryptography.fernet import Fernet
 
     click.echo(Fernet.generate_key().decode())
+
+
+@master_key.command("rotate")
+@data_dir_option
+@json_option
+@click.pass_context
+def master_key_rotate(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """Re-seal every key kept in the metadata store with the FIRST of the master keys
+    given (LAMPI_MASTER_KEY "new,old", or one a line in the master key file), in one
+    transaction; safe to run again. The procedure: (1) give every gateway "new,old" and
+    restart them; (2) run this with the same setting; (3) give everything "new" alone.
+    Refused (exit status 2), nothing changed, when a row opens with none of the keys."""
+    from lampi.store.keyring import MasterKeyError
+
+    settings = settings_of(ctx, data_dir=data_dir)
+    require_store(settings)
+    meta = open_store(settings)  # a master key list that opens nothing is refused here, in one line
+    try:
+        keys = meta.keys
+        if not getattr(keys, "shared", False):
+            raise _exit2(f"this store keeps its keys as files in {keys.where} (no master key given): there is no "
+                         "master key to rotate")
+        try:
+            resealed, total = keys.rotate_master()
+        except MasterKeyError as exc:
+            raise _exit2(str(exc)) from None
+    finally:
+        asyncio.run(meta.close())
+    data = {"resealed": resealed, "rows": total}
+    emit(as_json, data if as_json else f"re-sealed {resealed} of {total} key row(s) with the first master key")
+
+
+def _exit2(message: str) -> click.ClickException:
+    err = click.ClickException(message)
+    err.exit_code = NO_STORE_EXIT
+    return err

@@ -21,6 +21,7 @@ from lampi.core.authz import BUILTIN_ROLES, Principal
 from lampi.core.models import Credential, Domain, Project, User
 from lampi.core.passwords import hash_password, verify_password
 from lampi.core.tokens import TokenCodec, TokenData, TokenError, load_keys
+from lampi.store.keyring import SealError
 from lampi.store.meta.base import MetaStore
 
 DEFAULT_DOMAIN = Domain(id="default", name="Default")
@@ -48,6 +49,11 @@ def new_password() -> str:
         password = secrets.token_urlsafe(18)
         if password[0] != "-":
             return password
+
+
+def _keys_unavailable(exc: Exception) -> errors.DataUnavailable:
+    log.error("the token keys cannot be read: %s", exc)
+    return errors.DataUnavailable(f"The token keys cannot be read: {exc}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +330,7 @@ class IdentityService:
             )
         return implied_roles(roles)
 
-    def issue_token(
+    async def issue_token(
         self,
         user: User,
         project: Project | None,
@@ -333,21 +339,26 @@ class IdentityService:
         expires_at: float | None = None,
         audit_chain: tuple[str, ...] = (),
     ) -> tuple[str, TokenData]:
-        return self.codec.issue(
-            user.id,
-            project.id if project else None,
-            roles,
-            methods,
-            self.settings.token_ttl,
-            expires_at=expires_at,
-            audit_chain=audit_chain,
-        )
+        try:
+            return await self.codec.aissue(
+                user.id,
+                project.id if project else None,
+                roles,
+                methods,
+                self.settings.token_ttl,
+                expires_at=expires_at,
+                audit_chain=audit_chain,
+            )
+        except SealError as exc:
+            raise _keys_unavailable(exc) from None
 
     async def validate(self, token: str) -> TokenData:
         try:
-            data = self.codec.decode(token)
+            data = await self.codec.adecode(token)
         except TokenError as exc:
             raise errors.Unauthorized(str(exc)) from None
+        except SealError as exc:  # a token key that cannot be opened (e.g. the master key rotated)
+            raise _keys_unavailable(exc) from None
         revoked = await self.meta.revoked_tokens()
         if revoked and (data.audit_id in revoked or any(a in revoked for a in data.audit_chain)):
             raise errors.Unauthorized("token revoked")

@@ -241,7 +241,7 @@ class _Resolver:
             lo, hi = a + seg.start, b + seg.start
             rec = await self.record(seg)
             if rec.manifest is not None and rec.manifest.kind == MPU:  # an S3 multipart object as a segment
-                key = self.storage.data_key(rec.sysmeta)
+                key = await self.storage.data_key(rec.sysmeta)
                 for p, off, n in part_pieces(await parts_of(self.storage, rec), lo, hi):
                     yield Piece(p.blob_id, p.size, key, off, n)
             elif seg.nested or rec.manifest is not None:
@@ -251,7 +251,7 @@ class _Resolver:
                 async for sub in self.pieces(subs, lo, hi, depth + 1):
                     yield sub
             else:
-                yield Piece(rec.blob_id, rec.size, self.storage.data_key(rec.sysmeta), lo, hi - lo)
+                yield Piece(rec.blob_id, rec.size, await self.storage.data_key(rec.sysmeta), lo, hi - lo)
 
 
 async def part_lengths(storage: Storage, rec: ObjectRecord) -> list[int]:
@@ -282,7 +282,7 @@ async def read(
     if end <= offset:
         return
     if rec.manifest is not None and rec.manifest.kind == MPU:
-        key = storage.data_key(rec.sysmeta, customer_key)
+        key = await storage.data_key(rec.sysmeta, customer_key)
         for p, off, n in part_pieces(await parts_of(storage, rec), offset, end):
             try:
                 async for chunk in storage.read_blob(p.blob_id, p.size, key, off, n):

@@ -82,7 +82,7 @@ async def create_upload(
         c = await storage.meta.get_container(container)
         encryption = sse.default_encryption(c.meta) if c is not None else None
     if encryption is not None:
-        _key, enc_meta = storage.encryption_keys().new_data_key(encryption)
+        _key, enc_meta = await storage.encryption_keys().anew_data_key(encryption)
         sysmeta.update(enc_meta)
     up = MultipartUpload(new_upload_id(), container, name, project_id, time.time(), content_type, meta, sysmeta,
                          checksum_alg, checksum_type, owner)
@@ -115,7 +115,7 @@ async def upload_part(
     flexible checksum value, kept for ListParts and the composite checksum. The part is
     encrypted as the upload is (an SSE-C upload's key is ``customer_key``, checked) and
     written to the bucket's storage policy."""
-    key = storage.data_key(upload.sysmeta, customer_key)
+    key = await storage.data_key(upload.sysmeta, customer_key)
     sealer = sse.Sealer(key) if key is not None else None
     blobs = storage.blobs_for(await storage.by_key(upload.container))  # the bucket's storage policy
     blob_id, size, etag = await stream_to_blob(blobs, body, max_size=max_size, expected_size=expected_size,

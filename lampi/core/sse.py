@@ -47,9 +47,10 @@ import logging
 import os
 import re
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -190,6 +191,13 @@ class KeyService:
         except errors.NoSuchEncryptionKey:
             return False
 
+    async def akms_exists(self, name: str) -> bool:
+        """``kms_exists`` for the event loop (a read of the key source runs on a thread)."""
+        try:
+            return await self._kms_ring(name).aexists()
+        except errors.NoSuchEncryptionKey:
+            return False
+
     def kms_names(self) -> list[str]:
         return self.keys.kms_names()
 
@@ -232,7 +240,33 @@ class KeyService:
         return b"lampi-sse wrap " + mode.encode() + b" " + kms_key.encode()
 
     def new_data_key(self, enc: Encryption) -> tuple[bytes, dict[str, str]]:
-        """A fresh data key for a write and the system metadata recording it."""
+        """A fresh data key for a write and the system metadata recording it (may read
+        the key source: ``anew_data_key`` on the event loop)."""
+        def primary(ring: KeyRing | StoredKeyRing, create: bool) -> tuple[str, bytes]:
+            return ring.primary_secret(create=create)
+
+        if enc.mode in (SSE_S3, SSE_KMS):
+            ring = self._ring(enc.mode, enc.kms_key if enc.mode == SSE_KMS else "", create=True)
+            return self._new_data_key(enc, lambda: primary(ring, enc.mode == SSE_S3))
+        return self._new_data_key(enc, None)
+
+    async def anew_data_key(self, enc: Encryption) -> tuple[bytes, dict[str, str]]:
+        """``new_data_key`` for the event loop: the key source is read on a thread."""
+        if enc.mode not in (SSE_S3, SSE_KMS):
+            return self._new_data_key(enc, None)
+        kms_key = enc.kms_key if enc.mode == SSE_KMS else ""
+        ring = self._ring(enc.mode, kms_key, create=False)
+        if enc.mode == SSE_KMS and not await ring.aexists():
+            raise errors.NoSuchEncryptionKey(f"Invalid keyId {kms_key}")
+        try:
+            found = await ring.aprimary_secret(create=enc.mode == SSE_S3)
+        except SealError as exc:
+            return self._new_data_key(enc, _raiser(exc))
+        return self._new_data_key(enc, lambda: found)
+
+    def _new_data_key(
+        self, enc: Encryption, primary: Callable[[], tuple[str, bytes]] | None
+    ) -> tuple[bytes, dict[str, str]]:
         if enc.mode == SSE_C:
             if len(enc.customer_key) != KEY_BYTES:
                 raise errors.InvalidArgument("The secret key was invalid for the specified algorithm.")
@@ -240,12 +274,11 @@ class KeyService:
             key, verifier = _customer_keys(enc.customer_key, salt)
             wrapped = f"{_b64(salt)}:{_b64(verifier)}"
             return key, {MODE_KEY: SSE_C, WRAPPED_KEY: wrapped}
-        if enc.mode not in (SSE_S3, SSE_KMS):
+        if enc.mode not in (SSE_S3, SSE_KMS) or primary is None:
             raise errors.InvalidArgument(f"unknown encryption mode {enc.mode!r}")
         kms_key = enc.kms_key if enc.mode == SSE_KMS else ""
-        ring = self._ring(enc.mode, kms_key, create=True)
         try:
-            kid, secret = ring.primary_secret(create=enc.mode == SSE_S3)
+            kid, secret = primary()
         except SealError as exc:
             if enc.mode == SSE_KMS:
                 raise errors.NoSuchEncryptionKey(f"Invalid keyId {kms_key}") from None
@@ -261,7 +294,28 @@ class KeyService:
     def data_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
         """The data key of an object (or upload) with system metadata ``sysmeta``; None
         when it is not encrypted. For SSE-C the customer's key is needed and checked;
-        a customer key for an object that is not SSE-C is refused, never ignored."""
+        a customer key for an object that is not SSE-C is refused, never ignored. May
+        read the key source (``adata_key`` on the event loop)."""
+        return self._data_key(sysmeta, customer_key,
+                              lambda mode, kms_key, kid: self._ring(mode, kms_key, create=False).secret(kid))
+
+    async def adata_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
+        """``data_key`` for the event loop: a key not in memory is looked for on a thread."""
+        mode = mode_of(sysmeta)
+        secret_of: Callable[[str, str, str], bytes] = _raiser(SealError("no key"))
+        if mode in (SSE_S3, SSE_KMS) and customer_key is None:
+            kid = sysmeta.get(WRAPPED_KEY, "").split(":", 1)[0]
+            try:
+                ring = self._ring(mode, sysmeta.get(KMS_KEY, "") if mode == SSE_KMS else "", create=False)
+                secret = await ring.asecret(kid)
+                secret_of = lambda *_: secret  # noqa: E731
+            except (SealError, errors.NoSuchEncryptionKey) as exc:
+                secret_of = _raiser(exc)  # reported by _data_key
+        return self._data_key(sysmeta, customer_key, secret_of)
+
+    def _data_key(
+        self, sysmeta: dict[str, str], customer_key: bytes | None, secret_of: Callable[[str, str, str], bytes]
+    ) -> bytes | None:
         mode = mode_of(sysmeta)
         if mode is None:
             if customer_key is not None:
@@ -286,8 +340,7 @@ class KeyService:
         try:
             kid, token = wrapped.split(":", 1)
             blob = _unb64(token)
-            ring = self._ring(mode, kms_key, create=False)
-            secret = ring.secret(kid)
+            secret = secret_of(mode, kms_key, kid)
             return AESGCM(_hkdf(secret, b"", b"lampi-sse wrap v1")).decrypt(blob[:12], blob[12:],
                                                                           self._aad(mode, kms_key))
         except (ValueError, SealError, InvalidTag, errors.NoSuchEncryptionKey) as exc:
@@ -298,6 +351,13 @@ class KeyService:
 
     def key_ids_in_use(self) -> list[str]:
         return self.master.key_ids()
+
+
+def _raiser(exc: Exception) -> Callable[..., Any]:
+    def fn(*_: Any) -> Any:
+        raise exc
+
+    return fn
 
 
 def _customer_keys(customer_key: bytes, salt: bytes) -> tuple[bytes, bytes]:

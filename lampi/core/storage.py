@@ -247,7 +247,7 @@ class Storage:
             if encryption is None:
                 encryption = sse.default_encryption(cont.meta) if cont is not None else None
             if encryption is not None:
-                data_key, enc_meta = self.encryption_keys().new_data_key(encryption)
+                data_key, enc_meta = await self.encryption_keys().anew_data_key(encryption)
                 sealer = sse.Sealer(data_key)
         blob_id, written, etag = await stream_to_blob(self.blobs_for(cont), body, max_size=max_size,
                                                      expected_size=expected_size, expected_etag=expected_etag,
@@ -349,7 +349,7 @@ class Storage:
             raise errors.InvalidArgument("Server-side encryption is not available on this server.")
         return self.keys
 
-    def data_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
+    async def data_key(self, sysmeta: dict[str, str], customer_key: bytes | None = None) -> bytes | None:
         """The data key of an object (or multipart upload) with system metadata
         ``sysmeta``, None when it is not encrypted. Raises ``EncryptionKeyRequired`` (an
         SSE-C object read without its key), ``EncryptionKeyMismatch``,
@@ -359,7 +359,7 @@ class Storage:
             if customer_key is not None:
                 raise errors.EncryptionNotApplicable()
             return None
-        return self.encryption_keys().data_key(sysmeta, customer_key)
+        return await self.encryption_keys().adata_key(sysmeta, customer_key)
 
     def read_blob(
         self, blob_id: str, size: int, data_key: bytes | None, offset: int = 0, length: int | None = None
@@ -385,7 +385,7 @@ class Storage:
     async def _read_encrypted(
         self, record: ObjectRecord, offset: int, length: int | None, customer_key: bytes | None
     ) -> AsyncIterator[bytes]:
-        key = self.data_key(record.sysmeta, customer_key)
+        key = await self.data_key(record.sysmeta, customer_key)
         async for chunk in self.read_blob(record.blob_id, record.size, key, offset, length):
             yield chunk
 
@@ -525,7 +525,7 @@ class Storage:
         source is decrypted (``customer_key``: an SSE-C source's key) and the copy
         encrypted as ``encryption`` or the destination's default says."""
         if source.manifest is None:
-            self.data_key(source.sysmeta, customer_key)  # a missing or wrong key: refused before writing
+            await self.data_key(source.sysmeta, customer_key)  # a missing or wrong key: refused before writing
         return await self.put_object(
             container,
             name,

@@ -65,6 +65,11 @@ class TokenError(Exception):
     pass
 
 
+class _NotOurKey(TokenError):
+    """Well-formed, but no key in memory verifies it: forged, or signed with a key the
+    ring gained since it was read."""
+
+
 class TokenCodec:  # noqa: D101 - see the module's docstring
     # Verified tokens, by their exact text: a token is sent with every request, and
     # verifying it (base64, AES, HMAC, JSON) was ~8% of a small PUT's server CPU. Only
@@ -81,15 +86,20 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
         self._verified: dict[str, TokenData] = {}
 
     def _from_ring(self) -> MultiFernet:
+        """Follow the ring (may read its source: for threads, tests and admin commands)."""
         ring = self._ring
         ring.primary(create=True)
-        ids = tuple(ring.key_ids())
+        ring.key_ids()
+        return self._take(*ring.snapshot())
+
+    def _take(self, ids: tuple[str, ...], raws: dict[str, bytes]) -> MultiFernet:
+        """The keys ``ids`` (oldest first) of the ring as in memory: no read."""
         if ids != self._ids or not hasattr(self, "_f"):
             if set(self._ids) - set(ids) and hasattr(self, "_verified"):
                 self._verified.clear()  # a key was removed: the tokens it signed no longer verify
-            self._ids = ids
             # the newest first: it signs, every one verifies
-            self._f = MultiFernet([Fernet(base64.urlsafe_b64encode(ring.secret(k))) for k in reversed(ids)])
+            self._f = MultiFernet([Fernet(base64.urlsafe_b64encode(raws[k])) for k in reversed(ids)])
+            self._ids = ids
         return self._f
 
     def _follow(self) -> bool:
@@ -101,7 +111,52 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
         self._from_ring()
         return self._ids != before
 
-    def issue(
+    # -- from the event loop: the ring's reads run on a thread (StoredKeyRing: a query) --
+
+    async def prepare(self) -> None:
+        """Before ``issue`` on the event loop: the ring's primary as it is now (read on a
+        thread when older than a second), so that ``issue`` reads nothing."""
+        if self._ring is not None:
+            await self._ring.aprimary(create=True)
+            self._take(*self._ring.snapshot())
+
+    async def aissue(self, *args: Any, **kwargs: Any) -> tuple[str, TokenData]:
+        """``issue`` for the event loop."""
+        await self.prepare()
+        return self._issue(*args, **kwargs)
+
+    async def adecode(self, token: str) -> TokenData:
+        """``decode`` for the event loop: a token no key in memory verifies makes the
+        ring look again on a thread (one look at a time)."""
+        data = self._verified.get(token)
+        if data is None:
+            f = self._f
+            try:
+                data = self._decode(token, follow=False)
+            except _NotOurKey:
+                if self._ring is None:
+                    raise TokenError("invalid token") from None
+                await self._ring.arefresh()
+                self._take(*self._ring.snapshot())
+                if self._f is f:
+                    raise TokenError("invalid token") from None
+                try:
+                    data = self._decode(token, follow=False)
+                except _NotOurKey:
+                    raise TokenError("invalid token") from None
+            self._remember(token, data)
+        if data.expires_at <= time.time():
+            raise TokenError("token expired")
+        return data
+
+    def issue(self, *args: Any, **kwargs: Any) -> tuple[str, TokenData]:
+        """A new token (``_issue``'s arguments), signed with the ring's newest key; may
+        read the ring (``aissue`` on the event loop)."""
+        if self._ring is not None:
+            self._from_ring()  # sign with the newest key (files: one listdir; a table: read at most once a second)
+        return self._issue(*args, **kwargs)
+
+    def _issue(
         self,
         user_id: str,
         project_id: str | None,
@@ -127,8 +182,6 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
              data.expires_at, data.audit_id, list(data.audit_chain)],
             separators=(",", ":"),
         ).encode()
-        if self._ring is not None:
-            self._from_ring()  # sign with the newest key (files: one listdir; a table: read at most once a second)
         token = self._f.encrypt(payload).decode().rstrip("=")
         return token, data
 
@@ -137,14 +190,19 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
         data = self._verified.get(token)
         if data is None:
             data = self._decode(token)
-            if len(self._verified) >= self._VERIFIED_MAX:
-                self._verified.pop(next(iter(self._verified)), None)  # the oldest
-            self._verified[token] = data
+            self._remember(token, data)
         if data.expires_at <= time.time():
             raise TokenError("token expired")
         return data
 
-    def _decode(self, token: str) -> TokenData:
+    def _remember(self, token: str, data: TokenData) -> None:
+        if len(self._verified) >= self._VERIFIED_MAX:
+            self._verified.pop(next(iter(self._verified)), None)  # the oldest
+        self._verified[token] = data
+
+    def _decode(self, token: str, follow: bool = True) -> TokenData:
+        """Verify and parse; ``follow``: a token no key verifies makes the ring look again
+        here (a read), else it raises ``_NotOurKey``."""
         if not token or len(token) > 4096:
             raise TokenError("malformed token")
         padded = token + "=" * (-len(token) % 4)
@@ -157,6 +215,8 @@ class TokenCodec:  # noqa: D101 - see the module's docstring
             try:
                 raw = self._f.decrypt(padded.encode())
             except InvalidToken:
+                if not follow:
+                    raise _NotOurKey("invalid token") from None
                 if not self._follow():  # signed with a key made elsewhere since we last looked?
                     raise
                 raw = self._f.decrypt(padded.encode())

@@ -230,7 +230,7 @@ async def create_token(request: web.Request) -> web.Response:
             if r and p.enabled:
                 project, roles = p, implied_roles(tuple(r))
     used = tuple(dict.fromkeys((*inherited, *(m for m in methods if m in ("password", "token")))))
-    token, data = ident.issue_token(
+    token, data = await ident.issue_token(
         user, project, roles, used or ("password",),
         expires_at=expires_at, audit_chain=audit_chain,
     )
@@ -503,7 +503,7 @@ async def v1_auth(request: web.Request) -> web.Response:
         roles = await ident.scope_roles(user, project)
     except errors.Unauthorized:
         return web.Response(status=401, text="Unauthorized\n")
-    token, data = ident.issue_token(user, project, roles, ("password",))
+    token, data = await ident.issue_token(user, project, roles, ("password",))
     request[PROJECT] = project.id
     url = storage_url(request, project.id)
     return web.Response(

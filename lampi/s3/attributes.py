@@ -55,7 +55,7 @@ async def get_object_attributes(ctx: S3Request) -> web.StreamResponse:
     s3sse.refuse_on_read(ctx)
     ck = s3sse.customer_key(ctx)
     rec, shown_vid = await addressed(ctx, bucket)
-    ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)  # an SSE-C object's key, as HeadObject
+    await ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)  # an SSE-C object's key, as HeadObject
     view, _ = await large_view(ctx, rec, ck.key if ck else None)
     kids: list[str] = []
     algs = [k[len(CHECKSUM_PREFIX):] for k in rec.sysmeta if k.startswith(CHECKSUM_PREFIX)]

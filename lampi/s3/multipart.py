@@ -108,7 +108,7 @@ async def create(ctx: S3Request) -> web.StreamResponse:
                                   "checksum algorithm.")
     elif alg == "crc64nvme":
         ctype = "FULL_OBJECT"  # the only type S3 allows for CRC64NVME
-    enc = s3sse.for_write(ctx, c)  # the parts' encryption (else the bucket's default)
+    enc = await s3sse.for_write(ctx, c)  # the parts' encryption (else the bucket's default)
     up = await mp.create_upload(
         ctx.storage, c.key, ctx.key, c.project_id,
         content_type=request.headers.get("Content-Type") or "binary/octet-stream",
@@ -270,7 +270,7 @@ async def complete(ctx: S3Request) -> web.StreamResponse:
             raise
         return await _completed(ctx, ctx.query.get("uploadId", ""))
     ck = s3sse.for_upload(ctx, up)
-    ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
+    await ctx.storage.data_key(up.sysmeta, ck.key if ck else None)  # an SSE-C upload's key, checked
     # x-amz-checksum-<alg> names the whole object's checksum here, not the XML body's
     raw = await s3body.read_small(ctx.request, ctx.auth, MAX_COMPLETE_BODY, checksum_headers=False)
     requested = _parse_complete(raw)

@@ -111,7 +111,7 @@ async def put_object(ctx: S3Request) -> web.StreamResponse:
         sysmeta = tagging.apply(sysmeta, tagging.from_header(request.headers["x-amz-tagging"]))
     sysmeta.update(await s3acl.put_object_sysmeta(ctx, bucket))
     sysmeta.update(objectlock.request_sysmeta(ctx, bucket))  # x-amz-object-lock-*: 400 before the body
-    enc = s3sse.for_write(ctx, bucket)  # encryption at rest (else the bucket's default)
+    enc = await s3sse.for_write(ctx, bucket)  # encryption at rest (else the bucket's default)
     cond = write_condition(request.headers)
     # container, account and project quotas, as for Swift PUTs (QuotaExceeded); a body
     # of unknown length is stopped where it would pass them
@@ -304,7 +304,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     part = await large.part_number_range(ctx, rec) if "partNumber" in ctx.query else None
     # an encrypted object's key: an SSE-C object needs the customer's (400 without it, or
     # with another), checked before anything is sent, HEAD included, as S3 does
-    ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)
+    await ctx.storage.data_key(rec.sysmeta, ck.key if ck else None)
     headers = object_headers(rec)
     headers.update(s3sse.response_headers(rec.sysmeta, ck))
     headers.update(tagging.count_header(rec.sysmeta))
@@ -507,7 +507,7 @@ async def copy_source(ctx: S3Request) -> CopySource:
             raise no_such_key(skey) from None
         shown = await versioning.s3_id(ctx, src_rec) if versioning.versioned(sc.meta) else None
     key = ck.key if ck else None
-    ctx.storage.data_key(src_rec.sysmeta, key)  # an SSE-C source needs its key (checked)
+    await ctx.storage.data_key(src_rec.sysmeta, key)  # an SSE-C source needs its key (checked)
     # a large source (S3 multipart, Swift SLO or DLO) is copied as its data: its real
     # size and ETag, segments read with the caller's authority
     src_view, reader = await large.large_view(ctx, src_rec, key)
@@ -521,7 +521,7 @@ async def copy_object(ctx: S3Request) -> web.StreamResponse:
     _check_key(ctx.key)
     request = ctx.request
     sbucket, skey, src_rec, src_view, reader, src_vid, src_key = await copy_source(ctx)
-    enc = s3sse.for_write(ctx, bucket)  # the copy's encryption: as asked, else the bucket's default
+    enc = await s3sse.for_write(ctx, bucket)  # the copy's encryption: as asked, else the bucket's default
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)

@@ -325,7 +325,7 @@ async def post_object(ctx: S3Request) -> web.StreamResponse:
         sysmeta = tagging.apply(sysmeta, tags)
     sysmeta.update(await s3acl.put_object_sysmeta(upload, bucket))  # owner, ACL, PublicAccessBlock
     sysmeta.update(objectlock.request_sysmeta(upload, bucket))
-    enc = s3sse.for_write(upload, bucket)  # encryption asked for (else the bucket's default, in the core)
+    enc = await s3sse.for_write(upload, bucket)  # encryption asked for (else the bucket's default, in the core)
     meta = _user_meta(fields)
     found = [a for a in checksums.ALGORITHMS if f"x-amz-checksum-{a}" in fields]
     if len(found) > 1:

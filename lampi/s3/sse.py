@@ -118,7 +118,7 @@ def _bucket_key(value: str | None) -> None:
                                BUCKET_KEY, value)
 
 
-def for_write(ctx: S3Request, bucket: Container) -> WriteEncryption:
+async def for_write(ctx: S3Request, bucket: Container) -> WriteEncryption:
     """The encryption a write (PutObject, CopyObject, CreateMultipartUpload) asks for."""
     h = ctx.request.headers
     ck = customer_key(ctx)
@@ -155,7 +155,7 @@ def for_write(ctx: S3Request, bucket: Container) -> WriteEncryption:
             raise invalid_argument("Server Side Encryption with KMS managed key requires the header "
                                    "x-amz-server-side-encryption-aws-kms-key-id: this server has no default KMS "
                                    "key", KMS_KEY_ID, "null")
-        _check_kms(ctx, key_id)
+        await _check_kms(ctx, key_id)
         return WriteEncryption(sse.Encryption(sse.SSE_KMS, key_id))
     if alg == "aws:kms:dsse":
         raise S3Error(501, "NotImplemented", "Dual-layer server-side encryption (aws:kms:dsse) is not implemented "
@@ -163,8 +163,8 @@ def for_write(ctx: S3Request, bucket: Container) -> WriteEncryption:
     raise invalid_argument("The encryption method specified is not supported", ALGORITHM, alg)
 
 
-def _check_kms(ctx: S3Request, key_id: str) -> None:
-    if not ctx.storage.encryption_keys().kms_exists(key_id):
+async def _check_kms(ctx: S3Request, key_id: str) -> None:
+    if not await ctx.storage.encryption_keys().akms_exists(key_id):
         raise S3Error(400, "KMS.NotFoundException", f"Invalid keyId {key_id}")
 
 
@@ -270,7 +270,7 @@ async def put_bucket_encryption(ctx: S3Request) -> web.StreamResponse:
         if not key_id:
             raise invalid_argument("This server has no default KMS key: give a KMSMasterKeyID with aws:kms.",
                                    "KMSMasterKeyID", "null")
-        _check_kms(ctx, key_id)
+        await _check_kms(ctx, key_id)
     else:
         ctx.storage.encryption_keys()  # refused where encryption is not available
     await ctx.storage.update_container_meta(c.key, {sse.DEFAULT_KEY: json.dumps(conf, separators=(",", ":"))})

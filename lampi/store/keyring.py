@@ -15,6 +15,7 @@ them all (``docs/operations.md``: back up ``keys/`` with the database).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -24,14 +25,17 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from lampi.store.fsmodes import fsync_dir
+
+
+T = TypeVar("T")
 
 
 class SealError(Exception):
@@ -54,6 +58,9 @@ class _Ring:
     _keys: dict[str, Fernet]  # key id -> key
     _raw: dict[str, bytes]  # key id -> its 32 random bytes (``secret``)
     _primary: str | None
+    _loaded: bool = False  # the keys in memory were read from the source at least once
+    _loaded_at = 0.0  # monotonic time of the last look at the source (its primary is fresh for FRESH s)
+    _read_began = 0.0  # monotonic time the last read of the source began (misses: lampi.store.keyring._Ring.asecret)
 
     def _load_locked(self, force: bool = False) -> None:
         raise NotImplementedError
@@ -129,11 +136,92 @@ class _Ring:
             self._load_locked()
             return self._primary is not None
 
+    # -- from the event loop: never a read of the source on its thread --------------------
+    #
+    # The methods above may read the source (a listdir, a query of the keys table) and
+    # are for threads and admin commands. A request handler asks through these: what is
+    # in memory answers at once; a read (the primary older than FRESH seconds, a key id
+    # not in memory, a first key to make) runs on a thread, one at a time per ring, and
+    # a miss that a read begun after it already covered does not read again (a burst of
+    # tokens no key verifies costs one read at a time, not one each). A ring of files
+    # (``_local``) reads on the loop, as before: a listdir of a local directory, as the
+    # SQLite store's point lookups run there, so a rotation by ``lampi sse rotate-key`` on
+    # one node is taken for the very next write.
+
+    _local = False
+
+    def snapshot(self) -> tuple[tuple[str, ...], dict[str, bytes]]:
+        """(key ids oldest first, {id: 32 bytes}) as in memory now; no read."""
+        with self._lock:
+            return tuple(self._keys), dict(self._raw)
+
+    def _fresh(self) -> bool:
+        return self._loaded and time.monotonic() - self._loaded_at < FRESH
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        locks: dict[Any, asyncio.Lock] = self.__dict__.setdefault("_alocks", {})
+        lock = locks.get(loop)
+        if lock is None:
+            for old in [k for k in locks if k.is_closed()]:
+                del locks[old]
+            lock = locks[loop] = asyncio.Lock()
+        return lock
+
+    async def _read_off_loop(self, fn: Callable[[], T]) -> T:
+        async with self._async_lock():
+            return await asyncio.to_thread(fn)
+
+    async def arefresh(self) -> None:
+        """``refresh`` for the event loop: a key id met is not in memory; look again,
+        unless a read that began since then did."""
+        if self._local:
+            return self.refresh()
+        missed = time.monotonic()
+        async with self._async_lock():
+            if self._read_began <= missed or not self._loaded:
+                await asyncio.to_thread(self.refresh)
+
+    async def aprimary(self, create: bool = True) -> str | None:
+        """``primary`` for the event loop: from memory while fresh."""
+        if self._local:
+            return self.primary(create=create)
+        if self._fresh() and (self._primary is not None or not create):
+            return self._primary
+        return await self._read_off_loop(lambda: self.primary(create=create))
+
+    async def asecret(self, kid: str) -> bytes:
+        """``secret`` for the event loop: a key id not in memory is looked for on a thread."""
+        if self._local:
+            return self.secret(kid)
+        found = self._raw.get(kid)
+        if found is None:
+            await self.arefresh()
+            found = self._raw.get(kid)
+            if found is None:
+                raise SealError(self._missing(kid, False))
+        return found
+
+    async def aprimary_secret(self, create: bool = True) -> tuple[str, bytes]:
+        kid = await self.aprimary(create=create)
+        if kid is None:
+            raise SealError(f"there is no {self.prefix} key in {self.where}")
+        return kid, await self.asecret(kid)
+
+    async def aexists(self) -> bool:
+        if self._local:
+            return self.exists()
+        if self._fresh():
+            return self._primary is not None
+        return await self._read_off_loop(self.exists)
+
 
 class KeyRing(_Ring):
     """The Fernet keys ``<key_dir>/<prefix>-<n>``; thread-safe, shared by a process's
     threads. Keys are read from disk when first needed and again when the directory's
     listing changed (``refresh``) or an unknown key id is met."""
+
+    _local = True  # the a* methods read here, on the loop (a listdir: see _Ring)
 
     def __init__(self, key_dir: Path, prefix: str = "credential") -> None:
         self.key_dir = Path(key_dir)
@@ -162,7 +250,9 @@ class KeyRing(_Ring):
         return sorted(found)
 
     def _load_locked(self, force: bool = False) -> None:
+        self._read_began = time.monotonic()
         found = self._scan()
+        self._loaded_at = time.monotonic()
         listing = tuple(p.name for _, p in found)
         if listing == self._listing and not force:
             return
@@ -183,6 +273,7 @@ class KeyRing(_Ring):
             raws[kid] = base64.urlsafe_b64decode(raw)
             primary = kid  # sorted by n: the last one is the highest
         self._keys, self._raw, self._files, self._primary, self._listing = keys, raws, files, primary, listing
+        self._loaded = True
 
     def primary(self, create: bool = True) -> str | None:
         """The primary key's id, re-reading the directory first (a rotation by another
@@ -279,6 +370,11 @@ class MasterKeyError(Exception):
     """The master key is missing, unreadable, or not the one the stored keys were sealed with."""
 
 
+class MasterKeyMoved(SealError):
+    """A running lampi meets keys sealed with a master key it was not given (the table
+    was re-sealed by ``lampi master-key rotate`` after it started)."""
+
+
 class KeyTable:
     """What a ``StoredKeyRing`` needs from the metadata store: synchronous access to its
     ``keys`` table from any thread (``lampi/store/meta/sqlite/keys.py``, both stores)."""
@@ -296,6 +392,14 @@ class KeyTable:
         raise NotImplementedError
 
     def key_rings(self) -> list[str]:
+        raise NotImplementedError
+
+    def reseal_key_rows(
+        self, change: Callable[[list[tuple[str, int, str, str]]], list[tuple[str, int, str, str]]]
+    ) -> tuple[int, int]:
+        """In one write transaction: every row ``(ring, n, kid, sealed)`` to ``change``,
+        which returns ``(ring, n, old sealed, new sealed)`` for the rows to rewrite (or
+        raises: nothing is written); (rows rewritten, rows read)."""
         raise NotImplementedError
 
 
@@ -319,9 +423,19 @@ class MasterKeySource:
             return "the master key of LAMPI_MASTER_KEY (setting master_key)"
         return f"the master key file {self.file or self.default_file}"
 
-    def load(self) -> Fernet | None:
-        """The master key; None when no setting names one and the default file does not
-        exist yet; MasterKeyError when the one named cannot be read or is malformed."""
+    def _where(self) -> str:
+        return "LAMPI_MASTER_KEY (setting master_key)" if self.value else self.describe()
+
+    def load(self) -> MultiFernet | None:
+        """The master keys as one: the first seals, every one opens (a rotation: "new,old");
+        None when no setting names one and the default file does not exist yet;
+        MasterKeyError when the one named cannot be read or is malformed."""
+        keys = self.load_all()
+        return None if keys is None else MultiFernet(keys)
+
+    def load_all(self) -> list[Fernet] | None:
+        """The master keys given, in order (comma-separated in LAMPI_MASTER_KEY, one a line
+        in the file); None as ``load``."""
         if self.value:
             text = self.value.strip().encode()
         else:
@@ -335,13 +449,22 @@ class MasterKeySource:
                 return None
             except OSError as exc:
                 raise MasterKeyError(f"cannot read the master key file {path}: {exc.strerror}") from None
-        try:
-            return Fernet(text)
-        except (ValueError, TypeError):
-            raise MasterKeyError(f"{self.describe()} is not a master key (44 characters of URL-safe base64, as "
-                                 "`lampi master-key generate` prints)") from None
+        # keys are URL-safe base64: no comma, no white space in one
+        parts = [p for p in re.split(rb"[,\s]+", text) if p]
+        if not parts:
+            raise MasterKeyError(f"{self._where()} holds no master key (one, or several separated by commas or "
+                                 "new lines, as `lampi master-key generate` prints them)")
+        keys = []
+        for i, part in enumerate(parts):
+            try:
+                keys.append(Fernet(part))
+            except (ValueError, TypeError):
+                what = f"key {i + 1} of {len(parts)} of {self._where()}" if len(parts) > 1 else self.describe()
+                raise MasterKeyError(f"{what} is not a master key (44 characters of URL-safe "
+                                     "base64, as `lampi master-key generate` prints)") from None
+        return keys
 
-    def generate(self) -> Fernet:
+    def generate(self) -> MultiFernet:
         """Make the default master key file (0600), unless another process just did."""
         path = Path(self.default_file)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -383,6 +506,7 @@ class StoredKeyRing(_Ring):
         now = time.monotonic()
         if not force and self._rows is not None and now - self._loaded_at < FRESH:
             return
+        self._read_began = now
         try:
             rows = self._store.table.key_rows(self.prefix)
         except Exception:
@@ -402,12 +526,17 @@ class StoredKeyRing(_Ring):
         ns: dict[str, int] = {}
         primary = None
         for n, kid, sealed in rows:
-            text = self._store.unseal_key(self.prefix, n, sealed, master)
+            try:
+                text = self._store.unseal_key(self.prefix, n, sealed, master)
+            except SealError:
+                self._store.check_master_unchanged()  # re-sealed with another master key since we started?
+                raise
             if key_id(text) != kid:
                 raise SealError(f"key {self.prefix}-{n} of {self.where} does not match its id {kid}")
             keys[kid], raws[kid], ns[kid] = Fernet(text), base64.urlsafe_b64decode(text), n
             primary = kid
         self._keys, self._raw, self._ns, self._primary, self._rows = keys, raws, ns, primary, listing
+        self._loaded = True
 
     def _reload_on_miss_locked(self) -> None:
         # one indexed read: no more than the revocation check every token validation does
@@ -450,7 +579,7 @@ class StoredKeyRing(_Ring):
             if gone and execute is not None:
                 for _, n in gone:
                     execute("DELETE FROM keys WHERE ring = ? AND n = ?", (self.prefix, n))
-                self._rows, self._loaded_at = None, 0.0  # re-read at the next use (after the commit)
+                self._rows, self._loaded_at, self._loaded = None, 0.0, False  # re-read at the next use (after the commit)
             elif gone:
                 self._store.table.delete_key_rows(self.prefix, [n for _, n in gone])
                 self._load_locked(force=True)
@@ -500,14 +629,14 @@ class StoredKeys:
         self.source = source
         self.import_dir = import_dir  # keys/ files copied into an empty table (stores from before)
         self.where = "the metadata store (sealed with the master key)"
-        self._master: Fernet | None = None
+        self._master: MultiFernet | None = None
         self.imported: list[str] = []  # the key files this process copied into the table
         self._rings: dict[str, StoredKeyRing] = {}
         self._lock = threading.Lock()
 
     # -- the master key -----------------------------------------------------------------
 
-    def master(self) -> Fernet:
+    def master(self) -> MultiFernet:
         with self._lock:
             if self._master is None:
                 self._master = self._open_master()
@@ -518,8 +647,9 @@ class StoredKeys:
         MasterKeyError, with one line saying what to do, when it cannot be used."""
         self.master()
 
-    def _open_master(self) -> Fernet:
-        master = self.source.load()
+    def _open_master(self) -> MultiFernet:
+        given = self.source.load_all()
+        master, count = (MultiFernet(given), len(given)) if given else (None, 0)
         rows = self.table.key_rows(MASTER_RING)
         if not rows:  # a store without keys yet: this lampi sets the master key
             if master is None:
@@ -540,11 +670,65 @@ class StoredKeys:
         except (InvalidToken, UnicodeError):
             ok = False
         if not ok:
-            raise MasterKeyError(f"{self.source.describe()} is not the master key the metadata store's keys were "
-                                 "sealed with: give every gateway the same master key")
+            if count == 1:
+                raise MasterKeyError(f"{self.source.describe()} is not the master key the metadata store's keys "
+                                     "were sealed with: give every gateway the same master key")
+            raise MasterKeyError(f"none of the {count} master keys of {self.source._where()} is the master key the "
+                                 "metadata store's keys were sealed with: give every gateway the same master key")
         return master
 
-    def _imports(self, master: Fernet) -> list[tuple[str, int, str, str]]:
+    def check_master_unchanged(self) -> None:
+        """``MasterKeyMoved`` when the check row no longer opens with this process's master
+        keys: the table was re-sealed (``lampi master-key rotate``) with a key it lacks."""
+        master = self.master()
+        rows = self.table.key_rows(MASTER_RING)
+        try:
+            ok = bool(rows) and master.decrypt(rows[0][2].encode()) == _CHECK
+        except (InvalidToken, UnicodeError):
+            ok = False
+        if not ok:
+            raise MasterKeyMoved(
+                "the metadata store's keys were re-sealed with a master key this lampi was not given (`lampi "
+                "master-key rotate`): restart it with the new master key first in LAMPI_MASTER_KEY or master_key_file")
+
+    def rotate_master(self) -> tuple[int, int]:
+        """Re-seal every row of the keys table sealed with another of the given master
+        keys with the first one, in one transaction: (rows re-sealed, rows in the table).
+        Idempotent (a row the first key opens is left alone). MasterKeyError, nothing
+        changed, when a row opens with none of the keys."""
+        keys = self.source.load_all()
+        if keys is None:
+            raise MasterKeyError("no master key given: set LAMPI_MASTER_KEY or master_key_file (--master-key-file) "
+                                 "to the new master key, then the old one (\"new,old\")")
+        first, others = keys[0], keys[1:]
+
+        def change(rows: list[tuple[str, int, str, str]]) -> list[tuple[str, int, str, str]]:
+            out = []
+            for ring, n, _kid, sealed in rows:
+                try:
+                    first.decrypt(sealed.encode())
+                    continue  # sealed with the first key already
+                except (InvalidToken, UnicodeError):
+                    pass
+                for key in others:
+                    try:
+                        plain = key.decrypt(sealed.encode())
+                        break
+                    except (InvalidToken, UnicodeError):
+                        continue
+                else:
+                    raise MasterKeyError(
+                        f"row {ring}-{n} of the keys table opens with none of the {len(keys)} master key(s) given: "
+                        "give the new master key first, then the one the keys are sealed with now; nothing changed")
+                out.append((ring, n, sealed, first.encrypt(plain).decode()))
+            return out
+
+        resealed, total = self.table.reseal_key_rows(change)
+        with self._lock:
+            self._master = None  # opened again at the next use
+        return resealed, total
+
+    def _imports(self, master: MultiFernet) -> list[tuple[str, int, str, str]]:
         """Rows for the key files of ``import_dir`` (keys/ of a store from before keys
         moved into the metadata store), numbers and ids kept: what they sealed still opens."""
         if self.import_dir is None:
@@ -567,11 +751,11 @@ class StoredKeys:
         return rows
 
     @staticmethod
-    def seal_key(ring: str, n: int, text: bytes, master: Fernet) -> str:
+    def seal_key(ring: str, n: int, text: bytes, master: Fernet | MultiFernet) -> str:
         return master.encrypt(json.dumps([ring, n, text.decode()]).encode()).decode()
 
     @staticmethod
-    def unseal_key(ring: str, n: int, sealed: str, master: Fernet) -> bytes:
+    def unseal_key(ring: str, n: int, sealed: str, master: Fernet | MultiFernet) -> bytes:
         try:
             got = json.loads(master.decrypt(sealed.encode()))
         except (InvalidToken, UnicodeError, ValueError):

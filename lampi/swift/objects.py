@@ -136,7 +136,7 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
     if request.method == "GET":
         # data encrypted at rest (S3 SSE, lampi.core.sse) is decrypted with the server's
         # keys; one encrypted with an S3 customer's key cannot be read here (400)
-        storage.data_key(rec.sysmeta)
+        await storage.data_key(rec.sysmeta)
     if large_objects.is_slo(rec) or large_objects.is_mpu(rec) or (large_objects.is_dlo(rec) and request.query.get("multipart-manifest") != "get"):
         return await large_objects.get(request, rec, headers)  # SLO / DLO: the concatenation
     try:

@@ -47,6 +47,7 @@ CALLS = {
     "kms rotate": ["k1"],
     "sse rotate-key": [],
     "token rotate-key": [],
+    "master-key rotate": [],
     "migrate": ["--to-data-dir", "copy"],
 }
 

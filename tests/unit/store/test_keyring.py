@@ -203,3 +203,74 @@ def test_store_keys_copy_into_another_key_dir(tmp_path):
     with pytest.raises(SealError):
         install_store_keys(other, keys)
     assert sorted(p.name for p in other.iterdir()) == ["fernet-0"]  # nothing written
+
+
+# -- from the event loop: a key ring never reads its source on the loop's thread ------------
+
+
+def test_request_paths_read_the_keys_table_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Tokens issued and validated, SSE data keys made and opened, KMS keys looked up, as
+    the request handlers ask (``lampi.core.identity``, ``lampi.core.storage``): every read
+    of the keys table (a real SQLite store with a master key; PostgreSQL's is the same
+    mixin) runs on a thread, never on the event loop's, and a key another gateway made
+    since is still found at once. A burst of tokens no key verifies reads the table a
+    few times, not once each."""
+    import asyncio
+    import threading
+
+    from lampi.core import sse
+    from lampi.core.tokens import TokenCodec, TokenError
+    from lampi.store import keyring
+    from lampi.store.keyring import MasterKeySource
+    from lampi.store.meta.factory import open_meta
+
+    source = MasterKeySource(value=Fernet.generate_key().decode())
+    meta = open_meta("", tmp_path, master_key=source)
+    other = open_meta("", tmp_path, master_key=source)  # another gateway over the same table
+    reads: list[str] = []
+    real = meta.key_rows
+
+    def key_rows(ring):  # noqa: ANN001, ANN202 - the real query, its thread noted
+        reads.append(threading.current_thread().name)
+        return real(ring)
+
+    monkeypatch.setattr(meta, "key_rows", key_rows)
+    codec = TokenCodec(meta.keys.ring("fernet"))  # start-up: reads here (no loop yet)
+    service = sse.KeyService(meta.keys)
+    monkeypatch.setattr(keyring, "FRESH", 0.0)  # every look at a primary goes to the table
+
+    async def main() -> None:
+        loop_thread = threading.current_thread().name
+        reads.clear()
+        args = {"user_id": "u", "project_id": "p", "roles": ("member",), "methods": ("password",), "ttl": 60}
+        tok, data = await codec.aissue(**args)
+        assert (await codec.adecode(tok)).audit_id == data.audit_id
+        # a token key made by another gateway: a token it signed validates here at once
+        theirs = TokenCodec(other.keys.ring("fernet"))
+        other.keys.ring("fernet").add_key()
+        tok2, _ = theirs.issue(**args)
+        assert (await codec.adecode(tok2)).user_id == "u"
+        # SSE-S3 and KMS data keys; a master key rotated by another gateway
+        key, meta1 = await service.anew_data_key(sse.Encryption(sse.SSE_S3))
+        assert await service.adata_key(meta1) == key
+        sse.KeyService(other.keys).kms_create("lab")
+        assert await service.akms_exists("lab") and not await service.akms_exists("nope")
+        key2, meta2 = sse.KeyService(other.keys).new_data_key(sse.Encryption(sse.SSE_KMS, "lab"))
+        assert await service.adata_key(meta2) == key2
+        sse.KeyService(other.keys).rotate_master()
+        key3, meta3 = sse.KeyService(other.keys).new_data_key(sse.Encryption(sse.SSE_S3))
+        assert await service.adata_key(meta3) == key3
+        assert reads and loop_thread not in reads, reads
+        # forged tokens (no key verifies them): each would make the ring look again
+        reads.clear()
+        forged = [Fernet(Fernet.generate_key()).encrypt(b"[]").decode().rstrip("=") for _ in range(40)]
+        results = await asyncio.gather(*(codec.adecode(f) for f in forged), return_exceptions=True)
+        assert all(isinstance(r, TokenError) for r in results)
+        assert 1 <= len(reads) <= 3, len(reads)
+        assert loop_thread not in reads
+
+    try:
+        asyncio.run(main())
+    finally:
+        asyncio.run(meta.close())
+        asyncio.run(other.close())

@@ -943,6 +943,44 @@ async def test_master_key_wrong_or_missing_is_refused(meta_backend):
         await asyncio.to_thread(bad.keys.check)
 
 
+async def test_master_key_rotation_reseals_every_row_in_one_transaction(meta_backend):
+    """``StoredKeys.rotate_master`` ("new,old"): every row the old key sealed is re-sealed
+    with the new one, what was sealed still opens, a second run re-seals nothing; a row
+    that opens with none of the keys refuses the whole rotation, nothing written."""
+    from cryptography.fernet import Fernet
+
+    from lampi.core.sse import Encryption, KeyService
+    from lampi.store.keyring import MasterKeyError
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    a = _master(meta_backend.open(), old)
+    await asyncio.to_thread(a.keys.check)
+    data_key, sysmeta = KeyService(a.keys).new_data_key(Encryption("AES256"))
+    kid, sealed = await asyncio.to_thread(a.keys.ring("credential").seal, b"hello")
+    table = await asyncio.to_thread(lambda: {r: a.key_rows(r) for r in a.key_rings()})
+    rows = sum(len(v) for v in table.values())
+    assert rows >= 3  # master check, sse, credential
+    b = _master(meta_backend.open(), f"{new},{old}")
+    assert await asyncio.to_thread(b.keys.rotate_master) == (rows, rows)
+    assert await asyncio.to_thread(b.keys.rotate_master) == (0, rows)  # idempotent
+    for ring in table:
+        for _n, _kid, s in await asyncio.to_thread(a.key_rows, ring):
+            Fernet(new.encode()).decrypt(s.encode())
+    c = _master(meta_backend.open(), new)  # the new key alone opens everything
+    assert KeyService(c.keys).data_key(sysmeta) == data_key
+    assert await asyncio.to_thread(c.keys.ring("credential").open, kid, sealed) == b"hello"
+    with pytest.raises(MasterKeyError, match="is not the master key"):
+        await asyncio.to_thread(_master(meta_backend.open(), old).keys.check)
+    # a row sealed with a third key: refused, nothing changed
+    third = Fernet(Fernet.generate_key())
+    await asyncio.to_thread(a.insert_key_rows, [("kms/odd", 0, "x", third.encrypt(b"[]").decode())])
+    before = await asyncio.to_thread(lambda: {r: a.key_rows(r) for r in a.key_rings()})
+    d = _master(meta_backend.open(), f"{Fernet.generate_key().decode()},{new}")
+    with pytest.raises(MasterKeyError, match="row kms/odd-0 .* opens with none"):
+        await asyncio.to_thread(d.keys.rotate_master)
+    assert await asyncio.to_thread(lambda: {r: a.key_rows(r) for r in a.key_rings()}) == before
+
+
 async def test_key_files_imported_into_a_fresh_table(meta_backend):
     """A store from before keys moved into the database: its keys/ files are copied into
     the table (same numbers, same ids) at the first use, so what they sealed still opens."""

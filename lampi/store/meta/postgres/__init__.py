@@ -12,6 +12,7 @@ credentials table's lock). Schema: ``schema`` (versioned; ``lampi db upgrade``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -94,7 +95,7 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         return await self._tx(lambda c: self._reseal_in(c, True))
 
     async def rotate_credential_key(self) -> SealReport:
-        self.credential_keys.add_key()
+        await asyncio.to_thread(self.credential_keys.add_key)  # a read and a write of the key source
         report = await self._tx(lambda c: self._reseal_in(c, False))
         removed = await self._tx(self._remove_unused_in)
         return SealReport(report.sealed, report.primary, report.unopenable, removed, report.scrubbed)

@@ -169,8 +169,11 @@ class SQLiteBase:
             raise
         return result
 
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T], frees: bool = False) -> T:
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T], frees: bool = False, queue: str | None = None) -> T:
         """Run ``fn`` in a write transaction; returns once it is committed (durable).
+
+        ``queue``: writers of the same queue (a container's objects) run one after the
+        other on PostgreSQL (see its ``_tx``); SQLite has one writer anyway.
 
         ``frees``: the transaction frees space (a delete): on a full disk it is run again,
         alone, after giving back a slice of the metadata reserve. Others then fail with

@@ -132,7 +132,7 @@ class CredentialsMixin(SQLiteBase):
         """Make a new primary key, re-seal every secret with it, then remove the key files
         no row needs any more. Safe beside a running server: workers meet the new key id
         and re-read ``keys/``; a credential made meanwhile is sealed with the new key."""
-        self.credential_keys.add_key()
+        await asyncio.to_thread(self.credential_keys.add_key)  # a read and a write of the key source
         report = await asyncio.to_thread(self._reseal, False)
         removed = await asyncio.to_thread(self._remove_unused_keys)
         return SealReport(report.sealed, report.primary, report.unopenable, removed, report.scrubbed)

@@ -11,6 +11,7 @@ never inside the caller's transaction.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lampi.store.keyring import FileKeys, KeyTable, MasterKeySource, StoredKeys
@@ -86,3 +87,16 @@ class KeysMixin(KeyTable):
         return self._sync_read(  # type: ignore[attr-defined]
             lambda c: [r[0] for r in c.execute(
             "SELECT DISTINCT ring FROM keys ORDER BY ring").fetchall()])
+
+    def reseal_key_rows(
+        self, change: Callable[[list[tuple[str, int, str, str]]], list[tuple[str, int, str, str]]]
+    ) -> tuple[int, int]:
+        def fn(c: Any) -> tuple[int, int]:
+            rows = [tuple(r) for r in c.execute("SELECT ring, n, kid, sealed FROM keys ORDER BY ring, n").fetchall()]
+            done = 0
+            for ring, n, old, new in change(rows):  # type: ignore[arg-type]
+                done += c.execute("UPDATE keys SET sealed = ? WHERE ring = ? AND n = ? AND sealed = ?",
+                                  (new, ring, n, old)).rowcount
+            return done, len(rows)
+
+        return self._sync_tx(fn)  # type: ignore[attr-defined,no-any-return]

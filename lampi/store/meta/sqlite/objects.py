@@ -80,7 +80,7 @@ class ObjectsMixin(SQLiteBase):
 
     async def put_object(self, record: ObjectRecord, cond: WriteCondition | None = None,
                          null_write: bool = False) -> list[str]:
-        return await self._tx(lambda c: self._put_row(c, record, cond, null_write))
+        return await self._tx(lambda c: self._put_row(c, record, cond, null_write), queue=record.container)
 
     @staticmethod
     def _values(record: ObjectRecord) -> tuple[Any, ...]:
@@ -287,7 +287,7 @@ class ObjectsMixin(SQLiteBase):
             self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
             return str(row[0])
 
-        return await self._tx(fn, frees=True)
+        return await self._tx(fn, frees=True, queue=container)
 
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
