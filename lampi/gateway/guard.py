@@ -65,6 +65,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from lampi import metrics
 from lampi.config import Settings
+from lampi.http import arrival
 from lampi.http.context import BODY_TIMEOUT, TRANS_ID
 from lampi.log import Throttle, scrub
 
@@ -248,7 +249,7 @@ class GuardedHandler(RequestHandler):
     body read seen waiting at the last sweep, since ``_g_body_wait_since``."""
 
     __slots__ = ("_g_server", "_g_head_since", "_g_head_got", "_g_busy", "_g_rx",
-                 "_g_body_waiter", "_g_body_wait_since", "_g_held", "_g_pass", "_g_last_body")
+                 "_g_body_waiter", "_g_body_wait_since", "_g_held", "_g_pass", "_g_last_body", "_g_arrival")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = self._loop.time()
@@ -262,6 +263,7 @@ class GuardedHandler(RequestHandler):
         self._g_held = b""  # the start of a head, held until the head is complete
         self._g_pass = False  # this head is too long to hold: feed it as it comes
         self._g_last_body: Any = None  # the body of the request handled last (lingering reads it)
+        self._g_arrival = arrival.now()  # stamp of the bytes received last (lampi.http.arrival)
         super().connection_made(transport)
         if self._g_server is not None:
             self._g_server.admit(self)
@@ -278,6 +280,9 @@ class GuardedHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._g_rx = now
+        # every byte of a request handled later arrived by now (aiohttp may parse
+        # buffered bytes later, e.g. behind a declined upgrade): lampi.http.arrival
+        self._g_arrival = arrival.now()
         awaiting = not self._g_busy and (self._request_count == 0 or (
             self._waiter is not None and not self._waiter.done()))
         if awaiting:
@@ -345,6 +350,9 @@ class GuardedHandler(RequestHandler):
         self._set_busy()
         if args:
             self._g_last_body = getattr(args[0], "content", None)
+            # taken when the request's last bytes (or later ones) were received, so
+            # never before its head was complete: lampi.http.arrival
+            args[0][arrival.ARRIVAL] = self._g_arrival
         try:
             return await super()._handle_request(*args, **kwargs)
         finally:

@@ -3,8 +3,10 @@
 Keys are Keystone EC2 credentials. What a key resolves to (credential, user, project,
 roles) is cached per worker and dropped whenever the store's identity generation moves
 (a counter bumped in the same transaction as any credential, user, project or role
-change, read per request without a thread hop), so a deleted key stops working at once
-on every worker. A key acts as its user in its project with that user's current roles.
+change, read without a thread hop by a read that began after the request arrived: the
+requests that arrived together share one, lampi.http.arrival), so a deleted key stops
+working at once on every worker. A key acts as its user in its project with that
+user's current roles.
 
 On a signature mismatch the error carries the canonical request and string to sign
 the server computed (as AWS does), so a proxy rewriting Host or the path shows up.
@@ -32,6 +34,7 @@ from aiohttp import web
 from lampi.core.authz import Principal
 from lampi.core.identity import implied_roles
 from lampi.core.models import Credential
+from lampi.http import arrival
 from lampi.http.context import IDENTITY
 from lampi.s3.errors import S3Error, access_denied, invalid_argument
 from lampi.s3.host import VHOST_BUCKET, host_candidates
@@ -176,6 +179,28 @@ class _KeyCache:
     def __init__(self) -> None:
         self.gen: int | None = None
         self.entries: dict[str, tuple[Credential, Principal]] = {}
+        self.latest = arrival.Latest()  # the generation as last read, for requests that arrived before
+
+
+def _generation(request: web.Request, meta, cache: _KeyCache):  # noqa: ANN001, ANN202
+    """The identity generation, as fresh as a read made now: the last one read, if that
+    read began after this request arrived (lampi.http.arrival: the requests that arrive
+    together share one read, instead of one query each, and a change committed before
+    a request arrived is still seen by it), else read anew. A coroutine for PostgreSQL."""
+    if cache.latest.usable(request):
+        return cache.latest.value
+    number = arrival.begin()
+    gen = meta.identity_generation()
+    if inspect.isawaitable(gen):
+        return _awaited(gen, number, cache)
+    cache.latest.record(number, gen)
+    return gen
+
+
+async def _awaited(gen, number: int, cache: _KeyCache) -> int:  # noqa: ANN001
+    value = await gen
+    cache.latest.record(number, value)
+    return value
 
 
 _KEY_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per metadata store
@@ -187,22 +212,24 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
     identity generation read *before* the reads, and stored only while the cache is still
     at that generation, so an entry is never older than the generation it is filed under.
     A change to any key, user, project or assignment empties the cache on the next request
-    of every worker. Refusals are not cached."""
+    to arrive at every worker (``_generation``). Refusals are not cached."""
     ident = request.app[IDENTITY]
     meta = ident.meta
     gen: int | None = None
     cache: _KeyCache | None = None
     if hasattr(meta, "identity_generation"):
+        cache = _KEY_CACHES.get(meta)
+        if cache is None:
+            cache = _KEY_CACHES[meta] = _KeyCache()
         try:
-            gen = meta.identity_generation()
-            if inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read per request
+            gen = _generation(request, meta, cache)
+            if inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read
                 gen = await gen
         except sqlite3.Error:
             gen = None  # busy: resolve without the cache
-        if gen is not None:
-            cache = _KEY_CACHES.get(meta)
-            if cache is None:
-                cache = _KEY_CACHES[meta] = _KeyCache()
+        if gen is None:
+            cache = None
+        else:
             if cache.gen != gen:
                 cache.entries.clear()
                 cache.gen = gen
