@@ -290,22 +290,19 @@ class Settings:
         """The console's URL, as the banner prints it ("" when it is off)."""
         if not self.console_port:
             return ""
-        host = self.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.console_port}"
+        return f"{self.scheme}://{self._url_host()}:{self.console_port}"
 
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
+        return f"{self.scheme}://{self._url_host()}:{self.port}"
+
+    def _url_host(self) -> str:
+        """The listening host as a URL's host: loopback for a wildcard, IPv6 bracketed."""
         host = self.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"[{host}]" if ":" in host else host
 
     @property
     def scheme(self) -> str:

@@ -384,15 +384,22 @@ class PGNode(Node):
 
 class CephNode(Node):
     """A one-node Ceph (monitor + BlueStore OSD) without radosgw, for ``--cluster`` when
-    ``--compare rgw`` does not start one to share."""
+    ``--compare rgw`` does not start one to share; RGWNode adds radosgw to it."""
 
     name = "ceph"
 
-    def __init__(self, work_dir: Path, bluestore_size: int) -> None:
-        super().__init__(work_dir, 0)
+    def __init__(self, work_dir: Path, bluestore_size: int, workers: int = 0) -> None:
+        super().__init__(work_dir, workers)
         self.bluestore_size = bluestore_size
         self.cluster: Any = None
         self._sessions: set[int] = set()
+
+    def _new_cluster(self) -> Any:
+        from lampi.testing import ceph
+
+        self.cluster = ceph.CephCluster("bluestore", root=self.work_dir / "ceph", bluestore_size=self.bluestore_size)
+        self.procs = self.cluster.procs  # the same list: pids, sessions and stop see every daemon
+        return self.cluster
 
     def start(self) -> None:
         from lampi.testing import ceph
@@ -400,10 +407,8 @@ class CephNode(Node):
         if not ceph.available():
             raise BenchError("--cluster needs Ceph's ceph-mon, ceph-osd and ceph (ceph-common), and python3-rados: "
                              "apt-get install --no-install-recommends ceph-mon ceph-osd ceph-common python3-rados")
-        self.cluster = ceph.CephCluster("bluestore", root=self.work_dir / "ceph", bluestore_size=self.bluestore_size)
-        self.procs = self.cluster.procs
         try:
-            self.cluster.start()
+            self._new_cluster().start()
         except RuntimeError as exc:
             raise BenchError(f"starting Ceph: {exc}") from None
 
@@ -411,9 +416,9 @@ class CephNode(Node):
         return self._sessions | super().sessions()
 
     def stop(self, grace: float = 15.0) -> None:
-        self._sessions |= super().sessions()
+        self._sessions |= super().sessions()  # the cluster's stop empties its list of daemons
         if self.cluster is not None:
-            self.cluster.stop()
+            self.cluster.stop()  # SIGKILL: a throw-away cluster, its directory removed
         super().stop(grace)
 
 
@@ -438,13 +443,11 @@ class ClusterNode(Node):
     def start(self) -> None:
         base = self.work_dir / self.name
         base.mkdir()
-        key = subprocess.run([sys.executable, "-m", "lampi", "master-key", "generate"], capture_output=True,
-                             text=True, timeout=120)
-        if key.returncode != 0:
-            raise BenchError(f"lampi master-key generate: {key.stderr.strip()}")
-        key_file = base / "master.key"
+        from cryptography.fernet import Fernet
+
+        key_file = base / "master.key"  # what `lampi master-key generate` prints
         key_file.touch(mode=0o600)
-        key_file.write_text(key.stdout.strip() + "\n")
+        key_file.write_bytes(Fernet.generate_key() + b"\n")
         try:
             self.ceph.create_pool(self.POOL, pgs=32)
         except RuntimeError as exc:
@@ -497,7 +500,7 @@ class ClusterNode(Node):
         return Credentials(url, "", "s3", access, secret, mirrors=self._mirrors(url))
 
 
-class RGWNode(Node):
+class RGWNode(CephNode):
     """One Ceph monitor, one OSD (BlueStore on a sparse file) and radosgw; a user with an
     S3 key pair and a Swift subuser (v1.0 auth)."""
 
@@ -505,11 +508,8 @@ class RGWNode(Node):
     USER, ACCESS, SECRET, SWIFT_KEY = "bench", "LAMPIBENCHRGW", "lampi-bench-rgw-secret", "lampi-bench-swift"
 
     def __init__(self, work_dir: Path, workers: int, bluestore_size: int = 20 * 1024**3) -> None:
-        super().__init__(work_dir, workers)
-        self.bluestore_size = bluestore_size
+        super().__init__(work_dir, bluestore_size, workers)
         self.version = ""
-        self.cluster: Any = None
-        self._sessions: set[int] = set()
 
     def start(self) -> None:
         from lampi.testing import ceph
@@ -520,13 +520,12 @@ class RGWNode(Node):
         self.version = subprocess.run(["radosgw", "--version"], capture_output=True,
                                       text=True).stdout.split(" (")[0].replace("ceph version ", "").strip()
         t0 = time.monotonic()
-        self.cluster = ceph.CephCluster("bluestore", root=self.work_dir / "ceph", bluestore_size=self.bluestore_size)
-        self.procs = self.cluster.procs  # the same list: pids, sessions and stop see every daemon
+        cluster = self._new_cluster()
         try:
-            self.cluster.start()
+            cluster.start()
             self.port = free_port()
-            self.cluster.start_rgw(self.port)
-            self.cluster.rgw_user(self.USER, self.ACCESS, self.SECRET, self.SWIFT_KEY)
+            cluster.start_rgw(self.port)
+            cluster.rgw_user(self.USER, self.ACCESS, self.SECRET, self.SWIFT_KEY)
         except RuntimeError as exc:
             raise BenchError(f"starting Ceph + radosgw: {exc}") from None
         self.startup_s = time.monotonic() - t0
@@ -538,12 +537,3 @@ class RGWNode(Node):
 
     def s3_credentials(self) -> Credentials:
         return Credentials(f"http://127.0.0.1:{self.port}", "", "s3", self.ACCESS, self.SECRET)
-
-    def sessions(self) -> set[int]:
-        return self._sessions | super().sessions()
-
-    def stop(self, grace: float = 15.0) -> None:
-        self._sessions |= super().sessions()  # the cluster's stop empties its list of daemons
-        if self.cluster is not None:
-            self.cluster.stop()  # SIGKILL: a throw-away cluster, its directory removed
-        super().stop(grace)

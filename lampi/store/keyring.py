@@ -329,25 +329,32 @@ class KeyRing(_Ring):
         """Write a new key as ``<prefix>-<n>``, durably (file and directory fsynced before
         anything is sealed with it); False when that name exists already (another
         process won the race: its key is used)."""
-        created = not self.key_dir.exists()
-        self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if created:
-            fsync_dir(self.key_dir.parent)
-        tmp = self.key_dir / f".{self.prefix}-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return _link_new_file(self.key_dir / f"{self.prefix}-{n}", Fernet.generate_key())
+
+
+def _link_new_file(path: Path, data: bytes) -> bool:
+    """Write ``data`` as ``path`` durably (0600 in a 0700 directory, file and directory
+    fsynced) and at once (a temp file linked into place); False, writing nothing, when
+    ``path`` exists already (another process won the race)."""
+    created = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if created:
+        fsync_dir(path.parent.parent)
+    tmp = path.parent / f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, self.key_dir / f"{self.prefix}-{n}")  # atomic: one process wins
-            except FileExistsError:
-                return False
-        finally:
-            os.unlink(tmp)
-        fsync_dir(self.key_dir)
-        return True
+            os.link(tmp, path)  # atomic: one process wins
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+    return True
 
 
 # -- keys kept in the metadata store, sealed with a master key ---------------------------
@@ -820,23 +827,7 @@ def install_store_keys(key_dir: Path, keys: dict[str, bytes]) -> int:
             raise SealError(f"{key_dir / rel} exists with another key: {key_dir} holds another store's keys")
     for rel, data in todo.items():
         path = key_dir / rel
-        created = not path.parent.exists()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if created:
-            fsync_dir(path.parent.parent)
-        tmp = path.parent / f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:  # made meanwhile: the same key, or refuse
-                if path.read_bytes().strip() != data.strip():
-                    raise SealError(f"{path} exists with another key") from None
-        finally:
-            os.unlink(tmp)
-        fsync_dir(path.parent)
+        # made meanwhile: the same key, or refuse
+        if not _link_new_file(path, data) and path.read_bytes().strip() != data.strip():
+            raise SealError(f"{path} exists with another key")
     return len(todo)

@@ -27,6 +27,7 @@ from tests.functional.test_shared_keys import (  # noqa: F401 (pg: the module fi
     _refused,
     generate_master_key,
     pg,
+    running_pair,
     s3,
     token,
     valid_on,
@@ -36,15 +37,8 @@ from tests.pgcluster import PGCluster
 
 @pytest.fixture(scope="module")
 def pair(pg: PGCluster, ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:  # noqa: F811
-    p = Pair(pg, ceph, tmp_path_factory.mktemp("master-rotation"))
-    try:
-        p.a.start()
-        p.b.start()
+    with running_pair(pg, ceph, tmp_path_factory.mktemp("master-rotation")) as p:
         yield p
-    finally:
-        for s in (p.a, p.b):
-            if s.proc is not None:
-                s.stop()
 
 
 def rows(url: str) -> dict[str, str]:

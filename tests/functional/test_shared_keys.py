@@ -9,6 +9,7 @@ or none, is refused with one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -54,9 +55,10 @@ class Pair:
                              extra_args=["--meta-url", self.url, *blobs, "--master-key-file", str(key_file)])
 
 
-@pytest.fixture(scope="module")
-def pair(pg: PGCluster, ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    p = Pair(pg, ceph, tmp_path_factory.mktemp("shared-keys"))
+@contextlib.contextmanager
+def running_pair(pg: PGCluster, ceph: Any, base: Path) -> Iterator[Pair]:
+    """Both gateways started, for the ``with`` block (a module fixture's body)."""
+    p = Pair(pg, ceph, base)
     try:
         p.a.start()
         p.b.start()
@@ -65,6 +67,12 @@ def pair(pg: PGCluster, ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         for s in (p.a, p.b):
             if s.proc is not None:
                 s.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(pg: PGCluster, ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    with running_pair(pg, ceph, tmp_path_factory.mktemp("shared-keys")) as p:
+        yield p
 
 
 def token(srv: LampiServer, rc: dict[str, str]) -> tuple[str, str]:
