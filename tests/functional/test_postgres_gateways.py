@@ -172,7 +172,10 @@ def test_newer_schema_and_unreachable_database_refused(cluster: PGCluster, tmp_p
 
 def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp_path: Path) -> None:
     """While the database is down requests are answered 503 (not 500, no worker lost);
-    once it is back the same gateway serves everything again."""
+    once it is back the same gateway serves everything again, within seconds however long
+    it was down: 20 s down, psycopg_pool's reconnect backoff (1, 2, 4, 8, 16 s) had its
+    next attempt up to 11 s after the database was back, and every request until then was a
+    503 (the next test's logins met it in CI)."""
     import requests
 
     url = cluster.create_db()
@@ -185,6 +188,7 @@ def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp
         conn.put_object("c", "before", contents=b"1")
         assert requests.get(f"{srv.url}/_lampi/ready", timeout=60).status_code == 200
         cluster.stop_server()
+        down = time.monotonic()
         try:
             statuses = {requests.get(f"{storage_url}/c/before", headers={"X-Auth-Token": token}, timeout=60).status_code
                         for _ in range(3)}
@@ -192,16 +196,19 @@ def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp
             for _ in range(3):  # readiness (issue 14), whichever worker answers
                 ready = requests.get(f"{srv.url}/_lampi/ready", timeout=60)
                 assert ready.status_code == 503 and "metadata store" in ready.text, ready.text
+            time.sleep(max(0.0, 16 - (time.monotonic() - down)))
         finally:
             cluster.start_server()
-        deadline = time.monotonic() + 60
+        back = time.monotonic()
         while True:  # the pools reconnect: every worker serves again
             codes = [requests.put(f"{storage_url}/c/after-{i}", data=b"2", headers={"X-Auth-Token": token},
                                   timeout=60).status_code for i in range(8)]
             if all(c == 201 for c in codes):
                 break
             assert set(codes) <= {201, 503}, codes
-            assert time.monotonic() < deadline, codes
+            # the pools' next connection attempt is at most ~2 s away (RECONNECT_GIVE_UP);
+            # the rest is room for a busy machine
+            assert time.monotonic() - back < 10, (codes, time.monotonic() - back)
             time.sleep(0.5)
         _, listing = conn.get_container("c")
         assert {o["name"] for o in listing} >= {"before", "after-0", "after-7"}

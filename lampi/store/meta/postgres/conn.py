@@ -48,6 +48,12 @@ log = logging.getLogger("lampi.store")
 
 POOL_SIZE = 16
 CONNECT_TIMEOUT = 5  # seconds to wait for a (new) database connection before answering 503
+# how long the pool keeps retrying one failed connection attempt (psycopg_pool's backoff:
+# 1 s, then doubling) before it gives up; the next request then starts a new attempt at
+# once. psycopg_pool's own default (5 min), or any long one, lets the backoff grow with an
+# outage: after 20 s down the next attempt came 8-16 s after the database was back, and
+# every request until then was a 503.
+RECONNECT_GIVE_UP = 2.0
 _RETRIES = 30
 _RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
 
@@ -183,7 +189,8 @@ class PGBase:
         # the database (down, restarting): short, then 503 (``_unavailable``)
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size,
                                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                                    configure=_serializable, open=True, timeout=CONNECT_TIMEOUT, reconnect_timeout=3600, name="lampi-meta")
+                                    configure=_serializable, open=True, timeout=CONNECT_TIMEOUT,
+                                    reconnect_timeout=RECONNECT_GIVE_UP, name="lampi-meta")
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
@@ -192,9 +199,18 @@ class PGBase:
 
     # -- running bodies ---------------------------------------------------------------
 
+    def _drop_broken(self) -> None:
+        """After a pooled connection turned out broken (the database restarted since it
+        was last used): test the pool's idle connections and drop every broken one, so
+        the retry does not meet the next of them (after a restart all are)."""
+        try:
+            self._pool.check()
+        except Exception:  # noqa: BLE001 - a check that fails leaves the retry to fail
+            log.debug("pool check failed", exc_info=True)
+
     def _call_read(self, fn: Callable[[Any], T]) -> T:
-        # reads are autocommit statements: after a broken pooled connection (the database
-        # restarted since it was last used: the pool drops it) once more on another
+        # reads are autocommit statements: after a broken pooled connection once more, on
+        # a connection that works
         for attempt in (0, 1):
             try:
                 with self._pool.connection() as conn:
@@ -204,6 +220,7 @@ class PGBase:
             except psycopg.OperationalError as exc:
                 if attempt:
                     raise _unavailable(exc) from exc
+                self._drop_broken()
         raise AssertionError("unreachable")
 
     def _call_tx(self, fn: Callable[[Any], T], queue: str | None = None) -> T:
@@ -238,6 +255,7 @@ class PGBase:
                         if started or reconnected:
                             raise
                         reconnected = True
+                        self._drop_broken()
                         continue
                     finally:
                         if queued:
