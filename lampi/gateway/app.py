@@ -55,6 +55,7 @@ from lampi.s3 import info as s3_info
 from lampi.s3 import router as s3_router
 from lampi.s3 import sigv4 as s3_sigv4
 from lampi.store.blob.base import BlobStore
+from lampi.store.meta import memo as meta_memo
 from lampi.store.meta.base import MetaStore
 from lampi.swift import handlers as swift
 from lampi.swift.errors import swift_error
@@ -85,7 +86,8 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
     resp: web.StreamResponse | None = None
     try:
         try:
-            resp = await handler(request)
+            with meta_memo.scope():  # the request's reads remembered (lampi.store.meta.memo)
+                resp = await handler(request)
         except web.HTTPException as exc:
             resp = exc
         except Exception:

@@ -104,7 +104,11 @@ async def check_upload(request: web.Request, project_id: str, container: CKey, n
     storage = request.app[STORAGE]
     c = await storage.by_key(container)
     policy_usage = None
-    if c is not None:  # per-policy account quotas count the usage of the container's policy
+    # per-policy account quotas count the usage of the container's policy: summed over
+    # the project's containers only when the account has one (the record is the one
+    # check_quota reads: remembered for the request, lampi.store.meta.memo)
+    if c is not None and any(k.startswith(("sys:quota-bytes-policy-", "sys:quota-count-policy-"))
+                             for k in (await storage.account(project_id)).meta):
         name = storage.policy_name(c.policy)
         _, objects_, bytes_ = (await storage.policy_stats(project_id)).get(name, (0, 0, 0))
         policy_usage = (name, objects_, bytes_)

@@ -40,6 +40,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lampi.core import errors
+from lampi.store.meta import memo
 from lampi.store.meta.postgres import schema
 from lampi.store.meta.postgres.dialect import plain_insert, translate
 
@@ -288,13 +289,17 @@ class PGBase:
         queue holds a pooled connection while waiting for the advisory lock: 16 waiting
         there at once took the whole pool, and requests needing any other query (a login,
         a key read) then got 503s after the pool's timeout."""
-        if queue is None:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn)
-        line = self._queues.get(queue)
-        if line is None:
-            line = self._queues[queue] = asyncio.Lock()
-        async with line:  # held by reference while in use; the weak map forgets idle queues
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn, queue)
+        memo.forget()  # the request's remembered reads (lampi.store.meta.memo): before and after
+        try:
+            if queue is None:
+                return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn)
+            line = self._queues.get(queue)
+            if line is None:
+                line = self._queues[queue] = asyncio.Lock()
+            async with line:  # held by reference while in use; the weak map forgets idle queues
+                return await asyncio.get_running_loop().run_in_executor(self._executor, self._call_tx, fn, queue)
+        finally:
+            memo.forget()
 
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         return self._executor.submit(self._call_read, fn).result()

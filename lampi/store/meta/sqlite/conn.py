@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lampi.store.meta import memo
 from lampi.store.meta.sqlite.schema import REVOKE_SCHEMA, SCHEMA, migrate
 from lampi.store.space import Reserve, insufficient, is_full
 
@@ -191,8 +192,12 @@ class SQLiteBase:
         """
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._start_writer()
-        self._wq.put((fn, fut, frees))
-        return await asyncio.wrap_future(fut)
+        memo.forget()  # the request's remembered reads (lampi.store.meta.memo): before and after
+        try:
+            self._wq.put((fn, fut, frees))
+            return await asyncio.wrap_future(fut)
+        finally:
+            memo.forget()
 
     _GROUP_MAX = 64
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from lampi.core import errors
 from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams
+from lampi.store.meta import memo
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch
 
@@ -27,7 +28,11 @@ class ContainersMixin(SQLiteBase):
                 raise errors.AccountNotFound()
             return Account(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5])
 
-        return await self._read(fn)
+        found = memo.get(("account", project_id))
+        if found is memo.MISS:
+            found = await self._read(fn)
+            memo.put(("account", project_id), found)
+        return found  # type: ignore[no-any-return]
 
     async def usage_by_project(self) -> list[tuple[str, int, int, int]]:
         def fn(c: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
@@ -133,7 +138,11 @@ class ContainersMixin(SQLiteBase):
             row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE ckey = ?", (key,)).fetchone()
             return None if row is None else self._container(row)
 
-        return await self._read(fn)
+        found = memo.get(("container", key))
+        if found is memo.MISS:
+            found = await self._read(fn)
+            memo.put(("container", key), found)
+        return found  # type: ignore[no-any-return]
 
     async def find_container(self, name: str, project_id: str | None) -> Container | None:
         def fn(c: sqlite3.Connection) -> Container | None:
@@ -144,7 +153,13 @@ class ContainersMixin(SQLiteBase):
                                 (project_id, name)).fetchone()
             return None if row is None else self._container(row)
 
-        return await self._read(fn)
+        found = memo.get(("named", name, project_id))
+        if found is memo.MISS:
+            found = await self._read(fn)
+            memo.put(("named", name, project_id), found)
+            if found is not None:
+                memo.put(("container", found.key), found)
+        return found  # type: ignore[no-any-return]
 
     async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
         def fn(c: sqlite3.Connection) -> dict[str | None, tuple[int, int, int]]:

@@ -13,6 +13,7 @@ from typing import Any
 from lampi.core import errors, objectlock
 from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition
 from lampi.core.versions import version_id
+from lampi.store.meta import memo
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch, raw_row
 
@@ -211,17 +212,20 @@ class ObjectsMixin(SQLiteBase):
 
     async def get_object(self, container: str, name: str, now: float) -> ObjectRecord | None:
         def fn(c: sqlite3.Connection) -> ObjectRecord | None:
-            rec = self._object(
+            return self._object(
                 c.execute(
                     f"SELECT {self._OCOLS} FROM objects WHERE container = ? AND name = ?",
                     (container, name),
                 ).fetchone()
             )
-            if rec is not None and rec.delete_at is not None and rec.delete_at <= now:
-                return None
-            return rec
 
-        return await self._read(fn)
+        rec = memo.get(("object", container, name))
+        if rec is memo.MISS:
+            rec = await self._read(fn)
+            memo.put(("object", container, name), rec)
+        if rec is not None and rec.delete_at is not None and rec.delete_at <= now:
+            return None
+        return rec  # type: ignore[no-any-return]
 
     async def objects_sysmeta(self, container: str, names: list[str], now: float) -> dict[str, dict[str, str]]:
         """System metadata of those of ``names`` that exist (and have not expired) in
