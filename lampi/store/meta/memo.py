@@ -31,11 +31,12 @@ MISS = object()
 
 
 class Memo:
-    __slots__ = ("closed", "values")
+    __slots__ = ("closed", "forgotten", "values")
 
     def __init__(self) -> None:
         self.values: dict[tuple[Any, ...], Any] = {}
         self.closed = False
+        self.forgotten = 0  # times forgotten: a read that began before the last time is not kept
 
 
 _current: ContextVar[Memo | None] = ContextVar("lampi_meta_memo", default=None)
@@ -54,17 +55,21 @@ def scope() -> Iterator[Memo]:
         _current.reset(token)
 
 
-def get(key: tuple[Any, ...]) -> Any:
-    """The value remembered under ``key``, else ``MISS``."""
+def get(key: tuple[Any, ...]) -> tuple[Any, int]:
+    """(the value remembered under ``key`` or ``MISS``, a mark to ``put`` a value read
+    now with)."""
     memo = _current.get()
     if memo is None:
-        return MISS
-    return memo.values.get(key, MISS)
+        return MISS, 0
+    return memo.values.get(key, MISS), memo.forgotten
 
 
-def put(key: tuple[Any, ...], value: Any) -> None:
+def put(key: tuple[Any, ...], value: Any, mark: int) -> None:
+    """Remember ``value``, read since ``get`` gave ``mark``, unless the memo was
+    forgotten meanwhile (a write of this request's, in a task of its own, may have
+    committed after the read's snapshot)."""
     memo = _current.get()
-    if memo is not None and not memo.closed:
+    if memo is not None and not memo.closed and memo.forgotten == mark:
         memo.values[key] = value
 
 
@@ -73,3 +78,4 @@ def forget() -> None:
     memo = _current.get()
     if memo is not None:
         memo.values.clear()
+        memo.forgotten += 1

@@ -184,3 +184,38 @@ async def test_nul_in_listing_bounds_compares_as_a_character(open_store) -> None
     assert await names(end_marker="b1x\0") == ["B2x", "a", "b1x"]
     assert await names(prefix="\0") == []
     assert await names(prefix="b\0") == []
+
+
+async def test_writes_in_one_line_share_a_transaction_and_a_failing_one_is_rolled_back_alone(open_store) -> None:  # noqa: ANN001
+    """Writes of one container's line that wait together run in one transaction (one
+    commit for many), each under a savepoint: a body that raises after writing is rolled
+    back alone, its caller gets its exception, the others commit (PGBase._tx)."""
+    store = open_store(pool_size=4)
+    await store._tx(lambda c: c.execute("CREATE TABLE batch_probe (k TEXT PRIMARY KEY, tx TEXT)"))
+
+    class Refused(Exception):
+        pass
+
+    def body(i: int):  # noqa: ANN202
+        def fn(c):  # noqa: ANN001, ANN202
+            tx = c.execute("SELECT txid_current()::text").fetchone()[0]
+            c.execute("INSERT INTO batch_probe (k, tx) VALUES (?, ?)", (f"k{i}", tx))
+            if i % 5 == 0:
+                raise Refused(i)
+            return i
+        return fn
+
+    results = await asyncio.gather(*(store._tx(body(i), queue="c") for i in range(40)), return_exceptions=True)
+    for i, r in enumerate(results):
+        if i % 5 == 0:
+            assert isinstance(r, Refused) and r.args == (i,)
+        else:
+            assert r == i
+    rows = await store._run(lambda c: c.execute("SELECT k, tx FROM batch_probe").fetchall())
+    assert sorted(k for k, _ in rows) == sorted(f"k{i}" for i in range(40) if i % 5)
+    assert len({tx for _, tx in rows}) <= 40 // 4, rows  # commits shared (one each before)
+    # a write alone in its line, and one outside any line, still work as before
+    assert await store._tx(body(1001), queue="c") == 1001
+    with pytest.raises(Refused):
+        await store._tx(body(1000))
+    assert await store._run(lambda c: c.execute("SELECT COUNT(*) FROM batch_probe WHERE k = 'k1000'").fetchone()[0]) == 0

@@ -219,10 +219,10 @@ class ObjectsMixin(SQLiteBase):
                 ).fetchone()
             )
 
-        rec = memo.get(("object", container, name))
+        rec, mark = memo.get(("object", container, name))
         if rec is memo.MISS:
             rec = await self._read(fn)
-            memo.put(("object", container, name), rec)
+            memo.put(("object", container, name), rec, mark)
         if rec is not None and rec.delete_at is not None and rec.delete_at <= now:
             return None
         return rec  # type: ignore[no-any-return]
