@@ -65,7 +65,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from lampi import metrics
 from lampi.config import Settings
-from lampi.http import arrival
+from lampi.store.meta import arrival
 from lampi.http.context import BODY_TIMEOUT, TRANS_ID
 from lampi.log import Throttle, scrub
 
@@ -263,7 +263,7 @@ class GuardedHandler(RequestHandler):
         self._g_held = b""  # the start of a head, held until the head is complete
         self._g_pass = False  # this head is too long to hold: feed it as it comes
         self._g_last_body: Any = None  # the body of the request handled last (lingering reads it)
-        self._g_arrival = arrival.now()  # stamp of the bytes received last (lampi.http.arrival)
+        self._g_arrival = arrival.now()  # stamp of the bytes received last (lampi.store.meta.arrival)
         super().connection_made(transport)
         if self._g_server is not None:
             self._g_server.admit(self)
@@ -281,7 +281,7 @@ class GuardedHandler(RequestHandler):
         now = self._loop.time()
         self._g_rx = now
         # every byte of a request handled later arrived by now (aiohttp may parse
-        # buffered bytes later, e.g. behind a declined upgrade): lampi.http.arrival
+        # buffered bytes later, e.g. behind a declined upgrade): lampi.store.meta.arrival
         self._g_arrival = arrival.now()
         awaiting = not self._g_busy and (self._request_count == 0 or (
             self._waiter is not None and not self._waiter.done()))
@@ -351,8 +351,9 @@ class GuardedHandler(RequestHandler):
         if args:
             self._g_last_body = getattr(args[0], "content", None)
             # taken when the request's last bytes (or later ones) were received, so
-            # never before its head was complete: lampi.http.arrival
+            # never before its head was complete: lampi.store.meta.arrival
             args[0][arrival.ARRIVAL] = self._g_arrival
+            arrival.set_stamp(self._g_arrival)  # this task handles this request only (aiohttp)
         try:
             return await super()._handle_request(*args, **kwargs)
         finally:

@@ -4,7 +4,7 @@ Keys are Keystone EC2 credentials. What a key resolves to (credential, user, pro
 roles) is cached per worker and dropped whenever the store's identity generation moves
 (a counter bumped in the same transaction as any credential, user, project or role
 change, read without a thread hop by a read that began after the request arrived: the
-requests that arrived together share one, lampi.http.arrival), so a deleted key stops
+requests that arrived together share one, lampi.store.meta.arrival), so a deleted key stops
 working at once on every worker. A key acts as its user in its project with that
 user's current roles.
 
@@ -34,7 +34,7 @@ from aiohttp import web
 from lampi.core.authz import Principal
 from lampi.core.identity import implied_roles
 from lampi.core.models import Credential
-from lampi.http import arrival
+from lampi.store.meta import arrival
 from lampi.http.context import IDENTITY
 from lampi.s3.errors import S3Error, access_denied, invalid_argument
 from lampi.s3.host import VHOST_BUCKET, host_candidates
@@ -184,7 +184,7 @@ class _KeyCache:
 
 def _generation(request: web.Request, meta, cache: _KeyCache):  # noqa: ANN001, ANN202
     """The identity generation, as fresh as a read made now: the last one read, if that
-    read began after this request arrived (lampi.http.arrival: the requests that arrive
+    read began after this request arrived (lampi.store.meta.arrival: the requests that arrive
     together share one read, instead of one query each, and a change committed before
     a request arrived is still seen by it), else read anew. A coroutine for PostgreSQL."""
     if cache.latest.usable(request):

@@ -73,7 +73,7 @@ def _pipelined(server, keys: dict[str, str], n: int) -> list[int]:  # noqa: ANN0
 
 def test_identity_change_reaches_kept_alive_and_pipelined_requests(fresh_server) -> None:  # noqa: ANN001
     """Requests that arrive together share one read of the identity generation
-    (lampi.http.arrival); a request arriving after a change, on a connection kept alive
+    (lampi.store.meta.arrival); a request arriving after a change, on a connection kept alive
     or pipelined behind others, must still see it."""
     fresh_server.start()  # one worker: every request below meets the same key cache
     name = "p" + uuid.uuid4().hex[:10]

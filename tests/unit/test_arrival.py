@@ -1,4 +1,4 @@
-"""Fresh reads shared by the requests that arrived before them (lampi.http.arrival),
+"""Fresh reads shared by the requests that arrived before them (lampi.store.meta.arrival),
 through lampi's own protocol (lampi.gateway.guard) on a real socket: the heads that
 arrive together are stamped alike and share one read; a request that arrives after a
 read never uses it."""
@@ -11,7 +11,7 @@ import socket
 from aiohttp import web
 
 from lampi.gateway.guard import GuardedRunner, Limits
-from lampi.http import arrival
+from lampi.store.meta import arrival
 
 
 def _responses(sock: socket.socket, n: int) -> list[bytes]:

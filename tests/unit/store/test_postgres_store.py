@@ -219,3 +219,41 @@ async def test_writes_in_one_line_share_a_transaction_and_a_failing_one_is_rolle
     with pytest.raises(Refused):
         await store._tx(body(1000))
     assert await store._run(lambda c: c.execute("SELECT COUNT(*) FROM batch_probe WHERE k = 'k1000'").fetchone()[0]) == 0
+
+
+async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_store, monkeypatch) -> None:  # noqa: ANN001
+    """The revocation check (one row read per request with a token) is shared: a request
+    uses the last read if it began after the request arrived (lampi.store.meta.arrival),
+    so a revocation committed before a request arrived, on any gateway, is still seen."""
+    from lampi.store.meta import arrival
+
+    here, there = open_store(), open_store()  # two gateways
+    reads = [0]
+    real = here._run
+
+    async def counting(fn):  # noqa: ANN001, ANN202
+        reads[0] += 1
+        return await real(fn)
+
+    monkeypatch.setattr(here, "_run", counting)
+
+    async def request(stamp: int) -> set[str]:  # a request handled in a task of its own, stamped
+        async def handle() -> set[str]:
+            arrival.set_stamp(stamp)
+            return await here.revoked_tokens()
+        return await asyncio.create_task(handle())
+
+    early = arrival.now()
+    assert await request(early) == set()
+    assert reads[0] == 1
+    assert await request(early) == set()  # arrived before that read began: shared
+    assert await asyncio.gather(*(request(early) for _ in range(8))) == [set()] * 8
+    assert reads[0] == 1
+    await there.revoke_token("gone", time.time() + 600)  # revoked through the other gateway
+    late = arrival.now()  # a request arriving after the revocation committed
+    assert await request(late) == {"gone"}
+    assert reads[0] == 2
+    assert await request(late) == {"gone"}
+    assert reads[0] == 2
+    assert await here.revoked_tokens() == {"gone"}  # unstamped (no request): always read
+    assert reads[0] == 3

@@ -39,7 +39,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lampi.core import errors
-from lampi.store.meta import memo
+from lampi.store.meta import arrival, memo
 from lampi.store.meta.postgres import schema
 from lampi.store.meta.postgres.dialect import plain_insert, translate
 
@@ -214,6 +214,7 @@ class PGBase:
         self._revoked: set[str] = set()
         self._revoke_version: int | None = None
         self._revoke_lock = threading.Lock()
+        self._revoke_latest = arrival.Latest()  # the last revocation read begun, for requests that arrived before
         self._waiting: dict[str, list[tuple[Callable[[Any], Any], asyncio.Future[Any]]]] = {}
         self._drains: set[asyncio.Future[None]] = set()
 

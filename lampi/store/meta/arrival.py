@@ -14,16 +14,32 @@ connection last arrived before the request is handled (lampi.gateway.guard): at 
 after its head was complete. A result read under a number greater than a request's
 stamp began after that request arrived (``Latest.usable``). A request without a stamp
 (a server without lampi's protocol) shares nothing and reads anew.
+
+The stamp is kept on the request (``ARRIVAL``, for the protocol front-ends) and in the
+request's task (``stamp``, for the stores: the PostgreSQL store's token revocation
+check, read per request with a token, is shared so).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 ARRIVAL = "lampi.arrival"  # request key: fresh reads begun before the request's head was complete (or later)
 
 _begun = 0  # fresh reads begun in this process (one event loop per worker)
+_stamp: ContextVar[int | None] = ContextVar("lampi_arrival", default=None)
+
+
+def set_stamp(number: int) -> None:
+    """Stamp the request handled in this task (lampi.gateway.guard)."""
+    _stamp.set(number)
+
+
+def stamp() -> int | None:
+    """The stamp of the request handled in this task (None: not stamped)."""
+    return _stamp.get()
 
 
 def now() -> int:
@@ -49,7 +65,10 @@ class Latest:
 
     def usable(self, request: Mapping[str, Any]) -> bool:
         """Did the read behind ``value`` begin after ``request`` arrived?"""
-        stamp = request.get(ARRIVAL)
+        return self.fresh_for(request.get(ARRIVAL))
+
+    def fresh_for(self, stamp: int | None) -> bool:
+        """Did the read behind ``value`` begin after a request stamped ``stamp`` arrived?"""
         return stamp is not None and self.number > stamp
 
     def record(self, number: int, value: Any) -> None:
