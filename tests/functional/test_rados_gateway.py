@@ -119,6 +119,34 @@ def test_swift_small_and_striped_objects(swift: Any, pool: Pool, rados_server: t
     assert set(pool.objects()) == before  # every stripe of both gone
 
 
+def _maps_librados(pid: int) -> bool:
+    return "librados" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_supervisor_never_loads_librados_its_workers_do(swift: Any, rados_server: tuple[LampiServer, str]) -> None:
+    """The supervisor of a 2-worker gateway clears interrupted uploads from the pool in a
+    child of its own (lampi.gateway.server._clear_partials_apart) and never loads librados:
+    workers forked from a process that had used it read large objects ~10x slower (a 256
+    MiB GET 0.85-5 s against 0.35-0.55 s, docs/benchmarks.md, session 6). Its workers,
+    which serve the pool, do."""
+    srv = rados_server[0]
+    c = "fork-" + uuid.uuid4().hex[:8]
+    swift.put_container(c)
+    data = payload(9 * 1024 * 1024, seed=7)  # three stripes
+    swift.put_object(c, "o", contents=data)
+    import requests
+
+    url, token = swift.get_auth()
+    for _ in range(4):  # a new connection each: served by either worker
+        resp = requests.get(f"{url}/{c}/o", headers={"X-Auth-Token": token, "Connection": "close"}, timeout=120)
+        assert resp.status_code == 200 and resp.content == data
+    assert srv.proc is not None
+    assert not _maps_librados(srv.proc.pid)
+    workers = [int(p) for p in Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    assert any(_maps_librados(w) for w in workers)
+
+
 def test_s3_put_ranged_get_delete_and_multipart(s3: Any, pool: Pool) -> None:
     b = "rados-" + uuid.uuid4().hex[:8]
     s3.create_bucket(Bucket=b)
