@@ -263,14 +263,34 @@ def test_missing_bytes_are_a_503_before_any_header(swift: Any, s3: Any, pool: Po
     assert set(pool.objects()) == before
 
 
-def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def own_ceph() -> Iterator[Any]:
+    """A one-node Ceph of this test's own: it stops the OSD (SIGSTOP), which must not
+    touch the session's Ceph. In one CI run the session's OSD, paused so after the
+    gateway-kill tests had SIGKILLed clients with ops in flight, never served a read
+    again (28 ops blocked for minutes), and every later test on it failed."""
+    from lampi.testing import ceph as ceph_cluster
+
+    cluster = ceph_cluster.CephCluster("memstore")
+    cluster.start()
+    try:
+        cluster.create_pool(CEPH_POOL)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, own_ceph: Any, tmp_path: Path) -> None:
     """Requests do not wait for ever on a stuck OSD: after rados_osd_op_timeout (lampi sets
-    30 s unless ceph.conf sets one; 3 s here) a 503, and full service once it is back."""
+    30 s unless ceph.conf sets one; 3 s here) a 503, and full service once it is back.
+    (``ceph``: the session's, only so that this test is skipped or failed as the others
+    when Ceph is missing.)"""
     import os
     import signal
 
     import requests
 
+    ceph = own_ceph
     conf = tmp_path / "ceph.conf"
     conf.write_text(ceph.conf.read_text().replace("[global]\n", "[global]\nrados osd op timeout = 3\n", 1))
     url = f"rados://{CEPH_POOL}?conf={conf}&id=admin&namespace={uuid.uuid4().hex}"
