@@ -9,6 +9,7 @@ data in memory (``memstore``) unless ``LAMPI_TEST_CEPH_STORE=bluestore``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -35,6 +36,14 @@ def ceph() -> Iterator[ceph_cluster.CephCluster]:
         radosbind.load()
     except (radosbind.RadosUnavailable, ImportError) as exc:
         ceph_missing(str(exc))
+    with running_ceph() as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def running_ceph() -> Iterator[ceph_cluster.CephCluster]:
+    """A one-node Ceph with the tests' pool, stopped at the end (the session's ``ceph``,
+    or one a test has to itself)."""
     cluster = ceph_cluster.CephCluster(os.environ.get("LAMPI_TEST_CEPH_STORE", "memstore"))
     cluster.start()
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CEPH_POOL
+from tests.conftest import CEPH_POOL, running_ceph
 from tests.functional.conftest import LampiServer, free_port, lampi_cmd
 
 MiB = 1024 * 1024
@@ -269,15 +269,8 @@ def own_ceph() -> Iterator[Any]:
     touch the session's Ceph. In one CI run the session's OSD, paused so after the
     gateway-kill tests had SIGKILLed clients with ops in flight, never served a read
     again (28 ops blocked for minutes), and every later test on it failed."""
-    from lampi.testing import ceph as ceph_cluster
-
-    cluster = ceph_cluster.CephCluster("memstore")
-    cluster.start()
-    try:
-        cluster.create_pool(CEPH_POOL)
+    with running_ceph() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, own_ceph: Any, tmp_path: Path) -> None:
