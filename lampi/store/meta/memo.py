@@ -22,21 +22,25 @@ outliving the request reads anew.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from lampi.store.meta import arrival
 
 MISS = object()
 
 
 class Memo:
-    __slots__ = ("closed", "forgotten", "values")
+    __slots__ = ("after", "closed", "forgotten", "values")
 
     def __init__(self) -> None:
         self.values: dict[tuple[Any, ...], Any] = {}
         self.closed = False
         self.forgotten = 0  # times forgotten: a read that began before the last time is not kept
+        self.after = 0  # fresh reads begun when the request's last write ended (Shared)
 
 
 _current: ContextVar[Memo | None] = ContextVar("lampi_meta_memo", default=None)
@@ -79,3 +83,67 @@ def forget() -> None:
     if memo is not None:
         memo.values.clear()
         memo.forgotten += 1
+        memo.after = arrival.now()
+
+
+class Shared:
+    """Reads that the requests of one process share (the PostgreSQL store's container and
+    account records: at 16 concurrent requests into one container, each request's
+    look-up of it was a round trip of its own).
+
+    A request may use a read that *began after it arrived* (lampi.store.meta.arrival) and
+    after its own last write ended (``Memo.after``): such a read sees every change
+    committed before the request arrived, on any gateway, as one the request would make
+    itself. So a read of a key is numbered when it begins; a request uses the latest
+    result if its number is greater than the request's stamp, else joins a read of the
+    key in flight that began late enough, else starts one. A request without a stamp
+    (no lampi protocol, a background pass, an admin command) or outside a memo scope
+    reads anew."""
+
+    MAX = 1024  # keys remembered; past that all are dropped (old results are useless soon)
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self._flying: dict[tuple[Any, ...], tuple[int, asyncio.Future[Any]]] = {}
+
+    async def read(self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], since: int) -> Any:
+        got = self._latest.get(key)
+        if got is not None and got[0] > since:
+            return got[1]
+        flying = self._flying.get(key)
+        if flying is not None and flying[0] > since:
+            return await asyncio.shield(flying[1])
+        number = arrival.begin()
+        task = asyncio.ensure_future(load())  # a task: a requester cancelled does not cancel the others' read
+        self._flying[key] = (number, task)
+        try:
+            value = await asyncio.shield(task)
+        finally:
+            if self._flying.get(key, (0, None))[1] is task:
+                del self._flying[key]
+            if not task.done():
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if len(self._latest) >= self.MAX:
+            self._latest.clear()
+        if number > self._latest.get(key, (0, None))[0]:
+            self._latest[key] = (number, value)
+        return value
+
+
+async def read(key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], shared: Shared | None = None) -> Any:
+    """The record under ``key``: remembered by the request, else read by ``load`` (with
+    ``shared``, a read other requests of the process may share, see ``Shared``)."""
+    memo = _current.get()
+    if memo is None:
+        return await load()
+    value = memo.values.get(key, MISS)
+    if value is not MISS:
+        return value
+    mark = memo.forgotten
+    stamp = arrival.stamp()
+    if shared is not None and stamp is not None:
+        value = await shared.read(key, load, max(stamp, memo.after))
+    else:
+        value = await load()
+    put(key, value, mark)
+    return value

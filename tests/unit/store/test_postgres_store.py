@@ -188,8 +188,9 @@ async def test_nul_in_listing_bounds_compares_as_a_character(open_store) -> None
 
 async def test_writes_in_one_line_share_a_transaction_and_a_failing_one_is_rolled_back_alone(open_store) -> None:  # noqa: ANN001
     """Writes of one container's line that wait together run in one transaction (one
-    commit for many), each under a savepoint: a body that raises after writing is rolled
-    back alone, its caller gets its exception, the others commit (PGBase._tx)."""
+    commit for many): a body that raises after writing is rolled back alone (the batch
+    rolled back and run again, each body under a savepoint), its caller gets its
+    exception, the others commit (PGBase._tx)."""
     store = open_store(pool_size=4)
     await store._tx(lambda c: c.execute("CREATE TABLE batch_probe (k TEXT PRIMARY KEY, tx TEXT)"))
 
@@ -219,6 +220,104 @@ async def test_writes_in_one_line_share_a_transaction_and_a_failing_one_is_rolle
     with pytest.raises(Refused):
         await store._tx(body(1000))
     assert await store._run(lambda c: c.execute("SELECT COUNT(*) FROM batch_probe WHERE k = 'k1000'").fetchone()[0]) == 0
+
+
+async def test_object_put_and_delete_are_one_statement_each_unless_object_lock_decides(
+        open_store, monkeypatch) -> None:  # noqa: ANN001
+    """An unversioned PUT or DELETE is one statement in its transaction (the schema's
+    lampi_put_object / lampi_delete_object) with the shared bodies' results: counters,
+    the released blob; an object that may be under object lock goes the shared way."""
+    from dataclasses import replace
+
+    from lampi.core import errors, objectlock
+
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {}, time.time())
+    counting = _Counting(monkeypatch)
+    first = rec("c", "o", size=10)
+    assert await store.put_object(first) == []
+    assert counting.n == 1
+    second = rec("c", "o", size=7)
+    assert await store.put_object(second) == [first.blob_id]  # the replaced object's blob
+    other = rec("c", "p", size=5)
+    assert await store.put_object(other) == []
+    assert counting.n == 3
+    cont, acct = await store.get_container("c"), await store.get_account(p.id)
+    assert (cont.object_count, cont.bytes_used, acct.object_count, acct.bytes_used) == (2, 12, 2, 12)
+    counting.n = 0
+    assert await store.delete_object("c", "o", if_blob=first.blob_id) is None  # not that blob any more
+    assert await store.delete_object("c", "o") == second.blob_id
+    assert await store.delete_object("c", "o") is None
+    assert counting.n == 3
+    cont = await store.get_container("c")
+    assert (cont.object_count, cont.bytes_used) == (1, 5)
+    with pytest.raises(errors.ContainerNotFound):
+        await store.put_object(rec("nope", "o"))
+    # under a retention: the shared bodies refuse (and the fast statements wrote nothing)
+    locked = replace(rec("c", "l", size=4), sysmeta={objectlock.MODE_KEY: "COMPLIANCE",
+                                                      objectlock.UNTIL_KEY: objectlock.iso(time.time() + 3600)})
+    await store.put_object(locked)
+    counting.n = 0
+    with pytest.raises(errors.ObjectLocked):
+        await store.put_object(rec("c", "l"))
+    with pytest.raises(errors.ObjectLocked):
+        await store.delete_object("c", "l")
+    assert counting.n > 2  # the shared bodies' statements ran after the function declined
+    assert (await store.get_object("c", "l", time.time())).blob_id == locked.blob_id
+    cont = await store.get_container("c")
+    assert (cont.object_count, cont.bytes_used) == (2, 9)
+
+
+async def test_container_and_account_reads_shared_by_requests_that_arrived_before_them(
+        open_store, monkeypatch) -> None:  # noqa: ANN001
+    """Requests of one process share container and account reads that began after they
+    arrived (lampi.store.meta.memo.Shared): 16 at once make one read; a change committed
+    through another gateway before a request arrived is seen; so is the request's own
+    write, and a request without a stamp or a memo scope reads for itself."""
+    from lampi.store.meta import arrival, memo
+
+    here, there = open_store(), open_store()  # two gateways
+    p = await there.create_project(Project(uuid.uuid4().hex, "p", (await there.create_domain(Domain("d", "D"))).id))
+    await there.create_container(p.id, "c", {"x-container-read": "a"}, time.time())
+    reads = [0]
+    real = here._read
+
+    async def counting(fn):  # noqa: ANN001, ANN202
+        reads[0] += 1
+        await asyncio.sleep(0.01)  # a slow round trip: the others arrive meanwhile
+        return await real(fn)
+
+    monkeypatch.setattr(here, "_read", counting)
+
+    async def request(stamp: int | None, then=None):  # noqa: ANN001, ANN202
+        async def handle():  # noqa: ANN202
+            if stamp is not None:
+                arrival.set_stamp(stamp)
+            with memo.scope():
+                if then is not None:
+                    await then()
+                return await here.find_container("c", p.id), await here.get_account(p.id)
+        return await asyncio.create_task(handle())
+
+    early = arrival.now()
+    got = await asyncio.gather(*(request(early) for _ in range(16)))
+    assert reads[0] == 2 and {g[0].meta["x-container-read"] for g in got} == {"a"}
+    assert await request(early) == got[0]  # arrived before those reads began: shared
+    assert reads[0] == 2
+    await there.update_container_meta("c", {"x-container-read": "b"}, time.time())
+    late = arrival.now()  # arrived after the change committed: reads anew
+    cont, _ = await request(late)
+    assert cont.meta["x-container-read"] == "b" and reads[0] == 4
+    await there.update_container_meta("c", {"x-container-read": "c"}, time.time())
+    cont, _ = await request(None)  # not stamped: its own read
+    assert cont.meta["x-container-read"] == "c" and reads[0] == 6
+
+    async def own_write() -> None:  # the request writes, then reads: after its write
+        await here.put_object(rec("c", "o", size=5))
+
+    cont, acct = await request(arrival.now(), own_write)
+    assert (cont.object_count, acct.bytes_used) == (1, 5)
 
 
 async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_store, monkeypatch) -> None:  # noqa: ANN001

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lampi.core import errors
+from lampi.core.models import ObjectRecord, WriteCondition
 from lampi.store.keyring import SealError
 from lampi.store.meta import arrival
 from lampi.store.meta.base import SealReport
@@ -52,6 +54,40 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         if pool_size is not None:
             kw["pool_size"] = pool_size
         PGBase.__init__(self, url, data_dir, **kw)
+
+    # -- object writes: the common case in one statement -------------------------------
+
+    def _put_row(self, c: Any, record: ObjectRecord, cond: WriteCondition | None = None,
+                 null_write: bool = False) -> list[str]:
+        """The shared body (ObjectsMixin._put_row), an unversioned write with no condition
+        as one call of ``lampi_put_object`` (schema version 3): one round trip in the
+        container's write transaction instead of six. The function writes nothing and
+        answers NULL where the shared body must decide (object lock, an S3 null version
+        replaced), which then runs in the same transaction."""
+        if cond is None and record.version_id is None:
+            values = self._values(record)[:12]
+            used = self._stored_size(record.size, values[11])
+            done = c.execute("SELECT lampi_put_object(" + ", ".join("?" * 14) + ")",
+                             (*values, used, null_write)).fetchone()[0]
+            if done == "/no-container":
+                raise errors.ContainerNotFound()
+            if done is not None:
+                return [done] if done else []
+        return super()._put_row(c, record, cond, null_write)
+
+    def _delete_row(self, c: Any, container: str, name: str, if_blob: str | None = None,
+                    bypass_governance: bool = False) -> str | None:
+        """The shared body (ObjectsMixin._delete_row) as one call of
+        ``lampi_delete_object``, unless the object may be under object lock (then the
+        shared body runs, in the same transaction)."""
+        done = c.execute("SELECT lampi_delete_object(?, ?, ?)", (container, name, if_blob)).fetchone()[0]
+        if done == "/no-container":
+            raise errors.ContainerNotFound()
+        if done == "/none":
+            return None
+        if done is not None:
+            return str(done)
+        return super()._delete_row(c, container, name, if_blob, bypass_governance)
 
     # -- token revocations -------------------------------------------------------------
 

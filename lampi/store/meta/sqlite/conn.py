@@ -34,6 +34,10 @@ RESERVE_CHECK_INTERVAL = 2.0  # seconds between the writer thread's looks at the
 
 
 class SQLiteBase:
+    # reads requests may share (lampi.store.meta.memo.Shared): none here, a SQLite read
+    # costs less than the sharing; the PostgreSQL store shares container and account reads
+    _shared: Any = None
+
     def __init__(self, path: str | Path, durable: bool = True) -> None:
         """``durable=False`` (``lampi serve --ephemeral``): ``synchronous=OFF``, no fsync
         per commit; a crash may lose the last transactions (of a throw-away store)."""

@@ -28,11 +28,7 @@ class ContainersMixin(SQLiteBase):
                 raise errors.AccountNotFound()
             return Account(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5])
 
-        found, mark = memo.get(("account", project_id))
-        if found is memo.MISS:
-            found = await self._read(fn)
-            memo.put(("account", project_id), found, mark)
-        return found  # type: ignore[no-any-return]
+        return await memo.read(("account", project_id), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
     async def usage_by_project(self) -> list[tuple[str, int, int, int]]:
         def fn(c: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
@@ -138,11 +134,7 @@ class ContainersMixin(SQLiteBase):
             row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE ckey = ?", (key,)).fetchone()
             return None if row is None else self._container(row)
 
-        found, mark = memo.get(("container", key))
-        if found is memo.MISS:
-            found = await self._read(fn)
-            memo.put(("container", key), found, mark)
-        return found  # type: ignore[no-any-return]
+        return await memo.read(("container", key), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
     async def find_container(self, name: str, project_id: str | None) -> Container | None:
         def fn(c: sqlite3.Connection) -> Container | None:
@@ -153,12 +145,10 @@ class ContainersMixin(SQLiteBase):
                                 (project_id, name)).fetchone()
             return None if row is None else self._container(row)
 
-        found, mark = memo.get(("named", name, project_id))
-        if found is memo.MISS:
-            found = await self._read(fn)
-            memo.put(("named", name, project_id), found, mark)
-            if found is not None:
-                memo.put(("container", found.key), found, mark)
+        _, mark = memo.get(("container", None))
+        found = await memo.read(("named", name, project_id), lambda: self._read(fn), self._shared)
+        if found is not None:
+            memo.put(("container", found.key), found, mark)
         return found  # type: ignore[no-any-return]
 
     async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:

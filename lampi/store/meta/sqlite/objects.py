@@ -273,25 +273,29 @@ class ObjectsMixin(SQLiteBase):
 
     async def delete_object(self, container: str, name: str, if_blob: str | None = None,
                             bypass_governance: bool = False) -> str | None:
-        def fn(c: sqlite3.Connection) -> str | None:
-            row = c.execute("SELECT version_id, sysmeta FROM objects WHERE container = ? AND name = ?",
-                            (container, name)).fetchone()
-            if row is not None and row[0] is None:  # it owns its blob: object lock permitting
-                self._check_lock(row[1], time.time(), bypass_governance)
-            row = c.execute(
-                "DELETE FROM objects WHERE container = ? AND name = ? AND (? IS NULL OR blob_id = ?) "
-                "RETURNING blob_id, size, manifest, version_id",
-                (container, name, if_blob, if_blob),
-            ).fetchone()
-            if row is None:
-                return None
-            if row[3] is not None:  # pointed at a version, which keeps the blob
-                self._adjust(c, container, -1, 0)
-                return ""
-            self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
-            return str(row[0])
+        return await self._tx(lambda c: self._delete_row(c, container, name, if_blob, bypass_governance),
+                              frees=True, queue=container)
 
-        return await self._tx(fn, frees=True, queue=container)
+    def _delete_row(self, c: sqlite3.Connection, container: str, name: str, if_blob: str | None = None,
+                    bypass_governance: bool = False) -> str | None:
+        """delete_object's transaction body: the blob released ("" for a current object
+        pointing at a version, which keeps it), None when there was no such object."""
+        row = c.execute("SELECT version_id, sysmeta FROM objects WHERE container = ? AND name = ?",
+                        (container, name)).fetchone()
+        if row is not None and row[0] is None:  # it owns its blob: object lock permitting
+            self._check_lock(row[1], time.time(), bypass_governance)
+        row = c.execute(
+            "DELETE FROM objects WHERE container = ? AND name = ? AND (? IS NULL OR blob_id = ?) "
+            "RETURNING blob_id, size, manifest, version_id",
+            (container, name, if_blob, if_blob),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[3] is not None:  # pointed at a version, which keeps the blob
+            self._adjust(c, container, -1, 0)
+            return ""
+        self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
+        return str(row[0])
 
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
