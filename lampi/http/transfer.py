@@ -65,7 +65,9 @@ async def open_blob(
     if path is None:
         if rec.size == 0 or length == 0 or rec.manifest is not None or sse.is_encrypted(rec.sysmeta):
             return None
-        it = blobs.read(rec.blob_id, offset, length)
+        # the length known (a stored object's blob holds its size): a small object's
+        # read need not look the blob's size up (RadosBlobStore.read)
+        it = blobs.read(rec.blob_id, offset, rec.size - offset if length is None else length)
         try:
             first = await anext(it, b"")
         except FileNotFoundError:

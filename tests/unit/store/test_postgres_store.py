@@ -328,13 +328,13 @@ async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_st
 
     here, there = open_store(), open_store()  # two gateways
     reads = [0]
-    real = here._run
+    real = here._read
 
     async def counting(fn):  # noqa: ANN001, ANN202
         reads[0] += 1
         return await real(fn)
 
-    monkeypatch.setattr(here, "_run", counting)
+    monkeypatch.setattr(here, "_read", counting)
 
     async def request(stamp: int) -> set[str]:  # a request handled in a task of its own, stamped
         async def handle() -> set[str]:

@@ -222,3 +222,35 @@ def test_blob_url_setting(tmp_path: Path) -> None:
         load_settings({"storage_policies": f"a={url},b={url}"}, environ={})
     (spec,) = [p for p in load_settings({"storage_policies": f"a,b={url}"}, environ={}).policies() if p.url]
     assert spec.name == "b" and spec.url == url and not spec.in_data_dir
+
+
+async def test_a_range_within_the_first_stripe_is_one_read(store: RadosBlobStore, monkeypatch) -> None:  # noqa: ANN001
+    """A range within the head that comes back whole needs no look-up of the blob's mark
+    (a small object's GET: one RADOS read); a range past the blob's end, or a blob of
+    several stripes, still goes by the mark, and a read past the end is empty (librados'
+    binding hands a read of 0 bytes its whole unfilled buffer)."""
+    heads = [0]
+    real = store._head
+
+    def counting(blob_id: str):  # noqa: ANN202
+        heads[0] += 1
+        return real(blob_id)
+
+    monkeypatch.setattr(store, "_head", counting)
+    small = payload(1000)
+    blob = await put(store, small)
+    assert await read_all(store, blob, 0, 1000) == small
+    assert await read_all(store, blob, 10, 90) == small[10:100]
+    assert heads[0] == 0
+    assert await read_all(store, blob, 990, 50) == small[990:]  # past the end: by the mark
+    assert await read_all(store, blob, 1000, 10) == b""
+    assert await read_all(store, blob, 0, None) == small  # the length unknown: by the mark
+    assert heads[0] == 3
+    big = payload(store.stripe_size * 2 + 5)
+    blob = await put(store, big)
+    assert await read_all(store, blob, 0, len(big)) == big  # beyond the first stripe
+    assert await read_all(store, blob, 3, store.stripe_size - 3) == big[3:store.stripe_size]
+    assert heads[0] == 4
+    await store.delete(blob)
+    with pytest.raises(FileNotFoundError):
+        await read_all(store, blob, 0, 10)

@@ -119,7 +119,7 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
             return self._revoked
 
         number = arrival.begin()
-        revoked = await self._run(fn)
+        revoked = await self._read(fn)
         self._revoke_latest.record(number, None)
         return revoked
 
@@ -130,7 +130,7 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         project and assignment write), read per S3 request: a key deleted or a user
         disabled through any gateway or admin command is refused by every gateway at
         once. One indexed row; still one read instead of the four the key cache saves."""
-        return await self._run(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0])
+        return await self._read(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0])
 
     # -- EC2 secrets: sealing older rows, rotation ----------------------------------------
 
