@@ -321,18 +321,19 @@ class Storage:
                 ts += 0.00001
         raise errors.Conflict("version exists")
 
-    async def _release(self, blob_id: str) -> None:
-        await self.release_blob(blob_id)
+    async def _release(self, blob_id: str, parts: bool = True, size: int | None = None) -> None:
+        await self.release_blob(blob_id, parts, size)
 
-    async def release_blob(self, blob_id: str) -> None:
+    async def release_blob(self, blob_id: str, parts: bool = True, size: int | None = None) -> None:
         """Delete a blob no object refers to any more (replaced, deleted, expired) and,
-        when it was an S3 multipart manifest's body, the part blobs it owned."""
+        when it was an S3 multipart manifest's body, the part blobs it owned (``parts``
+        False: the caller knows it was not, a plain object's bytes; a look-up saved)."""
         if not blob_id:  # a delete marker or a current object pointing at a version
             return
         try:
-            for part in await self.meta.release_manifest(blob_id):
+            for part in (await self.meta.release_manifest(blob_id) if parts else ()):
                 await self.blobs.delete(part)
-            await self.blobs.delete(blob_id)
+            await self.blobs.delete(blob_id, size)
         except Exception:  # an orphan is harmless; fsck collects it
             log.warning("could not delete replaced blob %s", blob_id, exc_info=True)
 
@@ -441,7 +442,11 @@ class Storage:
             if blob_id:
                 await self._release(blob_id)  # it had expired: reclaim, still a 404
             raise errors.ObjectNotFound()
-        await self._release(blob_id)
+        # the record read before: a plain object's blob owns no parts (only an S3 multipart
+        # manifest's body does), and holds the object's size (unless encrypted)
+        plain = rec.blob_id == blob_id and rec.manifest is None
+        await self._release(blob_id, parts=not plain,
+                            size=rec.size if plain and not sse.is_encrypted(rec.sysmeta) else None)
 
     # -- object versions (lampi/core/versions.py) --------------------------------------
 

@@ -325,7 +325,7 @@ class FSBlobStore:
         finally:
             fh.close()
 
-    async def delete(self, blob_id: str) -> None:
+    async def delete(self, blob_id: str, size: int | None = None) -> None:
         try:
             await asyncio.to_thread(os.unlink, self.blob_path(blob_id))
         except FileNotFoundError:

@@ -55,7 +55,7 @@ class MemoryBlobStore:
         for i in range(offset, end, READ_CHUNK):
             yield data[i : min(end, i + READ_CHUNK)]
 
-    async def delete(self, blob_id: str) -> None:
+    async def delete(self, blob_id: str, size: int | None = None) -> None:
         self.blobs.pop(blob_id, None)
 
     def iter_blobs(self) -> Iterator[tuple[str, int, float]]:

@@ -113,9 +113,9 @@ class PolicyBlobStore:
         store, inner = self._route(blob_id)
         return store.local_path(inner)
 
-    async def delete(self, blob_id: str) -> None:
+    async def delete(self, blob_id: str, size: int | None = None) -> None:
         store, inner = self._route(blob_id)
-        await store.delete(inner)
+        await store.delete(inner, size)
 
     def release(self, blob_id: str) -> None:
         store, inner = self._route(blob_id)

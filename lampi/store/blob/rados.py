@@ -339,10 +339,10 @@ class RadosBlobStore:
             else:
                 fut.set_result(data if data is not None else rv)
 
-        def done(comp: Any, data: Any = None) -> None:  # on a librados thread
+        def done(comp: Any, *data: Any) -> None:  # on a librados thread
             rv = comp.get_return_value()
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(settle, rv, data)
+                loop.call_soon_threadsafe(settle, rv, data[0] if data else None)  # aio_stat: (size, mtime)
 
         start(done)
         return fut
@@ -493,7 +493,21 @@ class RadosBlobStore:
                 if not fut.done():
                     fut.cancel()
 
-    async def delete(self, blob_id: str) -> None:
+    async def delete(self, blob_id: str, size: int | None = None) -> None:
+        if size is not None and 0 < size < self.stripe_size:
+            # the blob's size known (a deleted object's, from its metadata): a head holding
+            # all of it, less than a stripe, is the whole blob, one RADOS object (a head
+            # leading other stripes holds exactly one stripe; the stripe size is the
+            # store's, not a setting); removed without looking up its mark (a thread hop
+            # saved). Otherwise, or if it is gone, as below.
+            io = self._io()
+            try:
+                held = await self._aio(lambda cb: io.aio_stat(blob_id, oncomplete=cb))
+            except FileNotFoundError:
+                held = None
+            if held == size:
+                await self._remove(blob_id)
+                return
         head = await asyncio.to_thread(self._head, blob_id)
         if head is None:
             await self._remove(blob_id)  # a partial's head, if any, still goes

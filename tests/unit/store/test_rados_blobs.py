@@ -254,3 +254,27 @@ async def test_a_range_within_the_first_stripe_is_one_read(store: RadosBlobStore
     await store.delete(blob)
     with pytest.raises(FileNotFoundError):
         await read_all(store, blob, 0, 10)
+
+
+async def test_a_delete_with_the_size_known_removes_a_one_object_blob_without_its_mark(
+        store: RadosBlobStore, monkeypatch) -> None:  # noqa: ANN001
+    """``delete(blob_id, size)``: a head holding the whole blob is removed without looking
+    its mark up; a size that does not match (a blob of several stripes, a wrong size)
+    goes by the mark and still removes every stripe."""
+    heads = [0]
+    real = store._head
+
+    def counting(blob_id: str):  # noqa: ANN202
+        heads[0] += 1
+        return real(blob_id)
+
+    monkeypatch.setattr(store, "_head", counting)
+    small = await put(store, payload(1000))
+    await store.delete(small, 1000)
+    assert heads[0] == 0 and small not in objects(store)
+    await store.delete(small, 1000)  # gone already: fine (by the mark)
+    assert heads[0] == 1
+    big = await put(store, payload(STRIPE * 2 + 5))
+    await store.delete(big, STRIPE)  # wrong: the head holds one stripe of three
+    assert heads[0] == 2
+    assert not [k for k in objects(store) if k.startswith(big)]
