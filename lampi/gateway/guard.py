@@ -352,7 +352,6 @@ class GuardedHandler(RequestHandler):
             self._g_last_body = getattr(args[0], "content", None)
             # taken when the request's last bytes (or later ones) were received, so
             # never before its head was complete: lampi.store.meta.arrival
-            args[0][arrival.ARRIVAL] = self._g_arrival
             arrival.set_stamp(self._g_arrival)  # this task handles this request only (aiohttp)
         try:
             return await super()._handle_request(*args, **kwargs)

@@ -187,7 +187,7 @@ def _generation(request: web.Request, meta, cache: _KeyCache):  # noqa: ANN001, 
     read began after this request arrived (lampi.store.meta.arrival: the requests that arrive
     together share one read, instead of one query each, and a change committed before
     a request arrived is still seen by it), else read anew. A coroutine for PostgreSQL."""
-    if cache.latest.usable(request):
+    if cache.latest.fresh_for(arrival.stamp()):
         return cache.latest.value
     number = arrival.begin()
     gen = meta.identity_generation()

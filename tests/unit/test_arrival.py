@@ -38,7 +38,7 @@ def test_requests_that_arrive_together_share_a_read_later_ones_read_anew() -> No
     reads: list[int] = []
 
     async def handler(request: web.Request) -> web.Response:
-        if not latest.usable(request):
+        if not latest.fresh_for(arrival.stamp()):
             number = arrival.begin()
             reads.append(number)
             latest.record(number, f"read {len(reads)}")
@@ -76,11 +76,11 @@ def test_requests_that_arrive_together_share_a_read_later_ones_read_anew() -> No
 def test_unstamped_requests_share_nothing() -> None:
     latest = arrival.Latest()
     latest.record(arrival.begin(), "v")
-    assert not latest.usable({})  # no lampi protocol: no stamp, read anew
+    assert not latest.fresh_for(None)  # no lampi protocol: no stamp, read anew
     stamp = arrival.now()
-    assert not latest.usable({arrival.ARRIVAL: stamp})  # the read began before the request arrived
+    assert not latest.fresh_for(stamp)  # the read began before the request arrived
     latest.record(arrival.begin(), "w")
-    assert latest.usable({arrival.ARRIVAL: stamp}) and latest.value == "w"
+    assert latest.fresh_for(stamp) and latest.value == "w"
     older = latest.number - 1
     latest.record(older, "x")  # an earlier-begun read finishing late does not replace a later one
     assert latest.value == "w"

@@ -15,18 +15,15 @@ after its head was complete. A result read under a number greater than a request
 stamp began after that request arrived (``Latest.usable``). A request without a stamp
 (a server without lampi's protocol) shares nothing and reads anew.
 
-The stamp is kept on the request (``ARRIVAL``, for the protocol front-ends) and in the
-request's task (``stamp``, for the stores: the PostgreSQL store's token revocation
-check, read per request with a token, is shared so).
+The stamp is kept in the request's task (``stamp``, a ``contextvars`` variable): the S3
+key cache, the PostgreSQL store's token revocation check and its container, account
+and quota reads (lampi.store.meta.memo.Shared) are shared so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
-
-ARRIVAL = "lampi.arrival"  # request key: fresh reads begun before the request's head was complete (or later)
 
 _begun = 0  # fresh reads begun in this process (one event loop per worker)
 _stamp: ContextVar[int | None] = ContextVar("lampi_arrival", default=None)
@@ -62,10 +59,6 @@ class Latest:
     def __init__(self) -> None:
         self.number = 0
         self.value: Any = None
-
-    def usable(self, request: Mapping[str, Any]) -> bool:
-        """Did the read behind ``value`` begin after ``request`` arrived?"""
-        return self.fresh_for(request.get(ARRIVAL))
 
     def fresh_for(self, stamp: int | None) -> bool:
         """Did the read behind ``value`` begin after a request stamped ``stamp`` arrived?"""
