@@ -263,6 +263,8 @@ async def test_object_put_and_delete_are_one_statement_each_unless_object_lock_d
         await store.put_object(rec("c", "l"))
     with pytest.raises(errors.ObjectLocked):
         await store.delete_object("c", "l")
+    with pytest.raises(errors.ObjectLocked):  # the lock is checked first, whatever the blob (as the shared body)
+        await store.delete_object("c", "l", if_blob="0" * 32)
     assert counting.n > 2  # the shared bodies' statements ran after the function declined
     assert (await store.get_object("c", "l", time.time())).blob_id == locked.blob_id
     cont = await store.get_container("c")

@@ -226,8 +226,9 @@ BEGIN
         AND (version_id IS NOT NULL OR strpos(sysmeta, '"s3-l') = 0)
         RETURNING blob_id, size, manifest, version_id INTO gone;
     IF NOT FOUND THEN
+        -- one that may be locked (whatever its blob: the shared body checks the lock first)
         IF EXISTS (SELECT 1 FROM objects WHERE container = p_container AND name = p_name
-                   AND (p_if_blob IS NULL OR blob_id = p_if_blob)) THEN
+                   AND version_id IS NULL AND strpos(sysmeta, '"s3-l') > 0) THEN
             RETURN NULL;
         END IF;
         RETURN '/none';
