@@ -358,3 +358,19 @@ async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_st
     assert reads[0] == 2
     assert await here.revoked_tokens() == {"gone"}  # unstamped (no request): always read
     assert reads[0] == 3
+
+
+async def test_point_reads_on_the_loop_survive_a_statement_error_and_a_restarted_connection(open_store) -> None:  # noqa: ANN001
+    """``_read`` (the event loop's connections, postgres/conn.py _LoopReads): a statement's
+    own error reaches the caller and leaves the connections usable; a connection the
+    server closed is dropped and the read made once more on a new one."""
+    import psycopg
+
+    store = open_store()
+    assert await store._read(lambda c: c.execute("SELECT 41 + 1").fetchone()[0]) == 42
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await store._read(lambda c: c.execute("SELECT 1 / 0").fetchone())
+    pid = await store._read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+    await store._run(lambda c: c.execute("SELECT pg_terminate_backend(?)", (pid,)).fetchone())
+    assert await store._read(lambda c: c.execute("SELECT 6 * 7").fetchone()[0]) == 42
+    assert await store._read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0]) != pid

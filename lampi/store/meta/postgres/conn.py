@@ -287,7 +287,10 @@ class _LoopReads:
                         raise _unavailable(exc) from exc
                     continue
                 except psycopg.Error:
-                    self.idle.append(conn)  # type: ignore[arg-type]  # autocommit: still usable
+                    if conn is not None and not conn.closed and not conn.broken:
+                        self.idle.append(conn)  # the statement's own error; in autocommit still usable
+                    else:
+                        _finish(conn)
                     raise
                 except BaseException:  # cancelled mid-statement: the connection's state is unknown
                     _finish(conn)
