@@ -224,11 +224,8 @@ def test_blob_url_setting(tmp_path: Path) -> None:
     assert spec.name == "b" and spec.url == url and not spec.in_data_dir
 
 
-async def test_a_range_within_the_first_stripe_is_one_read(store: RadosBlobStore, monkeypatch) -> None:  # noqa: ANN001
-    """A range within the head that comes back whole needs no look-up of the blob's mark
-    (a small object's GET: one RADOS read); a range past the blob's end, or a blob of
-    several stripes, still goes by the mark, and a read past the end is empty (librados'
-    binding hands a read of 0 bytes its whole unfilled buffer)."""
+def count_heads(store: RadosBlobStore, monkeypatch) -> list[int]:  # noqa: ANN001
+    """Counts the look-ups of blobs' commit marks (``_head``) from now on: ``[n]``."""
     heads = [0]
     real = store._head
 
@@ -237,6 +234,15 @@ async def test_a_range_within_the_first_stripe_is_one_read(store: RadosBlobStore
         return real(blob_id)
 
     monkeypatch.setattr(store, "_head", counting)
+    return heads
+
+
+async def test_a_range_within_the_first_stripe_is_one_read(store: RadosBlobStore, monkeypatch) -> None:  # noqa: ANN001
+    """A range within the head that comes back whole needs no look-up of the blob's mark
+    (a small object's GET: one RADOS read); a range past the blob's end, or a blob of
+    several stripes, still goes by the mark, and a read past the end is empty (librados'
+    binding hands a read of 0 bytes its whole unfilled buffer)."""
+    heads = count_heads(store, monkeypatch)
     small = payload(1000)
     blob = await put(store, small)
     assert await read_all(store, blob, 0, 1000) == small
@@ -261,14 +267,7 @@ async def test_a_delete_with_the_size_known_removes_a_one_object_blob_without_it
     """``delete(blob_id, size)``: a head holding the whole blob is removed without looking
     its mark up; a size that does not match (a blob of several stripes, a wrong size)
     goes by the mark and still removes every stripe."""
-    heads = [0]
-    real = store._head
-
-    def counting(blob_id: str):  # noqa: ANN202
-        heads[0] += 1
-        return real(blob_id)
-
-    monkeypatch.setattr(store, "_head", counting)
+    heads = count_heads(store, monkeypatch)
     small = await put(store, payload(1000))
     await store.delete(small, 1000)
     assert heads[0] == 0 and small not in objects(store)
