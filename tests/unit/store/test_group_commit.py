@@ -88,3 +88,41 @@ async def test_point_reads_on_the_loop_see_commits_and_fall_back_when_busy(tmp_p
         assert (await meta.get_project_quota("p1"))["bytes"] == 7 and len(on_thread) == 1
     finally:
         await meta.close()
+
+
+async def test_the_workers_writers_take_turns_on_a_lock_file(tmp_path) -> None:  # noqa: ANN001
+    """Each worker's writer takes its turn on an flock of ``meta.db.writers`` (private to
+    the service user) around its transaction: while one writes, another worker's writer
+    waits in the kernel (woken as soon as the turn is free) rather than in SQLite's busy
+    handler's sleeps, which let the writer holding the database take every turn."""
+    import fcntl
+    import os
+
+    meta = SQLiteMetaStore(tmp_path / "meta.db")
+    try:
+        await meta.create_domain(Domain("default", "Default"))
+        turn_file = tmp_path / "meta.db.writers"
+        assert turn_file.exists() and (turn_file.stat().st_mode & 0o777) == 0o600
+        taken, inside, gate = threading.Event(), threading.Event(), threading.Event()
+
+        def hold(c: sqlite3.Connection) -> None:
+            inside.set()
+            assert gate.wait(10)
+
+        fut = asyncio.ensure_future(meta._tx(hold))
+        assert await asyncio.to_thread(inside.wait, 10)
+        probe = os.open(turn_file, os.O_RDWR)  # another worker's open of the file
+        try:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                taken.set()  # the writer holds its turn while its transaction runs
+            gate.set()
+            await fut
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again after the commit
+        finally:
+            os.close(probe)
+        assert taken.is_set()
+    finally:
+        gate.set()
+        await meta.close()
