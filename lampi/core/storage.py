@@ -162,13 +162,14 @@ class Storage:
             project_id, name, meta, timestamp or time.time(), key=self.container_key(project_id, name),
             global_names=not self.per_project, policy=policy)
 
-    async def lookup(self, project_id: str | None, name: str) -> Container | None:
+    async def lookup(self, project_id: str | None, name: str, obj: str | None = None) -> Container | None:
         """The container ``name`` means to account ``project_id``: that project's in the
         per-project namespace (None: no project, nothing found), the one of that name
-        whoever owns it in the global namespace (the caller checks the owner)."""
+        whoever owns it in the global namespace (the caller checks the owner). ``obj``:
+        the object of it the request reads next (GET, HEAD), a hint for the store."""
         if self.per_project:
-            return None if project_id is None else await self.meta.find_container(name, project_id)
-        return await self.meta.find_container(name, None)
+            return None if project_id is None else await self.meta.find_container(name, project_id, obj)
+        return await self.meta.find_container(name, None, obj)
 
     async def container(self, project_id: str, name: str) -> Container:
         """The container ``name`` of account ``project_id`` (ContainerNotFound unless it

@@ -61,7 +61,9 @@ class S3Request:
     async def lookup(self) -> Container | None:
         """The request's bucket (no access check)."""
         if self.resolved is None:
-            self.resolved = await self.storage.lookup(self.scope, self.bucket)
+            # a GET or HEAD of an object: its record is read with the bucket's (a hint)
+            obj = self.key if self.key and self.request.method in ("GET", "HEAD") else None
+            self.resolved = await self.storage.lookup(self.scope, self.bucket, obj)
         return self.resolved
 
     @property

@@ -167,7 +167,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             # the global namespace (Allas): a container name means the same container
             # from every account, so /v1/AUTH_<B>/<A's container> is A's container, with
             # A's ACLs deciding (creating one of a taken name stays a 409)
-            found = await request.app[STORAGE].lookup(project_id, container)
+            # a GET or HEAD of an object: its record is read with the container's (a hint)
+            found = await request.app[STORAGE].lookup(project_id, container,
+                                                      obj if method in ("GET", "HEAD") else None)
             if found is not None and found.project_id != project_id:
                 project_id = found.project_id
                 account = account_name(project_id)

@@ -123,9 +123,10 @@ class MetaStore(Protocol):
         ...
 
     async def get_container(self, key: CKey) -> Container | None: ...
-    async def find_container(self, name: str, project_id: str | None) -> Container | None:
+    async def find_container(self, name: str, project_id: str | None, obj: str | None = None) -> Container | None:
         """The container ``name`` of ``project_id``; with None, of whichever project has it
-        (global namespace)."""
+        (global namespace). ``obj``: a hint that the request reads that object next (a
+        store may read its record now, for the request's ``get_object``)."""
         ...
 
     async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:

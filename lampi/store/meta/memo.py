@@ -59,6 +59,12 @@ def scope() -> Iterator[Memo]:
         _current.reset(token)
 
 
+def active() -> bool:
+    """Whether reads are remembered here (a request's scope)."""
+    memo = _current.get()
+    return memo is not None and not memo.closed
+
+
 def get(key: tuple[Any, ...]) -> tuple[Any, int]:
     """(the value remembered under ``key`` or ``MISS``, a mark to ``put`` a value read
     now with)."""
@@ -147,3 +153,14 @@ async def read(key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], shared:
         value = await load()
     put(key, value, mark)
     return value
+
+
+async def shared(key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], shared: Shared) -> Any:
+    """A read other requests of the process may share (``Shared``), not remembered by the
+    request: a generation row read again by each check (revocations, identity). Without a
+    stamp (no request) read anew."""
+    stamp = arrival.stamp()
+    if stamp is None:
+        return await load()
+    memo = _current.get()
+    return await shared.read(key, load, stamp if memo is None else max(stamp, memo.after))

@@ -5,6 +5,7 @@ concurrent writers on several store instances, the versioned schema."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -322,6 +323,49 @@ async def test_container_and_account_reads_shared_by_requests_that_arrived_befor
     assert (cont.object_count, acct.bytes_used) == (1, 5)
 
 
+async def test_object_read_with_its_container_in_one_statement(open_store, monkeypatch) -> None:  # noqa: ANN001
+    """A GET or HEAD of an object names it when the container is looked up
+    (``find_container(..., obj)``): the container and the object are read in one
+    statement and the request's ``get_object`` reads nothing more. A missing object, a
+    missing container and an expired object read as they would apart; outside a request
+    (no memo scope) the hint is ignored."""
+    from lampi.store.meta import arrival, memo
+
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {"x-container-read": "a"}, time.time())
+    await store.put_object(rec("c", "o", size=5))
+    await store.put_object(dataclasses.replace(rec("c", "gone", size=1), delete_at=int(time.time()) - 10))
+    statements = []
+    real = store._read_rows
+
+    async def counting(sql, args):  # noqa: ANN001, ANN202
+        statements.append(sql)
+        return await real(sql, args)
+
+    monkeypatch.setattr(store, "_read_rows", counting)
+
+    async def request(container: str, obj: str):  # noqa: ANN202
+        async def handle():  # noqa: ANN202
+            arrival.set_stamp(arrival.now())
+            with memo.scope():
+                c = await store.find_container(container, p.id, obj)
+                return c, (None if c is None else await store.get_object(c.key, obj, time.time()))
+        return await asyncio.create_task(handle())
+
+    c, o = await request("c", "o")
+    assert c.meta == {"x-container-read": "a"} and (o.name, o.size) == ("o", 5)
+    assert len(statements) == 1 and "JOIN" in statements[0]
+    c, o = await request("c", "missing")
+    assert c.name == "c" and o is None and len(statements) == 2
+    c, o = await request("c", "gone")
+    assert c.name == "c" and o is None and len(statements) == 3  # expired: as get_object alone
+    c, o = await request("nope", "o")
+    assert c is None and len(statements) == 4
+    c = await store.find_container("c", p.id, "o")  # no request: the container alone
+    assert c.name == "c" and len(statements) == 5 and "JOIN" not in statements[-1]
+
+
 async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_store, monkeypatch) -> None:  # noqa: ANN001
     """The revocation check (one row read per request with a token) is shared: a request
     uses the last read if it began after the request arrived (lampi.store.meta.arrival),
@@ -368,6 +412,13 @@ async def test_point_reads_on_the_loop_survive_a_statement_error_and_a_restarted
 
     store = open_store()
     assert await store._read(lambda c: c.execute("SELECT 41 + 1").fetchone()[0]) == 42
+    # one statement text, parameters of other types each time (prepared per type): the
+    # values come back as a cursor gives them
+    for arg in (None, 7, 2**40, "x", b"\x00b", 1.5, True):
+        def body(c, arg=arg):  # noqa: ANN001, ANN202
+            return c.execute("SELECT ?::text, ?::text IS NULL, ?", (arg, arg, arg)).fetchone()
+        got = await store._read(body)
+        assert got == await store._run(body) and got[1] is (arg is None) and got[2] == arg, (arg, got)
     with pytest.raises(psycopg.errors.DivisionByZero):
         await store._read(lambda c: c.execute("SELECT 1 / 0").fetchone())
     pid = await store._read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])

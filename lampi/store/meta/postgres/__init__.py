@@ -21,7 +21,7 @@ from typing import Any
 from lampi.core import errors
 from lampi.core.models import ObjectRecord, WriteCondition
 from lampi.store.keyring import SealError
-from lampi.store.meta import arrival
+from lampi.store.meta import arrival, memo
 from lampi.store.meta.base import SealReport
 from lampi.store.meta.postgres.conn import PGBase
 from lampi.store.meta.postgres.schema import SCHEMA_VERSION, SchemaError, upgrade
@@ -102,12 +102,9 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
     async def revoked_tokens(self) -> set[str]:
         """The revoked token audit ids: one row read (the revocation generation), the
         list re-read only when it moved (another gateway's revocation is honoured at
-        once). The row read is shared by the requests that arrived before it began
-        (lampi.store.meta.arrival): a request uses the last one read if that read began
-        after the request arrived, so a revocation committed before it arrived is still
-        seen; at 16 concurrent requests that is most of them, a round trip each saved."""
-        if self._revoke_latest.fresh_for(arrival.stamp()):
-            return self._revoked
+        once). The row read is shared (``memo.Shared``) by the requests that arrived
+        before it began: a revocation committed before a request arrived is still seen;
+        at 16 concurrent requests that is most of them, a round trip each saved."""
 
         def fn(c: Any) -> set[str]:
             gen = c.execute("SELECT gen FROM revoke_gen WHERE id = 0").fetchone()[0]
@@ -118,10 +115,7 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
                         self._revoked, self._revoke_version = {r[0] for r in rows}, gen
             return self._revoked
 
-        number = arrival.begin()
-        revoked = await self._read(fn)
-        self._revoke_latest.record(number, None)
-        return revoked
+        return await memo.shared(("revoke_gen",), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
     # -- identity generation -----------------------------------------------------------
 
@@ -129,8 +123,11 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         """The identity generation (a row moved by triggers on every credential, user,
         project and assignment write), read per S3 request: a key deleted or a user
         disabled through any gateway or admin command is refused by every gateway at
-        once. One indexed row; still one read instead of the four the key cache saves."""
-        return await self._read(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0])
+        once. One indexed row, shared as the revocation generation is; still one read
+        instead of the four the key cache saves."""
+        return await memo.shared(  # type: ignore[no-any-return]
+            ("identity_gen",), lambda: self._read(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0]),
+            self._shared)
 
     # -- EC2 secrets: sealing older rows, rotation ----------------------------------------
 

@@ -136,7 +136,14 @@ class ContainersMixin(SQLiteBase):
 
         return await memo.read(("container", key), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
-    async def find_container(self, name: str, project_id: str | None) -> Container | None:
+    async def find_container(self, name: str, project_id: str | None, obj: str | None = None) -> Container | None:
+        """``obj``: the request goes on to read that object of the container: where reads
+        are round trips (``_shared`` set: PostgreSQL), its record is read in the same
+        statement and remembered for the request (``memo``), so that ``get_object`` does
+        not go to the database again."""
+        if obj is not None and self._shared is not None and memo.active():
+            return await self._find_with_object(name, project_id, obj)
+
         def fn(c: sqlite3.Connection) -> Container | None:
             if project_id is None:
                 row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE name = ? LIMIT 1", (name,)).fetchone()
@@ -150,6 +157,39 @@ class ContainersMixin(SQLiteBase):
         if found is not None:
             memo.put(("container", found.key), found, mark)
         return found  # type: ignore[no-any-return]
+
+    async def _find_with_object(self, name: str, project_id: str | None, obj: str) -> Container | None:
+        """The container and its object ``obj`` in one statement (a GET or HEAD of an
+        object: 2 round trips were 1 when the container read was not shared), both
+        remembered for the request as ``find_container`` and ``get_object`` would have."""
+        found, mark = memo.get(("named", name, project_id))
+        if found is not memo.MISS:
+            return found  # type: ignore[no-any-return]
+        ocols = self._OCOLS  # type: ignore[attr-defined]  # ObjectsMixin's, beside this one in the store
+        cols = ", ".join("c." + k.strip() for k in self._KCOLS.split(",")) + ", " + \
+            ", ".join("o." + k.strip() for k in ocols.split(","))
+        width = self._KCOLS.count(",") + 1
+
+        def fn(c: sqlite3.Connection) -> tuple[Container, Any] | None:
+            join = f"SELECT {cols} FROM containers c LEFT JOIN objects o ON o.container = c.ckey AND o.name = ? "
+            if project_id is None:
+                row = c.execute(join + "WHERE c.name = ? LIMIT 1", (obj, name)).fetchone()
+            else:
+                row = c.execute(join + "WHERE c.project_id = ? AND c.name = ?", (obj, project_id, name)).fetchone()
+            if row is None:
+                return None
+            orow = row[width:]
+            return self._container(row[:width]), (None if orow[0] is None else self._object(orow))  # type: ignore[attr-defined]
+
+        got = await self._read(fn)
+        if got is None:
+            memo.put(("named", name, project_id), None, mark)
+            return None
+        container, rec = got
+        memo.put(("named", name, project_id), container, mark)
+        memo.put(("container", container.key), container, mark)
+        memo.put(("object", container.key, obj), rec, mark)
+        return container
 
     async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
         def fn(c: sqlite3.Connection) -> dict[str | None, tuple[int, int, int]]:
