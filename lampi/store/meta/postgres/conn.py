@@ -40,9 +40,7 @@ import psycopg
 from psycopg import adapt as _adapt
 from psycopg import errors as pgerrors
 from psycopg._queries import PostgresQuery as _PostgresQuery  # _Lean: the query conversion a cursor uses
-from psycopg.generators import execute as _execute
 from psycopg.pq import ExecStatus
-from psycopg.waiting import wait_async as _wait_async
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lampi.core import errors
@@ -268,8 +266,7 @@ class _Lean:
     prepare manager's bookkeeping, the ``description``'s Column objects); the same read
     as libpq calls cost ~35 µs (measured on this machine, one process, uvloop). So the
     reads go to libpq here with psycopg's own parts for what matters: its query
-    conversion and parameter dumping (``PostgresQuery``), its C generator and waiting
-    (``execute``, ``wait_async``), its row loading (``Transformer.load_rows``) and its
+    conversion and parameter dumping (``PostgresQuery``), its row loading (``Transformer.load_rows``) and its
     error classes (``error_from_result``) — the rows and errors are those a cursor gives.
     Each statement is prepared once per connection (psycopg prepares a statement after
     its fifth execution; these run thousands of times)."""
@@ -291,10 +288,10 @@ class _Lean:
         if name is None:
             name = b"lampi_r%d" % len(self.names)
             pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
-            self._check(await _wait_async(_execute(pgconn), pgconn.socket))
+            self._check(await _results(pgconn))
             self.names[key] = name
         pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats)
-        results = await _wait_async(_execute(pgconn), pgconn.socket)
+        results = await _results(pgconn)
         self._check(results)
         res = results[-1]
         if res.status != _TUPLES_OK:
@@ -306,6 +303,54 @@ class _Lean:
         for res in results:
             if res.status == _FATAL_ERROR:
                 raise pgerrors.error_from_result(res, encoding=self.encoding)
+
+
+async def _results(pgconn: Any) -> list[Any]:
+    """The results of the statement just sent on ``pgconn`` (non-blocking, as psycopg's
+    async connections are), waiting on the event loop for the socket.
+
+    psycopg's ``wait_async`` does the same for any generator, at a cost a point read
+    notices (~10% of the gateway's CPU in a small PUT): a zero-timeout poll of the
+    socket per wait, a timer set and cancelled per wait, a generator driven by
+    ``send``. A statement this small is sent whole by ``send_query_prepared`` (libpq
+    flushes; what it could not send is flushed here), so only reading remains: a
+    future per wait for readability, nothing else."""
+    loop = asyncio.get_running_loop()
+    fd = pgconn.socket
+    try:
+        while pgconn.flush():  # 1: data left to send (the socket's buffer was full)
+            await _ready(loop, fd, True)
+        results: list[Any] = []
+        while True:
+            pgconn.consume_input()
+            while not pgconn.is_busy():
+                res = pgconn.get_result()
+                if res is None:
+                    return results
+                results.append(res)
+            await _ready(loop, fd, False)
+    except OSError as exc:  # the socket went away under the loop
+        raise psycopg.OperationalError(f"connection socket closed: {exc}") from exc
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, write: bool) -> None:
+    fut = loop.create_future()
+
+    def wake() -> None:
+        if not fut.done():  # level-triggered: may be called again before the waiter runs
+            fut.set_result(None)
+
+    if write:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    try:
+        await fut
+    finally:
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
 
 
 class _LoopReads:
