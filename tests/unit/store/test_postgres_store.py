@@ -366,6 +366,44 @@ async def test_object_read_with_its_container_in_one_statement(open_store, monke
     assert c.name == "c" and len(statements) == 5 and "JOIN" not in statements[-1]
 
 
+async def test_write_statements_stay_prepared_through_rollbacks(open_store) -> None:  # noqa: ANN001
+    """The transaction bodies' statements are prepared once per pooled connection
+    (postgres/conn.py ``_lean_execute``) and must stay so through rollbacks. psycopg,
+    had it prepared statements of its own on the connection (it does at a statement's
+    sixth execution), answers a rollback with DEALLOCATE ALL, which took the bodies'
+    statements too ("prepared statement lampi_w9 does not exist" under concurrent
+    reapers): the pooled connections are configured so that it prepares none."""
+    from lampi.store.meta.postgres.conn import _lean_execute
+
+    store = open_store()
+    with store._pool.connection() as conn:
+        for _ in range(8):
+            conn.execute("SELECT 1")  # psycopg's own statements
+        assert _lean_execute(conn, "SELECT 2", None).fetchone() == (2,)
+        with pytest.raises(ValueError):
+            with conn.transaction():
+                raise ValueError("a body's own error: rolled back")
+        conn.execute("SELECT 1")  # where psycopg would run its DEALLOCATE ALL
+        assert _lean_execute(conn, "SELECT 2", None).fetchone() == (2,)
+
+    def fails(c):  # noqa: ANN001, ANN202
+        c.execute("SELECT COUNT(*) FROM containers WHERE name = ?", ("x",)).fetchone()
+        raise ValueError("the body's own error")
+
+    def works(c):  # noqa: ANN001, ANN202
+        return c.execute("SELECT COUNT(*) FROM containers WHERE name = ?", ("x",)).fetchone()[0]
+
+    for _ in range(3):  # the same through the store's queued and plain transactions
+        for _ in range(8):
+            assert await store._tx(works, queue="q") == 0
+        with pytest.raises(ValueError):
+            await store._tx(fails, queue="q")
+        assert await store._tx(works, queue="q") == 0
+        with pytest.raises(ValueError):
+            await store._tx(fails)
+        assert await store._tx(works) == 0
+
+
 async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_store, monkeypatch) -> None:  # noqa: ANN001
     """The revocation check (one row read per request with a token) is shared: a request
     uses the last read if it began after the request arrived (lampi.store.meta.arrival),
