@@ -78,7 +78,7 @@ def open_store(settings: Settings) -> Any:
     with an older or newer one, is refused with exit status 2 and what to do)."""
     from lampi.store.keyring import MasterKeyError
     from lampi.store.meta.factory import master_key_source, open_meta
-    from lampi.store.meta.postgres.schema import SchemaError
+    from lampi.store.meta.base import SchemaError
 
     try:
         meta = open_meta(settings.meta_url, settings.data_path, master_key=master_key_source(settings))

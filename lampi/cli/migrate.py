@@ -74,7 +74,7 @@ def migrate(ctx: click.Context, data_dir: str | None, storage_policies: str | No
     from lampi.store.blob.base import BlobStoreUnavailable
     from lampi.store.dirlock import DataDirLock
     from lampi.store.keyring import SealError
-    from lampi.store.meta.postgres.schema import SchemaError
+    from lampi.store.meta.base import SchemaError
 
     src = settings_of(ctx, data_dir=data_dir, storage_policies=storage_policies, blob_url=blob_url)
     require_store(src)

@@ -52,7 +52,7 @@ from lampi.store.dirlock import DataDirLock
 from lampi.store.fsmodes import make_private
 from lampi.store.keyring import MasterKeyError
 from lampi.store.meta.factory import master_key_source, open_meta
-from lampi.store.meta.postgres.schema import SchemaError
+from lampi.store.meta.base import SchemaError
 from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")

@@ -61,8 +61,9 @@ class S3Request:
     async def lookup(self) -> Container | None:
         """The request's bucket (no access check)."""
         if self.resolved is None:
-            # a GET or HEAD of an object: its record is read with the bucket's (a hint)
-            obj = self.key if self.key and self.request.method in ("GET", "HEAD") else None
+            # a request that reads the object first (GET, HEAD; a DELETE reads it before it
+            # writes): its record is read with the bucket's (a hint)
+            obj = self.key if self.key and self.request.method in ("GET", "HEAD", "DELETE") else None
             self.resolved = await self.storage.lookup(self.scope, self.bucket, obj)
         return self.resolved
 

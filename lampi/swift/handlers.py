@@ -154,6 +154,7 @@ async def _ensure_service_account(request: web.Request, key: str) -> None:
 
 
 _service_accounts: set[str] = set()  # this process's SERVICE_ accounts known to exist
+_READS_OBJECT = frozenset(("GET", "HEAD", "DELETE", "POST"))  # methods whose handlers read the object first
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -167,9 +168,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
             # the global namespace (Allas): a container name means the same container
             # from every account, so /v1/AUTH_<B>/<A's container> is A's container, with
             # A's ACLs deciding (creating one of a taken name stays a 409)
-            # a GET or HEAD of an object: its record is read with the container's (a hint)
+            # a request that reads the object first (GET, HEAD; a DELETE and a POST read it
+            # before they write): its record is read with the container's (a hint)
             found = await request.app[STORAGE].lookup(project_id, container,
-                                                      obj if method in ("GET", "HEAD") else None)
+                                                      obj if method in _READS_OBJECT else None)
             if found is not None and found.project_id != project_id:
                 project_id = found.project_id
                 account = account_name(project_id)

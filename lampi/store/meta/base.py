@@ -29,6 +29,12 @@ from lampi.core.models import (
 )
 
 
+class SchemaError(Exception):
+    """The database's schema cannot be served by this lampi (message says what to do).
+    Here, not in the PostgreSQL store's package, so that a gateway over SQLite catching
+    it does not import psycopg (~150 ms of its start-up)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SealReport:
     """What ``MetaStore.seal_credentials`` / ``rotate_credential_key`` did."""

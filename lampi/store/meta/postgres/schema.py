@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lampi.store.meta.base import SchemaError  # defined there: importing it needs no psycopg
+
 SCHEMA_VERSION = 3
 
 # the advisory lock taken while the schema is created or upgraded
@@ -251,9 +253,6 @@ END $$;
 
 MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
-
-class SchemaError(Exception):
-    """The database's schema cannot be served by this lampi (message says what to do)."""
 
 
 def current_version(conn: Any) -> int | None:
