@@ -125,9 +125,10 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
         disabled through any gateway or admin command is refused by every gateway at
         once. One indexed row, shared as the revocation generation is; still one read
         instead of the four the key cache saves."""
-        return await memo.shared(  # type: ignore[no-any-return]
-            ("identity_gen",), lambda: self._read(lambda c: c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0]),
-            self._shared)
+        def fn(c: Any) -> int:
+            return c.execute("SELECT gen FROM identity_gen WHERE id = 0").fetchone()[0]  # type: ignore[no-any-return]
+
+        return await memo.shared(("identity_gen",), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
     # -- EC2 secrets: sealing older rows, rotation ----------------------------------------
 

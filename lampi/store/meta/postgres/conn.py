@@ -141,6 +141,9 @@ def _lean_execute(conn: psycopg.Connection[Any], pg: str, params: Any) -> Cursor
 
 
 def _checked(pgconn: Any, res: Any, encoding: str) -> Any:
+    """``res``, or the error it holds raised: an OperationalError when the connection is
+    gone (a result without an SQLSTATE would otherwise be a bare DatabaseError, which the
+    callers' retry and 503 paths do not take for a lost connection)."""
     if res.status == _FATAL_ERROR:
         if pgconn.status != psycopg.pq.ConnStatus.OK:  # the connection is lost, not the statement wrong
             raise psycopg.OperationalError(pgconn.get_error_message(encoding))
@@ -329,8 +332,10 @@ class _Lean:
     prepare manager's bookkeeping, the ``description``'s Column objects); the same read
     as libpq calls cost ~35 µs (measured on this machine, one process, uvloop). So the
     reads go to libpq here with psycopg's own parts for what matters: its query
-    conversion and parameter dumping (``PostgresQuery``), its row loading (``Transformer.load_rows``) and its
-    error classes (``error_from_result``) — the rows and errors are those a cursor gives.
+    conversion and parameter dumping (``PostgresQuery``), its row loading
+    (``Transformer.load_rows``) and its error classes (``error_from_result``) — the rows
+    and errors are those a cursor gives; a connection lost mid-statement is an
+    OperationalError whatever the result says (``_checked``), so the read is retried.
     Each statement is prepared once per connection (psycopg prepares a statement after
     its fifth execution; these run thousands of times)."""
 
@@ -364,8 +369,7 @@ class _Lean:
 
     def _check(self, results: list[Any]) -> None:
         for res in results:
-            if res.status == _FATAL_ERROR:
-                raise pgerrors.error_from_result(res, encoding=self.encoding)
+            _checked(self.conn.pgconn, res, self.encoding)
 
 
 async def _results(pgconn: Any) -> list[Any]:

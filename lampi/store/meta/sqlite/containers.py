@@ -179,7 +179,8 @@ class ContainersMixin(SQLiteBase):
             if row is None:
                 return None
             orow = row[width:]
-            return self._container(row[:width]), (None if orow[0] is None else self._object(orow))  # type: ignore[attr-defined]
+            rec = None if orow[0] is None else self._object(orow)  # type: ignore[attr-defined]
+            return self._container(row[:width]), rec
 
         got = await self._read(fn)
         if got is None:
