@@ -404,6 +404,49 @@ async def test_write_statements_stay_prepared_through_rollbacks(open_store) -> N
         assert await store._tx(works) == 0
 
 
+async def test_point_read_on_a_connection_cut_under_it_is_retried(pg_url) -> None:  # noqa: ANN001
+    """A point read's connection cut by the network (no FATAL message from the server,
+    unlike ``pg_terminate_backend`` in the test above) is a lost connection: dropped, and
+    the read made again on a new one, not an error for the request."""
+    import urllib.parse
+
+    from lampi.store.meta.postgres.conn import _LoopReads
+
+    target = urllib.parse.urlsplit(pg_url)
+    links: list[asyncio.StreamWriter] = []
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    async def link(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        sr, sw = await asyncio.open_connection(target.hostname, target.port)
+        links.extend((cw, sw))
+        await asyncio.gather(pipe(cr, sw), pipe(sr, cw))
+
+    proxy = await asyncio.start_server(link, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    reads = _LoopReads(pg_url.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{port}", 1))
+    try:
+        assert await reads.run("SELECT 41 + 1", None) == [(42,)]
+        for w in links:  # the network drops the connection: no word from the server
+            w.transport.abort()
+        links.clear()
+        await asyncio.sleep(0.1)
+        assert await reads.run("SELECT 6 * 7", None) == [(42,)]  # on a new connection
+        assert len(links) == 2
+    finally:
+        reads.hang_up()
+        proxy.close()
+        await proxy.wait_closed()
+
+
 async def test_revocation_read_shared_by_requests_that_arrived_before_it(open_store, monkeypatch) -> None:  # noqa: ANN001
     """The revocation check (one row read per request with a token) is shared: a request
     uses the last read if it began after the request arrived (lampi.store.meta.arrival),
