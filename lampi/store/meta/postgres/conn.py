@@ -102,19 +102,34 @@ class Cursor:
         return n if n is not None else -1
 
 
-class _Prepared:
-    """A (blocking) connection's statements prepared by ``_lean_execute``, and its
-    Transformer."""
+class _Statements:
+    """A connection's statements prepared by ``_lean_execute`` (blocking) or ``_Lean``
+    (event loop), and its Transformer: each statement prepared once per connection,
+    keyed by its text and parameter types."""
 
-    __slots__ = ("encoding", "names", "tx")
+    __slots__ = ("encoding", "names", "prefix", "tx")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: Any, prefix: bytes) -> None:
         self.tx = _adapt.Transformer(conn)
         self.names: dict[tuple[bytes, Any], bytes] = {}
         self.encoding = conn.info.encoding
+        self.prefix = prefix
+
+    def bind(self, sql: str, params: Any) -> tuple[Any, bytes, bool]:
+        """(the converted query, its statement name, whether it must be prepared first)."""
+        pgq = _PostgresQuery(self.tx)
+        pgq.convert(sql, params)
+        name = self.names.get((pgq.query, pgq.types))
+        if name is not None:
+            return pgq, name, False
+        return pgq, self.prefix + b"%d" % len(self.names), True
+
+    def prepared(self, pgq: Any, name: bytes) -> None:
+        """``name`` was prepared for ``pgq`` (recorded only once the server said so)."""
+        self.names[(pgq.query, pgq.types)] = name
 
 
-_PREPARED: weakref.WeakKeyDictionary[Any, _Prepared] = weakref.WeakKeyDictionary()
+_PREPARED: weakref.WeakKeyDictionary[Any, _Statements] = weakref.WeakKeyDictionary()
 
 
 def _lean_execute(conn: psycopg.Connection[Any], pg: str, params: Any) -> Cursor:
@@ -126,16 +141,12 @@ def _lean_execute(conn: psycopg.Connection[Any], pg: str, params: Any) -> Cursor
     (``conn.transaction()``): this only runs statements in it."""
     prep = _PREPARED.get(conn)
     if prep is None:
-        prep = _PREPARED[conn] = _Prepared(conn)
+        prep = _PREPARED[conn] = _Statements(conn, b"lampi_w")
     pgconn = conn.pgconn
-    pgq = _PostgresQuery(prep.tx)
-    pgq.convert(pg, params)
-    key = (pgq.query, pgq.types)
-    name = prep.names.get(key)
-    if name is None:
-        name = b"lampi_w%d" % len(prep.names)
+    pgq, name, new = prep.bind(pg, params)
+    if new:
         _checked(pgconn, pgconn.prepare(name, pgq.query, param_types=pgq.types), prep.encoding)
-        prep.names[key] = name
+        prep.prepared(pgq, name)
     return Cursor(_checked(pgconn, pgconn.exec_prepared(name, pgq.params, param_formats=pgq.formats),
                            prep.encoding), prep.tx)
 
@@ -339,37 +350,28 @@ class _Lean:
     Each statement is prepared once per connection (psycopg prepares a statement after
     its fifth execution; these run thousands of times)."""
 
-    __slots__ = ("conn", "encoding", "names", "tx")
+    __slots__ = ("conn", "stmts")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
-        self.tx = _adapt.Transformer(conn)
-        self.names: dict[tuple[bytes, Any], bytes] = {}
-        self.encoding = conn.info.encoding
+        self.stmts = _Statements(conn, b"lampi_r")
 
     async def rows(self, sql: str, params: Any) -> list[Any]:
         pgconn = self.conn.pgconn
-        pgq = _PostgresQuery(self.tx)
-        pgq.convert(sql, params)
-        key = (pgq.query, pgq.types)
-        name = self.names.get(key)
-        if name is None:
-            name = b"lampi_r%d" % len(self.names)
+        stmts = self.stmts
+        pgq, name, new = stmts.bind(sql, params)
+        if new:
             pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
             self._check(await _results(pgconn))
-            self.names[key] = name
+            stmts.prepared(pgq, name)
         pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats)
         results = await _results(pgconn)
         self._check(results)
-        res = results[-1]
-        if res.status != _TUPLES_OK:
-            return []
-        self.tx.set_pgresult(res)
-        return self.tx.load_rows(0, res.ntuples, tuple)
+        return Cursor(results[-1], stmts.tx).fetchall()
 
     def _check(self, results: list[Any]) -> None:
         for res in results:
-            _checked(self.conn.pgconn, res, self.encoding)
+            _checked(self.conn.pgconn, res, self.stmts.encoding)
 
 
 async def _results(pgconn: Any) -> list[Any]:
