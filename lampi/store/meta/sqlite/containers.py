@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -12,6 +13,17 @@ from lampi.core.models import Account, CKey, Container, ListingEntry, ListParams
 from lampi.store.meta import memo
 from lampi.store.meta.sqlite.conn import SQLiteBase
 from lampi.store.meta.sqlite.listing import fold_listing, range_fetch
+
+
+@functools.cache
+def _container_object_join(kcols: str, ocols: str) -> tuple[str, int]:
+    """The start of ``_find_with_object``'s statement (the container's columns, then its
+    object's ``ocols``: ObjectsMixin's, beside ContainersMixin in the store), and how
+    many columns are the container's: built once, not per request."""
+    cols = ", ".join("c." + k.strip() for k in kcols.split(",")) + ", " + \
+        ", ".join("o." + k.strip() for k in ocols.split(","))
+    return (f"SELECT {cols} FROM containers c LEFT JOIN objects o ON o.container = c.ckey AND o.name = ? ",
+            kcols.count(",") + 1)
 
 
 class ContainersMixin(SQLiteBase):
@@ -165,13 +177,9 @@ class ContainersMixin(SQLiteBase):
         found, mark = memo.get(("named", name, project_id))
         if found is not memo.MISS:
             return found  # type: ignore[no-any-return]
-        ocols = self._OCOLS  # type: ignore[attr-defined]  # ObjectsMixin's, beside this one in the store
-        cols = ", ".join("c." + k.strip() for k in self._KCOLS.split(",")) + ", " + \
-            ", ".join("o." + k.strip() for k in ocols.split(","))
-        width = self._KCOLS.count(",") + 1
+        join, width = _container_object_join(self._KCOLS, self._OCOLS)  # type: ignore[attr-defined]
 
         def fn(c: sqlite3.Connection) -> tuple[Container, Any] | None:
-            join = f"SELECT {cols} FROM containers c LEFT JOIN objects o ON o.container = c.ckey AND o.name = ? "
             if project_id is None:
                 row = c.execute(join + "WHERE c.name = ? LIMIT 1", (obj, name)).fetchone()
             else:
