@@ -91,6 +91,17 @@ async def open_blob(
         raise errors.DataUnavailable() from None
 
 
+class BlobResponse(web.StreamResponse):
+    """An object's GET (or HEAD) response: its status line and headers go out with the
+    body's first bytes, in one write, not in a write of their own at ``prepare()`` (a
+    4 KiB GET was two ``write()`` calls and two TCP segments: the headers, the body).
+    Nothing is held back: ``prepare()`` comes once the blob is open and its first bytes
+    are at hand (``open_blob``), and ``write_eof()`` sends headers still waiting. (aiohttp
+    >= 3.12 buffers them this way for ``web.Response``; older ones send them at once.)"""
+
+    _send_headers_immediately = False
+
+
 async def send_blob(
     request: web.Request, resp: web.StreamResponse, rec: ObjectRecord, offset: int, length: int,
     fh: IO[bytes] | PrimedRead | None = None,
@@ -124,6 +135,7 @@ async def send_blob(
     if fh is not None:
         try:
             if transport is not None and length > 0:
+                await resp.write(b"")  # a BlobResponse's headers, before the file's bytes
                 await resp.drain()
                 await zero_copy_sendfile(transport, fh, offset, length)
                 return

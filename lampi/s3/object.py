@@ -24,7 +24,7 @@ from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.core.numbers import uint
 from lampi.core.storage import check_name
 from lampi.http.dates import http_date  # cached per second
-from lampi.http.transfer import open_blob, send_blob  # zero-copy sendfile from a local file
+from lampi.http.transfer import BlobResponse, open_blob, send_blob  # zero-copy sendfile from a local file
 from lampi.s3 import acl as s3acl
 from lampi.s3 import body as s3body
 from lampi.s3 import checksums, large, lifecycle, objectlock, tagging, versioning
@@ -338,7 +338,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
                       RangeRequested=request.headers.get("Range", ""), ActualObjectSize=str(rec.size)) from None
     status, start, end = (200, 0, rec.size) if rng is None else (206, *rng)
-    resp = web.StreamResponse(status=status, headers=headers)
+    resp = BlobResponse(status=status, headers=headers)
     resp.content_type = ctype  # type: ignore[assignment]
     if "; charset=" in ctype:
         resp.headers["Content-Type"] = ctype

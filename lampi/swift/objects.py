@@ -17,7 +17,7 @@ from lampi.core.multipart import UPLOAD_ID_KEY
 from lampi.http import authz
 from lampi.http.context import PROJECT, SETTINGS, STORAGE
 from lampi.http.dates import http_date
-from lampi.http.transfer import open_blob, send_blob
+from lampi.http.transfer import BlobResponse, open_blob, send_blob
 from lampi.swift import large_objects, quotas, slo, symlink, versioning
 from lampi.swift.errors import swift_error
 from lampi.swift.http_util import (
@@ -160,7 +160,7 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
         resp.headers["Content-Range"] = f"bytes */{rec.size}"
         return resp
     if not ranges:
-        resp = web.StreamResponse(status=200, headers=headers)
+        resp = BlobResponse(status=200, headers=headers)
         resp.content_type = rec.content_type
         resp.content_length = rec.size
         if head:
@@ -173,7 +173,7 @@ async def get_object(request: web.Request, container: CKey, name: str) -> web.St
         return resp
     if len(ranges) == 1:
         start, end = ranges[0]
-        resp = web.StreamResponse(status=206, headers=headers)
+        resp = BlobResponse(status=206, headers=headers)
         resp.content_type = rec.content_type
         resp.content_length = end - start
         resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
