@@ -142,7 +142,10 @@ class RadosBlobWriter:
         self.size = 0
         self.peak_in_flight = 0  # most stripe writes in flight at once (measured, for tests)
         self._cookie = uuid.uuid4().hex
-        self._buf = bytearray()
+        # the bytes of the stripe being gathered: the chunks as given (or views of them),
+        # joined once into the stripe sent (``write``)
+        self._parts: list[bytes | bytearray | memoryview] = []
+        self._have = 0
         self._next = 0  # index of the next stripe to send
         self._head: asyncio.Future[Any] | None = None  # the first stripe's write (it takes the lock)
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -188,18 +191,29 @@ class RadosBlobWriter:
         self.peak_in_flight = max(self.peak_in_flight, len(self._inflight))
 
     async def write(self, chunk: bytes | bytearray) -> None:
+        """Gather ``chunk`` into stripes; each full stripe is sent (``IN_FLIGHT`` at once).
+
+        The chunks are kept as given until their stripe is full, then joined into it in
+        one copy (the caller does not change a chunk once given; ``stream_to_blob`` hands
+        over 1 MiB buffers it never touches again). Gathering them in a bytearray, then
+        slicing and converting the stripe out of it, was three copies of every byte: in a
+        256 MiB PUT over RADOS, ~60% of the event loop's time was this method's own."""
         if self._done:
             raise OSError("blob writer finished")
-        self.size += len(chunk)
+        n = len(chunk)
+        self.size += n
         stripe = self.store.stripe_size
-        if not self._buf and len(chunk) == stripe:
-            await self._send(bytes(chunk))
-            return
-        self._buf += chunk
-        while len(self._buf) >= stripe:
-            data = bytes(self._buf[:stripe])
-            del self._buf[:stripe]
+        pos = 0
+        while self._have + n - pos >= stripe:
+            take = stripe - self._have
+            self._parts.append(chunk if pos == 0 and take == n else memoryview(chunk)[pos : pos + take])
+            parts, self._parts, self._have = self._parts, [], 0
+            pos += take
+            data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
             await self._send(data)
+        if pos < n:
+            self._parts.append(chunk if pos == 0 else memoryview(chunk)[pos:])
+            self._have += n - pos
 
     async def _drain(self) -> None:
         while self._inflight:
@@ -208,7 +222,8 @@ class RadosBlobWriter:
 
     async def commit(self) -> str:
         try:
-            tail, self._buf = bytes(self._buf), bytearray()
+            tail = b"".join(self._parts)
+            self._parts, self._have = [], 0
             if self._next > 0 and tail:  # a last, partial stripe of a multi-stripe blob
                 await self._send(tail)
             await self._drain()  # every stripe on the OSDs before the blob is marked committed
@@ -246,7 +261,7 @@ class RadosBlobWriter:
         if self._done:
             return
         self._done = True
-        self._buf = bytearray()
+        self._parts, self._have = [], 0
         if self._inflight:  # let them finish before removing what they wrote
             await asyncio.wait(self._inflight)
             for f in self._inflight:

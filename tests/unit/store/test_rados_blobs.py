@@ -82,6 +82,27 @@ async def test_exact_stripe_multiple_and_single_stripe(store: RadosBlobStore) ->
         assert len([k for k in objects(store) if k.startswith(blob_id)]) == -(-n // STRIPE)
 
 
+async def test_chunks_of_any_size_and_kind_make_the_same_stripes(store: RadosBlobStore) -> None:
+    """Chunks gathered into stripes without a copy of their own (``write`` keeps them,
+    or views of them, until a stripe is full): straddling stripes, longer than several,
+    bytes, bytearray and memoryview alike."""
+    data = payload(4 * STRIPE + 777)
+    sizes = [1, STRIPE - 1, 2, 2 * STRIPE + 3, 5, STRIPE, 10**9]
+    kinds = [bytes, bytearray, memoryview]
+    w = store.writer()
+    pos = i = 0
+    while pos < len(data):
+        n = sizes[i % len(sizes)]
+        await w.write(kinds[i % len(kinds)](data[pos : pos + n]))
+        pos += n
+        i += 1
+    blob_id = await w.commit()
+    assert w.size == len(data)
+    assert await read_all(store, blob_id) == data
+    stripes = {k: v for k, v in objects(store).items() if k.startswith(blob_id)}
+    assert sorted(stripes.values()) == [777] + [STRIPE] * 4
+
+
 async def test_ranged_reads_touch_only_their_stripes(store: RadosBlobStore) -> None:
     data = payload(4 * STRIPE)
     blob_id = await put(store, data)
