@@ -15,8 +15,9 @@ flight (memory: the stripe being filled plus ``IN_FLIGHT`` stripes, whatever the
 size). ``commit`` waits for every stripe write, then writes the last stripe and — in one
 atomic operation on the head, after all other stripes are on the OSDs — the
 ``lampi.blob`` xattr: durable before acknowledged. The lock stays until ``release``
-(after the metadata transaction referring to the blob), as the file store's flock does;
-a crashed gateway's locks lapse when their lease runs out.
+(after the metadata transaction referring to the blob), as the file store's flock does
+— a one-stripe blob's (lock, bytes and mark in one operation) until its lease runs out,
+an unlock saved per small PUT; a crashed gateway's locks lapse when their lease runs out.
 
 Reading touches only the stripes a range needs, one RADOS read per stripe (at most
 ``STRIPE`` bytes), ``READ_AHEAD`` of them requested ahead; a range within the first
@@ -240,7 +241,9 @@ class RadosBlobWriter:
             raise
         self._done = True
         self.store._writing.pop(self.blob_id, None)
-        self.store._held[self.blob_id] = self._cookie
+        # a blob of one stripe was locked, written and marked in one operation: its lock is
+        # left to lapse (``release``); a longer one's is dropped when released
+        self.store._held[self.blob_id] = "" if self._next == 0 else self._cookie
         return self.blob_id
 
     async def _cleared(self) -> None:
@@ -290,7 +293,7 @@ class RadosBlobStore:
         self._ioctx_lock = threading.Lock()
         self._cluster: Any = None
         self._writing: dict[str, float] = {}  # writers of this process not committed yet
-        self._held: dict[str, str] = {}  # committed, not released: blob id → lock cookie
+        self._held: dict[str, str] = {}  # committed, not released: blob id → lock cookie ("": left to lapse)
         self._releasing: dict[str, concurrent.futures.Future[None]] = {}
 
     @classmethod
@@ -559,9 +562,19 @@ class RadosBlobStore:
                 yield name, t
 
     def release(self, blob_id: str) -> None:
-        """Drop the writer lock, in the background (an asynchronous librados call)."""
+        """Drop the writer lock, in the background (an asynchronous librados call); a
+        one-stripe blob's lock is left to lapse with its lease.
+
+        Why: the unlock is a RADOS operation of its own, a write of the head's lock
+        attribute that the OSD commits as any write. For a small PUT it was a third of the
+        OSD's work and an eighth of the gateway's librados work (one lock-and-write, one
+        unlock). What a lock left to lapse changes: a claim on the blob (fsck's, before
+        it removes an unreferenced blob) fails until the lease runs out, LEASE seconds at
+        most. A released blob is referenced by committed metadata, so fsck claims one
+        only if it became an orphan afterwards (its object deleted and the blob's removal
+        failed); it is then removed by a later fsck run instead of this one."""
         cookie = self._held.pop(blob_id, None)
-        if cookie is None:
+        if not cookie:
             return
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._releasing[blob_id] = fut

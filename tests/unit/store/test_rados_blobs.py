@@ -153,14 +153,34 @@ async def test_another_gateway_respects_the_writer_lock(ceph: Any, store: RadosB
         assert free
         with store.claim_blob(blob_id) as again:  # the claim itself excludes others
             assert not again
-    # a one-stripe blob: lock, bytes and mark went in one operation; the lock holds too
+    # a one-stripe blob: lock, bytes and mark went in one operation; the lock holds too,
+    # and outlives the release until its lease runs out (no unlock operation is sent)
     small = await put(store, b"tiny")
     with other.claim_blob(small) as free:
         assert not free
     store.release(small)
     await store.close()
     with other.claim_blob(small) as free:
-        assert free
+        assert not free
+
+
+async def test_a_one_stripe_blobs_lock_lapses_with_its_lease(ceph: Any, ns: str) -> None:
+    store = RadosBlobStore(CEPH_POOL, str(ceph.conf), "admin", ns, stripe_size=STRIPE, lease=2)
+    other = RadosBlobStore(CEPH_POOL, str(ceph.conf), "admin", ns, stripe_size=STRIPE)
+    small = await put(store, b"tiny")
+    store.release(small)
+    with other.claim_blob(small) as free:
+        assert not free
+    deadline = time.monotonic() + 30  # the lease is 2 s; the OSD may be slow to notice
+    while True:
+        with other.claim_blob(small) as free:
+            if free:
+                break
+        assert time.monotonic() < deadline, "the lock never lapsed"
+        await asyncio.sleep(0.5)
+    assert await read_all(store, small) == b"tiny"  # the blob itself untouched
+    await store.close()
+    await other.close()
 
 
 def _write_and_hang(conf: str, ns: str, ready: Any, ident: Any) -> None:
