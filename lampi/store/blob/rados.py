@@ -98,8 +98,19 @@ OP_TIMEOUT = 30  # seconds an operation may wait for its OSD (unless ceph.conf s
 UNAVAILABLE = frozenset({errno.ETIMEDOUT, errno.ESHUTDOWN, errno.ENOTCONN, errno.EAGAIN})
 
 
+_pid = os.getpid()  # this process's id, kept current across forks: _io() is on every read
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _cluster(conf: str, client: str) -> Any:
-    key = (conf, client, os.getpid())  # a forked worker connects anew
+    key = (conf, client, _pid)  # a forked worker connects anew
     with _clusters_lock:
         c = _clusters.get(key)
         if c is None:
@@ -125,7 +136,7 @@ def disconnect() -> None:
     """Shut this process's connections down (before a fork: a child makes its own)."""
     with _clusters_lock:
         for (_c, _i, pid), cluster in list(_clusters.items()):
-            if pid == os.getpid():
+            if pid == _pid:
                 with contextlib.suppress(Exception):
                     cluster.shutdown()
         _clusters.clear()
@@ -307,10 +318,10 @@ class RadosBlobStore:
     # -- librados plumbing -------------------------------------------------------------
 
     def _io(self) -> Any:
-        if self._ioctx is not None and self._ioctx_pid == os.getpid() and not _cluster_gone(self):
+        if self._ioctx is not None and self._ioctx_pid == _pid and not _cluster_gone(self):
             return self._ioctx
         with self._ioctx_lock:
-            if self._ioctx is None or self._ioctx_pid != os.getpid() or _cluster_gone(self):
+            if self._ioctx is None or self._ioctx_pid != _pid or _cluster_gone(self):
                 cluster = _cluster(self.conf, self.client)
                 try:
                     io = cluster.open_ioctx(self.pool)
@@ -319,7 +330,7 @@ class RadosBlobStore:
                                                f"ceph osd pool create {self.pool})") from None
                 if self.namespace:
                     io.set_namespace(self.namespace)
-                self._ioctx, self._ioctx_pid, self._cluster = io, os.getpid(), cluster
+                self._ioctx, self._ioctx_pid, self._cluster = io, _pid, cluster
         return self._ioctx
 
     def connect(self) -> None:
@@ -357,10 +368,12 @@ class RadosBlobStore:
             else:
                 fut.set_result(data if data is not None else rv)
 
-        def done(comp: Any, *data: Any) -> None:  # on a librados thread
+        def done(comp: Any, *data: Any) -> None:  # on a librados thread, holding the GIL
             rv = comp.get_return_value()
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            try:
                 loop.call_soon_threadsafe(settle, rv, data[0] if data else None)  # aio_stat: (size, mtime)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
 
         start(done)
         return fut
@@ -458,7 +471,6 @@ class RadosBlobStore:
             # trip less for a small object); used if the blob has this store's stripe size
             n = self.stripe_size - offset if length is None else min(self.stripe_size - offset, length)
             guess = self._aio(lambda cb: io.aio_read(blob_id, n, offset, oncomplete=cb), read=True)
-            guess.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, if unused
             if n == length:
                 # a range within the head's first bytes (a small object's GET: the caller
                 # knows its size from the metadata): the head holds a blob's first
@@ -467,10 +479,15 @@ class RadosBlobStore:
                 # a thread hop less). Fewer (a blob shorter than asked): as below.
                 data = await guess
                 if len(data) == n:
+                    if n <= READ_CHUNK:
+                        yield data
+                        return
                     view = memoryview(data)
                     for k in range(0, n, READ_CHUNK):
                         yield bytes(view[k : k + READ_CHUNK])
                     return
+            else:
+                guess.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, if unused
         head = await asyncio.to_thread(self._head, blob_id)
         if head is None:
             raise FileNotFoundError(errno.ENOENT, "no such blob", blob_id)
@@ -650,7 +667,7 @@ class RadosBlobStore:
 
 def _cluster_gone(store: RadosBlobStore) -> bool:
     """The store's connection was shut down (``disconnect``): it opens a new one."""
-    return store._cluster is not None and (store.conf, store.client, os.getpid()) not in _clusters
+    return store._cluster is not None and (store.conf, store.client, _pid) not in _clusters
 
 
 def _run_sync(coro: Any) -> Any:
