@@ -41,7 +41,7 @@ from lampi import metrics
 from lampi.config import Settings
 from lampi.core.identity import Bootstrap, IdentityService
 from lampi.core.storage import namespace_problem as store_namespace_problem
-from lampi.gateway import guard
+from lampi.gateway import balance, guard
 from lampi.gateway.app import build_app, build_console
 from lampi.gateway.ops import add_ops_routes, ops_app
 from lampi.http.context import STORAGE
@@ -297,6 +297,7 @@ class _InFlight:
 async def _serve(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...], s3_sock: socket.socket | None = None,
     metrics_sock: socket.socket | None = None, console_sock: socket.socket | None = None,
+    loads: balance.Loads | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully.
 
@@ -344,10 +345,17 @@ async def _serve(
     sites: list[web.SockSite] = []
     try:
         await runner.setup()
-        sites.append(web.SockSite(runner, sock, ssl_context=ssl_ctx))
+
+        def api_site(listening: socket.socket) -> web.SockSite:
+            # several workers: each takes its share of the connections (lampi.gateway.balance)
+            if loads is not None:
+                return balance.BalancedSite(runner, listening, loads=loads, ssl_context=ssl_ctx)
+            return web.SockSite(runner, listening, ssl_context=ssl_ctx)
+
+        sites.append(api_site(sock))
         # the S3-only port (setting s3_port): same app; dispatch tells the port apart
         if s3_sock is not None:
-            sites.append(web.SockSite(runner, s3_sock, ssl_context=ssl_ctx))
+            sites.append(api_site(s3_sock))
         if metrics_sock is not None:  # the metrics listener (setting metrics_port): /metrics, /healthcheck, /readyz only
             ops_runner = web.AppRunner(ops_app(settings, app[STORAGE]), access_log=None, handle_signals=False)
             runners.append(ops_runner)
@@ -397,12 +405,12 @@ async def _serve(
 def serve_worker(
     settings: Settings, sock: socket.socket, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
     s3_sock: socket.socket | None = None, metrics_sock: socket.socket | None = None,
-    console_sock: socket.socket | None = None,
+    console_sock: socket.socket | None = None, loads: balance.Loads | None = None,
 ) -> None:
     loop = guard.new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, metrics_sock, console_sock))
+        loop.run_until_complete(_serve(settings, sock, signals, s3_sock, metrics_sock, console_sock, loads))
         # blob writes run in threads: let them finish before the process exits
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -428,7 +436,8 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socket | None = None,
                   parent_pid: int | None = None, metrics_sock: socket.socket | None = None,
-                  console_sock: socket.socket | None = None) -> None:
+                  console_sock: socket.socket | None = None, loads: balance.Loads | None = None,
+                  index: int = 0) -> None:
     # The parent forks with SIGTERM/SIGINT (and SIGHUP) blocked (its own handlers must never
     # run in a worker): note a SIGTERM (a SIGHUP) from now on, then let the pending ones in.
     global _stop_requested, _hup_requested
@@ -443,8 +452,10 @@ def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socke
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     setup_logging(settings.log_level, settings.log_format)
+    if loads is not None:
+        loads.join(index)
     serve_worker(settings, sock, signals=(signal.SIGTERM,), s3_sock=s3_sock, metrics_sock=metrics_sock,
-                 console_sock=console_sock)
+                 console_sock=console_sock, loads=loads)
 
 
 def _limits(settings: Settings) -> Settings:
@@ -561,16 +572,17 @@ def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket |
     """Fork the workers, restart one that dies, relay SIGTERM/SIGINT (and SIGHUP)."""
     ctx = multiprocessing.get_context("fork")
     procs: list[multiprocessing.process.BaseProcess] = []
+    loads = balance.Loads(settings.workers)  # connections per worker, shared with them (lampi.gateway.balance)
     signalled: set[int] = set()
     stopping = False
 
-    def spawn() -> multiprocessing.process.BaseProcess:
+    def spawn(index: int) -> multiprocessing.process.BaseProcess:
         # blocked across the fork: the child must not run this process's handler
         # before installing its own (it unblocks them in _worker_entry)
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
         try:
             p = ctx.Process(target=_worker_entry,
-                            args=(settings, sock, s3_sock, os.getpid(), metrics_sock, console_sock),
+                            args=(settings, sock, s3_sock, os.getpid(), metrics_sock, console_sock, loads, index),
                             daemon=False)
             p.start()
         finally:
@@ -602,10 +614,10 @@ def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket |
         signal.signal(signal.SIGHUP, relay_hup)
     if _stop_requested:  # came before ``stop`` was installed
         stopping = True
-    for _ in range(settings.workers):
+    for index in range(settings.workers):
         if stopping:
             break
-        procs.append(spawn())
+        procs.append(spawn(index))
     while True:
         if stopping:  # also reaches workers started while the signal came (idempotent)
             close_sockets()
@@ -618,6 +630,7 @@ def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket |
                 log.warning("worker %s exited with %s; restarting", p.pid, p.exitcode)
                 if p.pid:
                     metrics.process_dead(p.pid)  # its open connections are gone
-                procs[i] = spawn()
+                loads.leave(i)  # until its replacement joins: the others do not wait for it
+                procs[i] = spawn(i)
     close_sockets()
     return 0
