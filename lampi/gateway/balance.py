@@ -36,6 +36,10 @@ log = logging.getLogger("lampi.http")
 PAUSE = 0.002  # seconds a worker holding more connections than another waits before it looks again
 DEFER = 0.02  # at most this long a pending connection waits for a less loaded worker
 RETRY_AFTER_FAILURE = 1.0  # seconds before the next accept after one failed (EMFILE, ...)
+# a wake-up this long after the last one is about a new pending connection (the one
+# stepped back from was taken by another worker): while one is stepped back from, the
+# socket is found ready again every PAUSE, or a busy loop's iteration later
+STALE = 0.25
 
 
 class Loads:
@@ -89,13 +93,14 @@ class BalancedSite(web.SockSite):
     worker is not holding more than another (module doc), then handed to the same
     protocol factory with ``loop.connect_accepted_socket``."""
 
-    __slots__ = ("_loads", "_since", "_paused", "_pending", "_closed", "_fd")
+    __slots__ = ("_loads", "_since", "_last", "_paused", "_pending", "_closed", "_fd")
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, *, loads: Loads,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(runner, sock, ssl_context=ssl_context)
         self._loads = loads
         self._since: float | None = None  # when this worker first stepped back from a pending connection
+        self._last = 0.0  # when the listening socket was last seen ready
         self._paused: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Task[Any]] = set()  # connections being set up (a TLS handshake)
         self._closed = False
@@ -137,9 +142,14 @@ class BalancedSite(web.SockSite):
         loop = asyncio.get_running_loop()
         mine = len(server._connections) + len(self._pending)
         self._loads.note(mine)
+        now = loop.time()
+        if self._since is not None and now - self._last > STALE:
+            # not ready since a while: the connection stepped back from was taken by
+            # another worker, this is a new one (it gets its own DEFER)
+            self._since = None
+        self._last = now
         least = self._loads.least_of_others()
         if least is not None and mine > least:
-            now = loop.time()
             if self._since is None:
                 self._since = now
             if now - self._since < DEFER:
