@@ -137,10 +137,15 @@ class JSONFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = scrub(self.formatException(record.exc_info))
-        try:  # orjson: a fifth of json.dumps's time, one line per request adds up
-            return orjson.dumps(out, default=str).decode()
-        except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
-            return json.dumps(out, default=str)
+        return _dumps(out)
+
+
+def _dumps(out: dict[str, Any]) -> str:
+    """One JSON log line (the formatter's and the access line's direct path)."""
+    try:  # orjson: a fifth of json.dumps's time, one line per request adds up
+        return orjson.dumps(out, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+        return json.dumps(out, default=str)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -209,10 +214,7 @@ def _write_access(handler: logging.StreamHandler, fields: dict[str, Any]) -> Non
         "pid": _pid,
     }
     out.update(fields)
-    try:
-        line = orjson.dumps(out, default=str).decode() + handler.terminator
-    except (TypeError, orjson.JSONEncodeError):
-        line = json.dumps(out, default=str) + handler.terminator
+    line = _dumps(out) + handler.terminator
     handler.acquire()
     try:
         handler.stream.write(line)
