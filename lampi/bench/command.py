@@ -119,7 +119,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
             if s3:  # the same lampi server through its S3 API (SigV4, an EC2 key pair of the same user)
                 targets.append(Target("lampi-s3", lampi.s3_credentials(), lampi.pids))
             doc["servers"] = {"lampi": {"version": __version__, "workers": n, "startup_s": round(lampi.startup_s or 0, 3),
-                                        "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1)}}
+                                        "idle_rss_mib": round((lampi.idle_rss or 0) / MiB, 1),
+                                        "idle_pss_mib": round((lampi.idle_pss or 0) / MiB, 1)}}
             for name, node in started.items():
                 targets.append(Target(name, node.credentials(), node.pids))
                 if s3 and name == "rgw":
@@ -127,12 +128,14 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
                 doc["servers"][name] = {"version": node.version, "workers": n if name == "swift" else 1,
                                         "startup_s": round(node.startup_s or 0, 3),
                                         "idle_rss_mib": round((node.idle_rss or 0) / MiB, 1),
+                                        "idle_pss_mib": round((node.idle_pss or 0) / MiB, 1),
                                         "note": SERVER_NOTES[name]}
             for node in cluster_nodes:  # the Swift API (issue 13's comparison with RGW)
                 targets.append(Target(node.name, node.credentials(), node.pids))
                 doc["servers"][node.name] = {"version": __version__, "gateways": node.gateways,
                                              "workers": node.per_gateway, "startup_s": round(node.startup_s or 0, 3),
                                              "idle_rss_mib": round((node.idle_rss or 0) / MiB, 1),
+                                             "idle_pss_mib": round((node.idle_pss or 0) / MiB, 1),
                                              "note": f"{node.gateways} lampi gateway(s) x {node.per_gateway} "
                                                      f"worker(s) over PostgreSQL {node.pg.version} + Ceph RADOS"}
             if scenarios:

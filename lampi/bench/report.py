@@ -150,7 +150,7 @@ def check_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         checks.append({"target": f"/healthcheck within {HEALTHCHECK_S:g} s of start",
                        "measured": f"{lampi['startup_s']:.2f} s", "met": lampi["startup_s"] <= HEALTHCHECK_S})
         checks.append({"target": "idle RSS reported", "measured": f"{lampi['idle_rss_mib']} MiB "
-                       f"({lampi['workers']} workers + parent)", "met": True})
+                       f"({lampi['workers']} workers + parent; PSS {lampi.get('idle_pss_mib', '?')} MiB)", "met": True})
     return checks
 
 
@@ -246,9 +246,9 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         print_table(con, f"Machine limits ({lim['directory']})", ["Limit", "Result"], rows, split=False)
     if doc.get("servers"):
         print_table(con, "Servers", ["Server", "version", "workers", "ready after s", "idle RSS MiB",
-                                     "peak RSS (Σ VmHWM) MiB"],
+                                     "idle PSS MiB", "peak RSS (Σ VmHWM) MiB"],
                     [[name, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
-                      _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib"))] for name, s in doc["servers"].items()],
+                      _f(s.get("idle_rss_mib")), _f(s.get("idle_pss_mib")), _f(s.get("rss_hwm_sum_mib"))] for name, s in doc["servers"].items()],
                     left=2)
     if doc.get("targets"):
         print_table(con, "Targets", ["Target", "Measured", "Met"],
@@ -302,9 +302,9 @@ def markdown(doc: dict[str, Any]) -> str:
         rows += [[f"{f['target']} {f['phase']} / {f['limit']}", f"{f['fraction']:.0%}"] for f in doc.get("fractions", [])]
         table(["Limit", "Result"], rows)
     if doc.get("servers"):
-        table(["Server", "version", "workers", "ready after s", "idle RSS MiB", "Σ VmHWM MiB"],
+        table(["Server", "version", "workers", "ready after s", "idle RSS MiB", "idle PSS MiB", "Σ VmHWM MiB"],
               [[n, s.get("version", ""), str(s.get("workers", "")), _f(s.get("startup_s"), 2),
-                _f(s.get("idle_rss_mib")), _f(s.get("rss_hwm_sum_mib"))] for n, s in doc["servers"].items()])
+                _f(s.get("idle_rss_mib")), _f(s.get("idle_pss_mib")), _f(s.get("rss_hwm_sum_mib"))] for n, s in doc["servers"].items()])
     if doc.get("targets"):
         table(["Target", "Measured", "Met"],
               [[c["target"], c["measured"], "-" if c["met"] is None else ("yes" if c["met"] else "**no**")]

@@ -77,6 +77,7 @@ class Node:
         self._logs: list[IO[bytes]] = []
         self.startup_s: float | None = None
         self.idle_rss: int | None = None
+        self.idle_pss: int | None = None
 
     def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.work_dir / log_name, "ab")
@@ -148,7 +149,7 @@ class LampiNode(Node):
                          "--log-format", "json", "--console-port", "0"], "lampi.log", env)
         self.startup_s = wait_http(f"http://127.0.0.1:{self.port}/healthcheck", p, 60, self.work_dir / "lampi.log")
         time.sleep(0.5)  # let the workers finish starting before measuring idle memory
-        self.idle_rss = rssmod.rss(self.pids)
+        self.idle_rss, self.idle_pss = rssmod.rss(self.pids), rssmod.pss(self.pids)
 
     def credentials(self) -> Credentials:
         return v3_auth(parse_openrc((self.data_dir / "openrc.sh").read_text()))
@@ -333,7 +334,7 @@ class SwiftNode(Node):
             wait_http(f"http://127.0.0.1:{self.ports[kind]}/healthcheck", p, 60, self.work_dir / log)
         self.startup_s = time.monotonic() - t0
         time.sleep(0.5)
-        self.idle_rss = rssmod.rss(self.pids)
+        self.idle_rss, self.idle_pss = rssmod.rss(self.pids), rssmod.pss(self.pids)
 
     def credentials(self) -> Credentials:
         return v1_auth(f"http://127.0.0.1:{self.ports['proxy']}/auth/v1.0", "admin:admin", "admin")
@@ -469,7 +470,7 @@ class ClusterNode(Node):
         self.startup_s = time.monotonic() - t0
         self.rc = parse_openrc((base / "gw1" / "openrc.sh").read_text())
         time.sleep(0.5)
-        self.idle_rss = rssmod.rss(super().pids)
+        self.idle_rss, self.idle_pss = rssmod.rss(super().pids), rssmod.pss(super().pids)
 
     @property
     def pids(self) -> list[int]:
@@ -530,7 +531,7 @@ class RGWNode(CephNode):
             raise BenchError(f"starting Ceph + radosgw: {exc}") from None
         self.startup_s = time.monotonic() - t0
         time.sleep(0.5)
-        self.idle_rss = rssmod.rss(self.pids)
+        self.idle_rss, self.idle_pss = rssmod.rss(self.pids), rssmod.pss(self.pids)
 
     def credentials(self) -> Credentials:
         return v1_auth(f"http://127.0.0.1:{self.port}/auth/1.0", f"{self.USER}:swift", self.SWIFT_KEY)

@@ -24,7 +24,7 @@ def build_console_app(settings: Settings, identity: IdentityService, storage: St
     app[V.IDENT] = identity
     app[V.STORE] = storage
     app[V.KEY] = session.load_key(settings.data_path / "keys" / "console-key")
-    app[V.ENV] = V.environment()
+    app[V.ENV] = V.Templates()
     app[V.UPSTREAM] = Upstream(settings)
 
     async def on_startup(app: web.Application) -> None:

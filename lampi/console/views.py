@@ -16,9 +16,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from aiohttp import web
 
 from lampi.config import Settings
@@ -30,13 +29,16 @@ from lampi.core.authz import READ_ACL_KEY, WRITE_ACL_KEY, Identity, grantee_matc
 from lampi.core.identity import IdentityService
 from lampi.core.storage import Storage
 
+if TYPE_CHECKING:
+    import jinja2
+
 HERE = Path(__file__).parent
 KEY = web.AppKey("console.key", bytes)
 UPSTREAM = web.AppKey("console.upstream", Upstream)
 IDENT = web.AppKey("console.identity", IdentityService)
 STORE = web.AppKey("console.storage", Storage)
 CONF = web.AppKey("console.settings", Settings)
-ENV = web.AppKey("console.jinja", jinja2.Environment)
+ENV = web.AppKey("console.jinja", "Templates")
 
 PAGE_SIZE = 100
 PREVIEW_BYTES = 256 * 1024
@@ -67,7 +69,23 @@ class Redirect(Exception):
         self.location = location
 
 
+class Templates:
+    """The console's templates. The Jinja environment is made when the first page is
+    rendered, so jinja2 (about 2 MiB of memory in each process) is imported only by a
+    server whose console is used."""
+
+    def __init__(self) -> None:
+        self._env: jinja2.Environment | None = None
+
+    def get_template(self, name: str) -> jinja2.Template:
+        if self._env is None:
+            self._env = environment()
+        return self._env.get_template(name)
+
+
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["size"] = human_size

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tarfile
 import threading
 import time
 import zlib
 from http import HTTPStatus
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
@@ -38,6 +37,9 @@ from lampi.swift import quotas, versioning
 from lampi.swift.errors import REASONS, swift_error, to_response
 from lampi.swift.http_util import request_delete_at
 from lampi.swift.listing import _best_match  # the same swob grammar as listings
+
+if TYPE_CHECKING:
+    import tarfile
 
 MAX_DELETES_PER_REQUEST = 10000
 MAX_FAILED_DELETES = 1000
@@ -323,6 +325,8 @@ async def _tar_events(request: web.Request, compression: str) -> AsyncIterator[A
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     def run() -> None:
+        import tarfile  # here: only an extract-archive request needs it
+
         try:
             with tarfile.open(mode="r|" + (compression or "*"), fileobj=_Reader(request, loop)) as tar:
                 for info in tar:
@@ -366,6 +370,8 @@ async def _tar_events(request: web.Request, compression: str) -> AsyncIterator[A
 
 
 async def extract_archive(request: web.Request, project_id: str, base: str, fmt: str | None) -> bytes:
+    import tarfile  # imported on the first archive, not by every worker at start (its exceptions are caught here)
+
     max_size = request.app[SETTINGS].max_object_size
     data: dict[str, Any] = {"Response Status": status_line(201), "Response Body": "",
                             "Number Files Created": 0}

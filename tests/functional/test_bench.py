@@ -224,6 +224,8 @@ def test_bench_lampi_node_leaves_nothing_running(tmp_path: Path) -> None:
     try:
         node.start()
         assert node.startup_s is not None and node.idle_rss
+        # PSS divides the pages the forked workers share with the parent: less than the RSS sum
+        assert node.idle_pss and 0 < node.idle_pss < node.idle_rss
         assert len(rss.tree(node.pids)) >= 3  # parent + 2 workers
         creds = node.credentials()
         assert creds.method == "v3" and "/v1/AUTH_" in creds.storage_url
@@ -350,6 +352,7 @@ def test_bench_compare_rgw_and_scenarios(tmp_path: Path) -> None:
     assert len(doc["rgw_s3_ratios"]) == len(doc["rgw_ratios"]) and doc["s3_ratios"] and "ratios" not in doc
     rgw = doc["servers"]["rgw"]
     assert rgw["version"].startswith("16.") and rgw["idle_rss_mib"] > 0 and rgw["startup_s"] > 0
+    assert 0 < rgw["idle_pss_mib"] <= rgw["idle_rss_mib"]
     names = [c["target"] for c in doc["targets"]]
     assert "lampi small-get c4 >= 2x Ceph RGW" in names and "lampi S3 large-put >= 1x Ceph RGW S3" in names
     check_scenarios(doc, ["lampi", "rgw"])

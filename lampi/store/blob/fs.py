@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import os
 import re
+import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from lampi.store.blob.base import READ_CHUNK
@@ -41,6 +44,25 @@ from lampi.store.fsmodes import fsync_dir
 from lampi.store.space import FULL_ERRNOS, MinFree, Reserve, free_bytes, insufficient
 
 WRITE_BUFFER = 1024 * 1024
+SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty pages, do not wait
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range (the os module has no binding), or None off Linux. A
+    ctypes call releases the GIL, as an os call does."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_SYNC_RANGE = _sync_file_range()
 _BLOB_ID = re.compile(r"[0-9A-Za-z_-]{4,128}")  # a given id: one path component, never ".."
 
 
@@ -113,6 +135,7 @@ class FSBlobWriter:
                 raise ValueError(f"not a blob id of the file store: {blob_id!r}")
             self.blob_id = blob_id
         self._fd: int | None = fd
+        self._written = 0  # bytes written to the file so far (the next write's offset)
         self._buf = bytearray()
         self._done = False
         self._inflight: asyncio.Future[None] | None = None  # the buffer being written by a thread
@@ -122,7 +145,10 @@ class FSBlobWriter:
         # another file by the time the thread writes).
         self._lock = threading.Lock()
 
-    def _flush_sync(self, data: bytes | bytearray) -> None:
+    def _flush_sync(self, data: bytes | bytearray, writeback: bool = False) -> None:
+        """Write ``data`` at the end of the file; ``writeback``: and start writing it to
+        the disk now (module docstring: early writeback; never needed right before the
+        commit's fsync)."""
         with self._lock:
             if self._fd is None:
                 raise OSError("blob writer aborted")
@@ -132,6 +158,11 @@ class FSBlobWriter:
                 while view:
                     n = os.write(self._fd, view)
                     view = view[n:]
+            offset, self._written = self._written, self._written + len(data)
+            if writeback and _SYNC_RANGE is not None and self.store.durable:
+                # a failure here only loses the head start: the fsync at commit reports
+                # any error writing these pages
+                _SYNC_RANGE(self._fd, offset, len(data), SYNC_FILE_RANGE_WRITE)
 
     async def write(self, chunk: bytes | bytearray) -> None:
         """Buffer ``chunk`` (not to be changed by the caller afterwards); a full buffer
@@ -149,7 +180,7 @@ class FSBlobWriter:
         # idle during each 1 MiB write (large PUT: ~67% of the disk's write+fsync
         # rate). Writes stay in order: one in flight at a time.
         await self._wait_inflight()
-        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._flush_sync, data))
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._flush_sync, data, True))
 
     async def _wait_inflight(self) -> None:
         fut, self._inflight = self._inflight, None
