@@ -89,10 +89,14 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=not (show_progress and err.is_terminal), transient=False)
     try:
+        if with_limits and limits_size is None:  # like for like: the large objects' size (see --limits-size)
+            limits_size = cfg.large_size if "large" in cfg.phases else 1024**3
+        if work is not None:
+            check_room(work, disk_needed(cfg, systems, clusters, s3, scenarios, scenario_sizes or ScenarioSizes(),
+                                         limits_size if with_limits and not limits_dir else 0))
         if with_limits:
+            assert limits_size is not None
             d = limits_dir or (str(work) if work else tempfile.gettempdir())
-            if limits_size is None:  # like for like: the large objects' size (see --limits-size)
-                limits_size = cfg.large_size if "large" in cfg.phases else 1024**3
             err.print(f"measuring machine limits in {d} ({limits_size // MiB} MiB) ...")
             doc["limits"] = limitsmod.measure(d, limits_size)
         endpoints: list[Endpoint] = []
@@ -231,6 +235,45 @@ SERVER_NOTES = {
     "swift": "proxy, account, container and object servers (each with workers) + memcached",
     "rgw": "radosgw (threads) + ceph-mon + ceph-osd (BlueStore on a sparse file)",
 }
+
+
+def disk_needed(cfg: BenchConfig, systems: list[str], clusters: list[int], s3: bool, scenarios: list[str],
+                sizes: ScenarioSizes, limits_size: int | None) -> int:
+    """About the most a run started here writes into its work dir, in bytes.
+
+    Large objects: each target writes its object once per target in the run (the
+    passes of lampi.bench.runner.run). lampi and Swift keep the last pass's (and the
+    one being replaced); RGW frees a replaced object's space only in a later garbage
+    collection, so its targets keep every pass. Scenarios: the source files, a
+    download, and a copy on every server."""
+    rgw_targets = (2 if s3 else 1) if "rgw" in systems else 0
+    n_targets = (2 if s3 else 1) + len(systems) + (rgw_targets - 1 if rgw_targets else 0) + len(clusters)
+    need = 0
+    if "small" in cfg.phases:
+        need += cfg.objects * max(cfg.object_size, 4096) * len(cfg.concurrency) * n_targets
+    if "list" in cfg.phases:
+        need += cfg.list_objects * max(cfg.object_size, 4096) * n_targets
+    if "large" in cfg.phases:
+        one = cfg.large_size * cfg.large_count
+        need += one * rgw_targets * n_targets + one * (n_targets - rgw_targets + 1)
+    data = {"rclone": sizes.rclone_files * max(sizes.rclone_file_size, 4096),
+            "swift-segments": sizes.segment_file_size,
+            "aws-sync": sizes.sync_files * max(sizes.sync_file_size, 4096),
+            "s3cmd-multipart": sizes.multipart_file_size}
+    need += sum(data[name] for name in scenarios) * (2 + 1 + len(systems) + len(clusters))
+    return need + (limits_size or 0)
+
+
+def check_room(work: Path, need: int) -> None:
+    """Refuse a run that would fill the work dir's filesystem. A full disk part-way
+    through stalled it: lampi answered 507 and rclone kept retrying; the other servers
+    fail in their own ways."""
+    free = shutil.disk_usage(work).free
+    if need > free:
+        gib = 1024**3
+        raise BenchError(f"this run writes up to {need / gib:.1f} GiB into {work.parent}, which has "
+                         f"{free / gib:.1f} GiB free: choose smaller sizes (--large-size, --large-count, "
+                         f"--segment-file-size, --multipart-file-size, ...) or a --work-dir with room")
 
 
 def _rgw_space(cfg: BenchConfig, sizes: ScenarioSizes | None) -> int:

@@ -384,6 +384,34 @@ def test_bench_scenario_and_compare_options_checked(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bench_refuses_a_run_the_disk_cannot_hold(tmp_path: Path) -> None:
+    """A run that would write more than the work dir's filesystem has free is refused
+    before any server starts, with what it needs and what is free (a full disk half-way
+    through stalled a run: 507s and clients retrying)."""
+    import shutil
+
+    from lampi.bench.command import disk_needed
+    from lampi.bench.runner import BenchConfig
+    from lampi.bench.scenarios import ScenarioSizes
+
+    gib = 1024**3
+    # the run that filled this machine's 76 GiB: RGW keeps every pass of its two targets
+    cfg = BenchConfig(large_size=5 * gib, phases=["small", "list", "large"])
+    need = disk_needed(cfg, ["swift", "rgw"], [], True, ["rclone", "swift-segments", "aws-sync", "s3cmd-multipart"],
+                       ScenarioSizes(), 5 * gib)
+    assert 100 * gib < need < 130 * gib
+    assert disk_needed(BenchConfig(phases=["small"]), [], [], False, [], ScenarioSizes(), None) < gib
+    free = shutil.disk_usage(tmp_path).free
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_", "AWS_"))}
+    size = f"{free // (1024 * 1024) + 1}MiB"  # one large object already more than is free
+    proc = subprocess.run([*lampi_cmd(), "bench", "--no-progress", "--work-dir", str(tmp_path), "--phases", "large",
+                           "--large-size", size, "--compare", "swift"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode != 0 and "GiB free" in proc.stderr and "--large-size" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "starting" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # the run's work dir is gone too
+
+
 def test_bench_targets_of_issue_15() -> None:
     """The targets table from a run's figures: lampi/RGW (2x small and listing, 1x large),
     large PUT 1.5x Swift, S3 small within 10% and listing within 15% of lampi's Swift,
