@@ -38,7 +38,6 @@ UPSTREAM = web.AppKey("console.upstream", Upstream)
 IDENT = web.AppKey("console.identity", IdentityService)
 STORE = web.AppKey("console.storage", Storage)
 CONF = web.AppKey("console.settings", Settings)
-ENV = web.AppKey("console.jinja", "Templates")
 
 PAGE_SIZE = 100
 PREVIEW_BYTES = 256 * 1024
@@ -81,6 +80,9 @@ class Templates:
         if self._env is None:
             self._env = environment()
         return self._env.get_template(name)
+
+
+ENV = web.AppKey("console.jinja", Templates)
 
 
 def environment() -> jinja2.Environment:
