@@ -79,7 +79,8 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
                    "limit writes faster than one that does not, so the sizes should match.")
 @click.option("--limits-dir", default=None, help="Directory for the disk limits [default: the run's work dir or $TMPDIR].")
 @click.option("--workers", type=int, default=None, help="--compare: workers per server [default: CPU count].")
-@click.option("--work-dir", default=None, help="--compare: parent of the run's data dirs [default: $TMPDIR].")
+@click.option("--work-dir", default=None, help="--compare: parent of the run's data dirs [default: $TMPDIR]; a run "
+              "that would write more than its filesystem has free is refused before anything starts.")
 @click.option("--keep", is_flag=True, help="--compare: keep the data dirs and logs.")
 @click.option("--cache-dir", default=None, help="--compare: where Swift is installed [default ~/.cache/lampi-bench].")
 @click.option("--server-pid", "server_pids", type=int, multiple=True,
