@@ -138,6 +138,15 @@ def reap_all() -> list[str]:
 atexit.register(reap_all)
 
 
+def ctrl_c_answered() -> None:
+    """``preexec_fn`` for a child a test will send SIGINT to, as Ctrl-C at a terminal:
+    SIGINT back to its default, so the child's Python installs its KeyboardInterrupt
+    handler. A suite started in the background (``cmd &`` from a script, ``nohup``)
+    inherits SIGINT ignored, and Python then leaves it ignored: the child would never
+    see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.conftest import ctrl_c_answered
+
 ROOT = Path(__file__).resolve().parents[2]
 
 INNER = textwrap.dedent('''
@@ -84,7 +86,8 @@ def test_no_server_outlives_the_run(tmp_path: Path, mode: str) -> None:
                              "-p", "tests.functional.conftest", "-c", str(tmp_path / "pytest.ini"),
                              "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "base"), "test_inner.py"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # a Ctrl-C at our terminal is not meant for it
+                            start_new_session=True,  # a Ctrl-C at our terminal is not meant for it
+                            preexec_fn=ctrl_c_answered)
     try:
         if mode in ("sigint", "sigterm"):
             deadline = time.monotonic() + 300

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.conftest import ctrl_c_answered
+
 PROJECT = Path(__file__).parent / "plugin_project"
 DEADLINE = 120.0
 
@@ -101,7 +103,8 @@ def test_interrupted_run_leaves_no_server(tmp_path, sig):
     ready = tmp_path / "ready"
     proc = subprocess.Popen(inner("-q", "-k", "waits_to_be_interrupted"),
                             env=inner_env(tmp_path, PLUGIN_DEMO_MODE="interrupt", PLUGIN_DEMO_READY=str(ready)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=ctrl_c_answered)
     try:
         deadline = time.monotonic() + 300
         while not (ready.exists() and ready.read_text().strip()):
