@@ -247,7 +247,7 @@ def disk_needed(cfg: BenchConfig, systems: list[str], clusters: list[int], s3: b
     collection, so its targets keep every pass. Scenarios: the source files, a
     download, and a copy on every server."""
     rgw_targets = (2 if s3 else 1) if "rgw" in systems else 0
-    n_targets = (2 if s3 else 1) + len(systems) + (rgw_targets - 1 if rgw_targets else 0) + len(clusters)
+    n_targets = (2 if s3 else 1) + ("swift" in systems) + rgw_targets + len(clusters)
     need = 0
     if "small" in cfg.phases:
         need += cfg.objects * max(cfg.object_size, 4096) * len(cfg.concurrency) * n_targets
@@ -256,12 +256,17 @@ def disk_needed(cfg: BenchConfig, systems: list[str], clusters: list[int], s3: b
     if "large" in cfg.phases:
         one = cfg.large_size * cfg.large_count
         need += one * rgw_targets * n_targets + one * (n_targets - rgw_targets + 1)
-    data = {"rclone": sizes.rclone_files * max(sizes.rclone_file_size, 4096),
+    data = _scenario_bytes(sizes)
+    need += sum(data[name] for name in scenarios) * (2 + 1 + len(systems) + len(clusters))
+    return need + (limits_size or 0)
+
+
+def _scenario_bytes(sizes: ScenarioSizes) -> dict[str, int]:
+    """What each scenario uploads (a file takes a 4 KiB block at least)."""
+    return {"rclone": sizes.rclone_files * max(sizes.rclone_file_size, 4096),
             "swift-segments": sizes.segment_file_size,
             "aws-sync": sizes.sync_files * max(sizes.sync_file_size, 4096),
             "s3cmd-multipart": sizes.multipart_file_size}
-    need += sum(data[name] for name in scenarios) * (2 + 1 + len(systems) + len(clusters))
-    return need + (limits_size or 0)
 
 
 def check_room(work: Path, need: int) -> None:
@@ -284,6 +289,5 @@ def _rgw_space(cfg: BenchConfig, sizes: ScenarioSizes | None) -> int:
     if "large" in cfg.phases:  # one pass per target and position (up to 7 targets: 7 each, 2 RGW buckets;
         need += 16 * cfg.large_size * cfg.large_count  # lampi's clusters delete theirs at once)
     if sizes is not None:
-        need += 2 * (sizes.segment_file_size + sizes.multipart_file_size + sizes.sync_files * sizes.sync_file_size
-                     + sizes.rclone_files * max(sizes.rclone_file_size, 4096))
+        need += 2 * sum(_scenario_bytes(sizes).values())
     return need + 10 * 1024**3

@@ -52,14 +52,19 @@ def tree(pids: Iterable[int]) -> list[int]:
     return list(seen)
 
 
-def _status(pid: int, key: str) -> int:
+def _kib_field(path: str, key: str) -> int:
+    """The ``key: N kB`` line of a /proc file, in bytes (0 if there is none)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _status(pid: int, key: str) -> int:
+    return _kib_field(f"/proc/{pid}/status", key)
 
 
 def rss(pids: Iterable[int]) -> int:
@@ -85,16 +90,7 @@ def pss(pids: Iterable[int]) -> int:
     page among the processes sharing it: the sum is what the server really holds.
     0 when the kernel has no smaps_rollup (before Linux 4.14).
     """
-    total = 0
-    for pid in tree(pids):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+    return sum(_kib_field(f"/proc/{pid}/smaps_rollup", "Pss") for pid in tree(pids))
 
 
 def hwm(pids: Iterable[int]) -> int:
