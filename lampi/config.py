@@ -162,6 +162,14 @@ class Settings:
                   "RADOS pool, striped into RADOS objects of 4 MiB (docs/scale-out.md). Storage policies "
                   "without a path keep their bytes there; a policy's path may be a rados:// URL of its own."},
     )
+    inline_max: int = field(
+        default=-1,
+        metadata={"help": "Objects of at most this many bytes, uploaded with their length known and not "
+                  "encrypted, are kept in the metadata store, in the transaction recording them, instead of "
+                  "in a blob of their own (docs/architecture.md, \"Inline blobs\"): a small PUT, GET or "
+                  "DELETE then makes no RADOS or file round trip. 0: never; -1 (default): 65536 over "
+                  "PostgreSQL, 0 over SQLite."},
+    )
     default_storage_policy: str = field(
         default="",
         metadata={"help": "The policy of containers made without X-Storage-Policy (and of S3 buckets); "
@@ -236,6 +244,12 @@ class Settings:
                   "OS_CACERT. Empty: tls_cert itself when it is self-signed, else none (a public CA)."},
     )
 
+    def inline_limit(self) -> int:
+        """``inline_max`` resolved: -1 is 65536 over PostgreSQL, 0 over SQLite."""
+        if self.inline_max >= 0:
+            return self.inline_max
+        return INLINE_MAX_PG if self.meta_url else 0
+
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ValueError(f"setting 'workers': cannot use {self.workers} (a number of processes, or auto)")
@@ -246,6 +260,9 @@ class Settings:
         if self.meta_url and not self.meta_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"setting 'meta_url': cannot use {self.meta_url!r} (empty for SQLite in the data "
                              "dir, or postgresql://user@host:port/db)")
+        if not -1 <= self.inline_max <= INLINE_MAX_LIMIT:
+            raise ValueError(f"setting 'inline_max': cannot use {self.inline_max} (0 to {INLINE_MAX_LIMIT} "
+                             "bytes, or -1 for the default)")
         parse_min_free(self.min_free_space)  # refuse a malformed value when settings are loaded
         if self.blob_url:
             check_blob_url(self.blob_url)
@@ -348,6 +365,10 @@ def parse_blob_url(url: str) -> dict[str, str]:
                          "(conf, id, namespace)")
     return {"pool": u.netloc, "conf": q.get("conf", ""), "client": q.get("id", "") or "admin",
             "namespace": q.get("namespace", "")}
+
+
+INLINE_MAX_PG = 64 * 1024  # inline_max's default over PostgreSQL
+INLINE_MAX_LIMIT = 1024 * 1024  # the largest inline_max: an inline blob is read and written whole
 
 
 def check_blob_url(url: str, what: str = "blob_url") -> str:

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lampi.core.models import is_inline
 from lampi.store.blob.base import BlobStore
 from lampi.store.meta.base import MetaStore
 
@@ -187,9 +188,17 @@ async def fsck(
         rep.partials.append(ident)
         if repair:
             rep.removed += 1
+    # inline blobs (lampi.core.models.is_inline): written and released in the metadata
+    # store's transactions, so each statement's snapshot is exact: no claim, no settling
+    rep.missing_blobs += await meta.inline_missing()
+    for blob_id, _size in await meta.inline_orphans():
+        rep.orphan_blobs.append(blob_id)
+        if repair:
+            await meta.drop_inline(blob_id)
+            rep.removed += 1
     if rep.orphan_blobs and not repair:
         await asyncio.sleep(SETTLE - (time.monotonic() - judged))
-        freed = {b for b in rep.orphan_blobs if blobs.blob_size(b) is None}
+        freed = {b for b in rep.orphan_blobs if not is_inline(b) and blobs.blob_size(b) is None}
         rep.orphan_blobs = [b for b in rep.orphan_blobs if b not in freed]
         rep.rechecked += len(freed)
     return rep

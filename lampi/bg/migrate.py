@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lampi.core.models import is_inline
 from lampi.store.keyring import install_store_keys, store_keys
 from lampi.store.meta.base import MIGRATED_TABLES, NOT_MIGRATED
 
@@ -200,7 +201,7 @@ async def copy_blobs(src_meta: Any, src: Any, dst: Any, report: MigrateReport, *
     PolicyBlobStores); ``progress(blobs, bytes)`` after each."""
     journal = journal or Journal(None)
     started = time.monotonic()
-    ids = sorted(b for b in await src_meta.blob_refs() if b)
+    ids = sorted(b for b in await src_meta.blob_refs() if b and not is_inline(b))  # inline: copied as rows
     report.blobs = len(ids)
     queue = iter(ids)
 

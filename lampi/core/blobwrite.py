@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from collections.abc import AsyncIterable, Iterator
 
 from lampi.core import errors, sse
+from lampi.core.models import INLINE_PREFIX
 from lampi.core.sse import Sealer
 from lampi.store.blob.base import BlobStore
 
@@ -139,6 +141,33 @@ async def stream_to_blob(
         await writer.abort()
         raise
     return blob_id, (writer.size if sealer is None else size), etag
+
+
+async def read_inline(
+    body: AsyncIterable[bytes],
+    expected_size: int,
+    *,
+    max_size: int | None = None,
+    expected_etag: str | None = None,
+) -> tuple[str, bytes, str]:
+    """A small body of a known size read whole for an inline blob (lampi.core.models.
+    is_inline): ``(new inline blob id, bytes, md5 hex)``, with ``stream_to_blob``'s checks
+    and errors. Nothing is written: the bytes go into the metadata transaction."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    buf = bytearray()
+    async for chunk in body:
+        if len(buf) + len(chunk) > expected_size:
+            if max_size is not None and len(buf) + len(chunk) > max_size:
+                raise errors.EntityTooLarge()
+            raise errors.IncompleteBody(f"received more than {expected_size} bytes")
+        buf += chunk
+    if len(buf) != expected_size:
+        raise errors.IncompleteBody(f"received {len(buf)} of {expected_size} bytes")
+    md5.update(buf)
+    etag = md5.hexdigest()
+    if expected_etag is not None and expected_etag.strip('"').lower() != etag:
+        raise errors.ChecksumMismatch()
+    return INLINE_PREFIX + uuid.uuid4().hex, bytes(buf), etag
 
 
 async def _seal(sealer: Sealer, data: bytearray) -> bytes:

@@ -54,6 +54,17 @@ class ManifestInfo:
     parts: int = 0  # number of top-level segments
 
 
+# Inline blobs: a small object's bytes kept in the metadata store, in its table
+# ``inline_blobs`` (blob id → bytes), written in the transaction that records the object
+# and read with it (docs/architecture.md "Inline blobs"). Their ids begin with this
+# character, which no BlobStore's ids do (they are hex): a blob store never sees them.
+INLINE_PREFIX = "~"
+
+
+def is_inline(blob_id: str) -> bool:
+    return blob_id[:1] == INLINE_PREFIX
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectRecord:
     container: CKey
@@ -72,6 +83,9 @@ class ObjectRecord:
     # unversioned ("null") object. A current object with an id shares its blob with its
     # version record, which owns it.
     version_id: str | None = None
+    # an inline blob's bytes (``is_inline``) when the store read them with the record;
+    # None otherwise (``Storage`` then asks the MetaStore for them)
+    inline: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def stored_size(self) -> int:

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 from lampi.core import errors
 from lampi.core import manifest as manifest_mod
 from lampi.core import objectlock, sse, versions
-from lampi.core.blobwrite import recording, stream_to_blob
+from lampi.core.blobwrite import read_inline, recording, stream_to_blob
 from lampi.core.models import (Account, CKey, Container, ListingEntry, ListParams, ManifestInfo, ObjectRecord,
-                               WriteCondition)
+                               WriteCondition, is_inline)
 from lampi.store.blob.base import BlobStore
 from lampi.store.blob.policies import PolicyBlobStore
 from lampi.store.meta.base import MetaStore
@@ -70,13 +70,18 @@ class Storage:
     ``container``) to a Container whose ``key`` the rest of the core and the store use."""
 
     def __init__(self, meta: MetaStore, blobs: BlobStore, namespace: str = "global",
-                 keys: sse.KeyService | None = None) -> None:
+                 keys: sse.KeyService | None = None, inline_max: int = 0) -> None:
         if namespace not in NAMESPACES:
             raise ValueError(f"bucket namespace must be one of {', '.join(NAMESPACES)}, not {namespace!r}")
         self.meta = meta
         self.blobs = blobs
         self.namespace = namespace
         self.keys = keys  # server-side encryption keys (None: encryption is refused)
+        # objects up to this size (known before the body, not encrypted, not manifests,
+        # of a container whose policy has no place of its own) are written as inline
+        # blobs: into the metadata store, in the transaction that records them
+        # (lampi.core.models.is_inline; setting ``inline_max``)
+        self.inline_max = inline_max
         # storage policies: one blob store each (lampi.store.blob.policies); a plain
         # BlobStore is one policy of the default name
         self._policies = blobs if isinstance(blobs, PolicyBlobStore) else None
@@ -162,14 +167,16 @@ class Storage:
             project_id, name, meta, timestamp or time.time(), key=self.container_key(project_id, name),
             global_names=not self.per_project, policy=policy)
 
-    async def lookup(self, project_id: str | None, name: str, obj: str | None = None) -> Container | None:
+    async def lookup(self, project_id: str | None, name: str, obj: str | None = None,
+                     body: bool = False) -> Container | None:
         """The container ``name`` means to account ``project_id``: that project's in the
         per-project namespace (None: no project, nothing found), the one of that name
         whoever owns it in the global namespace (the caller checks the owner). ``obj``:
-        the object of it the request reads next (GET, HEAD), a hint for the store."""
+        the object of it the request reads next (GET, HEAD), a hint for the store;
+        ``body``: and its bytes (GET)."""
         if self.per_project:
-            return None if project_id is None else await self.meta.find_container(name, project_id, obj)
-        return await self.meta.find_container(name, None, obj)
+            return None if project_id is None else await self.meta.find_container(name, project_id, obj, body)
+        return await self.meta.find_container(name, None, obj, body)
 
     async def container(self, project_id: str, name: str) -> Container:
         """The container ``name`` of account ``project_id`` (ContainerNotFound unless it
@@ -250,9 +257,24 @@ class Storage:
             if encryption is not None:
                 data_key, enc_meta = await self.encryption_keys().anew_data_key(encryption)
                 sealer = sse.Sealer(data_key)
-        blob_id, written, etag = await stream_to_blob(self.blobs_for(cont), body, max_size=max_size,
-                                                     expected_size=expected_size, expected_etag=expected_etag,
-                                                     sealer=sealer)
+        data: bytes | None = None
+        store = self.blobs_for(cont)
+        if (sealer is None and manifest is None and expected_size is not None and expected_size <= self.inline_max
+                and (self._policies is None or store is self._policies.base)):
+            # (a policy with a place of its own, a directory or a pool, keeps every byte of
+            # its containers there.) The free space uploads must leave (min_free_space)
+            # holds for bytes kept in the metadata store too: on one node it is on the data
+            # dir's filesystem
+            check_space = getattr(store, "check_space", None)
+            if check_space is not None:
+                check_space(expected_size)
+            blob_id, data, etag = await read_inline(body, expected_size, max_size=max_size,
+                                                    expected_etag=expected_etag)
+            written = len(data)
+        else:
+            blob_id, written, etag = await stream_to_blob(store, body, max_size=max_size,
+                                                         expected_size=expected_size, expected_etag=expected_etag,
+                                                         sealer=sealer)
         # read only now: the caller may add to ``sysmeta`` as the body ends (S3's verified
         # checksums, lampi.s3.object.put_object)
         sysmeta = {**sse.without_keys(sysmeta), **enc_meta}
@@ -278,7 +300,13 @@ class Storage:
             delete_at=delete_at,
             data_timestamp=ts,
             manifest=manifest,
+            inline=data,
         )
+        if data is not None:  # nothing written yet: the transaction writes the bytes or not
+            record, old = await self.commit_record(record, lambda rec: self.meta.put_object(rec, cond, null_write))
+            for blob in old:
+                await self._release(blob)
+            return record
         with recording(self.blobs, blob_id):  # fsck leaves the blob alone until committed
             try:
                 record, old = await self.commit_record(
@@ -331,6 +359,12 @@ class Storage:
         False: the caller knows it was not, a plain object's bytes; a look-up saved)."""
         if not blob_id:  # a delete marker or a current object pointing at a version
             return
+        if is_inline(blob_id):  # (a transaction releasing one deletes it: only some paths get here)
+            try:
+                await self.meta.drop_inline(blob_id)
+            except Exception:  # an orphan is harmless; fsck collects it
+                log.warning("could not delete replaced inline blob %s", blob_id, exc_info=True)
+            return
         try:
             for part in (await self.meta.release_manifest(blob_id) if parts else ()):
                 await self.blobs.delete(part)
@@ -368,6 +402,8 @@ class Storage:
     ) -> AsyncIterator[bytes]:
         """``length`` bytes from ``offset`` of a data blob holding ``size`` bytes,
         decrypted with ``data_key`` (None: stored in clear)."""
+        if is_inline(blob_id):  # never encrypted
+            return self._read_inline(blob_id, None, offset, length)
         if data_key is None:
             return self.blobs.read(blob_id, offset, length)
         return sse.read(self.blobs, blob_id, size, data_key, offset, length)
@@ -380,6 +416,8 @@ class Storage:
         raises ``EncryptionKeyRequired`` at the first read)."""
         if record.manifest is not None:
             return self._read_manifest(record, offset, length, customer_key)
+        if is_inline(record.blob_id) and customer_key is None:
+            return self._read_inline(record.blob_id, record.inline, offset, length)
         if not sse.is_encrypted(record.sysmeta) and customer_key is None:
             return self.blobs.read(record.blob_id, offset, length)
         return self._read_encrypted(record, offset, length, customer_key)
@@ -404,7 +442,25 @@ class Storage:
 
     def read_stored(self, record: ObjectRecord, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """The object's own blob: for a manifest, the manifest body."""
+        if is_inline(record.blob_id):
+            return self._read_inline(record.blob_id, record.inline, offset, length)
         return self.blobs.read(record.blob_id, offset, length)
+
+    async def inline_bytes(self, blob_id: str, data: bytes | None = None) -> bytes:
+        """An inline blob's bytes: ``data`` (read with its record) or from the metadata
+        store; FileNotFoundError when it has none (as a blob store's read)."""
+        if data is None:
+            data = await self.meta.read_inline(blob_id)
+            if data is None:
+                raise FileNotFoundError(f"inline blob {blob_id}")
+        return data
+
+    async def _read_inline(self, blob_id: str, data: bytes | None, offset: int,
+                           length: int | None) -> AsyncIterator[bytes]:
+        data = await self.inline_bytes(blob_id, data)
+        end = len(data) if length is None else min(len(data), offset + length)
+        if offset < end:
+            yield data[offset:end] if offset or end < len(data) else data
 
     async def update_object_meta(
         self,

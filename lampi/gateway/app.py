@@ -294,7 +294,8 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
     identity = IdentityService(meta, settings)
     app[SETTINGS] = settings
     app[INFO] = s3_info.info()
-    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(meta.keys))
+    app[STORAGE] = Storage(meta, blobs, settings.bucket_namespace, keys=sse.KeyService(meta.keys),
+                           inline_max=settings.inline_limit())
     app[IDENTITY] = identity
 
     async def on_startup(app: web.Application) -> None:

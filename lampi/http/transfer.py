@@ -13,7 +13,7 @@ from aiohttp import web
 
 from lampi import metrics
 from lampi.core import errors, sse
-from lampi.core.models import ObjectRecord
+from lampi.core.models import ObjectRecord, is_inline
 from lampi.http.context import STORAGE
 from lampi.http.sendfile import sendfile as zero_copy_sendfile
 
@@ -38,6 +38,11 @@ async def body_chunks(content: web.StreamReader) -> AsyncIterator[bytes]:
             return
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator yielding nothing
+
+
 class PrimedRead:
     """A blob's bytes from a store that is not file-backed (RADOS), its first chunk
     already read: the read that would find the blob missing has happened."""
@@ -60,7 +65,18 @@ async def open_blob(
     (lost disk, manual deletion; ``lampi fsck`` reports it) is a 503 rather than a 200
     cut short: a local file, or — for a store that is not file-backed — the read of
     bytes ``offset`` … ``offset + length`` with its first chunk in hand."""
-    blobs = request.app[STORAGE].blobs
+    storage = request.app[STORAGE]
+    if is_inline(rec.blob_id) and rec.manifest is None:  # in hand, or one read of the metadata store
+        try:
+            data = await storage.inline_bytes(rec.blob_id, rec.inline)
+        except FileNotFoundError:
+            log.error("inline blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container,
+                      rec.name)
+            metrics.note_error("missing_blob")
+            raise errors.DataUnavailable() from None
+        end = len(data) if length is None else min(len(data), offset + length)
+        return PrimedRead(data[offset:end] if offset or end < len(data) else data, _nothing())
+    blobs = storage.blobs
     path = blobs.local_path(rec.blob_id)
     if path is None:
         if rec.size == 0 or length == 0 or rec.manifest is not None or sse.is_encrypted(rec.sysmeta):

@@ -64,7 +64,7 @@ class S3Request:
             # a request that reads the object first (GET, HEAD; a DELETE reads it before it
             # writes): its record is read with the bucket's (a hint)
             obj = self.key if self.key and self.request.method in ("GET", "HEAD", "DELETE") else None
-            self.resolved = await self.storage.lookup(self.scope, self.bucket, obj)
+            self.resolved = await self.storage.lookup(self.scope, self.bucket, obj, self.request.method == "GET")
         return self.resolved
 
     @property

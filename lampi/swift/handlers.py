@@ -171,7 +171,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             # a request that reads the object first (GET, HEAD; a DELETE and a POST read it
             # before they write): its record is read with the container's (a hint)
             found = await request.app[STORAGE].lookup(project_id, container,
-                                                      obj if method in _READS_OBJECT else None)
+                                                      obj if method in _READS_OBJECT else None, method == "GET")
             if found is not None and found.project_id != project_id:
                 project_id = found.project_id
                 account = account_name(project_id)

@@ -384,6 +384,19 @@ def openrc_env(server: LampiServer) -> dict[str, str]:
     return env
 
 
+def swift_at(server: LampiServer):  # noqa: ANN201
+    """python-swiftclient logged in (Keystone v3) as the server's RC file's user, on the
+    server itself (the RC file of gateways sharing a data dir names the first one)."""
+    import swiftclient
+
+    rc = server.openrc()
+    return swiftclient.Connection(
+        authurl=f"{server.url}/v3", user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
+        os_options={"user_domain_name": rc["OS_USER_DOMAIN_NAME"], "project_domain_name": rc["OS_PROJECT_DOMAIN_NAME"],
+                    "project_name": rc["OS_PROJECT_NAME"]},
+        auth_version="3", retries=0)
+
+
 @pytest.fixture
 def swift_conn(server: LampiServer):  # noqa: ANN201
     import swiftclient

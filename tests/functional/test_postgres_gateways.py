@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.conftest import LampiServer, free_port, lampi_cmd
+from tests.functional.conftest import LampiServer, free_port, lampi_cmd, swift_at
 from tests.pgcluster import PGCluster, running
 
 
@@ -43,17 +43,6 @@ def gateways(cluster: PGCluster, tmp_path_factory: pytest.TempPathFactory) -> It
                 s.stop()
 
 
-def swift(server: LampiServer):  # noqa: ANN201
-    import swiftclient
-
-    rc = server.openrc()
-    return swiftclient.Connection(
-        authurl=f"{server.url}/v3", user=rc["OS_USERNAME"], key=rc["OS_PASSWORD"],
-        os_options={"user_domain_name": rc["OS_USER_DOMAIN_NAME"], "project_domain_name": rc["OS_PROJECT_DOMAIN_NAME"],
-                    "project_name": rc["OS_PROJECT_NAME"]},
-        auth_version="3", retries=0)
-
-
 def meta_url(server: LampiServer) -> str:
     return server.extra_args[server.extra_args.index("--meta-url") + 1]
 
@@ -61,7 +50,7 @@ def meta_url(server: LampiServer) -> str:
 def test_swift_written_on_one_gateway_read_listed_deleted_on_the_other(gateways: tuple[LampiServer, ...]) -> None:
     import swiftclient
 
-    a, b = (swift(s) for s in gateways)
+    a, b = (swift_at(s) for s in gateways)
     c = "pg" + uuid.uuid4().hex[:10]
     a.put_container(c)
     names = [f"dir/{i:03d}" for i in range(30)] + ["top"]
@@ -149,7 +138,7 @@ def test_older_schema_refused_until_db_upgrade(cluster: PGCluster, tmp_path: Pat
     srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--meta-url", url])
     try:
         srv.start()
-        assert swift(srv).head_account()["x-account-container-count"] == "0"
+        assert swift_at(srv).head_account()["x-account-container-count"] == "0"
     finally:
         if srv.proc is not None:
             srv.stop()
@@ -182,7 +171,7 @@ def test_postgresql_restart_gives_503s_then_full_service(cluster: PGCluster, tmp
     srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), workers=2, extra_args=["--meta-url", url])
     try:
         srv.start()
-        conn = swift(srv)
+        conn = swift_at(srv)
         storage_url, token = conn.get_auth()
         conn.put_container("c")
         conn.put_object("c", "before", contents=b"1")
@@ -237,7 +226,7 @@ def test_concurrent_writers_in_one_container_counted_exactly_without_aborts(
     from concurrent.futures import ThreadPoolExecutor
 
     c = "pgq" + uuid.uuid4().hex[:10]
-    conns = [swift(gateways[i % 2]) for i in range(16)]
+    conns = [swift_at(gateways[i % 2]) for i in range(16)]
     conns[0].put_container(c)
     before = _serialization_failures(cluster)
 

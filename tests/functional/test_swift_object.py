@@ -527,17 +527,19 @@ def test_missing_blob_is_a_503_before_any_byte(server: LampiServer, swift_conn: 
         pytest.skip("removes a blob file by hand (RADOS: test_rados_gateway.py::test_missing_bytes_are_a_503...)")
     blobs = Path(server.data_dir) / "blobs"
     before = {p for p in blobs.rglob("*") if p.is_file()}
-    swift_conn.put_object(box, "lost", b"data that will go missing")
+    # larger than inline_max's default (over PostgreSQL): a blob file of its own
+    # (inline blobs gone missing: test_inline_blobs.py)
+    data = b"data that will go missing" * 3000
+    swift_conn.put_object(box, "lost", data)
     swift_conn.put_object(box, "kept", b"still here")
-    lost = [p for p in {p for p in blobs.rglob("*") if p.is_file()} - before
-            if p.read_bytes() == b"data that will go missing"]
+    lost = [p for p in {p for p in blobs.rglob("*") if p.is_file()} - before if p.read_bytes() == data]
     assert len(lost) == 1
     lost[0].unlink()
     for headers in ({}, {"Range": "bytes=0-3"}):
         with pytest.raises(ClientException) as ei:
             swift_conn.get_object(box, "lost", headers=headers)
         assert ei.value.http_status == 503 and "Service Unavailable" in ei.value.http_response_content.decode()
-    assert swift_conn.head_object(box, "lost")["content-length"] == str(len(b"data that will go missing"))
+    assert swift_conn.head_object(box, "lost")["content-length"] == str(len(data))
     assert swift_conn.get_object(box, "kept")[1] == b"still here"
     once = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
                         aws_access_key_id=s3._request_signer._credentials.access_key,

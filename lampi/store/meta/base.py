@@ -60,6 +60,7 @@ MIGRATED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("project_quotas", ("project_id",)),
     ("accounts", ("project_id",)),  # account metadata: temp-URL keys, ACLs; counters
     ("containers", ("ckey",)),  # metadata: ACLs, quotas, versioning, lifecycle, CORS, policy...
+    ("inline_blobs", ("blob_id",)),  # small objects' bytes (lampi.core.models.is_inline), before their rows
     ("objects", ("container", "name")),
     ("object_versions", ("container", "name", "version_id")),
     ("null_versions", ("container", "name")),
@@ -129,10 +130,12 @@ class MetaStore(Protocol):
         ...
 
     async def get_container(self, key: CKey) -> Container | None: ...
-    async def find_container(self, name: str, project_id: str | None, obj: str | None = None) -> Container | None:
+    async def find_container(self, name: str, project_id: str | None, obj: str | None = None,
+                             body: bool = False) -> Container | None:
         """The container ``name`` of ``project_id``; with None, of whichever project has it
         (global namespace). ``obj``: a hint that the request reads that object next (a
-        store may read its record now, for the request's ``get_object``)."""
+        store may read its record now, for the request's ``get_object``); ``body``: and
+        its bytes (a GET: an inline blob's may be read with it)."""
         ...
 
     async def policy_stats(self, project_id: str) -> dict[str | None, tuple[int, int, int]]:
@@ -219,7 +222,8 @@ class MetaStore(Protocol):
 
     async def objects_with_blobs(self, only: Collection[str] | None = None) -> list[tuple[str, str, str, int]]:
         """(container, name, blob_id, stored size) of every object and object version
-        (for fsck), or only of those whose blob is one of ``only``.
+        whose blob is in the blob store — not inline — (for fsck), or only of those whose
+        blob is one of ``only``.
 
         The stored size is the size of the object's own blob: for a manifest (SLO) the
         manifest body's size, not the large object's total."""
@@ -283,6 +287,27 @@ class MetaStore(Protocol):
 
     async def abort_upload(self, upload_id: str) -> list[str] | None:
         """Drop the upload; return its part blob ids (None when it did not exist)."""
+        ...
+
+    # Inline blobs (lampi.core.models.is_inline): a record whose ``inline`` is set has its
+    # bytes written in put_object's transaction; get_object (and find_container with an
+    # ``obj``) read them with the record; a transaction releasing an inline blob deletes
+    # it (and does not return it among the blobs to delete).
+    async def read_inline(self, blob_id: str) -> bytes | None:
+        """An inline blob's bytes; None when there is none."""
+        ...
+
+    async def drop_inline(self, blob_id: str) -> None:
+        """Delete an inline blob (nothing if there is none)."""
+        ...
+
+    async def inline_orphans(self) -> list[tuple[str, int]]:
+        """(blob id, size) of the inline blobs metadata does not refer to (fsck)."""
+        ...
+
+    async def inline_missing(self) -> list[tuple[str, str, str]]:
+        """(container, object, blob id) of objects and versions whose inline blob is not
+        there (fsck: damage)."""
         ...
 
     async def release_manifest(self, owner_blob_id: str) -> list[str]:
@@ -350,7 +375,7 @@ class MetaStore(Protocol):
 
     # Whole tables, row by row (``lampi migrate``: one store copied into another, table by
     # table in ``MIGRATED_TABLES`` order). Rows are tuples of plain values (str, int, float,
-    # None) in ``table_columns`` order.
+    # None; bytes for inline blobs) in ``table_columns`` order.
     async def table_names(self) -> list[str]:
         """Every table of the store (SQLite: both database files)."""
         ...

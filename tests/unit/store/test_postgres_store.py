@@ -366,6 +366,44 @@ async def test_object_read_with_its_container_in_one_statement(open_store, monke
     assert c.name == "c" and len(statements) == 5 and "JOIN" not in statements[-1]
 
 
+async def test_inline_bytes_read_with_a_get_in_its_one_statement_by_index(open_store, pg_url,  # noqa: ANN001
+                                                                            monkeypatch) -> None:
+    """A GET's one statement (``find_container(..., obj, body=True)``) reads an inline
+    blob's bytes with the record, through inline_blobs' primary key (a collation other
+    than the objects' "C" made PostgreSQL read the whole table for each GET); a HEAD's
+    reads the record without them."""
+    import psycopg
+
+    from lampi.store.meta import arrival, memo
+
+    store = open_store()
+    p = await store.create_project(Project(uuid.uuid4().hex, "p", (await store.create_domain(Domain("d", "D"))).id))
+    await store.create_container(p.id, "c", {}, time.time())
+    for i in range(300):
+        r = rec("c", f"o{i}", size=4000)  # a page each: a scan of them costs what it would
+        await store.put_object(dataclasses.replace(r, blob_id="~" + r.blob_id, inline=b"%04d" % i + bytes(3996)))
+
+    async def request(body: bool):  # noqa: ANN202
+        async def handle():  # noqa: ANN202
+            arrival.set_stamp(arrival.now())
+            with memo.scope():
+                c = await store.find_container("c", p.id, "o7", body)
+                return await store.get_object(c.key, "o7", time.time())
+        return await asyncio.create_task(handle())
+
+    assert (await request(True)).inline == b"0007" + bytes(3996)
+    assert (await request(False)).inline is None  # (a reader of the bytes would ask read_inline)
+    assert (await store.read_inline((await request(False)).blob_id))[:4] == b"0007"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT o.name, " + store._DATA_COL.format(t="o") + " FROM objects o WHERE o.container = 'c'"))
+        assert "inline_blobs_pkey" in plan and "Seq Scan on inline_blobs" not in plan, plan
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN DELETE FROM inline_blobs WHERE blob_id = (SELECT blob_id FROM objects LIMIT 1)"))
+        assert "inline_blobs_pkey" in plan, plan
+
+
 async def test_write_statements_stay_prepared_through_rollbacks(open_store) -> None:  # noqa: ANN001
     """The transaction bodies' statements are prepared once per pooled connection
     (postgres/conn.py ``_lean_execute``) and must stay so through rollbacks. psycopg,

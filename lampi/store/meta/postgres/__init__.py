@@ -60,15 +60,16 @@ class PostgresMetaStore(PGBase, IdentityMixin, CredentialsMixin, ContainersMixin
     def _put_row(self, c: Any, record: ObjectRecord, cond: WriteCondition | None = None,
                  null_write: bool = False) -> list[str]:
         """The shared body (ObjectsMixin._put_row), an unversioned write with no condition
-        as one call of ``lampi_put_object`` (schema version 3): one round trip in the
-        container's write transaction instead of six. The function writes nothing and
+        as one call of ``lampi_put_object`` (schema versions 3, 4): one round trip in the
+        container's write transaction instead of six, an inline blob's bytes included.
+        The function writes nothing and
         answers NULL where the shared body must decide (object lock, an S3 null version
         replaced), which then runs in the same transaction."""
         if cond is None and record.version_id is None:
             values = self._values(record)[:12]
             used = self._stored_size(record.size, values[11])
-            done = c.execute("SELECT lampi_put_object(" + ", ".join("?" * 14) + ")",
-                             (*values, used, null_write)).fetchone()[0]
+            done = c.execute("SELECT lampi_put_object(" + ", ".join("?" * 15) + ")",
+                             (*values, used, null_write, record.inline)).fetchone()[0]
             if done == "/no-container":
                 raise errors.ContainerNotFound()
             if done is not None:

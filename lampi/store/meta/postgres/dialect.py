@@ -37,6 +37,7 @@ PRIMARY_KEYS = {
     "assignments": ("user_id", "project_id", "role"),
     "manifest_parts": ("owner", "blob_id"),
     "keys": ("ring", "n"),
+    "inline_blobs": ("blob_id",),
 }
 
 # exact rewrites, applied first: (SQLite text, PostgreSQL text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from lampi.store.meta.base import SchemaError  # defined there: importing it needs no psycopg
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # the advisory lock taken while the schema is created or upgraded
 _LOCK = 0x6C616D7069  # "lampi"
@@ -251,7 +251,122 @@ BEGIN
 END $$;
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+# 4: inline blobs (lampi.core.models.is_inline): small objects' bytes in the database,
+# written by the statement recording the object and deleted by the one releasing it, so a
+# small PUT, GET or DELETE makes no RADOS round trip. A value up to ~8 KB stays in the
+# row's page, uncompressed (object bytes are mostly incompressible: not tried); larger
+# ones go to the table's TOAST, uncompressed too. ``blob_id`` is of collation "C" as
+# every other text column (_V1): compared with a column of another collation, its index
+# is not used (a GET read the whole table).
+_V4 = """
+CREATE TABLE inline_blobs (blob_id TEXT COLLATE "C" PRIMARY KEY, data BYTEA NOT NULL) WITH (toast_tuple_target = 8160);
+ALTER TABLE inline_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+DROP FUNCTION lampi_put_object(TEXT, TEXT, TEXT, BIGINT, TEXT, TEXT, DOUBLE PRECISION, TEXT, TEXT, BIGINT,
+                               DOUBLE PRECISION, TEXT, BIGINT, BOOLEAN);
+CREATE FUNCTION lampi_put_object(
+    p_container TEXT, p_name TEXT, p_blob_id TEXT, p_size BIGINT, p_etag TEXT, p_content_type TEXT,
+    p_last_modified DOUBLE PRECISION, p_meta TEXT, p_sysmeta TEXT, p_delete_at BIGINT,
+    p_data_timestamp DOUBLE PRECISION, p_manifest TEXT, p_used BIGINT, p_null_write BOOLEAN, p_data BYTEA
+) RETURNS TEXT LANGUAGE plpgsql AS $$
+-- the blob the replaced object released ('' for none, or an inline blob, deleted here);
+-- '/no-container'; NULL: nothing written, the general path decides. ``p_data``: the new
+-- blob's bytes when it is inline
+DECLARE
+    old RECORD;
+    project TEXT;
+    added BIGINT := 1;
+    old_used BIGINT := 0;
+    released TEXT := '';
+BEGIN
+    SELECT blob_id, size, manifest, version_id, sysmeta INTO old FROM objects
+        WHERE container = p_container AND name = p_name;
+    IF FOUND THEN
+        added := 0;
+        IF old.version_id IS NULL THEN
+            IF strpos(old.sysmeta, '"s3-l') > 0 THEN
+                RETURN NULL;
+            END IF;
+            old_used := CASE WHEN old.manifest IS NULL THEN old.size
+                             WHEN (old.manifest::jsonb ->> 'kind') = 'mpu' THEN old.size
+                             ELSE (old.manifest::jsonb ->> 'body_size')::BIGINT END;
+            released := old.blob_id;
+        END IF;
+    END IF;
+    IF p_null_write AND EXISTS (SELECT 1 FROM null_versions WHERE container = p_container AND name = p_name) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE containers SET object_count = object_count + added, bytes_used = bytes_used + p_used - old_used
+        WHERE ckey = p_container RETURNING project_id INTO project;
+    IF NOT FOUND THEN
+        RETURN '/no-container';
+    END IF;
+    UPDATE accounts SET object_count = object_count + added, bytes_used = bytes_used + p_used - old_used
+        WHERE project_id = project;
+    DELETE FROM null_versions WHERE container = p_container AND name = p_name;
+    IF p_data IS NOT NULL THEN
+        INSERT INTO inline_blobs (blob_id, data) VALUES (p_blob_id, p_data)
+            ON CONFLICT (blob_id) DO UPDATE SET data = EXCLUDED.data;
+    END IF;
+    INSERT INTO objects (container, name, blob_id, size, etag, content_type, last_modified, meta, sysmeta,
+                         delete_at, data_timestamp, manifest, version_id)
+        VALUES (p_container, p_name, p_blob_id, p_size, p_etag, p_content_type, p_last_modified, p_meta,
+                p_sysmeta, p_delete_at, p_data_timestamp, p_manifest, NULL)
+        ON CONFLICT (container, name) DO UPDATE SET blob_id = EXCLUDED.blob_id, size = EXCLUDED.size,
+            etag = EXCLUDED.etag, content_type = EXCLUDED.content_type, last_modified = EXCLUDED.last_modified,
+            meta = EXCLUDED.meta, sysmeta = EXCLUDED.sysmeta, delete_at = EXCLUDED.delete_at,
+            data_timestamp = EXCLUDED.data_timestamp, manifest = EXCLUDED.manifest, version_id = NULL;
+    IF left(released, 1) = '~' AND released <> p_blob_id THEN
+        DELETE FROM inline_blobs WHERE blob_id = released;
+        released := '';
+    END IF;
+    RETURN released;
+END $$;
+CREATE OR REPLACE FUNCTION lampi_delete_object(p_container TEXT, p_name TEXT, p_if_blob TEXT) RETURNS TEXT
+LANGUAGE plpgsql AS $$
+-- the blob released ('' for a pointer to a version, which keeps it, or for an inline
+-- blob, deleted here); '/none' when no such object (or not with that blob);
+-- '/no-container'; NULL: nothing written, the general path decides (object lock)
+DECLARE
+    gone RECORD;
+    project TEXT;
+    used BIGINT := 0;
+BEGIN
+    DELETE FROM objects WHERE container = p_container AND name = p_name
+        AND (p_if_blob IS NULL OR blob_id = p_if_blob)
+        AND (version_id IS NOT NULL OR strpos(sysmeta, '"s3-l') = 0)
+        RETURNING blob_id, size, manifest, version_id INTO gone;
+    IF NOT FOUND THEN
+        -- one that may be locked (whatever its blob: the shared body checks the lock first)
+        IF EXISTS (SELECT 1 FROM objects WHERE container = p_container AND name = p_name
+                   AND version_id IS NULL AND strpos(sysmeta, '"s3-l') > 0) THEN
+            RETURN NULL;
+        END IF;
+        RETURN '/none';
+    END IF;
+    IF gone.version_id IS NULL THEN
+        used := CASE WHEN gone.manifest IS NULL THEN gone.size
+                     WHEN (gone.manifest::jsonb ->> 'kind') = 'mpu' THEN gone.size
+                     ELSE (gone.manifest::jsonb ->> 'body_size')::BIGINT END;
+    END IF;
+    UPDATE containers SET object_count = object_count - 1, bytes_used = bytes_used - used
+        WHERE ckey = p_container RETURNING project_id INTO project;
+    IF NOT FOUND THEN
+        RETURN '/no-container';
+    END IF;
+    UPDATE accounts SET object_count = object_count - 1, bytes_used = bytes_used - used
+        WHERE project_id = project;
+    IF gone.version_id IS NOT NULL THEN
+        RETURN '';
+    END IF;
+    IF left(gone.blob_id, 1) = '~' THEN
+        DELETE FROM inline_blobs WHERE blob_id = gone.blob_id;
+        RETURN '';
+    END IF;
+    RETURN gone.blob_id;
+END $$;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 

@@ -16,12 +16,12 @@ from lampi.store.meta.sqlite.listing import fold_listing, range_fetch
 
 
 @functools.cache
-def _container_object_join(kcols: str, ocols: str) -> tuple[str, int]:
+def _container_object_join(kcols: str, ocols: str, data_col: str) -> tuple[str, int]:
     """The start of ``_find_with_object``'s statement (the container's columns, then its
-    object's ``ocols``: ObjectsMixin's, beside ContainersMixin in the store), and how
-    many columns are the container's: built once, not per request."""
+    object's ``ocols`` and ``data_col``: ObjectsMixin's, beside ContainersMixin in the
+    store), and how many columns are the container's: built once, not per request."""
     cols = ", ".join("c." + k.strip() for k in kcols.split(",")) + ", " + \
-        ", ".join("o." + k.strip() for k in ocols.split(","))
+        ", ".join("o." + k.strip() for k in ocols.split(",")) + ", " + data_col.format(t="o")
     return (f"SELECT {cols} FROM containers c LEFT JOIN objects o ON o.container = c.ckey AND o.name = ? ",
             kcols.count(",") + 1)
 
@@ -148,13 +148,14 @@ class ContainersMixin(SQLiteBase):
 
         return await memo.read(("container", key), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
 
-    async def find_container(self, name: str, project_id: str | None, obj: str | None = None) -> Container | None:
+    async def find_container(self, name: str, project_id: str | None, obj: str | None = None,
+                             body: bool = False) -> Container | None:
         """``obj``: the request goes on to read that object of the container: where reads
         are round trips (``_shared`` set: PostgreSQL), its record is read in the same
         statement and remembered for the request (``memo``), so that ``get_object`` does
         not go to the database again."""
         if obj is not None and self._shared is not None and memo.active():
-            return await self._find_with_object(name, project_id, obj)
+            return await self._find_with_object(name, project_id, obj, body)
 
         def fn(c: sqlite3.Connection) -> Container | None:
             if project_id is None:
@@ -170,14 +171,16 @@ class ContainersMixin(SQLiteBase):
             memo.put(("container", found.key), found, mark)
         return found  # type: ignore[no-any-return]
 
-    async def _find_with_object(self, name: str, project_id: str | None, obj: str) -> Container | None:
+    async def _find_with_object(self, name: str, project_id: str | None, obj: str, body: bool) -> Container | None:
         """The container and its object ``obj`` in one statement (a GET or HEAD of an
         object: 2 round trips were 1 when the container read was not shared), both
         remembered for the request as ``find_container`` and ``get_object`` would have."""
         found, mark = memo.get(("named", name, project_id))
         if found is not memo.MISS:
             return found  # type: ignore[no-any-return]
-        join, width = _container_object_join(self._KCOLS, self._OCOLS)  # type: ignore[attr-defined]
+        # an inline blob's bytes only for a GET (a HEAD would carry them for nothing)
+        join, width = _container_object_join(self._KCOLS, self._OCOLS,  # type: ignore[attr-defined]
+                                             self._DATA_COL if body else "NULL")  # type: ignore[attr-defined]
 
         def fn(c: sqlite3.Connection) -> tuple[Container, Any] | None:
             if project_id is None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from lampi.core import errors, objectlock
-from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition
+from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition, is_inline
 from lampi.core.versions import version_id
 from lampi.store.meta import memo
 from lampi.store.meta.sqlite.conn import SQLiteBase
@@ -44,6 +44,14 @@ class ObjectsMixin(SQLiteBase):
         m = json.loads(manifest)
         return size if m.get("kind") == "mpu" else int(m["body_size"])
 
+    # after ``_OCOLS``, an inline blob's bytes (``_object`` reads them as the record's
+    # ``inline``): where reads are round trips (PostgreSQL), a GET reads them in the
+    # statement reading its record (``find_container`` with ``obj`` and ``body``); a
+    # SQLite GET reads them apart (``read_inline``, a point read on the loop), so that a
+    # HEAD or any other reader of a record does not carry them
+    _DATA_COL = ("(SELECT d.data FROM inline_blobs d WHERE substr({t}.blob_id, 1, 1) = '~' "
+                 "AND d.blob_id = {t}.blob_id)")
+
     @staticmethod
     def _object(row: tuple[Any, ...] | None) -> ObjectRecord | None:
         if row is None:
@@ -62,7 +70,18 @@ class ObjectsMixin(SQLiteBase):
             data_timestamp=row[10],
             manifest=ManifestInfo(**json.loads(row[11])) if row[11] else None,
             version_id=row[12],
+            inline=bytes(row[13]) if len(row) > 13 and row[13] is not None else None,
         )
+
+    @staticmethod
+    def _freed(c: sqlite3.Connection, blob_id: str) -> str:
+        """A blob no row refers to any more, in the transaction that released it: an
+        inline blob is deleted here ("" returned: nothing left for the caller to
+        delete), any other returned for the caller to delete after the commit."""
+        if is_inline(blob_id):
+            c.execute("DELETE FROM inline_blobs WHERE blob_id = ?", (blob_id,))
+            return ""
+        return blob_id
 
     @staticmethod
     def _adjust(c: sqlite3.Connection, container: str, objects: int, nbytes: int) -> None:
@@ -139,7 +158,8 @@ class ObjectsMixin(SQLiteBase):
                 self._keep_as_version(c, record.container, record.name)
             else:
                 self._check_lock(old[5], now)
-                released.append(str(old[0]))
+                if old[0] != record.blob_id and self._freed(c, str(old[0])):
+                    released.append(str(old[0]))
         if record.version_id is None:
             gone = c.execute("DELETE FROM null_versions WHERE container = ? AND name = ? RETURNING version_id",
                              (record.container, record.name)).fetchone()
@@ -149,6 +169,9 @@ class ObjectsMixin(SQLiteBase):
                     released.append(blob)
         else:
             self._insert_version(c, replace(record, delete_at=None))  # expiry applies to the current only
+        if record.inline is not None:
+            c.execute("INSERT OR REPLACE INTO inline_blobs (blob_id, data) VALUES (?, ?)",
+                      (record.blob_id, record.inline))
         c.execute(
             f"INSERT OR REPLACE INTO objects ({self._OCOLS}) VALUES ({', '.join('?' * 13)})",
             self._values(record),
@@ -177,7 +200,7 @@ class ObjectsMixin(SQLiteBase):
                         "RETURNING blob_id, size, manifest", (container, name, vid)).fetchone()
         if row[0]:
             self._adjust(c, container, 0, -self._stored_size(row[1], row[2]))
-        return str(row[0])
+        return self._freed(c, str(row[0]))
 
     # -- a replaced current object kept as a version (for _put_row; the versions API is in versions.py)
 
@@ -295,7 +318,7 @@ class ObjectsMixin(SQLiteBase):
             self._adjust(c, container, -1, 0)
             return ""
         self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
-        return str(row[0])
+        return self._freed(c, str(row[0]))
 
     async def list_objects(self, container: str, params: ListParams, now: float,
                            raw: bool = False) -> list[Any]:
@@ -373,14 +396,40 @@ class ObjectsMixin(SQLiteBase):
                 tuple(r)  # type: ignore[misc]
                 for r in c.execute(
                     f"SELECT container, name, blob_id, {_STORED_SIZE} "
-                    f"FROM objects WHERE version_id IS NULL{where} UNION ALL "
+                    f"FROM objects WHERE version_id IS NULL AND substr(blob_id, 1, 1) != '~'{where} UNION ALL "
                     # object versions (delete markers have no blob), named as their URL
                     f"SELECT container, name || '?version-id=' || version_id, blob_id, {_STORED_SIZE} "
-                    f"FROM object_versions WHERE blob_id != ''{where} ORDER BY 1, 2",
+                    f"FROM object_versions WHERE blob_id != '' AND substr(blob_id, 1, 1) != '~'{where} ORDER BY 1, 2",
                     args,
                 )
             ]
         )
+
+    # -- inline blobs (lampi.core.models.is_inline) ----------------------------------
+
+    async def read_inline(self, blob_id: str) -> bytes | None:
+        # a point read by key: on the event loop where the store reads so (_read)
+        row = await self._read(lambda c: c.execute("SELECT data FROM inline_blobs WHERE blob_id = ?",
+                                                   (blob_id,)).fetchone())
+        return None if row is None else bytes(row[0])
+
+    async def drop_inline(self, blob_id: str) -> None:
+        await self._tx(lambda c: self._freed(c, blob_id), frees=True)
+
+    async def inline_orphans(self) -> list[tuple[str, int]]:
+        # one statement: the references and the inline blobs in one read snapshot (an
+        # inline blob is written in the transaction that records its object)
+        sql = ("SELECT d.blob_id, length(d.data) FROM inline_blobs d WHERE d.blob_id NOT IN ("
+               + self._REFS_SQL.format(w="", a="", am="") + ")")
+        return await self._run(lambda c: [(str(r[0]), int(r[1])) for r in c.execute(sql)])
+
+    async def inline_missing(self) -> list[tuple[str, str, str]]:
+        sql = ("SELECT container, name, blob_id FROM objects WHERE substr(blob_id, 1, 1) = '~' AND NOT EXISTS "
+               "(SELECT 1 FROM inline_blobs d WHERE d.blob_id = objects.blob_id) UNION ALL "
+               "SELECT container, name || '?version-id=' || version_id, blob_id FROM object_versions "
+               "WHERE substr(blob_id, 1, 1) = '~' AND NOT EXISTS "
+               "(SELECT 1 FROM inline_blobs d WHERE d.blob_id = object_versions.blob_id)")
+        return await self._run(lambda c: [(str(r[0]), str(r[1]), str(r[2])) for r in c.execute(sql)])
 
     async def take_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
         """Hold (or renew) lease ``name`` until ``now + ttl`` if it is free, expired or
@@ -427,7 +476,8 @@ class ObjectsMixin(SQLiteBase):
                     self._adjust(c, container, -1, 0)
                 elif row is not None:
                     self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
-                    blobs.append(str(row[0]))
+                    if self._freed(c, str(row[0])):
+                        blobs.append(str(row[0]))
             return blobs
 
         return await self._tx(fn, frees=True)

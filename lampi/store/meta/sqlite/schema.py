@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (container, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_blob ON objects (blob_id);
+-- inline blobs (lampi.core.models.is_inline): small objects' bytes, by blob id, written
+-- in the transaction recording the object, deleted in the one releasing the blob
+CREATE TABLE IF NOT EXISTS inline_blobs (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 -- EC2 credentials: ``secret`` is sealed with the key ``key_hash`` (keys/credential-*,
 -- lampi/store/meta/sqlite/credentials.py); key_hash NULL: clear text of an older store
 CREATE TABLE IF NOT EXISTS credentials (
