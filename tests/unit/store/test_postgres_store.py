@@ -167,6 +167,45 @@ async def test_schema_older_than_the_code_is_refused_until_upgraded(open_store, 
     assert json.loads(json.dumps((await store.get_account("x")).object_count)) == 0
 
 
+async def test_a_version_3_database_with_objects_upgrades_to_inline_blobs(pg_cluster, tmp_path,  # noqa: ANN001
+                                                                           monkeypatch) -> None:
+    """`lampi db upgrade` of a store written by a lampi of schema version 3 (before
+    inline blobs): its objects, written by the version 3 function, stay readable and
+    deletable, and inline writes work after it."""
+    import psycopg
+
+    from lampi.store.meta.postgres import PostgresMetaStore, schema
+    from lampi.store.meta.sqlite.objects import ObjectsMixin
+
+    cluster, _template = pg_cluster
+    url = cluster.create_db()
+    with monkeypatch.context() as m:
+        m.setattr(schema, "SCHEMA_VERSION", 3)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert schema.upgrade(conn) == (None, 3)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO accounts (project_id, created_at) VALUES ('p', 1)")
+        conn.execute("INSERT INTO containers (ckey, name, project_id, created_at, put_timestamp, updated_at) "
+                     "VALUES ('c', 'c', 'p', 1, 1, 1)")
+        r = rec("c", "old", size=5)
+        values = ObjectsMixin._values(r)[:12]  # the record as the version 3 function's arguments
+        assert conn.execute("SELECT lampi_put_object(" + ", ".join(["%s"] * 14) + ")",
+                            (*values, 5, False)).fetchone()[0] == ""
+        assert schema.upgrade(conn) == (3, 4)
+    store = PostgresMetaStore(url, tmp_path)
+    try:
+        got = await store.get_object("c", "old", time.time())
+        assert got is not None and got.blob_id == r.blob_id
+        new = rec("c", "new", size=2)
+        await store.put_object(dataclasses.replace(new, blob_id="~" + new.blob_id, inline=b"hi"))
+        assert await store.read_inline("~" + new.blob_id) == b"hi"
+        assert await store.delete_object("c", "old") == r.blob_id  # a blob-store blob: the caller's to delete
+        assert await store.delete_object("c", "new") == ""  # inline: deleted with the row
+        assert (await store.get_container("c")).object_count == 0
+    finally:
+        await store.close()
+
+
 async def test_nul_in_listing_bounds_compares_as_a_character(open_store) -> None:  # noqa: ANN001
     """PostgreSQL text cannot hold NUL; names never do, so a marker/prefix with one is cut
     there and its comparison adjusted: the same listing as SQLite's."""
