@@ -446,21 +446,23 @@ class Storage:
             return self._read_inline(record.blob_id, record.inline, offset, length)
         return self.blobs.read(record.blob_id, offset, length)
 
-    async def inline_bytes(self, blob_id: str, data: bytes | None = None) -> bytes:
-        """An inline blob's bytes: ``data`` (read with its record) or from the metadata
-        store; FileNotFoundError when it has none (as a blob store's read)."""
+    async def inline_range(self, blob_id: str, data: bytes | None, offset: int = 0,
+                           length: int | None = None) -> bytes:
+        """``length`` bytes from ``offset`` of an inline blob: of ``data`` (read with its
+        record) or else read from the metadata store; FileNotFoundError when it has none
+        (as a blob store's read)."""
         if data is None:
             data = await self.meta.read_inline(blob_id)
             if data is None:
                 raise FileNotFoundError(f"inline blob {blob_id}")
-        return data
+        end = len(data) if length is None else min(len(data), offset + length)
+        return data[offset:end] if offset or end < len(data) else data
 
     async def _read_inline(self, blob_id: str, data: bytes | None, offset: int,
                            length: int | None) -> AsyncIterator[bytes]:
-        data = await self.inline_bytes(blob_id, data)
-        end = len(data) if length is None else min(len(data), offset + length)
-        if offset < end:
-            yield data[offset:end] if offset or end < len(data) else data
+        chunk = await self.inline_range(blob_id, data, offset, length)
+        if chunk:
+            yield chunk
 
     async def update_object_meta(
         self,

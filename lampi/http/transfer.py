@@ -68,14 +68,13 @@ async def open_blob(
     storage = request.app[STORAGE]
     if is_inline(rec.blob_id) and rec.manifest is None:  # in hand, or one read of the metadata store
         try:
-            data = await storage.inline_bytes(rec.blob_id, rec.inline)
+            first = await storage.inline_range(rec.blob_id, rec.inline, offset, length)
         except FileNotFoundError:
             log.error("inline blob %s of object %s/%s is missing (run lampi fsck)", rec.blob_id, rec.container,
                       rec.name)
             metrics.note_error("missing_blob")
             raise errors.DataUnavailable() from None
-        end = len(data) if length is None else min(len(data), offset + length)
-        return PrimedRead(data[offset:end] if offset or end < len(data) else data, _nothing())
+        return PrimedRead(first, _nothing())
     blobs = storage.blobs
     path = blobs.local_path(rec.blob_id)
     if path is None:

@@ -290,9 +290,10 @@ class MetaStore(Protocol):
         ...
 
     # Inline blobs (lampi.core.models.is_inline): a record whose ``inline`` is set has its
-    # bytes written in put_object's transaction; get_object (and find_container with an
-    # ``obj``) read them with the record; a transaction releasing an inline blob deletes
-    # it (and does not return it among the blobs to delete).
+    # bytes written in put_object's transaction; find_container with ``obj`` and ``body``
+    # may read them with the record (its ``inline``), read_inline always can; a
+    # transaction releasing an inline blob deletes it (and does not return it among the
+    # blobs to delete).
     async def read_inline(self, blob_id: str) -> bytes | None:
         """An inline blob's bytes; None when there is none."""
         ...

@@ -11,7 +11,8 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from lampi.core import errors, objectlock
-from lampi.core.models import ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition, is_inline
+from lampi.core.models import (INLINE_PREFIX, ListingEntry, ListParams, ManifestInfo, ObjectRecord, WriteCondition,
+                               is_inline)
 from lampi.core.versions import version_id
 from lampi.store.meta import memo
 from lampi.store.meta.sqlite.conn import SQLiteBase
@@ -44,13 +45,16 @@ class ObjectsMixin(SQLiteBase):
         m = json.loads(manifest)
         return size if m.get("kind") == "mpu" else int(m["body_size"])
 
+    # ``lampi.core.models.is_inline`` in SQL, of column ``{c}`` (substr: both dialects)
+    _INLINE_SQL = "substr({c}, 1, 1) = '" + INLINE_PREFIX + "'"
+
     # after ``_OCOLS``, an inline blob's bytes (``_object`` reads them as the record's
     # ``inline``): where reads are round trips (PostgreSQL), a GET reads them in the
     # statement reading its record (``find_container`` with ``obj`` and ``body``); a
     # SQLite GET reads them apart (``read_inline``, a point read on the loop), so that a
     # HEAD or any other reader of a record does not carry them
-    _DATA_COL = ("(SELECT d.data FROM inline_blobs d WHERE substr({t}.blob_id, 1, 1) = '~' "
-                 "AND d.blob_id = {t}.blob_id)")
+    _DATA_COL = ("(SELECT d.data FROM inline_blobs d WHERE " + _INLINE_SQL.format(c="{t}.blob_id")
+                 + " AND d.blob_id = {t}.blob_id)")
 
     @staticmethod
     def _object(row: tuple[Any, ...] | None) -> ObjectRecord | None:
@@ -388,7 +392,7 @@ class ObjectsMixin(SQLiteBase):
         return await self._run(lambda c: {r[0] for r in c.execute(sql, (ids,))})
 
     async def objects_with_blobs(self, only: Collection[str] | None = None) -> list[tuple[str, str, str, int]]:
-        where, args = "", ()
+        where, args, inline = "", (), self._INLINE_SQL.format(c="blob_id")
         if only is not None:
             where, args = " AND blob_id IN (SELECT value FROM json_each(?1))", (json.dumps(list(only)),)
         return await self._run(
@@ -396,10 +400,10 @@ class ObjectsMixin(SQLiteBase):
                 tuple(r)  # type: ignore[misc]
                 for r in c.execute(
                     f"SELECT container, name, blob_id, {_STORED_SIZE} "
-                    f"FROM objects WHERE version_id IS NULL AND substr(blob_id, 1, 1) != '~'{where} UNION ALL "
+                    f"FROM objects WHERE version_id IS NULL AND NOT {inline}{where} UNION ALL "
                     # object versions (delete markers have no blob), named as their URL
                     f"SELECT container, name || '?version-id=' || version_id, blob_id, {_STORED_SIZE} "
-                    f"FROM object_versions WHERE blob_id != '' AND substr(blob_id, 1, 1) != '~'{where} ORDER BY 1, 2",
+                    f"FROM object_versions WHERE blob_id != '' AND NOT {inline}{where} ORDER BY 1, 2",
                     args,
                 )
             ]
@@ -424,10 +428,11 @@ class ObjectsMixin(SQLiteBase):
         return await self._run(lambda c: [(str(r[0]), int(r[1])) for r in c.execute(sql)])
 
     async def inline_missing(self) -> list[tuple[str, str, str]]:
-        sql = ("SELECT container, name, blob_id FROM objects WHERE substr(blob_id, 1, 1) = '~' AND NOT EXISTS "
+        inline = self._INLINE_SQL.format(c="blob_id")
+        sql = (f"SELECT container, name, blob_id FROM objects WHERE {inline} AND NOT EXISTS "
                "(SELECT 1 FROM inline_blobs d WHERE d.blob_id = objects.blob_id) UNION ALL "
                "SELECT container, name || '?version-id=' || version_id, blob_id FROM object_versions "
-               "WHERE substr(blob_id, 1, 1) = '~' AND NOT EXISTS "
+               f"WHERE {inline} AND NOT EXISTS "
                "(SELECT 1 FROM inline_blobs d WHERE d.blob_id = object_versions.blob_id)")
         return await self._run(lambda c: [(str(r[0]), str(r[1]), str(r[2])) for r in c.execute(sql)])
 
