@@ -64,3 +64,42 @@ async def test_a_failing_body_leaves_nothing(blobs) -> None:
     with pytest.raises(ConnectionResetError):
         await stream_to_blob(blobs, broken())
     assert list(blobs.iter_blobs()) == [] and list(blobs.iter_partials()) == []
+
+
+async def test_hashing_queue_keeps_order_and_bounds_while_the_thread_lags(blobs, monkeypatch) -> None:
+    """The loop hands chunks to the hashing thread faster than it hashes (slowed here):
+    the digest is still the body's (groups hashed in order, none twice or lost) and the
+    queue never holds more than ``HASH_QUEUE`` groups."""
+    import time
+
+    from lampi.core import blobwrite
+
+    deepest = 0
+    drain = blobwrite.PipelinedMD5._drain
+
+    def slow_drain(self) -> None:  # noqa: ANN001
+        nonlocal deepest
+        deepest = max(deepest, len(self._queue))
+        time.sleep(0.01)
+        drain(self)
+
+    monkeypatch.setattr(blobwrite.PipelinedMD5, "_drain", slow_drain)
+    data = os.urandom(10 * HASH_BUFFER + 3)
+    blob_id, n, etag = await stream_to_blob(blobs, chunks(data, [65536, 1, 200000]))
+    assert (n, etag) == (len(data), hashlib.md5(data).hexdigest())
+    assert await read_all(blobs, blob_id) == data
+    assert 1 <= deepest <= blobwrite.HASH_QUEUE
+
+
+async def test_small_bodies_are_hashed_without_a_thread(blobs, monkeypatch) -> None:
+    import asyncio
+
+    def no_thread(*a, **kw):  # noqa: ANN002, ANN003
+        raise AssertionError("a small body went to a thread to be hashed")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    if isinstance(blobs, FSBlobStore):
+        pytest.skip("the file store writes in a thread of its own")
+    data = os.urandom(HASH_BUFFER - 1)
+    _blob_id, _n, etag = await stream_to_blob(blobs, chunks(data, [4096]))
+    assert etag == hashlib.md5(data).hexdigest()

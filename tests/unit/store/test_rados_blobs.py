@@ -17,7 +17,7 @@ import pytest
 
 from lampi.config import load_settings
 from lampi.store.blob.policies import open_policy_stores
-from lampi.store.blob.rados import RadosBlobStore, parse_url, stripe_name
+from lampi.store.blob.rados import PACK, RadosBlobStore, pack, parse_url, stripe_name
 from tests.conftest import CEPH_POOL
 
 STRIPE = 64 * 1024
@@ -318,3 +318,28 @@ async def test_a_delete_with_the_size_known_removes_a_one_object_blob_without_it
     await store.delete(big, STRIPE)  # wrong: the head holds one stripe of three
     assert heads[0] == 2
     assert not [k for k in objects(store) if k.startswith(big)]
+
+
+def test_a_stripes_chunks_go_to_librados_as_they_are_tiny_ones_joined() -> None:
+    """``pack``: chunks of at least ``PACK`` bytes are passed on as the same objects (no
+    copy); runs of smaller ones are joined into pieces of at least ``PACK`` (a stripe of
+    thousands of tiny chunks is a few writes, not thousands); views and bytearrays become
+    bytes, the only kind librados' binding takes; the bytes and their order are kept."""
+    big = bytes(range(256)) * (PACK // 256)
+    tiny = [bytes([i % 256]) * 100 for i in range(2000)]
+    parts: list[Any] = [*tiny[:10], big, *tiny, bytearray(big), memoryview(big)[5:], b"", b"x"]
+    out = pack(parts)
+    assert all(type(p) is bytes for p in out)
+    assert b"".join(out) == b"".join(bytes(p) for p in parts)
+    assert out[1] is big  # passed on, not copied
+    run = -(-PACK // 100) * 100  # tiny chunks joined until a piece reaches PACK
+    # the view is 5 bytes short of PACK: joined with what follows
+    assert [len(p) for p in out] == [1000, PACK, run, run, run, 200_000 - 3 * run, PACK, PACK - 4]
+    assert pack([]) == [] and pack([big]) == [big] and pack([b"a", b"b"]) == [b"ab"]
+
+
+async def test_a_body_of_tiny_chunks_reads_back_whole(store: RadosBlobStore) -> None:
+    data = payload(3 * STRIPE + 5)
+    blob_id = await put(store, data, chunk=7)
+    assert await read_all(store, blob_id) == data
+    assert objects(store)[stripe_name(blob_id, 3)] == 5
