@@ -70,7 +70,10 @@ class PipelinedMD5:
             fut, self._drainer = self._drainer, None
             fut.result()  # a failed hash fails the upload
         if self._drainer is None:
-            self._drainer = asyncio.ensure_future(asyncio.to_thread(self._drain))
+            self._start()
+
+    def _start(self) -> None:
+        self._drainer = asyncio.ensure_future(asyncio.to_thread(self._drain))
 
     async def _wait(self) -> None:
         """Until everything handed over is hashed (the thread may have found the queue
@@ -79,7 +82,7 @@ class PipelinedMD5:
             fut, self._drainer = self._drainer, None
             await fut
             if self._queue:
-                self._drainer = asyncio.ensure_future(asyncio.to_thread(self._drain))
+                self._start()
 
     async def hexdigest(self) -> str:
         await self._wait()

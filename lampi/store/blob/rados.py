@@ -13,9 +13,9 @@ other gateways' fsck sees a partial it must leave alone. Bytes are cut into stri
 each full stripe sent at once, up to ``IN_FLIGHT`` of them in flight (memory: the stripe
 being filled plus ``IN_FLIGHT`` stripes, whatever the blob's size). A stripe goes as one
 write operation of the chunks it was given (``pack``): librados copies each into its
-buffer, so the stripe is never joined in Python first. ``commit`` waits for every stripe write, then writes the last stripe and — in one
-atomic operation on the head, after all other stripes are on the OSDs — the
-``lampi.blob`` xattr: durable before acknowledged. The lock stays until ``release``
+buffer, so the stripe is never joined in Python first. ``commit`` waits for every
+stripe write, then writes the last stripe and — in one atomic operation on the head,
+after all other stripes are on the OSDs — the ``lampi.blob`` xattr: durable before acknowledged. The lock stays until ``release``
 (after the metadata transaction referring to the blob), as the file store's flock does
 — a one-stripe blob's (lock, bytes and mark in one operation) until its lease runs out,
 an unlock saved per small PUT; a crashed gateway's locks lapse when their lease runs out.
@@ -96,7 +96,8 @@ def pack(parts: list[bytes | bytearray | memoryview]) -> list[bytes]:
     Why not one joined stripe: joining 4 MiB in Python and librados copying it again
     were two copies of every byte on the event loop's thread; librados' copy of each
     piece is the only one left. With the hashing queue (``lampi.core.blobwrite``) a
-    256 MiB PUT over RADOS went from ~270 to ~330 MB/s here."""
+    256 MiB PUT over RADOS went from 242 to 296 MB/s here (docs/benchmarks.md, session
+    12; joining each stripe instead: 281)."""
     out: list[bytes] = []
     small: list[bytes | bytearray | memoryview] = []
     held = 0
