@@ -578,8 +578,8 @@ def freeze_for_workers() -> None:
     the pages become the worker's own copies. Frozen objects are never examined, so they
     stay shared. Measured (session 13, docs/benchmarks.md): a supervisor with the server
     imported and two children forked from it held 74.4 MiB PSS in all after one full
-    collection in each child, 45.5 MiB with the freeze. The cost: garbage among the
-    supervisor's objects is never collected, and it makes little after start-up."""
+    collection in each child, 45.5 MiB with the freeze. The cost: cyclic garbage among
+    the frozen objects is never collected; the supervisor makes little after start-up."""
     gc.freeze()
 
 

@@ -15,10 +15,11 @@ being filled plus ``IN_FLIGHT`` stripes, whatever the blob's size). A stripe goe
 write operation of the chunks it was given (``pack``): librados copies each into its
 buffer, so the stripe is never joined in Python first. ``commit`` waits for every
 stripe write, then writes the last stripe and — in one atomic operation on the head,
-after all other stripes are on the OSDs — the ``lampi.blob`` xattr: durable before acknowledged. The lock stays until ``release``
-(after the metadata transaction referring to the blob), as the file store's flock does
-— a one-stripe blob's (lock, bytes and mark in one operation) until its lease runs out,
-an unlock saved per small PUT; a crashed gateway's locks lapse when their lease runs out.
+after all other stripes are on the OSDs — the ``lampi.blob`` xattr: durable before
+acknowledged. The lock stays until ``release`` (after the metadata transaction referring
+to the blob), as the file store's flock does — a one-stripe blob's (lock, bytes and
+mark in one operation) until its lease runs out, an unlock saved per small PUT; a
+crashed gateway's locks lapse when their lease runs out.
 
 Reading touches only the stripes a range needs, one RADOS read per stripe (at most
 ``STRIPE`` bytes), ``READ_AHEAD`` of them requested ahead; a range within the first

@@ -4,6 +4,7 @@ fills, a file shorter than its record, a client that stops reading, one that lea
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -85,7 +86,7 @@ def test_a_file_shorter_than_its_record_is_a_reset_not_a_hang(blob: tuple[Path, 
     t = reader(client, got)
     with pytest.raises(ConnectionResetError) as err:
         send(server, path, 0, SIZE + 100)
-    assert err.value.errno == __import__("errno").EIO
+    assert err.value.errno == errno.EIO
     server.shutdown(socket.SHUT_WR)
     t.join(60)
     assert bytes(got) == data  # what there was, then the error
