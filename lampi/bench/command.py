@@ -250,7 +250,7 @@ def disk_needed(cfg: BenchConfig, systems: list[str], clusters: list[int], s3: b
     n_targets = (2 if s3 else 1) + ("swift" in systems) + rgw_targets + len(clusters)
     need = 0
     if "small" in cfg.phases:
-        need += cfg.objects * max(cfg.object_size, 4096) * len(cfg.concurrency) * n_targets
+        need += cfg.objects * max(cfg.object_size, 4096) * len(cfg.concurrency) * n_targets * cfg.rounds
     if "list" in cfg.phases:
         need += cfg.list_objects * max(cfg.object_size, 4096) * n_targets
     if "large" in cfg.phases:

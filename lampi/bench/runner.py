@@ -8,7 +8,7 @@ import json
 import re
 import urllib.parse
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lampi.bench import rss as rssmod
@@ -33,6 +33,7 @@ class BenchConfig:
     large_count: int = 1
     phases: list[str] = field(default_factory=lambda: ["small", "list", "large"])
     client_procs: int = 1
+    rounds: int = 1  # passes of the small-object phases, each on new objects, pooled
     fill_concurrency: int = 32
     cleanup: bool = True
 
@@ -60,6 +61,7 @@ class Step:
     timed: bool = True
     list_expect: int = 0
     label: str = ""
+    round: int = 0  # which pass of the small-object phases (BenchConfig.rounds)
 
 
 def plan(cfg: BenchConfig, run_id: str) -> tuple[list[Step], list[str]]:
@@ -67,12 +69,15 @@ def plan(cfg: BenchConfig, run_id: str) -> tuple[list[Step], list[str]]:
     steps: list[Step] = []
     containers: list[str] = []
     if "small" in cfg.phases:
-        for c in cfg.concurrency:
-            cont = f"lampi-bench-{run_id}-small-c{c}"
-            containers.append(cont)
-            for kind in SMALL_KINDS:
-                steps.append(Step(f"small-{kind}", kind, cont, cfg.objects, cfg.object_size, c, cfg.client_procs,
-                                  label=f"{kind.upper()} {cfg.objects}×{_sz(cfg.object_size)} c{c}"))
+        rounds = f" ×{cfg.rounds} rounds" if cfg.rounds > 1 else ""
+        for r in range(cfg.rounds):
+            for c in cfg.concurrency:
+                cont = f"lampi-bench-{run_id}-small-c{c}" + (f"-r{r}" if cfg.rounds > 1 else "")
+                containers.append(cont)
+                for kind in SMALL_KINDS:
+                    steps.append(Step(f"small-{kind}", kind, cont, cfg.objects, cfg.object_size, c, cfg.client_procs,
+                                      label=f"{kind.upper()} {cfg.objects}×{_sz(cfg.object_size)} c{c}{rounds}",
+                                      round=r))
     if "list" in cfg.phases:
         cont = f"lampi-bench-{run_id}-list"
         containers.append(cont)
@@ -193,16 +198,27 @@ def _sequential(a: ChunkResult, b: ChunkResult) -> ChunkResult:
 
 
 async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> dict[str, Any]:
-    """Run every step on every target, alternating which target goes first."""
+    """Run every step on every target, alternating which target goes first.
+
+    With ``cfg.rounds`` > 1 the small-object phases run that many times, each round on
+    new objects with the targets' order rotated (every target goes first in turn), and
+    each phase's rounds are pooled into one result: ops and time add up. One pass of a
+    small phase lasts a second or two here, so one target's pass could meet a
+    background burst (PostgreSQL's autovacuum of the rows just written, Ceph's
+    compaction after RGW's writes) that another's missed."""
     run_id = uuid.uuid4().hex[:8]
     steps, containers = plan(cfg, run_id)
     results: list[dict[str, Any]] = []
     setup_errors: list[str] = []
+    carried: dict[tuple[str, int, str], tuple[ChunkResult, int, int, float]] = {}  # earlier rounds' passes
     for t in targets:
         await create_containers(t, containers)
     try:
         for i, step in enumerate(steps):
-            order = targets if i % 2 == 0 else list(reversed(targets))
+            turn = step.round % len(targets)
+            order = targets[turn:] + targets[:turn]
+            if i % 2:
+                order.reverse()
             large = step.kind in ("put_large", "get_large")
             if large and len(targets) > 1:
                 # Large objects: one pass per target count, the order rotated each time,
@@ -238,10 +254,20 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                 else:
                     sampler_start, sampler_peak, cpu = sampler.start, sampler.peak, sampler.cpu
                 pooled[t.name] = (res, sampler_start, sampler_peak, cpu)
+            small = step.phase.startswith("small-")
+            more_rounds = small and step.round < cfg.rounds - 1
             for t in targets:
                 res, start, peak, cpu = pooled[t.name]
+                key = (step.phase, step.concurrency, t.name)
+                if key in carried:  # this phase's earlier rounds
+                    prev, pstart, ppeak, pcpu = carried.pop(key)
+                    res, start, peak, cpu = _sequential(prev, res), pstart, max(ppeak, peak), pcpu + cpu
+                if more_rounds:
+                    carried[key] = (res, start, peak, cpu)
+                    continue
                 if step.timed:
-                    results.append(summarize(step, t.name, res, start, peak, cpu if t.pids else None))
+                    done = replace(step, count=step.count * cfg.rounds) if small else step
+                    results.append(summarize(done, t.name, res, start, peak, cpu if t.pids else None))
                 elif res.errors:
                     setup_errors.extend(f"{t.name} {step.phase}: {e}" for e in res.error_samples)
     finally:

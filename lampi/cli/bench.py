@@ -73,6 +73,9 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--phases", default="small,list,large", show_default=True, help="Which phase groups to run.")
 @click.option("--client-procs", type=int, default=1, show_default=True,
               help="Client processes for the small-object phases (concurrency is split across them).")
+@click.option("--rounds", type=int, default=1, show_default=True,
+              help="Run the small-object phases this many times, each on new objects with the targets' "
+                   "order rotated, and report each phase's rounds pooled (ops and time added up).")
 @click.option("--limits-size", default=None, callback=_sizes,
               help="Bytes written / sent for the --limits measurements [default: the large object size "
                    "when the large phase runs, else 1GiB]: a file that fits in the page cache's dirty "
@@ -89,7 +92,7 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--markdown", "markdown_file", default=None, help="Also write the tables as Markdown to this file.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object_size: int, list_objects: int,
-          list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int,
+          list_page: int, list_repeats: int, large_size: int, large_count: int, client_procs: int, rounds: int,
           scenario: str | None, rclone_files: int, rclone_file_size: int, segment_file_size: int,
           segment_size: int, sync_files: int, sync_file_size: int, multipart_file_size: int,
           multipart_chunk_size: int, **opts: Any) -> None:
@@ -132,11 +135,12 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
     bad = set(groups) - {"small", "list", "large"}
     if bad or not (groups or scenarios):
         raise click.BadParameter(f"choose from small, list, large (got {phases!r})", param_hint="--phases")
-    if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs) < 1:
+    if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs,
+                                               rounds) < 1:
         raise click.UsageError("counts, sizes and concurrency levels must be positive")
     cfg = BenchConfig(objects=objects, object_size=object_size, concurrency=levels, list_objects=list_objects,
                       list_page=list_page, list_repeats=list_repeats, large_size=large_size,
-                      large_count=large_count, phases=groups, client_procs=client_procs)
+                      large_count=large_count, phases=groups, client_procs=client_procs, rounds=rounds)
     try:
         doc = run_bench(cfg, show_progress=not no_progress, scenarios=scenarios,
                         scenario_sizes=ScenarioSizes(rclone_files, rclone_file_size, segment_file_size, segment_size,

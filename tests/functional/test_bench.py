@@ -275,6 +275,54 @@ def test_runner_two_targets_pools_large_objects_over_both_orders(server: LampiSe
             assert abs(moved - 2 * 3 * 1024 * 1024 / 1e6) <= p["mb_per_s"] * 0.0006 + 0.01, p
 
 
+def test_runner_small_phases_in_rounds_rotate_the_order_and_pool(server: LampiServer, token_and_url,
+                                                                  ec2_keys: dict[str, str], monkeypatch) -> None:  # noqa: ANN001
+    """``rounds`` (--rounds): the small-object phases run that many times, each round on
+    new objects, the targets' order rotated (each goes first in turn), and each phase's
+    rounds reported as one result whose ops and time add up."""
+    import asyncio
+
+    from lampi.bench import runner
+    from lampi.bench.auth import Credentials
+    from lampi.bench.runner import BenchConfig, Target, run
+
+    token, url = token_and_url
+    targets = [Target("swift-api", Credentials(url, token, "token")),
+               Target("s3-api", Credentials(server.url, "", "s3", ec2_keys["access"], ec2_keys["secret"]))]
+    passes: list[tuple[str, str]] = []  # (kind, container) in the order the passes ran
+    real = runner.run_phase
+
+    async def recording(spec, procs, on_progress):  # noqa: ANN001, ANN202
+        passes.append((spec.kind, spec.container))
+        res = await real(spec, procs, on_progress)
+        passes.append(("done", f"{res.ops} {res.t1 - res.t0}"))
+        return res
+
+    monkeypatch.setattr(runner, "run_phase", recording)
+    cfg = BenchConfig(objects=5, concurrency=[2], phases=["small"], rounds=3)
+    doc = asyncio.run(run(cfg, targets))
+    assert doc["setup_errors"] == []
+    assert len(doc["phases"]) == 8  # 4 phases × 2 targets, each with its 3 rounds pooled
+    for p in doc["phases"]:
+        assert p["errors"] == 0 and p["ops"] == p["count"] == 15 and "×3 rounds" in p["label"], p
+    timed = [(k, c) for k, c in passes if k != "done"]
+    assert len(timed) == 3 * 4 * 2
+    puts = [c for k, c in timed if k == "put"]
+    containers = {c.removesuffix("-s3") for c in puts}
+    assert len(containers) == 3  # new objects each round
+    for r in range(3):
+        first = next(c for c in puts if c.removesuffix("-s3").endswith(f"-r{r}"))
+        assert first.endswith("-s3") == (r % 2 == 1), (r, puts)  # round r: targets rotated by r
+    # each pooled result's time is its passes' time added up
+    seconds = {}
+    for (kind, cont), (_, got) in zip(passes[::2], passes[1::2]):
+        ops, secs = got.split()
+        seconds.setdefault((kind, cont.endswith("-s3")), []).append(float(secs))
+    for p in doc["phases"]:
+        kind = p["phase"].removeprefix("small-")
+        assert abs(p["seconds"] - sum(seconds[(kind, p["target"] == "s3-api")])) < 0.002, p
+
+
 # -- --compare rgw / swift and the end-to-end scenarios (tiny sizes) ----------------------
 
 TINY_PHASES = ["--objects", "20", "--concurrency", "4", "--list-objects", "30", "--list-repeats", "2",
@@ -376,7 +424,8 @@ def test_bench_scenario_and_compare_options_checked(tmp_path: Path) -> None:
     """Unknown --compare systems and --scenario names are refused before anything starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
     for args, words in ((["--compare", "minio"], "--compare"), (["--scenario", "rclone,ftp"], "--scenario"),
-                        (["--scenario", "rclone", "--rclone-files", "0"], "positive")):
+                        (["--scenario", "rclone", "--rclone-files", "0"], "positive"),
+                        (["--compare", "rgw", "--rounds", "0"], "positive")):
         proc = subprocess.run([*lampi_cmd(), "bench", "--no-progress", "--work-dir", str(tmp_path), *args],
                               capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode != 0 and words in proc.stderr, (args, proc.stderr)
