@@ -197,6 +197,15 @@ def _sequential(a: ChunkResult, b: ChunkResult) -> ChunkResult:
                        a.error_samples + b.error_samples)
 
 
+Measured = tuple[ChunkResult, int, int, float]  # a phase's result, RSS at its start and peak, server CPU s
+
+
+def _pool(earlier: Measured, later: Measured) -> Measured:
+    """Two passes of one phase on one target as one: results run one after the other
+    (``_sequential``), the first's starting RSS, the higher peak, the CPU of both."""
+    return (_sequential(earlier[0], later[0]), earlier[1], max(earlier[2], later[2]), earlier[3] + later[3])
+
+
 async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> dict[str, Any]:
     """Run every step on every target, alternating which target goes first.
 
@@ -210,7 +219,7 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
     steps, containers = plan(cfg, run_id)
     results: list[dict[str, Any]] = []
     setup_errors: list[str] = []
-    carried: dict[tuple[str, int, str], tuple[ChunkResult, int, int, float]] = {}  # earlier rounds' passes
+    carried: dict[tuple[str, int, str], Measured] = {}  # earlier rounds' passes
     for t in targets:
         await create_containers(t, containers)
     try:
@@ -228,7 +237,7 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                 # pages paged out after 60 s idle): in one fixed order the same target
                 # measured 25-35% apart between positions.
                 order = [t for k in range(len(order)) for t in order[k:] + order[:k]]
-            pooled: dict[str, tuple[ChunkResult, int, int, float]] = {}
+            pooled: dict[str, Measured] = {}
             for t in order:
                 total = step.count * step.size if large else step.count
                 task = progress.add_task(f"{t.name:<6} {step.label}", total=total) if progress else None
@@ -247,24 +256,21 @@ async def run(cfg: BenchConfig, targets: list[Target], progress: Any = None) -> 
                     res = await run_phase(spec, step.procs, on_progress)
                 if progress is not None and not step.timed:
                     progress.remove_task(task)
+                measured = (res, sampler.start, sampler.peak, sampler.cpu)
                 if t.name in pooled:  # a later pass of a large step
-                    prev, start, peak, cpu = pooled[t.name]
-                    res = _sequential(prev, res)
-                    sampler_start, sampler_peak, cpu = start, max(peak, sampler.peak), cpu + sampler.cpu
-                else:
-                    sampler_start, sampler_peak, cpu = sampler.start, sampler.peak, sampler.cpu
-                pooled[t.name] = (res, sampler_start, sampler_peak, cpu)
+                    measured = _pool(pooled[t.name], measured)
+                pooled[t.name] = measured
             small = step.phase.startswith("small-")
             more_rounds = small and step.round < cfg.rounds - 1
             for t in targets:
-                res, start, peak, cpu = pooled[t.name]
+                measured = pooled[t.name]
                 key = (step.phase, step.concurrency, t.name)
                 if key in carried:  # this phase's earlier rounds
-                    prev, pstart, ppeak, pcpu = carried.pop(key)
-                    res, start, peak, cpu = _sequential(prev, res), pstart, max(ppeak, peak), pcpu + cpu
+                    measured = _pool(carried.pop(key), measured)
                 if more_rounds:
-                    carried[key] = (res, start, peak, cpu)
+                    carried[key] = measured
                     continue
+                res, start, peak, cpu = measured
                 if step.timed:
                     done = replace(step, count=step.count * cfg.rounds) if small else step
                     results.append(summarize(done, t.name, res, start, peak, cpu if t.pids else None))
