@@ -29,7 +29,7 @@ from lampi.http.expect import send_continue
 from lampi.http.transfer import body_chunks
 from lampi.s3 import checksums
 from lampi.s3.errors import S3Error, invalid_argument, invalid_request
-from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth, wire
+from lampi.s3.sigv4 import EMPTY_SHA256, UNSIGNED, Auth, hmac_hex
 
 READ_SIZE = 256 * 1024
 MAX_CHUNK_LINE = 4096
@@ -211,7 +211,7 @@ async def _aws_chunked(request: web.Request, auth: Auth, body: Body, feed) -> As
             assert sha is not None and chunk_sig is not None
             sts = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", auth.amz_date, auth.scope, prev, EMPTY_SHA256,
                              sha.hexdigest()))
-            expect = hmac.new(auth.signing_key, wire(sts), hashlib.sha256).hexdigest()
+            expect = hmac_hex(auth.signing_key, sts)
             if not hmac.compare_digest(expect, chunk_sig):
                 raise S3Error(403, "SignatureDoesNotMatch", "The chunk signature we calculated does not match "
                               "the signature you provided.", StringToSign=sts, SignatureProvided=chunk_sig)
@@ -255,7 +255,7 @@ async def _trailers(request: web.Request, auth: Auth, body: Body, prev: str) -> 
         canon = "".join(f"{k}:{v}\n" for k, v in trailers)
         sts = "\n".join(("AWS4-HMAC-SHA256-TRAILER", auth.amz_date, auth.scope, prev,
                          hashlib.sha256(canon.encode()).hexdigest()))
-        expect = hmac.new(auth.signing_key, wire(sts), hashlib.sha256).hexdigest()
+        expect = hmac_hex(auth.signing_key, sts)
         if trailer_sig is None or not hmac.compare_digest(expect, trailer_sig):
             raise S3Error(403, "SignatureDoesNotMatch", "The trailer signature we calculated does not match "
                           "the signature you provided.", StringToSign=sts)

@@ -6,7 +6,7 @@ core's errors to the code and status AWS answers with.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 
 from aiohttp import web
@@ -168,4 +168,4 @@ def internal_error(request: web.Request, request_id: str) -> web.Response:
 
 def stamp(resp: web.StreamResponse, request_id: str) -> None:
     resp.headers["x-amz-request-id"] = request_id
-    resp.headers["x-amz-id-2"] = base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode()
+    resp.headers["x-amz-id-2"] = binascii.b2a_base64(hashlib.sha256(request_id.encode()).digest(), newline=False).decode()

@@ -320,7 +320,7 @@ async def get_object(ctx: S3Request) -> web.StreamResponse:
     if cond == 412:
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
                       Condition="If-Match" if "If-Match" in request.headers else "If-Unmodified-Since")
-    for q, h in RESPONSE_OVERRIDES.items():
+    for q, h in RESPONSE_OVERRIDES.items() if ctx.query else ():
         if q in ctx.query:
             if is_anonymous(ctx.principal):  # as S3: only signed requests may override
                 raise invalid_request("Request specific response headers cannot be used for anonymous GET "

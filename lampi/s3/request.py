@@ -6,10 +6,12 @@ modules that take an ``S3Request``, so this module does not import it)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
+from lampi.config import Settings
 from lampi.core.authz import Principal
 from lampi.core.models import CKey, Container
 from lampi.core.storage import Storage
@@ -37,17 +39,14 @@ class S3Request:
     def principal(self) -> Principal:
         return self.auth.principal
 
-    @property
-    def storage(self) -> Storage:
-        return self.request.app[STORAGE]
+    # read once a request (aiohttp's ``request.app`` walks the match info at each use)
+    storage: Storage = field(init=False, repr=False)
+    settings: Settings = field(init=False, repr=False)
+    query: MultiDictProxy[str] = field(init=False, repr=False)
 
-    @property
-    def settings(self):  # noqa: ANN201
-        return self.request.app[SETTINGS]
-
-    @property
-    def query(self):  # noqa: ANN201
-        return self.request.query
+    def __post_init__(self) -> None:
+        app = self.request.app
+        self.storage, self.settings, self.query = app[STORAGE], app[SETTINGS], self.request.query
 
     def stamp(self, resp: web.StreamResponse) -> web.StreamResponse:
         stamp(resp, self.request_id)

@@ -100,7 +100,17 @@ OBJECT_SUBRESOURCES = {
 }
 
 
+# an object's GET, HEAD and DELETE without a query string: most requests, resolved at once
+_PLAIN_OBJECT_OPS = {"GET": Endpoint("GetObject", o.get_object), "HEAD": Endpoint("HeadObject", o.get_object),
+                     "DELETE": Endpoint("DeleteObject", o.delete_object)}
+
+
 def resolve(method: str, bucket: str, key: str, query: dict[str, str], headers) -> Endpoint:  # noqa: ANN001
+    if not query and bucket and key:
+        plain = _PLAIN_OBJECT_OPS.get(method)
+        if plain is not None:
+            return plain
+
     def ni(op: str) -> Endpoint:
         return Endpoint(op, None)
 
@@ -239,6 +249,8 @@ def check_header_text(request: web.Request) -> None:
     """Refuse headers that are not UTF-8 where lampi stores, parses or echoes them.
     aiohttp hands such bytes on as surrogate escapes, which neither the metadata store
     nor a response can hold (the signature checks use the bytes as sent)."""
+    if "".join(request.headers.values()).isascii():
+        return  # the common case, one check
     for name, value in request.headers.items():
         if value.isascii():
             continue

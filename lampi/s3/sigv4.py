@@ -100,9 +100,29 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return k
 
 
-def hmac_hex(key: bytes, msg: str) -> str:
-    # hmac.digest: OpenSSL's one-shot HMAC, without hmac.new's Python object
-    return hmac.digest(key, wire(msg), "sha256").hex()
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+@functools.lru_cache(maxsize=1024)
+def _hmac_pads(key: bytes):  # noqa: ANN202
+    """HMAC-SHA256's inner and outer hashes with ``key``'s pads already fed (RFC 2104).
+    OpenSSL 3 sets up an HMAC anew at each ``hmac.digest`` (~3 µs of its ~5); a signing
+    key serves a day's requests, so its two pad blocks are hashed once and copied."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+
+
+def hmac_hex(key: bytes, msg: str | bytes) -> str:
+    """HMAC-SHA256 of ``msg`` (its bytes as the client sent them) under ``key``, in hex."""
+    inner, outer = _hmac_pads(key)
+    i = inner.copy()
+    i.update(msg if isinstance(msg, bytes) else wire(msg))
+    o = outer.copy()
+    o.update(i.digest())
+    return o.hexdigest()
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
@@ -191,7 +211,7 @@ def _generation(request: web.Request, meta, cache: _KeyCache):  # noqa: ANN001, 
         return cache.latest.value
     number = arrival.begin()
     gen = meta.identity_generation()
-    if inspect.isawaitable(gen):
+    if type(gen) is not int and inspect.isawaitable(gen):  # SQLite's is read at once
         return _awaited(gen, number, cache)
     cache.latest.record(number, gen)
     return gen
@@ -223,7 +243,7 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
             cache = _KEY_CACHES[meta] = _KeyCache()
         try:
             gen = _generation(request, meta, cache)
-            if inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read
+            if type(gen) is not int and inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read
                 gen = await gen
         except sqlite3.Error:
             gen = None  # busy: resolve without the cache
@@ -297,12 +317,31 @@ async def authenticate(request: web.Request) -> Auth | None:
 _KV = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*,?")
 
 
+def _plain(value: str) -> bool:
+    """No whitespace in ``value`` (what ``_KV``'s ``[^,\s]*`` takes whole)."""
+    return value.isprintable() and " " not in value
+
+
+def authorization_fields(text: str) -> tuple[str | None, str | None, str | None]:
+    """Credential, SignedHeaders and Signature of a SigV4 ``Authorization`` header (the
+    text after the algorithm), as ``_KV`` reads them. The form every SDK sends,
+    ``Credential=..., SignedHeaders=..., Signature=...``, is split without the regex
+    (a third of the time); anything else goes through it."""
+    parts = text.split(",")
+    if len(parts) == 3:
+        a, b, c = parts[0].strip(), parts[1].strip(), parts[2].strip()
+        if a.startswith("Credential=") and b.startswith("SignedHeaders=") and c.startswith("Signature="):
+            a, b, c = a[11:], b[14:], c[10:]
+            if _plain(a) and _plain(b) and _plain(c):
+                return a, b, c
+    fields = dict(_KV.findall(text))
+    return fields.get("Credential"), fields.get("SignedHeaders"), fields.get("Signature")
+
+
 async def _v4(request: web.Request, header: str | None) -> Auth:
     q = request.query
     if header is not None:
-        fields = dict(_KV.findall(header[len(ALGORITHM):]))
-        credential, signed_headers, provided = (fields.get("Credential"), fields.get("SignedHeaders"),
-                                                fields.get("Signature"))
+        credential, signed_headers, provided = authorization_fields(header[len(ALGORITHM):])
         amz_date = request.headers.get("X-Amz-Date") or ""
         if not amz_date and "Date" in request.headers:
             d = _parse_http_date(request.headers["Date"])

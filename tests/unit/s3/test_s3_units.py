@@ -66,6 +66,11 @@ def test_invalid_bucket_names(name: str) -> None:
     ("POST", "b", "k", {"uploads": ""}, {}, "CreateMultipartUpload"),
     ("GET", "b", "k", {"tagging": ""}, {}, "GetObjectTagging"),
     ("HEAD", "b", "k", {}, {}, "HeadObject"),
+    ("GET", "b", "k", {}, {}, "GetObject"),
+    ("DELETE", "b", "k", {}, {}, "DeleteObject"),
+    ("PUT", "b", "k", {}, {}, "PutObject"),
+    ("GET", "b", "k", {"uploadId": "u"}, {}, "ListParts"),
+    ("DELETE", "b", "k", {"uploadId": "u"}, {}, "AbortMultipartUpload"),
     ("HEAD", "b", "k", {"tagging": ""}, {}, "HeadObject"),
     ("GET", "b", "", {"versioning": ""}, {}, "GetBucketVersioning"),
     ("PUT", "b", "", {"versioning": ""}, {}, "PutBucketVersioning"),
@@ -80,3 +85,13 @@ def test_invalid_bucket_names(name: str) -> None:
 ])
 def test_routing(method: str, bucket: str, key: str, query: dict, headers: dict, op: str) -> None:
     assert resolve(method, bucket, key, query, headers).operation == op
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE", "PUT", "POST"])
+def test_routing_without_a_query_is_the_general_routing(method: str) -> None:
+    """An object request without a query string is resolved at once (the common case);
+    the operation and handler are the ones the general routing gives (an unrelated
+    query parameter takes that path)."""
+    fast = resolve(method, "b", "k", {}, {})
+    general = resolve(method, "b", "k", {"x-id": "x"}, {})
+    assert (fast.operation, fast.handler) == (general.operation, general.handler)
