@@ -61,26 +61,21 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
-_VBUCKET = "lampi.s3.virtual_bucket"  # the answer, remembered on the request (asked up to 3 times)
-
-
 def virtual_bucket(request: web.Request) -> str | None:
     """``<bucket>`` of ``<bucket>.<s3_domain>[:port]``; None for any other host.
     The name is returned as sent (lower-cased, as DNS is case-insensitive); the
     S3 layer rejects names that are not valid buckets."""
-    try:
-        return request[_VBUCKET]
-    except KeyError:
-        pass
-    bucket = None
-    domain = request.app[SETTINGS].s3_domain.strip().lower().strip(".")
-    if domain:
-        name = _hostname(request_host(request))
-        suffix = "." + domain
-        if name.endswith(suffix):
-            bucket = name[: -len(suffix)]
-    request[_VBUCKET] = bucket
-    return bucket
+    domain = request.app[SETTINGS].s3_domain
+    if not domain:  # the default: no virtual hosts (asked up to three times a request)
+        return None
+    domain = domain.strip().lower().strip(".")
+    if not domain:
+        return None
+    name = _hostname(request_host(request))
+    suffix = "." + domain
+    if name.endswith(suffix):
+        return name[: -len(suffix)]
+    return None
 
 
 def on_s3_port(request: web.Request) -> bool:

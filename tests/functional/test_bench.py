@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -542,3 +543,43 @@ def test_bench_phases_spread_over_gateways() -> None:
     assert [(p.storage_url, p.start, p.stop) for p in get] == [(b, 0, 5), (a, 5, 10)]
     lst = by_gateway(PhaseSpec("list", a, "t", "c", 0, 0, 0, 1, list_repeats=3, mirrors=(b,)))
     assert [(p.storage_url, p.mirrors) for p in lst] == [(a, ())]
+
+
+# -- benchmarks/instructions.py: instructions per request under callgrind ---------------------
+
+INSTRUCTIONS = Path(__file__).resolve().parents[2] / "benchmarks" / "instructions.py"
+
+
+def _instructions(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen([sys.executable, str(INSTRUCTIONS), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the script stops its server on SIGTERM
+        out, err = proc.communicate(timeout=180)
+        pytest.fail(f"benchmarks/instructions.py took over {timeout} s: {out}{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT + 300)
+def test_instructions_script_counts_swift_and_s3_requests(tmp_path: Path) -> None:
+    """The script starts lampi under callgrind, counts a few HEADs and DELETEs through
+    each API and reports instructions per request: plausible figures (a request runs
+    about a million instructions), each one's own (two operations, two APIs)."""
+    need_for_bench("valgrind", "callgrind_control")
+    out = tmp_path / "instr.json"
+    proc = _instructions("--requests", "16", "--ops", "HEAD,DELETE", "--json", str(out), timeout=BENCH_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())["instructions_per_request"]
+    assert set(figures) == {"HEAD", "DELETE"} and all(set(v) == {"swift", "s3"} for v in figures.values())
+    for op, by_api in figures.items():
+        for api, n in by_api.items():
+            assert 50_000 < n < 50_000_000, (op, api, n)
+    assert "S3 / Swift" in proc.stdout
+
+
+def test_instructions_script_refuses_bad_options() -> None:
+    for bad in (["--ops", "PATCH"], ["--apis", "ftp"], ["--requests", "3"]):
+        proc = _instructions(*bad, timeout=120)
+        assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr, bad
