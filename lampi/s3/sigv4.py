@@ -318,7 +318,7 @@ _KV = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*,?")
 
 
 def _plain(value: str) -> bool:
-    """No whitespace in ``value`` (what ``_KV``'s ``[^,\s]*`` takes whole)."""
+    """No whitespace in ``value``: ``_KV`` takes such a value whole."""
     return value.isprintable() and " " not in value
 
 
