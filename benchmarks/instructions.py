@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -168,7 +169,6 @@ def main() -> int:
                 if proc.poll() is not None:
                     raise RuntimeError(f"the server exited: {(tmpdir / 'serve.log').read_text()[-2000:]}")
                 try:
-                    import urllib.request
                     with urllib.request.urlopen(f"{base}/_lampi/ready", timeout=10) as r:
                         if r.status == 200:
                             break
