@@ -36,10 +36,13 @@ def test_expired_object_disappears_and_is_reclaimed(fresh_server: LampiServer, m
     conn.put_container("c")
     conn.put_object("c", "keep", b"k" * 100)
     before = _blob_files(fresh_server.data_dir)
-    conn.put_object("c", "gone", b"g" * 5000, headers={"X-Delete-After": "1"})
+    # X-Delete-At is whole seconds (int(now) + after, as Swift): "1" can expire, and be
+    # reclaimed, a few ms after the PUT; "3" leaves more than 2 s for the checks below.
+    conn.put_object("c", "gone", b"g" * 5000, headers={"X-Delete-After": "3"})
+    put_done = time.time()
     (new_blob,) = _blob_files(fresh_server.data_dir) - before
     assert conn.head_container("c")["x-container-bytes-used"] == "5100"
-    time.sleep(1.2)
+    time.sleep(max(0.0, int(put_done) + 3 + 0.2 - time.time()))
     # at once for readers and listings
     with pytest.raises(ClientException) as exc:
         conn.get_object("c", "gone")
@@ -59,9 +62,9 @@ def test_expired_object_disappears_and_is_reclaimed(fresh_server: LampiServer, m
     assert (a["x-account-object-count"], a["x-account-bytes-used"]) == ("1", "100")
     assert conn.get_object("c", "keep")[1] == b"k" * 100  # the rest intact
     # a POST that pushes X-Delete-At into the future keeps the object
-    conn.put_object("c", "saved", b"s", headers={"X-Delete-After": "2"})
+    conn.put_object("c", "saved", b"s", headers={"X-Delete-After": "4"})
     conn.post_object("c", "saved", headers={"X-Delete-After": "3600"})
-    time.sleep(3)
+    time.sleep(5)
     assert conn.get_object("c", "saved")[1] == b"s"
     # the passes ran under the "expirer" lease, held by one of the workers
     import sqlite3

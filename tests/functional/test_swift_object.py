@@ -454,9 +454,12 @@ def test_delete_at_validation(box: str, raw: Raw) -> None:
 
 def test_expired_object_disappears(swift_conn: swiftclient.Connection, box: str, raw: Raw) -> None:
     swift_conn.put_object(box, "keep", b"k")
-    swift_conn.put_object(box, "gone", b"g", headers={"X-Delete-After": "1"})
+    # X-Delete-At is whole seconds (int(now) + after, as Swift): "1" can expire a few ms
+    # after the PUT. "4" leaves more than 3 s for the GET below on a busy machine.
+    swift_conn.put_object(box, "gone", b"g", headers={"X-Delete-After": "4"})
+    put_done = time.time()
     assert swift_conn.get_object(box, "gone")[1] == b"g"
-    time.sleep(2.1)
+    time.sleep(max(0.0, int(put_done) + 4 + 0.2 - time.time()))
     assert raw("GET", f"/{box}/gone").status_code == 404
     assert raw("HEAD", f"/{box}/gone").status_code == 404
     assert raw("POST", f"/{box}/gone", headers={"X-Object-Meta-A": "1"}).status_code == 404
