@@ -167,8 +167,7 @@ class Settings:
         metadata={"help": "Objects of at most this many bytes, uploaded with their length known and not "
                   "encrypted, are kept in the metadata store, in the transaction recording them, instead of "
                   "in a blob of their own (docs/architecture.md, \"Inline blobs\"): a small PUT, GET or "
-                  "DELETE then makes no RADOS or file round trip. 0: never; -1 (default): 65536 over "
-                  "PostgreSQL, 0 over SQLite."},
+                  "DELETE then makes no RADOS or file round trip. 0: never; -1 (default): 65536."},
     )
     default_storage_policy: str = field(
         default="",
@@ -245,10 +244,8 @@ class Settings:
     )
 
     def inline_limit(self) -> int:
-        """``inline_max`` resolved: -1 is 65536 over PostgreSQL, 0 over SQLite."""
-        if self.inline_max >= 0:
-            return self.inline_max
-        return INLINE_MAX_PG if self.meta_url else 0
+        """``inline_max`` resolved: -1 is 65536, over PostgreSQL and SQLite alike."""
+        return self.inline_max if self.inline_max >= 0 else INLINE_MAX_DEFAULT
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -367,7 +364,10 @@ def parse_blob_url(url: str) -> dict[str, str]:
             "namespace": q.get("namespace", "")}
 
 
-INLINE_MAX_PG = 64 * 1024  # inline_max's default over PostgreSQL
+# inline_max's default, over PostgreSQL and SQLite. On one node an inline PUT waits for
+# one fsync (SQLite's group commit) instead of three (the blob file, its directory, the
+# commit): twice the small PUTs per second (docs/benchmarks.md, sessions 11 and 16)
+INLINE_MAX_DEFAULT = 64 * 1024
 INLINE_MAX_LIMIT = 1024 * 1024  # the largest inline_max: an inline blob is read and written whole
 
 

@@ -29,9 +29,10 @@ async def run_once(storage: Storage, now: float | None = None) -> int:
     now = time.time() if now is None else now
     total = 0
     while True:
-        blob_ids = await storage.meta.reap_expired(now, BATCH)
+        blob_ids = await storage.meta.reap_expired(now, BATCH)  # one per object removed
         for blob_id in blob_ids:
-            await storage.release_blob(blob_id)  # (an S3 multipart object's parts too)
+            if blob_id:  # ("": an inline blob, gone with its row, or a version's)
+                await storage.release_blob(blob_id)  # (an S3 multipart object's parts too)
         total += len(blob_ids)
         if len(blob_ids) < BATCH:
             return total

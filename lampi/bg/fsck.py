@@ -53,8 +53,8 @@ SETTLE = 2.0  # seconds a dry run waits before it reports an orphan (module docs
 
 @dataclass
 class FsckReport:
-    objects: int = 0
-    blobs: int = 0
+    objects: int = 0  # objects and versions whose bytes are a blob (not inline)
+    blobs: int = 0  # blobs found in the blob store
     orphan_blobs: list[str] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
     missing_blobs: list[tuple[str, str, str]] = field(default_factory=list)

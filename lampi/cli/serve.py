@@ -70,7 +70,7 @@ from lampi.config import Settings
 @click.option("--inline-max", envvar="LAMPI_INLINE_MAX", type=int, default=None, metavar="BYTES",
               help="Keep objects of at most this many bytes (length known, not encrypted) in the metadata store, "
                    "written in the transaction recording them: no blob of their own [env LAMPI_INLINE_MAX; "
-                   "default -1: 65536 with --meta-url (PostgreSQL), 0 (never) over SQLite; at most 1048576].")
+                   "default -1: 65536; 0: never; at most 1048576].")
 @click.option("--storage-url-form", envvar="LAMPI_STORAGE_URL_FORM", default=None, type=click.Choice(["allas", "swift"]),
               help="Catalog object-store URL: allas, <base>/swift/v1/AUTH_<id>; swift, <base>/v1/AUTH_<id> (both are "
                    "served) [env LAMPI_STORAGE_URL_FORM; default allas].")

@@ -68,7 +68,9 @@ def test_sigkill_during_concurrent_uploads(fresh_server: LampiServer, unique: st
         while not stop.is_set():
             name = f"w{n}/obj{i:04d}"
             i += 1
-            size = rng.randint(64 * 1024, 4 * 1024 * 1024)
+            # one upload in three small enough to be an inline blob (inline_max's default,
+            # 64 KiB: bytes committed with the row), the rest blob files
+            size = rng.randint(1, 64 * 1024) if i % 3 == 1 else rng.randint(64 * 1024 + 1, 4 * 1024 * 1024)
             body = os.urandom(size)
             digest = hashlib.md5(body).hexdigest()
             try:
@@ -130,12 +132,14 @@ def test_sigkill_during_concurrent_uploads(fresh_server: LampiServer, unique: st
     code, rep = fsck(fresh_server, "--grace", "0")
     assert code == 0, rep
     assert rep["clean"] and not rep["missing_blobs"] and not rep["size_mismatches"]
-    assert rep["objects"] == len(listing)
+    large = sum(1 for o in listing if o["bytes"] > 64 * 1024)  # the rest are inline blobs
+    assert rep["objects"] == large  # objects whose bytes are blob files
     code, rep = fsck(fresh_server, "--grace", "0")
     assert code == 0, rep
     assert rep["clean"]
     assert rep["orphan_blobs"] == [] and rep["partials"] == [] and rep["removed"] == 0
-    assert rep["blobs"] == rep["objects"] == len(listing)
+    assert rep["blobs"] == rep["objects"] == large
+    assert 0 < large < len(listing)
     # the human output says so too
     out = fresh_server.cli("fsck").stdout
     assert out.strip().endswith("clean")
@@ -149,7 +153,8 @@ def test_fsck_reports_missing_and_truncated_blobs(fresh_server: LampiServer, uni
     fresh_server.start()
     conn = connect(fresh_server)
     conn.put_container(unique)
-    good, lost, short = b"good data " * 100, b"lost data " * 100, b"short data " * 100
+    # past inline_max's default (64 KiB): blob files of their own
+    good, lost, short = b"good data " * 7000, b"lost data " * 7000, b"short data " * 7000
     conn.put_object(unique, "good", good)
     conn.put_object(unique, "dir/lost", lost)
     conn.put_object(unique, "short", short)

@@ -170,9 +170,9 @@ def test_counters_match_a_mixed_workload(srv: LampiServer) -> None:
 def test_missing_blob_is_counted(srv: LampiServer) -> None:
     conn = swift(srv)
     conn.put_container("mx-lost")
-    conn.put_object("mx-lost", "gone", b"y" * 5000)
+    conn.put_object("mx-lost", "gone", b"y" * 70_000)  # past inline_max: a blob file
     before = value(scrape(srv), "lampi_errors_total", kind="missing_blob")
-    blobs = [p for p in (srv.data_dir / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 5000]
+    blobs = [p for p in (srv.data_dir / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 70_000]
     assert len(blobs) == 1
     blobs[0].unlink()
     with pytest.raises(swiftclient.ClientException) as err:

@@ -379,9 +379,10 @@ def test_migrate_into_postgres_and_rados(source: Source, pg: Any, ceph: Any, tmp
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A store of 400 small objects."""
+    """A store of 400 small objects in blob files (as a store written with inline blobs
+    off keeps them): an interrupted migrate has 400 blobs to copy."""
     base = tmp_path_factory.mktemp("migrate-many")
-    srv = LampiServer(data_dir=base / "data", port=free_port())
+    srv = LampiServer(data_dir=base / "data", port=free_port(), extra_args=["--inline-max", "0"])
     srv.start()
     try:
         swift_of(srv).put_container("many")

@@ -48,11 +48,17 @@ class Pool:
         self.cluster.shutdown()
 
 
+# every object's bytes in RADOS, the small ones too: this module tests the RADOS blob
+# store through the gateway (small objects kept in the metadata store: test_inline_blobs.py)
+RADOS_ONLY = ["--inline-max", "0"]
+
+
 @pytest.fixture(scope="module")
 def rados_server(ceph: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LampiServer, str]]:
     url = f"{ceph.url(CEPH_POOL)}&namespace={uuid.uuid4().hex}"
     base = tmp_path_factory.mktemp("lampi-rados")
-    srv = LampiServer(data_dir=base / "data", port=free_port(), workers=2, extra_args=["--blob-url", url])
+    srv = LampiServer(data_dir=base / "data", port=free_port(), workers=2,
+                      extra_args=["--blob-url", url, *RADOS_ONLY])
     srv.start()
     try:
         yield srv, url
@@ -223,7 +229,7 @@ def test_fsck_removes_an_orphan_of_the_pool(ceph: Any, pool: Pool, rados_server:
 
 def test_unreachable_pool_is_a_clear_error(ceph: Any, tmp_path: Path) -> None:
     url = ceph.url("no-such-pool")
-    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--blob-url", url])
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--blob-url", url, *RADOS_ONLY])
     with pytest.raises(RuntimeError) as err:
         srv.start(timeout=120)
     assert "pool 'no-such-pool' does not exist" in str(err.value)
@@ -287,7 +293,7 @@ def test_an_osd_not_answering_is_a_503_then_service_resumes(ceph: Any, own_ceph:
     conf = tmp_path / "ceph.conf"
     conf.write_text(ceph.conf.read_text().replace("[global]\n", "[global]\nrados osd op timeout = 3\n", 1))
     url = f"rados://{CEPH_POOL}?conf={conf}&id=admin&namespace={uuid.uuid4().hex}"
-    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--blob-url", url])
+    srv = LampiServer(data_dir=tmp_path / "data", port=free_port(), extra_args=["--blob-url", url, *RADOS_ONLY])
     srv.start()
     osd = next(p for p in ceph.procs if "ceph-osd" in p.args[0])
     try:
@@ -328,7 +334,7 @@ def test_two_gateways_share_the_pool(rados_server: tuple[LampiServer, str], pool
     import swiftclient
 
     first, url = rados_server
-    second = LampiServer(data_dir=first.data_dir, port=free_port(), extra_args=["--blob-url", url])
+    second = LampiServer(data_dir=first.data_dir, port=free_port(), extra_args=["--blob-url", url, *RADOS_ONLY])
     second.start()
     try:
         rc = first.openrc()

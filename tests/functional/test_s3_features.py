@@ -239,7 +239,7 @@ def test_internal_error_is_s3_xml(server, ec2_keys, s3, unique) -> None:  # noqa
     s3.create_bucket(Bucket=unique)
     blobs = server.data_dir / "blobs"
     before = {p for p in blobs.rglob("*") if p.is_file()}
-    s3.put_object(Bucket=unique, Key="src", Body=b"source bytes")
+    s3.put_object(Bucket=unique, Key="src", Body=b"source bytes" * 6000)  # past inline_max: a blob file
     new = [p for p in blobs.rglob("*") if p.is_file() and p not in before]
     assert len(new) == 1
     blob = new[0]
@@ -259,7 +259,7 @@ def test_internal_error_is_s3_xml(server, ec2_keys, s3, unique) -> None:  # noqa
     finally:
         blob.rmdir()
         blob.write_bytes(saved)
-    assert s3.get_object(Bucket=unique, Key="src")["Body"].read() == b"source bytes"
+    assert s3.get_object(Bucket=unique, Key="src")["Body"].read() == b"source bytes" * 6000
     with pytest.raises(ClientError):
         s3.head_object(Bucket=unique, Key="dst")
 

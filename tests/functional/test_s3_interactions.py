@@ -34,7 +34,9 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
 
 
 def on_disk(srv: LampiServer, needle: bytes) -> bool:
-    return any(p.is_file() and needle in p.read_bytes() for p in (srv.data_dir / "blobs").rglob("*"))
+    """Whether any file of the data dir holds ``needle``: blob files, and meta.db and its
+    WAL, where small objects' bytes are kept (inline blobs; never an encrypted one's)."""
+    return any(p.is_file() and needle in p.read_bytes() for p in srv.data_dir.rglob("*"))
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,16 @@ def c3(srv: LampiServer):  # noqa: ANN201
     keys = json.loads(srv.cli("credential", "create", "admin", "admin", "--json").stdout)
     return boto3.client("s3", endpoint_url=srv.url, aws_access_key_id=keys["access"],
                         aws_secret_access_key=keys["secret"], region_name="us-east-1")
+
+
+def test_on_disk_sees_plain_bytes(srv, c3, unique) -> None:  # noqa: ANN001
+    """The control for the ``not on_disk`` checks below: an unencrypted object's bytes
+    are found, a small one's in meta.db (an inline blob), a large one's in a blob file."""
+    c3.create_bucket(Bucket=unique)
+    c3.put_object(Bucket=unique, Key="small", Body=b"PLAIN-SMALL-CONTROL")
+    c3.put_object(Bucket=unique, Key="large", Body=b"PLAIN-LARGE-CONTROL" * 5000)
+    assert on_disk(srv, b"PLAIN-SMALL-CONTROL") and on_disk(srv, b"PLAIN-LARGE-CONTROL" * 100)
+    assert not on_disk(srv, b"NEVER-WRITTEN-CONTROL")
 
 
 def test_each_version_keeps_its_encryption(srv, c3, unique) -> None:  # noqa: ANN001

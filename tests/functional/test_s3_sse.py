@@ -50,8 +50,9 @@ def marked(size: int) -> bytes:
 
 
 def on_disk(srv: LampiServer, needle: bytes) -> bool:
-    """Whether any blob file holds ``needle``."""
-    for path in (srv.data_dir / "blobs").rglob("*"):
+    """Whether any file of the data dir holds ``needle``: blob files, and meta.db and its
+    WAL, where small objects' bytes are kept (inline blobs; never an encrypted one's)."""
+    for path in srv.data_dir.rglob("*"):
         if path.is_file() and needle in path.read_bytes():
             return True
     return False

@@ -74,16 +74,19 @@ def test_container_policy_places_the_bytes(pol_server: LampiServer, conn: swiftc
     conn.put_container(unique + "-d")
     assert conn.head_container(unique + "-g")["x-storage-policy"] == "gold"
     assert conn.head_container(unique + "-d")["x-storage-policy"] == "default-placement"
-    conn.put_object(unique + "-g", "o", b"golden bytes")
-    conn.put_object(unique + "-d", "o", b"plain bytes")
+    # past inline_max (64 KiB): blob files (small objects of the default policy live in
+    # meta.db; a policy with a path keeps even those: test_inline_blobs.py)
+    golden = b"golden bytes" * 6000
+    conn.put_object(unique + "-g", "o", golden)
+    conn.put_object(unique + "-d", "o", b"plain bytes" * 6000)
     new_gold = _blob_files(gold_root) - before_gold
     new_base = _blob_files(data) - before_base
     assert len(new_gold) == 1 and len(new_base) == 1
-    assert (next(gold_root.glob(f"blobs/*/*/{new_gold.pop()}"))).read_bytes() == b"golden bytes"
-    assert conn.get_object(unique + "-g", "o")[1] == b"golden bytes"
+    assert (next(gold_root.glob(f"blobs/*/*/{new_gold.pop()}"))).read_bytes() == golden
+    assert conn.get_object(unique + "-g", "o")[1] == golden
     # a copy across policies lands in the destination's
     conn.put_object(unique + "-d", "copy", b"", headers={"X-Copy-From": f"/{unique}-g/o"})
-    assert conn.get_object(unique + "-d", "copy")[1] == b"golden bytes"
+    assert conn.get_object(unique + "-d", "copy")[1] == golden
     assert len(_blob_files(data) - before_base) == 2
     # the account: per-policy stats and the listing's storage_policy
     h = conn.head_account()

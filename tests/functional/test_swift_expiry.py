@@ -38,10 +38,10 @@ def test_expired_object_disappears_and_is_reclaimed(fresh_server: LampiServer, m
     before = _blob_files(fresh_server.data_dir)
     # X-Delete-At is whole seconds (int(now) + after, as Swift): "1" can expire, and be
     # reclaimed, a few ms after the PUT; "3" leaves more than 2 s for the checks below.
-    conn.put_object("c", "gone", b"g" * 5000, headers={"X-Delete-After": "3"})
+    conn.put_object("c", "gone", b"g" * 70_000, headers={"X-Delete-After": "3"})  # a blob file: past inline_max
     put_done = time.time()
     (new_blob,) = _blob_files(fresh_server.data_dir) - before
-    assert conn.head_container("c")["x-container-bytes-used"] == "5100"
+    assert conn.head_container("c")["x-container-bytes-used"] == "70100"
     time.sleep(max(0.0, int(put_done) + 3 + 0.2 - time.time()))
     # at once for readers and listings
     with pytest.raises(ClientException) as exc:

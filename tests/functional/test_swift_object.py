@@ -530,7 +530,7 @@ def test_missing_blob_is_a_503_before_any_byte(server: LampiServer, swift_conn: 
         pytest.skip("removes a blob file by hand (RADOS: test_rados_gateway.py::test_missing_bytes_are_a_503...)")
     blobs = Path(server.data_dir) / "blobs"
     before = {p for p in blobs.rglob("*") if p.is_file()}
-    # larger than inline_max's default (over PostgreSQL): a blob file of its own
+    # larger than inline_max's default (64 KiB): a blob file of its own
     # (inline blobs gone missing: test_inline_blobs.py)
     data = b"data that will go missing" * 3000
     swift_conn.put_object(box, "lost", data)

@@ -218,3 +218,15 @@ def test_console_segment_size_from_flag_env_and_toml(tmp_path):
     for bad in (1048575, 5 * 1024**3 + 1):
         with pytest.raises(ValueError, match="console_segment_size"):
             load_settings({"console_segment_size": bad}, environ={})
+
+
+def test_inline_max_default_and_range(tmp_path):
+    """inline_max: -1 (the default) is 64 KiB over SQLite and PostgreSQL alike; 0 turns
+    inline blobs off; past 1 MiB or below -1 is refused."""
+    assert Settings().inline_max == -1 and Settings().inline_limit() == 65536
+    assert Settings(meta_url="postgresql://lampi@db/lampi").inline_limit() == 65536
+    assert load_settings(environ={"LAMPI_INLINE_MAX": "0"}).inline_limit() == 0
+    assert load_settings(config_file=toml(tmp_path, "inline_max = 4096\n"), environ={}).inline_limit() == 4096
+    for bad in (-2, 1024 * 1024 + 1):
+        with pytest.raises(ValueError, match="inline_max"):
+            Settings(inline_max=bad)

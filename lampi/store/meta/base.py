@@ -231,7 +231,9 @@ class MetaStore(Protocol):
 
     async def reap_expired(self, now: float, limit: int) -> list[str]:
         """Remove up to ``limit`` objects expired at ``now``, fixing the counters; return
-        their blob ids (for the caller to delete). Idempotent, safe across processes."""
+        one entry per object removed: its blob id for the caller to delete, or "" when
+        none is left to the caller (an inline blob, deleted in the transaction; a current
+        object pointing at a version). Idempotent, safe across processes."""
         ...
 
     # per-project quotas (None = the configured default)

@@ -68,7 +68,7 @@ async def test_inline_versions_and_expiry(meta):
     # an expired object's bytes go with it when it is reaped
     gone = rec("c", "x", size=2, blob_id=iid(), inline=b"xx", delete_at=int(time.time()) - 1)
     await meta.put_object(gone)
-    assert await meta.reap_expired(time.time(), 100) == []
+    assert await meta.reap_expired(time.time(), 100) == [""]  # one object, nothing left to delete
     assert await meta.read_inline(gone.blob_id) is None
 
 

@@ -456,7 +456,9 @@ class ObjectsMixin(SQLiteBase):
                    "COALESCE(json_extract(sysmeta, '$.\"s3-lock-until\"'), '') <= ?))")
 
     async def reap_expired(self, now: float, limit: int) -> list[str]:
-        """Remove up to ``limit`` objects whose delete_at has passed; return their blob ids.
+        """Remove up to ``limit`` objects whose delete_at has passed; return one entry per
+        object removed: its blob id for the caller to delete, or "" when nothing is left
+        for the caller (an inline blob, deleted here; a current object pointing at a version).
 
         One write transaction: each row is deleted only if it is still expired (a PUT
         or POST may have replaced it since), so several workers reaping at once never
@@ -479,10 +481,10 @@ class ObjectsMixin(SQLiteBase):
                 ).fetchone()
                 if row is not None and row[3] is not None:  # pointed at a version: it keeps the blob
                     self._adjust(c, container, -1, 0)
+                    blobs.append("")
                 elif row is not None:
                     self._adjust(c, container, -1, -self._stored_size(row[1], row[2]))
-                    if self._freed(c, str(row[0])):
-                        blobs.append(str(row[0]))
+                    blobs.append(self._freed(c, str(row[0])))
             return blobs
 
         return await self._tx(fn, frees=True)
