@@ -366,7 +366,8 @@ def parse_blob_url(url: str) -> dict[str, str]:
 
 # inline_max's default, over PostgreSQL and SQLite. On one node an inline PUT waits for
 # one fsync (SQLite's group commit) instead of three (the blob file, its directory, the
-# commit): twice the small PUTs per second (docs/benchmarks.md, sessions 11 and 16)
+# commit): 1.3-2.8x the small PUTs per second, the more the dearer fsyncs are
+# (docs/benchmarks.md, sessions 11 and 16)
 INLINE_MAX_DEFAULT = 64 * 1024
 INLINE_MAX_LIMIT = 1024 * 1024  # the largest inline_max: an inline blob is read and written whole
 

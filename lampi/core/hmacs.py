@@ -1,5 +1,5 @@
 """HMAC-SHA256 under keys that sign many messages (RFC 2104), for S3's signatures: the
-server's checks (lampi.s3.sigv4, lampi.s3.body) and the bench's own signer.
+server's checks (lampi.s3.sigv4, lampi.s3.body, lampi.s3.post) and the bench's own signer.
 
 OpenSSL 3 sets an HMAC up anew at each ``hmac.digest`` (~5 µs a call, ~3 of them the
 set-up). A SigV4 signing key serves a day's requests, so its two pad blocks are hashed

@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 import swiftclient
 
+from lampi.config import INLINE_MAX_DEFAULT as INLINE
 from tests.functional.conftest import LampiServer
 
 
@@ -68,9 +69,9 @@ def test_sigkill_during_concurrent_uploads(fresh_server: LampiServer, unique: st
         while not stop.is_set():
             name = f"w{n}/obj{i:04d}"
             i += 1
-            # one upload in three small enough to be an inline blob (inline_max's default,
-            # 64 KiB: bytes committed with the row), the rest blob files
-            size = rng.randint(1, 64 * 1024) if i % 3 == 1 else rng.randint(64 * 1024 + 1, 4 * 1024 * 1024)
+            # one upload in three small enough to be an inline blob (inline_max's default:
+            # bytes committed with the row), the rest blob files
+            size = rng.randint(1, INLINE) if i % 3 == 1 else rng.randint(INLINE + 1, 4 * 1024 * 1024)
             body = os.urandom(size)
             digest = hashlib.md5(body).hexdigest()
             try:
@@ -132,7 +133,7 @@ def test_sigkill_during_concurrent_uploads(fresh_server: LampiServer, unique: st
     code, rep = fsck(fresh_server, "--grace", "0")
     assert code == 0, rep
     assert rep["clean"] and not rep["missing_blobs"] and not rep["size_mismatches"]
-    large = sum(1 for o in listing if o["bytes"] > 64 * 1024)  # the rest are inline blobs
+    large = sum(1 for o in listing if o["bytes"] > INLINE)  # the rest are inline blobs
     assert rep["objects"] == large  # objects whose bytes are blob files
     code, rep = fsck(fresh_server, "--grace", "0")
     assert code == 0, rep
@@ -153,7 +154,8 @@ def test_fsck_reports_missing_and_truncated_blobs(fresh_server: LampiServer, uni
     fresh_server.start()
     conn = connect(fresh_server)
     conn.put_container(unique)
-    # past inline_max's default (64 KiB): blob files of their own
+    # past inline_max's default: blob files of their own
+    assert len(b"good data " * 7000) > INLINE
     good, lost, short = b"good data " * 7000, b"lost data " * 7000, b"short data " * 7000
     conn.put_object(unique, "good", good)
     conn.put_object(unique, "dir/lost", lost)
