@@ -17,11 +17,13 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from aiohttp import web
+
+if TYPE_CHECKING:  # types only: `lampi serve` sets logging up before aiohttp is loaded (lampi.gateway.startup)
+    from aiohttp import web
 
 REDACT_PARAMS = {
     "x-amz-signature",

@@ -113,14 +113,18 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     """
     import signal
 
-    # A stop signal while the server starts (these imports are most of it) is noted, not
-    # fatal: the server stops at its next start-up step and exits 0 (lampi.gateway.server).
+    # A stop signal while the server starts is noted, not fatal: the server stops at its
+    # next start-up step and exits 0 (lampi.gateway.startup).
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
 
-    from lampi.gateway.server import serve as run_server
+    from lampi.gateway import startup
     from lampi.log import setup_logging
+
+    # the server's modules (aiohttp, the front-ends: most of the start-up's CPU) load in a
+    # thread while the start-up steps below bind, bootstrap and clear (lampi.gateway.startup)
+    server = startup.Preload("lampi.gateway.server")
 
     settings = settings_of(ctx, **flags)
     setup_logging(settings.log_level, settings.log_format)
@@ -128,7 +132,7 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     if throwaway is not None:
         settings = dataclasses.replace(settings, data_dir=str(throwaway))
 
-    def announce(s: Settings, boot: Any, took: float) -> None:
+    def announce(s: Settings, boot: Any) -> None:
         dd = str(s.data_path.resolve())
         msg = [
             f"lampi {__version__} listening on {s.base_url()} ({s.workers} worker{'s' if s.workers != 1 else ''})",
@@ -151,7 +155,8 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         click.echo("\n".join(msg), err=True)
 
     try:
-        code = run_server(settings, announce, stopped=lambda: bool(early))
+        started = startup.prepare(settings, stopped=lambda: bool(early))
+        code = started if isinstance(started, int) else server.module().serve(started, announce)
     finally:
         if throwaway is not None:
             shutil.rmtree(throwaway, ignore_errors=True)
@@ -199,7 +204,7 @@ def init(ctx: click.Context, **flags: Any) -> None:
     does, the RC file is pointed at the given host and port (or, if it was lost,
     written again with a new admin password).
     """
-    from lampi.gateway.server import bootstrap
+    from lampi.gateway.startup import bootstrap
 
     settings = settings_of(ctx, **flags)
     boot = bootstrap(settings)

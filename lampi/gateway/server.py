@@ -1,9 +1,9 @@
 """Process model: one listening socket, N worker processes serving it.
 
 The parent binds the socket, bootstraps the data dir (domain, admin project and
-user, RC file), clears leftovers of interrupted uploads (no upload can be in flight
-before the workers start), then serves in-process (1 worker) or forks workers that
-share the socket. SIGTERM/SIGINT: stop accepting, let in-flight requests finish
+user, RC file) and clears leftovers of interrupted uploads (no upload can be in flight
+before the workers start) — ``lampi.gateway.startup``, while this module loads —, then
+serves in-process (1 worker) or forks workers that share the socket. SIGTERM/SIGINT: stop accepting, let in-flight requests finish
 within ``shutdown_timeout``, exit 0 — also when the signal comes during start-up
 (binding, bootstrap, workers coming up): the start-up stops at its next step and
 exits 0, the workers already started stop as usual.
@@ -27,12 +27,8 @@ import gc
 import logging
 import multiprocessing
 import os
-import shlex
 import signal
 import socket
-import ssl
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,188 +36,18 @@ from aiohttp import web
 
 from lampi import metrics
 from lampi.config import Settings
-from lampi.core.identity import Bootstrap, IdentityService
-from lampi.core.storage import namespace_problem as store_namespace_problem
+from lampi.core.identity import Bootstrap
 from lampi.gateway import balance, guard
 from lampi.gateway.app import build_app, build_console
 from lampi.gateway.ops import add_ops_routes, ops_app
+from lampi.gateway.startup import Signals, Started, TLSError, open_stores, tls_context
 from lampi.http.context import STORAGE
 from lampi.log import setup_logging
-from lampi.store.blob.base import BlobStoreUnavailable
-from lampi.store.blob.policies import PolicyBlobStore, open_policy_stores
-from lampi.store.dirlock import DataDirLock
-from lampi.store.fsmodes import make_private
-from lampi.store.keyring import MasterKeyError
-from lampi.store.meta.factory import master_key_source, open_meta
-from lampi.store.meta.base import SchemaError
-from lampi.store.space import MinFree
 
 log = logging.getLogger("lampi.server")
-_dir_lock: DataDirLock | None = None  # the data dir's lock (lampi.store.dirlock), held while serving
+# blocked across a fork: a worker must not run the supervisor's handlers (_worker_entry unblocks them)
+_FORK_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 READ_BUFSIZE = 1024 * 1024
-
-
-def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
-    root = settings.data_path
-    root.mkdir(parents=True, exist_ok=True)
-    meta = open_meta(settings.meta_url, root, create=True, durable=not settings.ephemeral,  # SQLite, or PostgreSQL
-                     master_key=master_key_source(settings))
-    # one blob store per storage policy (lampi.store.blob.policies); uploads leave
-    # min_free_space free, and room for the metadata reserve (lampi.store.space)
-    return meta, open_policy_stores(settings, MinFree(*settings.min_free()), meta.reserve)
-
-
-def bootstrap(settings: Settings) -> Bootstrap:
-    async def run() -> Bootstrap:
-        meta, _ = open_stores(settings)
-        try:
-            meta.keys.check()  # the master key (keys in the database): refused here, in one line
-            if getattr(meta.keys, "imported", None):
-                log.warning("copied the key files of %s into the metadata store (%s), sealed with the master key: "
-                            "they are no longer read from there; keep them with your backups",
-                            settings.data_path / "keys", ", ".join(meta.keys.imported))
-            ident = IdentityService(meta, settings)
-            boot = await ident.bootstrap()
-            refresh_openrc(ident)
-            return boot
-        finally:
-            await meta.close()
-
-    return asyncio.run(run())
-
-
-def namespace_problem(settings: Settings) -> str | None:
-    """Why the store cannot be served with ``settings.bucket_namespace`` (None: it can).
-    The setting is read at every start: a store made in the global namespace can be
-    served per project at any time; back in the global one only while no container name
-    is used by two projects."""
-    async def run() -> str | None:
-        meta, _ = open_stores(settings)
-        try:
-            return await store_namespace_problem(meta, settings.bucket_namespace)
-        finally:
-            await meta.close()
-
-    return asyncio.run(run())
-
-
-def refresh_openrc(ident: IdentityService) -> None:
-    """Point an existing RC file at this server's endpoint and region.
-
-    The file is written once, when the data dir is made (by `lampi init`, perhaps
-    with other settings, or a first `lampi serve`), and the server may be started on
-    another host, port or public URL later; the credentials in it stay as they are.
-    """
-    path = ident.rc_path()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line[len("export "):].partition("=")
-            try:
-                words = shlex.split(value)
-            except ValueError:
-                return  # hand-edited beyond recognition: leave it alone
-            env[key] = words[0] if words else ""
-    user, password, project = env.get("OS_USERNAME"), env.get("OS_PASSWORD"), env.get("OS_PROJECT_NAME")
-    if not (user and password and project):
-        return
-    if ident.openrc_text(user, password, project) != text:
-        try:
-            ident.write_openrc(user, password, project)
-        except OSError as exc:  # a full disk must not keep the server from starting
-            log.warning("could not update %s: %s", path, exc)
-
-
-def clear_partials(settings: Settings) -> int:
-    """Remove the temp files of interrupted uploads. One an upload still holds (another
-    server on this data dir, still finishing its requests) is left alone: its lock says
-    so (lampi.store.blob.fs)."""
-    blobs = open_policy_stores(settings)  # every policy's tmp/
-    try:
-        return sum(blobs.remove_partial(ident) for ident, _mtime in list(blobs.iter_partials()))
-    finally:
-        if "lampi.store.blob.rados" in sys.modules:  # no librados threads across the fork
-            sys.modules["lampi.store.blob.rados"].disconnect()
-
-
-def _uses_rados(settings: Settings) -> bool:
-    return bool(settings.blob_url) or any(spec.url for spec in settings.policies())
-
-
-def _clear_partials_apart(settings: Settings) -> int:
-    """``clear_partials`` in a child process of its own when the workers will be forked
-    from this one and a blob store is RADOS: a worker forked from a process that had
-    used librados (even after shutting its connection down) read large objects ~10x
-    slower than one forked from a process that never had (a 256 MiB GET: 0.85-5 s
-    against 0.38-0.59 s on the same cluster; docs/benchmarks.md, session 6), so the
-    supervisor never touches RADOS itself."""
-    if settings.workers <= 1 or not _uses_rados(settings):
-        return clear_partials(settings)
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        try:
-            send.send(("ok", clear_partials(settings)))
-        except BlobStoreUnavailable as exc:
-            send.send(("unavailable", str(exc)))
-        except BaseException as exc:  # noqa: BLE001 - told to the parent, which raises it
-            send.send(("error", f"{type(exc).__name__}: {exc}"))
-
-    proc = ctx.Process(target=child, name="lampi-clear-partials", daemon=True)
-    proc.start()
-    send.close()
-    try:
-        kind, value = receive.recv()
-    except EOFError:
-        kind, value = "error", f"exited with {proc.exitcode}"
-    finally:
-        proc.join()
-        receive.close()
-    if kind == "ok":
-        return int(value)
-    if kind == "unavailable":
-        raise BlobStoreUnavailable(value)
-    raise RuntimeError(f"clearing interrupted uploads failed: {value}")
-
-
-def bind(settings: Settings, port: int | None = None) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port if port is None else port))
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
-
-
-class TLSError(Exception):
-    """The certificate or key cannot be used (the message names the file and why)."""
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext:
-    """A server context for ``tls_cert``/``tls_key`` (TLS 1.2 or later); TLSError naming
-    the file when one is missing, unreadable, not PEM, or the two do not match."""
-    for what, path in (("tls_cert", settings.tls_cert), ("tls_key", settings.tls_key)):
-        try:
-            with open(path, "rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise TLSError(f"{what} {path}: {exc.strerror or exc}") from None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except ssl.SSLError as exc:
-        raise TLSError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: not a PEM certificate "
-                       f"and its private key ({exc.reason or exc})") from None
-    except OSError as exc:
-        raise TLSError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: {exc.strerror or exc}") from None
-    return ctx
 
 
 class ReloadableTLS:
@@ -247,26 +73,6 @@ class ReloadableTLS:
             return False
         log.info("SIGHUP: certificate reloaded from %s", self.settings.tls_cert)
         return True
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_FORK_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-# set by a stop signal that came before the event loop took the signals over (start-up)
-_stop_requested = False
-
-
-def _note_stop(signum: int, _frame: Any) -> None:
-    global _stop_requested
-    _stop_requested = True
-
-
-# set by a SIGHUP that came before the event loop took it over: reload once serving
-_hup_requested = False
-
-
-def _note_hup(signum: int, _frame: Any) -> None:
-    global _hup_requested
-    _hup_requested = True
 
 
 class _InFlight:
@@ -323,12 +129,12 @@ async def _serve(
     # the loop takes the signals over first thing; one that came before (start-up) counts
     for sig in signals:
         loop.add_signal_handler(sig, on_signal)
-    if _stop_requested:
+    if Signals.stop:
         stop.set()
     tls = ReloadableTLS(settings) if settings.tls_cert else None
     if tls is not None:
         loop.add_signal_handler(signal.SIGHUP, tls.reload)
-        if _hup_requested:
+        if Signals.hup:
             tls.reload()
     ssl_ctx = tls.base if tls is not None else None
     meta, blobs = open_stores(settings)
@@ -397,10 +203,10 @@ async def _serve(
         await runner.cleanup()
         if tls is not None:
             loop.remove_signal_handler(signal.SIGHUP)
-            signal.signal(signal.SIGHUP, _note_hup)  # not the default (exit) while stopping
+            signal.signal(signal.SIGHUP, Signals.note_hup)  # not the default (exit) while stopping
         for sig in signals:
             loop.remove_signal_handler(sig)
-            signal.signal(sig, _note_stop)  # a late signal (executor shutdown) is not a traceback
+            signal.signal(sig, Signals.note_stop)  # a late signal (executor shutdown) is not a traceback
 
 
 def serve_worker(
@@ -441,11 +247,10 @@ def _worker_entry(settings: Settings, sock: socket.socket, s3_sock: socket.socke
                   index: int = 0) -> None:
     # The parent forks with SIGTERM/SIGINT (and SIGHUP) blocked (its own handlers must never
     # run in a worker): note a SIGTERM (a SIGHUP) from now on, then let the pending ones in.
-    global _stop_requested, _hup_requested
-    _stop_requested = False
-    _hup_requested = False
-    signal.signal(signal.SIGTERM, _note_stop)
-    signal.signal(signal.SIGHUP, _note_hup)
+    Signals.stop = False
+    Signals.hup = False
+    signal.signal(signal.SIGTERM, Signals.note_stop)
+    signal.signal(signal.SIGHUP, Signals.note_hup)
     # Ctrl-C reaches the whole process group; the parent relays it as SIGTERM, so a
     # worker must not count it as a second ("hurry up") signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -467,102 +272,24 @@ def _limits(settings: Settings) -> Settings:
     return dataclasses.replace(settings, max_connections=cap)
 
 
-def serve(settings: Settings, announce: Any = None, stopped: Callable[[], bool] | None = None) -> int:
-    """Run the server; 0 after a stop signal (also one during start-up), 1 if it cannot listen.
-
-    ``stopped``: whether a stop signal came before this was called (the caller's own
-    handler noted it, e.g. while importing this module)."""
-    global _stop_requested
-    start = time.monotonic()
-    # Until the workers' event loops take them over, a stop signal only sets a flag,
-    # checked between the start-up steps (no traceback, no half-written bootstrap).
-    _stop_requested = False
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, _note_stop)
-    if stopped is not None and stopped():
-        _stop_requested = True
-    if settings.tls_cert:
-        try:
-            tls_context(settings)  # a bad certificate or key: said now, not in every worker
-        except TLSError as exc:
-            print(f"lampi: cannot serve HTTPS: {exc}", file=sys.stderr)
-            return 2
-        signal.signal(signal.SIGHUP, _note_hup)  # until a loop (or the supervisor) takes it over
-    settings = _limits(settings)
-    try:
-        sock = bind(settings)
-    except OSError as exc:
-        print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
-        return 1
-    extra: dict[str, socket.socket | None] = {"s3": None, "metrics": None, "console": None}
-    for what, port in (("s3", settings.s3_port), ("metrics", settings.metrics_port),
-                       ("console", settings.console_port)):
-        if port:
-            try:
-                extra[what] = bind(settings, port)
-            except OSError as exc:
-                print(f"lampi: cannot listen on {settings.host}:{port}"
-                      f"{' (the console; --console-port 0 turns it off)' if what == 'console' else ''}: "
-                      f"{exc.strerror}", file=sys.stderr)
-                sock.close()
-                for x in extra.values():
-                    if x is not None:
-                        x.close()
-                return 1
-    s3_sock, metrics_sock, console_sock = extra["s3"], extra["metrics"], extra["console"]
-
-    def close_sockets() -> None:
-        sock.close()
-        for x in extra.values():
-            if x is not None:
-                x.close()
-
-    if _stop_requested:
-        close_sockets()
-        return 0
-    make_private(settings.data_path)  # umask 077; a data dir an older version left open is fixed
-    # held (shared) until the last worker stops: `lampi migrate` does not copy a served store
-    global _dir_lock
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    _dir_lock = DataDirLock(settings.data_path)
-    if not _dir_lock.acquire(exclusive=False):
-        print(f"lampi: `lampi migrate` is copying the store in {settings.data_path.resolve()}; start the "
-              "server once it has finished", file=sys.stderr)
-        close_sockets()
-        return 2
-    try:
-        boot = bootstrap(settings)
-    except (SchemaError, MasterKeyError) as exc:  # a database this lampi cannot serve (older schema, no key)
-        print(f"lampi: {exc}", file=sys.stderr)
-        close_sockets()
-        return 2
-    problem = namespace_problem(settings)
-    if problem:
-        print(f"lampi: {problem}", file=sys.stderr)
-        close_sockets()
-        return 2
-    if _stop_requested:
-        close_sockets()
-        return 0
-    try:
-        removed = _clear_partials_apart(settings)
-    except BlobStoreUnavailable as exc:
-        print(f"lampi: {exc}", file=sys.stderr)
-        close_sockets()
-        return 2
-    if removed:
-        log.info("removed %d leftovers of interrupted uploads", removed)
-    if _stop_requested:
-        close_sockets()
+def serve(started: Started, announce: Callable[[Settings, Bootstrap], None] | None = None) -> int:
+    """Serve what ``lampi.gateway.startup.prepare`` made ready: in this process (1 worker)
+    or in forked workers under this one; 0 after a stop signal. ``announce`` (the
+    banner) is called right before the workers start."""
+    settings = _limits(started.settings)
+    if Signals.stop:
+        started.close_sockets()
         return 0
     if announce:
-        announce(settings, boot, time.monotonic() - start)
+        announce(settings, started.boot)
     metrics.setup()  # a private directory for the workers' metrics files, before they fork
     try:
         if settings.workers <= 1:
-            serve_worker(settings, sock, s3_sock=s3_sock, metrics_sock=metrics_sock, console_sock=console_sock)
+            serve_worker(settings, started.sock, s3_sock=started.s3_sock, metrics_sock=started.metrics_sock,
+                         console_sock=started.console_sock)
             return 0
-        return _supervise(settings, sock, s3_sock, metrics_sock, console_sock, close_sockets)
+        return _supervise(settings, started.sock, started.s3_sock, started.metrics_sock, started.console_sock,
+                          started.close_sockets)
     finally:
         metrics.teardown()
 
@@ -630,7 +357,7 @@ def _supervise(settings: Settings, sock: socket.socket, s3_sock: socket.socket |
     signal.signal(signal.SIGINT, stop)
     if settings.tls_cert:
         signal.signal(signal.SIGHUP, relay_hup)
-    if _stop_requested:  # came before ``stop`` was installed
+    if Signals.stop:  # came before ``stop`` was installed
         stopping = True
     for index in range(settings.workers):
         if stopping:

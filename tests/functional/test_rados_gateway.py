@@ -131,7 +131,7 @@ def _maps_librados(pid: int) -> bool:
 
 def test_supervisor_never_loads_librados_its_workers_do(swift: Any, rados_server: tuple[LampiServer, str]) -> None:
     """The supervisor of a 2-worker gateway clears interrupted uploads from the pool in a
-    child of its own (lampi.gateway.server._clear_partials_apart) and never loads librados:
+    child of its own (lampi.gateway.startup._clear_partials_apart) and never loads librados:
     workers forked from a process that had used it read large objects ~10x slower (a 256
     MiB GET 0.85-5 s against 0.35-0.55 s, docs/benchmarks.md, session 6). Its workers,
     which serve the pool, do."""

@@ -56,13 +56,20 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def _schedstat(pid: int) -> tuple[float, float]:
-    """(seconds on a CPU, seconds waiting for one) of the process's main thread."""
+def _cpu(pid: int) -> float:
+    """Seconds on a CPU of a process: every thread, also the ones that ended."""
     try:
-        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    return int(run) / 1e9, int(wait) / 1e9
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _busy() -> float:
+    """Seconds every CPU of the machine spent on anything but idling since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is in user already
 
 
 def test_ready_within_one_second_on_fresh_data_dir(tmp_path: Path) -> None:
@@ -70,14 +77,18 @@ def test_ready_within_one_second_on_fresh_data_dir(tmp_path: Path) -> None:
     (bootstrap: keys, SQLite schema, admin user, RC file). Best of three starts, so a
     busy CI machine's one-off hiccup does not count as a regression.
 
-    On a machine whose CPUs are taken by others (the server's main thread spent over
-    0.2 s waiting for a CPU), wall time measures the machine, not lampi: there the
-    start-up's own CPU time must stay under the limit instead."""
+    On a machine whose CPUs others were using during the start (over 0.2 s of CPU time
+    spent by processes other than the server, its workers and this test), wall time
+    measures the machine, not lampi: there the start-up's own CPU time must fit instead.
+    The start-up works on two cores at once (the server's modules load in a thread
+    while the bootstrap hashes the admin's password, lampi.gateway.startup), so its CPU
+    time over every thread must stay under the limit times two, the cores it has here."""
     walls: list[float] = []
     cpus: list[float] = []
-    waits: list[float] = []
+    others: list[float] = []
     for attempt in range(3):
         port = free_port()
+        busy, mine = _busy(), time.process_time()
         start = time.monotonic()
         proc = spawn_server([*lampi_cmd(), "serve", "--port", str(port), "--data-dir",
                              str(tmp_path / f"d{attempt}")], env=clean_env(),
@@ -85,17 +96,19 @@ def test_ready_within_one_second_on_fresh_data_dir(tmp_path: Path) -> None:
         try:
             wait_ready(f"http://127.0.0.1:{port}", proc)
             walls.append(time.monotonic() - start)
-            cpu, waited = _schedstat(proc.pid)
-            cpus.append(cpu)
-            waits.append(waited)
+            cpus.append(_cpu(proc.pid))
+            server = cpus[-1] + sum(_cpu(k) for k in children(proc.pid))
+            others.append(_busy() - busy - server - (time.process_time() - mine))
         finally:
             assert stop(proc) == 0
         if walls[-1] < READY_LIMIT:
             break
     print(f"\nready after {min(walls):.3f} s (attempts: {', '.join(f'{t:.3f}' for t in walls)}; "
-          f"CPU {', '.join(f'{t:.3f}' for t in cpus)} s; waiting for a CPU {', '.join(f'{t:.3f}' for t in waits)} s)")
-    contended = any(w > 0.2 for w in waits)
-    assert min(walls) < READY_LIMIT or (contended and min(c for c in cpus if c) < READY_LIMIT)
+          f"CPU {', '.join(f'{t:.2f}' for t in cpus)} s; others' CPU meanwhile "
+          f"{', '.join(f'{t:.2f}' for t in others)} s)")
+    contended = any(o > 0.2 for o in others)
+    cores = min(2, len(os.sched_getaffinity(0)))
+    assert min(walls) < READY_LIMIT or (contended and min(c for c in cpus if c) < READY_LIMIT * cores)
 
 
 def test_banner_prints_endpoint_and_openrc_hint(fresh_server: LampiServer) -> None:
