@@ -151,3 +151,22 @@ def test_head_end() -> None:
     assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody") == len(b"GET / HTTP/1.1\r\nA: b\r\n\r\n")
     assert head_end(b"GET / HTTP/1.1\nA: b\n\nbody") == len(b"GET / HTTP/1.1\nA: b\n\n")
     assert head_end(b"GET / HTTP/1.1\r\nA: b\r\n") == -1
+
+
+def test_workers_run_on_uvloop() -> None:
+    """uvloop is a dependency (pyproject.toml): the loop a worker gets is uvloop's; with it
+    unimportable (a platform it does not build on), asyncio's own."""
+    import uvloop
+
+    from lampi.gateway.guard import new_loop
+
+    loop = new_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    code = ("import sys, asyncio; sys.modules['uvloop'] = None\n"
+            "from lampi.gateway.guard import new_loop\n"
+            "loop = new_loop(); print(isinstance(loop, asyncio.SelectorEventLoop)); loop.close()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "True"
