@@ -122,15 +122,15 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     from lampi.gateway import startup
     from lampi.log import setup_logging
 
-    # the server's modules (aiohttp, the front-ends: most of the start-up's CPU) load in a
-    # thread while the start-up steps below bind, bootstrap and clear (lampi.gateway.startup)
-    server = startup.Preload("lampi.gateway.server")
-
     settings = settings_of(ctx, **flags)
     setup_logging(settings.log_level, settings.log_format)
     throwaway = _ephemeral_dir(settings) if settings.ephemeral else None
     if throwaway is not None:
         settings = dataclasses.replace(settings, data_dir=str(throwaway))
+    # the server's modules (aiohttp, the front-ends: most of the start-up's CPU) load in a
+    # thread while the start-up steps below bind, bootstrap and clear (lampi.gateway.startup);
+    # not before the settings are known good: a usage error exits with no import in flight
+    server = startup.Preload("lampi.gateway.server")
 
     def announce(s: Settings, boot: Any) -> None:
         dd = str(s.data_path.resolve())
