@@ -559,7 +559,7 @@ class _SelectorLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop (a dependency wherever it builds: 6.6-7.6% fewer instructions per small
+    """uvloop (a dependency wherever it builds: 6-7.5% fewer instructions per small
     GET, HEAD and DELETE than asyncio's loop, docs/benchmarks.md session 17), else
     asyncio's default loop."""
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop() if uvloop is not None else _SelectorLoop()

@@ -26,7 +26,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -108,9 +108,13 @@ class Started:
     console_sock: socket.socket | None = None
 
     def close_sockets(self) -> None:
-        for x in (self.sock, self.s3_sock, self.metrics_sock, self.console_sock):
-            if x is not None:
-                x.close()
+        _close((self.sock, self.s3_sock, self.metrics_sock, self.console_sock))
+
+
+def _close(socks: Iterable[socket.socket | None]) -> None:
+    for x in socks:
+        if x is not None:
+            x.close()
 
 
 def open_stores(settings: Settings) -> tuple[Any, PolicyBlobStore]:
@@ -301,6 +305,10 @@ def prepare(settings: Settings, stopped: Callable[[], bool] | None = None) -> St
         print(f"lampi: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
     extra: dict[str, socket.socket | None] = {"s3": None, "metrics": None, "console": None}
+
+    def close_sockets() -> None:
+        _close((sock, *extra.values()))
+
     for what, port in (("s3", settings.s3_port), ("metrics", settings.metrics_port),
                        ("console", settings.console_port)):
         if port:
@@ -310,17 +318,8 @@ def prepare(settings: Settings, stopped: Callable[[], bool] | None = None) -> St
                 print(f"lampi: cannot listen on {settings.host}:{port}"
                       f"{' (the console; --console-port 0 turns it off)' if what == 'console' else ''}: "
                       f"{exc.strerror}", file=sys.stderr)
-                sock.close()
-                for x in extra.values():
-                    if x is not None:
-                        x.close()
+                close_sockets()
                 return 1
-
-    def close_sockets() -> None:
-        for x in (sock, *extra.values()):
-            if x is not None:
-                x.close()
-
     if Signals.stop:
         close_sockets()
         return 0
