@@ -72,10 +72,12 @@ def generate_trans_id() -> str:
     return "tx%021x-%010x" % (random.getrandbits(84), int(time.time()))
 
 
-def _stamp(resp: web.StreamResponse, tid: str) -> None:
+def _stamp(resp: web.StreamResponse, tid: str, amz: str = "x-amz-request-id") -> None:
+    """The transaction id under each protocol's name for it (``amz``: S3 sends it in
+    lower case, Swift title-cases every name, ``lampi.swift.handlers.prepare_response``)."""
     resp.headers["X-Trans-Id"] = tid
     resp.headers["X-Openstack-Request-Id"] = tid
-    resp.headers["x-amz-request-id"] = tid
+    resp.headers[amz] = tid
 
 
 @web.middleware
@@ -106,7 +108,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
             resp = request_timeout(request, tid)
         status = resp.status
         if not resp.prepared:
-            _stamp(resp, tid)
+            _stamp(resp, tid, "X-Amz-Request-Id" if request.get(API) == "swift" else "x-amz-request-id")
         return resp
     finally:
         # a virtual-hosted S3 request (<bucket>.<s3_domain>) names its bucket in the Host
@@ -309,11 +311,12 @@ def build_app(settings: Settings, meta: MetaStore, blobs: BlobStore) -> web.Appl
         # streamed responses (object GETs) are prepared inside the handler, before the
         # middleware could stamp them: stamp every response here as it is sent
         tid = request.get(TRANS_ID)
+        swift_api = request.get(API) == "swift"
         if tid and "X-Trans-Id" not in resp.headers:
-            _stamp(resp, tid)
+            _stamp(resp, tid, "X-Amz-Request-Id" if swift_api else "x-amz-request-id")
         for fn in request.get(ON_PREPARE, ()):  # per-request response headers (CORS, TempURL)
             fn(resp)
-        if request.get(API) == "swift":
+        if swift_api:
             swift.prepare_response(request, resp)  # swob's last touches (204 length, 401 realm, ...)
 
     app.on_response_prepare.append(on_response_prepare)

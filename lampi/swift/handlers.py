@@ -101,11 +101,29 @@ def prepare_response(request: web.Request, resp: web.StreamResponse) -> None:
     if (resp.keep_alive and "Connection" not in h
             and request.headers.get("Connection", "").strip().lower() == "keep-alive"):
         h["Connection"] = "keep-alive"
-    items = list(h.items())
-    titled = [(swob_title(k), v) for k, v in items]
-    if titled != items:
-        h.clear()
-        h.extend(titled)
+    # names renamed in place (a header's values keep their order; renamed names move to
+    # the end, which HTTP leaves without meaning): most responses have one or two to
+    # rename (``ETag``), and a rebuilt header list cost ~6% of a Swift HEAD's instructions
+    names = _SWOB_NAMES
+    renames = None
+    for k in h:
+        t = names.get(k)
+        if t is None:
+            t = swob_title(k)
+            if len(names) < _SWOB_NAMES_MAX:
+                names[k] = t
+        if t != k:
+            if renames is None:
+                renames = {k: t}
+            else:
+                renames[k] = t
+    if renames:
+        for k, t in renames.items():
+            h.extend([(t, v) for v in h.popall(k)])
+
+
+_SWOB_NAMES: dict[str, str] = {}  # header name → as swob sends it (``swob_title``), for names seen
+_SWOB_NAMES_MAX = 4096  # past that (object metadata names are the callers'), titled anew each time
 
 
 async def authenticate(request: web.Request) -> Principal | None:

@@ -14,6 +14,8 @@ of these moments would have returned, a few milliseconds earlier, which a concur
 request's write could as well have followed as preceded. And a request sees its own
 writes: every write transaction of the store forgets the whole memo, before and after
 it. Outside a scope (background passes, admin commands) nothing is remembered.
+(The SQLite store keeps container records across requests too, only while meta.db is
+unchanged since they were read: ``ContainersMixin._cached``.)
 
 The memo belongs to the request's task (a ``contextvars`` variable), shared with the
 tasks it starts; it is emptied and closed when the request ends, so such a task

@@ -141,12 +141,60 @@ class ContainersMixin(SQLiteBase):
 
         return await self._tx(fn)
 
+    # SQLite: container records read by this process, by their memo keys ("named", name, project)
+    # and ("container", key): each with the mark of meta.db's committed state
+    # (``SQLiteBase.changes``) taken before the read. While the mark is the same, no
+    # transaction has committed since, in any process, so the record is what a read
+    # would return now: an object GET or HEAD reads its container from here instead of
+    # from the database (a statement and the record built: ~11% of a Swift HEAD's
+    # instructions, docs/benchmarks.md session 18). Any commit (an object written into
+    # the container moves its counts) changes the mark, so the next request reads anew.
+    # The records are shared: never change one (or its ``meta``) in place.
+    _CACHE_MAX = 1024  # records kept; past that all are dropped
+
+    def _cached(self, key: tuple[Any, ...]) -> tuple[Any, bytes | None]:
+        """(the record under ``key`` as the request sees it (its memo, else this process's
+        cache while meta.db is unchanged) or ``memo.MISS``, the mark to file a read with)."""
+        found, _ = memo.get(key)
+        if found is not memo.MISS:
+            return found, None
+        mark = self.changes()
+        if mark is not None:
+            got = self._ccache.get(key)
+            if got is not None and got[0] == mark:
+                return got[1], mark
+        return memo.MISS, mark
+
+    def _keep(self, key: tuple[Any, ...], value: Container | None, mark: bytes | None) -> None:
+        if mark is None:
+            return
+        cache = self._ccache
+        if len(cache) >= self._CACHE_MAX:
+            cache.clear()
+        cache[key] = (mark, value)
+
+    @functools.cached_property
+    def _ccache(self) -> dict[tuple[Any, ...], tuple[bytes, Container | None]]:
+        return {}
+
     async def get_container(self, key: CKey) -> Container | None:
         def fn(c: sqlite3.Connection) -> Container | None:
             row = c.execute(f"SELECT {self._KCOLS} FROM containers WHERE ckey = ?", (key,)).fetchone()
             return None if row is None else self._container(row)
 
-        return await memo.read(("container", key), lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
+        mkey = ("container", key)
+        if self._shared is not None:  # PostgreSQL: reads requests share (memo.Shared)
+            return await memo.read(mkey, lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
+        found, mark = self._cached(mkey)
+        if found is not memo.MISS:
+            if mark is not None:  # from the process's cache: what the request sees from now on
+                memo.put(mkey, found, memo.get(mkey)[1])
+            return found  # type: ignore[no-any-return]
+        _, memo_mark = memo.get(mkey)
+        found = await self._read(fn)
+        self._keep(mkey, found, mark)
+        memo.put(mkey, found, memo_mark)
+        return found
 
     async def find_container(self, name: str, project_id: str | None, obj: str | None = None,
                              body: bool = False) -> Container | None:
@@ -165,11 +213,29 @@ class ContainersMixin(SQLiteBase):
                                 (project_id, name)).fetchone()
             return None if row is None else self._container(row)
 
-        _, mark = memo.get(("container", None))
-        found = await memo.read(("named", name, project_id), lambda: self._read(fn), self._shared)
+        mkey = ("named", name, project_id)
+        if self._shared is not None:  # PostgreSQL: reads requests share (memo.Shared)
+            _, mark0 = memo.get(("container", None))
+            found = await memo.read(mkey, lambda: self._read(fn), self._shared)
+            if found is not None:
+                memo.put(("container", found.key), found, mark0)
+            return found  # type: ignore[no-any-return]
+        found, mark = self._cached(mkey)
+        if found is not memo.MISS:
+            if mark is not None:  # from the process's cache: what the request sees from now on
+                memo_mark = memo.get(mkey)[1]
+                memo.put(mkey, found, memo_mark)
+                if found is not None:
+                    memo.put(("container", found.key), found, memo_mark)
+            return found  # type: ignore[no-any-return]
+        _, memo_mark = memo.get(mkey)
+        found = await self._read(fn)
+        self._keep(mkey, found, mark)
+        memo.put(mkey, found, memo_mark)
         if found is not None:
-            memo.put(("container", found.key), found, mark)
-        return found  # type: ignore[no-any-return]
+            self._keep(("container", found.key), found, mark)
+            memo.put(("container", found.key), found, memo_mark)
+        return found
 
     async def _find_with_object(self, name: str, project_id: str | None, obj: str, body: bool) -> Container | None:
         """The container and its object ``obj`` in one statement (a GET or HEAD of an
