@@ -128,3 +128,29 @@ def _access_lines(server: LampiServer) -> list[dict[str, object]]:
             if rec.get("logger") == "lampi.access":
                 out.append(rec)
     return out
+
+
+def test_a_token_revoked_through_one_worker_is_refused_by_the_other_at_once(two_workers: LampiServer) -> None:
+    """keystoneauth1's session issues the token; it is revoked (DELETE /v3/auth/tokens)
+    through one worker and used at once through the other, whose revoked set was current
+    a moment before."""
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    env = two_workers.openrc()
+    sess = session.Session(auth=v3.Password(
+        auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"], password=env["OS_PASSWORD"],
+        project_name=env["OS_PROJECT_NAME"], user_domain_name="Default", project_domain_name="Default"))
+    writer, reader = _pinned(two_workers)
+    try:
+        for _ in range(3):
+            token = sess.get_token()
+            account = "/v1/AUTH_" + sess.get_project_id()
+            assert _call(reader, "HEAD", account, {"X-Auth-Token": token})[0] == 204
+            assert _call(writer, "DELETE", "/v3/auth/tokens",
+                         {"X-Auth-Token": token, "X-Subject-Token": token})[0] == 204
+            assert _call(reader, "HEAD", account, {"X-Auth-Token": token})[0] == 401
+            sess.invalidate()  # a new token for the next round
+    finally:
+        writer.close()
+        reader.close()

@@ -1,4 +1,4 @@
-"""The SQLite store's container records kept across requests while meta.db is unchanged
+"""The SQLite store's container records (and revoked tokens) kept across requests while the database is unchanged
 (``SQLiteBase.changes``: the wal-index header; ``ContainersMixin._cached``).
 
 A record is served from the process's cache only while no transaction has committed
@@ -162,3 +162,28 @@ async def test_closed_store_stops_using_the_mapping(tmp_path: Path) -> None:
     assert meta.changes() is not None
     await meta.close()
     assert meta.changes() is None
+
+
+async def test_revocations_seen_at_once_from_every_writer(tmp_path: Path) -> None:
+    """The revoked set is kept while revocations.db's wal-index header is unchanged: a
+    revocation by this store, by another worker's, or by another program is seen by
+    the next check."""
+    meta = SQLiteMetaStore(tmp_path / "meta.db")
+    worker2 = SQLiteMetaStore(tmp_path / "meta.db")
+    try:
+        assert await meta.revoked_tokens() == set()
+        assert meta._revoke_watch is not None and meta._revoke_watch.mark() is not None
+        assert await meta.revoked_tokens() == set()  # from the kept set
+        await meta.revoke_token("own", time.time() + 3600)
+        assert await meta.revoked_tokens() == {"own"}
+        await worker2.revoke_token("other-worker", time.time() + 3600)
+        assert await meta.revoked_tokens() == {"own", "other-worker"}
+        script = ("import sqlite3, sys\n"
+                  "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                  "c.execute(\"INSERT INTO revoked (audit_id, expires_at) VALUES ('tool', 9e9)\")\n")
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-c", script, str(tmp_path / "revocations.db")],
+                                check=True, timeout=120)
+        assert await meta.revoked_tokens() == {"own", "other-worker", "tool"}
+    finally:
+        await meta.close()
+        await worker2.close()

@@ -113,6 +113,7 @@ def _forked() -> None:
     # read of its own (SQLiteBase._read)
     for store in list(_WATCHED):
         store._wal = None
+        store._revoke_watch = None
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -144,6 +145,12 @@ class SQLiteBase:
         self.reserve.ensure()
         self._reserve_next = 0.0
         self._revoke_conn = self._opening(lambda: self._open(self._revoke_path, REVOKE_SCHEMA, check_same_thread=False))
+        # revocations.db's wal-index header (``revoked_tokens``): mapped once the set is
+        # first read, while ``_revoke_conn`` (this process's, it read the database
+        # opening it) keeps the "-shm" file from being truncated
+        self._revoke_watch: _WalMark | None = None
+        self._revoke_mark: bytes | None = None
+        self._revoke_pid = os.getpid()
         # create the schema once, synchronously, so start-up errors surface at once
         conn = self._opening(lambda: self._open(self.path, SCHEMA))
         try:
@@ -250,6 +257,15 @@ class SQLiteBase:
             return
         self._wal = wal
         _WATCHED.add(self)
+
+    def _watch_revocations(self) -> None:
+        try:
+            watch = _WalMark(self._revoke_path, self._revoke_conn)
+        except (OSError, ValueError):
+            return
+        if watch.mark() is not None:
+            self._revoke_watch = watch
+            _WATCHED.add(self)
 
     def changes(self) -> bytes | None:
         """A mark of what meta.db was committed to: equal marks mean no transaction
@@ -499,9 +515,10 @@ class SQLiteBase:
             conn.close()
             self._local.conn = None
 
-        wal, self._wal = self._wal, None  # before the connection that keeps its mapping safe
-        if wal is not None:
-            wal.close()
+        for wal in (self._wal, self._revoke_watch):  # before the connections that keep them safe
+            if wal is not None:
+                wal.close()
+        self._wal = self._revoke_watch = None
         try:
             await self._run(_close)
         finally:

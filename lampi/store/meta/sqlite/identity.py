@@ -5,6 +5,7 @@ assignments, token revocations and the identity generation (EC2 credentials are 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from typing import Any
@@ -281,17 +282,29 @@ class IdentityMixin(SQLiteBase):
                 c.execute("COMMIT")
                 # data_version only moves for other connections' commits: reload ours now
                 self._revoke_version = None
+                self._revoke_mark = None
 
         await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def revoked_tokens(self) -> set[str]:
-        """The revoked token audit ids; re-read only when another connection wrote."""
+        """The revoked token audit ids; re-read only when another connection wrote.
+
+        Whether one did: first the wal-index header of revocations.db (``_WalMark``, no
+        statement), then ``PRAGMA data_version``; the header mark is the one taken before
+        the last look that found the set current."""
+        watch = self._revoke_watch
+        mark = None if watch is None else watch.mark()
+        if mark is not None and mark == self._revoke_mark:
+            return self._revoked
         with self._revoke_lock:
             version = self._revoke_conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._revoke_version:
                 rows = self._revoke_conn.execute("SELECT audit_id FROM revoked").fetchall()
                 self._revoked = {r[0] for r in rows}
                 self._revoke_version = version
+            self._revoke_mark = mark
+            if watch is None and self._revoke_pid == os.getpid():
+                self._watch_revocations()
             return self._revoked
 
     def identity_generation(self) -> int:
