@@ -154,6 +154,26 @@ def test_header_of_an_unknown_format_is_not_used(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_a_left_over_header_beside_a_database_not_in_wal_mode_is_not_used(tmp_path: Path) -> None:
+    """A "-shm" file from an earlier WAL session, valid-looking, beside a database now in
+    another journal mode: SQLite no longer writes it, so it would never move."""
+    wal_db = tmp_path / "w.db"
+    conn = sqlite3.connect(wal_db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    assert _WalMark(wal_db, conn).mark() is not None  # a live header
+    header = (tmp_path / "w.db-shm").read_bytes()
+    conn.close()
+    db = tmp_path / "d.db"
+    plain = sqlite3.connect(db, isolation_level=None)
+    try:
+        plain.execute("CREATE TABLE t (x)")
+        (tmp_path / "d.db-shm").write_bytes(header)
+        assert _WalMark(db, plain).mark() is None
+    finally:
+        plain.close()
+
+
 async def test_closed_store_stops_using_the_mapping(tmp_path: Path) -> None:
     meta = SQLiteMetaStore(tmp_path / "meta.db")
     pid = await _project(meta)

@@ -74,15 +74,19 @@ class _WalMark:
     The mapping is made only once a connection of this process (``keeper``) has read
     the database and while it stays open: SQLite truncates the "-shm" file only when a
     connection opens it with no other connection anywhere holding it open, so while
-    ``keeper`` is open the mapped bytes stay in the file (no SIGBUS). A header whose
-    version or init flag is not the documented one is not used (``mark`` is then
-    None, and callers read the database)."""
+    ``keeper`` is open the mapped bytes stay in the file (no SIGBUS). A database not
+    in WAL mode, or a header whose version or init flag is not the documented one, is
+    not used (``mark`` is then None, and callers read the database)."""
 
     __slots__ = ("_map", "keeper")
 
     def __init__(self, path: Path, keeper: sqlite3.Connection) -> None:
         self.keeper = keeper
         self._map: mmap.mmap | None = None
+        # a "-shm" file is live only in WAL mode: one left over beside a database in
+        # another journal mode would never change
+        if str(keeper.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            return
         fd = os.open(str(path) + "-shm", os.O_RDONLY | os.O_CLOEXEC)
         try:
             if os.fstat(fd).st_size < mmap.PAGESIZE:
@@ -250,7 +254,7 @@ class SQLiteBase:
             return
         try:
             wal = _WalMark(self.path, keeper)
-        except (OSError, ValueError):
+        except (OSError, ValueError, sqlite3.Error):
             wal = None
         if wal is None or wal.mark() is None:
             self._wal_tried = now
@@ -261,7 +265,7 @@ class SQLiteBase:
     def _watch_revocations(self) -> None:
         try:
             watch = _WalMark(self._revoke_path, self._revoke_conn)
-        except (OSError, ValueError):
+        except (OSError, ValueError, sqlite3.Error):
             return
         if watch.mark() is not None:
             self._revoke_watch = watch
