@@ -19,8 +19,8 @@ import mmap
 import os
 import queue
 import sqlite3
-import threading
 import sys
+import threading
 import time
 import urllib.parse
 import weakref
