@@ -143,15 +143,65 @@ def test_a_write_by_another_program_is_seen(tmp_path: Path) -> None:
 
 
 def test_header_of_an_unknown_format_is_not_used(tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
-    conn = sqlite3.connect(db)
+    keeper = sqlite3.connect(tmp_path / "w.db", isolation_level=None)  # a WAL connection
     try:
+        keeper.execute("PRAGMA journal_mode=WAL")
+        keeper.execute("CREATE TABLE t (x)")
+        db = tmp_path / "x.db"  # a "-shm" no SQLite connection uses
         (tmp_path / "x.db-shm").write_bytes(b"\x01" * 32768)  # not SQLite's wal-index
-        assert _WalMark(db, conn).mark() is None
-        (tmp_path / "x.db-shm").write_bytes(b"")  # too short to map
-        assert _WalMark(db, conn).mark() is None
+        assert _WalMark(db, keeper).mark() is None
+        (tmp_path / "x.db-shm").write_bytes(b"")  # too short
+        assert _WalMark(db, keeper).mark() is None
     finally:
-        conn.close()
+        keeper.close()
+
+
+_DMS_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)  # the unix VFS's DMS byte
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def test_the_header_reader_keeps_sqlites_lock_on_the_shm_file(tmp_path: Path) -> None:
+    """SQLite's shared lock on the "-shm" file's DMS byte tells other processes the file is
+    in use: one that finds it free truncates and re-initialises the file. Closing any
+    descriptor of the file drops the process's POSIX locks on it, so the header reader
+    must not (in CI, a worker mapping the header died of SIGBUS when ``lampi fsck``
+    re-initialised the file). Checked from another process, as ``lampi fsck`` opens it."""
+    path = tmp_path / "meta.db"
+
+    def probe() -> str:
+        return subprocess.run([sys.executable, "-c", _DMS_PROBE, str(path) + "-shm"], check=True,
+                              capture_output=True, text=True, timeout=120).stdout.strip()
+
+    async def run() -> None:
+        meta = SQLiteMetaStore(path)
+        other: SQLiteMetaStore | None = SQLiteMetaStore(path)  # a second store on the file (tests, tools)
+        assert other is not None
+        try:
+            pid = await _project(meta)
+            await meta.create_container(pid, "c", {}, time.time())
+            await meta.find_container("c", pid)
+            await other.find_container("c", pid)
+            assert meta.changes() is not None and other.changes() is not None
+            assert await meta.revoked_tokens() == set()
+            assert await asyncio.to_thread(probe) == "held"
+            closing, other = other, None
+            await closing.close()  # one store closed: the other's connections keep their lock
+            assert await asyncio.to_thread(probe) == "held"
+            assert meta.changes() is not None
+        finally:
+            await meta.close()
+            if other is not None:
+                await other.close()
+
+    asyncio.run(run())
 
 
 def test_a_left_over_header_beside_a_database_not_in_wal_mode_is_not_used(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
-import mmap
 import os
 import queue
 import sqlite3
@@ -64,60 +63,91 @@ class _Turn:
 _WAL_HEADER = 96
 _WAL_VERSION = 3007000  # iVersion of the wal-index format SQLite has written since 3.7.0
 
+# The "-shm" files this process reads headers from: path -> [descriptor, users].
+# POSIX record locks belong to the process and the file, and closing *any* descriptor
+# of a file drops all of the process's locks on it: SQLite's shared lock on "-shm"
+# (which tells other processes that the file is in use and must not be truncated and
+# re-initialised) would be gone while its connections still use the file. So each file
+# is opened once per process and closed only when the last store using it has closed
+# its connections; a forked child forgets the parent's without closing them.
+_SHM: dict[str, list[int]] = {}
+
+
+def _shm_open(path: str) -> int:
+    entry = _SHM.get(path)
+    if entry is not None:
+        entry[1] += 1
+        return entry[0]
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    _SHM[path] = [fd, 1]
+    return fd
+
+
+def _shm_release(path: str) -> None:
+    entry = _SHM.get(path)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _SHM[path]
+        os.close(entry[0])
+
 
 class _WalMark:
-    """The state a WAL database was committed to, read from its wal-index header in
-    shared memory: the same bytes mean no transaction committed in between, by any
-    process or connection. What ``PRAGMA data_version`` tells, without a statement (a
-    read transaction, its file locks: ~9 us here) — a comparison of 96 bytes.
+    """The state a WAL database was committed to, read from its wal-index header: the
+    same bytes mean no transaction committed in between, by any process or connection.
+    What ``PRAGMA data_version`` tells, without a statement (a read transaction and its
+    file locks: ~9 us here): one ``pread`` of 96 bytes. Read, not mapped: a file
+    truncated under a mapping would kill the process (SIGBUS); a short read is only an
+    unknown mark.
 
-    The mapping is made only once a connection of this process (``keeper``) has read
-    the database and while it stays open: SQLite truncates the "-shm" file only when a
-    connection opens it with no other connection anywhere holding it open, so while
-    ``keeper`` is open the mapped bytes stay in the file (no SIGBUS). A database not
-    in WAL mode, or a header whose version or init flag is not the documented one, is
-    not used (``mark`` is then None, and callers read the database)."""
+    Made after a connection of this process (``keeper``) has read the database in WAL
+    mode. A database in another journal mode, or a header whose version or init flag is
+    not the documented one, is not used (``mark`` is then None, and callers read the
+    database). ``close`` only after the store's connections are closed (``_SHM``)."""
 
-    __slots__ = ("_map", "keeper")
+    __slots__ = ("_fd", "_path", "keeper")
 
     def __init__(self, path: Path, keeper: sqlite3.Connection) -> None:
         self.keeper = keeper
-        self._map: mmap.mmap | None = None
+        self._fd = -1
+        self._path = str(path) + "-shm"
         # a "-shm" file is live only in WAL mode: one left over beside a database in
         # another journal mode would never change
         if str(keeper.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
             return
-        fd = os.open(str(path) + "-shm", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if os.fstat(fd).st_size < mmap.PAGESIZE:
-                return
-            m = mmap.mmap(fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        if int.from_bytes(m[0:4], sys.byteorder) != _WAL_VERSION or m[12] != 1:
-            m.close()
+        fd = _shm_open(self._path)
+        head = os.pread(fd, _WAL_HEADER, 0)
+        if len(head) < _WAL_HEADER or int.from_bytes(head[0:4], sys.byteorder) != _WAL_VERSION or head[12] != 1:
+            _shm_release(self._path)
             return
-        self._map = m
+        self._fd = fd
 
     def mark(self) -> bytes | None:
-        m = self._map
-        return None if m is None else m[:_WAL_HEADER]
+        if self._fd < 0:
+            return None
+        try:
+            head = os.pread(self._fd, _WAL_HEADER, 0)
+        except OSError:
+            return None
+        return head if len(head) == _WAL_HEADER else None
 
     def close(self) -> None:
-        m, self._map = self._map, None
-        if m is not None:
-            m.close()
+        if self._fd >= 0:
+            self._fd = -1
+            _shm_release(self._path)
 
 
 _WATCHED: weakref.WeakSet[SQLiteBase] = weakref.WeakSet()
 
 
 def _forked() -> None:
-    # a forked process holds none of its parent's SQLite locks: it maps anew, after a
-    # read of its own (SQLiteBase._read)
+    # a forked process holds none of its parent's SQLite locks: it reads anew, after a
+    # read of its own (SQLiteBase._read); the parent's descriptors are left open
     for store in list(_WATCHED):
         store._wal = None
         store._revoke_watch = None
+    _SHM.clear()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -519,10 +549,8 @@ class SQLiteBase:
             conn.close()
             self._local.conn = None
 
-        for wal in (self._wal, self._revoke_watch):  # before the connections that keep them safe
-            if wal is not None:
-                wal.close()
-        self._wal = self._revoke_watch = None
+        watches = (self._wal, self._revoke_watch)
+        self._wal = self._revoke_watch = None  # no more reads of the headers
         try:
             await self._run(_close)
         finally:
@@ -534,3 +562,6 @@ class SQLiteBase:
             if rconn is not None:
                 rconn.close()
                 self._local.rconn = None
+            for watch in watches:  # after the connections: closing a "-shm" descriptor drops the process's locks on it
+                if watch is not None:
+                    watch.close()
