@@ -257,3 +257,25 @@ async def test_revocations_seen_at_once_from_every_writer(tmp_path: Path) -> Non
     finally:
         await meta.close()
         await worker2.close()
+
+
+async def test_a_header_it_cannot_use_is_not_tried_again_and_held_until_close(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A header of an unknown version: the cache stays off, the descriptor is kept (closing
+    it would drop SQLite's lock) until the store closes, and no new one per request."""
+    import lampi.store.meta.sqlite.conn as conn_mod
+
+    monkeypatch.setattr(conn_mod, "_WAL_VERSION", 1)  # no SQLite writes this one
+    meta = SQLiteMetaStore(tmp_path / "meta.db")
+    try:
+        pid = await _project(meta)
+        await meta.create_container(pid, "c", {}, time.time())
+        for _ in range(5):
+            await meta.find_container("c", pid)
+            await meta.revoked_tokens()
+        assert meta.changes() is None and meta._revoke_watch is None
+        assert len(meta._unused_watches) == 2  # meta.db's and revocations.db's, once each
+        shm = str(tmp_path / "meta.db") + "-shm"
+        assert conn_mod._SHM[shm][1] == 1
+    finally:
+        await meta.close()
+    assert shm not in conn_mod._SHM  # released with the store

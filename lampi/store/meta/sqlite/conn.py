@@ -106,25 +106,27 @@ class _WalMark:
     not the documented one, is not used (``mark`` is then None, and callers read the
     database). ``close`` only after the store's connections are closed (``_SHM``)."""
 
-    __slots__ = ("_fd", "_path", "keeper")
+    __slots__ = ("_fd", "_ok", "_path", "keeper")
 
     def __init__(self, path: Path, keeper: sqlite3.Connection) -> None:
         self.keeper = keeper
         self._fd = -1
+        self._ok = False
         self._path = str(path) + "-shm"
         # a "-shm" file is live only in WAL mode: one left over beside a database in
         # another journal mode would never change
         if str(keeper.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
             return
-        fd = _shm_open(self._path)
-        head = os.pread(fd, _WAL_HEADER, 0)
-        if len(head) < _WAL_HEADER or int.from_bytes(head[0:4], sys.byteorder) != _WAL_VERSION or head[12] != 1:
-            _shm_release(self._path)
+        self._fd = _shm_open(self._path)  # from here on, released only by ``close``
+        try:
+            head = os.pread(self._fd, _WAL_HEADER, 0)
+        except OSError:
             return
-        self._fd = fd
+        self._ok = (len(head) == _WAL_HEADER and int.from_bytes(head[0:4], sys.byteorder) == _WAL_VERSION
+                    and head[12] == 1)
 
     def mark(self) -> bytes | None:
-        if self._fd < 0:
+        if not self._ok:
             return None
         try:
             head = os.pread(self._fd, _WAL_HEADER, 0)
@@ -133,6 +135,7 @@ class _WalMark:
         return head if len(head) == _WAL_HEADER else None
 
     def close(self) -> None:
+        self._ok = False
         if self._fd >= 0:
             self._fd = -1
             _shm_release(self._path)
@@ -147,6 +150,8 @@ def _forked() -> None:
     for store in list(_WATCHED):
         store._wal = None
         store._revoke_watch = None
+        store._unused_watches = []
+        store._wal_tried = store._revoke_tried = float("-inf")
     _SHM.clear()
 
 
@@ -160,7 +165,8 @@ class SQLiteBase:
     _turn_fd: int | None = None  # the writers' turn file (_writers_turn), per process
     _turn_pid = 0
     _wal: _WalMark | None = None  # this process's view of meta.db's wal-index header (``changes``)
-    _wal_tried = float("-inf")  # when mapping it last failed (monotonic): tried again after a while
+    _wal_tried = float("-inf")  # when reading it was last tried (monotonic): tried again after a while
+    _revoke_tried = float("-inf")  # the same for revocations.db's
 
     def __init__(self, path: str | Path, durable: bool = True) -> None:
         """``durable=False`` (``lampi serve --ephemeral``): ``synchronous=OFF``, no fsync
@@ -185,6 +191,7 @@ class SQLiteBase:
         self._revoke_watch: _WalMark | None = None
         self._revoke_mark: bytes | None = None
         self._revoke_pid = os.getpid()
+        self._unused_watches: list[_WalMark] = []  # opened, no usable header: closed with the store
         # create the schema once, synchronously, so start-up errors surface at once
         conn = self._opening(lambda: self._open(self.path, SCHEMA))
         try:
@@ -278,28 +285,42 @@ class SQLiteBase:
         return result
 
     def _watch(self, keeper: sqlite3.Connection) -> None:
-        """Map the wal-index header (``changes``), ``keeper`` having just read the database."""
+        """Read the wal-index header from now on (``changes``), ``keeper`` having just
+        read the database; tried again 5 s after a failure to open the file."""
         now = time.monotonic()
         if now - self._wal_tried < 5.0:
             return
-        try:
-            wal = _WalMark(self.path, keeper)
-        except (OSError, ValueError, sqlite3.Error):
-            wal = None
-        if wal is None or wal.mark() is None:
-            self._wal_tried = now
-            return
-        self._wal = wal
-        _WATCHED.add(self)
+        self._wal_tried = now
+        wal = self._new_watch(self.path, keeper)
+        if wal is not None:
+            self._wal = wal
 
     def _watch_revocations(self) -> None:
-        try:
-            watch = _WalMark(self._revoke_path, self._revoke_conn)
-        except (OSError, ValueError, sqlite3.Error):
+        now = time.monotonic()
+        if now - self._revoke_tried < 5.0:
             return
-        if watch.mark() is not None:
+        self._revoke_tried = now
+        watch = self._new_watch(self._revoke_path, self._revoke_conn)
+        if watch is not None:
             self._revoke_watch = watch
-            _WATCHED.add(self)
+
+    def _new_watch(self, path: Path, keeper: sqlite3.Connection) -> _WalMark | None:
+        """A header reader for ``path``, or None. One that opened the file but found no
+        header it can use is kept until ``close`` (its descriptor must outlive the
+        connections), and no other is tried for that file."""
+        try:
+            watch = _WalMark(path, keeper)
+        except (OSError, ValueError, sqlite3.Error):
+            return None  # the file could not be opened: nothing held, tried again later
+        _WATCHED.add(self)
+        if watch.mark() is None:
+            self._unused_watches.append(watch)
+            if path == self.path:
+                self._wal_tried = float("inf")
+            else:
+                self._revoke_tried = float("inf")
+            return None
+        return watch
 
     def changes(self) -> bytes | None:
         """A mark of what meta.db was committed to: equal marks mean no transaction
@@ -549,8 +570,9 @@ class SQLiteBase:
             conn.close()
             self._local.conn = None
 
-        watches = (self._wal, self._revoke_watch)
+        watches = (self._wal, self._revoke_watch, *self._unused_watches)
         self._wal = self._revoke_watch = None  # no more reads of the headers
+        self._unused_watches = []
         try:
             await self._run(_close)
         finally:
