@@ -6,6 +6,7 @@ import functools
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lampi.core import errors
@@ -152,18 +153,27 @@ class ContainersMixin(SQLiteBase):
     # The records are shared: never change one (or its ``meta``) in place.
     _CACHE_MAX = 1024  # records kept; past that all are dropped
 
-    def _cached(self, key: tuple[Any, ...]) -> tuple[Any, bytes | None]:
-        """(the record under ``key`` as the request sees it (its memo, else this process's
-        cache while meta.db is unchanged) or ``memo.MISS``, the mark to file a read with)."""
-        found, _ = memo.get(key)
+    async def _cached_read(self, mkey: tuple[Any, ...],
+                           fn: Callable[[sqlite3.Connection], Container | None]) -> Container | None:
+        """The container under ``mkey`` as the request sees it: its memo, else this
+        process's cache while meta.db is unchanged, else read by ``fn``; remembered by the
+        request, under its key too."""
+        found, memo_mark = memo.get(mkey)
         if found is not memo.MISS:
-            return found, None
+            return found  # type: ignore[no-any-return]
         mark = self.changes()
-        if mark is not None:
-            got = self._ccache.get(key)
-            if got is not None and got[0] == mark:
-                return got[1], mark
-        return memo.MISS, mark
+        got = self._ccache.get(mkey) if mark is not None else None
+        if got is not None and got[0] == mark:
+            found = got[1]
+        else:
+            found = await self._read(fn)
+            self._keep(mkey, found, mark)
+            if found is not None:
+                self._keep(("container", found.key), found, mark)
+        memo.put(mkey, found, memo_mark)
+        if found is not None:
+            memo.put(("container", found.key), found, memo_mark)
+        return found  # type: ignore[no-any-return]
 
     def _keep(self, key: tuple[Any, ...], value: Container | None, mark: bytes | None) -> None:
         if mark is None:
@@ -185,16 +195,7 @@ class ContainersMixin(SQLiteBase):
         mkey = ("container", key)
         if self._shared is not None:  # PostgreSQL: reads requests share (memo.Shared)
             return await memo.read(mkey, lambda: self._read(fn), self._shared)  # type: ignore[no-any-return]
-        found, mark = self._cached(mkey)
-        if found is not memo.MISS:
-            if mark is not None:  # from the process's cache: what the request sees from now on
-                memo.put(mkey, found, memo.get(mkey)[1])
-            return found  # type: ignore[no-any-return]
-        _, memo_mark = memo.get(mkey)
-        found = await self._read(fn)
-        self._keep(mkey, found, mark)
-        memo.put(mkey, found, memo_mark)
-        return found
+        return await self._cached_read(mkey, fn)
 
     async def find_container(self, name: str, project_id: str | None, obj: str | None = None,
                              body: bool = False) -> Container | None:
@@ -220,22 +221,7 @@ class ContainersMixin(SQLiteBase):
             if found is not None:
                 memo.put(("container", found.key), found, mark0)
             return found  # type: ignore[no-any-return]
-        found, mark = self._cached(mkey)
-        if found is not memo.MISS:
-            if mark is not None:  # from the process's cache: what the request sees from now on
-                memo_mark = memo.get(mkey)[1]
-                memo.put(mkey, found, memo_mark)
-                if found is not None:
-                    memo.put(("container", found.key), found, memo_mark)
-            return found  # type: ignore[no-any-return]
-        _, memo_mark = memo.get(mkey)
-        found = await self._read(fn)
-        self._keep(mkey, found, mark)
-        memo.put(mkey, found, memo_mark)
-        if found is not None:
-            self._keep(("container", found.key), found, mark)
-            memo.put(("container", found.key), found, memo_mark)
-        return found
+        return await self._cached_read(mkey, fn)
 
     async def _find_with_object(self, name: str, project_id: str | None, obj: str, body: bool) -> Container | None:
         """The container and its object ``obj`` in one statement (a GET or HEAD of an
