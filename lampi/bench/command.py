@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from lampi.bench.auth import resolve, s3_credentials
 from lampi.bench.runner import BenchConfig, Target, run
 from lampi.bench.scenarios import Endpoint, ScenarioSizes, run_scenarios, scenario_ratios
 from lampi.bench.servers import CephNode, ClusterNode, LampiNode, PGNode, RGWNode, SwiftNode, leftovers
-from lampi.bench.util import BenchError, loadavg, machine_info
+from lampi.bench.util import BenchError, loadavg, machine_info, run_loop
 
 MiB = 1024 * 1024
 
@@ -155,7 +154,7 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
             doc["target"] = {"storage_url": creds.storage_url, "auth": creds.method}
         if cfg.phases:
             with progress:
-                doc.update(asyncio.run(run(cfg, targets, progress)))
+                doc.update(run_loop(run(cfg, targets, progress)))
         else:
             doc.update({"phases": [], "setup_errors": []})
         if scenarios:

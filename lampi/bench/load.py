@@ -1,4 +1,6 @@
-"""The load generator: aiohttp client, N concurrent requests, one or more processes.
+"""The load generator: N concurrent requests, one or more processes; small requests over
+plain HTTP through lean keep-alive connections (:mod:`lampi.bench.http1`), the rest
+through aiohttp's client.
 
 A phase is one kind of request over a range of object names. In one process it runs
 on the caller's event loop; with ``procs > 1`` the name range is split across client
@@ -36,7 +38,9 @@ from typing import Any
 
 import aiohttp
 
+from lampi.bench import http1
 from lampi.bench.s3sign import EMPTY_SHA256, UNSIGNED, Signer
+from lampi.bench.util import run_loop
 
 BLOCK = 1 << 20
 MAX_ERROR_SAMPLES = 5
@@ -313,20 +317,59 @@ async def run_chunk(spec: PhaseSpec, counter: Any, barrier: Callable[[], Awaitab
         else:  # pragma: no cover
             raise ValueError(k)
 
+    # small requests over plain HTTP: through lean keep-alive connections (lampi.bench.http1),
+    # one per worker, so the client's own CPU per request stays small beside the server's
+    base = urllib.parse.urlsplit(spec.storage_url)
+    lean = spec.kind in SMALL_KINDS and base.scheme == "http" and base.hostname is not None
+    method = {"put": "PUT", "get": "GET", "head": "HEAD", "delete": "DELETE"}.get(spec.kind, "")
+    payload = small_sha if spec.kind == "put" else EMPTY_SHA256
+    ctype = {"Content-Type": "application/octet-stream"} if spec.kind == "put" else {}
+    prefix = f"{base.path}/{urllib.parse.quote(spec.container)}/"
+
+    async def lean_one(i: int, conn: http1.Connection) -> None:
+        name = spec.name(i)
+        quoted = urllib.parse.quote(name)
+        if signer is None:
+            h = {"Host": base.netloc, "X-Auth-Token": spec.token, **ctype}
+        else:
+            h = {**signer.headers(method, spec.url(name), None, payload), **ctype}
+        r = await conn.request(method, prefix + quoted, h, small_body)
+        if r.status not in expect:
+            error(f"{method} {name}: {r.status} {r.body[:300].decode('utf-8', 'replace').strip()[:200]}")
+            return
+        if spec.kind == "put":
+            res.bytes += spec.size
+        elif spec.kind == "get":
+            res.bytes += len(r.body)
+            if len(r.body) != spec.size:
+                error(f"GET {name}: got {len(r.body)} bytes, expected {spec.size}")
+        elif spec.kind == "head":
+            length = r.header("Content-Length")
+            if length is None or not length.isdigit() or int(length) != spec.size:
+                error(f"HEAD {name}: Content-Length {length}, expected {spec.size}")
+
     work = iter(range(spec.list_repeats) if spec.kind == "list" else range(spec.start, spec.stop))
     large = spec.kind in ("put_large", "get_large")
 
     async def worker() -> None:
-        for i in work:  # a shared iterator: each index is taken once
-            t = time.perf_counter()
-            try:
-                await one(i)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-                error(f"{spec.kind} {i}: {type(exc).__name__}: {exc}")
-            res.latencies.append(time.perf_counter() - t)
-            res.ops += 1
-            if not large:
-                counter.value += 1
+        conn = http1.Connection(base.hostname or "", base.port or 80) if lean else None
+        try:
+            for i in work:  # a shared iterator: each index is taken once
+                t = time.perf_counter()
+                try:
+                    if conn is not None:
+                        await lean_one(i, conn)
+                    else:
+                        await one(i)
+                except (aiohttp.ClientError, http1.ProtocolError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                    error(f"{spec.kind} {i}: {type(exc).__name__}: {exc}")
+                res.latencies.append(time.perf_counter() - t)
+                res.ops += 1
+                if not large:
+                    counter.value += 1
+        finally:
+            if conn is not None:
+                conn.close()
 
     try:
         if barrier is not None:
@@ -349,7 +392,7 @@ def _proc_main(spec: PhaseSpec, counter: Any, ready: Any, go: Any, results: Any)
         return await run_chunk(spec, counter, barrier)
 
     try:
-        results.put(asyncio.run(main()))
+        results.put(run_loop(main()))
     except BaseException as exc:  # report, so the parent does not wait forever
         ready.release()  # in case it failed before the barrier (an extra release is harmless)
         results.put(ChunkResult(errors=1, error_samples=[f"client process: {type(exc).__name__}: {exc}"]))
