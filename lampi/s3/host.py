@@ -47,8 +47,12 @@ def forwarded_https(request: web.Request) -> bool:
 
 
 def host_candidates(request: web.Request) -> list[str]:
+    settings = request.app[SETTINGS]
+    if not settings.trusted_proxies and not settings.public_url:  # the default: Host, nothing else
+        host = request.headers.get("Host", "")
+        return [host] if host else []
     hosts = [request_host(request), request.headers.get("Host", "")]
-    public = request.app[SETTINGS].public_url
+    public = settings.public_url
     if public:
         hosts.append(urlsplit(public).netloc)
     return [h for h in dict.fromkeys(hosts) if h]

@@ -26,6 +26,7 @@ import inspect
 import sqlite3
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -45,6 +46,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_SKEW = 15 * 60
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 UNSIGNED = "UNSIGNED-PAYLOAD"
+_V4_PREFIX = ALGORITHM + " "
 
 # SigV2: sub-resources that are part of the canonicalized resource (botocore's list)
 V2_SUBRESOURCES = frozenset((
@@ -124,13 +126,25 @@ def _split_target(request: web.Request) -> tuple[str, str]:
     return path, query
 
 
-def _canonical_headers(request: web.Request, signed: list[str], host: str | None = None) -> str:
+def _canonical_headers(request: web.Request, signed: Sequence[str], host: str | None = None) -> str:
+    headers = request.headers
     lines = []
     for name in signed:
-        values = [host] if name == "host" and host is not None else request.headers.getall(name, [])
-        v = ",".join(" ".join(x.split()) for x in values)
+        values = [host] if name == "host" and host is not None else headers.getall(name, ())
+        if len(values) == 1:  # the common case, without a generator
+            v = " ".join(values[0].split())
+        else:
+            v = ",".join(" ".join(x.split()) for x in values)
         lines.append(f"{name}:{v}\n")
     return "".join(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_names(signed_headers: str) -> tuple[tuple[str, ...], str]:
+    """SignedHeaders as the names to canonicalise (lower case) and as they are joined in
+    the canonical request; a client sends the same list with every request."""
+    names = tuple(h.strip().lower() for h in signed_headers.split(";") if h.strip())
+    return names, ";".join(names)
 
 
 # strptime costs ~15 µs; every request of the same second carries the same value
@@ -205,6 +219,9 @@ async def _awaited(gen, number: int, cache: _KeyCache) -> int:  # noqa: ANN001
 
 
 _KEY_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per metadata store
+# the store asked last and its cache: a worker has one store, so this spares the weak
+# reference WeakKeyDictionary.get makes per lookup
+_LAST_CACHE: list = [lambda: None, None]
 
 
 async def _principal(request: web.Request, access: str) -> tuple[Credential, Principal]:
@@ -219,9 +236,12 @@ async def _principal(request: web.Request, access: str) -> tuple[Credential, Pri
     gen: int | None = None
     cache: _KeyCache | None = None
     if hasattr(meta, "identity_generation"):
-        cache = _KEY_CACHES.get(meta)
-        if cache is None:
-            cache = _KEY_CACHES[meta] = _KeyCache()
+        last_meta, cache = _LAST_CACHE
+        if last_meta() is not meta:
+            cache = _KEY_CACHES.get(meta)
+            if cache is None:
+                cache = _KEY_CACHES[meta] = _KeyCache()
+            _LAST_CACHE[:] = [weakref.ref(meta), cache]
         try:
             gen = _generation(request, meta, cache)
             if type(gen) is not int and inspect.isawaitable(gen):  # a shared database (PostgreSQL): one row read
@@ -281,9 +301,9 @@ def _mismatch(access: str, sts: str, provided: str, canonical: str | None) -> S3
 async def authenticate(request: web.Request) -> Auth | None:
     """Verify the request's S3 signature; None for an anonymous request."""
     header = request.headers.get("Authorization", "")
-    q = request.query
-    if header.startswith(ALGORITHM + " "):
+    if header.startswith(_V4_PREFIX):
         return await _v4(request, header=header)
+    q = request.query
     if "X-Amz-Algorithm" in q or "X-Amz-Credential" in q:
         return await _v4(request, header=None)
     if header.startswith("AWS "):
@@ -376,13 +396,17 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
                 "X-Amz-Expires": str(expires), "Expires": _iso(t + expires), "ServerTime": _iso(now)})
         payload = request.headers.get("X-Amz-Content-SHA256") or UNSIGNED
     cred, principal = await _principal(request, access)
-    signed = [h.strip().lower() for h in signed_headers.split(";") if h.strip()]
+    signed, signed_joined = _signed_names(signed_headers)
     if "host" not in signed:
         raise S3Error(400, "AuthorizationHeaderMalformed" if header is not None else
                       "AuthorizationQueryParametersError", "The host header must be signed")
     raw_path, raw_query = _split_target(request)
-    pairs = [(k, v) for k, v in _query_pairs(raw_query) if header is not None or k != "X-Amz-Signature"]
-    cquery = "&".join(f"{k}={v}" for k, v in sorted((uri_encode(k, False), uri_encode(v, False)) for k, v in pairs))
+    if raw_query:
+        pairs = [(k, v) for k, v in _query_pairs(raw_query) if header is not None or k != "X-Amz-Signature"]
+        cquery = "&".join(f"{k}={v}" for k, v in sorted((uri_encode(k, False), uri_encode(v, False))
+                                                         for k, v in pairs))
+    else:
+        cquery = ""
     scope = f"{date}/{region}/{service}/aws4_request"
     key = signing_key(cred.secret, date, region, service)
     first: tuple[str, str] | None = None
@@ -391,7 +415,7 @@ async def _v4(request: web.Request, header: str | None) -> Auth:
     for host in host_candidates(request) or [""]:
         cheaders = _canonical_headers(request, signed, host)
         for cpath in _canonical_paths(raw_path):
-            canonical = "\n".join((request.method, cpath, cquery, cheaders, ";".join(signed), payload))
+            canonical = "\n".join((request.method, cpath, cquery, cheaders, signed_joined, payload))
             sts = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(wire(canonical)).hexdigest()))
             sig = hmac_hex(key, sts)
             if hmac.compare_digest(sig, provided.lower()):

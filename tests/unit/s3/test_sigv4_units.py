@@ -59,3 +59,32 @@ def test_authorization_fields_of_an_sdk_header() -> None:
             "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=0123abcd")
     assert sigv4.authorization_fields(text) == (
         "AKID/20261207/us-east-1/s3/aws4_request", "host;x-amz-content-sha256;x-amz-date", "0123abcd")
+
+
+def _canonical_headers_before(headers: dict[str, list[str]], signed: list[str], host: str | None) -> str:
+    """_canonical_headers as it was before its one-value fast path (session 19)."""
+    lines = []
+    for name in signed:
+        values = [host] if name == "host" and host is not None else headers.get(name, [])
+        lines.append(f"{name}:{','.join(' '.join(x.split()) for x in values)}\n")
+    return "".join(lines)
+
+
+_HEADER_VALUES = st.lists(st.text(alphabet=st.sampled_from("ab ,\t;\u00a0x-"), max_size=12), max_size=3)
+
+
+@settings(max_examples=300)
+@given(values=st.dictionaries(st.sampled_from(["x-amz-date", "x-amz-meta-a", "content-md5", "range"]),
+                              _HEADER_VALUES, max_size=4),
+       host=st.one_of(st.none(), st.text(alphabet=st.sampled_from("ab. :1"), max_size=10)))
+def test_canonical_headers_as_before(values: dict[str, list[str]], host: str | None) -> None:
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict([(k, v) for k, vs in values.items() for v in vs])
+    request = make_mocked_request("GET", "/b/k", headers=headers)
+    signed = ["host", "x-amz-date", "x-amz-meta-a", "content-md5", "range"]
+    names, joined = sigv4._signed_names(" Host;X-Amz-Date ;x-amz-meta-a;;content-md5;RANGE")
+    assert list(names) == signed and joined == ";".join(signed)
+    expected = _canonical_headers_before({k: [v for v in vs] for k, vs in values.items()}, signed, host)
+    assert sigv4._canonical_headers(request, names, host) == expected
