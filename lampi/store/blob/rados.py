@@ -55,7 +55,7 @@ from lampi.store.space import FULL_ERRNOS, insufficient
 
 STRIPE = 4 * 1024 * 1024  # as RGW's rgw_obj_stripe_size
 IN_FLIGHT = 4  # stripe writes in flight per writer
-READ_AHEAD = 3  # stripe reads in flight per reader
+READ_AHEAD = 4  # stripe reads in flight per reader (16 MiB: RGW's rgw_get_obj_window_size)
 LEASE = 300  # seconds a writer's lock outlives a crashed gateway
 LOCK = "lampi.writer"
 XATTR = "lampi.blob"
