@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py [--requests 400] [--ops GET,HEAD,DELETE]
                                       [--apis swift,s3] [--json out.json]
+                                      [--keep-dumps DIR]
 
 Starts ``lampi serve --workers 1`` (one process: the event loop, its threads, the
 SQLite writer) of this checkout, or of ``PYTHONPATH`` to compare another version
@@ -53,21 +54,22 @@ def _ctl(pid: int, *args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=300)
 
 
-def _total(out_dir: Path, pid: int, before: set[Path]) -> int:
-    """The instruction total of the dump made since ``before`` was listed."""
+def _total(out_dir: Path, pid: int, before: set[Path]) -> tuple[int, Path]:
+    """The instruction total of the dump made since ``before`` was listed, and the dump."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         new = sorted(set(out_dir.glob(f"cg.{pid}.*")) - before, key=lambda p: p.stat().st_mtime)
         for path in new:
             for line in path.read_text(errors="replace").splitlines():
                 if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
+                    return int(line.split()[1]), path
         time.sleep(0.5)
     raise RuntimeError("callgrind wrote no dump")
 
 
 async def _measure(base: str, pid: int, out_dir: Path, password: str, access: str, secret: str,
-                   requests: int, ops: list[str], apis: list[str]) -> dict[str, dict[str, float]]:
+                   requests: int, ops: list[str], apis: list[str],
+                   keep: Path | None = None) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{base}/auth/v1.0", headers={"X-Auth-User": "admin:admin", "X-Auth-Key": password}) as r:
@@ -116,7 +118,9 @@ async def _measure(base: str, pid: int, out_dir: Path, password: str, access: st
                 _ctl(pid, "--zero")
                 await run(op, api)
                 _ctl(pid, "--dump")
-                total = _total(out_dir, pid, before)
+                total, dump = _total(out_dir, pid, before)
+                if keep is not None:  # for callgrind_annotate: where the instructions went
+                    shutil.copyfile(dump, keep / f"{op.lower()}-{api}.callgrind")
                 results.setdefault(op, {})[api] = total / requests
                 print(f"{op:6} {api:5} {total / requests:12,.0f} instructions per request", flush=True)
     return results
@@ -129,6 +133,8 @@ def main() -> int:
     ap.add_argument("--apis", default="swift,s3", help="comma-separated: swift, s3")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--start-timeout", type=float, default=600, help="seconds the server may take to start")
+    ap.add_argument("--keep-dumps", metavar="DIR",
+                    help="copy each figure's callgrind dump here (<op>-<api>.callgrind), for callgrind_annotate")
     args = ap.parse_args()
     ops = [o.strip().upper() for o in args.ops.split(",") if o.strip()]
     apis = [a.strip().lower() for a in args.apis.split(",") if a.strip()]
@@ -138,6 +144,9 @@ def main() -> int:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is needed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
+    keep = Path(args.keep_dumps).resolve() if args.keep_dumps else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lampi-instr-") as tmp:
         tmpdir = Path(tmp)
         data, out_dir = tmpdir / "data", tmpdir / "callgrind"
@@ -180,7 +189,7 @@ def main() -> int:
             print(f"lampi serve --workers 1 under callgrind: {args.requests} requests per figure, "
                   f"{CONCURRENCY} at a time", flush=True)
             results = asyncio.run(_measure(base, proc.pid, out_dir, password.group(1), access.group(1),
-                                           secret.group(1), args.requests, ops, apis))
+                                           secret.group(1), args.requests, ops, apis, keep))
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:

@@ -568,14 +568,19 @@ def test_instructions_script_counts_swift_and_s3_requests(tmp_path: Path) -> Non
     each API and reports instructions per request: plausible figures (a request runs
     about a million instructions), each one's own (two operations, two APIs)."""
     need_for_bench("valgrind", "callgrind_control")
-    out = tmp_path / "instr.json"
-    proc = _instructions("--requests", "16", "--ops", "HEAD,DELETE", "--json", str(out), timeout=BENCH_TIMEOUT)
+    out, dumps = tmp_path / "instr.json", tmp_path / "dumps"
+    proc = _instructions("--requests", "16", "--ops", "HEAD,DELETE", "--json", str(out), "--keep-dumps", str(dumps),
+                         timeout=BENCH_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = json.loads(out.read_text())["instructions_per_request"]
     assert set(figures) == {"HEAD", "DELETE"} and all(set(v) == {"swift", "s3"} for v in figures.values())
     for op, by_api in figures.items():
         for api, n in by_api.items():
             assert 50_000 < n < 50_000_000, (op, api, n)
+            # the figure's own dump, kept: its total is the figure's, over the 16 requests
+            dump = (dumps / f"{op.lower()}-{api}.callgrind").read_text(errors="replace")
+            total = next(int(line.split()[1]) for line in dump.splitlines() if line.startswith(("summary:", "totals:")))
+            assert total / 16 == pytest.approx(n), (op, api)
     assert "S3 / Swift" in proc.stdout
 
 
