@@ -56,6 +56,7 @@ class _Proto(asyncio.Protocol):
         self._status = 0
         self._length: int | None = None  # None with _chunked False: read to the close
         self._chunked = False
+        self._chunks = bytearray()  # a chunked body's chunks read so far
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,6 +114,7 @@ class _Proto(asyncio.Protocol):
                 continue  # an interim answer: the real one follows
             self._status, self._head = status, head
             self._length, self._chunked = None, False
+            self._chunks = bytearray()
             lower = head.lower()
             if b"\r\nconnection: close" in lower or head.startswith(b"HTTP/1.0"):
                 self.keep_alive = False
@@ -139,32 +141,37 @@ class _Proto(asyncio.Protocol):
             self._finish(body)
 
     def _advance_chunked(self) -> None:
+        """Consume the complete chunks in ``buf`` (each read once, however the body is
+        split into segments), and finish at the last one's trailers."""
         buf = self.buf
-        body = bytearray()
-        pos = 0
         while True:
-            eol = buf.find(b"\r\n", pos)
+            eol = buf.find(b"\r\n")
             if eol < 0:
+                if len(buf) > MAX_HEAD:
+                    self._fail("chunk size line too long")
                 return
             try:
-                size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+                size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
             except ValueError:
+                self._fail("bad chunk size")
+                return
+            if size < 0:
                 self._fail("bad chunk size")
                 return
             if size == 0:
                 end = buf.find(b"\r\n\r\n", eol)  # the trailers' end (none: the CRLF at eol)
                 if end < 0:
-                    if buf[eol: eol + 4] == b"\r\n\r\n":
-                        end = eol
-                    else:
-                        return
+                    if len(buf) > MAX_HEAD + eol:
+                        self._fail("trailers too long")
+                    return
                 del buf[: end + 4]
-                self._finish(bytes(body))
+                body, self._chunks = bytes(self._chunks), bytearray()
+                self._finish(body)
                 return
             if len(buf) < eol + 2 + size + 2:
                 return
-            body += buf[eol + 2: eol + 2 + size]
-            pos = eol + 2 + size + 2
+            self._chunks += buf[eol + 2: eol + 2 + size]
+            del buf[: eol + 2 + size + 2]
 
 
 class Connection:

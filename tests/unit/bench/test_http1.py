@@ -89,6 +89,17 @@ async def test_chunked_body_with_extensions_and_trailers() -> None:
     assert [(r.status, r.body) for r in out] == [(404, b"hello world"), (200, b"abc")]  # type: ignore[union-attr]
 
 
+async def test_chunked_body_of_many_chunks_arriving_a_few_bytes_at_a_time() -> None:
+    """Each chunk is taken out of the buffer once complete (the reader does not parse the
+    body from its first chunk again at every segment): 600 chunks, 3 bytes a segment."""
+    chunks = [f"{i:05d}".encode() * (1 + i % 3) for i in range(600)]
+    a = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n")
+    b = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    out, _ = await run([a, b], [("GET", b""), ("GET", b"")])
+    assert [(r.status, r.body) for r in out] == [(200, b"".join(chunks)), (200, b"ok")]  # type: ignore[union-attr]
+
+
 async def test_interim_100_is_skipped() -> None:
     a = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
     out, _ = await run([a], [("PUT", b"abc")])
@@ -113,6 +124,7 @@ async def test_body_to_the_close() -> None:
     (b"HTTP/1.1 abc OK\r\n\r\n", http1.ProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", http1.ProtocolError),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http1.ProtocolError),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n", http1.ProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", ConnectionResetError),
 ])
 async def test_bad_answers_are_errors_not_hangs(answer: bytes, kind: Callable[..., Exception]) -> None:
