@@ -56,7 +56,8 @@ class _Proto(asyncio.Protocol):
         self._status = 0
         self._length: int | None = None  # None with _chunked False: read to the close
         self._chunked = False
-        self._chunks = bytearray()  # a chunked body's chunks read so far
+        self._chunks = bytearray()  # a chunked body's chunks read so far (emptied as it ends;
+        # an answer that fails closes the connection, this protocol with it)
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,7 +115,6 @@ class _Proto(asyncio.Protocol):
                 continue  # an interim answer: the real one follows
             self._status, self._head = status, head
             self._length, self._chunked = None, False
-            self._chunks = bytearray()
             lower = head.lower()
             if b"\r\nconnection: close" in lower or head.startswith(b"HTTP/1.0"):
                 self.keep_alive = False
@@ -152,10 +152,9 @@ class _Proto(asyncio.Protocol):
                 return
             try:
                 size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
+                if size < 0:
+                    raise ValueError(size)
             except ValueError:
-                self._fail("bad chunk size")
-                return
-            if size < 0:
                 self._fail("bad chunk size")
                 return
             if size == 0:
