@@ -65,7 +65,8 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
     systems = parse_compare(compare)
     clusters = parse_cluster(cluster)
     scenarios = scenarios or []
-    local = bool(systems or scenarios or clusters)  # lampi (and the compared servers) started here
+    # lampi (and the compared servers) started here; --s3 alone: lampi's S3 API beside its Swift
+    local = bool(systems or scenarios or clusters or s3)
     work: Path | None = None
     if local:
         base = Path(work_dir) if work_dir else None

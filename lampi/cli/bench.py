@@ -59,8 +59,9 @@ def _sizes(_ctx: Any, _param: Any, value: Any) -> Any:
 @click.option("--s3-secret-key", default=None, help="S3 secret key [env AWS_SECRET_ACCESS_KEY].")
 @click.option("--s3-region", default=None, help="SigV4 region [env AWS_DEFAULT_REGION; default us-east-1].")
 @click.option("--s3", is_flag=True,
-              help="--compare: also run every phase on lampi's S3 API (an EC2 key pair is made) and "
-                   "report lampi S3/Swift ratios.")
+              help="Also run every phase on lampi's S3 API (an EC2 key pair is made) and report lampi "
+                   "S3/Swift ratios; on its own, only lampi is started here (S3 beside its own Swift, "
+                   "alternating with --rounds).")
 @click.option("--objects", type=int, default=5000, show_default=True, help="Small objects per concurrency level.")
 @click.option("--object-size", default="4KiB", show_default=True, callback=_sizes, help="Small object size.")
 @click.option("--concurrency", default="16,64", show_default=True,
@@ -103,7 +104,8 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
     keys (--s3-access-key/--s3-secret-key or AWS_*). With --compare swift (or rgw, or
     swift,rgw), lampi and a local single-node Swift (Ceph RGW) are started, benchmarked
     side by side and stopped; --cluster 1,2 adds lampi as 1 and 2 gateways over
-    PostgreSQL + RADOS. --scenario times real clients (rclone, swift, aws, s3cmd)
+    PostgreSQL + RADOS; --s3 adds lampi's S3 API (alone: lampi started here, its S3
+    beside its own Swift). --scenario times real clients (rclone, swift, aws, s3cmd)
     on the same servers. Exit status 1 when any request or scenario failed.
     """
     from lampi.bench.command import bench as run_bench
@@ -138,6 +140,13 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
     if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs,
                                                rounds) < 1:
         raise click.UsageError("counts, sizes and concurrency levels must be positive")
+    if opts["compare"] or opts["cluster"] or scenarios or opts["s3"]:
+        remote = [flag for flag, name in (("-A", "auth"), ("--storage-url", "storage_url"), ("--token", "token"),
+                                          ("--s3-endpoint", "s3_endpoint"), ("--server-pid", "server_pids"))
+                  if opts.get(name)]
+        if remote:
+            raise click.UsageError(f"{', '.join(remote)}: --compare, --cluster, --scenario and --s3 benchmark "
+                                   "servers started here, not an endpoint")
     cfg = BenchConfig(objects=objects, object_size=object_size, concurrency=levels, list_objects=list_objects,
                       list_page=list_page, list_repeats=list_repeats, large_size=large_size,
                       large_count=large_count, phases=groups, client_procs=client_procs, rounds=rounds)

@@ -407,6 +407,26 @@ def test_bench_compare_rgw_and_scenarios(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(BENCH_TIMEOUT + 300)
+def test_bench_s3_alone_beside_its_own_swift(tmp_path: Path) -> None:
+    """--s3 alone: lampi started here, its S3 API and its Swift API alternating round by
+    round on the same server, the S3/Swift ratios and issue 15's S3 targets reported."""
+    doc = run_local_bench(tmp_path, "--s3", "--phases", "small,list", "--rounds", "2", *TINY_PHASES)
+    assert set(doc["servers"]) == {"lampi"} and doc["servers"]["lampi"]["idle_pss_mib"] > 0
+    got = {(p["phase"], p["target"]): p for p in doc["phases"]}
+    assert {t for _, t in got} == {"lampi", "lampi-s3"}
+    for t in ("lampi", "lampi-s3"):
+        for ph in ("small-put", "small-get", "small-head", "small-delete", "list"):
+            p = got[(ph, t)]
+            # 20 objects in each of 2 rounds; the listing twice (--list-repeats)
+            assert p["errors"] == 0 and p["ops"] == (2 if ph == "list" else 40), (ph, t, p)
+            assert p["server_cpu_ms_per_op"] >= 0, (ph, t, p)
+    assert {r["phase"] for r in doc["s3_ratios"]} == {"small-put", "small-get", "small-head", "small-delete", "list"}
+    assert "ratios" not in doc and "rgw_ratios" not in doc
+    names = [c["target"] for c in doc["targets"]]
+    assert "lampi S3 small-head c4 within 10% of its Swift figure" in names, names
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT + 300)
 def test_bench_compare_swift_and_rgw(tmp_path: Path) -> None:
     """--compare swift,rgw: the three servers in one run (Swift's S3 through its s3api
     with tempauth's user for the S3 scenarios)."""
@@ -425,7 +445,10 @@ def test_bench_scenario_and_compare_options_checked(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
     for args, words in ((["--compare", "minio"], "--compare"), (["--scenario", "rclone,ftp"], "--scenario"),
                         (["--scenario", "rclone", "--rclone-files", "0"], "positive"),
-                        (["--compare", "rgw", "--rounds", "0"], "positive")):
+                        (["--compare", "rgw", "--rounds", "0"], "positive"),
+                        (["--s3", "-A", "http://127.0.0.1:9/auth/v1.0"], "-A"),
+                        (["--compare", "swift", "--s3-endpoint", "http://127.0.0.1:9"], "--s3-endpoint"),
+                        (["--s3", "--server-pid", "1"], "--server-pid")):
         proc = subprocess.run([*lampi_cmd(), "bench", "--no-progress", "--work-dir", str(tmp_path), *args],
                               capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode != 0 and words in proc.stderr, (args, proc.stderr)
