@@ -67,6 +67,11 @@ def bench(cfg: BenchConfig, *, compare: str | None = None, cluster: str | None =
     scenarios = scenarios or []
     # lampi (and the compared servers) started here; --s3 alone: lampi's S3 API beside its Swift
     local = bool(systems or scenarios or clusters or s3)
+    endpoint = [flag for flag, given in (("-A", auth), ("--storage-url", storage_url), ("--token", token),
+                                         ("--s3-endpoint", s3_endpoint), ("--server-pid", server_pids)) if given]
+    if local and endpoint:
+        raise BenchError(f"{', '.join(endpoint)}: --compare, --cluster, --scenario and --s3 benchmark servers "
+                         "started here, not an endpoint")
     work: Path | None = None
     if local:
         base = Path(work_dir) if work_dir else None

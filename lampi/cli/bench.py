@@ -140,13 +140,6 @@ def bench(concurrency: str, phases: str, no_progress: bool, objects: int, object
     if not levels or min(levels) < 1 or min(objects, list_objects, list_page, list_repeats, large_count, client_procs,
                                                rounds) < 1:
         raise click.UsageError("counts, sizes and concurrency levels must be positive")
-    if opts["compare"] or opts["cluster"] or scenarios or opts["s3"]:
-        remote = [flag for flag, name in (("-A", "auth"), ("--storage-url", "storage_url"), ("--token", "token"),
-                                          ("--s3-endpoint", "s3_endpoint"), ("--server-pid", "server_pids"))
-                  if opts.get(name)]
-        if remote:
-            raise click.UsageError(f"{', '.join(remote)}: --compare, --cluster, --scenario and --s3 benchmark "
-                                   "servers started here, not an endpoint")
     cfg = BenchConfig(objects=objects, object_size=object_size, concurrency=levels, list_objects=list_objects,
                       list_page=list_page, list_repeats=list_repeats, large_size=large_size,
                       large_count=large_count, phases=groups, client_procs=client_procs, rounds=rounds)
